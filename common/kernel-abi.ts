@@ -1,0 +1,73 @@
+// The host side of the kernel ABI "distx-abi-1" (kernels/README.md documents it for authors).
+// Both the scheduler (at registration) and the agent (before running) check modules here,
+// so a bad module is refused once, with a message that says what is wrong.
+
+export const WASM_ABI = "distx-abi-1";
+export const WASM_PAGE_BYTES = 65536;
+
+export const ABI_EXPORTS = {
+  version: "distx_abi_version",
+  alloc: "distx_alloc",
+  outputPtr: "distx_output_ptr",
+  run: "distx_run",
+} as const;
+
+/** The only imports a kernel may ask for: everything else would widen the sandbox. */
+export const ALLOWED_IMPORTS: ReadonlyMap<string, WebAssembly.ImportExportKind> = new Map([
+  ["env.memory", "memory"],
+  ["env.abort", "function"],
+  ["env.seed", "function"],
+]);
+
+export class KernelAbiError extends Error {
+  override readonly name = "KernelAbiError";
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
+
+/** Compiles and checks a module against the ABI. Throws KernelAbiError with the reason. */
+export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_EXPORTS.run): Promise<WebAssembly.Module> {
+  if (bytes.byteLength < 8 || WASM_MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new KernelAbiError("not a WebAssembly module: the bytes do not start with the \\0asm magic number");
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(bytes);
+  } catch (err) {
+    throw new KernelAbiError(`invalid WebAssembly module: ${(err as Error).message}`);
+  }
+  checkWasmKernel(module, entry);
+  return module;
+}
+
+export function checkWasmKernel(module: WebAssembly.Module, entry: string = ABI_EXPORTS.run): void {
+  const imports = WebAssembly.Module.imports(module);
+  for (const imp of imports) {
+    const key = `${imp.module}.${imp.name}`;
+    const kind = ALLOWED_IMPORTS.get(key);
+    if (kind === undefined) {
+      throw new KernelAbiError(
+        `kernel imports ${key} (${imp.kind}); ${WASM_ABI} allows only ${[...ALLOWED_IMPORTS.keys()].join(", ")}`,
+      );
+    }
+    if (kind !== imp.kind) throw new KernelAbiError(`kernel imports ${key} as a ${imp.kind}; it must be a ${kind}`);
+  }
+  if (!imports.some((i) => i.module === "env" && i.name === "memory")) {
+    throw new KernelAbiError(
+      "kernel must import its memory as env.memory (asc --importMemory) so the agent can cap it; it defines its own",
+    );
+  }
+  const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
+  for (const name of [ABI_EXPORTS.version, ABI_EXPORTS.alloc, ABI_EXPORTS.outputPtr, entry]) {
+    if (exports.get(name) !== "function") {
+      throw new KernelAbiError(`kernel does not export the function ${name} required by ${WASM_ABI}`);
+    }
+  }
+}
+
+export function bytesToPages(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / WASM_PAGE_BYTES));
+}
