@@ -35,7 +35,7 @@ export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_E
   }
   let module: WebAssembly.Module;
   try {
-    module = await WebAssembly.compile(bytes);
+    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
     throw new KernelAbiError(`invalid WebAssembly module: ${(err as Error).message}`);
   }

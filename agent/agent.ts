@@ -1,0 +1,257 @@
+// The agent: profiles its host, calibrates, registers with the scheduler and then holds one
+// session stream over which it receives assignments and cancellations and sends heartbeats
+// and task updates. Kernels run in the worker pool; this class only moves messages.
+import os from "node:os";
+import * as grpc from "@grpc/grpc-js";
+import type { AgentConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import type {
+  AgentMessageIn,
+  AgentServiceGrpcClient,
+  Assignment,
+  HardwareProfileIn,
+  SchedulerMessage,
+  TaskUpdateIn,
+} from "../common/types.js";
+import { calibrate, type CalibrationResult } from "./calibrate.js";
+import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
+import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js";
+import { buildProfile, readHost } from "./profile.js";
+import { ModuleCache } from "./wasm/module-cache.js";
+import { useOptimizingWasmTier } from "./wasm/tier.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
+
+const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
+
+export class Agent {
+  private readonly client: AgentServiceGrpcClient;
+  private readonly pool: WorkerPool;
+  private readonly modules: ModuleCache;
+  private readonly cpu = new CpuSampler();
+  private readonly running = new Map<string, { handle?: PoolHandle; cancelled: boolean; attempt: number }>();
+  private session?: Session;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private draining = false;
+  private stopped = false;
+  private sessionEnded?: () => void;
+  nodeId = "";
+  profile?: HardwareProfileIn;
+  calibration?: CalibrationResult;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+  ) {
+    useOptimizingWasmTier();
+    const workers = config.workers || os.availableParallelism();
+    this.pool = new WorkerPool({ size: workers });
+    this.pool.on("restart", () => this.log.warn({ event: "worker_restarted" }, "kernel worker replaced"));
+    const V1 = v1();
+    this.client = new V1.AgentService(config.scheduler, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
+    this.modules = new ModuleCache((id) => this.fetchKernel(id));
+  }
+
+  get workers(): number {
+    return this.pool.size;
+  }
+
+  /** Profiles, calibrates, registers and opens the session. Resolves once the session is open. */
+  async start(): Promise<void> {
+    const raw = await readHost();
+    this.calibration = this.config.calibrate ? await calibrate(this.pool) : undefined;
+    this.profile = buildProfile(raw, this.pool.size, this.config.labels);
+    if (this.calibration) {
+      this.profile.calibration = {
+        kernel: this.calibration.kernel,
+        opsPerSecond: this.calibration.opsPerSecond,
+        wallMs: this.calibration.wallMs,
+      };
+    }
+    this.log.info(
+      {
+        event: "profiled",
+        cpu: this.profile.cpu?.model,
+        logicalCores: this.profile.cpu?.logicalCores,
+        simd: this.profile.cpu?.simd,
+        gpus: this.profile.gpus?.length ?? 0,
+        workers: this.pool.size,
+        calibrationOpsPerSecond: this.calibration?.opsPerSecond,
+      },
+      "host profiled",
+    );
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const deadline = this.config.connectTimeoutMs ? Date.now() + this.config.connectTimeoutMs : Infinity;
+    let delay = 200;
+    for (;;) {
+      try {
+        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number }>((resolve, reject) =>
+          this.client.Register(
+            { profile: this.profile, agentVersion: AGENT_VERSION },
+            { deadline: Date.now() + 5000 },
+            (err, res) => (err || !res ? reject(err ?? new Error("empty reply")) : resolve(res)),
+          ),
+        );
+        this.nodeId = reply.nodeId;
+        this.openSession(reply.heartbeatIntervalMs || 1000);
+        this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler }, "registered with scheduler");
+        return;
+      } catch (err) {
+        if (this.stopped) throw new Error("agent stopped");
+        if (Date.now() + delay > deadline) {
+          throw new Error(`cannot reach the scheduler at ${this.config.scheduler}: ${(err as Error).message}`);
+        }
+        this.log.warn({ event: "register_retry", err: (err as Error).message, retryInMs: delay }, "scheduler not reachable yet");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  private openSession(heartbeatIntervalMs: number): void {
+    const session = this.client.Session();
+    this.session = session;
+    session.write({ hello: { nodeId: this.nodeId } });
+    session.on("data", (msg: SchedulerMessage) => this.onSchedulerMessage(msg));
+    const ended = (why: string) => {
+      if (this.session !== session) return;
+      this.session = undefined;
+      clearInterval(this.heartbeatTimer);
+      this.sessionEnded?.();
+      if (this.stopped) return;
+      // The scheduler has re-placed whatever we held: drop it and start over with a new session.
+      this.log.warn({ event: "session_lost", reason: why }, "lost the scheduler session; reconnecting");
+      for (const entry of this.running.values()) {
+        entry.cancelled = true;
+        entry.handle?.cancel("scheduler session lost");
+      }
+      this.running.clear();
+      void this.connect().catch((err) => {
+        this.log.fatal({ event: "reconnect_failed", err: (err as Error).message }, "giving up on the scheduler");
+        process.exitCode = 1;
+        void this.stop(0);
+      });
+    };
+    session.on("error", (err: grpc.ServiceError) => ended(err.details || err.message));
+    session.on("end", () => ended("scheduler closed the session"));
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    this.sendHeartbeat();
+  }
+
+  private send(msg: AgentMessageIn): void {
+    this.session?.write(msg);
+  }
+
+  private sendHeartbeat(): void {
+    const stats = this.pool.getStats();
+    this.send({
+      heartbeat: {
+        draining: this.draining,
+        load: {
+          cpuUtilization: this.cpu.sample(),
+          memoryUsedBytes: String(memoryUsedBytes()),
+          runningTasks: stats.running,
+          queuedTasks: stats.queued,
+          gpuUtilization: -1,
+          sampledAtMs: Date.now(),
+        },
+      },
+    });
+  }
+
+  private onSchedulerMessage(msg: SchedulerMessage): void {
+    if (msg.assign) void this.runAssignment(msg.assign);
+    else if (msg.cancel) {
+      const { jobId, taskIndexes } = msg.cancel;
+      for (const [key, entry] of this.running) {
+        const [job, index] = key.split("/");
+        if (job !== jobId) continue;
+        if (taskIndexes.length > 0 && !taskIndexes.includes(Number(index))) continue;
+        entry.cancelled = true;
+        entry.handle?.cancel("job cancelled");
+      }
+      this.log.info({ event: "cancel", jobId, tasks: taskIndexes.length || "all" }, "cancellation received");
+    }
+  }
+
+  private async runAssignment(a: Assignment): Promise<void> {
+    const key = taskKey(a.jobId, a.taskIndex);
+    const entry: { handle?: PoolHandle; cancelled: boolean; attempt: number } = { cancelled: false, attempt: a.attempt };
+    this.running.set(key, entry);
+    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">) =>
+      this.send({ update: { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u } });
+    try {
+      const module = await this.modules.get(a.kernelId);
+      if (entry.cancelled) throw new TaskFailure("CANCELLED", "job cancelled");
+      const requested = Number(a.memoryLimitBytes);
+      const maxBytes = this.config.maxMemoryLimitMiB * 1024 * 1024;
+      if (requested > maxBytes) {
+        throw new TaskFailure("MEMORY_LIMIT", `task asks for ${requested} bytes of kernel memory; this agent allows at most ${maxBytes}`);
+      }
+      const handle = this.pool.run({
+        kernelId: a.kernelId,
+        module,
+        input: a.input,
+        timeoutMs: a.timeoutMs || 60_000,
+        memoryLimitBytes: requested || this.config.memoryLimitMiB * 1024 * 1024,
+        seed: a.taskIndex + 1,
+        onStart: (waitMs) => update({ state: "TASK_STATE_RUNNING", waitMs }),
+      });
+      entry.handle = handle;
+      const result = await handle.promise;
+      if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
+      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs });
+    } catch (err) {
+      if (this.running.get(key) !== entry) return;
+      const failure = err instanceof TaskFailure ? err : new TaskFailure("INVALID_KERNEL", (err as Error).message);
+      if (failure.code === "CANCELLED") update({ state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: failure.message } });
+      else {
+        update({ state: "TASK_STATE_FAILED", error: { code: failure.code, message: failure.message } });
+        this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
+      }
+    } finally {
+      if (this.running.get(key) === entry) this.running.delete(key);
+    }
+  }
+
+  private fetchKernel(kernelId: string): Promise<Uint8Array> {
+    return new Promise((resolve, reject) =>
+      this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
+        err || !res ? reject(new Error(`cannot fetch kernel ${kernelId}: ${err?.details ?? "empty reply"}`)) : resolve(res.module),
+      ),
+    );
+  }
+
+  /**
+   * Graceful stop: tell the scheduler we are draining (no new work), let running and queued
+   * tasks finish for up to `graceMs`, report them, then close. Past the grace, workers are stopped
+   * and the scheduler re-places what was left when the session ends.
+   */
+  async stop(graceMs = this.config.drainGraceMs): Promise<void> {
+    if (this.stopped) return;
+    this.draining = true;
+    this.sendHeartbeat();
+    const drained = await Promise.race([
+      this.pool.idle().then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
+    ]);
+    this.stopped = true;
+    this.log.info({ event: "drained", clean: drained, unfinished: this.running.size }, drained ? "drained" : "drain grace expired");
+    // Let the last updates flush before closing the stream.
+    if (this.session) {
+      const closed = new Promise<void>((r) => (this.sessionEnded = r));
+      this.session.end();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+    clearInterval(this.heartbeatTimer);
+    await this.pool.close();
+    this.client.close();
+  }
+}

@@ -1,0 +1,34 @@
+// A kernel worker thread: keeps compiled modules by kernel id and runs one task at a time,
+// each in a fresh instance with a capped memory. Output buffers are transferred, not copied.
+import { parentPort } from "node:worker_threads";
+import { KernelRunError, runWasmKernel } from "../wasm/run-kernel.js";
+import { useOptimizingWasmTier } from "../wasm/tier.js";
+import type { RunRequest, RunResponse } from "./messages.js";
+
+useOptimizingWasmTier();
+
+const modules = new Map<string, WebAssembly.Module>();
+const port = parentPort;
+if (!port) throw new Error("kernel-worker must run in a worker thread");
+
+port.on("message", (req: RunRequest) => {
+  if (req.module) modules.set(req.kernelId, req.module);
+  const module = modules.get(req.kernelId);
+  const started = performance.now();
+  let reply: RunResponse;
+  if (!module) {
+    reply = { type: "failed", id: req.id, code: "INVALID_KERNEL", message: `worker has no module for ${req.kernelId}`, runMs: 0 };
+    port.postMessage(reply);
+    return;
+  }
+  try {
+    const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
+    const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed });
+    reply = { type: "done", id: req.id, output, runMs: performance.now() - started };
+    port.postMessage(reply, [output]);
+  } catch (err) {
+    const code = err instanceof KernelRunError ? err.code : "TRAP";
+    reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started };
+    port.postMessage(reply);
+  }
+});

@@ -1,0 +1,171 @@
+// The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
+// iteration for streams, and errors that carry the gRPC status code.
+import { readFile } from "node:fs/promises";
+import * as grpc from "@grpc/grpc-js";
+import { statusName } from "../common/errors.js";
+import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import type { DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
+import { TERMINAL_JOB_STATES } from "../common/types.js";
+
+export type { Job, JobEvent, KernelInfo, Node, TaskResult };
+
+export class DistributeXError extends Error {
+  override readonly name = "DistributeXError";
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly method: string,
+  ) {
+    super(`${method}: ${statusName(code)}: ${details}`);
+  }
+  get codeName(): string {
+    return statusName(this.code);
+  }
+}
+
+export interface SubmitOptions {
+  kernelId: string;
+  inputs: Uint8Array[];
+  priority?: number;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  name?: string;
+  resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
+}
+
+export interface ClientOptions {
+  /** Deadline for unary calls, ms. */
+  timeoutMs?: number;
+}
+
+export class DistributeXClient {
+  private readonly stub: DistributeXGrpcClient;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly address: string,
+    options: ClientOptions = {},
+  ) {
+    const V1 = v1();
+    this.stub = new V1.DistributeX(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  private call<Req, Res>(method: string, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = (this.stub as unknown as Record<string, (r: Req, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
+      fn.call(this.stub, req, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err) reject(new DistributeXError(err.code, err.details || err.message, method));
+        else resolve(res as Res);
+      });
+    });
+  }
+
+  /** Waits until the scheduler answers (or the deadline passes). */
+  waitForReady(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.stub.waitForReady(Date.now() + timeoutMs, (err) =>
+        err ? reject(new Error(`scheduler at ${this.address} not reachable: ${err.message}`)) : resolve(),
+      ),
+    );
+  }
+
+  async registerKernel(module: Uint8Array, options: { name?: string; entry?: string } = {}): Promise<{ kernelId: string; alreadyRegistered: boolean }> {
+    return this.call("RegisterKernel", { module, name: options.name ?? "", entry: options.entry ?? "", kind: "KERNEL_KIND_WASM", abi: "" });
+  }
+
+  /** Registers a built .wasm file; takes the name from its manifest when one sits beside it. */
+  async registerKernelFile(wasmPath: string): Promise<{ kernelId: string; alreadyRegistered: boolean; name: string }> {
+    const bytes = await readFile(wasmPath);
+    let name = wasmPath.replace(/^.*\//, "").replace(/\.wasm$/, "");
+    try {
+      const manifest = JSON.parse(await readFile(wasmPath.replace(/\.wasm$/, ".manifest.json"), "utf8")) as { name?: string };
+      if (manifest.name) name = manifest.name;
+    } catch {
+      // no manifest: the file name will do
+    }
+    return { ...(await this.registerKernel(bytes, { name })), name };
+  }
+
+  getKernel(kernelId: string): Promise<KernelInfo> {
+    return this.call("GetKernel", { kernelId });
+  }
+
+  async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
+    const r = options.resources ?? {};
+    return this.call("SubmitJob", {
+      kernelId: options.kernelId,
+      tasks: options.inputs.map((data) => ({ data })),
+      priority: options.priority ?? 0,
+      timeoutMs: options.timeoutMs ?? 0,
+      maxAttempts: options.maxAttempts ?? 0,
+      name: options.name ?? "",
+      resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
+    });
+  }
+
+  getJob(jobId: string): Promise<Job> {
+    return this.call("GetJob", { jobId });
+  }
+
+  async listJobs(limit = 50): Promise<Job[]> {
+    return (await this.call<unknown, { jobs: Job[] }>("ListJobs", { limit })).jobs;
+  }
+
+  cancelJob(jobId: string): Promise<Job> {
+    return this.call("CancelJob", { jobId });
+  }
+
+  async listNodes(includeDown = false): Promise<Node[]> {
+    return (await this.call<unknown, { nodes: Node[] }>("ListNodes", { includeDown })).nodes;
+  }
+
+  /** All results of a job, fetched in pages, ordered by task index. */
+  async getResults(jobId: string, pageSize = 1000): Promise<TaskResult[]> {
+    const out: TaskResult[] = [];
+    for (let offset = 0; ; offset += pageSize) {
+      const page = await this.call<unknown, { results: TaskResult[] }>("GetResults", { jobId, offset, limit: pageSize });
+      out.push(...page.results);
+      const job = await this.getJob(jobId);
+      if (offset + pageSize >= job.taskCount) break;
+    }
+    return out;
+  }
+
+  /** Streams a job's events: a job snapshot first, then task changes, ending when the job ends. */
+  async *watchJob(jobId: string): AsyncGenerator<JobEvent> {
+    const stream = this.stub.WatchJob({ jobId });
+    try {
+      for await (const ev of stream as AsyncIterable<JobEvent>) yield ev;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (typeof e.code === "number") throw new DistributeXError(e.code, e.details || e.message, "WatchJob");
+      throw err;
+    } finally {
+      stream.cancel();
+    }
+  }
+
+  /** Waits for a job to end, calling `onEvent` for every event; returns the final job. */
+  async waitForJob(jobId: string, onEvent?: (ev: JobEvent) => void): Promise<Job> {
+    let last: Job | undefined;
+    for await (const ev of this.watchJob(jobId)) {
+      onEvent?.(ev);
+      if (ev.job) last = ev.job;
+      if (last && TERMINAL_JOB_STATES.has(last.state)) return last;
+    }
+    // The stream ended without a final snapshot (e.g. the scheduler went away): ask directly.
+    return this.getJob(jobId);
+  }
+
+  /** Submits, waits for the job to end and returns it with its results. */
+  async run(options: SubmitOptions, onEvent?: (ev: JobEvent) => void): Promise<{ job: Job; results: TaskResult[] }> {
+    const { jobId } = await this.submitJob(options);
+    const job = await this.waitForJob(jobId, onEvent);
+    return { job, results: await this.getResults(jobId) };
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+}

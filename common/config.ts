@@ -1,0 +1,152 @@
+// Configuration: defaults < optional JSON file < environment (DISTX_*) < command-line flags.
+// Every source is validated by one zod schema per role, and an error names the field,
+// the bad value and where it came from, e.g. `workers: must be ≥ 1 (got 0 from env DISTX_WORKERS)`.
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    message: string,
+    readonly issues: { field: string; message: string; source: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const boolFromString = z.preprocess((v) => {
+  if (typeof v !== "string") return v;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  return v;
+}, z.boolean());
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(min, `must be ≥ ${min}`).max(max, `must be ≤ ${max}`);
+
+const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
+
+/** "host:port", with a numeric port. */
+export const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:7070");
+
+const labels = z.preprocess((v) => {
+  // From env or flags: "zone=a,tier=gpu".
+  if (typeof v !== "string") return v;
+  const out: Record<string, string> = {};
+  for (const pair of v.split(",").filter(Boolean)) {
+    const [k, ...rest] = pair.split("=");
+    out[(k ?? "").trim()] = rest.join("=").trim();
+  }
+  return out;
+}, z.record(z.string().regex(/^[A-Za-z0-9_.\/-]+$/, "label keys are letters, digits, _ . / -"), z.string()));
+
+export const schedulerConfigSchema = z
+  .object({
+    host: z.string().min(1).default("127.0.0.1"),
+    port: int(0, 65535).default(7070),
+    heartbeatIntervalMs: int(50, 60_000).default(1000),
+    /** An agent that has not been heard from for this long is declared down and its tasks re-placed. */
+    agentTimeoutMs: int(100, 600_000).default(5000),
+    defaultTaskTimeoutMs: int(1, 86_400_000).default(60_000),
+    maxTaskTimeoutMs: int(1, 86_400_000).default(3_600_000),
+    maxTasksPerJob: int(1, 10_000_000).default(100_000),
+    maxJobBytes: int(1, 2 ** 31).default(200 * 1024 * 1024),
+    defaultMaxAttempts: int(1, 100).default(5),
+    /** Tasks an agent may hold beyond its worker count, so workers never wait on the network. */
+    prefetchPerWorker: int(0, 64).default(2),
+    /** How long SIGTERM waits for running jobs before the scheduler stops anyway. */
+    drainGraceMs: int(0, 3_600_000).default(10_000),
+    /** Finished jobs kept for `jobs` and `result` (the in-memory store). */
+    retainFinishedJobs: int(1, 1_000_000).default(1000),
+    queue: z.enum(["memory"]).default("memory"),
+    state: z.enum(["memory"]).default("memory"),
+    logLevel: logLevel.default("info"),
+  })
+  .strict();
+export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
+
+export const agentConfigSchema = z
+  .object({
+    scheduler: hostPort.default("127.0.0.1:7070"),
+    /** Kernel worker threads; 0 means one per logical core. */
+    workers: int(0, 1024).default(0),
+    /** Default per-task memory cap for a kernel instance, in MiB. */
+    memoryLimitMiB: int(1, 65_536).default(256),
+    /** The largest cap a job may ask for, in MiB. */
+    maxMemoryLimitMiB: int(1, 65_536).default(2048),
+    labels: labels.default({}),
+    name: z.string().max(200).optional(),
+    calibrate: boolFromString.default(true),
+    drainGraceMs: int(0, 3_600_000).default(30_000),
+    /** How long to keep retrying the scheduler before giving up at start (0 = forever). */
+    connectTimeoutMs: int(0, 86_400_000).default(30_000),
+    logLevel: logLevel.default("info"),
+  })
+  .strict();
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+type Source = "default" | "file" | "env" | "flag";
+
+export interface LoadConfigOptions {
+  /** Path of a JSON file; its `section` key (or the whole file) holds the settings. */
+  file?: string | undefined;
+  section: "scheduler" | "agent";
+  env?: NodeJS.ProcessEnv;
+  /** Values given on the command line (undefined entries are ignored). */
+  flags?: Record<string, unknown>;
+}
+
+const envName = (key: string) => "DISTX_" + key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+
+export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfigOptions): z.infer<S> {
+  const merged: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  const set = (key: string, value: unknown, source: Source, where: string) => {
+    if (value === undefined) return;
+    merged[key] = value;
+    sources.set(key, `${source} ${where}`.trim());
+  };
+
+  if (options.file) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(options.file, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw new ConfigError(`config file ${options.file} must hold a JSON object`);
+    }
+    const rec = raw as Record<string, unknown>;
+    const section = rec[options.section] ?? (rec.scheduler || rec.agent ? {} : rec);
+    if (typeof section !== "object" || section === null) {
+      throw new ConfigError(`config file ${options.file}: "${options.section}" must be an object`);
+    }
+    for (const [k, v] of Object.entries(section)) set(k, v, "file", options.file);
+  }
+  const env = options.env ?? process.env;
+  for (const key of Object.keys(schema.shape)) {
+    const name = envName(key);
+    if (env[name] !== undefined && env[name] !== "") set(key, env[name], "env", name);
+  }
+  for (const [k, v] of Object.entries(options.flags ?? {})) set(k, v, "flag", "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()));
+
+  const parsed = schema.safeParse(merged);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => {
+    const field = issue.path.join(".") || "(config)";
+    const top = String(issue.path[0] ?? "");
+    const source = sources.get(top) ?? "default";
+    let message = issue.message;
+    if (issue.code === "unrecognized_keys") message = `unknown setting(s): ${issue.keys.join(", ")}`;
+    return { field, message, source };
+  });
+  const lines = issues.map((i) => {
+    const top = i.field.split(".")[0] ?? "";
+    const value = top in merged ? ` (got ${JSON.stringify(merged[top])} from ${i.source})` : "";
+    return `  ${i.field}: ${i.message}${value}`;
+  });
+  throw new ConfigError(`invalid ${options.section} configuration:\n${lines.join("\n")}`, issues);
+}

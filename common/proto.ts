@@ -1,0 +1,39 @@
+// Loads the wire contract from proto/ at run time. The TypeScript types come from
+// proto-loader-gen-types (npm run gen:proto) so the .proto stays the single source of truth.
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import type { ProtoGrpcType } from "../generated/proto/distributex.js";
+import { protoDir, protoFile } from "./paths.js";
+
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [],
+};
+
+let cached: { definition: protoLoader.PackageDefinition; proto: ProtoGrpcType } | undefined;
+
+export function loadContract(): { definition: protoLoader.PackageDefinition; proto: ProtoGrpcType } {
+  if (!cached) {
+    const definition = protoLoader.loadSync(protoFile(), { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir()] });
+    const proto = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+    cached = { definition, proto };
+  }
+  return cached;
+}
+
+export const v1 = () => loadContract().proto.distributex.v1;
+
+/** Allow large task payloads; the scheduler enforces its own job-size limit with a clear message. */
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};

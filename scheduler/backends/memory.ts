@@ -1,0 +1,126 @@
+// The embedded defaults: an in-memory state store and ready queue for a one-machine cluster.
+import type { QueuedTask, StateStore, StoredKernel, StoredResult, TaskQueue } from "./types.js";
+
+export class MemoryStateStore implements StateStore {
+  readonly kind = "memory";
+  private readonly kernels = new Map<string, StoredKernel>();
+  private readonly jobMeta = new Map<string, string>();
+  private readonly results = new Map<string, Map<number, StoredResult>>();
+
+  async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
+    if (this.kernels.has(kernel.kernelId)) return { created: false };
+    this.kernels.set(kernel.kernelId, kernel);
+    return { created: true };
+  }
+
+  async getKernel(kernelId: string): Promise<StoredKernel | undefined> {
+    return this.kernels.get(kernelId);
+  }
+
+  async putJobMeta(jobId: string, meta: string): Promise<void> {
+    this.jobMeta.set(jobId, meta);
+  }
+
+  async getJobMeta(jobId: string): Promise<string | undefined> {
+    return this.jobMeta.get(jobId);
+  }
+
+  async recordResult(jobId: string, result: StoredResult): Promise<boolean> {
+    let byTask = this.results.get(jobId);
+    if (!byTask) this.results.set(jobId, (byTask = new Map()));
+    if (byTask.has(result.taskIndex)) return false;
+    byTask.set(result.taskIndex, result);
+    return true;
+  }
+
+  async getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {
+    const byTask = this.results.get(jobId);
+    if (!byTask) return [];
+    return [...byTask.values()]
+      .filter((r) => r.taskIndex >= offset && r.taskIndex < offset + limit)
+      .sort((a, b) => a.taskIndex - b.taskIndex);
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    this.jobMeta.delete(jobId);
+    this.results.delete(jobId);
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface JobQueue {
+  jobId: string;
+  priority: number;
+  seq: number;
+  items: number[];
+  head: number;
+}
+
+export class MemoryTaskQueue implements TaskQueue {
+  readonly kind = "memory";
+  private readonly byJob = new Map<string, JobQueue>();
+  private order: JobQueue[] = [];
+  private seq = 0;
+  private count = 0;
+
+  pushJob(jobId: string, priority: number, taskIndexes: Iterable<number>): void {
+    let q = this.byJob.get(jobId);
+    if (!q) {
+      q = { jobId, priority, seq: this.seq++, items: [], head: 0 };
+      this.byJob.set(jobId, q);
+      this.order.push(q);
+      this.order.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    }
+    for (const i of taskIndexes) {
+      q.items.push(i);
+      this.count++;
+    }
+  }
+
+  pushFront(task: QueuedTask): void {
+    const q = this.byJob.get(task.jobId);
+    if (!q) {
+      this.pushJob(task.jobId, 0, [task.taskIndex]);
+      return;
+    }
+    if (q.head > 0) q.items[--q.head] = task.taskIndex;
+    else q.items.unshift(task.taskIndex);
+    this.count++;
+  }
+
+  jobs(): string[] {
+    return this.order.filter((q) => q.items.length > q.head).map((q) => q.jobId);
+  }
+
+  take(jobId: string, max: number): number[] {
+    const q = this.byJob.get(jobId);
+    if (!q || max <= 0) return [];
+    const end = Math.min(q.items.length, q.head + max);
+    const out = q.items.slice(q.head, end);
+    q.head = end;
+    this.count -= out.length;
+    if (q.head === q.items.length) {
+      q.items = [];
+      q.head = 0;
+    } else if (q.head > 1024 && q.head * 2 > q.items.length) {
+      q.items = q.items.slice(q.head);
+      q.head = 0;
+    }
+    return out;
+  }
+
+  removeJob(jobId: string): number {
+    const q = this.byJob.get(jobId);
+    if (!q) return 0;
+    const removed = q.items.length - q.head;
+    this.count -= removed;
+    this.byJob.delete(jobId);
+    this.order = this.order.filter((o) => o !== q);
+    return removed;
+  }
+
+  size(): number {
+    return this.count;
+  }
+}

@@ -1,0 +1,61 @@
+// The two backend seams of the scheduler. On one machine both are in memory (memory.ts);
+// a multi-machine cluster implements the same interfaces over Kafka and Redis, and the same
+// contract tests run against every implementation.
+import type { TaskErrorShape } from "../model.js";
+
+export interface StoredKernel {
+  kernelId: string;
+  name: string;
+  kind: "KERNEL_KIND_WASM" | "KERNEL_KIND_GPU";
+  entry: string;
+  abi: string;
+  sizeBytes: number;
+  registeredAtMs: number;
+  module: Buffer;
+}
+
+export interface StoredResult {
+  taskIndex: number;
+  state: "TASK_STATE_SUCCEEDED" | "TASK_STATE_FAILED" | "TASK_STATE_CANCELLED";
+  output: Buffer;
+  error?: TaskErrorShape;
+  nodeId: string;
+  attempt: number;
+  runMs: number;
+}
+
+/** Durable-ish state: kernels, results (recorded once per task), and job metadata snapshots. */
+export interface StateStore {
+  readonly kind: string;
+  putKernel(kernel: StoredKernel): Promise<{ created: boolean }>;
+  getKernel(kernelId: string): Promise<StoredKernel | undefined>;
+  /** Stores a job's metadata (no inputs, no results). Later snapshots replace earlier ones. */
+  putJobMeta(jobId: string, meta: string): Promise<void>;
+  getJobMeta(jobId: string): Promise<string | undefined>;
+  /** Records a task's final result. Only the first record for a task wins; returns whether this one did. */
+  recordResult(jobId: string, result: StoredResult): Promise<boolean>;
+  getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]>;
+  deleteJob(jobId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface QueuedTask {
+  jobId: string;
+  taskIndex: number;
+}
+
+/**
+ * The ready queue: tasks waiting for placement, grouped by job, highest priority first and
+ * first-come first-served within a priority. Retries go to the front of their job.
+ */
+export interface TaskQueue {
+  readonly kind: string;
+  pushJob(jobId: string, priority: number, taskIndexes: Iterable<number>): void;
+  pushFront(task: QueuedTask): void;
+  /** Jobs that have queued tasks, in service order. */
+  jobs(): string[];
+  /** Takes up to `max` task indexes of one job off the queue. */
+  take(jobId: string, max: number): number[];
+  removeJob(jobId: string): number;
+  size(): number;
+}

@@ -1,0 +1,432 @@
+// The scheduler's core: job and task state machines, the dispatch loop that places queued
+// tasks on agents, and recovery when an agent is lost. gRPC handlers (services/) call into it.
+//
+// Guarantees:
+//   * at-least-once execution: a task placed on an agent that dies is queued again;
+//   * its result is recorded once: the first final update wins, later ones are counted and dropped.
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { SchedulerConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import { failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from "../common/errors.js";
+import { isKernelId } from "../common/hash.js";
+import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
+import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
+import {
+  emptyCounts,
+  isTerminalJob,
+  isTerminalTask,
+  type JobRecord,
+  type ResourceNeeds,
+  type TaskErrorShape,
+  type TaskRecord,
+  type TaskStateName,
+} from "./model.js";
+import { chooseNode, filterNodes } from "./placement/index.js";
+import type { NodeEntry, NodeRegistry } from "./registry.js";
+
+export interface SubmitRequest {
+  kernelId: string;
+  inputs: Buffer[];
+  needs: Partial<ResourceNeeds>;
+  priority: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  name: string;
+}
+
+/** Failures that say something about the kernel or input: retrying elsewhere would fail again. */
+const DETERMINISTIC_FAILURES = new Set(["TRAP", "TIMEOUT", "MEMORY_LIMIT", "INVALID_KERNEL"]);
+
+export interface SchedulerCounters {
+  placements: number;
+  retries: number;
+  duplicateResults: number;
+  tasksSucceeded: number;
+  tasksFailed: number;
+}
+
+export class SchedulerCore extends EventEmitter {
+  private readonly jobs = new Map<string, JobRecord>();
+  private readonly finishedOrder: string[] = [];
+  private dispatchScheduled = false;
+  private accepting = true;
+  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0 };
+
+  constructor(
+    private readonly config: SchedulerConfig,
+    readonly registry: NodeRegistry,
+    readonly store: StateStore,
+    private readonly queue: TaskQueue,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    registry.on("ready", () => this.scheduleDispatch());
+    registry.on("capacity", () => this.scheduleDispatch());
+    registry.on("down", (node: NodeEntry, reason: string) => this.onNodeDown(node, reason));
+    registry.on("draining", (node: NodeEntry) => this.log.info({ event: "node_draining", nodeId: node.id }, "node draining"));
+  }
+
+  // ───────────── client operations ─────────────
+
+  async submit(req: SubmitRequest): Promise<JobRecord> {
+    if (!this.accepting) throw unavailable("the scheduler is shutting down and takes no new jobs");
+    if (!isKernelId(req.kernelId)) {
+      throw invalidArgument(`kernel_id must be the 64 lowercase hex digits of a sha256, got ${JSON.stringify(req.kernelId.slice(0, 80))}`);
+    }
+    const kernel = await this.store.getKernel(req.kernelId);
+    if (!kernel) throw notFound(`unknown kernel ${req.kernelId}: register it with RegisterKernel first`);
+    if (req.inputs.length === 0) throw invalidArgument("a job needs at least one task; tasks is empty");
+    if (req.inputs.length > this.config.maxTasksPerJob) {
+      throw resourceExhausted(`job has ${req.inputs.length} tasks; the limit is ${this.config.maxTasksPerJob} (maxTasksPerJob)`);
+    }
+    const totalBytes = req.inputs.reduce((s, b) => s + b.byteLength, 0);
+    if (totalBytes > this.config.maxJobBytes) {
+      throw resourceExhausted(`job inputs total ${totalBytes} bytes; the limit is ${this.config.maxJobBytes} (maxJobBytes)`);
+    }
+    if (!Number.isInteger(req.priority) || req.priority < -100 || req.priority > 100) {
+      throw invalidArgument(`priority must be between -100 and 100, got ${req.priority}`);
+    }
+    if (req.timeoutMs > this.config.maxTaskTimeoutMs) {
+      throw invalidArgument(`timeout_ms ${req.timeoutMs} is above the limit of ${this.config.maxTaskTimeoutMs}`);
+    }
+    if (req.maxAttempts > 100) throw invalidArgument(`max_attempts must be at most 100, got ${req.maxAttempts}`);
+    if (req.name.length > 200) throw invalidArgument("name must be at most 200 characters");
+    const needs: ResourceNeeds = {
+      cores: req.needs.cores ?? 0,
+      memoryBytes: req.needs.memoryBytes ?? 0,
+      gpu: req.needs.gpu ?? false,
+      nodeSelector: req.needs.nodeSelector ?? {},
+      kind: kernel.kind,
+    };
+    if (!Number.isFinite(needs.memoryBytes) || needs.memoryBytes < 0) {
+      throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
+    }
+    const id = `job-${randomUUID()}`;
+    const now = Date.now();
+    const job: JobRecord = {
+      id,
+      name: req.name,
+      kernelId: req.kernelId,
+      state: "JOB_STATE_PENDING",
+      priority: req.priority,
+      timeoutMs: req.timeoutMs || this.config.defaultTaskTimeoutMs,
+      maxAttempts: req.maxAttempts || this.config.defaultMaxAttempts,
+      needs,
+      submittedAtMs: now,
+      startedAtMs: 0,
+      finishedAtMs: 0,
+      retries: 0,
+      counts: { ...emptyCounts(), TASK_STATE_PENDING: req.inputs.length },
+      tasks: req.inputs.map((input, index) => ({
+        index,
+        state: "TASK_STATE_PENDING",
+        attempt: 1,
+        nodeId: "",
+        input,
+        runMs: 0,
+      })),
+    };
+    this.jobs.set(id, job);
+    await this.persist(job);
+    this.queue.pushJob(id, job.priority, job.tasks.map((t) => t.index));
+    this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
+    this.scheduleDispatch();
+    return job;
+  }
+
+  getJob(jobId: string): JobRecord {
+    if (!/^job-[0-9a-f-]{36}$/.test(jobId)) throw invalidArgument(`job_id must look like job-<uuid>, got ${JSON.stringify(jobId.slice(0, 80))}`);
+    const job = this.jobs.get(jobId);
+    if (!job) throw notFound(`no job ${jobId} (finished jobs are kept for the last ${this.config.retainFinishedJobs})`);
+    return job;
+  }
+
+  listJobs(limit: number): JobRecord[] {
+    return [...this.jobs.values()].sort((a, b) => b.submittedAtMs - a.submittedAtMs).slice(0, limit);
+  }
+
+  activeJobs(): number {
+    let n = 0;
+    for (const j of this.jobs.values()) if (!isTerminalJob(j.state)) n++;
+    return n;
+  }
+
+  async cancel(jobId: string): Promise<JobRecord> {
+    const job = this.getJob(jobId);
+    if (isTerminalJob(job.state)) {
+      throw failedPrecondition(`job ${jobId} has already finished (${job.state.replace("JOB_STATE_", "").toLowerCase()}); there is nothing to cancel`);
+    }
+    this.queue.removeJob(jobId);
+    const byNode = new Map<string, number[]>();
+    for (const task of job.tasks) {
+      if (isTerminalTask(task.state)) continue;
+      if (task.nodeId && (task.state === "TASK_STATE_ASSIGNED" || task.state === "TASK_STATE_RUNNING")) {
+        const list = byNode.get(task.nodeId) ?? [];
+        list.push(task.index);
+        byNode.set(task.nodeId, list);
+        this.registry.removeTask(task.nodeId, `${jobId}/${task.index}`, false);
+      }
+      await this.finishTask(job, task, "TASK_STATE_CANCELLED", { code: "CANCELLED", message: "job cancelled" }, Buffer.alloc(0));
+    }
+    for (const [nodeId, indexes] of byNode) {
+      this.registry.get(nodeId)?.send?.({ cancel: { jobId, taskIndexes: indexes } });
+    }
+    this.log.info({ event: "job_cancelled", jobId, runningStopped: [...byNode.values()].reduce((s, l) => s + l.length, 0) }, "job cancelled");
+    return job;
+  }
+
+  async results(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {
+    this.getJob(jobId);
+    return this.store.getResults(jobId, offset, limit);
+  }
+
+  /** Stop taking jobs, then wait for running ones to end (up to graceMs). */
+  async drain(graceMs: number): Promise<boolean> {
+    this.accepting = false;
+    const deadline = Date.now() + graceMs;
+    while (this.activeJobs() > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return this.activeJobs() === 0;
+  }
+
+  // ───────────── agent events ─────────────
+
+  async onTaskUpdate(nodeId: string, u: TaskUpdate): Promise<void> {
+    const job = this.jobs.get(u.jobId);
+    const task = job?.tasks[u.taskIndex];
+    if (!job || !task) return; // a job that was cancelled and forgotten, or garbage
+    const key = `${job.id}/${task.index}`;
+    const state = u.state as TaskStateName;
+    if (state === "TASK_STATE_RUNNING") {
+      if (task.attempt === u.attempt && task.nodeId === nodeId && task.state === "TASK_STATE_ASSIGNED") {
+        this.setTaskState(job, task, "TASK_STATE_RUNNING");
+        if (!job.startedAtMs) job.startedAtMs = Date.now();
+        if (job.state === "JOB_STATE_PENDING") this.setJobState(job, "JOB_STATE_RUNNING");
+        this.emitTask(job, task);
+      }
+      return;
+    }
+    // Any final word from a node frees its slot for that task.
+    this.registry.removeTask(nodeId, key, state === "TASK_STATE_SUCCEEDED");
+    if (isTerminalTask(task.state)) {
+      if (state === "TASK_STATE_SUCCEEDED") {
+        this.counters.duplicateResults++;
+        this.log.debug({ event: "duplicate_result", jobId: job.id, task: task.index, nodeId }, "dropped a second result");
+      }
+      return;
+    }
+    if (state === "TASK_STATE_SUCCEEDED") {
+      // The first result wins even if it comes from an earlier attempt whose node we had given up on.
+      const current = task.nodeId;
+      if (current && current !== nodeId) {
+        this.registry.removeTask(current, key, false);
+        this.registry.get(current)?.send?.({ cancel: { jobId: job.id, taskIndexes: [task.index] } });
+      }
+      task.nodeId = nodeId;
+      task.runMs = u.runMs;
+      task.attempt = u.attempt;
+      await this.finishTask(job, task, "TASK_STATE_SUCCEEDED", undefined, u.output);
+      return;
+    }
+    if (u.attempt !== task.attempt || task.nodeId !== nodeId) return; // stale failure of a superseded attempt
+    if (state === "TASK_STATE_CANCELLED") {
+      // An agent only cancels what we asked it to, or when it shuts down: try elsewhere.
+      await this.retryOrFail(job, task, { code: "AGENT_LOST", message: u.error?.message ?? "agent cancelled the task" });
+      return;
+    }
+    const error: TaskErrorShape = { code: u.error?.code || "INTERNAL", message: u.error?.message || "task failed" };
+    if (DETERMINISTIC_FAILURES.has(error.code)) {
+      task.runMs = u.runMs;
+      await this.finishTask(job, task, "TASK_STATE_FAILED", error, Buffer.alloc(0));
+    } else {
+      await this.retryOrFail(job, task, error);
+    }
+  }
+
+  private async onNodeDown(node: NodeEntry, reason: string): Promise<void> {
+    this.log.warn({ event: "node_down", nodeId: node.id, reason, tasks: node.tasks.size }, "node down; re-placing its tasks");
+    const keys = [...node.tasks];
+    node.tasks.clear();
+    node.assigned = 0;
+    for (const key of keys) {
+      const slash = key.lastIndexOf("/");
+      const job = this.jobs.get(key.slice(0, slash));
+      const task = job?.tasks[Number(key.slice(slash + 1))];
+      if (!job || !task || isTerminalTask(task.state) || task.nodeId !== node.id) continue;
+      await this.retryOrFail(job, task, { code: "AGENT_LOST", message: `node ${node.id} was lost: ${reason}` });
+    }
+    this.emit("node_down", node);
+  }
+
+  private async retryOrFail(job: JobRecord, task: TaskRecord, error: TaskErrorShape): Promise<void> {
+    if (task.attempt >= job.maxAttempts) {
+      await this.finishTask(job, task, "TASK_STATE_FAILED", { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, Buffer.alloc(0));
+      return;
+    }
+    task.attempt++;
+    task.nodeId = "";
+    job.retries++;
+    this.counters.retries++;
+    this.setTaskState(job, task, "TASK_STATE_PENDING");
+    this.emitTask(job, task, error);
+    this.queue.pushFront({ jobId: job.id, taskIndex: task.index });
+    this.scheduleDispatch();
+  }
+
+  // ───────────── dispatch ─────────────
+
+  scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    const ready = this.registry.ready();
+    if (ready.length === 0) return;
+    for (const jobId of this.queue.jobs()) {
+      const job = this.jobs.get(jobId);
+      if (!job || isTerminalJob(job.state)) {
+        this.queue.removeJob(jobId);
+        continue;
+      }
+      const candidates = filterNodes(job.needs, ready);
+      if (candidates.length === 0) continue; // waits until a node that fits arrives
+      const room = candidates.reduce((s, n) => s + Math.max(0, n.capacity - n.assigned), 0);
+      if (room === 0) continue;
+      for (const index of this.queue.take(jobId, room)) {
+        const task = job.tasks[index];
+        if (!task || task.state !== "TASK_STATE_PENDING") continue;
+        const node = chooseNode(candidates);
+        if (!node) {
+          this.queue.pushFront({ jobId, taskIndex: index });
+          break;
+        }
+        this.assign(job, task, node);
+      }
+    }
+  }
+
+  private assign(job: JobRecord, task: TaskRecord, node: NodeEntry): void {
+    task.nodeId = node.id;
+    this.registry.addTask(node, `${job.id}/${task.index}`);
+    this.setTaskState(job, task, "TASK_STATE_ASSIGNED");
+    this.counters.placements++;
+    node.send?.({
+      assign: {
+        jobId: job.id,
+        taskIndex: task.index,
+        attempt: task.attempt,
+        kernelId: job.kernelId,
+        kind: job.needs.kind,
+        input: task.input,
+        timeoutMs: job.timeoutMs,
+        memoryLimitBytes: String(job.needs.memoryBytes),
+      },
+    });
+    this.emitTask(job, task);
+  }
+
+  // ───────────── state bookkeeping ─────────────
+
+  private setTaskState(job: JobRecord, task: TaskRecord, state: TaskStateName): void {
+    job.counts[task.state]--;
+    task.state = state;
+    job.counts[state]++;
+  }
+
+  private async finishTask(job: JobRecord, task: TaskRecord, state: TaskStateName, error: TaskErrorShape | undefined, output: Buffer): Promise<void> {
+    this.setTaskState(job, task, state);
+    task.input = undefined;
+    if (error) {
+      task.error = error;
+      if (!job.firstError && state === "TASK_STATE_FAILED") job.firstError = error;
+    }
+    if (state === "TASK_STATE_SUCCEEDED") this.counters.tasksSucceeded++;
+    if (state === "TASK_STATE_FAILED") this.counters.tasksFailed++;
+    const recorded = await this.store.recordResult(job.id, {
+      taskIndex: task.index,
+      state: state as StoredResult["state"],
+      output,
+      ...(error ? { error } : {}),
+      nodeId: task.nodeId,
+      attempt: task.attempt,
+      runMs: task.runMs,
+    });
+    if (!recorded) this.counters.duplicateResults++;
+    this.emitTask(job, task, error);
+    const c = job.counts;
+    if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED === job.tasks.length && !isTerminalJob(job.state)) {
+      const final = c.TASK_STATE_CANCELLED > 0 ? "JOB_STATE_CANCELLED" : c.TASK_STATE_FAILED > 0 ? "JOB_STATE_FAILED" : "JOB_STATE_SUCCEEDED";
+      job.finishedAtMs = Date.now();
+      this.setJobState(job, final);
+      this.queue.removeJob(job.id);
+      this.log.info(
+        { event: "job_finished", jobId: job.id, state: final, tasks: job.tasks.length, failed: c.TASK_STATE_FAILED, retries: job.retries, ms: job.finishedAtMs - job.submittedAtMs },
+        "job finished",
+      );
+      await this.persist(job);
+      this.retire(job);
+    }
+  }
+
+  private setJobState(job: JobRecord, state: JobRecord["state"]): void {
+    job.state = state;
+    this.emit(`job:${job.id}`, { jobId: job.id, atMs: Date.now(), job: toJobProto(job) } satisfies JobEventIn);
+    this.emit("job_state", job);
+  }
+
+  private emitTask(job: JobRecord, task: TaskRecord, error?: TaskErrorShape): void {
+    if (this.listenerCount(`job:${job.id}`) === 0) return;
+    this.emit(`job:${job.id}`, {
+      jobId: job.id,
+      atMs: Date.now(),
+      task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: error ?? null, runMs: task.runMs },
+    } satisfies JobEventIn);
+  }
+
+  private async persist(job: JobRecord): Promise<void> {
+    const { tasks: _tasks, ...meta } = job;
+    await this.store.putJobMeta(job.id, JSON.stringify(meta));
+  }
+
+  private retire(job: JobRecord): void {
+    this.finishedOrder.push(job.id);
+    while (this.finishedOrder.length > this.config.retainFinishedJobs) {
+      const old = this.finishedOrder.shift()!;
+      this.jobs.delete(old);
+      void this.store.deleteJob(old);
+    }
+  }
+}
+
+export function toJobProto(job: JobRecord): JobIn {
+  const c = job.counts;
+  return {
+    jobId: job.id,
+    name: job.name,
+    kernelId: job.kernelId,
+    state: job.state,
+    taskCount: job.tasks.length,
+    counts: {
+      pending: c.TASK_STATE_PENDING,
+      assigned: c.TASK_STATE_ASSIGNED,
+      running: c.TASK_STATE_RUNNING,
+      succeeded: c.TASK_STATE_SUCCEEDED,
+      failed: c.TASK_STATE_FAILED,
+      cancelled: c.TASK_STATE_CANCELLED,
+    },
+    priority: job.priority,
+    submittedAtMs: job.submittedAtMs,
+    startedAtMs: job.startedAtMs,
+    finishedAtMs: job.finishedAtMs,
+    retries: job.retries,
+    firstError: job.firstError ?? null,
+  };
+}

@@ -1,0 +1,72 @@
+// In-memory shapes the scheduler works with. Wire shapes live in proto/ (see common/types.ts).
+export type TaskStateName =
+  | "TASK_STATE_PENDING"
+  | "TASK_STATE_ASSIGNED"
+  | "TASK_STATE_RUNNING"
+  | "TASK_STATE_SUCCEEDED"
+  | "TASK_STATE_FAILED"
+  | "TASK_STATE_CANCELLED";
+
+export type JobStateName =
+  | "JOB_STATE_PENDING"
+  | "JOB_STATE_RUNNING"
+  | "JOB_STATE_SUCCEEDED"
+  | "JOB_STATE_FAILED"
+  | "JOB_STATE_CANCELLED";
+
+export interface TaskErrorShape {
+  code: string;
+  message: string;
+}
+
+export interface ResourceNeeds {
+  cores: number;
+  memoryBytes: number;
+  gpu: boolean;
+  nodeSelector: Record<string, string>;
+  kind: "KERNEL_KIND_WASM" | "KERNEL_KIND_GPU";
+}
+
+export interface TaskRecord {
+  index: number;
+  state: TaskStateName;
+  attempt: number;
+  nodeId: string;
+  /** Dropped once the task ends, so finished jobs hold no inputs. */
+  input: Buffer | undefined;
+  runMs: number;
+  error?: TaskErrorShape;
+}
+
+export interface JobRecord {
+  id: string;
+  name: string;
+  kernelId: string;
+  state: JobStateName;
+  priority: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  needs: ResourceNeeds;
+  submittedAtMs: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  retries: number;
+  counts: Record<TaskStateName, number>;
+  tasks: TaskRecord[];
+  firstError?: TaskErrorShape;
+}
+
+export const emptyCounts = (): Record<TaskStateName, number> => ({
+  TASK_STATE_PENDING: 0,
+  TASK_STATE_ASSIGNED: 0,
+  TASK_STATE_RUNNING: 0,
+  TASK_STATE_SUCCEEDED: 0,
+  TASK_STATE_FAILED: 0,
+  TASK_STATE_CANCELLED: 0,
+});
+
+export const isTerminalTask = (s: TaskStateName) =>
+  s === "TASK_STATE_SUCCEEDED" || s === "TASK_STATE_FAILED" || s === "TASK_STATE_CANCELLED";
+
+export const isTerminalJob = (s: JobStateName) =>
+  s === "JOB_STATE_SUCCEEDED" || s === "JOB_STATE_FAILED" || s === "JOB_STATE_CANCELLED";

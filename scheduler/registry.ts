@@ -1,0 +1,162 @@
+// The registry of agents: their profiles, liveness (from heartbeats) and the tasks placed on
+// each. A node that misses heartbeats for `agentTimeoutMs`, or whose session ends, goes DOWN
+// and the registry emits "down" so its tasks can be placed again elsewhere.
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
+import type { PlacementNode } from "./placement/index.js";
+
+export type NodeStateName = "NODE_STATE_READY" | "NODE_STATE_DRAINING" | "NODE_STATE_DOWN";
+
+export interface NodeEntry extends PlacementNode {
+  state: NodeStateName;
+  profile: HardwareProfile;
+  load: NodeLoad | undefined;
+  registeredAtMs: number;
+  lastHeartbeatMs: number;
+  completed: number;
+  /** Keys (jobId/index) of tasks placed on this node and not yet finished. */
+  tasks: Set<string>;
+  send?: (msg: SchedulerMessageIn) => void;
+}
+
+export interface RegistryOptions {
+  agentTimeoutMs: number;
+  prefetchPerWorker: number;
+  /** Forget DOWN nodes after this long. */
+  forgetDownAfterMs?: number;
+}
+
+export class NodeRegistry extends EventEmitter {
+  private readonly nodes = new Map<string, NodeEntry>();
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(private readonly options: RegistryOptions) {
+    super();
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.min(1000, Math.floor(this.options.agentTimeoutMs / 4)));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+  }
+
+  register(profile: HardwareProfile): NodeEntry {
+    const id = `node-${randomUUID().slice(0, 8)}`;
+    const workers = Math.max(1, profile.workers);
+    const now = Date.now();
+    const entry: NodeEntry = {
+      id,
+      ready: false, // until its session opens
+      state: "NODE_STATE_READY",
+      profile,
+      load: undefined,
+      registeredAtMs: now,
+      lastHeartbeatMs: now,
+      completed: 0,
+      tasks: new Set(),
+      logicalCores: profile.cpu?.logicalCores ?? workers,
+      memoryBytes: Number(profile.memoryBytes),
+      gpuCount: profile.gpus.length,
+      kernelKinds: new Set(profile.kernelKinds.length ? profile.kernelKinds : ["KERNEL_KIND_WASM"]),
+      labels: { ...profile.labels },
+      capacity: workers * (1 + this.options.prefetchPerWorker),
+      assigned: 0,
+      speed: profile.calibration?.opsPerSecond ? profile.calibration.opsPerSecond / 1e9 : 1,
+    };
+    this.nodes.set(id, entry);
+    return entry;
+  }
+
+  get(id: string): NodeEntry | undefined {
+    return this.nodes.get(id);
+  }
+
+  all(): NodeEntry[] {
+    return [...this.nodes.values()];
+  }
+
+  ready(): NodeEntry[] {
+    return this.all().filter((n) => n.ready);
+  }
+
+  attachSession(id: string, send: (msg: SchedulerMessageIn) => void): NodeEntry | undefined {
+    const node = this.nodes.get(id);
+    if (!node || node.state === "NODE_STATE_DOWN") return undefined;
+    node.send = send;
+    node.ready = node.state === "NODE_STATE_READY";
+    node.lastHeartbeatMs = Date.now();
+    this.emit("ready", node);
+    return node;
+  }
+
+  heartbeat(id: string, load: NodeLoad | null, draining: boolean): void {
+    const node = this.nodes.get(id);
+    if (!node || node.state === "NODE_STATE_DOWN") return;
+    node.lastHeartbeatMs = Date.now();
+    if (load) node.load = load;
+    if (draining && node.state !== "NODE_STATE_DRAINING") {
+      node.state = "NODE_STATE_DRAINING";
+      node.ready = false;
+      this.emit("draining", node);
+    }
+  }
+
+  addTask(node: NodeEntry, key: string): void {
+    if (!node.tasks.has(key)) {
+      node.tasks.add(key);
+      node.assigned = node.tasks.size;
+    }
+  }
+
+  removeTask(nodeId: string, key: string, completed: boolean): void {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    if (node.tasks.delete(key)) {
+      node.assigned = node.tasks.size;
+      if (completed) node.completed++;
+      this.emit("capacity", node);
+    }
+  }
+
+  /** Declares a node down (session ended or heartbeats missed); emits "down" once. */
+  markDown(id: string, reason: string): void {
+    const node = this.nodes.get(id);
+    if (!node || node.state === "NODE_STATE_DOWN") return;
+    node.state = "NODE_STATE_DOWN";
+    node.ready = false;
+    node.send = undefined;
+    this.emit("down", node, reason);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const node of this.nodes.values()) {
+      if (node.state !== "NODE_STATE_DOWN" && now - node.lastHeartbeatMs > this.options.agentTimeoutMs) {
+        this.markDown(node.id, `no heartbeat for ${now - node.lastHeartbeatMs} ms`);
+      } else if (
+        node.state === "NODE_STATE_DOWN" &&
+        now - node.lastHeartbeatMs > (this.options.forgetDownAfterMs ?? 10 * 60_000)
+      ) {
+        this.nodes.delete(node.id);
+      }
+    }
+  }
+
+  toProto(node: NodeEntry): NodeIn {
+    return {
+      nodeId: node.id,
+      state: node.state,
+      profile: node.profile,
+      load: node.load ?? null,
+      assignedTasks: node.assigned,
+      registeredAtMs: node.registeredAtMs,
+      lastHeartbeatMs: node.lastHeartbeatMs,
+      completedTasks: String(node.completed),
+    };
+  }
+}

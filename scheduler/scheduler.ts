@@ -1,0 +1,73 @@
+// Assembles the scheduler process: backends, registry, core, and the gRPC server with
+// reflection and the standard health service.
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { SchedulerConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
+import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
+import type { StateStore, TaskQueue } from "./backends/types.js";
+import { SchedulerCore } from "./core.js";
+import { NodeRegistry } from "./registry.js";
+import { agentHandlers } from "./services/agent-service.js";
+import { clientHandlers } from "./services/client-service.js";
+
+export const SERVICE_NAMES = ["distributex.v1.DistributeX", "distributex.v1.AgentService"] as const;
+
+export class Scheduler {
+  readonly registry: NodeRegistry;
+  readonly core: SchedulerCore;
+  private readonly server: grpc.Server;
+  private readonly health: HealthImplementation;
+  address = "";
+
+  constructor(
+    private readonly config: SchedulerConfig,
+    private readonly log: Logger,
+    backends: { store?: StateStore; queue?: TaskQueue } = {},
+  ) {
+    this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker });
+    this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
+    this.server = new grpc.Server(CHANNEL_OPTIONS);
+    const V1 = v1();
+    this.server.addService(V1.DistributeX.service, clientHandlers(this.core));
+    this.server.addService(V1.AgentService.service, agentHandlers(this.core, config.heartbeatIntervalMs, log));
+    new ReflectionService(loadContract().definition).addToServer(this.server);
+    this.health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "SERVING"])) });
+    this.health.addToServer(this.server);
+  }
+
+  async start(): Promise<string> {
+    const port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${this.config.host}:${this.config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`)) : resolve(p),
+      ),
+    );
+    this.registry.start();
+    const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
+    this.address = `${host}:${port}`;
+    this.log.info({ event: "listening", address: this.address, queue: this.config.queue, state: this.config.state }, `scheduler listening on ${this.address}`);
+    return this.address;
+  }
+
+  /** Graceful stop: refuse new jobs, let running jobs finish for up to graceMs, then close. */
+  async stop(graceMs = this.config.drainGraceMs): Promise<void> {
+    for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
+    const clean = await this.core.drain(graceMs);
+    this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
+    this.registry.stop();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      force.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    await this.core.store.close();
+  }
+}

@@ -1,0 +1,74 @@
+// The agent-facing gRPC service (distributex.v1.AgentService).
+import type * as grpc from "@grpc/grpc-js";
+import { invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { isKernelId } from "../../common/hash.js";
+import type { Logger } from "../../common/logger.js";
+import type { AgentMessage, AgentServiceHandlers, SchedulerMessageIn } from "../../common/types.js";
+import type { SchedulerCore } from "../core.js";
+import { kernelInfo } from "./client-service.js";
+
+export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, log: Logger): AgentServiceHandlers {
+  return {
+    Register: (call, callback) => {
+      const profile = call.request.profile;
+      if (!profile || !profile.cpu || profile.workers < 1) {
+        callback(toServiceError(invalidArgument("register needs a hardware profile with cpu and workers ≥ 1")));
+        return;
+      }
+      const node = core.registry.register(profile);
+      log.info(
+        { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
+        "node registered",
+      );
+      callback(null, { nodeId: node.id, heartbeatIntervalMs });
+    },
+
+    Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {
+      let nodeId = "";
+      const closed = (reason: string) => {
+        if (nodeId) core.registry.markDown(nodeId, reason);
+        nodeId = "";
+      };
+      call.on("data", (msg: AgentMessage) => {
+        if (msg.hello) {
+          const node = core.registry.attachSession(msg.hello.nodeId, (m) => call.write(m));
+          if (!node) {
+            call.emit("error", toServiceError(notFound(`unknown or expired node ${msg.hello.nodeId}: register again`)));
+            return;
+          }
+          nodeId = node.id;
+          return;
+        }
+        if (!nodeId) {
+          call.emit("error", toServiceError(invalidArgument("the first session message must be hello")));
+          return;
+        }
+        if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining);
+        else if (msg.update) {
+          const from = nodeId;
+          core.onTaskUpdate(from, msg.update).catch((err) =>
+            log.error({ event: "update_failed", nodeId: from, err: (err as Error).message }, "could not record a task update"),
+          );
+        }
+      });
+      call.on("end", () => {
+        closed("session closed by the agent");
+        call.end();
+      });
+      call.on("error", (err) => closed(`session error: ${err.message}`));
+      call.on("cancelled", () => closed("session cancelled"));
+    },
+
+    FetchKernel: (call, callback) => {
+      const id = call.request.kernelId;
+      if (!isKernelId(id)) {
+        callback(toServiceError(invalidArgument("kernel_id must be 64 lowercase hex digits")));
+        return;
+      }
+      core.store.getKernel(id).then(
+        (k) => (k ? callback(null, { info: kernelInfo(k), module: k.module }) : callback(toServiceError(notFound(`unknown kernel ${id}`)))),
+        (err) => callback(toServiceError(err)),
+      );
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// The client-facing gRPC service (distributex.v1.DistributeX).
+import type * as grpc from "@grpc/grpc-js";
+import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
+import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { isKernelId, sha256Hex } from "../../common/hash.js";
+import type { DistributeXHandlers, JobEventIn } from "../../common/types.js";
+import { toJobProto, type SchedulerCore } from "../core.js";
+import { isTerminalJob } from "../model.js";
+import type { StoredKernel } from "../backends/types.js";
+
+const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
+
+/** Wraps an async unary handler so every throw becomes a gRPC status with its message. */
+function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}
+
+export function kernelInfo(k: StoredKernel) {
+  return {
+    kernelId: k.kernelId,
+    name: k.name,
+    kind: k.kind,
+    entry: k.entry,
+    abi: k.abi,
+    sizeBytes: String(k.sizeBytes),
+    registeredAtMs: k.registeredAtMs,
+  };
+}
+
+export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
+  return {
+    RegisterKernel: unary(async (req) => {
+      const kind = req.kind === "KERNEL_KIND_UNSPECIFIED" ? "KERNEL_KIND_WASM" : req.kind;
+      if (kind !== "KERNEL_KIND_WASM") throw failedPrecondition(`kernel kind ${kind} is not supported by this scheduler yet`);
+      if (req.module.byteLength === 0) throw invalidArgument("module is empty: send the kernel's .wasm bytes");
+      if (req.module.byteLength > MAX_KERNEL_BYTES) throw invalidArgument(`module is ${req.module.byteLength} bytes; the limit is ${MAX_KERNEL_BYTES}`);
+      if (req.abi && req.abi !== WASM_ABI) throw invalidArgument(`abi ${JSON.stringify(req.abi)} is not supported; use ${WASM_ABI}`);
+      if (req.name.length > 200) throw invalidArgument("name must be at most 200 characters");
+      const entry = req.entry || ABI_EXPORTS.run;
+      try {
+        await compileWasmKernel(req.module, entry);
+      } catch (err) {
+        if (err instanceof KernelAbiError) throw invalidArgument(err.message);
+        throw err;
+      }
+      const kernelId = sha256Hex(req.module);
+      const { created } = await core.store.putKernel({
+        kernelId,
+        name: req.name || "unnamed",
+        kind,
+        entry,
+        abi: WASM_ABI,
+        sizeBytes: req.module.byteLength,
+        registeredAtMs: Date.now(),
+        module: Buffer.from(req.module),
+      });
+      return { kernelId, alreadyRegistered: !created };
+    }),
+
+    GetKernel: unary(async (req) => {
+      if (!isKernelId(req.kernelId)) throw invalidArgument("kernel_id must be 64 lowercase hex digits");
+      const k = await core.store.getKernel(req.kernelId);
+      if (!k) throw notFound(`unknown kernel ${req.kernelId}`);
+      return kernelInfo(k);
+    }),
+
+    SubmitJob: unary(async (req) => {
+      const r = req.resources;
+      const job = await core.submit({
+        kernelId: req.kernelId,
+        inputs: req.tasks.map((t) => t.data),
+        needs: {
+          cores: r?.cores ?? 0,
+          memoryBytes: Number(r?.memoryBytes ?? 0),
+          gpu: r?.gpu ?? false,
+          nodeSelector: r?.nodeSelector ?? {},
+        },
+        priority: req.priority,
+        timeoutMs: req.timeoutMs,
+        maxAttempts: req.maxAttempts,
+        name: req.name,
+      });
+      return { jobId: job.id, taskCount: job.tasks.length };
+    }),
+
+    GetJob: unary(async (req) => toJobProto(core.getJob(req.jobId))),
+
+    ListJobs: unary(async (req) => ({ jobs: core.listJobs(req.limit || 50).map(toJobProto) })),
+
+    WatchJob: (call) => {
+      let job;
+      try {
+        job = core.getJob(call.request.jobId);
+      } catch (err) {
+        call.emit("error", toServiceError(err));
+        return;
+      }
+      const channel = `job:${job.id}`;
+      const send = (ev: JobEventIn) => {
+        call.write(ev);
+        if (ev.job && isTerminalJob(ev.job.state as never)) finish();
+      };
+      const finish = () => {
+        core.off(channel, send);
+        call.end();
+      };
+      call.on("cancelled", () => core.off(channel, send));
+      call.on("error", () => core.off(channel, send));
+      call.write({ jobId: job.id, atMs: Date.now(), job: toJobProto(job) });
+      if (isTerminalJob(job.state)) {
+        call.end();
+        return;
+      }
+      core.on(channel, send);
+    },
+
+    CancelJob: unary(async (req) => toJobProto(await core.cancel(req.jobId))),
+
+    GetResults: unary(async (req) => {
+      const job = core.getJob(req.jobId);
+      const limit = req.limit || job.tasks.length;
+      const results = await core.results(job.id, req.offset, limit);
+      return {
+        jobId: job.id,
+        state: job.state,
+        results: results.map((r) => ({
+          taskIndex: r.taskIndex,
+          state: r.state,
+          output: r.output,
+          error: r.error ?? null,
+          nodeId: r.nodeId,
+          attempt: r.attempt,
+          runMs: r.runMs,
+        })),
+      };
+    }),
+
+    ListNodes: unary(async (req) => ({
+      nodes: core.registry
+        .all()
+        .filter((n) => req.includeDown || n.state !== "NODE_STATE_DOWN")
+        .map((n) => core.registry.toProto(n)),
+    })),
+  };
+}
