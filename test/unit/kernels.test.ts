@@ -1,0 +1,163 @@
+// Builds every example kernel with the real toolchain and runs task inputs through the real
+// agent path (compileWasmKernel + runWasmKernel), comparing with the plain-JS references.
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compileWasmKernel } from "../../common/kernel-abi.js";
+import { runWasmKernel } from "../../agent/wasm/run-kernel.js";
+import { buildKernel } from "../../kernels/toolchain/build.js";
+import {
+  exampleKernels,
+  gemmInput,
+  histogramInput,
+  mandelbrotInput,
+  montecarloInput,
+  saxpyInput,
+  fillUniform,
+  countHits,
+} from "../../kernels/reference/index.js";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const examplesDir = path.join(repo, "kernels/assembly/examples");
+const MEMORY = 256 * 1024 * 1024;
+
+let outDir: string;
+const modules = new Map<string, WebAssembly.Module>();
+
+function run(name: string, input: Uint8Array): Uint8Array {
+  const module = modules.get(name);
+  if (!module) throw new Error(`${name} was not built`);
+  return new Uint8Array(runWasmKernel(module, input, { memoryLimitBytes: MEMORY, seed: 7 }));
+}
+
+function expectMatches(name: string, input: Uint8Array): Uint8Array {
+  const kernel = exampleKernels[name]!;
+  const out = run(name, input);
+  const result = kernel.check(input, out);
+  expect(result.ok, `${name}: ${result.detail}`).toBe(true);
+  return out;
+}
+
+beforeAll(async () => {
+  outDir = await mkdtemp(path.join(os.tmpdir(), "distx-kernels-"));
+  const sources = (await readdir(examplesDir)).filter((f) => f.endsWith(".ts")).sort();
+  for (const file of sources) {
+    const { wasmPath, manifest } = await buildKernel(path.join(examplesDir, file), { outDir });
+    modules.set(manifest.name, await compileWasmKernel(await readFile(wasmPath)));
+  }
+});
+
+afterAll(async () => {
+  if (outDir) await rm(outDir, { recursive: true, force: true });
+});
+
+describe("example kernels", () => {
+  it("every example source has a JS reference and vice versa", async () => {
+    const sources = (await readdir(examplesDir)).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
+    expect(sources.sort()).toEqual(Object.keys(exampleKernels).sort());
+    for (const [key, k] of Object.entries(exampleKernels)) expect(k.name).toBe(key);
+  });
+
+  for (const name of Object.keys(exampleKernels)) {
+    it(`${name}: default job (16 tasks) matches the reference and summarizes`, () => {
+      const kernel = exampleKernels[name]!;
+      const t0 = performance.now();
+      const inputs = kernel.makeTasks({ tasks: 16, seed: 3 });
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(inputs).toHaveLength(16);
+      const outputs = inputs.slice(0, 4).map((input) => expectMatches(name, input));
+      // The reference's own output passes its check, and summaries are one line.
+      for (const input of inputs.slice(0, 2)) expect(kernel.check(input, kernel.reference(input)).ok).toBe(true);
+      const line = kernel.summarize(inputs.slice(0, 4), outputs);
+      expect(line).not.toContain("\n");
+      expect(line.length).toBeGreaterThan(10);
+    });
+
+    it(`${name}: odd sizes and uneven splits`, () => {
+      const kernel = exampleKernels[name]!;
+      const size = name === "gemm" ? 37 : name === "mandelbrot" ? 45 : 1001;
+      for (const input of kernel.makeTasks({ tasks: 3, size, seed: 11 })) expectMatches(name, input);
+      // More tasks than rows/items: empty tasks are valid too.
+      for (const input of kernel.makeTasks({ tasks: 5, size: 3, seed: 2 })) expectMatches(name, input);
+    });
+  }
+
+  it("gemm handles non-square, non-multiple-of-block shapes exactly like the reference", () => {
+    for (const [m, n, k] of [
+      [1, 1, 1],
+      [4, 8, 1],
+      [5, 9, 3],
+      [67, 13, 300],
+      [3, 70, 257],
+      [64, 64, 256],
+    ] as const) {
+      const a = fillUniform(new Float32Array(m * k), m * 1000 + k);
+      const b = fillUniform(new Float32Array(k * n), n * 7 + 1);
+      const out = expectMatches("gemm", gemmInput(m, n, k, a, b));
+      expect(out.byteLength).toBe(m * n * 4);
+    }
+  });
+
+  it("gemm: a wrong answer fails the check", () => {
+    const input = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 16 })[0]!;
+    const out = run("gemm", input);
+    new DataView(out.buffer).setFloat32(40, 1234, true);
+    const result = exampleKernels.gemm!.check(input, out);
+    expect(result.ok).toBe(false);
+    expect(result.detail).toMatch(/C\[0\]\[10\]/);
+  });
+
+  it("saxpy: tails that are not a multiple of 4", () => {
+    for (const n of [0, 1, 3, 5, 8, 1023]) {
+      const x = fillUniform(new Float32Array(n), n + 1);
+      const y = fillUniform(new Float32Array(n), n + 2);
+      expectMatches("saxpy", saxpyInput(-0.75, x, y));
+    }
+  });
+
+  it("mandelbrot: exact counts on zoomed tiles, widths not a multiple of 4", () => {
+    for (const [w, h] of [[1, 1], [3, 2], [7, 5], [64, 9]] as const) {
+      expectMatches(
+        "mandelbrot",
+        mandelbrotInput({ x0: -0.75, y0: 0.1, dx: 0.0007, dy: 0.0009, width: w, height: h, maxIter: 1000 }),
+      );
+    }
+    const full = run("mandelbrot", mandelbrotInput({ x0: -2, y0: -1.5, dx: 3 / 32, dy: 3 / 32, width: 32, height: 32, maxIter: 100 }));
+    const counts = new Uint32Array(full.buffer);
+    expect(counts[16 * 32 + 21]).toBe(100); // c = -0.03 + 0i is in the set
+    expect(counts[0]).toBe(1); // c = -2 - 1.5i escapes after one step
+  });
+
+  it("montecarlo_pi: exact hit counts, deterministic, and close to pi", () => {
+    for (const [seed, samples] of [[0n, 0], [1n, 1], [42n, 1000], [0xffffffffffffffffn, 12345]] as const) {
+      const out = expectMatches("montecarlo_pi", montecarloInput(seed, samples));
+      expect(new DataView(out.buffer).getBigUint64(0, true)).toBe(BigInt(countHits(seed, samples)));
+    }
+    const input = montecarloInput(2024n, 1_000_000);
+    const a = run("montecarlo_pi", input);
+    const b = run("montecarlo_pi", input);
+    expect(a).toEqual(b);
+    const pi = (4 * Number(new DataView(a.buffer).getBigUint64(0, true))) / 1_000_000;
+    expect(Math.abs(pi - Math.PI)).toBeLessThan(0.01);
+    const line = exampleKernels.montecarlo_pi!.summarize([input], [a]);
+    expect(line).toMatch(/^pi ≈ 3\.1\d+ from 1,000,000 samples/);
+  });
+
+  it("histogram: every shift and a short tail", () => {
+    const values = new Uint32Array(1027);
+    for (let i = 0; i < values.length; i++) values[i] = (i * 2654435761) >>> 0;
+    for (const shift of [0, 5, 24, 31]) {
+      const out = expectMatches("histogram", histogramInput(values, shift));
+      expect(new Uint32Array(out.buffer).reduce((s, c) => s + c, 0)).toBe(values.length);
+    }
+  });
+
+  it("a truncated input traps that task with the kernel's message", () => {
+    const input = exampleKernels.saxpy!.makeTasks({ tasks: 1, size: 100 })[0]!;
+    expect(() => run("saxpy", input.subarray(0, 100))).toThrow(/saxpy: input shorter than its header says/);
+    const g = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 8 })[0]!;
+    expect(() => run("gemm", g.subarray(0, 40))).toThrow(/gemm: input shorter/);
+  });
+});
