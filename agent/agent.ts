@@ -191,7 +191,7 @@ export class Agent {
       const module = await this.modules.get(a.kernelId);
       if (entry.cancelled) throw new TaskFailure("CANCELLED", "job cancelled");
       const requested = Number(a.memoryLimitBytes);
-      const maxBytes = this.config.maxMemoryLimitMiB * 1024 * 1024;
+      const maxBytes = this.config.maxMemoryLimitMb * 1024 * 1024;
       if (requested > maxBytes) {
         throw new TaskFailure("MEMORY_LIMIT", `task asks for ${requested} bytes of kernel memory; this agent allows at most ${maxBytes}`);
       }
@@ -200,7 +200,7 @@ export class Agent {
         module,
         input: a.input,
         timeoutMs: a.timeoutMs || 60_000,
-        memoryLimitBytes: requested || this.config.memoryLimitMiB * 1024 * 1024,
+        memoryLimitBytes: requested || this.config.memoryLimitMb * 1024 * 1024,
         seed: a.taskIndex + 1,
         onStart: (waitMs) => update({ state: "TASK_STATE_RUNNING", waitMs }),
       });

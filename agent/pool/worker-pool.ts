@@ -205,7 +205,8 @@ export class WorkerPool extends EventEmitter {
     const input = task.input;
     const ownsBuffer = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
     const transferable = input.byteLength >= TRANSFER_THRESHOLD_BYTES && ownsBuffer && input.buffer instanceof ArrayBuffer;
-    const buffer = transferable ? (input.buffer as ArrayBuffer) : input.slice().buffer;
+    // new Uint8Array(view) copies; Buffer#slice would not (it returns a view of a shared pool).
+    const buffer = transferable ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer;
     const req: RunRequest = {
       type: "run",
       id: pending.id,

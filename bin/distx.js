@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// Entry point for the `distx` command: runs the compiled CLI (npm run build makes dist/).
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const main = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(fileURLToPath(main))) {
+  console.error("distx: dist/ is missing; run `npm run build` first");
+  process.exit(1);
+}
+await import(main.href);

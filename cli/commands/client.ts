@@ -1,0 +1,304 @@
+// Client commands: kernel build/register, submit (with a progress bar), jobs, nodes, result, cancel.
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import cliProgress from "cli-progress";
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { DistributeXClient, type Job, type TaskResult } from "../../client/index.js";
+import { hostPort } from "../../common/config.js";
+import { builtKernelsDir } from "../../common/paths.js";
+import { shortState } from "../../common/types.js";
+import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
+import { buildKernel } from "../../kernels/toolchain/build.js";
+import { fail, formatBytes, formatMs, parseIntOption, UsageError } from "../util.js";
+
+const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
+
+function connect(address: string): DistributeXClient {
+  const parsed = hostPort.safeParse(address);
+  if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
+  return new DistributeXClient(address, { timeoutMs: 30_000 });
+}
+
+const schedulerOption = (cmd: Command) =>
+  cmd.option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER);
+
+export function jobTable(jobs: Job[]): string {
+  const table = new Table({ head: ["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"] });
+  for (const j of jobs) {
+    const end = j.finishedAtMs || Date.now();
+    table.push([
+      j.jobId,
+      j.name || "-",
+      shortState(j.state),
+      j.taskCount,
+      j.counts?.succeeded ?? 0,
+      j.counts?.failed ?? 0,
+      j.retries,
+      new Date(j.submittedAtMs).toISOString().replace("T", " ").slice(0, 19),
+      formatMs(end - j.submittedAtMs),
+    ]);
+  }
+  return table.toString();
+}
+
+/** Submits, shows a progress bar while the job runs, and returns the final job and results. */
+export async function submitAndWatch(
+  client: DistributeXClient,
+  options: Parameters<DistributeXClient["submitJob"]>[0],
+  showProgress: boolean,
+): Promise<{ job: Job; results: TaskResult[]; elapsedMs: number }> {
+  const started = performance.now();
+  const { jobId, taskCount } = await client.submitJob(options);
+  const bar = showProgress
+    ? new cliProgress.SingleBar(
+        { format: `${jobId.slice(0, 12)}… [{bar}] {percentage}% | {value}/{total} tasks | failed {failed} | retries {retries} | {duration_formatted}`, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  bar?.start(taskCount, 0, { failed: 0, retries: 0 });
+  const job = await client.waitForJob(jobId, (ev) => {
+    if (ev.job && bar) {
+      const c = ev.job.counts;
+      bar.update((c?.succeeded ?? 0) + (c?.failed ?? 0) + (c?.cancelled ?? 0), { failed: c?.failed ?? 0, retries: ev.job.retries });
+    } else if (ev.task && bar && ["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"].includes(ev.task.state)) {
+      bar.increment();
+    }
+  });
+  bar?.update(taskCount);
+  bar?.stop();
+  const results = await client.getResults(jobId);
+  return { job, results, elapsedMs: performance.now() - started };
+}
+
+async function readInputs(files: string[], dir: string | undefined): Promise<Uint8Array[]> {
+  const paths = [...files];
+  if (dir) {
+    const names = (await readdir(dir)).sort();
+    for (const n of names) if ((await stat(path.join(dir, n))).isFile()) paths.push(path.join(dir, n));
+  }
+  return Promise.all(paths.map((p) => readFile(p)));
+}
+
+export function registerClientCommands(program: Command): void {
+  const kernel = program.command("kernel").description("build and register kernels");
+  kernel
+    .command("build")
+    .description("compile AssemblyScript kernels to .wasm plus a manifest (name, entry, ABI, sha256)")
+    .argument("<files...>", "AssemblyScript sources")
+    .option("-o, --out-dir <dir>", "where to write <name>.wasm and <name>.manifest.json", "build/kernels")
+    .option("--debug", "build without optimisation")
+    .action(async (files: string[], opts: { outDir: string; debug?: boolean }) => {
+      try {
+        for (const file of files) {
+          if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+          const { wasmPath, manifest } = await buildKernel(file, { outDir: opts.outDir, optimize: !opts.debug });
+          console.log(`${manifest.name.padEnd(16)} ${wasmPath}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    });
+  schedulerOption(
+    kernel
+      .command("register")
+      .description("register a built .wasm kernel with the scheduler; prints its id")
+      .argument("<wasm>", "a .wasm file (its .manifest.json beside it names it)"),
+  ).action(async (wasm: string, opts: { scheduler: string }) => {
+    try {
+      const client = connect(opts.scheduler);
+      const r = await client.registerKernelFile(wasm);
+      console.log(r.kernelId);
+      client.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  schedulerOption(
+    program
+      .command("submit")
+      .description("submit a job and show its progress until it ends")
+      .option("-e, --example <name>", `run an example kernel: ${exampleKernelNames.join(", ")}`)
+      .option("-k, --kernel <id|file.wasm>", "a registered kernel id, or a .wasm file to register")
+      .option("-i, --input <file...>", "task input files, one task each")
+      .option("--input-dir <dir>", "a folder whose files are the task inputs, in name order")
+      .option("-t, --tasks <n>", "tasks for --example", parseIntOption("--tasks"), 16)
+      .option("--size <n>", "work size for --example (see each kernel)", parseIntOption("--size"))
+      .option("--priority <n>", "-100..100, higher first", parseIntOption("--priority"), 0)
+      .option("--timeout-ms <ms>", "per-task timeout", parseIntOption("--timeout-ms"), 0)
+      .option("--memory-mb <mib>", "kernel memory cap per task", parseIntOption("--memory-mb"), 0)
+      .option("--name <name>", "a label for listings")
+      .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
+      .option("--no-wait", "print the job id and return at once")
+      .option("--no-progress", "no progress bar"),
+  ).action(async (opts) => {
+    try {
+      const client = connect(opts.scheduler);
+      let kernelId: string;
+      let inputs: Uint8Array[];
+      const example = opts.example ? getExampleKernelOrUsage(opts.example) : undefined;
+      if (example) {
+        const wasm = path.join(builtKernelsDir(), `${example.name}.wasm`);
+        if (!existsSync(wasm)) throw new UsageError(`${wasm} is missing; run \`npm run build:kernels\``);
+        kernelId = (await client.registerKernelFile(wasm)).kernelId;
+        inputs = example.makeTasks({ tasks: opts.tasks, size: opts.size });
+      } else {
+        if (!opts.kernel) throw new UsageError("give --example NAME, or --kernel with --input/--input-dir");
+        kernelId = /^[0-9a-f]{64}$/.test(opts.kernel) ? opts.kernel : (await client.registerKernelFile(opts.kernel)).kernelId;
+        inputs = await readInputs(opts.input ?? [], opts.inputDir);
+        if (inputs.length === 0) throw new UsageError("no task inputs: give --input FILE... or --input-dir DIR");
+      }
+      const submit = {
+        kernelId,
+        inputs,
+        priority: opts.priority,
+        timeoutMs: opts.timeoutMs,
+        name: opts.name ?? example?.name ?? "",
+        resources: { memoryBytes: opts.memoryMb * 1024 * 1024 },
+      };
+      if (!opts.wait) {
+        const { jobId } = await client.submitJob(submit);
+        console.log(jobId);
+        client.close();
+        return;
+      }
+      const { job, results, elapsedMs } = await submitAndWatch(client, submit, opts.progress && process.stderr.isTTY !== false);
+      printJobOutcome(job, results, elapsedMs);
+      if (example && job.state === "JOB_STATE_SUCCEEDED") {
+        const outputs = results.map((r) => r.output);
+        const bad = results.map((r, i) => example.check(inputs[i]!, r.output)).filter((c) => !c.ok);
+        console.log(`result: ${example.summarize(inputs, outputs)}`);
+        console.log(bad.length === 0 ? `check: all ${results.length} task outputs match the JS reference` : `check: ${bad.length} outputs differ: ${bad[0]!.detail}`);
+        if (bad.length) process.exitCode = 1;
+      }
+      if (opts.outDir) await writeOutputs(opts.outDir, results);
+      if (job.state !== "JOB_STATE_SUCCEEDED") process.exitCode = 1;
+      client.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  schedulerOption(
+    program.command("jobs").description("list recent jobs").option("-n, --limit <n>", "how many", parseIntOption("--limit"), 20).option("--json", "JSON output"),
+  ).action(async (opts) => {
+    try {
+      const client = connect(opts.scheduler);
+      const jobs = await client.listJobs(opts.limit);
+      console.log(opts.json ? JSON.stringify(jobs, null, 2) : jobs.length ? jobTable(jobs) : "no jobs");
+      client.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  schedulerOption(
+    program.command("nodes").description("list agents with their hardware and load").option("-a, --all", "include nodes that are down").option("--json", "JSON output"),
+  ).action(async (opts) => {
+    try {
+      const client = connect(opts.scheduler);
+      const nodes = await client.listNodes(Boolean(opts.all));
+      if (opts.json) console.log(JSON.stringify(nodes, null, 2));
+      else if (nodes.length === 0) console.log("no nodes");
+      else {
+        const table = new Table({ head: ["node", "state", "host", "cpu", "cores", "simd", "memory", "gpus", "workers", "speed (Gop/s)", "cpu %", "tasks", "done"] });
+        for (const n of nodes) {
+          const p = n.profile!;
+          table.push([
+            n.nodeId,
+            shortState(n.state),
+            p.hostname,
+            (p.cpu?.model ?? "").slice(0, 28),
+            `${p.cpu?.physicalCores}/${p.cpu?.logicalCores}`,
+            (p.cpu?.simd ?? []).filter((s) => /avx|neon|sse4_2|asimd|sve/.test(s)).slice(0, 4).join(" "),
+            formatBytes(Number(p.memoryBytes)),
+            p.gpus.length ? p.gpus.map((g) => `${g.model} (${formatBytes(Number(g.memoryBytes))})`).join(", ") : "none",
+            p.workers,
+            p.calibration ? (p.calibration.opsPerSecond / 1e9).toFixed(2) : "-",
+            n.load ? (n.load.cpuUtilization * 100).toFixed(0) : "-",
+            n.assignedTasks,
+            n.completedTasks,
+          ]);
+        }
+        console.log(table.toString());
+      }
+      client.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  schedulerOption(
+    program
+      .command("result")
+      .description("show a job's per-task results")
+      .argument("<job-id>")
+      .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
+      .option("--json", "JSON output (outputs in base64)"),
+  ).action(async (jobId: string, opts) => {
+    try {
+      const client = connect(opts.scheduler);
+      const job = await client.getJob(jobId);
+      const results = await client.getResults(jobId);
+      if (opts.json) {
+        console.log(JSON.stringify({ job, results: results.map((r) => ({ ...r, output: Buffer.from(r.output).toString("base64") })) }, null, 2));
+      } else {
+        console.log(jobTable([job]));
+        const table = new Table({ head: ["task", "state", "node", "attempt", "run time", "output"] });
+        for (const r of results) {
+          table.push([
+            r.taskIndex,
+            shortState(r.state),
+            r.nodeId || "-",
+            r.attempt,
+            formatMs(r.runMs),
+            r.error?.code ? `${r.error.code}: ${r.error.message}`.slice(0, 60) : `${formatBytes(r.output.byteLength)} ${Buffer.from(r.output.subarray(0, 8)).toString("hex")}…`,
+          ]);
+        }
+        console.log(table.toString());
+      }
+      if (opts.outDir) await writeOutputs(opts.outDir, results);
+      client.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  schedulerOption(program.command("cancel").description("cancel a job; running tasks are stopped on their agents").argument("<job-id>")).action(
+    async (jobId: string, opts) => {
+      try {
+        const client = connect(opts.scheduler);
+        const job = await client.cancelJob(jobId);
+        console.log(`${job.jobId} ${shortState(job.state)}`);
+        client.close();
+      } catch (err) {
+        fail(err);
+      }
+    },
+  );
+}
+
+function getExampleKernelOrUsage(name: string) {
+  try {
+    return getExampleKernel(name);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function printJobOutcome(job: Job, results: TaskResult[], elapsedMs: number): void {
+  const runMs = results.reduce((s, r) => s + r.runMs, 0);
+  console.log(
+    `job ${job.jobId} ${shortState(job.state)}: ${job.counts?.succeeded ?? 0}/${job.taskCount} tasks succeeded, ${job.counts?.failed ?? 0} failed, ${job.retries} retries`,
+  );
+  console.log(`timing: ${formatMs(elapsedMs)} submit-to-results, ${formatMs(runMs)} of kernel time across tasks`);
+  if (job.firstError?.code) console.log(`first error: ${job.firstError.code}: ${job.firstError.message}`);
+}
+
+async function writeOutputs(dir: string, results: TaskResult[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await Promise.all(results.map((r) => writeFile(path.join(dir, `${r.taskIndex}.bin`), r.output)));
+  console.log(`wrote ${results.length} outputs to ${dir}`);
+}

@@ -1,0 +1,76 @@
+// `distx scheduler` and `distx agent`: the two long-running processes.
+import type { Command } from "commander";
+import { Agent } from "../../agent/agent.js";
+import { agentConfigSchema, loadConfig, schedulerConfigSchema } from "../../common/config.js";
+import { createLogger } from "../../common/logger.js";
+import { Scheduler } from "../../scheduler/scheduler.js";
+import { fail, onShutdownSignal } from "../util.js";
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command("scheduler")
+    .description("run the scheduler (gRPC API for clients and agents)")
+    .option("-c, --config <file>", "JSON config file (its \"scheduler\" section)")
+    .option("--host <host>", "address to listen on (env DISTX_HOST)")
+    .option("-p, --port <port>", "port to listen on; 0 picks a free one (env DISTX_PORT)")
+    .option("--heartbeat-interval-ms <ms>", "agent heartbeat interval")
+    .option("--agent-timeout-ms <ms>", "declare an agent down after this long without a heartbeat")
+    .option("--default-task-timeout-ms <ms>", "per-task timeout when a job sets none")
+    .option("--max-tasks-per-job <n>", "largest job accepted")
+    .option("--drain-grace-ms <ms>", "how long SIGTERM waits for running jobs")
+    .option("--queue <backend>", "task queue backend: memory")
+    .option("--state <backend>", "state store backend: memory")
+    .option("--log-level <level>", "trace|debug|info|warn|error")
+    .action(async (opts: Record<string, string | undefined>) => {
+      try {
+        const { config: file, ...flags } = opts;
+        const config = loadConfig(schedulerConfigSchema, { file, section: "scheduler", flags });
+        const log = createLogger("scheduler", config.logLevel);
+        const scheduler = new Scheduler(config, log);
+        await scheduler.start();
+        onShutdownSignal(async (signal) => {
+          log.info({ event: "shutdown", signal }, "draining before exit");
+          await scheduler.stop();
+          log.info({ event: "stopped" }, "scheduler stopped");
+        });
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command("agent")
+    .description("run an agent that profiles this host and executes kernels")
+    .option("-c, --config <file>", "JSON config file (its \"agent\" section)")
+    .option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)")
+    .option("-w, --workers <n>", "kernel worker threads; 0 = one per core (env DISTX_WORKERS)")
+    .option("--memory-limit-mb <mib>", "default kernel memory cap per task, MiB")
+    .option("--max-memory-limit-mb <mib>", "largest kernel memory cap a job may ask for, MiB")
+    .option("-l, --labels <k=v,...>", "node labels for job node selectors")
+    .option("--name <name>", "a name for this agent in logs")
+    .option("--no-calibrate", "skip the start-up speed calibration")
+    .option("--drain-grace-ms <ms>", "how long SIGTERM lets running tasks finish")
+    .option("--connect-timeout-ms <ms>", "give up if the scheduler is unreachable this long; 0 = retry forever")
+    .option("--log-level <level>", "trace|debug|info|warn|error")
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      try {
+        const { config: file, calibrate, ...flags } = opts;
+        const config = loadConfig(agentConfigSchema, {
+          file: file as string | undefined,
+          section: "agent",
+          // --no-calibrate sets calibrate=false; leave it unset otherwise so env/file can decide.
+          flags: { ...flags, calibrate: calibrate === false ? false : undefined },
+        });
+        const log = createLogger("agent", config.logLevel).child({ agent: config.name });
+        const agent = new Agent(config, log);
+        onShutdownSignal(async (signal) => {
+          log.info({ event: "shutdown", signal }, "draining running tasks before exit");
+          await agent.stop();
+          log.info({ event: "stopped" }, "agent stopped");
+        });
+        await agent.start();
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

@@ -1,0 +1,135 @@
+// Starts a scheduler and agents as separate OS processes on this machine, the way an
+// operator would, and waits until every agent is registered. Used by `distx up`, `distx demo`
+// and the end-to-end tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { DistributeXClient } from "../client/index.js";
+import { repoRoot } from "../common/paths.js";
+
+export interface LocalClusterOptions {
+  agents: number;
+  workersPerAgent?: number;
+  port?: number;
+  /** Extra CLI flags for the scheduler / for agent i. */
+  schedulerArgs?: string[];
+  agentArgs?: (index: number) => string[];
+  /** Where process logs go: "inherit" (this terminal) or a folder for one file per process. */
+  logs: "inherit" | string;
+  env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
+}
+
+export interface ClusterProcess {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+export const cliEntry = (): string => path.join(repoRoot(), "dist", "cli", "main.js");
+
+export class LocalCluster {
+  readonly processes: ClusterProcess[] = [];
+  address = "";
+  private readonly logFiles: WriteStream[] = [];
+
+  constructor(private readonly options: LocalClusterOptions) {}
+
+  spawnProcess(name: string, args: string[]): ClusterProcess {
+    const child = spawn(process.execPath, [cliEntry(), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...this.options.env },
+    });
+    let sink: NodeJS.WritableStream = process.stdout;
+    if (this.options.logs !== "inherit") {
+      mkdirSync(this.options.logs, { recursive: true });
+      const file = createWriteStream(path.join(this.options.logs, `${name}.log`), { flags: "a" });
+      this.logFiles.push(file);
+      sink = file;
+    }
+    child.stdout!.pipe(sink, { end: false });
+    child.stderr!.pipe(sink, { end: false });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))));
+    const proc = { name, child, exited };
+    this.processes.push(proc);
+    return proc;
+  }
+
+  async start(): Promise<string> {
+    const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...(this.options.schedulerArgs ?? [])]);
+    this.address = await waitForListening(scheduler, this.options.readyTimeoutMs ?? 30_000);
+    for (let i = 0; i < this.options.agents; i++) this.startAgent(i);
+    await this.waitForNodes(this.options.agents);
+    return this.address;
+  }
+
+  startAgent(index: number, extraArgs: string[] = []): ClusterProcess {
+    const args = ["agent", "--scheduler", this.address, "--name", `agent-${index}`, ...(this.options.agentArgs?.(index) ?? []), ...extraArgs];
+    if (this.options.workersPerAgent) args.push("--workers", String(this.options.workersPerAgent));
+    return this.spawnProcess(`agent-${index}`, args);
+  }
+
+  /** Waits until at least `count` nodes are ready. */
+  async waitForNodes(count: number): Promise<void> {
+    const client = new DistributeXClient(this.address);
+    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 60_000);
+    try {
+      for (;;) {
+        const nodes = await client.listNodes().catch(() => []);
+        if (nodes.filter((n) => n.state === "NODE_STATE_READY").length >= count) return;
+        const dead = this.processes.find((p) => p.child.exitCode !== null);
+        if (dead) throw new Error(`${dead.name} exited with code ${dead.child.exitCode} before the cluster was ready`);
+        if (Date.now() > deadline) throw new Error(`only ${nodes.length} of ${count} agents registered in time`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  /** SIGTERM everything (agents first, so they drain), then wait; SIGKILL after the grace. */
+  async stop(graceMs = 15_000): Promise<void> {
+    const agents = this.processes.filter((p) => p.name !== "scheduler");
+    const schedulers = this.processes.filter((p) => p.name === "scheduler");
+    for (const group of [agents, schedulers]) {
+      for (const p of group) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGTERM");
+      await Promise.all(
+        group.map((p) =>
+          Promise.race([
+            p.exited,
+            new Promise((r) => setTimeout(r, graceMs).unref()).then(() => {
+              p.child.kill("SIGKILL");
+              return p.exited;
+            }),
+          ]),
+        ),
+      );
+    }
+    for (const f of this.logFiles) f.end();
+  }
+}
+
+/** Reads the scheduler's JSON log lines until it reports its address. */
+export function waitForListening(proc: ClusterProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${proc.name} did not start listening within ${timeoutMs} ms`)), timeoutMs);
+    const lines = createInterface({ input: proc.child.stdout! });
+    lines.on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { event?: string; address?: string };
+        if (entry.event === "listening" && entry.address) {
+          clearTimeout(timer);
+          lines.close();
+          resolve(entry.address);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    proc.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${proc.name} exited with code ${code} before listening`));
+    });
+  });
+}

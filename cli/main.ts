@@ -1,0 +1,22 @@
+// The `distx` command line.
+import { Command } from "commander";
+import { registerClientCommands } from "./commands/client.js";
+import { registerClusterCommands } from "./commands/cluster.js";
+import { registerDaemonCommands } from "./commands/daemons.js";
+
+const program = new Command()
+  .name("distx")
+  .description("DistributeX: run WebAssembly kernels across machines, placed by hardware fit")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(`distx: ${str.replace(/^error: /, "")}`) })
+  .exitOverride((err) => {
+    // commander's own usage errors (unknown option, missing argument) exit 2; help/version exit 0.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+registerDaemonCommands(program);
+registerClusterCommands(program);
+registerClientCommands(program);
+
+await program.parseAsync(process.argv);
