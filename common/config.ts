@@ -73,9 +73,9 @@ export const agentConfigSchema = z
     /** Kernel worker threads; 0 means one per logical core. */
     workers: int(0, 1024).default(0),
     /** Default per-task memory cap for a kernel instance, in MiB. */
-    memoryLimitMiB: int(1, 65_536).default(256),
+    memoryLimitMb: int(1, 65_536).default(256),
     /** The largest cap a job may ask for, in MiB. */
-    maxMemoryLimitMiB: int(1, 65_536).default(2048),
+    maxMemoryLimitMb: int(1, 65_536).default(2048),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),
