@@ -14,7 +14,9 @@ import type {
   SchedulerMessage,
   TaskUpdateIn,
 } from "../common/types.js";
+import { AdminServer } from "../common/admin-http.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
+import { AgentMetrics } from "./metrics.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js";
 import { buildProfile, readHost } from "./profile.js";
@@ -38,6 +40,8 @@ export class Agent {
   private draining = false;
   private stopped = false;
   private sessionEnded?: () => void;
+  private admin?: AdminServer;
+  readonly metrics: AgentMetrics;
   nodeId = "";
   profile?: HardwareProfileIn;
   calibration?: CalibrationResult;
@@ -49,7 +53,11 @@ export class Agent {
     useOptimizingWasmTier();
     const workers = config.workers || os.availableParallelism();
     this.pool = new WorkerPool({ size: workers });
-    this.pool.on("restart", () => this.log.warn({ event: "worker_restarted" }, "kernel worker replaced"));
+    this.metrics = new AgentMetrics(() => this.pool.getStats(), AGENT_VERSION);
+    this.pool.on("restart", () => {
+      this.metrics.workerRestarted();
+      this.log.warn({ event: "worker_restarted" }, "kernel worker replaced");
+    });
     const V1 = v1();
     this.client = new V1.AgentService(config.scheduler, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
     this.modules = new ModuleCache((id) => this.fetchKernel(id));
@@ -61,6 +69,7 @@ export class Agent {
 
   /** Profiles, calibrates, registers and opens the session. Resolves once the session is open. */
   async start(): Promise<void> {
+    await this.startAdmin();
     const raw = await readHost();
     this.calibration = this.config.calibrate ? await calibrate(this.pool) : undefined;
     this.profile = buildProfile(raw, this.pool.size, this.config.labels);
@@ -99,6 +108,7 @@ export class Agent {
           ),
         );
         this.nodeId = reply.nodeId;
+        this.metrics.setNodeId(reply.nodeId, AGENT_VERSION);
         this.openSession(reply.heartbeatIntervalMs || 1000);
         this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler }, "registered with scheduler");
         return;
@@ -208,9 +218,11 @@ export class Agent {
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
       update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs });
+      this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
     } catch (err) {
       if (this.running.get(key) !== entry) return;
       const failure = err instanceof TaskFailure ? err : new TaskFailure("INVALID_KERNEL", (err as Error).message);
+      this.metrics.taskDone(a.kernelId, backendOf(a), failure.code === "CANCELLED" ? "cancelled" : "failed", 0, -1, failure.code);
       if (failure.code === "CANCELLED") update({ state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: failure.message } });
       else {
         update({ state: "TASK_STATE_FAILED", error: { code: failure.code, message: failure.message } });
@@ -224,7 +236,7 @@ export class Agent {
   private fetchKernel(kernelId: string): Promise<Uint8Array> {
     return new Promise((resolve, reject) =>
       this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
-        err || !res ? reject(new Error(`cannot fetch kernel ${kernelId}: ${err?.details ?? "empty reply"}`)) : resolve(res.module),
+        err || !res ? reject(new Error(`cannot fetch kernel ${kernelId}: ${err?.details ?? "empty reply"}`)) : (this.metrics.noteKernel(kernelId, res.info?.name), resolve(res.module)),
       ),
     );
   }
@@ -253,5 +265,28 @@ export class Agent {
     clearInterval(this.heartbeatTimer);
     await this.pool.close();
     this.client.close();
+    this.metrics.stop();
+    await this.admin?.stop();
+  }
+
+  /** The admin HTTP server (/metrics, /healthz, /readyz), when adminPort is set. */
+  private async startAdmin(): Promise<void> {
+    this.metrics.startGpuSampling();
+    if (this.config.adminPort === undefined) return;
+    this.admin = new AdminServer({
+      host: this.config.adminHost,
+      port: this.config.adminPort,
+      registry: this.metrics.registry,
+      log: this.log,
+      notReady: () =>
+        this.stopped ? "stopped" : this.draining ? "draining" : !this.session ? "not connected to the scheduler" : undefined,
+    });
+    await this.admin.start();
+  }
+
+  get adminAddress(): string {
+    return this.admin?.address ?? "";
   }
 }
+
+const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");

@@ -19,6 +19,8 @@ export interface LocalClusterOptions {
   logs: "inherit" | string;
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
+  /** Give every process an admin HTTP server on a free port (default true); see adminAddress(). */
+  adminPorts?: boolean;
 }
 
 export interface ClusterProcess {
@@ -32,6 +34,9 @@ export const cliEntry = (): string => path.join(repoRoot(), "dist", "cli", "main
 export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
   address = "";
+  /** Admin HTTP address (host:port) of each process by name, as it logs `admin_listening`. */
+  readonly admin = new Map<string, string>();
+  private readonly adminWaiters = new Map<string, ((address: string) => void)[]>();
   private readonly logFiles: WriteStream[] = [];
 
   constructor(private readonly options: LocalClusterOptions) {}
@@ -50,6 +55,18 @@ export class LocalCluster {
     }
     child.stdout!.pipe(sink, { end: false });
     child.stderr!.pipe(sink, { end: false });
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (!line.includes('"admin_listening"')) return;
+      try {
+        const entry = JSON.parse(line) as { event?: string; address?: string };
+        if (entry.event !== "admin_listening" || !entry.address) return;
+        this.admin.set(name, entry.address);
+        for (const w of this.adminWaiters.get(name) ?? []) w(entry.address);
+        this.adminWaiters.delete(name);
+      } catch {
+        // not a log line
+      }
+    });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))));
     const proc = { name, child, exited };
     this.processes.push(proc);
@@ -57,7 +74,8 @@ export class LocalCluster {
   }
 
   async start(): Promise<string> {
-    const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...(this.options.schedulerArgs ?? [])]);
+    const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
+    const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...adminArgs, ...(this.options.schedulerArgs ?? [])]);
     this.address = await waitForListening(scheduler, this.options.readyTimeoutMs ?? 30_000);
     for (let i = 0; i < this.options.agents; i++) this.startAgent(i);
     await this.waitForNodes(this.options.agents);
@@ -65,9 +83,25 @@ export class LocalCluster {
   }
 
   startAgent(index: number, extraArgs: string[] = []): ClusterProcess {
-    const args = ["agent", "--scheduler", this.address, "--name", `agent-${index}`, ...(this.options.agentArgs?.(index) ?? []), ...extraArgs];
+    const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
+    const args = ["agent", "--scheduler", this.address, "--name", `agent-${index}`, ...adminArgs, ...(this.options.agentArgs?.(index) ?? []), ...extraArgs];
     if (this.options.workersPerAgent) args.push("--workers", String(this.options.workersPerAgent));
     return this.spawnProcess(`agent-${index}`, args);
+  }
+
+  /** The admin HTTP address of process `name` ("scheduler", "agent-0", ...), once it has logged it. */
+  adminAddress(name: string, timeoutMs = 30_000): Promise<string> {
+    const known = this.admin.get(name);
+    if (known) return Promise.resolve(known);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not report an admin address within ${timeoutMs} ms`)), timeoutMs);
+      const list = this.adminWaiters.get(name) ?? [];
+      list.push((a) => {
+        clearTimeout(timer);
+        resolve(a);
+      });
+      this.adminWaiters.set(name, list);
+    });
   }
 
   /** Waits until at least `count` nodes are ready. */
@@ -121,6 +155,8 @@ export function waitForListening(proc: ClusterProcess, timeoutMs: number): Promi
         if (entry.event === "listening" && entry.address) {
           clearTimeout(timer);
           lines.close();
+          // Closing a readline pauses its input; keep the log pipe (and other line readers) flowing.
+          proc.child.stdout!.resume();
           resolve(entry.address);
         }
       } catch {

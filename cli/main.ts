@@ -1,5 +1,6 @@
 // The `distx` command line.
 import { Command } from "commander";
+import { registerAlertCommands } from "./commands/alerts.js";
 import { registerClientCommands } from "./commands/client.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
@@ -18,5 +19,6 @@ const program = new Command()
 registerDaemonCommands(program);
 registerClusterCommands(program);
 registerClientCommands(program);
+registerAlertCommands(program);
 
 await program.parseAsync(process.argv);

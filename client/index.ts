@@ -4,10 +4,10 @@ import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
-import type { DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
+import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
 
-export type { Job, JobEvent, KernelInfo, Node, TaskResult };
+export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult };
 
 export class DistributeXError extends Error {
   override readonly name = "DistributeXError";
@@ -144,6 +144,27 @@ export class DistributeXClient {
       if (typeof e.code === "number") throw new DistributeXError(e.code, e.details || e.message, "WatchJob");
       throw err;
     } finally {
+      stream.cancel();
+    }
+  }
+
+  /**
+   * Streams the scheduler's alerts as they fire and resolve, until the caller stops iterating
+   * (or `signal` aborts). With includeActive, alerts already firing come first.
+   */
+  async *watchAlerts(options: { includeActive?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<Alert> {
+    const stream = this.stub.WatchAlerts({ includeActive: options.includeActive ?? true });
+    const abort = () => stream.cancel();
+    options.signal?.addEventListener("abort", abort);
+    try {
+      for await (const a of stream as AsyncIterable<Alert>) yield a;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
+      if (typeof e.code === "number") throw new DistributeXError(e.code, e.details || e.message, "WatchAlerts");
+      throw err;
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
       stream.cancel();
     }
   }

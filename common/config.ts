@@ -63,6 +63,11 @@ export const schedulerConfigSchema = z
     queue: z.enum(["memory"]).default("memory"),
     state: z.enum(["memory"]).default("memory"),
     logLevel: logLevel.default("info"),
+    /** Admin HTTP port (/metrics, /healthz, /readyz, /dashboard); 0 picks a free one; unset = no admin server. */
+    adminPort: int(0, 65535).optional(),
+    adminHost: z.string().min(1).default("127.0.0.1"),
+    /** Alerts are POSTed here as JSON when set. */
+    alertWebhookUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
   })
   .strict();
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
@@ -83,6 +88,9 @@ export const agentConfigSchema = z
     /** How long to keep retrying the scheduler before giving up at start (0 = forever). */
     connectTimeoutMs: int(0, 86_400_000).default(30_000),
     logLevel: logLevel.default("info"),
+    /** Admin HTTP port (/metrics, /healthz, /readyz); 0 picks a free one; unset = no admin server. */
+    adminPort: int(0, 65535).optional(),
+    adminHost: z.string().min(1).default("127.0.0.1"),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

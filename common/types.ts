@@ -19,6 +19,7 @@ export type { KernelKind__Output as KernelKind } from "../generated/proto/distri
 export type { JobState__Output as JobState } from "../generated/proto/distributex/v1/JobState.js";
 export type { TaskState__Output as TaskState } from "../generated/proto/distributex/v1/TaskState.js";
 export type { NodeState__Output as NodeState } from "../generated/proto/distributex/v1/NodeState.js";
+export type { Alert__Output as Alert, Alert as AlertIn } from "../generated/proto/distributex/v1/Alert.js";
 export type { DistributeXClient as DistributeXGrpcClient } from "../generated/proto/distributex/v1/DistributeX.js";
 export type { DistributeXHandlers } from "../generated/proto/distributex/v1/DistributeX.js";
 export type { AgentServiceClient as AgentServiceGrpcClient, AgentServiceHandlers } from "../generated/proto/distributex/v1/AgentService.js";

@@ -126,11 +126,13 @@ export class SchedulerCore extends EventEmitter {
         nodeId: "",
         input,
         runMs: 0,
+        queuedAtMs: now,
       })),
     };
     this.jobs.set(id, job);
     await this.persist(job);
     this.queue.pushJob(id, job.priority, job.tasks.map((t) => t.index));
+    this.emit("job_submitted", job);
     this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
     this.scheduleDispatch();
     return job;
@@ -271,6 +273,8 @@ export class SchedulerCore extends EventEmitter {
     job.retries++;
     this.counters.retries++;
     this.setTaskState(job, task, "TASK_STATE_PENDING");
+    task.queuedAtMs = Date.now();
+    this.emit("task_retry", job, task, error);
     this.emitTask(job, task, error);
     this.queue.pushFront({ jobId: job.id, taskIndex: task.index });
     this.scheduleDispatch();
@@ -318,6 +322,7 @@ export class SchedulerCore extends EventEmitter {
     this.registry.addTask(node, `${job.id}/${task.index}`);
     this.setTaskState(job, task, "TASK_STATE_ASSIGNED");
     this.counters.placements++;
+    this.emit("placement", job, task, node);
     node.send?.({
       assign: {
         jobId: job.id,
@@ -361,6 +366,7 @@ export class SchedulerCore extends EventEmitter {
     });
     if (!recorded) this.counters.duplicateResults++;
     this.emitTask(job, task, error);
+    this.emit("task_finished", job, task);
     const c = job.counts;
     if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED === job.tasks.length && !isTerminalJob(job.state)) {
       const final = c.TASK_STATE_CANCELLED > 0 ? "JOB_STATE_CANCELLED" : c.TASK_STATE_FAILED > 0 ? "JOB_STATE_FAILED" : "JOB_STATE_SUCCEEDED";

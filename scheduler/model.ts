@@ -36,6 +36,8 @@ export interface TaskRecord {
   input: Buffer | undefined;
   runMs: number;
   error?: TaskErrorShape;
+  /** When the task last entered the queue (submit or retry): placement latency is measured from here. */
+  queuedAtMs?: number;
 }
 
 export interface JobRecord {

@@ -10,6 +10,8 @@ import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
+import { alertHandlers } from "./alerts/grpc.js";
+import { SchedulerMonitoring } from "./monitoring.js";
 import { agentHandlers } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
 
@@ -18,6 +20,8 @@ export const SERVICE_NAMES = ["distributex.v1.DistributeX", "distributex.v1.Agen
 export class Scheduler {
   readonly registry: NodeRegistry;
   readonly core: SchedulerCore;
+  /** Metrics, alerts, admin HTTP and dashboard; the forecaster reports through it. */
+  readonly monitoring: SchedulerMonitoring;
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
   address = "";
@@ -29,9 +33,10 @@ export class Scheduler {
   ) {
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
+    this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     const V1 = v1();
-    this.server.addService(V1.DistributeX.service, clientHandlers(this.core));
+    this.server.addService(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts)));
     this.server.addService(V1.AgentService.service, agentHandlers(this.core, config.heartbeatIntervalMs, log));
     new ReflectionService(loadContract().definition).addToServer(this.server);
     this.health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "SERVING"])) });
@@ -45,6 +50,7 @@ export class Scheduler {
       ),
     );
     this.registry.start();
+    await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
     this.log.info({ event: "listening", address: this.address, queue: this.config.queue, state: this.config.state }, `scheduler listening on ${this.address}`);
@@ -54,6 +60,7 @@ export class Scheduler {
   /** Graceful stop: refuse new jobs, let running jobs finish for up to graceMs, then close. */
   async stop(graceMs = this.config.drainGraceMs): Promise<void> {
     for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
+    this.monitoring.setServing(false);
     const clean = await this.core.drain(graceMs);
     this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
     this.registry.stop();
@@ -68,6 +75,7 @@ export class Scheduler {
         resolve();
       });
     });
+    await this.monitoring.stop();
     await this.core.store.close();
   }
 }

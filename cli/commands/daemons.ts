@@ -20,6 +20,9 @@ export function registerDaemonCommands(program: Command): void {
     .option("--drain-grace-ms <ms>", "how long SIGTERM waits for running jobs")
     .option("--queue <backend>", "task queue backend: memory")
     .option("--state <backend>", "state store backend: memory")
+    .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
+    .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
+    .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | undefined>) => {
       try {
@@ -51,6 +54,8 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-calibrate", "skip the start-up speed calibration")
     .option("--drain-grace-ms <ms>", "how long SIGTERM lets running tasks finish")
     .option("--connect-timeout-ms <ms>", "give up if the scheduler is unreachable this long; 0 = retry forever")
+    .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz; 0 picks a free one (env DISTX_ADMIN_PORT)")
+    .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {

@@ -32,8 +32,10 @@ export function kernelInfo(k: StoredKernel) {
   };
 }
 
-export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
+/** WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). */
+export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHandlers, "WatchAlerts">): DistributeXHandlers {
   return {
+    ...alerts,
     RegisterKernel: unary(async (req) => {
       const kind = req.kind === "KERNEL_KIND_UNSPECIFIED" ? "KERNEL_KIND_WASM" : req.kind;
       if (kind !== "KERNEL_KIND_WASM") throw failedPrecondition(`kernel kind ${kind} is not supported by this scheduler yet`);

@@ -1,0 +1,172 @@
+// Agent metrics (prom-client), in a registry of their own. Kernel histograms are labelled by
+// kernel and backend; the kernel label is the kernel's registered short name (or a 12-digit
+// id prefix), and after MAX_KERNEL_LABELS distinct values new kernels share "other", so a
+// user registering many kernels cannot blow up the series count. No per-task labels.
+import { execFile } from "node:child_process";
+import os from "node:os";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { PoolStats } from "./pool/worker-pool.js";
+import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
+
+const MAX_KERNEL_LABELS = 64;
+/** Kernel times from 100 µs to 10 min. */
+const KERNEL_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];
+
+export type Backend = "wasm" | "gpu";
+export type Outcome = "succeeded" | "failed" | "cancelled";
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly kernelNames = new Map<string, string>();
+  private readonly labelsInUse = new Set<string>();
+  private readonly run: Histogram<"kernel" | "backend">;
+  private readonly wait: Histogram<"kernel" | "backend">;
+  private readonly completed: Counter<"kernel" | "backend" | "outcome">;
+  private readonly failures: Counter<"kernel" | "backend" | "code">;
+  private readonly restarts: Counter;
+  private readonly info: Gauge<"node" | "version">;
+  private gpuUtil: number[] = [];
+  private gpuTimer?: NodeJS.Timeout;
+
+  constructor(pool: () => PoolStats, version: string) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry });
+    const cpu = new CpuSampler();
+    const stat = (name: string, help: string, read: (s: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read(pool()));
+        },
+      });
+    stat("distx_agent_tasks_running", "Tasks running in kernel workers now.", (s) => s.running);
+    stat("distx_agent_tasks_queued", "Tasks accepted by the agent and waiting for a worker.", (s) => s.queued);
+    stat("distx_agent_workers", "Kernel worker threads.", (s) => s.size);
+    new Gauge({
+      name: "distx_agent_cpu_utilization",
+      help: "Host CPU utilisation 0..1 since the previous scrape.",
+      registers: [registry],
+      collect() {
+        this.set(cpu.sample());
+      },
+    });
+    new Gauge({
+      name: "distx_agent_memory_utilization",
+      help: "Host memory in use as a ratio 0..1 of total.",
+      registers: [registry],
+      collect() {
+        this.set(memoryUsedBytes() / os.totalmem());
+      },
+    });
+    new Gauge({
+      name: "distx_agent_memory_used_bytes",
+      help: "Host memory in use.",
+      registers: [registry],
+      collect() {
+        this.set(memoryUsedBytes());
+      },
+    });
+    const self = this;
+    new Gauge({
+      name: "distx_agent_gpu_utilization",
+      help: "GPU utilisation 0..1 per device, where the driver tells (nvidia-smi); absent otherwise.",
+      labelNames: ["gpu"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.gpuUtil.forEach((u, i) => this.set({ gpu: String(i) }, u));
+      },
+    });
+    this.info = new Gauge({
+      name: "distx_agent_info",
+      help: "Always 1; labels map this scrape target to its scheduler node id and agent version.",
+      labelNames: ["node", "version"],
+      registers: [registry],
+    });
+    this.info.set({ node: "", version }, 1);
+    this.run = new Histogram({
+      name: "distx_kernel_run_seconds",
+      help: "Kernel execution time in a worker, by kernel and backend.",
+      labelNames: ["kernel", "backend"],
+      buckets: KERNEL_BUCKETS,
+      registers: [registry],
+    });
+    this.wait = new Histogram({
+      name: "distx_kernel_wait_seconds",
+      help: "Time a task waited on the agent for a free worker, by kernel and backend.",
+      labelNames: ["kernel", "backend"],
+      buckets: KERNEL_BUCKETS,
+      registers: [registry],
+    });
+    this.completed = new Counter({
+      name: "distx_agent_tasks_completed_total",
+      help: "Tasks the agent finished, by kernel, backend and outcome.",
+      labelNames: ["kernel", "backend", "outcome"],
+      registers: [registry],
+    });
+    this.failures = new Counter({
+      name: "distx_agent_task_failures_total",
+      help: "Failed tasks by kernel, backend and failure code (TRAP, TIMEOUT, MEMORY_LIMIT, ...).",
+      labelNames: ["kernel", "backend", "code"],
+      registers: [registry],
+    });
+    this.restarts = new Counter({ name: "distx_agent_worker_restarts_total", help: "Kernel workers replaced after a timeout, cancel or crash.", registers: [registry] });
+  }
+
+  setNodeId(nodeId: string, version: string): void {
+    this.info.reset();
+    this.info.set({ node: nodeId, version }, 1);
+  }
+
+  /** Remembers a kernel's registered name so its label reads well. */
+  noteKernel(kernelId: string, name: string | undefined): void {
+    if (name && name !== "unnamed") this.kernelNames.set(kernelId, name);
+  }
+
+  kernelLabel(kernelId: string): string {
+    const raw = (this.kernelNames.get(kernelId) ?? kernelId.slice(0, 12)).replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 48);
+    if (this.labelsInUse.has(raw)) return raw;
+    if (this.labelsInUse.size >= MAX_KERNEL_LABELS) return "other";
+    this.labelsInUse.add(raw);
+    return raw;
+  }
+
+  taskDone(kernelId: string, backend: Backend, outcome: Outcome, runMs: number, waitMs: number, code?: string): void {
+    const kernel = this.kernelLabel(kernelId);
+    this.completed.inc({ kernel, backend, outcome });
+    if (outcome === "succeeded") this.run.observe({ kernel, backend }, runMs / 1000);
+    if (waitMs >= 0 && outcome !== "cancelled") this.wait.observe({ kernel, backend }, waitMs / 1000);
+    if (outcome === "failed") this.failures.inc({ kernel, backend, code: code ?? "INTERNAL" });
+  }
+
+  workerRestarted(): void {
+    this.restarts.inc();
+  }
+
+  /** Starts sampling GPU utilisation if nvidia-smi answers; silently does nothing otherwise. */
+  startGpuSampling(intervalMs = 5000): void {
+    const probe = () =>
+      execFile("nvidia-smi", ["--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"], { timeout: 3000 }, (err, stdout) => {
+        if (err) {
+          this.gpuUtil = [];
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") clearInterval(this.gpuTimer);
+          return;
+        }
+        this.gpuUtil = stdout
+          .split("\n")
+          .filter((l) => l.trim() !== "")
+          .map((l) => Number(l.trim()))
+          .filter((v) => Number.isFinite(v))
+          .map((v) => v / 100);
+      });
+    probe();
+    this.gpuTimer = setInterval(probe, intervalMs);
+    this.gpuTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.gpuTimer);
+  }
+}

@@ -1,0 +1,216 @@
+// Scheduler metrics (prom-client), in a registry of their own so several schedulers can live
+// in one process (tests). Gauges that mirror state (jobs, tasks, agents, node load) are read
+// at scrape time; counters and histograms are fed by SchedulerCore's events.
+// Conventions: `distx_` prefix, base units (seconds, bytes, ratios 0..1), `_total` counters,
+// bounded labels only: states, outcomes, alert names, and node ids (one per agent, forgotten
+// with the node) — never a job or task id.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { SchedulerCore } from "./core.js";
+import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
+import type { NodeRegistry } from "./registry.js";
+
+const TASK_STATES: TaskStateName[] = [
+  "TASK_STATE_PENDING",
+  "TASK_STATE_ASSIGNED",
+  "TASK_STATE_RUNNING",
+  "TASK_STATE_SUCCEEDED",
+  "TASK_STATE_FAILED",
+  "TASK_STATE_CANCELLED",
+];
+const JOB_STATES = ["pending", "running", "succeeded", "failed", "cancelled"] as const;
+const NODE_STATES = ["ready", "draining", "down"] as const;
+const short = (s: string) => s.replace(/^(JOB|TASK|NODE)_STATE_/, "").toLowerCase();
+
+/** Latency buckets from 1 ms to 5 min: placement is sub-millisecond to seconds, tasks up to minutes. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export interface NodeForecast {
+  /** Predicted CPU utilisation 0..1 over the forecaster's horizon. */
+  cpuUtilization: number;
+  horizonSeconds: number;
+  atMs: number;
+}
+
+export class SchedulerMetrics {
+  readonly registry = new Registry();
+  readonly placements: Counter;
+  readonly placementLatency: Histogram<"outcome">;
+  readonly taskLatency: Histogram<"state">;
+  readonly tasksSubmitted: Counter;
+  readonly tasksFinished: Counter<"state">;
+  readonly retries: Counter;
+  readonly nodesLost: Counter;
+  readonly resultCacheHits: Counter;
+  readonly forecastErrorRatio: Gauge;
+  readonly alertsFired: Counter<"alertname" | "severity">;
+  readonly webhookFailures: Counter;
+  /** Set by the forecaster (see SchedulerMonitoring.setNodeForecast / predictedSaturation). */
+  readonly forecasts = new Map<string, NodeForecast>();
+  readonly saturationSeconds = new Map<string, number>();
+
+  constructor(core: SchedulerCore, nodes: NodeRegistry) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry });
+
+    new Gauge({
+      name: "distx_jobs",
+      help: "Jobs the scheduler holds, by state (finished jobs count while retained).",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<string, number>;
+        for (const job of core.listJobs(Number.MAX_SAFE_INTEGER)) counts[short(job.state)]! += 1;
+        for (const s of JOB_STATES) this.set({ state: s }, counts[s]!);
+      },
+    });
+    new Gauge({
+      name: "distx_tasks",
+      help: "Tasks of retained jobs, by state.",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const sums = taskCounts(core);
+        for (const s of TASK_STATES) this.set({ state: short(s) }, sums[s]);
+      },
+    });
+    new Gauge({
+      name: "distx_queue_depth",
+      help: "Tasks waiting at the scheduler for a node.",
+      registers: [registry],
+      collect() {
+        this.set(taskCounts(core).TASK_STATE_PENDING);
+      },
+    });
+    new Gauge({
+      name: "distx_agents",
+      help: "Agents known to the scheduler, by state (down agents are forgotten after a while).",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const counts: Record<string, number> = { ready: 0, draining: 0, down: 0 };
+        for (const n of nodes.all()) counts[short(n.state)]! += 1;
+        for (const s of NODE_STATES) this.set({ state: s }, counts[s]!);
+      },
+    });
+
+    // Per-node load as the scheduler sees it from heartbeats, beside the forecast for the same node.
+    const nodeGauge = (name: string, help: string, read: (nodeId: string) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["node"],
+        registers: [registry],
+        collect() {
+          this.reset(); // nodes come and go; a forgotten node must not linger
+          for (const n of nodes.all()) {
+            if (n.state === "NODE_STATE_DOWN") continue;
+            const v = read(n.id);
+            if (v !== undefined && Number.isFinite(v)) this.set({ node: n.id }, v);
+          }
+        },
+      });
+    nodeGauge("distx_node_cpu_utilization", "Host CPU utilisation 0..1 reported by the node's last heartbeat.", (id) => nodes.get(id)?.load?.cpuUtilization);
+    nodeGauge("distx_node_memory_used_bytes", "Host memory in use reported by the node's last heartbeat.", (id) => {
+      const v = nodes.get(id)?.load?.memoryUsedBytes;
+      return v === undefined ? undefined : Number(v);
+    });
+    nodeGauge("distx_node_assigned_tasks", "Tasks placed on the node and not yet finished.", (id) => nodes.get(id)?.assigned);
+    nodeGauge("distx_node_capacity_tasks", "Task slots the scheduler fills on the node (workers plus prefetch).", (id) => nodes.get(id)?.capacity);
+    nodeGauge("distx_node_forecast_cpu_utilization", "Forecast CPU utilisation 0..1 of the node over the forecaster's horizon.", (id) => this.forecasts.get(id)?.cpuUtilization);
+    nodeGauge(
+      "distx_node_predicted_saturation_seconds",
+      "Seconds until the forecaster predicts the node saturates; absent when no saturation is predicted.",
+      (id) => this.saturationSeconds.get(id),
+    );
+
+    this.tasksSubmitted = new Counter({ name: "distx_tasks_submitted_total", help: "Tasks accepted in submitted jobs.", registers: [registry] });
+    this.tasksFinished = new Counter({
+      name: "distx_tasks_finished_total",
+      help: "Tasks that reached a final state, by state.",
+      labelNames: ["state"],
+      registers: [registry],
+    });
+    for (const s of ["succeeded", "failed", "cancelled"]) this.tasksFinished.inc({ state: s }, 0);
+    this.placements = new Counter({ name: "distx_placements_total", help: "Task placements on nodes (retries place again).", registers: [registry] });
+    this.placementLatency = new Histogram({
+      name: "distx_placement_latency_seconds",
+      help: "Time from a task entering the queue (submit or retry) to its placement on a node.",
+      labelNames: ["outcome"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    this.taskLatency = new Histogram({
+      name: "distx_task_latency_seconds",
+      help: "Time from job submission to the task's final state, by final state.",
+      labelNames: ["state"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    this.retries = new Counter({ name: "distx_task_retries_total", help: "Task attempts re-queued after a lost agent or a transient failure.", registers: [registry] });
+    this.nodesLost = new Counter({ name: "distx_nodes_lost_total", help: "Agents declared down (missed heartbeats or closed session).", registers: [registry] });
+    this.resultCacheHits = new Counter({
+      name: "distx_result_cache_hits_total",
+      help: "Tasks answered from the result cache without running.",
+      registers: [registry],
+    });
+    this.forecastErrorRatio = new Gauge({
+      name: "distx_forecast_error_ratio",
+      help: "Forecaster mean absolute error divided by the naive (last value) forecast's; below 1 beats naive.",
+      registers: [registry],
+    });
+    this.alertsFired = new Counter({
+      name: "distx_alerts_fired_total",
+      help: "Alerts raised by the scheduler's alert bus, by alert name and severity.",
+      labelNames: ["alertname", "severity"],
+      registers: [registry],
+    });
+    // NaN until a forecaster reports: 0 would read as a perfect forecast.
+    this.forecastErrorRatio.set(Number.NaN);
+    for (const [alertname, severity] of [["AgentLost", "critical"], ["JobFailing", "warning"], ["PredictedSaturation", "warning"]] as const) {
+      this.alertsFired.inc({ alertname, severity }, 0);
+    }
+    this.webhookFailures = new Counter({
+      name: "distx_alert_webhook_failures_total",
+      help: "Alert webhook deliveries that failed after all attempts.",
+      registers: [registry],
+    });
+
+    core.on("job_submitted", (job: JobRecord) => this.tasksSubmitted.inc(job.tasks.length));
+    core.on("placement", (_job: JobRecord, task: TaskRecord) => {
+      this.placements.inc();
+      if (task.queuedAtMs) this.placementLatency.observe({ outcome: "placed" }, Math.max(0, Date.now() - task.queuedAtMs) / 1000);
+    });
+    core.on("task_retry", () => this.retries.inc());
+    core.on("task_finished", (job: JobRecord, task: TaskRecord) => {
+      const state = short(task.state);
+      this.tasksFinished.inc({ state });
+      this.taskLatency.observe({ state }, Math.max(0, Date.now() - job.submittedAtMs) / 1000);
+    });
+    core.on("node_down", () => this.nodesLost.inc());
+  }
+
+  /** Every metric name this registry exposes (with histogram series suffixes), for checks. */
+  async exposedNames(): Promise<string[]> {
+    return metricNamesFromText(await this.registry.metrics());
+  }
+}
+
+function taskCounts(core: SchedulerCore): Record<TaskStateName, number> {
+  const sums = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskStateName, number>;
+  for (const job of core.listJobs(Number.MAX_SAFE_INTEGER)) for (const s of TASK_STATES) sums[s] += job.counts[s];
+  return sums;
+}
+
+/** Series names in a Prometheus text exposition (histograms give _bucket, _sum, _count). */
+export function metricNamesFromText(text: string): string[] {
+  const names = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = /^# TYPE (\S+) (\w+)/.exec(line);
+    if (!m) continue;
+    const [, name, type] = m;
+    if (type === "histogram") for (const suffix of ["_bucket", "_sum", "_count"]) names.add(name + suffix);
+    else if (type === "summary") for (const suffix of ["", "_sum", "_count"]) names.add(name + suffix);
+    else names.add(name!);
+  }
+  return [...names].sort();
+}

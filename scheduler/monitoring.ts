@@ -1,0 +1,175 @@
+// Everything an operator watches on the scheduler, wired together: metrics, the alert bus
+// (with its webhook), the admin HTTP server (/metrics, /healthz, /readyz) and the live
+// dashboard (/dashboard, /api/state, /api/events). The forecaster and the result cache report
+// here through the small setter API at the bottom.
+import type http from "node:http";
+import { AdminServer } from "../common/admin-http.js";
+import type { SchedulerConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import type { SchedulerCore } from "./core.js";
+import type { JobRecord, TaskRecord } from "./model.js";
+import type { NodeEntry, NodeRegistry } from "./registry.js";
+import { AlertBus, type AlertEvent } from "./alerts/bus.js";
+import { AlertWebhook } from "./alerts/webhook.js";
+import { DASHBOARD_HTML } from "./dashboard/page.js";
+import { DashboardState } from "./dashboard/state.js";
+import { SchedulerMetrics } from "./metrics.js";
+
+export interface MonitoringOptions {
+  /** Dashboard sampling / push interval. */
+  dashboardIntervalMs?: number;
+  alertTtlMs?: number;
+}
+
+export class SchedulerMonitoring {
+  readonly metrics: SchedulerMetrics;
+  readonly alerts: AlertBus;
+  readonly webhook: AlertWebhook | undefined;
+  readonly dashboard: DashboardState;
+  private admin?: AdminServer;
+  private readonly sseClients = new Set<http.ServerResponse>();
+  private serving = false;
+
+  constructor(
+    private readonly config: SchedulerConfig,
+    core: SchedulerCore,
+    nodes: NodeRegistry,
+    private readonly log: Logger,
+    options: MonitoringOptions = {},
+  ) {
+    this.metrics = new SchedulerMetrics(core, nodes);
+    this.alerts = new AlertBus(log, { activeTtlMs: options.alertTtlMs });
+    this.webhook = config.alertWebhookUrl
+      ? new AlertWebhook({ url: config.alertWebhookUrl, onFailure: () => this.metrics.webhookFailures.inc() }, log)
+      : undefined;
+    this.dashboard = new DashboardState(core, nodes, this.alerts, this.metrics, options.dashboardIntervalMs ?? 1000);
+
+    this.alerts.on("alert", (a: AlertEvent) => {
+      if (a.state === "firing") this.metrics.alertsFired.inc({ alertname: a.name, severity: a.severity });
+      this.webhook?.push(a);
+      this.broadcast("alerts", this.alerts.activeAlerts());
+    });
+
+    // Built-in alert sources.
+    core.on("node_down", (node: NodeEntry) => {
+      this.metrics.saturationSeconds.delete(node.id);
+      this.metrics.forecasts.delete(node.id);
+      this.alerts.resolve("PredictedSaturation", { node: node.id });
+      this.alerts.fire("AgentLost", "critical", `agent ${node.profile.hostname} (${node.id}) was lost; its tasks are being re-placed`, { node: node.id });
+    });
+    const failing = new Set<string>();
+    core.on("task_finished", (job: JobRecord, task: TaskRecord) => {
+      if (task.state !== "TASK_STATE_FAILED" || failing.has(job.id)) return;
+      failing.add(job.id);
+      if (failing.size > 10_000) failing.clear(); // only a guard against unbounded growth; a repeat alert is harmless
+      this.alerts.fire("JobFailing", "warning", `job ${job.name || job.id}: task ${task.index} failed (${task.error?.code ?? "ERROR"}: ${task.error?.message ?? ""})`.slice(0, 500), {
+        job: job.id,
+      });
+    });
+  }
+
+  async start(): Promise<string | undefined> {
+    this.serving = true;
+    this.dashboard.start(() => this.broadcastTick());
+    if (this.config.adminPort === undefined) return undefined;
+    this.admin = new AdminServer({
+      host: this.config.adminHost,
+      port: this.config.adminPort,
+      registry: this.metrics.registry,
+      log: this.log,
+      notReady: () => (this.serving ? undefined : "the scheduler is not serving (starting or draining)"),
+      routes: {
+        "/": (_req, res) => void res.writeHead(302, { location: "/dashboard" }).end(),
+        "/dashboard": (_req, res) => void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(DASHBOARD_HTML),
+        "/api/state": (_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.dashboard.snapshot(true))),
+        "/api/events": (req, res) => this.openSse(req, res),
+      },
+    });
+    return this.admin.start();
+  }
+
+  get adminAddress(): string {
+    return this.admin?.address ?? "";
+  }
+
+  /** Marks the scheduler not ready (readyz 503) while it drains. */
+  setServing(serving: boolean): void {
+    this.serving = serving;
+  }
+
+  async stop(): Promise<void> {
+    this.serving = false;
+    this.dashboard.stop();
+    this.alerts.close();
+    for (const res of this.sseClients) res.end();
+    this.sseClients.clear();
+    await this.webhook?.idle();
+    await this.admin?.stop();
+  }
+
+  // ───────────── for the forecaster and the result cache ─────────────
+
+  /** Forecast CPU utilisation (0..1) of a node over the next `horizonSeconds`; drawn against the load. */
+  setNodeForecast(nodeId: string, cpuUtilization: number, horizonSeconds: number): void {
+    this.metrics.forecasts.set(nodeId, { cpuUtilization, horizonSeconds, atMs: Date.now() });
+  }
+
+  /** Forecaster error divided by the naive forecast's error (< 1 means it beats naive). */
+  setForecastErrorRatio(ratio: number): void {
+    this.metrics.forecastErrorRatio.set(ratio);
+  }
+
+  /**
+   * The forecaster predicts that `nodeId` saturates in `inSeconds`: exported as
+   * distx_node_predicted_saturation_seconds{node} and raised as a PredictedSaturation alert.
+   * Call clearPredictedSaturation when the prediction no longer holds.
+   */
+  predictedSaturation(nodeId: string, inSeconds: number, detail = ""): AlertEvent {
+    this.metrics.saturationSeconds.set(nodeId, Math.max(0, inSeconds));
+    const summary = `node ${nodeId} is predicted to saturate in ${Math.round(inSeconds)} s${detail ? `: ${detail}` : ""}`;
+    return this.alerts.fire("PredictedSaturation", "warning", summary, { node: nodeId });
+  }
+
+  clearPredictedSaturation(nodeId: string): void {
+    this.metrics.saturationSeconds.delete(nodeId);
+    this.alerts.resolve("PredictedSaturation", { node: nodeId });
+  }
+
+  resultCacheHit(count = 1): void {
+    this.metrics.resultCacheHits.inc(count);
+  }
+
+  // ───────────── live dashboard stream ─────────────
+
+  private openSse(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+    res.write(`retry: 2000\n\n`);
+    this.sseClients.add(res);
+    const close = () => this.sseClients.delete(res);
+    req.on("close", close);
+    res.on("error", close);
+    this.send(res, "snapshot", this.dashboard.snapshot(true));
+  }
+
+  private send(res: http.ServerResponse, event: string, data: unknown): void {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  private broadcast(event: string, data: unknown): void {
+    if (this.sseClients.size === 0) return;
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of this.sseClients) {
+      // A client that cannot keep up is dropped rather than buffered without bound; it reconnects.
+      if (res.writableLength > 8 * 1024 * 1024) {
+        res.destroy();
+        this.sseClients.delete(res);
+        continue;
+      }
+      res.write(frame);
+    }
+  }
+
+  private broadcastTick(): void {
+    if (this.sseClients.size > 0) this.broadcast("tick", this.dashboard.snapshot(false));
+  }
+}
