@@ -50,11 +50,14 @@ export class SchedulerMonitoring {
       this.broadcast("alerts", this.alerts.activeAlerts());
     });
 
-    // Built-in alert sources.
+    // Built-in alert sources. An agent that drained first left on purpose: no page for it.
+    const drained = new Set<string>();
+    nodes.on("draining", (node: NodeEntry) => drained.add(node.id));
     core.on("node_down", (node: NodeEntry) => {
       this.metrics.saturationSeconds.delete(node.id);
       this.metrics.forecasts.delete(node.id);
       this.alerts.resolve("PredictedSaturation", { node: node.id });
+      if (drained.delete(node.id)) return;
       this.alerts.fire("AgentLost", "critical", `agent ${node.profile.hostname} (${node.id}) was lost; its tasks are being re-placed`, { node: node.id });
     });
     const failing = new Set<string>();
