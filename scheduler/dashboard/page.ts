@@ -16,7 +16,7 @@ main{display:grid;grid-template-columns:minmax(0,2fr) minmax(320px,1fr);gap:12px
 section{background:var(--panel);border-radius:6px;padding:10px}h2{font-size:14px;margin:0 0 8px}
 #nodes{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:8px}
 .node{border:1px solid #2a3442;border-radius:5px;padding:6px 8px;contain:content}
-.node .t{display:flex;justify-content:space-between;gap:6px}.node .h{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.node .t{display:flex;justify-content:space-between;gap:6px}.node .h{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.node .u{white-space:nowrap}
 .node.draining{opacity:.7}.node .p{color:var(--dim);font-size:11px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .node svg{width:100%;height:36px;display:block;background:#121920;margin-top:4px}
 .node .load{stroke:var(--load);fill:none;stroke-width:1.5}.node .fc{stroke:var(--fc);fill:none;stroke-width:1;stroke-dasharray:3 2}
