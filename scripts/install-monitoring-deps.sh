@@ -12,7 +12,7 @@ if [ -n "$missing" ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "install-monitoring-deps: installing$missing" >&2
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
