@@ -283,11 +283,14 @@ int main(int argc, char **argv) {
   printf("{\"kernels\":{");
 
   if (WANT("saxpy")) { /* saxpy: makeTasks({tasks:1, size, seed:1}): a = 1.5, x seed 1, y seed 2 */
-    float *x = xalloc(saxpy_n * 4), *y = xalloc(saxpy_n * 4), *out = xalloc(saxpy_n * 4);
+    /* Same layout as the WASM task input: x starts 8 bytes into a 16-byte-aligned buffer (after
+       the a, n header) and y follows x, so both see the same alignment of x and y. */
+    char *in = xalloc(8 + (size_t)saxpy_n * 8);
+    float *x = (float *)(in + 8), *y = x + saxpy_n, *out = xalloc(saxpy_n * 4);
     fill_uniform(x, saxpy_n, 1); fill_uniform(y, saxpy_n, 2);
     double sum = 0;
     TIME("saxpy", saxpy(1.5f, saxpy_n, x, y, out), (sum = 0, ({ for (int i = 0; i < saxpy_n; i++) sum += out[i]; }), sum));
-    free(x); free(y); free(out);
+    free(in); free(out);
   }
   if (WANT("gemm")) { /* gemm: A seed 1, B seed 2, n x n x n */
     int n = gemm_n, panels = (n + NR - 1) / NR;
