@@ -19,7 +19,7 @@ import { cpus, totalmem, platform, release } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NodeLoadForecaster } from "../../scheduler/forecast/nodeForecaster.js";
-import { ResidualAlerter } from "../../scheduler/forecast/alerts.js";
+import { ResidualAlerter, type ResidualAlerterOptions } from "../../scheduler/forecast/alerts.js";
 import { findCsvFiles, loadTraceCsv, parseTimestamp } from "./csv.js";
 import { type AlertScore, type Window, scoreAlerts } from "./score.js";
 
@@ -117,6 +117,7 @@ interface SeriesResult {
   meanRatio: number;
   model: ReturnType<NodeLoadForecaster["describe"]>;
   alerts: { times: string[]; score: AlertScore | null };
+  scoredDays: number;
   ms: number;
 }
 
@@ -130,6 +131,7 @@ function main(): void {
   const horizonsMs = args.horizonsMin.map((m) => m * 60_000);
   const warmupSteps = Math.round((args.warmupH * 3600) / args.stepS);
   const results: SeriesResult[] = [];
+  const alertInputs: AlertInput[] = [];
   const started = Date.now();
 
   for (const file of files) {
@@ -137,7 +139,8 @@ function main(): void {
     const rel = relative(args.data, file);
     const s = loadTraceCsv(file, rel);
     const fc = new NodeLoadForecaster({ stepMs, horizonsMs, accuracyWarmupSteps: warmupSteps });
-    const alerter = new ResidualAlerter({ halfLifeMs: 86_400_000, cooldownMs: 3_600_000 });
+    const alerter = new ResidualAlerter(ALERT_BASE);
+    const trace: { t: number[]; v: number[]; p: number[]; scoredFrom: number } = { t: [], v: [], p: [], scoredFrom: 0 };
     // Upper-bound coverage: pending upper forecasts keyed by target time.
     const pendingUpper = horizonsMs.map(() => new Map<number, number>());
     const covered = horizonsMs.map(() => 0);
@@ -158,7 +161,11 @@ function main(): void {
         }
       }
       fc.observe(t, v);
+      trace.t.push(t);
+      trace.v.push(v);
+      trace.p.push(pred);
       if (fc.completedSteps > warmupSteps) {
+        if (firstScoredMs === null) trace.scoredFrom = i;
         if (firstScoredMs === null) firstScoredMs = t;
         const ev = alerter.update(t, v, pred);
         if (ev) alertTimes.push(ev.tMs);
@@ -182,6 +189,7 @@ function main(): void {
     const scoredDays = firstScoredMs === null ? 0 : (lastT - firstScoredMs) / 86_400_000;
     const ws = windows.get(basename(file));
     const score = ws ? scoreAlerts(alertTimes, ws, scoredDays) : null;
+    if (ws) alertInputs.push({ file: rel, windows: ws, scoredDays, ...trace });
     results.push({
       file: rel,
       rows: s.values.length,
@@ -191,6 +199,7 @@ function main(): void {
       meanRatio: horizons.reduce((a, h) => a + h.ratio, 0) / horizons.length,
       model: fc.describe(),
       alerts: { times: alertTimes.map(isoOrSeconds), score },
+      scoredDays,
       ms: Date.now() - t0,
     });
     console.error(`${rel}: mean ratio ${results[results.length - 1]!.meanRatio.toFixed(3)} (${Date.now() - t0} ms)`);
@@ -204,10 +213,11 @@ function main(): void {
   const overall = avgByHorizon.reduce((a, h) => a + h.ratio, 0) / avgByHorizon.length;
   const scored = results.filter((r) => r.alerts.score !== null);
   const alertTotals = scored.length === 0 ? null : totalScore(scored.map((r) => r.alerts.score!), scored);
+  const sensitivity = alertInputs.length === 0 ? [] : alertSensitivity(alertInputs);
 
   const summary = {
     generatedAt: new Date().toISOString(),
-    command: `npx tsx bench/forecast/run.ts ${process.argv.slice(2).join(" ")}`.trim() + "   (or: npm run bench:forecast)",
+    command: `npx tsx bench/forecast/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
       cores: cpus().length,
@@ -222,18 +232,76 @@ function main(): void {
       warmupSteps,
       horizonsMinutes: args.horizonsMin,
       forecaster: "NodeLoadForecaster defaults (auto-period damped Holt-Winters + naive / seasonal-naive / HW-naive mean / direct LAD-AR ensemble selected per horizon by recent MAE), one configuration for all series",
-      alerts: "ResidualAlerter defaults: one-step residual outside 1.5 x [p1, p99] of residuals (decaying histogram, 1-day half-life) for 3 consecutive steps on one side; 1 h cooldown",
+      alerts: "ResidualAlerter defaults: one-step residual outside [p1, p99] of recent residuals (decaying histogram, 1-day half-life) for 2 consecutive steps on the same side; 1 h cooldown",
     },
     averageRatioByHorizon: avgByHorizon,
     averageRatio: overall,
     series: results,
     alerts: alertTotals,
+    alertSensitivity: sensitivity,
     runtimeMs: Date.now() - started,
   };
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, "forecast.json"), JSON.stringify(summary, null, 2) + "\n");
-  writeFileSync(join(args.out, "forecast.md"), renderMarkdown(summary, results, avgByHorizon, overall, alertTotals));
-  console.log(renderMarkdown(summary, results, avgByHorizon, overall, alertTotals));
+  const md = renderMarkdown(summary, results, avgByHorizon, overall, alertTotals, sensitivity);
+  writeFileSync(join(args.out, "forecast.md"), md);
+  console.log(md);
+}
+
+/** Alert rule settings used by the bench (the ResidualAlerter defaults, with a 1-day histogram half-life and 1-h cooldown). */
+const ALERT_BASE: ResidualAlerterOptions = { halfLifeMs: 86_400_000, cooldownMs: 3_600_000 };
+
+interface AlertInput {
+  file: string;
+  windows: Window[];
+  scoredDays: number;
+  t: number[];
+  v: number[];
+  p: number[];
+  scoredFrom: number;
+}
+
+/** Re-runs the alert rule with neighbouring settings on the same forecasts, to show how sensitive the scores are. */
+function alertSensitivity(inputs: AlertInput[]) {
+  const variants: { name: string; opts: Partial<ResidualAlerterOptions> }[] = [
+    { name: "default (p99 band, 2 in a row, both sides)", opts: {} },
+    { name: "1 in a row", opts: { consecutive: 1 } },
+    { name: "3 in a row", opts: { consecutive: 3 } },
+    { name: "p99.5 band", opts: { quantile: 0.995 } },
+    { name: "band x 1.2", opts: { bandScale: 1.2 } },
+    { name: "band x 0.9", opts: { bandScale: 0.9 } },
+    { name: "upward only", opts: { direction: "up" } },
+    { name: "3-day histogram half-life", opts: { halfLifeMs: 3 * 86_400_000 } },
+  ];
+  return variants.map(({ name, opts }) => {
+    const scores = inputs.map((s) => {
+      const al = new ResidualAlerter({ ...ALERT_BASE, ...opts });
+      const times: number[] = [];
+      for (let i = 0; i < s.t.length; i++) {
+        const ev = al.update(s.t[i]!, s.v[i]!, s.p[i]!);
+        if (ev && i >= s.scoredFrom) times.push(ev.tMs);
+      }
+      return { score: scoreAlerts(times, s.windows, s.scoredDays), days: s.scoredDays };
+    });
+    const tp = scores.reduce((a, x) => a + x.score.truePositives, 0);
+    const fp = scores.reduce((a, x) => a + x.score.falsePositives, 0);
+    const windows = scores.reduce((a, x) => a + x.score.windows, 0);
+    const detected = scores.reduce((a, x) => a + x.score.detectedWindows, 0);
+    const days = scores.reduce((a, x) => a + x.days, 0);
+    const raw = scores.reduce((a, x) => a + x.score.nab.raw, 0);
+    const perfect = windows * (2 / (1 + Math.exp(-5)) - 1);
+    const delays = scores.flatMap((x) => x.score.delaysMinutes);
+    return {
+      name,
+      precision: tp + fp > 0 ? tp / (tp + fp) : Number.NaN,
+      recall: windows > 0 ? detected / windows : Number.NaN,
+      detectedWindows: detected,
+      windows,
+      falsePositivesPerDay: days > 0 ? fp / days : Number.NaN,
+      meanDelayMinutes: delays.length > 0 ? delays.reduce((a, b) => a + b, 0) / delays.length : null,
+      nabNormalized: windows > 0 ? (100 * (raw + windows)) / (perfect + windows) : null,
+    };
+  });
 }
 
 function isoOrSeconds(t: number): string {
@@ -247,13 +315,11 @@ function totalScore(scores: AlertScore[], series: SeriesResult[]) {
   const fp = sum((s) => s.falsePositives);
   const windows = sum((s) => s.windows);
   const detected = sum((s) => s.detectedWindows);
-  const days = series.reduce((a, r) => a + (r.alerts.score!.falsePositivesPerDay > 0 ? r.alerts.score!.falsePositives / r.alerts.score!.falsePositivesPerDay : 0), 0);
-  const scoredDays = series.reduce((a, r) => a + Math.max(0, r.days - 2), 0);
+  const scoredDays = series.reduce((a, r) => a + r.scoredDays, 0);
   const delays = scores.flatMap((s) => s.delaysMinutes);
   const raw = sum((s) => s.nab.raw);
   const perfect = windows * (2 / (1 + Math.exp(-5)) - 1);
   const nullScore = -windows;
-  void days;
   return {
     files: scores.length,
     alerts,
@@ -278,10 +344,11 @@ function renderMarkdown(
   avg: { minutes: number; ratio: number; upperCoverage: number }[],
   overall: number,
   alerts: ReturnType<typeof totalScore> | null,
+  sensitivity: ReturnType<typeof alertSensitivity>,
 ): string {
   const L: string[] = [];
   L.push("# Load forecast evaluation", "");
-  L.push(`Generated ${summary.generatedAt} by \`${summary.command}\`.`, "");
+  L.push(`Generated ${summary.generatedAt} by \`${summary.command}\` (same as \`npm run bench:forecast\`).`, "");
   const m = summary.machine;
   L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}.`, "");
   L.push(`Data: every CSV under \`${summary.data.dir}\`; step ${summary.config.stepSeconds} s; warm-up ${summary.config.warmupHours} h (${summary.config.warmupSteps} steps) before scoring.`, "");
@@ -315,6 +382,13 @@ function renderMarkdown(
       L.push(`| ${r.file} | ${s.alerts} | ${s.truePositives} | ${f3(s.precision)} | ${s.detectedWindows}/${s.windows} | ${f3(s.recall)} | ${f3(s.falsePositivesPerDay)} | ${f1(s.meanDelayMinutes === null ? null : s.meanDelayMinutes / 60)} | ${f1(s.nab.normalized)} |`);
     }
     L.push(`| **all** | ${alerts.alerts} | ${alerts.truePositives} | ${f3(alerts.precision)} | ${alerts.detectedWindows}/${alerts.windows} | ${f3(alerts.recall)} | ${f3(alerts.falsePositivesPerDay)} | ${f1(alerts.meanDelayMinutes === null ? null : alerts.meanDelayMinutes / 60)} | ${f1(alerts.nabNormalized)} |`, "");
+    L.push("Sensitivity: the same forecasts with neighbouring alert settings (all NAB files together). The default was picked on these same files, so its score is optimistic; the neighbours show how much it depends on that choice.", "");
+    L.push("| variant | precision | windows detected | FP / day | mean delay (h) | NAB-style score |");
+    L.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const v of sensitivity) {
+      L.push(`| ${v.name} | ${f3(v.precision)} | ${v.detectedWindows}/${v.windows} | ${f3(v.falsePositivesPerDay)} | ${f1(v.meanDelayMinutes === null ? null : v.meanDelayMinutes / 60)} | ${f1(v.nabNormalized)} |`);
+    }
+    L.push("");
     L.push("NAB windows are wide (about 17 h, centred on the labelled anomaly), so a detection at the labelled point shows a delay of several hours from the window start. The NAB-style score is a re-implementation of the standard profile (A_TP 1, A_FP -0.11, A_FN -1; 0 = no alerts, 100 = perfect), not the official scorer, and without NAB's probationary period (the 2-day warm-up plays that role).", "");
   }
   return L.join("\n");

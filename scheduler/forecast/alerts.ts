@@ -16,9 +16,9 @@ import { checkInt, checkKnownKeys, checkPositive, checkRange } from "./options.j
 export interface ResidualAlerterOptions {
   /** Upper band quantile; the lower band is 1 - quantile (default 0.99). */
   quantile?: number;
-  /** Multiplier applied to the band edges (default 1.5). */
+  /** Multiplier applied to the band edges (default 1). */
   bandScale?: number;
-  /** Residuals in a row outside the band, on the same side, needed to alert (default 3). */
+  /** Residuals in a row outside the band, on the same side, needed to alert (default 2). */
   consecutive?: number;
   /** Half-life of the residual histogram in ms (required: it depends on the step). */
   halfLifeMs: number;
@@ -56,8 +56,8 @@ export class ResidualAlerter {
   constructor(options: ResidualAlerterOptions) {
     const o = checkKnownKeys("alerts", options, KEYS);
     this.quantile = o.quantile === undefined ? 0.99 : checkRange("alerts.quantile", o.quantile, 0.5, 1, { minExclusive: true });
-    this.bandScale = o.bandScale === undefined ? 1.5 : checkRange("alerts.bandScale", o.bandScale, 0, 100, { minExclusive: true });
-    this.consecutive = o.consecutive === undefined ? 3 : checkInt("alerts.consecutive", o.consecutive, 1);
+    this.bandScale = o.bandScale === undefined ? 1 : checkRange("alerts.bandScale", o.bandScale, 0, 100, { minExclusive: true });
+    this.consecutive = o.consecutive === undefined ? 2 : checkInt("alerts.consecutive", o.consecutive, 1);
     this.cooldownMs = checkRange("alerts.cooldownMs", o.cooldownMs, 0, Number.MAX_VALUE);
     this.minSamples = o.minSamples === undefined ? 100 : checkInt("alerts.minSamples", o.minSamples, 0);
     const dir = o.direction ?? "both";

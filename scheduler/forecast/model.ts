@@ -160,6 +160,10 @@ export class StepForecaster {
     this.decay = Math.pow(0.5, 1 / this.options.selectionHalfLifeSteps);
   }
 
+  private get maxHorizon(): number {
+    return Math.max(...this.options.fitHorizons);
+  }
+
   /** Number of observations seen. */
   get observations(): number {
     return this.count;
@@ -343,6 +347,12 @@ export class StepForecaster {
   forecast(h: number): number {
     if (this.count === 0) return Number.NaN;
     if (!this.state || !this.params) return this.lastValue;
+    const maxH = this.maxHorizon;
+    if (h > maxH) {
+      // Beyond the tracked horizons: continue from the selected member's forecast
+      // at the longest tracked horizon along the Holt-Winters path.
+      return this.forecast(maxH) + hwForecast(this.state, this.params, h) - hwForecast(this.state, this.params, maxH);
+    }
     const m = this.selectMember(h);
     const f = this.memberForecast(m, h);
     return Number.isNaN(f) ? hwForecast(this.state, this.params, h) : f;

@@ -84,34 +84,45 @@ export function autocorrelation(values: ArrayLike<number>, maxLag: number): Floa
 }
 
 /**
- * Least-squares detrending followed by winsorising at median +- 5 MAD, so that
- * a few isolated spikes cannot create (or hide) a seasonal correlation.
+ * Robust detrending: winsorise at median +- 5 MAD (so a few isolated spikes
+ * can neither create nor hide a seasonal correlation, nor tilt the trend
+ * line), remove the least-squares line, winsorise the residuals again and
+ * centre them.
  */
 function detrend(values: ArrayLike<number>): Float64Array {
   const n = values.length;
+  const x = winsorise(Float64Array.from(values as ArrayLike<number>));
   let sx = 0, sy = 0, sxx = 0, sxy = 0;
   for (let i = 0; i < n; i++) {
-    const y = values[i]!;
+    const y = x[i]!;
     sx += i; sy += y; sxx += i * i; sxy += i * y;
   }
   const d = n * sxx - sx * sx;
   const slope = d === 0 ? 0 : (n * sxy - sx * sy) / d;
   const icpt = (sy - slope * sx) / n;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = values[i]! - (icpt + slope * i);
-  const sorted = Float64Array.from(out).sort();
+  for (let i = 0; i < n; i++) x[i] = x[i]! - (icpt + slope * i);
+  winsorise(x);
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += x[i]!;
+  mean /= n;
+  for (let i = 0; i < n; i++) x[i] = x[i]! - mean;
+  return x;
+}
+
+/** Clamps x (in place) to median +- 5 scaled MADs; no-op when the MAD is 0. */
+function winsorise(x: Float64Array): Float64Array {
+  const n = x.length;
+  if (n === 0) return x;
+  const sorted = Float64Array.from(x).sort();
   const med = sorted[n >> 1]!;
-  const dev = sorted.map((x) => Math.abs(x - med)).sort();
+  const dev = sorted.map((v) => Math.abs(v - med)).sort();
   const mad = dev[n >> 1]!;
   if (mad > 0) {
-    const lo = med - 5 * 1.4826 * mad, hi = med + 5 * 1.4826 * mad;
-    for (let i = 0; i < n; i++) out[i] = Math.min(hi, Math.max(lo, out[i]!));
+    const lo = med - 5 * 1.4826 * mad;
+    const hi = med + 5 * 1.4826 * mad;
+    for (let i = 0; i < n; i++) x[i] = Math.min(hi, Math.max(lo, x[i]!));
   }
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += out[i]!;
-  mean /= n;
-  for (let i = 0; i < n; i++) out[i] = out[i]! - mean;
-  return out;
+  return x;
 }
 
 export function detectPeriod(values: ArrayLike<number>, options?: PeriodDetectionOptions): PeriodDetection {
