@@ -4,7 +4,8 @@
 //
 //   npm run bench:kernels            (compiled: node dist/bench/kernels/run.js)
 //   npx tsx bench/kernels/run.ts     (while iterating)
-//   ... run.ts --quick               (smaller sizes, fewer reps; a smoke test)
+//   ... run.ts --quick               (smaller sizes, fewer reps; a smoke test; writes kernels.quick.*)
+//   ... run.ts --only gemm,saxpy     (just those kernels; writes nothing)
 //
 // Writes bench/results/kernels.json and bench/results/kernels.md.
 //
@@ -31,6 +32,8 @@ import { buildKernel } from "../../kernels/toolchain/build.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
 
 const quick = process.argv.includes("--quick");
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt > 0 ? process.argv[onlyAt + 1]?.split(",") : undefined;
 
 const SIZES: Record<string, number> = quick
   ? { saxpy: 1 << 16, gemm: 128, mandelbrot: 128, montecarlo_pi: 500_000, histogram: 1 << 18 }
@@ -52,13 +55,16 @@ const GOAL_GEOMEAN = 1.3;
 const GOAL_GEMM_GFLOPS = 5;
 
 function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "kernels/assembly"))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("cannot find the repository root above " + fileURLToPath(import.meta.url));
-    dir = up;
+  for (const start of [path.dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+    let dir = start;
+    for (;;) {
+      if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "kernels/assembly"))) return dir;
+      const up = path.dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
   }
+  throw new Error(`cannot find the repository root (with kernels/assembly) above ${fileURLToPath(import.meta.url)} or the working directory`);
 }
 
 function median(xs: number[]): number {
@@ -170,6 +176,8 @@ function machine() {
     v8: process.versions.v8,
     gcc: sh("gcc", ["--version"]).split("\n")[0] ?? "unknown",
     assemblyscript: "",
+    /** 1/5/15-minute load averages when the bench started and ended (the machine may be shared). */
+    loadAverage: { before: [] as number[], after: [] as number[] },
     os: `${os.type()} ${os.release()} ${os.arch()}`,
   };
 }
@@ -210,7 +218,9 @@ async function main(): Promise<void> {
 
     const results: KernelResult[] = [];
     let ascVersion = "";
+    const loadBefore = os.loadavg();
     for (const [name, kernel] of Object.entries(exampleKernels)) {
+      if (only && !only.includes(name)) continue;
       const size = SIZES[name];
       if (size === undefined) throw new Error(`no bench size for ${name}`);
       const built = await buildKernel(path.join(root, "kernels/assembly/examples", `${name}.ts`), { outDir: tmp });
@@ -222,8 +232,8 @@ async function main(): Promise<void> {
       // WASM, direct instance over a reused memory; only distx_run is timed.
       const pages = Math.ceil((input.byteLength * 2 + 64 * 2 ** 20) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-      let lastOut = new Uint8Array(0);
-      let liftoff: boolean | null = null;
+      let last: WasmExports | undefined;
+      let lastLen = 0;
       let copiedAt = -1;
       const wasmOnce = (): number => {
         const instance = new WebAssembly.Instance(module, {
@@ -245,10 +255,9 @@ async function main(): Promise<void> {
           copiedAt = ptr;
         }
         const t0 = nowMs();
-        const len = e.distx_run(ptr, input.byteLength);
+        lastLen = e.distx_run(ptr, input.byteLength);
         const dt = nowMs() - t0;
-        lastOut = new Uint8Array(memory.buffer, e.distx_output_ptr(), len).slice();
-        if (isLiftoff) liftoff = isLiftoff(e.distx_run);
+        last = e;
         return dt;
       };
       // C (a separate process, so nothing of ours runs meanwhile) and WASM in alternating rounds.
@@ -261,7 +270,9 @@ async function main(): Promise<void> {
         c.checksum = cr.checksum;
         wasmTimes.push(...repeat(wasmOnce, round === 0 ? 2 : 1, perRound, MIN_MS / ROUNDS));
       }
-      const wasmOut = lastOut;
+      // The last instance's output is still in memory (nothing ran since); read it once.
+      const wasmOut = new Uint8Array(memory.buffer, last!.distx_output_ptr(), lastLen).slice();
+      const liftoff: boolean | null = isLiftoff ? isLiftoff(last!.distx_run) : null;
       const cNative = haveNative ? runC(gccNative, name) : null;
 
       // The agent's whole per-task path.
@@ -314,12 +325,13 @@ async function main(): Promise<void> {
       results.push(r);
       console.log(
         `${name.padEnd(14)} wasm ${wasmMs.toFixed(3)} ms | js ${jsMs.toFixed(3)} ms | gcc -O2 ${gccMs.toFixed(3)} ms | ` +
-          `wasm/gcc ${r.ratios.wasmOverGcc.toFixed(2)} js/gcc ${r.ratios.jsOverGcc.toFixed(2)}` +
+          `wasm/gcc ${r.ratios.wasmOverGcc.toFixed(2)} (best runs ${r.ratios.wasmOverGccBestCase.toFixed(2)}) js/gcc ${r.ratios.jsOverGcc.toFixed(2)}` +
           (gflops ? ` | ${gflops.wasm.toFixed(2)} GFLOP/s wasm` : "") +
           ` | liftoff=${liftoff} | ${r.check.ok ? "ok" : "CHECK FAILED: " + verdict.detail + " " + r.check.wasmVsGccChecksum}`,
       );
     }
     m.assemblyscript = ascVersion;
+    m.loadAverage = { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) };
 
     const geomean = Math.exp(results.reduce((s, r) => s + Math.log(r.ratios.wasmOverGcc), 0) / results.length);
     const jsGeomean = Math.exp(results.reduce((s, r) => s + Math.log(r.ratios.jsOverGcc), 0) / results.length);
@@ -357,6 +369,10 @@ async function main(): Promise<void> {
     const outDir = path.join(root, "bench/results");
     await mkdir(outDir, { recursive: true });
     const suffix = quick ? ".quick" : "";
+    if (only) {
+      console.log("--only: results not written");
+      return;
+    }
     await writeFile(path.join(outDir, `kernels${suffix}.json`), JSON.stringify(report, null, 2) + "\n");
     await writeFile(path.join(outDir, `kernels${suffix}.md`), markdown(report));
     console.log(`wrote bench/results/kernels${suffix}.json and .md`);
@@ -398,6 +414,7 @@ function markdown(report: {
   lines.push("");
   lines.push(`**Machine:** ${m.cpu} (${m.cpuFlags.join(", ") || "flags unknown"}), ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}`);
   lines.push(`**Toolchain:** node ${m.node} (V8 ${m.v8}), AssemblyScript ${m.assemblyscript}, ${m.gcc}`);
+  lines.push(`**Load average** (1/5/15 min) at start ${m.loadAverage.before.join(" / ")}, at end ${m.loadAverage.after.join(" / ")} on ${m.cores} cores${Math.max(...m.loadAverage.before, ...m.loadAverage.after) > m.cores * 0.75 ? " — the machine was busy with other work, so absolute times are inflated and noisy; the ratios come from alternating C/WASM rounds to share that noise" : ""}.`);
   lines.push("");
   lines.push("## Summary");
   lines.push("");
