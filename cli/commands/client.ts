@@ -93,7 +93,7 @@ export function registerClientCommands(program: Command): void {
         for (const file of files) {
           if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
           const { wasmPath, manifest } = await buildKernel(file, { outDir: opts.outDir, optimize: !opts.debug });
-          console.log(`${manifest.name.padEnd(16)} ${wasmPath}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
+          console.log(`${manifest.name.padEnd(16)} ${path.relative(process.cwd(), wasmPath)}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
         }
       } catch (err) {
         fail(err);
