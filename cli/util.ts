@@ -1,4 +1,5 @@
 // Small helpers shared by the CLI commands.
+import Table from "cli-table3";
 import { DistributeXError } from "../client/index.js";
 import { ConfigError } from "../common/config.js";
 
@@ -59,4 +60,10 @@ export function onShutdownSignal(stop: (signal: string) => Promise<void>): void 
       );
     });
   }
+}
+
+/** A table that is coloured only on a terminal, so piped output stays plain text. */
+export function table(head: string[]): InstanceType<typeof Table> {
+  const plain = !process.stdout.isTTY;
+  return new Table({ head, style: plain ? { head: [], border: [] } : {} });
 }

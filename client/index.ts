@@ -127,7 +127,7 @@ export class DistributeXClient {
       const page = await this.call<unknown, { results: TaskResult[] }>("GetResults", { jobId, offset, limit: pageSize });
       // Outputs arrive as views into the gRPC message at any byte offset; give each its own
       // buffer so callers can read it as a typed array (new Float32Array(output.buffer)).
-      for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output)) });
+      for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) });
       const job = await this.getJob(jobId);
       if (offset + pageSize >= job.taskCount) break;
     }

@@ -2,7 +2,8 @@
 // reflection and the standard health service.
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation } from "grpc-health-check";
+import * as protoLoader from "@grpc/proto-loader";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
@@ -14,6 +15,46 @@ import { alertHandlers } from "./alerts/grpc.js";
 import { SchedulerMonitoring } from "./monitoring.js";
 import { agentHandlers } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
+
+const MALFORMED = Symbol("malformed request");
+
+/**
+ * grpc-js answers a request it cannot decode with INTERNAL. The fault is the caller's, so decode
+ * failures of unary requests are turned into INVALID_ARGUMENT with the decoder's message.
+ */
+function rejectMalformedRequests(
+  service: grpc.ServiceDefinition,
+  handlers: grpc.UntypedServiceImplementation,
+): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+  const wrappedService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const wrappedHandlers: grpc.UntypedServiceImplementation = {};
+  for (const [name, def] of Object.entries(service)) {
+    const handler = handlers[name];
+    if (def.requestStream || !handler) {
+      wrappedService[name] = def;
+      if (handler) wrappedHandlers[name] = handler;
+      continue;
+    }
+    wrappedService[name] = {
+      ...def,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return def.requestDeserialize(bytes);
+        } catch (err) {
+          return { [MALFORMED]: (err as Error).message };
+        }
+      },
+    };
+    wrappedHandlers[name] = ((call: grpc.ServerUnaryCall<Record<symbol, string>, unknown>, callbackOrUndefined?: grpc.sendUnaryData<unknown>) => {
+      const problem = call.request?.[MALFORMED];
+      if (problem === undefined) return (handler as (...a: unknown[]) => void)(call, callbackOrUndefined);
+      const error = { code: grpc.status.INVALID_ARGUMENT, details: `malformed ${name} request: ${problem}` };
+      if (callbackOrUndefined) callbackOrUndefined(error);
+      else (call as unknown as grpc.ServerWritableStream<unknown, unknown>).emit("error", error);
+    }) as grpc.UntypedHandleCall;
+  }
+  return [wrappedService as grpc.ServiceDefinition, wrappedHandlers];
+}
 
 export const SERVICE_NAMES = ["distributex.v1.DistributeX", "distributex.v1.AgentService"] as const;
 
@@ -36,9 +77,11 @@ export class Scheduler {
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     const V1 = v1();
-    this.server.addService(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts)));
+    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts))));
     this.server.addService(V1.AgentService.service, agentHandlers(this.core, config.heartbeatIntervalMs, log));
-    new ReflectionService(loadContract().definition).addToServer(this.server);
+    // Reflection describes our contract and the standard health service, so tools see both.
+    const healthDefinition = protoLoader.loadSync(healthProtoPath);
+    new ReflectionService({ ...loadContract().definition, ...healthDefinition }).addToServer(this.server);
     this.health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "SERVING"])) });
     this.health.addToServer(this.server);
   }

@@ -96,12 +96,15 @@ export function runWasmKernel(module: WebAssembly.Module, input: Uint8Array, opt
   } catch (err) {
     if (err instanceof KernelRunError) throw err;
     const message = abortMessage ?? (err as Error).message;
-    // The allocator traps when memory.grow fails at the cap: report that as what it is.
-    const atCap = memory.buffer.byteLength + WASM_PAGE_BYTES > maximumPages * WASM_PAGE_BYTES;
-    if (atCap && !abortMessage) {
+    // AssemblyScript's allocator executes `unreachable` when memory.grow fails at the cap, and the
+    // host cannot observe the failed grow itself: a bare `unreachable` trap with memory grown past
+    // half its cap is reported as what it almost surely is.
+    const capBytes = maximumPages * WASM_PAGE_BYTES;
+    const grownBytes = memory.buffer.byteLength;
+    if (!abortMessage && /unreachable/i.test(message) && grownBytes * 2 > capBytes) {
       throw new KernelRunError(
         "MEMORY_LIMIT",
-        `kernel exceeded its memory cap of ${maximumPages * WASM_PAGE_BYTES} bytes (${message})`,
+        `kernel exceeded its memory cap of ${capBytes} bytes (it had grown to ${grownBytes} bytes when it trapped: ${message})`,
       );
     }
     throw new KernelRunError("TRAP", `kernel trapped: ${message}`);

@@ -3,7 +3,6 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { DistributeXClient, type Job, type TaskResult } from "../../client/index.js";
 import { hostPort } from "../../common/config.js";
@@ -11,7 +10,7 @@ import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
-import { fail, formatBytes, formatMs, parseIntOption, UsageError } from "../util.js";
+import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
 
@@ -25,7 +24,7 @@ const schedulerOption = (cmd: Command) =>
   cmd.option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER);
 
 export function jobTable(jobs: Job[]): string {
-  const table = new Table({ head: ["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"] });
+  const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);
   for (const j of jobs) {
     const end = j.finishedAtMs || Date.now();
     table.push([
@@ -94,7 +93,7 @@ export function registerClientCommands(program: Command): void {
         for (const file of files) {
           if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
           const { wasmPath, manifest } = await buildKernel(file, { outDir: opts.outDir, optimize: !opts.debug });
-          console.log(`${manifest.name.padEnd(16)} ${wasmPath}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
+          console.log(`${manifest.name.padEnd(16)} ${path.relative(process.cwd(), wasmPath)}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
         }
       } catch (err) {
         fail(err);
@@ -203,7 +202,7 @@ export function registerClientCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify(nodes, null, 2));
       else if (nodes.length === 0) console.log("no nodes");
       else {
-        const table = new Table({ head: ["node", "state", "host", "cpu", "cores", "simd", "memory", "gpus", "workers", "speed (Gop/s)", "cpu %", "tasks", "done"] });
+        const table = makeTable(["node", "state", "host", "cpu", "cores", "simd", "memory", "gpus", "workers", "speed (Gop/s)", "cpu %", "tasks", "done"]);
         for (const n of nodes) {
           const p = n.profile!;
           table.push([
@@ -212,7 +211,7 @@ export function registerClientCommands(program: Command): void {
             p.hostname,
             (p.cpu?.model ?? "").slice(0, 28),
             `${p.cpu?.physicalCores}/${p.cpu?.logicalCores}`,
-            (p.cpu?.simd ?? []).filter((s) => /avx|neon|sse4_2|asimd|sve/.test(s)).slice(0, 4).join(" "),
+            (p.cpu?.simd ?? []).filter((s) => /^(sse4_2|avx|avx2|avx512f|fma|neon|asimd|sve)$/.test(s)).join(" "),
             formatBytes(Number(p.memoryBytes)),
             p.gpus.length ? p.gpus.map((g) => `${g.model} (${formatBytes(Number(g.memoryBytes))})`).join(", ") : "none",
             p.workers,
@@ -246,7 +245,7 @@ export function registerClientCommands(program: Command): void {
         console.log(JSON.stringify({ job, results: results.map((r) => ({ ...r, output: Buffer.from(r.output).toString("base64") })) }, null, 2));
       } else {
         console.log(jobTable([job]));
-        const table = new Table({ head: ["task", "state", "node", "attempt", "run time", "output"] });
+        const table = makeTable(["task", "state", "node", "attempt", "run time", "output"]);
         for (const r of results) {
           table.push([
             r.taskIndex,

@@ -20,7 +20,8 @@ export function fillUniform(out: Float32Array, seed: number): Float32Array {
 
 /** Splits `total` items into `parts` contiguous ranges whose sizes differ by at most one. */
 export function splitRange(total: number, parts: number): Array<[start: number, end: number]> {
-  const p = Math.max(1, Math.floor(parts));
+  if (!Number.isInteger(parts) || parts < 1) throw new RangeError(`tasks must be a positive integer, got ${parts}`);
+  const p = parts;
   const base = Math.floor(total / p);
   const extra = total % p;
   const ranges: Array<[number, number]> = [];

@@ -154,6 +154,13 @@ describe("example kernels", () => {
     }
   });
 
+  it("makeTasks refuses a non-positive task count or size", () => {
+    for (const k of Object.values(exampleKernels)) {
+      expect(() => k.makeTasks({ tasks: 0 })).toThrow(/tasks must be a positive integer/);
+      expect(() => k.makeTasks({ tasks: 2, size: 0 })).toThrow(/size must be a positive integer/);
+    }
+  });
+
   it("a truncated input traps that task with the kernel's message", () => {
     const input = exampleKernels.saxpy!.makeTasks({ tasks: 1, size: 100 })[0]!;
     expect(() => run("saxpy", input.subarray(0, 100))).toThrow(/saxpy: input shorter than its header says/);

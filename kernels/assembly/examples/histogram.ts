@@ -8,7 +8,7 @@
 // A job is split into contiguous chunks of the values; the job's histogram is the
 // element-wise sum of the task outputs (kernels/reference/histogram.ts summarize()).
 // Method: four sub-histograms so consecutive increments to the same bin do not wait on each
-// other's store, values read four at a time with one v128 load.
+// other's store; when shift is a multiple of 8 the bin byte is loaded directly (no shift/mask).
 export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
 import { output } from "../distx";
 
@@ -21,21 +21,38 @@ export function distx_run(input: usize, len: i32): i32 {
   const sub = heap.alloc(4 * 256 * 4);
   memory.fill(sub, 0, 4 * 256 * 4);
   const h0 = sub, h1 = sub + 1024, h2 = sub + 2048, h3 = sub + 3072;
-  const vshift = shift;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const v = v128.load(values + (<usize>i << 2));
-    const b0 = <usize>((i32x4.extract_lane(v, 0) >>> vshift) & 0xFF) << 2;
-    const b1 = <usize>((i32x4.extract_lane(v, 1) >>> vshift) & 0xFF) << 2;
-    const b2 = <usize>((i32x4.extract_lane(v, 2) >>> vshift) & 0xFF) << 2;
-    const b3 = <usize>((i32x4.extract_lane(v, 3) >>> vshift) & 0xFF) << 2;
-    store<u32>(h0 + b0, load<u32>(h0 + b0) + 1);
-    store<u32>(h1 + b1, load<u32>(h1 + b1) + 1);
-    store<u32>(h2 + b2, load<u32>(h2 + b2) + 1);
-    store<u32>(h3 + b3, load<u32>(h3 + b3) + 1);
+  const end = values + ((<usize>n & ~3) << 2);
+  if ((shift & 7) == 0) {
+    // The bin is one whole byte of each value (little-endian): load that byte directly.
+    let q = values + (shift >> 3);
+    const qend = end + (shift >> 3);
+    while (q < qend) {
+      const b0 = <usize>load<u8>(q) << 2;
+      const b1 = <usize>load<u8>(q, 4) << 2;
+      const b2 = <usize>load<u8>(q, 8) << 2;
+      const b3 = <usize>load<u8>(q, 12) << 2;
+      store<u32>(h0 + b0, load<u32>(h0 + b0) + 1);
+      store<u32>(h1 + b1, load<u32>(h1 + b1) + 1);
+      store<u32>(h2 + b2, load<u32>(h2 + b2) + 1);
+      store<u32>(h3 + b3, load<u32>(h3 + b3) + 1);
+      q += 16;
+    }
+  } else {
+    let p = values;
+    while (p < end) {
+      const b0 = <usize>((load<u32>(p) >>> shift) & 0xFF) << 2;
+      const b1 = <usize>((load<u32>(p, 4) >>> shift) & 0xFF) << 2;
+      const b2 = <usize>((load<u32>(p, 8) >>> shift) & 0xFF) << 2;
+      const b3 = <usize>((load<u32>(p, 12) >>> shift) & 0xFF) << 2;
+      store<u32>(h0 + b0, load<u32>(h0 + b0) + 1);
+      store<u32>(h1 + b1, load<u32>(h1 + b1) + 1);
+      store<u32>(h2 + b2, load<u32>(h2 + b2) + 1);
+      store<u32>(h3 + b3, load<u32>(h3 + b3) + 1);
+      p += 16;
+    }
   }
-  for (; i < n; i++) {
-    const b = <usize>((load<u32>(values + (<usize>i << 2)) >>> vshift) & 0xFF) << 2;
+  for (let i = n & ~3; i < n; i++) {
+    const b = <usize>((load<u32>(values + (<usize>i << 2)) >>> shift) & 0xFF) << 2;
     store<u32>(h0 + b, load<u32>(h0 + b) + 1);
   }
   const out = output(1024);

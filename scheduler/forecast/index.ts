@@ -1,0 +1,14 @@
+/** Public API of the load forecaster (see docs/forecasting.md). */
+export {
+  NodeLoadForecaster,
+  type NodeLoadForecasterOptions,
+  type Forecast,
+  type ForecastBound,
+  type AccuracyEntry,
+} from "./nodeForecaster.js";
+export { ResidualAlerter, type ResidualAlerterOptions, type AlertEvent } from "./alerts.js";
+export { DecayingHistogram, type DecayingHistogramOptions } from "./decayingHistogram.js";
+export { OnlineAccuracy, type HorizonAccuracy } from "./accuracy.js";
+export { StepForecaster, type StepForecasterOptions, type ModelDescription, type MemberName } from "./model.js";
+export { detectPeriod, autocorrelation, type PeriodDetectionOptions, type PeriodDetection } from "./period.js";
+export { ForecastOptionError } from "./options.js";

@@ -1,0 +1,370 @@
+/**
+ * StepForecaster: the per-series forecasting model on a regular step grid.
+ *
+ * It keeps a bounded history, periodically (every `refitEverySteps`)
+ *   1. detects a short season from the autocorrelation of the history,
+ *   2. fits additive (damped) Holt-Winters - or Holt / SES when no season is
+ *      significant - by a grid search minimising the mean of the h-step MAE
+ *      relative to the naive forecast over `fitHorizons`,
+ * and between refits updates the Holt-Winters state in O(1) per step.
+ *
+ * With `ensemble` on, it also runs the last-value naive and (when a season is
+ * known) the seasonal-naive forecasts, tracks the exponentially weighted MAE
+ * of every member at every tracked horizon, and answers each horizon with the
+ * member that has been most accurate recently at that horizon (Holt-Winters
+ * unless another member is clearly better). This protects the forecaster on
+ * series where smoothing does not pay (e.g. on/off bursty load).
+ */
+import {
+  DEFAULT_GRID,
+  type FitGrid,
+  type HoltWintersConfig,
+  type HoltWintersParams,
+  type HoltWintersState,
+  fitHoltWinters,
+  hwForecast,
+  hwUpdate,
+} from "./holtWinters.js";
+import { type DirectArModel, directArForecast, fitDirectAr } from "./directAr.js";
+import { checkInt, checkKnownKeys, checkNumberList, checkRange, ForecastOptionError } from "./options.js";
+import { type PeriodDetectionOptions, detectPeriod, validatePeriodOptions } from "./period.js";
+
+export interface StepForecasterOptions {
+  /** Steps of history kept for period detection and fitting (default 1152). */
+  historySteps?: number;
+  /** Refit (period detection + parameter fit) every this many steps (default 144). */
+  refitEverySteps?: number;
+  /** Steps needed before the first fit; until then the forecast is the last value (default 24). */
+  minFitSteps?: number;
+  /** Horizons (steps) whose errors the fit minimises and the ensemble tracks (default [1, 3, 6, 12]). */
+  fitHorizons?: number[];
+  /** "auto" (detect), "none", or a fixed period in steps (default "auto"). */
+  seasonality?: "auto" | "none" | number;
+  /** Period detection tuning. */
+  period?: PeriodDetectionOptions;
+  /** Allow a damped trend in the fit (default true). */
+  damped?: boolean;
+  /** Robust update: clip residuals beyond robustK * running MAE (0 = off, default 3). */
+  robustK?: number;
+  /** Select per horizon among Holt-Winters, naive and seasonal naive by recent accuracy (default true). */
+  ensemble?: boolean;
+  /** Half-life, in steps, of the ensemble's error memory (default 144). */
+  selectionHalfLifeSteps?: number;
+  /** A challenger replaces Holt-Winters only if its recent MAE is below (1 - margin) x HW's (default 0.05). */
+  selectionMargin?: number;
+}
+
+export interface ResolvedStepForecasterOptions {
+  historySteps: number;
+  refitEverySteps: number;
+  minFitSteps: number;
+  fitHorizons: number[];
+  seasonality: "auto" | "none" | number;
+  period: PeriodDetectionOptions;
+  damped: boolean;
+  robustK: number;
+  ensemble: boolean;
+  selectionHalfLifeSteps: number;
+  selectionMargin: number;
+}
+
+const KEYS = [
+  "historySteps", "refitEverySteps", "minFitSteps", "fitHorizons", "seasonality", "period",
+  "damped", "robustK", "ensemble", "selectionHalfLifeSteps", "selectionMargin",
+] as const;
+
+export function resolveStepForecasterOptions(raw: unknown, owner = "model"): ResolvedStepForecasterOptions {
+  const o = checkKnownKeys(owner, raw, KEYS);
+  const historySteps = o.historySteps === undefined ? 1152 : checkInt(`${owner}.historySteps`, o.historySteps, 8);
+  const minFitSteps = o.minFitSteps === undefined ? 24 : checkInt(`${owner}.minFitSteps`, o.minFitSteps, 4);
+  if (minFitSteps > historySteps) {
+    throw new ForecastOptionError(`${owner}.minFitSteps`, `must be <= historySteps (${historySteps}), got ${minFitSteps}`);
+  }
+  let seasonality: "auto" | "none" | number = "auto";
+  if (o.seasonality !== undefined) {
+    if (o.seasonality === "auto" || o.seasonality === "none") seasonality = o.seasonality;
+    else if (typeof o.seasonality === "number") seasonality = checkInt(`${owner}.seasonality`, o.seasonality, 2, historySteps);
+    else throw new ForecastOptionError(`${owner}.seasonality`, `must be "auto", "none" or an integer period, got ${JSON.stringify(o.seasonality)}`);
+  }
+  const damped = o.damped === undefined ? true : o.damped;
+  if (typeof damped !== "boolean") throw new ForecastOptionError(`${owner}.damped`, "must be a boolean");
+  const ensemble = o.ensemble === undefined ? true : o.ensemble;
+  if (typeof ensemble !== "boolean") throw new ForecastOptionError(`${owner}.ensemble`, "must be a boolean");
+  validatePeriodOptions(o.period, `${owner}.period`);
+  return {
+    historySteps,
+    refitEverySteps: o.refitEverySteps === undefined ? 144 : checkInt(`${owner}.refitEverySteps`, o.refitEverySteps, 1),
+    minFitSteps,
+    fitHorizons:
+      o.fitHorizons === undefined
+        ? [1, 3, 6, 12]
+        : checkNumberList(`${owner}.fitHorizons`, o.fitHorizons, (f, v) => checkInt(f, v, 1, historySteps), { nonEmpty: true }),
+    seasonality,
+    period: (o.period ?? {}) as PeriodDetectionOptions,
+    damped,
+    robustK: o.robustK === undefined ? 3 : checkRange(`${owner}.robustK`, o.robustK, 0, 100),
+    ensemble,
+    selectionHalfLifeSteps:
+      o.selectionHalfLifeSteps === undefined ? 144 : checkRange(`${owner}.selectionHalfLifeSteps`, o.selectionHalfLifeSteps, 1, 1e9),
+    selectionMargin: o.selectionMargin === undefined ? 0.05 : checkRange(`${owner}.selectionMargin`, o.selectionMargin, 0, 1),
+  };
+}
+
+/** Ensemble members. */
+export type MemberName = "holt-winters" | "naive" | "seasonal-naive" | "hw-naive-mean" | "direct-ar";
+const MEMBERS: readonly MemberName[] = ["holt-winters", "naive", "seasonal-naive", "hw-naive-mean", "direct-ar"];
+/** Relative loss reduction a season must bring over the non-seasonal fit to be kept. */
+const SEASON_GAIN = 0.02;
+/** Lags of the direct autoregression member. */
+const AR_LAGS = 12;
+
+export interface ModelDescription {
+  period: number | null;
+  params: HoltWintersParams | null;
+  fitLoss: number | null;
+  fits: number;
+  /** Member currently answering each tracked horizon. */
+  selection: { horizon: number; member: MemberName }[];
+}
+
+export class StepForecaster {
+  readonly options: ResolvedStepForecasterOptions;
+  private readonly hist: Float64Array;
+  private count = 0; // total observations
+  private sinceFit = 0;
+  private fits = 0;
+  private period: number | null = null;
+  private params: HoltWintersParams | null = null;
+  private state: HoltWintersState | null = null;
+  private fitLoss: number | null = null;
+  private ar: DirectArModel[] = [];
+  private readonly cfg: HoltWintersConfig;
+  private readonly grid: FitGrid;
+  // Ensemble bookkeeping: pending[m][k][origin % ring] and EW error sums.
+  private readonly ring: number;
+  private readonly pending: Float64Array[][];
+  private readonly errSum: Float64Array[]; // [member][k]
+  private readonly errW: Float64Array[];
+  private readonly decay: number;
+
+  constructor(options?: StepForecasterOptions) {
+    this.options = resolveStepForecasterOptions(options);
+    this.hist = new Float64Array(this.options.historySteps);
+    this.cfg = { robustK: this.options.robustK, scaleAlpha: 0.05 };
+    this.grid = this.options.damped ? DEFAULT_GRID : { ...DEFAULT_GRID, phi: [1] };
+    const maxH = Math.max(...this.options.fitHorizons);
+    this.ring = maxH + 1;
+    this.pending = MEMBERS.map(() => this.options.fitHorizons.map(() => new Float64Array(this.ring).fill(Number.NaN)));
+    this.errSum = MEMBERS.map(() => new Float64Array(this.options.fitHorizons.length));
+    this.errW = MEMBERS.map(() => new Float64Array(this.options.fitHorizons.length));
+    this.decay = Math.pow(0.5, 1 / this.options.selectionHalfLifeSteps);
+  }
+
+  private get maxHorizon(): number {
+    return Math.max(...this.options.fitHorizons);
+  }
+
+  /** Number of observations seen. */
+  get observations(): number {
+    return this.count;
+  }
+
+  /** Last observed value (NaN before the first). */
+  get lastValue(): number {
+    return this.count > 0 ? this.at(this.count - 1) : Number.NaN;
+  }
+
+  /** Observation with absolute index i (must be within the kept history). */
+  private at(i: number): number {
+    return this.hist[i % this.hist.length]!;
+  }
+
+  /** The kept history, oldest first. */
+  history(): Float64Array {
+    const n = Math.min(this.count, this.hist.length);
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.at(this.count - n + i);
+    return out;
+  }
+
+  observe(y: number): void {
+    if (!Number.isFinite(y)) throw new RangeError(`observation must be finite, got ${y}`);
+    // Score the ensemble members' earlier forecasts that target this step.
+    if (this.options.ensemble) this.scoreMembers(y);
+    this.hist[this.count % this.hist.length] = y;
+    this.count++;
+    this.sinceFit++;
+    if (this.state && this.params) hwUpdate(this.state, this.params, this.cfg, y);
+    const n = Math.min(this.count, this.hist.length);
+    if (n >= this.options.minFitSteps && (this.state === null || this.sinceFit >= this.options.refitEverySteps)) this.refit();
+    if (this.options.ensemble) this.recordMembers();
+  }
+
+  /** Forces a refit now (period detection + parameter fit). */
+  refit(): void {
+    const h = this.history();
+    if (h.length < this.options.minFitSteps) return;
+    const o = this.options;
+    // Candidate periods: none, plus (auto) the detected period and the next
+    // strongest ACF peaks, or (fixed) the configured period. The fit decides:
+    // a season is kept only if it lowers the multi-step loss by `seasonGain`.
+    const periods: number[] = [];
+    if (o.seasonality === "auto") {
+      const det = detectPeriod(h, { ...o.period, maxPeriod: Math.min(o.period.maxPeriod ?? Infinity, Math.floor(h.length / 2)) });
+      if (det.period !== null) periods.push(det.period);
+      for (const c of det.candidates) {
+        if (periods.length >= 3) break;
+        if (!periods.includes(c.lag)) periods.push(c.lag);
+      }
+    } else if (typeof o.seasonality === "number" && h.length >= 2 * o.seasonality) {
+      periods.push(o.seasonality);
+    }
+    const burnInFor = (p: number): number => Math.min(Math.floor(h.length / 4), 2 * p + 12);
+    const maxP = periods.length > 0 ? Math.max(...periods) : 0;
+    const burnIn = burnInFor(maxP); // same scoring window for every candidate
+    let fit = fitHoltWinters(h, 0, this.grid, this.cfg, o.fitHorizons, burnIn);
+    let period: number | null = null;
+    for (const p of periods) {
+      const f = fitHoltWinters(h, p, this.grid, this.cfg, o.fitHorizons, burnIn);
+      if (f.loss < fit.loss * (period === null ? 1 - SEASON_GAIN : 1)) {
+        fit = f;
+        period = p;
+      }
+    }
+    this.period = period;
+    this.params = fit.params;
+    this.ar = [];
+    if (o.ensemble) {
+      for (const hz of o.fitHorizons) {
+        const m = fitDirectAr(h, hz, AR_LAGS, period ?? 0);
+        if (m) this.ar.push(m);
+      }
+    }
+    this.fitLoss = fit.loss;
+    // The fitted state's season is indexed by position in `h`; re-anchor to absolute indices.
+    const s = fit.state;
+    const offset = this.count - h.length; // absolute index of h[0]
+    if (s.period > 0) {
+      const season = new Float64Array(s.period);
+      for (let i = 0; i < s.period; i++) season[(i + offset) % s.period] = s.season[i]!;
+      s.season = season;
+    }
+    s.pos = this.count;
+    this.state = s;
+    this.sinceFit = 0;
+    this.fits++;
+  }
+
+  private memberForecast(m: number, h: number): number {
+    const last = this.lastValue;
+    if (m === 0) return this.state && this.params ? hwForecast(this.state, this.params, h) : last;
+    if (m === 1) return last;
+    if (m === 3) return this.state && this.params ? (hwForecast(this.state, this.params, h) + last) / 2 : last;
+    if (m === 4) return this.arForecast(h);
+    const p = this.period;
+    if (p === null) return Number.NaN;
+    const back = p * Math.ceil(h / p); // same phase, at or before now
+    const idx = this.count - 1 + h - back;
+    if (idx < 0 || idx < this.count - this.hist.length) return Number.NaN;
+    return this.at(idx);
+  }
+
+  /** Direct AR forecast; between fitted horizons, linear interpolation (h = 0 is the last value). */
+  private arForecast(h: number): number {
+    if (this.ar.length === 0) return Number.NaN;
+    const first = Math.max(0, this.count - this.hist.length);
+    const at = (i: number): number => this.at(i);
+    const t = this.count - 1;
+    const exact = this.ar.find((m) => m.horizon === h);
+    if (exact) return directArForecast(exact, at, first, t);
+    let lo: DirectArModel | null = null;
+    let hi: DirectArModel | null = null;
+    for (const m of this.ar) {
+      if (m.horizon < h && (!lo || m.horizon > lo.horizon)) lo = m;
+      if (m.horizon > h && (!hi || m.horizon < hi.horizon)) hi = m;
+    }
+    const fLo = lo ? directArForecast(lo, at, first, t) : this.lastValue;
+    const hLo = lo ? lo.horizon : 0;
+    if (!hi) return fLo;
+    const fHi = directArForecast(hi, at, first, t);
+    const w = (h - hLo) / (hi.horizon - hLo);
+    return fLo + w * (fHi - fLo);
+  }
+
+  private recordMembers(): void {
+    const origin = this.count - 1;
+    const hs = this.options.fitHorizons;
+    for (let m = 0; m < MEMBERS.length; m++) {
+      for (let k = 0; k < hs.length; k++) this.pending[m]![k]![origin % this.ring] = this.memberForecast(m, hs[k]!);
+    }
+  }
+
+  private scoreMembers(y: number): void {
+    const target = this.count; // index this observation will get
+    const hs = this.options.fitHorizons;
+    for (let k = 0; k < hs.length; k++) {
+      const origin = target - hs[k]!;
+      if (origin < 0) continue;
+      for (let m = 0; m < MEMBERS.length; m++) {
+        const f = this.pending[m]![k]![origin % this.ring]!;
+        const es = this.errSum[m]!, ew = this.errW[m]!;
+        es[k] = es[k]! * this.decay;
+        ew[k] = ew[k]! * this.decay;
+        if (!Number.isNaN(f)) {
+          es[k]! += Math.abs(y - f);
+          ew[k]! += 1;
+        }
+      }
+    }
+  }
+
+  private selectMember(h: number): number {
+    if (!this.options.ensemble) return 0;
+    const hs = this.options.fitHorizons;
+    // Nearest tracked horizon (ties go to the longer one).
+    let k = 0;
+    for (let i = 1; i < hs.length; i++) {
+      if (Math.abs(hs[i]! - h) <= Math.abs(hs[k]! - h)) k = i;
+    }
+    const mae = (m: number): number => {
+      const w = this.errW[m]![k]!;
+      return w >= 1 ? this.errSum[m]![k]! / w : Number.POSITIVE_INFINITY;
+    };
+    const base = mae(0);
+    let best = 0;
+    let bestMae = base * (1 - this.options.selectionMargin);
+    for (let m = 1; m < MEMBERS.length; m++) {
+      const e = mae(m);
+      if (e < bestMae) {
+        best = m;
+        bestMae = e;
+      }
+    }
+    return best;
+  }
+
+  /** Point forecast `h` steps (integer >= 1) after the last observation; NaN before any observation. */
+  forecast(h: number): number {
+    if (this.count === 0) return Number.NaN;
+    if (!this.state || !this.params) return this.lastValue;
+    const maxH = this.maxHorizon;
+    if (h > maxH) {
+      // Beyond the tracked horizons: continue from the selected member's forecast
+      // at the longest tracked horizon along the Holt-Winters path.
+      return this.forecast(maxH) + hwForecast(this.state, this.params, h) - hwForecast(this.state, this.params, maxH);
+    }
+    const m = this.selectMember(h);
+    const f = this.memberForecast(m, h);
+    return Number.isNaN(f) ? hwForecast(this.state, this.params, h) : f;
+  }
+
+  describe(): ModelDescription {
+    return {
+      period: this.period,
+      params: this.params ? { ...this.params } : null,
+      fitLoss: this.fitLoss,
+      fits: this.fits,
+      selection: this.options.fitHorizons.map((h) => ({ horizon: h, member: MEMBERS[this.selectMember(h)]! })),
+    };
+  }
+}

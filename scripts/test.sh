@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's second command runs it (npm test) and as CI runs it.
+# It brings up what the tests need, builds, runs vitest, and prints one summary line
+# "N passed, M failed" at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+
+# Services and system packages the suites need; each script is idempotent and quiet when all is there.
+for setup in scripts/setup/*.sh; do
+  [ -e "$setup" ] || continue
+  echo "test.sh: $setup"
+  # shellcheck disable=SC1090
+  source "$setup"
+done
+
+npm run build
+
+mkdir -p test-output
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json "$@" || status=$?
+
+if [ -f test-output/vitest.json ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync("test-output/vitest.json", "utf8"));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  '
+fi
+exit "$status"
