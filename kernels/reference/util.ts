@@ -97,12 +97,12 @@ export function compareFloats(
     const i = firstBad;
     return {
       ok: false,
-      detail: `${bad} of ${want.length} floats out of tolerance; first at [${i}]: got ${got[i]}, expected ${want[i]} (±${tolerance(i).toExponential(2)})`,
+      detail: `${fmtInt(bad)} of ${fmtInt(want.length)} floats out of tolerance; first at [${i}]: got ${got[i]}, expected ${want[i]} (±${tolerance(i).toExponential(2)})`,
     };
   }
   return {
     ok: true,
-    detail: `${want.length} floats within tolerance (worst ${(worst * 100).toFixed(1)}% of its bound${worstAt >= 0 ? ` at [${worstAt}]` : ""})`,
+    detail: `${fmtInt(want.length)} floats within tolerance (worst ${(worst * 100).toFixed(1)}% of its bound${worstAt >= 0 ? ` at [${worstAt}]` : ""})`,
   };
 }
 
@@ -121,7 +121,7 @@ export function compareExact(got: Uint8Array, want: Uint8Array, unit: "u32" | "u
       return { ok: false, detail: `first difference at ${unit} [${at / size}]: got ${read(dg)}, expected ${read(dw)}` };
     }
   }
-  return { ok: true, detail: `${want.byteLength} bytes identical` };
+  return { ok: true, detail: `${fmtInt(want.byteLength)} bytes identical` };
 }
 
 export const F32_EPS = 2 ** -23;
