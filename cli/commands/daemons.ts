@@ -51,6 +51,8 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-calibrate", "skip the start-up speed calibration")
     .option("--drain-grace-ms <ms>", "how long SIGTERM lets running tasks finish")
     .option("--connect-timeout-ms <ms>", "give up if the scheduler is unreachable this long; 0 = retry forever")
+    .option("--gpu <auto|off>", "auto: run gpu.js kernels on a GPU when a GL context opens; off: gpu.js cpu mode only")
+    .option("--gpu-memory-limit-mb <mib>", "heap cap of each GPU executor process, MiB")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {

@@ -7,6 +7,7 @@ import type { DistributeXHandlers, JobEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
+import { registerGpuKernel } from "./gpu-kernels.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -36,6 +37,7 @@ export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
   return {
     RegisterKernel: unary(async (req) => {
       const kind = req.kind === "KERNEL_KIND_UNSPECIFIED" ? "KERNEL_KIND_WASM" : req.kind;
+      if (kind === "KERNEL_KIND_GPU") return registerGpuKernel(core, req);
       if (kind !== "KERNEL_KIND_WASM") throw failedPrecondition(`kernel kind ${kind} is not supported by this scheduler yet`);
       if (req.module.byteLength === 0) throw invalidArgument("module is empty: send the kernel's .wasm bytes");
       if (req.module.byteLength > MAX_KERNEL_BYTES) throw invalidArgument(`module is ${req.module.byteLength} bytes; the limit is ${MAX_KERNEL_BYTES}`);
@@ -84,6 +86,7 @@ export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
         timeoutMs: req.timeoutMs,
         maxAttempts: req.maxAttempts,
         name: req.name,
+        gpuFallback: req.gpuFallback,
       });
       return { jobId: job.id, taskCount: job.tasks.length };
     }),
@@ -136,6 +139,7 @@ export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
           nodeId: r.nodeId,
           attempt: r.attempt,
           runMs: r.runMs,
+          backend: r.backend ?? "",
         })),
       };
     }),
