@@ -4,10 +4,11 @@
 // TIMEOUT); queued tasks wait for the restarted executor.
 import { fork, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { repoRoot } from "../../common/paths.js";
 import { TaskFailure } from "../pool/worker-pool.js";
 import type { ExecutorReady, FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
 
@@ -50,9 +51,10 @@ export function executorEnv(parent: NodeJS.ProcessEnv, home: string): NodeJS.Pro
   return env;
 }
 
+/** The compiled executor beside this file; from sources (vitest), the built one in dist/. */
 const executorScript = (): string => {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.join(here, "executor.js");
+  const local = path.join(path.dirname(fileURLToPath(import.meta.url)), "executor.js");
+  return existsSync(local) ? local : path.join(repoRoot(), "dist", "agent", "gpu", "executor.js");
 };
 
 interface Pending {
@@ -124,7 +126,8 @@ class Executor {
     this.current = undefined;
     clearTimeout(p.timer);
     if (msg.type === "result") {
-      this.pool.settle(p, { output: Buffer.from(msg.output.buffer, msg.output.byteOffset, msg.output.byteLength), runMs: msg.runMs + msg.compileMs, waitMs: 0, backend: msg.backend });
+      // A fresh, 0-offset buffer: callers read it as Float32Array/Uint32Array.
+      this.pool.settle(p, { output: Buffer.from(new Uint8Array(msg.output).buffer), runMs: msg.runMs + msg.compileMs, waitMs: 0, backend: msg.backend });
     } else {
       this.pool.settle(p, new TaskFailure(msg.code, msg.message));
     }
@@ -153,7 +156,9 @@ class Executor {
     }, delay).unref();
   }
 
+  /** Kills the process; no task is handed to it again (its exit handler restarts it). */
   kill(): void {
+    this.ready = undefined;
     this.child?.kill("SIGKILL");
   }
 
