@@ -95,7 +95,8 @@ describe("gpu executor, cpu mode (--gpu off)", () => {
     const b = examples.gemm_gpu;
     const tampered = parseGpuModule(b.bytes);
     const bytes = encodeGpuModule({ ...tampered, source: tampered.source.replace("sum +=", "sum -=") });
-    const wrongId = await pool.run({ kernelId: b.manifest.sha256, module: bytes, input: new Uint8Array(16), timeoutMs: 5000 }).promise.catch((e: unknown) => e);
+    // An id this executor has not seen (ids it has verified are cached).
+    const wrongId = await pool.run({ kernelId: "ab".repeat(32), module: bytes, input: new Uint8Array(16), timeoutMs: 5000 }).promise.catch((e: unknown) => e);
     expect((wrongId as TaskFailure).code).toBe("INVALID_KERNEL");
     expect((wrongId as TaskFailure).message).toMatch(/hash/);
     const okId = sha256Hex(b.bytes);
