@@ -17,6 +17,7 @@ import type {
 import { AdminServer } from "../common/admin-http.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import { AgentMetrics } from "./metrics.js";
+import { GpuSupport } from "./gpu/gpu-support.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js";
 import { buildProfile, readHost } from "./profile.js";
@@ -35,6 +36,7 @@ export class Agent {
   private readonly modules: ModuleCache;
   private readonly cpu = new CpuSampler();
   private readonly running = new Map<string, { handle?: PoolHandle; cancelled: boolean; attempt: number }>();
+  readonly gpu: GpuSupport;
   private session?: Session;
   private heartbeatTimer?: NodeJS.Timeout;
   private draining = false;
@@ -61,6 +63,11 @@ export class Agent {
     const V1 = v1();
     this.client = new V1.AgentService(config.scheduler, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
     this.modules = new ModuleCache((id) => this.fetchKernel(id));
+    this.gpu = new GpuSupport(
+      { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },
+      log,
+      (id) => this.fetchKernel(id),
+    );
   }
 
   get workers(): number {
@@ -80,6 +87,7 @@ export class Agent {
         wallMs: this.calibration.wallMs,
       };
     }
+    await this.gpu.start(this.profile);
     this.log.info(
       {
         event: "profiled",
@@ -161,15 +169,16 @@ export class Agent {
 
   private sendHeartbeat(): void {
     const stats = this.pool.getStats();
+    const gpuStats = this.gpu.stats();
     this.send({
       heartbeat: {
         draining: this.draining,
         load: {
           cpuUtilization: this.cpu.sample(),
           memoryUsedBytes: String(memoryUsedBytes()),
-          runningTasks: stats.running,
-          queuedTasks: stats.queued,
-          gpuUtilization: -1,
+          runningTasks: stats.running + gpuStats.running,
+          queuedTasks: stats.queued + gpuStats.queued,
+          gpuUtilization: this.gpu.utilization,
           sampledAtMs: Date.now(),
         },
       },
@@ -198,6 +207,15 @@ export class Agent {
     const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">) =>
       this.send({ update: { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u } });
     try {
+      if (a.kind === "KERNEL_KIND_GPU") {
+        const result = await this.gpu.run(a, (waitMs) => update({ state: "TASK_STATE_RUNNING", waitMs }), (h) => {
+          entry.handle = h;
+          if (entry.cancelled) h.cancel("job cancelled");
+        });
+        if (this.running.get(key) !== entry) return;
+        update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend });
+        return;
+      }
       const module = await this.modules.get(a.kernelId);
       if (entry.cancelled) throw new TaskFailure("CANCELLED", "job cancelled");
       const requested = Number(a.memoryLimitBytes);
@@ -217,7 +235,7 @@ export class Agent {
       entry.handle = handle;
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
-      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs });
+      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" });
       this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
     } catch (err) {
       if (this.running.get(key) !== entry) return;
@@ -251,7 +269,7 @@ export class Agent {
     this.draining = true;
     this.sendHeartbeat();
     const drained = await Promise.race([
-      this.pool.idle().then(() => true),
+      Promise.all([this.pool.idle(), this.gpu.idle()]).then(() => true),
       new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
     ]);
     this.stopped = true;
@@ -264,6 +282,7 @@ export class Agent {
     }
     clearInterval(this.heartbeatTimer);
     await this.pool.close();
+    await this.gpu.close();
     this.client.close();
     this.metrics.stop();
     await this.admin?.stop();

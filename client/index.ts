@@ -31,6 +31,8 @@ export interface SubmitOptions {
   maxAttempts?: number;
   name?: string;
   resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
+  /** GPU kernels: without a GPU agent, wait (default), run in gpu.js cpu mode, or reject at submit. */
+  gpuFallback?: "wait" | "cpu" | "reject";
 }
 
 export interface ClientOptions {
@@ -70,21 +72,25 @@ export class DistributeXClient {
     );
   }
 
-  async registerKernel(module: Uint8Array, options: { name?: string; entry?: string } = {}): Promise<{ kernelId: string; alreadyRegistered: boolean }> {
-    return this.call("RegisterKernel", { module, name: options.name ?? "", entry: options.entry ?? "", kind: "KERNEL_KIND_WASM", abi: "" });
+  async registerKernel(module: Uint8Array, options: { name?: string; entry?: string; kind?: "wasm" | "gpu" } = {}): Promise<{ kernelId: string; alreadyRegistered: boolean }> {
+    const kind = options.kind === "gpu" ? "KERNEL_KIND_GPU" : "KERNEL_KIND_WASM";
+    return this.call("RegisterKernel", { module, name: options.name ?? "", entry: options.entry ?? "", kind, abi: "" });
   }
 
   /** Registers a built .wasm file; takes the name from its manifest when one sits beside it. */
   async registerKernelFile(wasmPath: string): Promise<{ kernelId: string; alreadyRegistered: boolean; name: string }> {
     const bytes = await readFile(wasmPath);
-    let name = wasmPath.replace(/^.*\//, "").replace(/\.wasm$/, "");
+    // A gpu.js module built by `distx kernel build x.gpu.js` is <name>.gpu.json.
+    const gpu = wasmPath.endsWith(".gpu.json");
+    const ext = gpu ? /\.gpu\.json$/ : /\.wasm$/;
+    let name = wasmPath.replace(/^.*\//, "").replace(ext, "");
     try {
-      const manifest = JSON.parse(await readFile(wasmPath.replace(/\.wasm$/, ".manifest.json"), "utf8")) as { name?: string };
+      const manifest = JSON.parse(await readFile(wasmPath.replace(ext, ".manifest.json"), "utf8")) as { name?: string };
       if (manifest.name) name = manifest.name;
     } catch {
       // no manifest: the file name will do
     }
-    return { ...(await this.registerKernel(bytes, { name })), name };
+    return { ...(await this.registerKernel(bytes, { name, kind: gpu ? "gpu" : "wasm" })), name };
   }
 
   getKernel(kernelId: string): Promise<KernelInfo> {
@@ -101,6 +107,7 @@ export class DistributeXClient {
       maxAttempts: options.maxAttempts ?? 0,
       name: options.name ?? "",
       resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
+      gpuFallback: options.gpuFallback === "cpu" ? "GPU_FALLBACK_CPU" : options.gpuFallback === "reject" ? "GPU_FALLBACK_REJECT" : "GPU_FALLBACK_WAIT",
     });
   }
 

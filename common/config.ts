@@ -87,6 +87,10 @@ export const agentConfigSchema = z
     drainGraceMs: int(0, 3_600_000).default(30_000),
     /** How long to keep retrying the scheduler before giving up at start (0 = forever). */
     connectTimeoutMs: int(0, 86_400_000).default(30_000),
+    /** auto: use a GPU through headless-gl when a GL context really opens; off: gpu.js cpu mode only. */
+    gpu: z.enum(["auto", "off"]).default("auto"),
+    /** V8 heap cap of each GPU executor process, MiB. */
+    gpuMemoryLimitMb: int(64, 65_536).default(2048),
     logLevel: logLevel.default("info"),
     /** Admin HTTP port (/metrics, /healthz, /readyz); 0 picks a free one; unset = no admin server. */
     adminPort: int(0, 65535).optional(),

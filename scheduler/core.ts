@@ -22,7 +22,8 @@ import {
   type TaskRecord,
   type TaskStateName,
 } from "./model.js";
-import { chooseNode, filterNodes } from "./placement/index.js";
+import { chooseNode } from "./placement/index.js";
+import { candidatesFor, gpuRejection } from "./placement/gpu.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 
 export interface SubmitRequest {
@@ -33,6 +34,7 @@ export interface SubmitRequest {
   timeoutMs: number;
   maxAttempts: number;
   name: string;
+  gpuFallback?: ResourceNeeds["gpuFallback"];
 }
 
 /** Failures that say something about the kernel or input: retrying elsewhere would fail again. */
@@ -99,7 +101,10 @@ export class SchedulerCore extends EventEmitter {
       gpu: req.needs.gpu ?? false,
       nodeSelector: req.needs.nodeSelector ?? {},
       kind: kernel.kind,
+      gpuFallback: req.gpuFallback ?? "GPU_FALLBACK_WAIT",
     };
+    const noGpu = gpuRejection(needs, this.registry.ready());
+    if (noGpu) throw failedPrecondition(noGpu);
     if (!Number.isFinite(needs.memoryBytes) || needs.memoryBytes < 0) {
       throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
     }
@@ -230,6 +235,7 @@ export class SchedulerCore extends EventEmitter {
       task.nodeId = nodeId;
       task.runMs = u.runMs;
       task.attempt = u.attempt;
+      if (u.backend) task.backend = u.backend;
       await this.finishTask(job, task, "TASK_STATE_SUCCEEDED", undefined, u.output);
       return;
     }
@@ -300,7 +306,7 @@ export class SchedulerCore extends EventEmitter {
         this.queue.removeJob(jobId);
         continue;
       }
-      const candidates = filterNodes(job.needs, ready);
+      const candidates = candidatesFor(job.needs, ready);
       if (candidates.length === 0) continue; // waits until a node that fits arrives
       const room = candidates.reduce((s, n) => s + Math.max(0, n.capacity - n.assigned), 0);
       if (room === 0) continue;
@@ -363,6 +369,7 @@ export class SchedulerCore extends EventEmitter {
       nodeId: task.nodeId,
       attempt: task.attempt,
       runMs: task.runMs,
+      ...(task.backend ? { backend: task.backend } : {}),
     });
     if (!recorded) this.counters.duplicateResults++;
     this.emitTask(job, task, error);

@@ -25,6 +25,8 @@ export interface ResourceNeeds {
   gpu: boolean;
   nodeSelector: Record<string, string>;
   kind: "KERNEL_KIND_WASM" | "KERNEL_KIND_GPU";
+  /** GPU kernels: what to do without a GPU agent (WAIT when unset). */
+  gpuFallback?: "GPU_FALLBACK_WAIT" | "GPU_FALLBACK_CPU" | "GPU_FALLBACK_REJECT";
 }
 
 export interface TaskRecord {
@@ -38,6 +40,8 @@ export interface TaskRecord {
   error?: TaskErrorShape;
   /** When the task last entered the queue (submit or retry): placement latency is measured from here. */
   queuedAtMs?: number;
+  /** What ran the successful attempt: wasm, headlessgl or cpu. */
+  backend?: string;
 }
 
 export interface JobRecord {

@@ -67,6 +67,7 @@ export class NodeRegistry extends EventEmitter {
       capacity: workers * (1 + this.options.prefetchPerWorker),
       assigned: 0,
       speed: profile.calibration?.opsPerSecond ? profile.calibration.opsPerSecond / 1e9 : 1,
+      gpuBackend: profile.gpuBackend ?? "",
     };
     this.nodes.set(id, entry);
     return entry;

@@ -19,7 +19,10 @@ npm run build
 
 mkdir -p test-output
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json "$@" || status=$?
+# headless-gl renders through GLX: give the suite a virtual X server when one is available.
+runner=()
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-run -a -s "-screen 0 1280x1024x24"); fi
+"${runner[@]}" npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json "$@" || status=$?
 
 if [ -f test-output/vitest.json ]; then
   node -e '

@@ -10,6 +10,7 @@ import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
+import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
@@ -71,6 +72,11 @@ export async function submitAndWatch(
   return { job, results, elapsedMs: performance.now() - started };
 }
 
+function parseGpuFallback(value: string): "wait" | "cpu" | "reject" {
+  if (value === "wait" || value === "cpu" || value === "reject") return value;
+  throw new UsageError(`--gpu-fallback must be wait, cpu or reject, got ${JSON.stringify(value)}`);
+}
+
 async function readInputs(files: string[], dir: string | undefined): Promise<Uint8Array[]> {
   const paths = [...files];
   if (dir) {
@@ -92,6 +98,12 @@ export function registerClientCommands(program: Command): void {
       try {
         for (const file of files) {
           if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+          if (isGpuKernelSource(file)) {
+            // gpu.js kernels: <name>.gpu.json (the registered bytes) + <name>.manifest.json, kind gpu.
+            const g = await buildGpuKernel(file, { outDir: opts.outDir });
+            console.log(`${g.manifest.name.padEnd(16)} ${g.modulePath}  ${formatBytes(g.manifest.sizeBytes).padStart(9)}  sha256 ${g.manifest.sha256}`);
+            continue;
+          }
           const { wasmPath, manifest } = await buildKernel(file, { outDir: opts.outDir, optimize: !opts.debug });
           console.log(`${manifest.name.padEnd(16)} ${path.relative(process.cwd(), wasmPath)}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
         }
@@ -128,6 +140,7 @@ export function registerClientCommands(program: Command): void {
       .option("--priority <n>", "-100..100, higher first", parseIntOption("--priority"), 0)
       .option("--timeout-ms <ms>", "per-task timeout", parseIntOption("--timeout-ms"), 0)
       .option("--memory-mb <mib>", "kernel memory cap per task", parseIntOption("--memory-mb"), 0)
+      .option("--gpu-fallback <wait|cpu|reject>", "gpu kernels with no GPU agent: wait, run in gpu.js cpu mode, or reject", "wait")
       .option("--name <name>", "a label for listings")
       .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
       .option("--no-wait", "print the job id and return at once")
@@ -156,6 +169,7 @@ export function registerClientCommands(program: Command): void {
         timeoutMs: opts.timeoutMs,
         name: opts.name ?? example?.name ?? "",
         resources: { memoryBytes: opts.memoryMb * 1024 * 1024 },
+        gpuFallback: parseGpuFallback(opts.gpuFallback),
       };
       if (!opts.wait) {
         const { jobId } = await client.submitJob(submit);
@@ -245,12 +259,13 @@ export function registerClientCommands(program: Command): void {
         console.log(JSON.stringify({ job, results: results.map((r) => ({ ...r, output: Buffer.from(r.output).toString("base64") })) }, null, 2));
       } else {
         console.log(jobTable([job]));
-        const table = makeTable(["task", "state", "node", "attempt", "run time", "output"]);
+        const table = makeTable(["task", "state", "node", "backend", "attempt", "run time", "output"]);
         for (const r of results) {
           table.push([
             r.taskIndex,
             shortState(r.state),
             r.nodeId || "-",
+            r.backend || "-",
             r.attempt,
             formatMs(r.runMs),
             r.error?.code ? `${r.error.code}: ${r.error.message}`.slice(0, 60) : `${formatBytes(r.output.byteLength)} ${Buffer.from(r.output.subarray(0, 8)).toString("hex")}…`,

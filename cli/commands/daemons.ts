@@ -56,6 +56,8 @@ export function registerDaemonCommands(program: Command): void {
     .option("--connect-timeout-ms <ms>", "give up if the scheduler is unreachable this long; 0 = retry forever")
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
+    .option("--gpu <auto|off>", "auto: run gpu.js kernels on a GPU when a GL context opens; off: gpu.js cpu mode only")
+    .option("--gpu-memory-limit-mb <mib>", "heap cap of each GPU executor process, MiB")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {

@@ -22,6 +22,8 @@ export interface StoredResult {
   nodeId: string;
   attempt: number;
   runMs: number;
+  /** What ran it: wasm, headlessgl or cpu (gpu.js). */
+  backend?: string;
 }
 
 /** Durable-ish state: kernels, results (recorded once per task), and job metadata snapshots. */

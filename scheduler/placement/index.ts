@@ -17,6 +17,8 @@ export interface PlacementNode {
   assigned: number;
   /** Calibrated speed of one worker, in operations per second (1 when uncalibrated). */
   speed: number;
+  /** The node's gpu.js executor backend: "headlessgl", "cpu", or "" / unset when it has none. */
+  gpuBackend?: string;
 }
 
 export interface Rejection {

@@ -7,6 +7,7 @@ import type { DistributeXHandlers, JobEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
+import { registerGpuKernel } from "./gpu-kernels.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -38,6 +39,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
     ...alerts,
     RegisterKernel: unary(async (req) => {
       const kind = req.kind === "KERNEL_KIND_UNSPECIFIED" ? "KERNEL_KIND_WASM" : req.kind;
+      if (kind === "KERNEL_KIND_GPU") return registerGpuKernel(core, req);
       if (kind !== "KERNEL_KIND_WASM") throw failedPrecondition(`kernel kind ${kind} is not supported by this scheduler yet`);
       if (req.module.byteLength === 0) throw invalidArgument("module is empty: send the kernel's .wasm bytes");
       if (req.module.byteLength > MAX_KERNEL_BYTES) throw invalidArgument(`module is ${req.module.byteLength} bytes; the limit is ${MAX_KERNEL_BYTES}`);
@@ -86,6 +88,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         timeoutMs: req.timeoutMs,
         maxAttempts: req.maxAttempts,
         name: req.name,
+        gpuFallback: req.gpuFallback,
       });
       return { jobId: job.id, taskCount: job.tasks.length };
     }),
@@ -138,6 +141,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
           nodeId: r.nodeId,
           attempt: r.attempt,
           runMs: r.runMs,
+          backend: r.backend ?? "",
         })),
       };
     }),
