@@ -30,6 +30,8 @@ export interface SubmitOptions {
   timeoutMs?: number;
   maxAttempts?: number;
   name?: string;
+  /** Run every task even if an identical one has a cached result. */
+  skipResultCache?: boolean;
   resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
 }
 
@@ -100,6 +102,7 @@ export class DistributeXClient {
       timeoutMs: options.timeoutMs ?? 0,
       maxAttempts: options.maxAttempts ?? 0,
       name: options.name ?? "",
+      skipResultCache: options.skipResultCache ?? false,
       resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
     });
   }

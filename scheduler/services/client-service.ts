@@ -84,6 +84,7 @@ export function clientHandlers(core: SchedulerCore): DistributeXHandlers {
         timeoutMs: req.timeoutMs,
         maxAttempts: req.maxAttempts,
         name: req.name,
+        skipCache: req.skipResultCache,
       });
       return { jobId: job.id, taskCount: job.tasks.length };
     }),
