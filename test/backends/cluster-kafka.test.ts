@@ -1,7 +1,10 @@
 // End to end and under faults, on the real broker and the real Redis: a scheduler and three
 // agents as separate processes with --queue kafka --state redis. Each case asserts that every
 // acknowledged job completes, every result is correct, and no task's result is recorded twice.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -187,4 +190,59 @@ describe("kafka + redis cluster", () => {
     expect(await waitDone(rig, jobId)).toBe("JOB_STATE_SUCCEEDED");
     await assertAllCorrect(rig, jobId, inputs);
   });
+
+  it("a Redis restart mid-job: the job completes, nothing recorded twice", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "distx-redis-"));
+    const startRedis = () =>
+      execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--pidfile", path.join(dir, "pid")]);
+    startRedis();
+    const url = `redis://127.0.0.1:${port}`;
+    try {
+      await until("private redis", async () => spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().includes("PONG"));
+      rig = await makeRig({ tag: "redisrestart", redisUrl: url });
+      const inputs = makeInputs(600);
+      const jobId = await submit(rig, inputs);
+      await waitProgress(rig, jobId, 50);
+      spawnSync("redis-cli", ["-p", String(port), "shutdown"]);
+      await sleep(1500);
+      startRedis();
+      expect(await waitDone(rig, jobId)).toBe("JOB_STATE_SUCCEEDED");
+      const r2 = new Redis(url);
+      try {
+        expect(await r2.hlen(`${rig.prefix}:job:${jobId}:results`)).toBe(inputs.length);
+      } finally {
+        await r2.quit();
+      }
+      const c = await rig.client();
+      const results = await c.getResults(jobId);
+      c.close();
+      expect(new Set(results.map((x) => x.taskIndex)).size).toBe(inputs.length);
+      for (const res of results) expect(saxpy.check(inputs[res.taskIndex]!, res.output).ok).toBe(true);
+    } finally {
+      await rig?.cluster.stop(3000);
+      rig = undefined;
+      spawnSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+    }
+  });
+
+  it("a Kafka broker restart mid-job: the job completes, nothing recorded twice", async () => {
+    const kport = await freePort();
+    const env = { ...process.env, KAFKA_PORT: String(kport), KAFKA_CONTROLLER_PORT: String(await freePort()) };
+    const kafka = (cmd: string) => execFileSync("bash", [path.join(repo, "scripts/kafka.sh"), cmd], { env, stdio: ["ignore", "ignore", "inherit"] });
+    kafka("up");
+    try {
+      rig = await makeRig({ tag: "brokerrestart", kafka: `127.0.0.1:${kport}` });
+      const inputs = makeInputs(600);
+      const jobId = await submit(rig, inputs);
+      await waitProgress(rig, jobId, 50);
+      kafka("restart");
+      expect(await waitDone(rig, jobId, 180_000)).toBe("JOB_STATE_SUCCEEDED");
+      await assertAllCorrect(rig, jobId, inputs);
+    } finally {
+      await rig?.cluster.stop(3000);
+      rig = undefined;
+      kafka("wipe");
+    }
+  }, 240_000);
 });
