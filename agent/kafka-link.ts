@@ -35,9 +35,11 @@ export class KafkaAgentLink {
   private constructor(
     private readonly route: KafkaRouteShape,
     private readonly nodeId: string,
-    private readonly consumer: Consumer,
+    private consumer: Consumer,
     private readonly sender: BatchingSender,
   ) {}
+
+  closed = false;
 
   static async open(
     route: KafkaRouteShape,
@@ -49,14 +51,26 @@ export class KafkaAgentLink {
     const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     const admin = kafka.admin();
-    const consumer = kafka.consumer({
-      groupId: `distx-agent-${nodeId}`,
-      partitionAssigners: [fixedPartition(route.assignmentsTopic, route.assignmentsPartition)],
-      sessionTimeout: 6000,
-      heartbeatInterval: 1000,
-      maxWaitTimeInMs: 20,
-      maxBytesPerPartition: 64 * 1024 * 1024,
-    });
+    const makeConsumer = () =>
+      kafka.consumer({
+        groupId: `distx-agent-${nodeId}`,
+        partitionAssigners: [fixedPartition(route.assignmentsTopic, route.assignmentsPartition)],
+        sessionTimeout: 6000,
+        heartbeatInterval: 1000,
+        maxWaitTimeInMs: 20,
+        maxBytesPerPartition: 64 * 1024 * 1024,
+      });
+    const consumer = makeConsumer();
+    const runConsumer = (c: Consumer) =>
+      c.run({
+        autoCommit: true,
+        eachBatch: async ({ batch, resolveOffset }) => {
+          for (const m of batch.messages) {
+            if (m.value && m.key?.toString() === nodeId) onAssign(decodeAssignment(m.value));
+            resolveOffset(m.offset);
+          }
+        },
+      });
     const deadline = new Promise<never>((_, reject) =>
       setTimeout(() => reject(new Error(`Kafka at ${route.brokers.join(",")} did not answer within ${timeoutMs} ms`)), timeoutMs).unref(),
     );
@@ -66,18 +80,14 @@ export class KafkaAgentLink {
       await admin.disconnect();
       const end = offsets.find((o) => o.partition === route.assignmentsPartition)?.high ?? "0";
       const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
-      await consumer.subscribe({ topic: route.assignmentsTopic, fromBeginning: false });
-      await consumer.run({
-        autoCommit: true,
-        eachBatch: async ({ batch, resolveOffset }) => {
-          for (const m of batch.messages) {
-            if (m.value && m.key?.toString() === nodeId) onAssign(decodeAssignment(m.value));
-            resolveOffset(m.offset);
-          }
-        },
-      });
+      // Earliest, never latest, when no offset is committed: a consumer that restarts (e.g. after
+      // a broker restart) must not skip assignments written while it was away.
+      await consumer.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
+      await runConsumer(consumer);
       consumer.seek({ topic: route.assignmentsTopic, partition: route.assignmentsPartition, offset: end });
       await joined;
+      // Commit the start position at once, so a restart resumes here rather than at the earliest offset.
+      await consumer.commitOffsets([{ topic: route.assignmentsTopic, partition: route.assignmentsPartition, offset: end }]);
     };
     try {
       await Promise.race([open(), deadline]);
@@ -87,7 +97,32 @@ export class KafkaAgentLink {
     }
     const sender = new BatchingSender(producer);
     if (onError) sender.onError = onError;
-    return new KafkaAgentLink(route, nodeId, consumer, sender);
+    const link = new KafkaAgentLink(route, nodeId, consumer, sender);
+    // kafkajs gives up on some errors (e.g. no group coordinator while the broker restarts):
+    // then a fresh consumer resumes from the committed offset, so no assignment is skipped.
+    const watch = (c: Consumer) =>
+      c.on(c.events.CRASH, (e) => {
+        onError?.(new Error(`assignment consumer crashed (restart: ${e.payload.restart}): ${e.payload.error.message}`));
+        if (e.payload.restart || link.closed) return;
+        const retry = async () => {
+          if (link.closed) return;
+          await c.disconnect().catch(() => undefined);
+          const next = makeConsumer();
+          link.consumer = next;
+          watch(next);
+          try {
+            await next.connect();
+            await next.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
+            await runConsumer(next);
+          } catch (err) {
+            onError?.(err as Error);
+            setTimeout(() => void retry(), 1000).unref();
+          }
+        };
+        setTimeout(() => void retry(), 500).unref();
+      });
+    watch(consumer);
+    return link;
   }
 
   sendUpdate(update: TaskUpdateIn): void {
@@ -103,6 +138,7 @@ export class KafkaAgentLink {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.sender.close();
     await this.consumer.disconnect().catch(() => undefined);
   }

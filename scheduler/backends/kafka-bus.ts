@@ -39,6 +39,7 @@ export class KafkaBus implements TaskBus {
   readonly kind = "kafka";
   readonly topics: KafkaTopics;
   private consumer?: Consumer;
+  private closed = false;
 
   private constructor(
     private readonly kafka: Kafka,
@@ -105,6 +106,21 @@ export class KafkaBus implements TaskBus {
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
     this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.options.onError?.(e.payload.error, `consumer crashed (restart: ${e.payload.restart})`);
+      // kafkajs gives up on some errors while the broker restarts: start a fresh consumer, which
+      // resumes from the committed offsets (nothing unrecorded was committed).
+      if (e.payload.restart || this.closed) return;
+      const retry = async () => {
+        if (this.closed) return;
+        await consumer.disconnect().catch(() => undefined);
+        await this.consume(handlers).catch((err) => {
+          this.options.onError?.(err as Error, "consumer restart");
+          setTimeout(() => void retry(), 1000).unref();
+        });
+      };
+      setTimeout(() => void retry(), 500).unref();
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topics.submissions, this.topics.events, this.topics.load], fromBeginning: true });
     await consumer.run({
@@ -174,6 +190,7 @@ export class KafkaBus implements TaskBus {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.sender.close();
     await this.consumer?.disconnect().catch(() => undefined);
   }
