@@ -59,6 +59,8 @@ export async function checkBrokers(brokers: string[], timeoutMs: number): Promis
   }
 }
 
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
 export interface OutMessage {
   topic: string;
   partition?: number;
@@ -101,8 +103,15 @@ export class BatchingSender {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue;
-        this.queue = [];
+        // One request carries at most ~1 MiB (a record batch must fit the topic's message size
+        // limit); the rest waits for the next round.
+        let take = 0;
+        let bytes = 0;
+        while (take < this.queue.length && (take === 0 || bytes + this.queue[take]!.value.length < MAX_REQUEST_BYTES)) {
+          bytes += this.queue[take]!.value.length;
+          take++;
+        }
+        const batch = this.queue.splice(0, take);
         const byTopic = new Map<string, OutMessage[]>();
         for (const m of batch) {
           const list = byTopic.get(m.topic) ?? [];

@@ -66,6 +66,8 @@ log.retention.hours=24
 log.segment.bytes=67108864
 num.network.threads=2
 num.io.threads=4
+message.max.bytes=67108864
+socket.request.max.bytes=134217728
 PROPS
   cat > "$RUN/log4j.properties" <<PROPS
 log4j.rootLogger=WARN, file

@@ -35,6 +35,9 @@ export interface KafkaBusOptions {
   onError?: (err: Error, where: string) => void;
 }
 
+/** The submissions topic is created with max.message.bytes = 64 MiB; leave room for framing. */
+export const MAX_SUBMISSION_BYTES = 64 * 1024 * 1024 - 64 * 1024;
+
 export class KafkaBus implements TaskBus {
   readonly kind = "kafka";
   readonly topics: KafkaTopics;
@@ -61,8 +64,8 @@ export class KafkaBus implements TaskBus {
     try {
       await ensureTopics(admin, [
         { topic: topics.submissions, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
-        { topic: topics.assignments, numPartitions: options.assignmentPartitions },
-        { topic: topics.events, numPartitions: options.partitions },
+        { topic: topics.assignments, numPartitions: options.assignmentPartitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.events, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
         { topic: topics.load, numPartitions: options.partitions, configEntries: [{ name: "retention.ms", value: String(3600_000) }] },
       ]);
       const meta = await admin.fetchTopicMetadata({ topics: [topics.assignments] });
@@ -79,7 +82,12 @@ export class KafkaBus implements TaskBus {
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
     const { inputs, ...header } = rec;
-    await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value: encodeFramed(header, inputs) });
+    const value = encodeFramed(header, inputs);
+    if (value.length > MAX_SUBMISSION_BYTES) {
+      // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
+      throw new Error(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes (split the job)`);
+    }
+    await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
 
   publishAssignment(nodeId: string, a: AssignmentIn): void {
