@@ -18,6 +18,7 @@ import { AdminServer } from "../common/admin-http.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import { AgentMetrics } from "./metrics.js";
 import { GpuSupport } from "./gpu/gpu-support.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js";
 import { buildProfile, readHost } from "./profile.js";
@@ -31,7 +32,10 @@ type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
 const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
 
 export class Agent {
-  private readonly client: AgentServiceGrpcClient;
+  /** One client per configured scheduler (active + standbys); `current` is the one in use. */
+  private readonly clients: AgentServiceGrpcClient[];
+  private current = 0;
+  private link?: KafkaAgentLink;
   private readonly pool: WorkerPool;
   private readonly modules: ModuleCache;
   private readonly cpu = new CpuSampler();
@@ -61,13 +65,19 @@ export class Agent {
       this.log.warn({ event: "worker_restarted" }, "kernel worker replaced");
     });
     const V1 = v1();
-    this.client = new V1.AgentService(config.scheduler, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
+    this.clients = config.scheduler
+      .split(",")
+      .map((addr) => new V1.AgentService(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient);
     this.modules = new ModuleCache((id) => this.fetchKernel(id));
     this.gpu = new GpuSupport(
       { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },
       log,
       (id) => this.fetchKernel(id),
     );
+  }
+
+  private get client(): AgentServiceGrpcClient {
+    return this.clients[this.current % this.clients.length]!;
   }
 
   get workers(): number {
@@ -108,7 +118,7 @@ export class Agent {
     let delay = 200;
     for (;;) {
       try {
-        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number }>((resolve, reject) =>
+        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
           this.client.Register(
             { profile: this.profile, agentVersion: AGENT_VERSION },
             { deadline: Date.now() + 5000 },
@@ -117,6 +127,7 @@ export class Agent {
         );
         this.nodeId = reply.nodeId;
         this.metrics.setNodeId(reply.nodeId, AGENT_VERSION);
+        await this.openKafkaLink(reply.kafka);
         this.openSession(reply.heartbeatIntervalMs || 1000);
         this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler }, "registered with scheduler");
         return;
@@ -126,10 +137,24 @@ export class Agent {
           throw new Error(`cannot reach the scheduler at ${this.config.scheduler}: ${(err as Error).message}`);
         }
         this.log.warn({ event: "register_retry", err: (err as Error).message, retryInMs: delay }, "scheduler not reachable yet");
+        this.current++; // try the next scheduler (a standby may be the active one now)
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 5000);
       }
     }
+  }
+
+  /** With a Kafka queue, assignments come from Kafka and updates go back through it. */
+  private async openKafkaLink(route: KafkaRouteShape | null | undefined): Promise<void> {
+    const old = this.link;
+    this.link = undefined;
+    await old?.close();
+    if (!route || route.brokers.length === 0) return;
+    const brokers = this.config.kafkaBrokers ? this.config.kafkaBrokers.split(",") : route.brokers;
+    this.link = await KafkaAgentLink.open({ ...route, brokers }, this.nodeId, (a) => void this.runAssignment(a), (err) =>
+      this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
+    );
+    this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }
 
   private openSession(heartbeatIntervalMs: number): void {
@@ -164,25 +189,23 @@ export class Agent {
   }
 
   private send(msg: AgentMessageIn): void {
-    this.session?.write(msg);
+    if (msg.update && this.link) this.link.sendUpdate(msg.update);
+    else this.session?.write(msg);
   }
 
   private sendHeartbeat(): void {
     const stats = this.pool.getStats();
     const gpuStats = this.gpu.stats();
-    this.send({
-      heartbeat: {
-        draining: this.draining,
-        load: {
-          cpuUtilization: this.cpu.sample(),
-          memoryUsedBytes: String(memoryUsedBytes()),
-          runningTasks: stats.running + gpuStats.running,
-          queuedTasks: stats.queued + gpuStats.queued,
-          gpuUtilization: this.gpu.utilization,
-          sampledAtMs: Date.now(),
-        },
-      },
-    });
+    const load = {
+      cpuUtilization: this.cpu.sample(),
+      memoryUsedBytes: String(memoryUsedBytes()),
+      runningTasks: stats.running + gpuStats.running,
+      queuedTasks: stats.queued + gpuStats.queued,
+      gpuUtilization: this.gpu.utilization,
+      sampledAtMs: Date.now(),
+    };
+    this.send({ heartbeat: { draining: this.draining, load } });
+    this.link?.sendLoad({ nodeId: this.nodeId, draining: this.draining, load });
   }
 
   private onSchedulerMessage(msg: SchedulerMessage): void {
@@ -274,6 +297,7 @@ export class Agent {
     ]);
     this.stopped = true;
     this.log.info({ event: "drained", clean: drained, unfinished: this.running.size }, drained ? "drained" : "drain grace expired");
+    await this.link?.close();
     // Let the last updates flush before closing the stream.
     if (this.session) {
       const closed = new Promise<void>((r) => (this.sessionEnded = r));
@@ -283,7 +307,7 @@ export class Agent {
     clearInterval(this.heartbeatTimer);
     await this.pool.close();
     await this.gpu.close();
-    this.client.close();
+    for (const c of this.clients) c.close();
     this.metrics.stop();
     await this.admin?.stop();
   }

@@ -30,6 +30,8 @@ export interface SubmitOptions {
   timeoutMs?: number;
   maxAttempts?: number;
   name?: string;
+  /** Run every task even if an identical one has a cached result. */
+  skipResultCache?: boolean;
   resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
   /** GPU kernels: without a GPU agent, wait (default), run in gpu.js cpu mode, or reject at submit. */
   gpuFallback?: "wait" | "cpu" | "reject";
@@ -106,6 +108,7 @@ export class DistributeXClient {
       timeoutMs: options.timeoutMs ?? 0,
       maxAttempts: options.maxAttempts ?? 0,
       name: options.name ?? "",
+      skipResultCache: options.skipResultCache ?? false,
       resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
       gpuFallback: options.gpuFallback === "cpu" ? "GPU_FALLBACK_CPU" : options.gpuFallback === "reject" ? "GPU_FALLBACK_REJECT" : "GPU_FALLBACK_WAIT",
     });

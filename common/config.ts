@@ -60,8 +60,28 @@ export const schedulerConfigSchema = z
     drainGraceMs: int(0, 3_600_000).default(10_000),
     /** Finished jobs kept for `jobs` and `result` (the in-memory store). */
     retainFinishedJobs: int(1, 1_000_000).default(1000),
-    queue: z.enum(["memory"]).default("memory"),
-    state: z.enum(["memory"]).default("memory"),
+    queue: z.enum(["memory", "kafka"]).default("memory"),
+    state: z.enum(["memory", "redis"]).default("memory"),
+    /** Kafka bootstrap brokers, "host:port[,host:port…]" (used with queue=kafka). */
+    kafkaBrokers: z.string().regex(/^[^,\s]+:\d{1,5}(,[^,\s]+:\d{1,5})*$/, "must be host:port[,host:port…]").default("127.0.0.1:9092"),
+    /** Prefix of every topic name (submissions, assignments, events, load). */
+    kafkaTopicPrefix: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ -").default("distx"),
+    /** Partitions of the assignments topic: agents share them, hash(node id) picks one. */
+    kafkaAssignmentPartitions: int(1, 10_000).default(16),
+    /** Partitions of the submissions, events and load topics. */
+    kafkaPartitions: int(1, 10_000).default(8),
+    /** Brokers as the agents should reach them, when that differs from kafkaBrokers. */
+    kafkaAgentBrokers: z.string().optional(),
+    redisUrl: z.string().regex(/^rediss?:\/\//, "must be redis://host:port[/db]").default("redis://127.0.0.1:6379"),
+    redisPrefix: z.string().regex(/^[A-Za-z0-9:._-]{1,100}$/, "letters, digits, : . _ -").default("distx"),
+    /** Leader lease: a standby takes over this long after the active scheduler stops renewing. */
+    leaseTtlMs: int(500, 600_000).default(3000),
+    /** How long finished jobs' results and metadata stay in Redis. */
+    resultTtlS: int(1, 365 * 86400).default(7 * 86400),
+    /** Identical tasks (same kernel, input, seed) are answered from this cache; 0 turns it off. */
+    resultCacheTtlS: int(0, 365 * 86400).default(86400),
+    /** A backend that does not answer within this long at start is a configuration error. */
+    backendConnectTimeoutMs: int(100, 120_000).default(5000),
     logLevel: logLevel.default("info"),
     /** Admin HTTP port (/metrics, /healthz, /readyz, /dashboard); 0 picks a free one; unset = no admin server. */
     adminPort: int(0, 65535).optional(),
@@ -74,7 +94,13 @@ export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
 export const agentConfigSchema = z
   .object({
-    scheduler: hostPort.default("127.0.0.1:7070"),
+    /** One scheduler, or several (active + standbys) separated by commas: the agent tries each in turn. */
+    scheduler: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}(,(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5})*$/, "must be host:port[,host:port…], e.g. 127.0.0.1:7070")
+      .default("127.0.0.1:7070"),
+    /** Overrides the Kafka brokers the scheduler hands out (when this host reaches them by another name). */
+    kafkaBrokers: z.string().optional(),
     /** Kernel worker threads; 0 means one per logical core. */
     workers: int(0, 1024).default(0),
     /** Default per-task memory cap for a kernel instance, in MiB. */

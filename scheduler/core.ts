@@ -12,6 +12,8 @@ import { failedPrecondition, invalidArgument, notFound, resourceExhausted, unava
 import { isKernelId } from "../common/hash.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
+import type { SubmissionRecord } from "./backends/bus.js";
+import { resultCacheKey } from "./backends/codec.js";
 import {
   emptyCounts,
   isTerminalJob,
@@ -35,6 +37,8 @@ export interface SubmitRequest {
   maxAttempts: number;
   name: string;
   gpuFallback?: ResourceNeeds["gpuFallback"];
+  /** Run every task even when the result cache holds an identical one. */
+  skipCache?: boolean;
 }
 
 /** Failures that say something about the kernel or input: retrying elsewhere would fail again. */
@@ -46,6 +50,8 @@ export interface SchedulerCounters {
   duplicateResults: number;
   tasksSucceeded: number;
   tasksFailed: number;
+  /** Tasks answered from the result cache without running. */
+  cacheHits: number;
 }
 
 export class SchedulerCore extends EventEmitter {
@@ -53,7 +59,11 @@ export class SchedulerCore extends EventEmitter {
   private readonly finishedOrder: string[] = [];
   private dispatchScheduled = false;
   private accepting = true;
-  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0 };
+  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0, cacheHits: 0 };
+  /** Set with a durable queue: a submission is written here before the client gets its job id. */
+  journal?: (rec: SubmissionRecord) => Promise<void>;
+  /** Whether identical tasks may be answered from the store's result cache. */
+  resultCache = true;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -109,38 +119,132 @@ export class SchedulerCore extends EventEmitter {
       throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
     }
     const id = `job-${randomUUID()}`;
-    const now = Date.now();
-    const job: JobRecord = {
-      id,
-      name: req.name,
+    const rec: SubmissionRecord = {
+      jobId: id,
+      submittedAtMs: Date.now(),
       kernelId: req.kernelId,
-      state: "JOB_STATE_PENDING",
       priority: req.priority,
-      timeoutMs: req.timeoutMs || this.config.defaultTaskTimeoutMs,
-      maxAttempts: req.maxAttempts || this.config.defaultMaxAttempts,
-      needs,
-      submittedAtMs: now,
+      timeoutMs: req.timeoutMs,
+      maxAttempts: req.maxAttempts,
+      name: req.name,
+      skipCache: req.skipCache ?? false,
+      needs: { cores: needs.cores, memoryBytes: needs.memoryBytes, gpu: needs.gpu, nodeSelector: needs.nodeSelector, gpuFallback: needs.gpuFallback },
+      inputs: req.inputs,
+    };
+    const job = this.buildJob(rec, kernel.kind);
+    this.jobs.set(id, job);
+    if (this.journal) {
+      try {
+        await this.journal(rec);
+      } catch (err) {
+        this.jobs.delete(id);
+        throw unavailable(`could not write the submission durably: ${(err as Error).message}`);
+      }
+    }
+    await this.accept(job, req.inputs);
+    this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
+    return job;
+  }
+
+  private buildJob(rec: SubmissionRecord, kind: ResourceNeeds["kind"]): JobRecord {
+    return {
+      id: rec.jobId,
+      name: rec.name,
+      kernelId: rec.kernelId,
+      state: "JOB_STATE_PENDING",
+      priority: rec.priority,
+      timeoutMs: rec.timeoutMs || this.config.defaultTaskTimeoutMs,
+      maxAttempts: rec.maxAttempts || this.config.defaultMaxAttempts,
+      needs: { ...rec.needs, kind },
+      submittedAtMs: rec.submittedAtMs,
       startedAtMs: 0,
       finishedAtMs: 0,
       retries: 0,
-      counts: { ...emptyCounts(), TASK_STATE_PENDING: req.inputs.length },
-      tasks: req.inputs.map((input, index) => ({
+      counts: { ...emptyCounts(), TASK_STATE_PENDING: rec.inputs.length },
+      tasks: rec.inputs.map((input, index) => ({
         index,
         state: "TASK_STATE_PENDING",
         attempt: 1,
         nodeId: "",
         input,
         runMs: 0,
-        queuedAtMs: now,
+        queuedAtMs: rec.submittedAtMs,
       })),
+      ...(rec.skipCache ? { skipCache: true } : {}),
     };
-    this.jobs.set(id, job);
+  }
+
+  /** Records a new job (inputs, then metadata), answers what the cache can, and queues the rest. */
+  private async accept(job: JobRecord, inputs: Buffer[]): Promise<void> {
+    await this.store.putJobInputs(job.id, inputs);
     await this.persist(job);
-    this.queue.pushJob(id, job.priority, job.tasks.map((t) => t.index));
     this.emit("job_submitted", job);
-    this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
+    await this.answerFromCache(job);
+    if (!isTerminalJob(job.state)) {
+      this.queue.pushJob(job.id, job.priority, job.tasks.filter((t) => t.state === "TASK_STATE_PENDING").map((t) => t.index));
+      this.scheduleDispatch();
+    }
+  }
+
+  private async answerFromCache(job: JobRecord): Promise<void> {
+    if (!this.resultCache || job.skipCache) return;
+    const pending = job.tasks.filter((t) => t.state === "TASK_STATE_PENDING" && t.input);
+    const hits = await this.store.getCachedResults(pending.map((t) => resultCacheKey(job.kernelId, t.index + 1, t.input!)));
+    for (let i = 0; i < pending.length; i++) {
+      const output = hits[i];
+      const task = pending[i]!;
+      if (!output || task.state !== "TASK_STATE_PENDING") continue;
+      this.counters.cacheHits++;
+      this.emit("result_cache_hit", 1);
+      task.nodeId = "result-cache";
+      await this.finishTask(job, task, "TASK_STATE_SUCCEEDED", undefined, output);
+    }
+  }
+
+  /**
+   * A submission read back from the durable log. Jobs this scheduler already holds, or that the
+   * store already recorded, are skipped; anything else (accepted by a scheduler that died before
+   * recording it) is recorded and queued now.
+   */
+  async adopt(rec: SubmissionRecord): Promise<void> {
+    if (this.jobs.has(rec.jobId) || (await this.store.getJobMeta(rec.jobId)) !== undefined) return;
+    const kernel = await this.store.getKernel(rec.kernelId);
+    const job = this.buildJob(rec, kernel?.kind ?? "KERNEL_KIND_WASM");
+    this.jobs.set(job.id, job);
+    await this.accept(job, rec.inputs);
+    this.log.info({ event: "job_adopted", jobId: job.id, tasks: job.tasks.length }, "job recovered from the submission log");
+  }
+
+  /** Loads every unfinished job from the store (at start, or when a standby takes over). */
+  async restore(): Promise<number> {
+    let restored = 0;
+    for (const id of await this.store.unfinishedJobs()) {
+      if (this.jobs.has(id)) continue;
+      const [metaJson, inputs] = await Promise.all([this.store.getJobMeta(id), this.store.getJobInputs(id)]);
+      if (!metaJson || !inputs) continue;
+      const meta = JSON.parse(metaJson) as Omit<JobRecord, "tasks">;
+      const done = new Map((await this.store.getResults(id, 0, inputs.length)).map((r) => [r.taskIndex, r]));
+      const job: JobRecord = { ...meta, state: meta.startedAtMs ? "JOB_STATE_RUNNING" : "JOB_STATE_PENDING", counts: emptyCounts(), tasks: [] };
+      for (let index = 0; index < inputs.length; index++) {
+        const r = done.get(index);
+        const task: TaskRecord = r
+          ? { index, state: r.state, attempt: r.attempt, nodeId: r.nodeId, input: undefined, runMs: r.runMs, ...(r.error ? { error: r.error } : {}) }
+          : { index, state: "TASK_STATE_PENDING", attempt: 1, nodeId: "", input: inputs[index], runMs: 0 };
+        job.counts[task.state]++;
+        job.tasks.push(task);
+      }
+      this.jobs.set(id, job);
+      restored++;
+      const c = job.counts;
+      if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED === job.tasks.length) {
+        await this.completeIfDone(job);
+      } else {
+        this.queue.pushJob(id, job.priority, job.tasks.filter((t) => t.state === "TASK_STATE_PENDING").map((t) => t.index));
+      }
+      this.log.info({ event: "job_restored", jobId: id, tasks: job.tasks.length, done: done.size }, "resumed an unfinished job");
+    }
     this.scheduleDispatch();
-    return job;
+    return restored;
   }
 
   getJob(jobId: string): JobRecord {
@@ -354,6 +458,10 @@ export class SchedulerCore extends EventEmitter {
 
   private async finishTask(job: JobRecord, task: TaskRecord, state: TaskStateName, error: TaskErrorShape | undefined, output: Buffer): Promise<void> {
     this.setTaskState(job, task, state);
+    const cacheKey =
+      state === "TASK_STATE_SUCCEEDED" && this.resultCache && !job.skipCache && task.input && task.nodeId !== "result-cache"
+        ? resultCacheKey(job.kernelId, task.index + 1, task.input)
+        : undefined;
     task.input = undefined;
     if (error) {
       task.error = error;
@@ -372,8 +480,13 @@ export class SchedulerCore extends EventEmitter {
       ...(task.backend ? { backend: task.backend } : {}),
     });
     if (!recorded) this.counters.duplicateResults++;
+    if (cacheKey && recorded) await this.store.putCachedResult(cacheKey, output);
     this.emitTask(job, task, error);
     this.emit("task_finished", job, task);
+    await this.completeIfDone(job);
+  }
+
+  private async completeIfDone(job: JobRecord): Promise<void> {
     const c = job.counts;
     if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED === job.tasks.length && !isTerminalJob(job.state)) {
       const final = c.TASK_STATE_CANCELLED > 0 ? "JOB_STATE_CANCELLED" : c.TASK_STATE_FAILED > 0 ? "JOB_STATE_FAILED" : "JOB_STATE_SUCCEEDED";
@@ -385,6 +498,7 @@ export class SchedulerCore extends EventEmitter {
         "job finished",
       );
       await this.persist(job);
+      await this.store.markJobFinished(job.id);
       this.retire(job);
     }
   }

@@ -60,6 +60,8 @@ export interface JobRecord {
   counts: Record<TaskStateName, number>;
   tasks: TaskRecord[];
   firstError?: TaskErrorShape;
+  /** The job opted out of the result cache. */
+  skipCache?: boolean;
 }
 
 export const emptyCounts = (): Record<TaskStateName, number> => ({

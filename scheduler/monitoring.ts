@@ -60,6 +60,7 @@ export class SchedulerMonitoring {
       if (drained.delete(node.id)) return;
       this.alerts.fire("AgentLost", "critical", `agent ${node.profile.hostname} (${node.id}) was lost; its tasks are being re-placed`, { node: node.id });
     });
+    core.on("result_cache_hit", (count: number) => this.resultCacheHit(count));
     const failing = new Set<string>();
     core.on("task_finished", (job: JobRecord, task: TaskRecord) => {
       if (task.state !== "TASK_STATE_FAILED" || failing.has(job.id)) return;

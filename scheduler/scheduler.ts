@@ -9,6 +9,9 @@ import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
+import type { KafkaBus } from "./backends/kafka-bus.js";
+import type { RedisLease } from "./backends/redis-lease.js";
+import { RedisStateStore } from "./backends/redis-state.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
 import { alertHandlers } from "./alerts/grpc.js";
@@ -65,20 +68,39 @@ export class Scheduler {
   readonly monitoring: SchedulerMonitoring;
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
+  private readonly bus: KafkaBus | undefined;
+  private readonly lease: RedisLease | undefined;
+  private nodeCacheTimer?: NodeJS.Timeout;
   address = "";
 
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
+    this.bus = backends.bus;
+    this.lease = backends.lease;
+    if (backends.onLeaseLost) this.lease?.on("lost", backends.onLeaseLost);
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
+    this.core.resultCache = config.resultCacheTtlS > 0;
+    const bus = this.bus;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     const V1 = v1();
     this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts))));
-    this.server.addService(V1.AgentService.service, agentHandlers(this.core, config.heartbeatIntervalMs, log));
+    this.server.addService(
+      V1.AgentService.service,
+      agentHandlers(
+        this.core,
+        config.heartbeatIntervalMs,
+        log,
+        bus && {
+          route: (nodeId) => bus.routeFor(nodeId),
+          sendAssignment: (nodeId, msg) => msg.assign && bus.publishAssignment(nodeId, msg.assign),
+        },
+      ),
+    );
     // Reflection describes our contract and the standard health service, so tools see both.
     const healthDefinition = protoLoader.loadSync(healthProtoPath);
     new ReflectionService({ ...loadContract().definition, ...healthDefinition }).addToServer(this.server);
@@ -87,6 +109,33 @@ export class Scheduler {
   }
 
   async start(): Promise<string> {
+    if (this.lease) {
+      // A standby neither listens nor consumes until it holds the lease.
+      await this.lease.acquire((holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"));
+      this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
+    }
+    const restored = await this.core.restore();
+    if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
+    if (this.bus) {
+      const bus = this.bus;
+      this.core.journal = (rec) => bus.appendSubmission(rec);
+      await bus.consume({
+        submission: (rec) => this.core.adopt(rec),
+        event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
+        load: (sample) => {
+          const node = this.registry.get(sample.nodeId);
+          if (node && node.state !== "NODE_STATE_DOWN") node.load = sample.load as typeof node.load;
+        },
+      });
+    }
+    const store = this.core.store;
+    if (store instanceof RedisStateStore) {
+      const ttl = this.config.agentTimeoutMs * 3;
+      this.nodeCacheTimer = setInterval(() => {
+        for (const n of this.registry.all()) void store.putNode(n.id, JSON.stringify(this.registry.toProto(n)), ttl).catch(() => undefined);
+      }, Math.max(500, this.config.heartbeatIntervalMs));
+      this.nodeCacheTimer.unref();
+    }
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`${this.config.host}:${this.config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
         err ? reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`)) : resolve(p),
@@ -119,6 +168,9 @@ export class Scheduler {
       });
     });
     await this.monitoring.stop();
+    clearInterval(this.nodeCacheTimer);
+    await this.bus?.close();
+    await this.lease?.release();
     await this.core.store.close();
   }
 }

@@ -4,6 +4,7 @@ import { Agent } from "../../agent/agent.js";
 import { agentConfigSchema, loadConfig, schedulerConfigSchema } from "../../common/config.js";
 import { createLogger } from "../../common/logger.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
+import { openBackends } from "../../scheduler/backends/factory.js";
 import { fail, onShutdownSignal } from "../util.js";
 
 export function registerDaemonCommands(program: Command): void {
@@ -18,8 +19,13 @@ export function registerDaemonCommands(program: Command): void {
     .option("--default-task-timeout-ms <ms>", "per-task timeout when a job sets none")
     .option("--max-tasks-per-job <n>", "largest job accepted")
     .option("--drain-grace-ms <ms>", "how long SIGTERM waits for running jobs")
-    .option("--queue <backend>", "task queue backend: memory")
-    .option("--state <backend>", "state store backend: memory")
+    .option("--queue <backend>", "task queue backend: memory|kafka (env DISTX_QUEUE)")
+    .option("--state <backend>", "state store backend: memory|redis (env DISTX_STATE)")
+    .option("--kafka-brokers <host:port,...>", "Kafka bootstrap brokers (env DISTX_KAFKA_BROKERS)")
+    .option("--kafka-topic-prefix <prefix>", "prefix of the Kafka topic names (env DISTX_KAFKA_TOPIC_PREFIX)")
+    .option("--redis-url <url>", "redis://host:port[/db] (env DISTX_REDIS_URL)")
+    .option("--redis-prefix <prefix>", "prefix of every Redis key (env DISTX_REDIS_PREFIX)")
+    .option("--lease-ttl-ms <ms>", "leader lease; a standby takes over this long after the active one dies")
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
@@ -29,7 +35,15 @@ export function registerDaemonCommands(program: Command): void {
         const { config: file, ...flags } = opts;
         const config = loadConfig(schedulerConfigSchema, { file, section: "scheduler", flags });
         const log = createLogger("scheduler", config.logLevel);
-        const scheduler = new Scheduler(config, log);
+        const backends = await openBackends(config, log);
+        const scheduler = new Scheduler(config, log, {
+          ...backends,
+          onLeaseLost: (holder) => {
+            // Another scheduler holds the lease now: stop acting at once so two never place work.
+            log.fatal({ event: "lease_lost", holder }, "lost the scheduler lease; exiting");
+            process.exit(3);
+          },
+        });
         await scheduler.start();
         onShutdownSignal(async (signal) => {
           log.info({ event: "shutdown", signal }, "draining before exit");

@@ -6,6 +6,11 @@ export class MemoryStateStore implements StateStore {
   private readonly kernels = new Map<string, StoredKernel>();
   private readonly jobMeta = new Map<string, string>();
   private readonly results = new Map<string, Map<number, StoredResult>>();
+  private readonly inputs = new Map<string, Buffer[]>();
+  /** Insertion-ordered, so the oldest entry is dropped first when the cache is full. */
+  private readonly cache = new Map<string, Buffer>();
+
+  constructor(private readonly maxCacheEntries = 100_000) {}
 
   async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
     if (this.kernels.has(kernel.kernelId)) return { created: false };
@@ -44,6 +49,34 @@ export class MemoryStateStore implements StateStore {
   async deleteJob(jobId: string): Promise<void> {
     this.jobMeta.delete(jobId);
     this.results.delete(jobId);
+    this.inputs.delete(jobId);
+  }
+
+  async putJobInputs(jobId: string, inputs: Buffer[]): Promise<void> {
+    this.inputs.set(jobId, inputs);
+  }
+
+  async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
+    return this.inputs.get(jobId);
+  }
+
+  async unfinishedJobs(): Promise<string[]> {
+    return [...this.inputs.keys()];
+  }
+
+  async markJobFinished(jobId: string): Promise<void> {
+    this.inputs.delete(jobId);
+  }
+
+  async getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]> {
+    return keys.map((k) => this.cache.get(k));
+  }
+
+  async putCachedResult(key: string, output: Buffer): Promise<void> {
+    if (this.maxCacheEntries <= 0) return;
+    this.cache.delete(key);
+    this.cache.set(key, output);
+    if (this.cache.size > this.maxCacheEntries) this.cache.delete(this.cache.keys().next().value!);
   }
 
   async close(): Promise<void> {}

@@ -38,6 +38,16 @@ export interface StateStore {
   recordResult(jobId: string, result: StoredResult): Promise<boolean>;
   getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]>;
   deleteJob(jobId: string): Promise<void>;
+  /** Keeps an unfinished job's inputs, so that a restarted or standby scheduler can resume it. */
+  putJobInputs(jobId: string, inputs: Buffer[]): Promise<void>;
+  getJobInputs(jobId: string): Promise<Buffer[] | undefined>;
+  /** Ids of jobs accepted and not yet finished, oldest first (read at start to resume them). */
+  unfinishedJobs(): Promise<string[]>;
+  /** The job is final: drop its inputs, leave the unfinished set, let meta and results expire. */
+  markJobFinished(jobId: string): Promise<void>;
+  /** The result cache, keyed by resultCacheKey(kernel, seed, input). */
+  getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]>;
+  putCachedResult(key: string, output: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -4,10 +4,17 @@ import { invalidArgument, notFound, toServiceError } from "../../common/errors.j
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import type { AgentMessage, AgentServiceHandlers, SchedulerMessageIn } from "../../common/types.js";
+import type { KafkaRouteShape } from "../../agent/kafka-link.js";
+
+/** With a Kafka bus: where each agent reads its assignments, and how they are sent there. */
+export interface AgentRouting {
+  route(nodeId: string): KafkaRouteShape;
+  sendAssignment(nodeId: string, msg: SchedulerMessageIn): void;
+}
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
 
-export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, log: Logger): AgentServiceHandlers {
+export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, log: Logger, routing?: AgentRouting): AgentServiceHandlers {
   return {
     Register: (call, callback) => {
       const profile = call.request.profile;
@@ -20,7 +27,7 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
         { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
       );
-      callback(null, { nodeId: node.id, heartbeatIntervalMs });
+      callback(null, { nodeId: node.id, heartbeatIntervalMs, kafka: routing ? routing.route(node.id) : null });
     },
 
     Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {
@@ -31,7 +38,8 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
       };
       call.on("data", (msg: AgentMessage) => {
         if (msg.hello) {
-          const node = core.registry.attachSession(msg.hello.nodeId, (m) => call.write(m));
+          const id = msg.hello.nodeId;
+          const node = core.registry.attachSession(id, (m) => (routing && m.assign ? routing.sendAssignment(id, m) : call.write(m)));
           if (!node) {
             call.emit("error", toServiceError(notFound(`unknown or expired node ${msg.hello.nodeId}: register again`)));
             return;

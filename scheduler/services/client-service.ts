@@ -89,6 +89,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         maxAttempts: req.maxAttempts,
         name: req.name,
         gpuFallback: req.gpuFallback,
+        skipCache: req.skipResultCache,
       });
       return { jobId: job.id, taskCount: job.tasks.length };
     }),

@@ -1,0 +1,145 @@
+// An agent's Kafka side: it reads its assignments from one partition of the assignments topic
+// (hash of its node id; messages for other nodes on that partition are skipped) and writes its
+// task updates and load samples back. Opened after Register, before the session's hello, and
+// positioned at the partition's end first, so every assignment for this node id is seen.
+import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
+import { BatchingSender, decodeAssignment, encodeUpdate, kafkaClient, type LoadSample } from "../common/kafka-wire.js";
+import type { Assignment, TaskUpdateIn } from "../common/types.js";
+
+export interface KafkaRouteShape {
+  brokers: string[];
+  assignmentsTopic: string;
+  assignmentsPartition: number;
+  eventsTopic: string;
+  loadTopic: string;
+}
+
+/** Every member of this node's own consumer group reads exactly its one partition. */
+const fixedPartition =
+  (topic: string, partition: number): PartitionAssigner =>
+  () => ({
+    name: "DistxFixedPartition",
+    version: 1,
+    async assign({ members }) {
+      return members.map((m) => ({
+        memberId: m.memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: { [topic]: [partition] }, userData: Buffer.alloc(0) }),
+      }));
+    },
+    protocol({ topics }) {
+      return { name: "DistxFixedPartition", metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
+    },
+  });
+
+export class KafkaAgentLink {
+  private constructor(
+    private readonly route: KafkaRouteShape,
+    private readonly nodeId: string,
+    private consumer: Consumer,
+    private readonly sender: BatchingSender,
+  ) {}
+
+  closed = false;
+
+  static async open(
+    route: KafkaRouteShape,
+    nodeId: string,
+    onAssign: (a: Assignment) => void,
+    onError?: (err: Error) => void,
+    timeoutMs = 20_000,
+  ): Promise<KafkaAgentLink> {
+    const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`);
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    const admin = kafka.admin();
+    const makeConsumer = () =>
+      kafka.consumer({
+        groupId: `distx-agent-${nodeId}`,
+        partitionAssigners: [fixedPartition(route.assignmentsTopic, route.assignmentsPartition)],
+        sessionTimeout: 6000,
+        heartbeatInterval: 1000,
+        maxWaitTimeInMs: 20,
+        maxBytesPerPartition: 64 * 1024 * 1024,
+      });
+    const consumer = makeConsumer();
+    const runConsumer = (c: Consumer) =>
+      c.run({
+        autoCommit: true,
+        eachBatch: async ({ batch, resolveOffset }) => {
+          for (const m of batch.messages) {
+            if (m.value && m.key?.toString() === nodeId) onAssign(decodeAssignment(m.value));
+            resolveOffset(m.offset);
+          }
+        },
+      });
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`Kafka at ${route.brokers.join(",")} did not answer within ${timeoutMs} ms`)), timeoutMs).unref(),
+    );
+    const open = async () => {
+      await Promise.all([producer.connect(), admin.connect(), consumer.connect()]);
+      const offsets = await admin.fetchTopicOffsets(route.assignmentsTopic);
+      await admin.disconnect();
+      const end = offsets.find((o) => o.partition === route.assignmentsPartition)?.high ?? "0";
+      const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+      // Earliest, never latest, when no offset is committed: a consumer that restarts (e.g. after
+      // a broker restart) must not skip assignments written while it was away.
+      await consumer.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
+      await runConsumer(consumer);
+      consumer.seek({ topic: route.assignmentsTopic, partition: route.assignmentsPartition, offset: end });
+      await joined;
+      // Commit the start position at once, so a restart resumes here rather than at the earliest offset.
+      await consumer.commitOffsets([{ topic: route.assignmentsTopic, partition: route.assignmentsPartition, offset: end }]);
+    };
+    try {
+      await Promise.race([open(), deadline]);
+    } catch (err) {
+      await Promise.allSettled([consumer.disconnect(), producer.disconnect(), admin.disconnect()]);
+      throw err;
+    }
+    const sender = new BatchingSender(producer);
+    if (onError) sender.onError = onError;
+    const link = new KafkaAgentLink(route, nodeId, consumer, sender);
+    // kafkajs gives up on some errors (e.g. no group coordinator while the broker restarts):
+    // then a fresh consumer resumes from the committed offset, so no assignment is skipped.
+    const watch = (c: Consumer) =>
+      c.on(c.events.CRASH, (e) => {
+        onError?.(new Error(`assignment consumer crashed (restart: ${e.payload.restart}): ${e.payload.error.message}`));
+        if (e.payload.restart || link.closed) return;
+        const retry = async () => {
+          if (link.closed) return;
+          await c.disconnect().catch(() => undefined);
+          const next = makeConsumer();
+          link.consumer = next;
+          watch(next);
+          try {
+            await next.connect();
+            await next.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
+            await runConsumer(next);
+          } catch (err) {
+            onError?.(err as Error);
+            setTimeout(() => void retry(), 1000).unref();
+          }
+        };
+        setTimeout(() => void retry(), 500).unref();
+      });
+    watch(consumer);
+    return link;
+  }
+
+  sendUpdate(update: TaskUpdateIn): void {
+    this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdate(update) });
+  }
+
+  sendLoad(sample: LoadSample): void {
+    this.sender.push({ topic: this.route.loadTopic, key: this.nodeId, value: Buffer.from(JSON.stringify(sample)) });
+  }
+
+  flush(): Promise<void> {
+    return this.sender.idle();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.sender.close();
+    await this.consumer.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,217 @@
+// The Kafka TaskBus. Topics (prefix configurable, default "distx"):
+//   <p>.submissions   key job id      the durable submission log (written before the client's ack)
+//   <p>.assignments   key node id     partition = hash(node id) mod N; each agent reads one partition
+//   <p>.task-events   key node id     task state changes and results, agent → scheduler
+//   <p>.node-load     key node id     load samples, a real-time stream
+// The scheduler consumes submissions, events and load in one consumer group and commits an
+// offset only after the handler for that record (and every earlier one) has resolved.
+import type { Admin, Consumer, Kafka } from "kafkajs";
+import { KafkaAgentLink } from "../../agent/kafka-link.js";
+import {
+  BatchingSender,
+  checkBrokers,
+  decodeUpdate,
+  encodeAssignment,
+  encodeUpdate,
+  kafkaClient,
+  partitionFor,
+  topicNames,
+  type KafkaTopics,
+  type LoadSample,
+} from "../../common/kafka-wire.js";
+import type { Assignment, AssignmentIn } from "../../common/types.js";
+import type { BusHandlers, SubmissionRecord, TaskBus, TaskEventRecord } from "./bus.js";
+import { decodeFramed, encodeFramed } from "./codec.js";
+
+export interface KafkaBusOptions {
+  brokers: string[];
+  /** What agents are told to dial, when it differs from `brokers`. */
+  agentBrokers?: string[];
+  topicPrefix: string;
+  partitions: number;
+  assignmentPartitions: number;
+  connectTimeoutMs: number;
+  groupId?: string;
+  onError?: (err: Error, where: string) => void;
+}
+
+/** The submissions topic is created with max.message.bytes = 64 MiB; leave room for framing. */
+export const MAX_SUBMISSION_BYTES = 64 * 1024 * 1024 - 64 * 1024;
+
+export class KafkaBus implements TaskBus {
+  readonly kind = "kafka";
+  readonly topics: KafkaTopics;
+  private consumer?: Consumer;
+  private closed = false;
+
+  private constructor(
+    private readonly kafka: Kafka,
+    private readonly options: KafkaBusOptions,
+    private readonly sender: BatchingSender,
+    /** The assignments topic's real partition count (a pre-existing topic may differ from config). */
+    readonly assignmentPartitions: number,
+  ) {
+    this.topics = topicNames(options.topicPrefix);
+  }
+
+  static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
+    await checkBrokers(options.brokers, options.connectTimeoutMs);
+    const kafka = kafkaClient(options.brokers, "distx-scheduler");
+    const topics = topicNames(options.topicPrefix);
+    const admin = kafka.admin();
+    await admin.connect();
+    let assignmentPartitions: number;
+    try {
+      await ensureTopics(admin, [
+        { topic: topics.submissions, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.assignments, numPartitions: options.assignmentPartitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.events, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.load, numPartitions: options.partitions, configEntries: [{ name: "retention.ms", value: String(3600_000) }] },
+      ]);
+      const meta = await admin.fetchTopicMetadata({ topics: [topics.assignments] });
+      assignmentPartitions = meta.topics[0]?.partitions.length ?? options.assignmentPartitions;
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    const sender = new BatchingSender(producer);
+    sender.onError = (err) => options.onError?.(err, "produce");
+    return new KafkaBus(kafka, options, sender, assignmentPartitions);
+  }
+
+  async appendSubmission(rec: SubmissionRecord): Promise<void> {
+    const { inputs, ...header } = rec;
+    const value = encodeFramed(header, inputs);
+    if (value.length > MAX_SUBMISSION_BYTES) {
+      // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
+      throw new Error(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes (split the job)`);
+    }
+    await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
+  }
+
+  publishAssignment(nodeId: string, a: AssignmentIn): void {
+    this.sender.push({ topic: this.topics.assignments, partition: partitionFor(nodeId, this.assignmentPartitions), key: nodeId, value: encodeAssignment(a) });
+  }
+
+  routeFor(nodeId: string) {
+    return {
+      brokers: this.options.agentBrokers ?? this.options.brokers,
+      assignmentsTopic: this.topics.assignments,
+      assignmentsPartition: partitionFor(nodeId, this.assignmentPartitions),
+      eventsTopic: this.topics.events,
+      loadTopic: this.topics.load,
+    };
+  }
+
+  async consume(handlers: BusHandlers): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: this.options.groupId ?? `${this.options.topicPrefix}-scheduler`,
+      sessionTimeout: 6000,
+      heartbeatInterval: 1000,
+      rebalanceTimeout: 10_000,
+      maxWaitTimeInMs: 20,
+      maxBytesPerPartition: 64 * 1024 * 1024,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.options.onError?.(e.payload.error, `consumer crashed (restart: ${e.payload.restart})`);
+      // kafkajs gives up on some errors while the broker restarts: start a fresh consumer, which
+      // resumes from the committed offsets (nothing unrecorded was committed).
+      if (e.payload.restart || this.closed) return;
+      const retry = async () => {
+        if (this.closed) return;
+        await consumer.disconnect().catch(() => undefined);
+        await this.consume(handlers).catch((err) => {
+          this.options.onError?.(err as Error, "consumer restart");
+          setTimeout(() => void retry(), 1000).unref();
+        });
+      };
+      setTimeout(() => void retry(), 500).unref();
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.topics.submissions, this.topics.events, this.topics.load], fromBeginning: true });
+    await consumer.run({
+      partitionsConsumedConcurrently: Math.max(1, this.options.partitions),
+      eachBatchAutoResolve: false,
+      autoCommit: true,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        const msgs = batch.messages;
+        if (batch.topic === this.topics.load) {
+          for (const m of msgs) {
+            if (m.value) {
+              try {
+                handlers.load(JSON.parse(m.value.toString("utf8")) as LoadSample);
+              } catch {
+                // a malformed sample is only a lost sample
+              }
+            }
+            resolveOffset(m.offset);
+          }
+          return;
+        }
+        if (batch.topic === this.topics.submissions) {
+          for (const m of msgs) {
+            if (!isRunning() || isStale()) return;
+            if (m.value) {
+              const { header, buffers } = decodeFramed<Omit<SubmissionRecord, "inputs">>(m.value);
+              await handlers.submission({ ...header, inputs: buffers });
+            }
+            resolveOffset(m.offset);
+            await heartbeat();
+          }
+          await commitOffsetsIfNecessary();
+          return;
+        }
+        // Task events: handled concurrently in slices (each call takes its synchronous steps in
+        // offset order, so RUNNING before SUCCEEDED for one task holds); an offset is resolved
+        // only after every handler up to it has recorded its work.
+        for (let i = 0; i < msgs.length; i += 512) {
+          if (!isRunning() || isStale()) return;
+          const slice = msgs.slice(i, i + 512);
+          await Promise.all(
+            slice.map((m) => (m.value && m.key ? handlers.event({ nodeId: m.key.toString(), update: decodeUpdate(m.value) }) : Promise.resolve())),
+          );
+          resolveOffset(slice[slice.length - 1]!.offset);
+          await heartbeat();
+        }
+        await commitOffsetsIfNecessary();
+      },
+    });
+  }
+
+  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void): Promise<{ close(): Promise<void> }> {
+    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, onAssign);
+    return { close: () => link.close() };
+  }
+
+  publishEvent(rec: TaskEventRecord): void {
+    this.sender.push({ topic: this.topics.events, key: rec.nodeId, value: encodeUpdate(rec.update) });
+  }
+
+  publishLoad(sample: LoadSample): void {
+    this.sender.push({ topic: this.topics.load, key: sample.nodeId, value: Buffer.from(JSON.stringify(sample)) });
+  }
+
+  flush(): Promise<void> {
+    return this.sender.idle();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.sender.close();
+    await this.consumer?.disconnect().catch(() => undefined);
+  }
+}
+
+async function ensureTopics(admin: Admin, wanted: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = wanted.filter((t) => !existing.has(t.topic)).map((t) => ({ ...t, replicationFactor: -1 }));
+  if (missing.length === 0) return;
+  try {
+    await admin.createTopics({ topics: missing, waitForLeaders: true });
+  } catch (err) {
+    // Another scheduler may have created them a moment ago.
+    if (!/already exists/i.test((err as Error).message)) throw err;
+  }
+}

@@ -1,0 +1,80 @@
+// Scheduler leadership through a Redis lease: SET key me NX PX ttl to take it, a compare-and-
+// extend script to renew it. The active scheduler renews every ttl/3; a standby retries until
+// the key expires (the active one died or lost Redis for a whole ttl) and then takes over.
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { Redis } from "ioredis";
+
+// Renew only our own lease; re-take it if it vanished (e.g. Redis restarted without it).
+const RENEW = `
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
+return 0`;
+
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+export class RedisLease extends EventEmitter {
+  readonly owner: string;
+  private timer?: NodeJS.Timeout;
+  private held = false;
+  private stopped = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly ttlMs: number,
+    owner?: string,
+  ) {
+    super();
+    this.owner = owner ?? `scheduler-${randomUUID()}`;
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  async tryAcquire(): Promise<boolean> {
+    const ok = await this.redis.set(this.key, this.owner, "PX", this.ttlMs, "NX");
+    return ok === "OK";
+  }
+
+  /** Resolves once this process holds the lease; calls onWait once if it has to wait. */
+  async acquire(onWait?: (holder: string | null) => void, signal?: AbortSignal): Promise<void> {
+    let told = false;
+    while (!(await this.tryAcquire())) {
+      if (this.stopped || signal?.aborted) throw new Error("lease wait aborted");
+      if (!told) {
+        told = true;
+        onWait?.(await this.redis.get(this.key));
+      }
+      await new Promise((r) => setTimeout(r, Math.max(100, Math.floor(this.ttlMs / 4))));
+    }
+    this.held = true;
+    this.timer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const ok = await this.redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs);
+      if (ok !== 1 && this.held) {
+        this.held = false;
+        clearInterval(this.timer);
+        // Another scheduler holds the lease: this one must stop acting at once (no split brain).
+        this.emit("lost", await this.redis.get(this.key));
+      }
+    } catch {
+      // Redis unreachable: keep acting until the lease would have expired; the next renew tells.
+    }
+  }
+
+  async release(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.held) {
+      this.held = false;
+      await this.redis.eval(RELEASE, 1, this.key, this.owner).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,203 @@
+// The Redis state store: kernels, job metadata and inputs, results (recorded exactly once with
+// HSETNX), the result cache and the node registry cache, with TTLs on whatever should expire.
+//
+// Keys (prefix P, default "distx"):
+//   P:kernel:<id>          hash {meta, module}              no TTL (jobs refer to it)
+//   P:job:<id>:meta        JSON of the job (no tasks)        TTL resultTtlS once finished
+//   P:job:<id>:inputs      framed task inputs                deleted when the job finishes
+//   P:job:<id>:results     hash taskIndex → framed result    TTL resultTtlS once finished
+//   P:jobs:unfinished      zset jobId → submittedAtMs        (read at start to resume)
+//   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
+//   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
+import { Redis } from "ioredis";
+import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
+import type { StateStore, StoredKernel, StoredResult } from "./types.js";
+
+export interface RedisStateOptions {
+  url: string;
+  prefix?: string;
+  resultTtlS?: number;
+  resultCacheTtlS?: number;
+  /** A Redis that does not answer this fast at start is reported as a configuration error. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Opens a connection that fails fast at start (a bad address is an error within
+ * connectTimeoutMs) and, once up, rides out Redis restarts: commands wait for the reconnect
+ * instead of failing, so a result is never dropped because Redis blinked.
+ */
+export async function connectRedis(url: string, connectTimeoutMs = 5000, name = "distx"): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName: name,
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: true,
+    connectTimeout: connectTimeoutMs,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+  });
+  let lastError = "";
+  redis.on("error", (err: Error) => (lastError = err.message));
+  const timer = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`cannot reach Redis at ${url} within ${connectTimeoutMs} ms${lastError ? `: ${lastError}` : ""}`)), connectTimeoutMs).unref(),
+  );
+  try {
+    await Promise.race([redis.connect().then(() => redis.ping()), timer]);
+  } catch (err) {
+    redis.disconnect();
+    const msg = (err as Error).message;
+    throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${url}: ${msg}`);
+  }
+  return redis;
+}
+
+interface ResultHeader {
+  taskIndex: number;
+  state: StoredResult["state"];
+  error?: StoredResult["error"];
+  nodeId: string;
+  attempt: number;
+  runMs: number;
+}
+
+export class RedisStateStore implements StateStore {
+  readonly kind = "redis";
+  private readonly p: string;
+  private readonly resultTtlS: number;
+  private readonly cacheTtlS: number;
+
+  private constructor(
+    readonly redis: Redis,
+    options: RedisStateOptions,
+  ) {
+    this.p = options.prefix ?? "distx";
+    this.resultTtlS = options.resultTtlS ?? 7 * 86400;
+    this.cacheTtlS = options.resultCacheTtlS ?? 86400;
+  }
+
+  static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
+    return new RedisStateStore(await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state"), options);
+  }
+
+  private job(jobId: string, part: "meta" | "inputs" | "results"): string {
+    return `${this.p}:job:${jobId}:${part}`;
+  }
+
+  async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
+    const { module, ...meta } = kernel;
+    const key = `${this.p}:kernel:${kernel.kernelId}`;
+    // Module first, then meta with HSETNX: a kernel is visible only once both are there.
+    await this.redis.hset(key, "module", module);
+    const created = await this.redis.hsetnx(key, "meta", JSON.stringify(meta));
+    return { created: created === 1 };
+  }
+
+  async getKernel(kernelId: string): Promise<StoredKernel | undefined> {
+    const [meta, module] = await this.redis.hmgetBuffer(`${this.p}:kernel:${kernelId}`, "meta", "module");
+    if (!meta || !module) return undefined;
+    return { ...(JSON.parse(meta.toString("utf8")) as Omit<StoredKernel, "module">), module };
+  }
+
+  async putJobMeta(jobId: string, meta: string): Promise<void> {
+    await this.redis.set(this.job(jobId, "meta"), meta);
+  }
+
+  async getJobMeta(jobId: string): Promise<string | undefined> {
+    return (await this.redis.get(this.job(jobId, "meta"))) ?? undefined;
+  }
+
+  async recordResult(jobId: string, result: StoredResult): Promise<boolean> {
+    const { output, ...header } = result;
+    const won = await this.redis.hsetnx(this.job(jobId, "results"), String(result.taskIndex), encodeFramed(header, [output]));
+    return won === 1;
+  }
+
+  async getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {
+    const key = this.job(jobId, "results");
+    let raw: (Buffer | null)[];
+    if (limit <= 10_000) {
+      const fields = Array.from({ length: Math.max(0, limit) }, (_, i) => String(offset + i));
+      raw = fields.length ? await this.redis.hmgetBuffer(key, ...fields) : [];
+    } else {
+      const all = await this.redis.hgetallBuffer(key);
+      raw = Object.entries(all)
+        .filter(([k]) => Number(k) >= offset && Number(k) < offset + limit)
+        .map(([, v]) => v);
+    }
+    const out: StoredResult[] = [];
+    for (const buf of raw) {
+      if (!buf) continue;
+      const { header, buffers } = decodeFramed<ResultHeader>(buf);
+      out.push({ ...header, output: buffers[0] ?? Buffer.alloc(0) });
+    }
+    return out.sort((a, b) => a.taskIndex - b.taskIndex);
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    // Finished jobs expire by TTL; an explicit delete only forgets what the scheduler retired.
+    await this.redis.zrem(`${this.p}:jobs:unfinished`, jobId);
+  }
+
+  async putJobInputs(jobId: string, inputs: Buffer[]): Promise<void> {
+    await this.redis
+      .multi()
+      .set(this.job(jobId, "inputs"), encodeBuffers(inputs))
+      .zadd(`${this.p}:jobs:unfinished`, Date.now(), jobId)
+      .exec();
+  }
+
+  async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
+    const buf = await this.redis.getBuffer(this.job(jobId, "inputs"));
+    return buf ? decodeBuffers(buf) : undefined;
+  }
+
+  async unfinishedJobs(): Promise<string[]> {
+    return this.redis.zrange(`${this.p}:jobs:unfinished`, 0, -1);
+  }
+
+  async markJobFinished(jobId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .zrem(`${this.p}:jobs:unfinished`, jobId)
+      .del(this.job(jobId, "inputs"))
+      .expire(this.job(jobId, "meta"), this.resultTtlS)
+      .expire(this.job(jobId, "results"), this.resultTtlS)
+      .exec();
+  }
+
+  async getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length === 0 || this.cacheTtlS === 0) return keys.map(() => undefined);
+    const out: (Buffer | undefined)[] = [];
+    for (let i = 0; i < keys.length; i += 5000) {
+      const chunk = keys.slice(i, i + 5000).map((k) => `${this.p}:rc:${k}`);
+      for (const v of await this.redis.mgetBuffer(...chunk)) out.push(v ?? undefined);
+    }
+    return out;
+  }
+
+  async putCachedResult(key: string, output: Buffer): Promise<void> {
+    if (this.cacheTtlS === 0) return;
+    await this.redis.set(`${this.p}:rc:${key}`, output, "EX", this.cacheTtlS);
+  }
+
+  /** The node registry cache: what other schedulers and tools can read about live agents. */
+  async putNode(nodeId: string, snapshot: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.p}:node:${nodeId}`, snapshot, "PX", ttlMs);
+  }
+
+  async listNodes(): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.redis.scan(cursor, "MATCH", `${this.p}:node:*`, "COUNT", 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== "0");
+    if (keys.length === 0) return [];
+    return (await this.redis.mget(...keys)).filter((v): v is string => v !== null);
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

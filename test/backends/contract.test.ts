@@ -1,0 +1,208 @@
+// One contract, every implementation: the in-memory state store and bus, and the Redis store
+// and Kafka bus against the real Redis and the real broker.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Assignment } from "../../common/types.js";
+import type { SubmissionRecord, TaskBus, TaskEventRecord } from "../../scheduler/backends/bus.js";
+import { resultCacheKey } from "../../scheduler/backends/codec.js";
+import { KafkaBus } from "../../scheduler/backends/kafka-bus.js";
+import { MemoryStateStore } from "../../scheduler/backends/memory.js";
+import { MemoryBus } from "../../scheduler/backends/memory-bus.js";
+import { RedisLease } from "../../scheduler/backends/redis-lease.js";
+import { RedisStateStore, connectRedis } from "../../scheduler/backends/redis-state.js";
+import type { StateStore, StoredResult } from "../../scheduler/backends/types.js";
+import { testServices, uniquePrefix, until } from "./services.js";
+
+let services: { kafka: string; redis: string };
+beforeAll(() => {
+  services = testServices();
+});
+
+const kernelId = "a".repeat(64);
+const result = (taskIndex: number, nodeId: string, text: string): StoredResult => ({
+  taskIndex,
+  state: "TASK_STATE_SUCCEEDED",
+  output: Buffer.from(text),
+  nodeId,
+  attempt: 1,
+  runMs: 1.5,
+});
+
+const stores: [string, () => Promise<StateStore>][] = [
+  ["memory", async () => new MemoryStateStore()],
+  ["redis", async () => RedisStateStore.connect({ url: services.redis, prefix: uniquePrefix("c") })],
+];
+
+describe.each(stores)("StateStore contract: %s", (_name, open) => {
+  let store: StateStore;
+  beforeAll(async () => {
+    store = await open();
+  });
+  afterAll(async () => store.close());
+
+  it("stores a kernel once", async () => {
+    const k = { kernelId, name: "k", kind: "KERNEL_KIND_WASM" as const, entry: "run", abi: "distx-1", sizeBytes: 3, registeredAtMs: 1, module: Buffer.from([0, 97, 115]) };
+    expect(await store.putKernel(k)).toEqual({ created: true });
+    expect(await store.putKernel(k)).toEqual({ created: false });
+    const got = await store.getKernel(kernelId);
+    expect(got?.name).toBe("k");
+    expect(Buffer.compare(got!.module, k.module)).toBe(0);
+    expect(await store.getKernel("b".repeat(64))).toBeUndefined();
+  });
+
+  it("records a task's result exactly once; the first one wins", async () => {
+    const job = `job-${randomUUID()}`;
+    const outcomes = await Promise.all([0, 1, 2, 3, 4].map((i) => store.recordResult(job, result(7, `node-${i}`, `r${i}`))));
+    expect(outcomes.filter(Boolean)).toHaveLength(1);
+    const winner = outcomes.indexOf(true);
+    await store.recordResult(job, result(2, "n", "two"));
+    const got = await store.getResults(job, 0, 10);
+    expect(got.map((r) => r.taskIndex)).toEqual([2, 7]);
+    expect(got[1]!.output.toString()).toBe(`r${winner}`);
+    expect(got[1]!.nodeId).toBe(`node-${winner}`);
+    expect(await store.getResults(job, 3, 5)).toHaveLength(1); // indexes 3..7
+  });
+
+  it("keeps unfinished jobs' inputs and metadata until they finish", async () => {
+    const job = `job-${randomUUID()}`;
+    const inputs = [Buffer.from("x"), Buffer.alloc(0), Buffer.from([1, 2, 3])];
+    await store.putJobInputs(job, inputs);
+    await store.putJobMeta(job, JSON.stringify({ id: job }));
+    expect(await store.unfinishedJobs()).toContain(job);
+    expect((await store.getJobInputs(job))!.map((b) => [...b])).toEqual(inputs.map((b) => [...b]));
+    await store.markJobFinished(job);
+    expect(await store.unfinishedJobs()).not.toContain(job);
+    expect(await store.getJobInputs(job)).toBeUndefined();
+    expect(await store.getJobMeta(job)).toBe(JSON.stringify({ id: job }));
+  });
+
+  it("serves the result cache by (kernel, seed, input)", async () => {
+    const input = Buffer.from(randomUUID());
+    const k1 = resultCacheKey(kernelId, 1, input);
+    expect(resultCacheKey(kernelId, 2, input)).not.toBe(k1);
+    expect(await store.getCachedResults([k1])).toEqual([undefined]);
+    await store.putCachedResult(k1, Buffer.from("out"));
+    const [hit, miss] = await store.getCachedResults([k1, resultCacheKey(kernelId, 2, input)]);
+    expect(hit?.toString()).toBe("out");
+    expect(miss).toBeUndefined();
+  });
+});
+
+const buses: [string, () => Promise<TaskBus>][] = [
+  ["memory", async () => new MemoryBus()],
+  [
+    "kafka",
+    async () =>
+      KafkaBus.connect({ brokers: [services.kafka], topicPrefix: uniquePrefix("b"), partitions: 2, assignmentPartitions: 4, connectTimeoutMs: 5000 }),
+  ],
+];
+
+describe.each(buses)("TaskBus contract: %s", (_name, open) => {
+  let bus: TaskBus;
+  const submissions: SubmissionRecord[] = [];
+  const events: TaskEventRecord[] = [];
+  let failNextEvent = true;
+  beforeAll(async () => {
+    bus = await open();
+    await bus.consume({
+      submission: async (rec) => void submissions.push(rec),
+      event: async (rec) => {
+        // The first delivery fails: at-least-once means the record comes again.
+        if (failNextEvent) {
+          failNextEvent = false;
+          throw new Error("not recorded");
+        }
+        events.push(rec);
+      },
+      load: () => undefined,
+    });
+  }, 60_000);
+  afterAll(async () => bus.close());
+
+  it("delivers a durably appended submission with its inputs", async () => {
+    const rec: SubmissionRecord = {
+      jobId: `job-${randomUUID()}`,
+      submittedAtMs: 1,
+      kernelId,
+      priority: 3,
+      timeoutMs: 0,
+      maxAttempts: 0,
+      name: "n",
+      skipCache: true,
+      needs: { cores: 1, memoryBytes: 0, gpu: false, nodeSelector: { zone: "a" } },
+      inputs: [Buffer.from("in0"), Buffer.from("in1")],
+    };
+    await bus.appendSubmission(rec);
+    const got = await until("the submission", async () => submissions.find((s) => s.jobId === rec.jobId), 30_000, 20);
+    expect(got.inputs.map((b) => b.toString())).toEqual(["in0", "in1"]);
+    expect(got.needs.nodeSelector).toEqual({ zone: "a" });
+    expect(got.skipCache).toBe(true);
+  });
+
+  it("routes assignments to their node only, in order", async () => {
+    const got = new Map<string, Assignment[]>();
+    const nodes = ["node-aaaa1111", "node-bbbb2222"];
+    const subs = await Promise.all(nodes.map((n) => bus.subscribeAssignments(n, (a) => got.set(n, [...(got.get(n) ?? []), a]))));
+    try {
+      for (let i = 0; i < 20; i++) {
+        for (const n of nodes) {
+          bus.publishAssignment(n, { jobId: `job-${n}`, taskIndex: i, attempt: 1, kernelId, kind: "KERNEL_KIND_WASM", input: Buffer.from([i]), timeoutMs: 5, memoryLimitBytes: "0" });
+        }
+      }
+      await until("both nodes' assignments", async () => nodes.every((n) => (got.get(n)?.length ?? 0) >= 20), 30_000, 20);
+      await new Promise((r) => setTimeout(r, 200));
+      for (const n of nodes) {
+        const list = got.get(n)!;
+        expect(list.map((a) => a.taskIndex)).toEqual([...Array(20).keys()]);
+        expect(list.every((a) => a.jobId === `job-${n}`)).toBe(true);
+        expect([...list[5]!.input]).toEqual([5]);
+      }
+    } finally {
+      await Promise.all(subs.map((s) => s.close()));
+    }
+  }, 60_000);
+
+  it("redelivers a task event whose handler failed (offsets move only after recording)", async () => {
+    const update = { jobId: `job-${randomUUID()}`, taskIndex: 4, attempt: 2, state: "TASK_STATE_SUCCEEDED" as const, output: Buffer.from("ok"), error: null, runMs: 3, waitMs: 0, backend: "wasm" };
+    bus.publishEvent({ nodeId: "node-x", update });
+    const got = await until("the event after a failed first delivery", async () => events.find((e) => e.update.jobId === update.jobId), 30_000, 20);
+    expect(got.nodeId).toBe("node-x");
+    expect(got.update.output.toString()).toBe("ok");
+    expect(got.update.attempt).toBe(2);
+  }, 60_000);
+});
+
+describe("Redis lease", () => {
+  it("one holder at a time; a standby takes over when the holder stops renewing", async () => {
+    const redis = await connectRedis(services.redis);
+    const key = `${uniquePrefix("l")}:leader`;
+    const a = new RedisLease(redis, key, 600);
+    const b = new RedisLease(redis, key, 600);
+    try {
+      await a.acquire();
+      expect(await b.tryAcquire()).toBe(false);
+      await new Promise((r) => setTimeout(r, 900)); // a renews: still held
+      expect(await b.tryAcquire()).toBe(false);
+      const lost = new Promise((r) => a.once("lost", r));
+      await a.release(); // as if a died
+      await b.acquire();
+      expect(await redis.get(key)).toBe(b.owner);
+      void lost;
+    } finally {
+      await b.release();
+      await redis.quit();
+    }
+  });
+
+  it("a bad Redis address is a clear error within seconds", async () => {
+    const t0 = Date.now();
+    await expect(RedisStateStore.connect({ url: "redis://127.0.0.1:1", connectTimeoutMs: 1500 })).rejects.toThrow(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it("a bad broker address is a clear error within seconds", async () => {
+    const t0 = Date.now();
+    await expect(KafkaBus.connect({ brokers: ["127.0.0.1:1"], topicPrefix: "x", partitions: 1, assignmentPartitions: 1, connectTimeoutMs: 1500 })).rejects.toThrow(/cannot reach Kafka at 127\.0\.0\.1:1/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});

@@ -1,0 +1,49 @@
+// Real Kafka and Redis for the backend tests: the addresses come from DISTX_TEST_KAFKA and
+// DISTX_TEST_REDIS (set by `eval "$(scripts/test-services.sh)"`); when unset, that script is
+// run here, so `npx vitest run test/backends` works on its own.
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export function testServices(): { kafka: string; redis: string } {
+  if (!process.env.DISTX_TEST_KAFKA || !process.env.DISTX_TEST_REDIS) {
+    const out = execFileSync("bash", [path.join(repo, "scripts/test-services.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[m[1]!] = m[2]!;
+  }
+  return { kafka: process.env.DISTX_TEST_KAFKA!, redis: process.env.DISTX_TEST_REDIS! };
+}
+
+/** A fresh namespace for topics and keys, so test files sharing a broker and a Redis never meet. */
+export const uniquePrefix = (tag: string) => `t${tag}${randomUUID().slice(0, 8)}`;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await sleep(everyMs);
+  }
+}
