@@ -9,8 +9,13 @@ export class MemoryStateStore implements StateStore {
   private readonly inputs = new Map<string, Buffer[]>();
   /** Insertion-ordered, so the oldest entry is dropped first when the cache is full. */
   private readonly cache = new Map<string, Buffer>();
+  private cacheBytes = 0;
 
-  constructor(private readonly maxCacheEntries = 100_000) {}
+  /** The cache is bounded by entries and by bytes, so large outputs cannot exhaust the scheduler's heap. */
+  constructor(
+    private readonly maxCacheEntries = 100_000,
+    private readonly maxCacheBytes = 256 * 1024 * 1024,
+  ) {}
 
   async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
     if (this.kernels.has(kernel.kernelId)) return { created: false };
@@ -73,10 +78,19 @@ export class MemoryStateStore implements StateStore {
   }
 
   async putCachedResult(key: string, output: Buffer): Promise<void> {
-    if (this.maxCacheEntries <= 0) return;
-    this.cache.delete(key);
+    if (this.maxCacheEntries <= 0 || output.byteLength > this.maxCacheBytes) return;
+    const old = this.cache.get(key);
+    if (old) {
+      this.cacheBytes -= old.byteLength;
+      this.cache.delete(key);
+    }
     this.cache.set(key, output);
-    if (this.cache.size > this.maxCacheEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cacheBytes += output.byteLength;
+    while (this.cache.size > this.maxCacheEntries || this.cacheBytes > this.maxCacheBytes) {
+      const oldest = this.cache.keys().next().value!;
+      this.cacheBytes -= this.cache.get(oldest)!.byteLength;
+      this.cache.delete(oldest);
+    }
   }
 
   async close(): Promise<void> {}

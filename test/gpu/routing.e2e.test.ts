@@ -36,12 +36,12 @@ describe("GPU jobs with only non-GPU agents", () => {
 
   it("REJECT: refused at submit with a clear reason", async () => {
     const inputs = gpuExamples.gemm_gpu.makeTasks({ tasks: 1, size: 16 });
-    await expect(client.submitJob({ kernelId: gemmId, inputs, gpuFallback: "reject" })).rejects.toThrow(/no ready agent has a usable GPU backend/);
+    await expect(client.submitJob({ kernelId: gemmId, inputs, gpuFallback: "reject", skipResultCache: true })).rejects.toThrow(/no ready agent has a usable GPU backend/);
   });
 
   it("WAIT: the job stays pending", async () => {
     const inputs = gpuExamples.gemm_gpu.makeTasks({ tasks: 2, size: 16 });
-    const { jobId } = await client.submitJob({ kernelId: gemmId, inputs, gpuFallback: "wait" });
+    const { jobId } = await client.submitJob({ kernelId: gemmId, inputs, gpuFallback: "wait", skipResultCache: true });
     await new Promise((r) => setTimeout(r, 1500));
     const job = await client.getJob(jobId);
     expect(job.state).toBe("JOB_STATE_PENDING");
@@ -51,7 +51,7 @@ describe("GPU jobs with only non-GPU agents", () => {
 
   it("CPU fallback: runs in gpu.js cpu mode, and the results say so", async () => {
     const inputs = gpuExamples.gemm_gpu.makeTasks({ tasks: 3, size: 48 });
-    const { job, results } = await client.run({ kernelId: gemmId, inputs, gpuFallback: "cpu" });
+    const { job, results } = await client.run({ kernelId: gemmId, inputs, gpuFallback: "cpu", skipResultCache: true });
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
     for (const r of results) {
       expect(r.backend).toBe("cpu");
@@ -62,7 +62,7 @@ describe("GPU jobs with only non-GPU agents", () => {
   it("an executor killed mid-task: the task is retried and the agent stays up", async () => {
     const mandelId = (await client.registerKernelFile(mandelFile)).kernelId;
     const inputs = gpuExamples.mandelbrot_gpu.makeTasks({ tasks: 1, size: 1600 });
-    const { jobId } = await client.submitJob({ kernelId: mandelId, inputs, gpuFallback: "cpu", maxAttempts: 3 });
+    const { jobId } = await client.submitJob({ kernelId: mandelId, inputs, gpuFallback: "cpu", maxAttempts: 3, skipResultCache: true });
     const agentPid = cluster.processes.find((p) => p.name === "agent-0")!.child.pid!;
     let killed = false;
     const job = await client.waitForJob(jobId, (ev) => {
@@ -107,7 +107,7 @@ describe.skipIf(!glUsable)("GPU jobs with a GPU-capable and a non-GPU agent", ()
       const { kernelId } = await client.registerKernelFile(file);
       const inputs = gpuExamples[name].makeTasks({ tasks: 6, size: 96 });
       for (const gpuFallback of ["wait", "cpu"] as const) {
-        const { job, results } = await client.run({ kernelId, inputs, gpuFallback });
+        const { job, results } = await client.run({ kernelId, inputs, gpuFallback, skipResultCache: true });
         expect(job.state).toBe("JOB_STATE_SUCCEEDED");
         for (const r of results) {
           expect(r.nodeId).toBe(gpuNode!.nodeId);
