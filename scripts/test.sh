@@ -28,7 +28,9 @@ if [ -f test-output/vitest.json ]; then
   node -e '
     const r = JSON.parse(require("fs").readFileSync("test-output/vitest.json", "utf8"));
     const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+    // A file whose setup failed has no failed test of its own: count it as one failure.
+    const brokenFiles = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests + brokenFiles} failed` + (skipped ? `, ${skipped} skipped` : ""));
   '
 fi
 exit "$status"

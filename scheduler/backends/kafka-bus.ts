@@ -62,13 +62,13 @@ export class KafkaBus implements TaskBus {
     await admin.connect();
     let assignmentPartitions: number;
     try {
-      await ensureTopics(admin, [
+      await retryWhileTopicsSettle(() => ensureTopics(admin, [
         { topic: topics.submissions, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
         { topic: topics.assignments, numPartitions: options.assignmentPartitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
         { topic: topics.events, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
         { topic: topics.load, numPartitions: options.partitions, configEntries: [{ name: "retention.ms", value: String(3600_000) }] },
-      ]);
-      const meta = await admin.fetchTopicMetadata({ topics: [topics.assignments] });
+      ]));
+      const meta = await retryWhileTopicsSettle(() => admin.fetchTopicMetadata({ topics: [topics.assignments] }));
       assignmentPartitions = meta.topics[0]?.partitions.length ?? options.assignmentPartitions;
     } finally {
       await admin.disconnect();
@@ -201,6 +201,25 @@ export class KafkaBus implements TaskBus {
     this.closed = true;
     await this.sender.close();
     await this.consumer?.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Right after a broker starts, or right after topics are created by another scheduler, metadata
+ * requests can answer "does not host this topic-partition" or "leader not available" for a few
+ * seconds. Those are retriable: wait them out (bounded) instead of failing start-up.
+ */
+async function retryWhileTopicsSettle<T>(fn: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as { retriable?: boolean; message?: string };
+      const settling = e.retriable === true || /does not host this topic-partition|leader not available|not the leader/i.test(e.message ?? "");
+      if (!settling || Date.now() + delay > until) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }
 
