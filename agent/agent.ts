@@ -48,7 +48,7 @@ export class Agent {
   ) {
     useOptimizingWasmTier();
     const workers = config.workers || os.availableParallelism();
-    this.pool = new WorkerPool({ size: workers });
+    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
     this.pool.on("restart", () => this.log.warn({ event: "worker_restarted" }, "kernel worker replaced"));
     const V1 = v1();
     this.client = new V1.AgentService(config.scheduler, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
@@ -155,7 +155,7 @@ export class Agent {
       heartbeat: {
         draining: this.draining,
         load: {
-          cpuUtilization: this.cpu.sample(),
+          ...this.cpu.sampleWithOwn(),
           memoryUsedBytes: String(memoryUsedBytes()),
           runningTasks: stats.running,
           queuedTasks: stats.queued,
