@@ -79,12 +79,13 @@ export class NodeLoadModel {
     this.lastUtil = clamp01(s.cpuUtilization);
     this.lastBackground = backgroundOf(s, this.options.workers);
     this.util.observe(s.atMs, this.lastUtil);
-    this.bg.observe(s.atMs, this.lastBackground);
-    this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
     if (!this.options.useForecast) {
+      // "Without forecast": only utilisation is kept (for saturation); placement uses the sample.
       this.background = this.lastBackground;
       return;
     }
+    this.bg.observe(s.atMs, this.lastBackground);
+    this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
     const f = this.bg.forecast(this.horizonMs).mean;
     // Before the first step completes the forecast is NaN: use the sample.
     this.background = Number.isFinite(f) ? clamp01(f) : this.lastBackground;

@@ -91,6 +91,11 @@ export interface ForecastPlacementOptions {
   /** Evaluate every node when the eligible nodes number at most this (default 64). */
   exhaustiveBelow?: number;
   seed?: number;
+  /**
+   * Also score full nodes by when they could take the task; if one of them is still the best,
+   * leave the task queued (late binding) rather than give it to a slower node now. Default true.
+   */
+  waitForBetter?: boolean;
   loadModel?: Omit<LoadModelOptions, "stepMs" | "workers" | "useForecast">;
 }
 
@@ -126,6 +131,7 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
   private readonly rng: Rng;
   private readonly budget: number;
   private readonly exhaustiveBelow: number;
+  private readonly waitForBetter: boolean;
   /** Counters for the bench and metrics. */
   readonly stats = { placements: 0, evaluated: 0, fallbacks: 0 };
 
@@ -134,6 +140,7 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
     this.rng = new Rng(options.seed);
     this.budget = options.sampleBudget ?? 32;
     this.exhaustiveBelow = options.exhaustiveBelow ?? 64;
+    this.waitForBetter = options.waitForBetter ?? true;
   }
 
   addNode(node: N, workers: number): void {
@@ -211,12 +218,19 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
       let best: N | undefined;
       let bestSt: NodeState | undefined;
       let bestT = Number.POSITIVE_INFINITY;
+      let fullT = Number.POSITIVE_INFINITY;
       const consider = (n: N, allFit: boolean) => {
-        if (!n.ready || n.assigned >= n.capacity || (!allFit && n.memoryBytes < mem)) return;
+        if (!n.ready || (!allFit && n.memoryBytes < mem)) return;
         const st = this.state.get(n.id);
         if (!st) return;
+        const full = n.assigned >= n.capacity;
+        if (full && !this.waitForBetter) return;
         this.stats.evaluated++;
         const t = this.estimateWith(n, st, req.kernelId);
+        if (full) {
+          if (t < fullT) fullT = t;
+          return;
+        }
         if (t < bestT) {
           best = n;
           bestSt = st;
@@ -234,6 +248,10 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
         for (const { cls, allFit } of eligible) for (const n of cls.nodes) consider(n, allFit);
       }
       if (!best || !bestSt) break;
+      // A full node would still finish it sooner (it frees a slot within that time): wait for it.
+      if (fullT < bestT) {
+        break;
+      }
       this.commit(key, best, bestSt, req.kernelId);
       out.push(best);
     }
