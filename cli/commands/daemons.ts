@@ -21,6 +21,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--placement <policy>", "placement policy: forecast (estimated finish time) or capacity")
     .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")
     .option("--saturation-horizon-ms <ms>", "how far ahead predicted_saturation looks")
+    .option("--saturation-bound <upper|mean>", "forecast bound that must reach the threshold")
     .option("--saturation-cooldown-ms <ms>", "at most one predicted_saturation per node per this long")
     .option("--rebalance <on|off>", "move queued tasks off nodes that fall behind their forecast")
     .option("--queue <backend>", "task queue backend: memory")

@@ -43,7 +43,7 @@ export interface PlacementHooks {
 
 type PlacementConfig = Pick<
   SchedulerConfig,
-  "placement" | "heartbeatIntervalMs" | "saturationThreshold" | "saturationHorizonMs" | "saturationCooldownMs" | "rebalance"
+  "placement" | "heartbeatIntervalMs" | "saturationThreshold" | "saturationHorizonMs" | "saturationBound" | "saturationCooldownMs" | "rebalance"
 >;
 
 interface AlertState {
@@ -66,6 +66,8 @@ export class PlacementController {
     private readonly config: PlacementConfig,
     private readonly registry: NodeRegistry,
     private readonly hooks: PlacementHooks,
+    /** Clock (tests drive it; the scheduler uses wall time). */
+    private readonly now: () => number = Date.now,
   ) {
     const stepMs = config.heartbeatIntervalMs;
     this.strategy = config.placement === "capacity" ? new CapacityPlacement<NodeEntry>() : new ForecastPlacement<NodeEntry>({ stepMs });
@@ -92,7 +94,7 @@ export class PlacementController {
   }
 
   private onLoad(node: NodeEntry, load: NodeLoad): void {
-    const now = Date.now();
+    const now = this.now();
     const sample: LoadSample = {
       // The scheduler's clock: agents' clocks may differ, and samples are only compared per node.
       atMs: now,
@@ -115,7 +117,7 @@ export class PlacementController {
     const horizonMs = this.config.saturationHorizonMs;
     let st = this.alerts.get(id);
     if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY }));
-    const eta = f.saturationEta(threshold, horizonMs, "mean");
+    const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
     if (st.alerting) {
       if (eta === null && last < threshold - HYSTERESIS) st.alerting = false;
       return;
@@ -131,7 +133,7 @@ export class PlacementController {
       ...(scope === "node" ? { nodeId: id } : {}),
       etaMs: Math.max(0, Math.round(eta - base)),
       horizonMs,
-      forecast: f.forecast(horizonMs).mean,
+      forecast: f.forecast(horizonMs)[this.config.saturationBound],
       threshold,
       atMs: now,
     };
