@@ -51,6 +51,8 @@ interface AlertState {
   lastAt: number;
 }
 
+/** Steps a forecaster must have seen before it may predict saturation: start-up samples (calibration) are noise, and the headroom needs residuals to be calibrated. */
+const MIN_STEPS_BEFORE_ALERTS = 30;
 /** Utilisation must fall this far below the threshold before a node can alert again. */
 const HYSTERESIS = 0.1;
 
@@ -117,6 +119,7 @@ export class PlacementController {
     const horizonMs = this.config.saturationHorizonMs;
     let st = this.alerts.get(id);
     if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY }));
+    if (f.completedSteps < MIN_STEPS_BEFORE_ALERTS) return;
     const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
     if (st.alerting) {
       if (eta === null && last < threshold - HYSTERESIS) st.alerting = false;
