@@ -49,6 +49,8 @@ type PlacementConfig = Pick<
 interface AlertState {
   alerting: boolean;
   lastAt: number;
+  /** Consecutive samples predicting a crossing: one noisy sample is not enough. */
+  streak: number;
 }
 
 /** Steps a forecaster must have seen before it may predict saturation: start-up samples (calibration) are noise, and the headroom needs residuals to be calibrated. */
@@ -118,7 +120,7 @@ export class PlacementController {
     const threshold = this.config.saturationThreshold;
     const horizonMs = this.config.saturationHorizonMs;
     let st = this.alerts.get(id);
-    if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY }));
+    if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY, streak: 0 }));
     if (f.completedSteps < MIN_STEPS_BEFORE_ALERTS) return;
     const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
     if (st.alerting) {
@@ -126,7 +128,11 @@ export class PlacementController {
       return;
     }
     // Predictive only: a node already over the threshold is saturated, not about to be.
-    if (eta === null || last >= threshold) return;
+    if (eta === null || last >= threshold) {
+      st.streak = 0;
+      return;
+    }
+    if (++st.streak < 2) return;
     st.alerting = true;
     if (now - st.lastAt < this.config.saturationCooldownMs) return;
     st.lastAt = now;
