@@ -58,7 +58,7 @@ export class Agent {
   ) {
     useOptimizingWasmTier();
     const workers = config.workers || os.availableParallelism();
-    this.pool = new WorkerPool({ size: workers });
+    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
     this.metrics = new AgentMetrics(() => this.pool.getStats(), AGENT_VERSION);
     this.pool.on("restart", () => {
       this.metrics.workerRestarted();
@@ -197,7 +197,7 @@ export class Agent {
     const stats = this.pool.getStats();
     const gpuStats = this.gpu.stats();
     const load = {
-      cpuUtilization: this.cpu.sample(),
+      ...this.cpu.sampleWithOwn(),
       memoryUsedBytes: String(memoryUsedBytes()),
       runningTasks: stats.running + gpuStats.running,
       queuedTasks: stats.queued + gpuStats.queued,

@@ -1,29 +1,61 @@
 // Host load from /proc-free sources that work everywhere Node runs: CPU time deltas from
-// os.cpus() and memory from os.totalmem/freemem.
+// os.cpus() and memory from os.totalmem/freemem. On Linux the CPU figures cover only the cores
+// in the process's affinity mask (taskset, cgroup cpusets), re-read at every sample, so an
+// agent pinned to some cores reports the load on those cores — what its kernels compete with.
+import { readFileSync } from "node:fs";
 import os from "node:os";
+
+/** CPU indexes the process may run on (Linux), or undefined for "all". */
+export function allowedCpus(): number[] | undefined {
+  try {
+    const m = /Cpus_allowed_list:\s*([0-9,\-]+)/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (!m) return undefined;
+    const out: number[] = [];
+    for (const part of m[1]!.split(",")) {
+      const [a, b] = part.split("-").map(Number);
+      if (a === undefined || !Number.isFinite(a)) continue;
+      for (let i = a; i <= (b ?? a); i++) out.push(i);
+    }
+    return out.length ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class CpuSampler {
   private last = this.read();
 
-  private read(): { idle: number; total: number } {
+  private read(): { idle: number; total: number; own: number; at: number; cores: number } {
+    const cpus = os.cpus();
+    const allowed = allowedCpus()?.filter((i) => i < cpus.length) ?? cpus.map((_, i) => i);
     let idle = 0;
     let total = 0;
-    for (const cpu of os.cpus()) {
-      const t = cpu.times;
+    for (const i of allowed) {
+      const t = cpus[i]!.times;
       idle += t.idle;
       total += t.user + t.nice + t.sys + t.irq + t.idle;
     }
-    return { idle, total };
+    const u = process.cpuUsage();
+    return { idle, total, own: (u.user + u.system) / 1000, at: performance.now(), cores: Math.max(1, allowed.length) };
   }
 
-  /** Utilisation 0..1 of the whole host since the previous call. */
+  /** Utilisation 0..1 of the agent's cores since the previous call. */
   sample(): number {
+    return this.sampleWithOwn().cpuUtilization;
+  }
+
+  /** Utilisation of the agent's cores, and the share of it used by this process, since the previous call. */
+  sampleWithOwn(): { cpuUtilization: number; agentCpuUtilization: number } {
     const now = this.read();
     const dTotal = now.total - this.last.total;
     const dIdle = now.idle - this.last.idle;
+    const dOwn = now.own - this.last.own;
+    const dWall = now.at - this.last.at;
     this.last = now;
-    if (dTotal <= 0) return 0;
-    return Math.min(1, Math.max(0, 1 - dIdle / dTotal));
+    const clamp = (x: number) => Math.min(1, Math.max(0, x));
+    const cpuUtilization = dTotal <= 0 ? 0 : clamp(1 - dIdle / dTotal);
+    const agentCpuUtilization = dWall <= 0 ? 0 : clamp(dOwn / (dWall * now.cores));
+    return { cpuUtilization, agentCpuUtilization };
   }
 }
 

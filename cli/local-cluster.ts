@@ -41,6 +41,11 @@ export class LocalCluster {
 
   constructor(private readonly options: LocalClusterOptions) {}
 
+  /** The folder holding one log file per process, when logs go to files. */
+  get logDir(): string | undefined {
+    return this.options.logs === "inherit" ? undefined : this.options.logs;
+  }
+
   spawnProcess(name: string, args: string[]): ClusterProcess {
     const child = spawn(process.execPath, [cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],

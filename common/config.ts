@@ -60,6 +60,17 @@ export const schedulerConfigSchema = z
     drainGraceMs: int(0, 3_600_000).default(10_000),
     /** Finished jobs kept for `jobs` and `result` (the in-memory store). */
     retainFinishedJobs: int(1, 1_000_000).default(1000),
+    /** Placement policy: estimated finish time with forecast load, or the original free-capacity × speed score. */
+    placement: z.enum(["forecast", "capacity"]).default("forecast"),
+    /** Predicted-saturation events fire when forecast utilisation reaches this (0..1) within the horizon. */
+    saturationThreshold: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(0.9),
+    saturationHorizonMs: int(100, 3_600_000).default(15_000),
+    /** "upper": forecast + p95 headroom of recent errors (earlier warning); "mean": the point forecast. */
+    saturationBound: z.enum(["upper", "mean"]).default("upper"),
+    /** At most one predicted-saturation event per node (and for the cluster) per this long. */
+    saturationCooldownMs: int(0, 86_400_000).default(60_000),
+    /** Move queued, not-started tasks off nodes that fall behind their forecast. */
+    rebalance: boolFromString.default(true),
     queue: z.enum(["memory", "kafka"]).default("memory"),
     state: z.enum(["memory", "redis"]).default("memory"),
     /** Kafka bootstrap brokers, "host:port[,host:port…]" (used with queue=kafka). */
@@ -110,6 +121,8 @@ export const agentConfigSchema = z
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),
+    /** Testing aid: run kernels this fraction as fast (each task's run is stretched by 1/speedFactor), calibration included. */
+    speedFactor: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(1),
     drainGraceMs: int(0, 3_600_000).default(30_000),
     /** How long to keep retrying the scheduler before giving up at start (0 = forever). */
     connectTimeoutMs: int(0, 86_400_000).default(30_000),

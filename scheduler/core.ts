@@ -24,8 +24,8 @@ import {
   type TaskRecord,
   type TaskStateName,
 } from "./model.js";
-import { chooseNode } from "./placement/index.js";
-import { candidatesFor, gpuRejection } from "./placement/gpu.js";
+import { gpuRejection, placementNeeds } from "./placement/gpu.js";
+import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 
 export interface SubmitRequest {
@@ -52,6 +52,8 @@ export interface SchedulerCounters {
   tasksFailed: number;
   /** Tasks answered from the result cache without running. */
   cacheHits: number;
+  /** Tasks taken back from a node before they started and placed again (no attempt used). */
+  migrations: number;
 }
 
 export class SchedulerCore extends EventEmitter {
@@ -59,11 +61,14 @@ export class SchedulerCore extends EventEmitter {
   private readonly finishedOrder: string[] = [];
   private dispatchScheduled = false;
   private accepting = true;
-  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0, cacheHits: 0 };
+  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0, cacheHits: 0, migrations: 0 };
   /** Set with a durable queue: a submission is written here before the client gets its job id. */
   journal?: (rec: SubmissionRecord) => Promise<void>;
   /** Whether identical tasks may be answered from the store's result cache. */
   resultCache = true;
+  readonly placement: PlacementController;
+  /** Tasks (jobId/index) we asked a node to give back; they are queued again when it confirms. */
+  private readonly takingBack = new Set<string>();
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -78,6 +83,19 @@ export class SchedulerCore extends EventEmitter {
     registry.on("capacity", () => this.scheduleDispatch());
     registry.on("down", (node: NodeEntry, reason: string) => this.onNodeDown(node, reason));
     registry.on("draining", (node: NodeEntry) => this.log.info({ event: "node_draining", nodeId: node.id }, "node draining"));
+    this.placement = new PlacementController(config, registry, {
+      saturation: (e) => {
+        this.log.warn({ event: "predicted_saturation", ...e }, `${e.scope === "node" ? `node ${e.nodeId}` : "cluster"} predicted to saturate in ${e.etaMs} ms`);
+        this.emit("predicted_saturation", e);
+      },
+      queuedOn: (node) => this.queuedOn(node),
+      takeBack: (node, keys, reason) => this.takeBack(node, keys, reason),
+    });
+  }
+
+  /** Online forecast accuracy per node and metric (ratio < 1 beats the last-value forecast). */
+  forecastAccuracy(): ForecastAccuracyEntry[] {
+    return this.placement.accuracy();
   }
 
   // ───────────── client operations ─────────────
@@ -322,6 +340,8 @@ export class SchedulerCore extends EventEmitter {
     }
     // Any final word from a node frees its slot for that task.
     this.registry.removeTask(nodeId, key, state === "TASK_STATE_SUCCEEDED");
+    const wasTakingBack = task.nodeId === nodeId && this.takingBack.delete(key);
+    if (state === "TASK_STATE_SUCCEEDED") this.placement.observeRun(key, job.kernelId, nodeId, u.runMs);
     if (isTerminalTask(task.state)) {
       if (state === "TASK_STATE_SUCCEEDED") {
         this.counters.duplicateResults++;
@@ -344,6 +364,16 @@ export class SchedulerCore extends EventEmitter {
       return;
     }
     if (u.attempt !== task.attempt || task.nodeId !== nodeId) return; // stale failure of a superseded attempt
+    if (state === "TASK_STATE_CANCELLED" && wasTakingBack) {
+      // We asked for it back before it started: place it again, without using up an attempt.
+      task.nodeId = "";
+      this.counters.migrations++;
+      this.setTaskState(job, task, "TASK_STATE_PENDING");
+      this.emitTask(job, task);
+      this.queue.pushFront({ jobId: job.id, taskIndex: task.index });
+      this.scheduleDispatch();
+      return;
+    }
     if (state === "TASK_STATE_CANCELLED") {
       // An agent only cancels what we asked it to, or when it shuts down: try elsewhere.
       await this.retryOrFail(job, task, { code: "AGENT_LOST", message: u.error?.message ?? "agent cancelled the task" });
@@ -367,6 +397,7 @@ export class SchedulerCore extends EventEmitter {
       const slash = key.lastIndexOf("/");
       const job = this.jobs.get(key.slice(0, slash));
       const task = job?.tasks[Number(key.slice(slash + 1))];
+      this.takingBack.delete(key);
       if (!job || !task || isTerminalTask(task.state) || task.nodeId !== node.id) continue;
       await this.retryOrFail(job, task, { code: "AGENT_LOST", message: `node ${node.id} was lost: ${reason}` });
     }
@@ -404,27 +435,58 @@ export class SchedulerCore extends EventEmitter {
   private dispatch(): void {
     const ready = this.registry.ready();
     if (ready.length === 0) return;
+    // Upper bound on what can be placed now; the strategy decides which nodes (and may place fewer).
+    let room = ready.reduce((s, n) => s + Math.max(0, n.capacity - n.assigned), 0);
     for (const jobId of this.queue.jobs()) {
       const job = this.jobs.get(jobId);
       if (!job || isTerminalJob(job.state)) {
         this.queue.removeJob(jobId);
         continue;
       }
-      const candidates = candidatesFor(job.needs, ready);
-      if (candidates.length === 0) continue; // waits until a node that fits arrives
-      const room = candidates.reduce((s, n) => s + Math.max(0, n.capacity - n.assigned), 0);
-      if (room === 0) continue;
-      for (const index of this.queue.take(jobId, room)) {
-        const task = job.tasks[index];
-        if (!task || task.state !== "TASK_STATE_PENDING") continue;
-        const node = chooseNode(candidates);
-        if (!node) {
-          this.queue.pushFront({ jobId, taskIndex: index });
-          break;
-        }
-        this.assign(job, task, node);
+      if (room === 0) return;
+      // Tasks of a job are placed as one batch; what does not fit goes back to the queue's front, in order.
+      const indexes = this.queue.take(jobId, room).filter((i) => job.tasks[i]?.state === "TASK_STATE_PENDING");
+      const nodes = this.placement.placeBatch({ kernelId: job.kernelId, needs: placementNeeds(job.needs, ready) }, indexes.map((i) => `${jobId}/${i}`));
+      for (let k = indexes.length - 1; k >= nodes.length; k--) this.queue.pushFront({ jobId, taskIndex: indexes[k]! });
+      for (let k = 0; k < nodes.length; k++) {
+        const node = nodes[k]!;
+        node.assigned--; // placeBatch counted it; addTask in assign() counts it for real
+        this.assign(job, job.tasks[indexes[k]!]!, node);
+        room--;
       }
     }
+  }
+
+  /** Tasks placed on `node` that have not started there, oldest first. */
+  private queuedOn(node: NodeEntry): { key: string; req: { kernelId: string; needs: ResourceNeeds } }[] {
+    const out: { key: string; req: { kernelId: string; needs: ResourceNeeds } }[] = [];
+    for (const key of node.tasks) {
+      if (this.takingBack.has(key)) continue;
+      const slash = key.lastIndexOf("/");
+      const job = this.jobs.get(key.slice(0, slash));
+      const task = job?.tasks[Number(key.slice(slash + 1))];
+      if (job && task && task.state === "TASK_STATE_ASSIGNED" && task.nodeId === node.id) out.push({ key, req: { kernelId: job.kernelId, needs: job.needs } });
+    }
+    return out;
+  }
+
+  /**
+   * Asks a node to give back tasks it has not started. The agent answers CANCELLED for each
+   * (then they are queued again without using an attempt), or a result if one had already
+   * started and finished (first result wins, as always).
+   */
+  private takeBack(node: NodeEntry, keys: string[], reason: string): void {
+    const byJob = new Map<string, number[]>();
+    for (const key of keys) {
+      const slash = key.lastIndexOf("/");
+      const jobId = key.slice(0, slash);
+      this.takingBack.add(key);
+      const list = byJob.get(jobId) ?? [];
+      list.push(Number(key.slice(slash + 1)));
+      byJob.set(jobId, list);
+    }
+    for (const [jobId, taskIndexes] of byJob) node.send?.({ cancel: { jobId, taskIndexes } });
+    this.log.info({ event: "tasks_taken_back", nodeId: node.id, tasks: keys.length, reason }, "moving queued tasks off a node that is behind");
   }
 
   private assign(job: JobRecord, task: TaskRecord, node: NodeEntry): void {

@@ -2,6 +2,7 @@
 // (with its webhook), the admin HTTP server (/metrics, /healthz, /readyz) and the live
 // dashboard (/dashboard, /api/state, /api/events). The forecaster and the result cache report
 // here through the small setter API at the bottom.
+import type { PredictedSaturation } from "./placement/controller.js";
 import type http from "node:http";
 import { AdminServer } from "../common/admin-http.js";
 import type { SchedulerConfig } from "../common/config.js";
@@ -61,6 +62,25 @@ export class SchedulerMonitoring {
       this.alerts.fire("AgentLost", "critical", `agent ${node.profile.hostname} (${node.id}) was lost; its tasks are being re-placed`, { node: node.id });
     });
     core.on("result_cache_hit", (count: number) => this.resultCacheHit(count));
+    // The placement forecaster feeds the forecast gauges, its accuracy, and predictive alerts.
+    core.on("predicted_saturation", (e: PredictedSaturation) =>
+      this.predictedSaturation(
+        e.nodeId ?? "cluster",
+        e.etaMs / 1000,
+        `${e.scope === "node" ? `node ${e.nodeId}` : "the cluster"}: forecast utilisation ${e.forecast.toFixed(2)} reaches ${e.threshold} within ${Math.round(e.horizonMs / 1000)} s`,
+      ),
+    );
+    const horizonMs = config.saturationHorizonMs;
+    let lastAccuracyAt = 0;
+    nodes.on("load", (node: NodeEntry) => {
+      const f = core.placement.forecastUtilization(node.id, horizonMs);
+      if (f !== undefined) this.setNodeForecast(node.id, f, horizonMs / 1000);
+      const now = Date.now();
+      if (now - lastAccuracyAt < 5000) return;
+      lastAccuracyAt = now;
+      const scored = core.forecastAccuracy().filter((a) => a.metric === "utilization" && a.count > 0 && Number.isFinite(a.ratio));
+      if (scored.length) this.setForecastErrorRatio(scored.reduce((s, a) => s + a.ratio, 0) / scored.length);
+    });
     const failing = new Set<string>();
     core.on("task_finished", (job: JobRecord, task: TaskRecord) => {
       if (task.state !== "TASK_STATE_FAILED" || failing.has(job.id)) return;

@@ -99,7 +99,10 @@ export class NodeRegistry extends EventEmitter {
     const node = this.nodes.get(id);
     if (!node || node.state === "NODE_STATE_DOWN") return;
     node.lastHeartbeatMs = Date.now();
-    if (load) node.load = load;
+    if (load) {
+      node.load = load;
+      this.emit("load", node, load);
+    }
     if (draining && node.state !== "NODE_STATE_DRAINING") {
       node.state = "NODE_STATE_DRAINING";
       node.ready = false;
@@ -120,7 +123,7 @@ export class NodeRegistry extends EventEmitter {
     if (node.tasks.delete(key)) {
       node.assigned = node.tasks.size;
       if (completed) node.completed++;
-      this.emit("capacity", node);
+      this.emit("capacity", node, key);
     }
   }
 

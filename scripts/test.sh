@@ -18,19 +18,31 @@ done
 npm run build
 
 mkdir -p test-output
+rm -f test-output/vitest*.json
 status=0
 # headless-gl renders through GLX: give the suite a virtual X server when one is available.
 runner=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-run -a -s "-screen 0 1280x1024x24"); fi
-"${runner[@]}" npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json "$@" || status=$?
-
-if [ -f test-output/vitest.json ]; then
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync("test-output/vitest.json", "utf8"));
-    const skipped = r.numPendingTests + r.numTodoTests;
-    // A file whose setup failed has no failed test of its own: count it as one failure.
-    const brokenFiles = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests + brokenFiles} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  '
+# The placement end-to-end tests measure how the scheduler reacts to CPU load, so they run on
+# their own after the rest: other test files running beside them would be load they did not plan.
+solo=test/e2e/placement.test.ts
+"${runner[@]}" npx vitest run --exclude "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
+if [ $# -eq 0 ]; then
+  "${runner[@]}" npx vitest run "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
 fi
+
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of ["test-output/vitest-main.json", "test-output/vitest-solo.json"]) {
+    if (!fs.existsSync(f)) continue;
+    const r = JSON.parse(fs.readFileSync(f, "utf8"));
+    // A file whose setup failed has no failed test of its own: count it as one failure.
+    const brokenFiles = r.testResults.filter((t) => t.status === "failed" && !t.assertionResults.some((a) => a.status === "failed")).length;
+    passed += r.numPassedTests;
+    failed += r.numFailedTests + brokenFiles;
+    skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+'
 exit "$status"

@@ -1,11 +1,22 @@
 // A kernel worker thread: keeps compiled modules by kernel id and runs one task at a time,
 // each in a fresh instance with a capped memory. Output buffers are transferred, not copied.
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import { KernelRunError, runWasmKernel } from "../wasm/run-kernel.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
 import type { RunRequest, RunResponse } from "./messages.js";
 
 useOptimizingWasmTier();
+
+// Testing aid (agent --speed-factor): hold the worker for runMs × (1/f − 1) more, so the node is
+// really slower — its throughput drops, calibration included — not just reported as slower.
+const speedFactor = Number((workerData as { speedFactor?: number } | null)?.speedFactor ?? 1);
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const stretch = (started: number) => {
+  if (!(speedFactor > 0 && speedFactor < 1)) return;
+  const extra = (performance.now() - started) * (1 / speedFactor - 1);
+  if (extra >= 1) Atomics.wait(sleeper, 0, 0, extra);
+  else for (const end = performance.now() + extra; performance.now() < end; );
+};
 
 const modules = new Map<string, WebAssembly.Module>();
 const port = parentPort;
@@ -24,6 +35,7 @@ port.on("message", (req: RunRequest) => {
   try {
     const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
     const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed });
+    stretch(started);
     reply = { type: "done", id: req.id, output, runMs: performance.now() - started };
     port.postMessage(reply, [output]);
   } catch (err) {

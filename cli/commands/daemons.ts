@@ -29,6 +29,12 @@ export function registerDaemonCommands(program: Command): void {
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
+    .option("--placement <policy>", "placement policy: forecast (estimated finish time) or capacity")
+    .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")
+    .option("--saturation-horizon-ms <ms>", "how far ahead predicted_saturation looks")
+    .option("--saturation-bound <upper|mean>", "forecast bound that must reach the threshold")
+    .option("--saturation-cooldown-ms <ms>", "at most one predicted_saturation per node per this long")
+    .option("--rebalance <on|off>", "move queued tasks off nodes that fall behind their forecast")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | undefined>) => {
       try {
@@ -66,6 +72,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("-l, --labels <k=v,...>", "node labels for job node selectors")
     .option("--name <name>", "a name for this agent in logs")
     .option("--no-calibrate", "skip the start-up speed calibration")
+    .option("--speed-factor <f>", "testing aid: run kernels this fraction as fast (0 < f ≤ 1)")
     .option("--drain-grace-ms <ms>", "how long SIGTERM lets running tasks finish")
     .option("--connect-timeout-ms <ms>", "give up if the scheduler is unreachable this long; 0 = retry forever")
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz; 0 picks a free one (env DISTX_ADMIN_PORT)")

@@ -27,3 +27,14 @@ export function gpuRejection<N extends PlacementNode>(needs: ResourceNeeds, node
     : "no agents are ready";
   return `no ready agent has a usable GPU backend (headlessgl) for this gpu kernel (${detail}); submit with gpu_fallback=GPU_FALLBACK_CPU to run it in gpu.js cpu mode, or GPU_FALLBACK_WAIT to queue until a GPU agent joins`;
 }
+
+/**
+ * The constraints to place a job's tasks under right now: a gpu.js job that allows the CPU
+ * fallback is placed like CPU work while no ready node has a GPU backend (its tasks then run in
+ * gpu.js cpu mode); everything else keeps its own needs.
+ */
+export function placementNeeds<N extends PlacementNode>(needs: ResourceNeeds, ready: readonly N[]): ResourceNeeds {
+  if (needs.kind !== "KERNEL_KIND_GPU" || needs.gpuFallback !== "GPU_FALLBACK_CPU") return needs;
+  if (filterNodes(needs, ready).length > 0) return needs;
+  return { ...needs, kind: "KERNEL_KIND_WASM" };
+}

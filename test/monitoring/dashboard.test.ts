@@ -94,7 +94,7 @@ describe("live dashboard", () => {
       t++;
       ids.forEach((id, i) => {
         const cpu = 0.5 + 0.4 * Math.sin((t + i) / 5);
-        scheduler.registry.heartbeat(id, { cpuUtilization: cpu, memoryUsedBytes: String(2 ** 33), runningTasks: i % 16, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: Date.now() }, false);
+        scheduler.registry.heartbeat(id, { cpuUtilization: cpu, memoryUsedBytes: String(2 ** 33), runningTasks: i % 16, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: Date.now(), agentCpuUtilization: cpu }, false);
         scheduler.monitoring.setNodeForecast(id, Math.min(1, cpu + 0.05), 60);
       });
     }

@@ -1,0 +1,139 @@
+// `npm run bench:placement`: placement quality (simulator) and throughput, with same-run
+// baselines. Writes bench/results/placement.{json,md}.
+//   node dist/bench/placement/run.js [--data DIR] [--out DIR] [--quick]
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { repoRoot } from "../../common/paths.js";
+import { ForecastPlacement, type PlacementStrategy } from "../../scheduler/placement/strategy.js";
+import { findCsvFiles, loadTraceCsv } from "../forecast/csv.js";
+import { LeastAllocatedPolicy, LeastLoadedPolicy, RandomPolicy, RoundRobinPolicy } from "./policies.js";
+import { HETEROGENEOUS, makeJobs, makeNodes, simulate, type ScenarioOptions, type SimNode, type SimResult } from "./sim.js";
+import { THROUGHPUT_POLICIES, measureThroughput, type ThroughputResult } from "./throughput.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = args.includes("--quick");
+const dataDir = arg("--data") ?? path.join(repoRoot(), "..", "shared", "data", "traces");
+const outDir = arg("--out") ?? path.join(repoRoot(), "bench", "results");
+
+// Background load: every CSV under the traces folder, each normalised to its own p99 (0..1).
+const traces: number[][] = [];
+for (const file of findCsvFiles(dataDir)) {
+  const s = loadTraceCsv(file, path.basename(file));
+  const sorted = [...s.values].sort((a, b) => a - b);
+  const p99 = sorted[Math.floor(0.99 * (sorted.length - 1))] || 1;
+  traces.push(s.values.map((v) => Math.min(1, Math.max(0, v / p99))));
+}
+if (traces.length === 0) throw new Error(`no timestamp,value CSV files under ${dataDir}`);
+
+const STEP_MS = 2000;
+const seeds = quick ? [1] : [1, 2, 3];
+const scenario = (seed: number): ScenarioOptions => ({
+  seed,
+  durationMs: quick ? 300_000 : 600_000,
+  traces,
+  traceStepMs: 10_000,
+  baseRate: 10,
+  burstEveryMs: 20_000,
+  burstJobs: [100, 300],
+  burstSpreadMs: 3000,
+});
+
+const policies: Record<string, () => PlacementStrategy<SimNode>> = {
+  random: () => new RandomPolicy(),
+  "round-robin": () => new RoundRobinPolicy(),
+  "least-loaded": () => new LeastLoadedPolicy(),
+  "k8s-least-allocated": () => new LeastAllocatedPolicy(),
+  "ours-no-forecast": () => new ForecastPlacement<SimNode>({ stepMs: STEP_MS, useForecast: false, seed: 11 }),
+  "ours-forecast": () => new ForecastPlacement<SimNode>({ stepMs: STEP_MS, seed: 11 }),
+  "ours-forecast+rebalance": () => new ForecastPlacement<SimNode>({ stepMs: STEP_MS, seed: 11 }),
+};
+
+interface Row {
+  policy: string;
+  meanJctMs: number;
+  p95JctMs: number;
+  makespanMs: number;
+  utilisation: number;
+  takenBack: number;
+  wallMs: number;
+}
+const quality: Record<string, SimResult[]> = {};
+for (const [name, make] of Object.entries(policies)) {
+  quality[name] = seeds.map((seed) => {
+    const o = scenario(seed);
+    const r = simulate(make(), makeNodes(HETEROGENEOUS, o), makeJobs(o), { stepMs: STEP_MS, rebalance: name.endsWith("+rebalance") });
+    return { ...r, policy: name };
+  });
+  const r = quality[name]!;
+  console.error(`${name}: p95 JCT ${(avg(r.map((x) => x.p95JctMs)) / 1000).toFixed(2)} s, mean ${(avg(r.map((x) => x.meanJctMs)) / 1000).toFixed(2)} s (${avg(r.map((x) => x.wallMs)).toFixed(0)} ms)`);
+}
+function avg(xs: number[]): number {
+  return xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+}
+const rows: Row[] = Object.entries(quality).map(([policy, rs]) => ({
+  policy,
+  meanJctMs: avg(rs.map((r) => r.meanJctMs)),
+  p95JctMs: avg(rs.map((r) => r.p95JctMs)),
+  makespanMs: avg(rs.map((r) => r.makespanMs)),
+  utilisation: avg(rs.map((r) => r.utilisation)),
+  takenBack: avg(rs.map((r) => r.takenBack)),
+  wallMs: avg(rs.map((r) => r.wallMs)),
+}));
+const ll = rows.find((r) => r.policy === "least-loaded")!;
+
+const throughput: ThroughputResult[] = [];
+for (const n of [100, 1000, 10_000]) {
+  for (const [, make] of Object.entries(THROUGHPUT_POLICIES)) {
+    const r = measureThroughput(make, n, quick ? 500 : 1500);
+    throughput.push(r);
+    console.error(`throughput ${r.policy} @ ${n} nodes: ${Math.round(r.perSecond)}/s`);
+  }
+}
+
+const machine = { cpu: os.cpus()[0]?.model ?? "unknown", logicalCores: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.release()}` };
+const result = {
+  generatedAt: new Date().toISOString(),
+  machine,
+  command: "npm run bench:placement" + (quick ? " -- --quick" : ""),
+  quality: {
+    scenario: {
+      nodes: HETEROGENEOUS,
+      seeds,
+      ...Object.fromEntries(Object.entries(scenario(1)).filter(([k]) => k !== "traces" && k !== "seed")),
+      traces: findCsvFiles(dataDir).map((f) => path.basename(f)),
+      heartbeatMs: STEP_MS,
+    },
+    rows,
+    p95ReductionVsLeastLoaded: Object.fromEntries(rows.map((r) => [r.policy, 1 - r.p95JctMs / ll.p95JctMs])),
+  },
+  throughput,
+};
+mkdirSync(outDir, { recursive: true });
+writeFileSync(path.join(outDir, "placement.json"), JSON.stringify(result, null, 2) + "\n");
+
+const s = (ms: number) => (ms / 1000).toFixed(2);
+const md = [
+  "# Placement benchmark",
+  "",
+  `Command: \`${result.command}\` · ${result.generatedAt} · ${machine.cpu}, ${machine.logicalCores} logical cores, Node ${machine.node}. Single-threaded (one core).`,
+  "",
+  `## Quality: bursty heterogeneous scenario (simulated, ${seeds.length} seed(s) averaged)`,
+  "",
+  "| policy | mean JCT (s) | p95 JCT (s) | p95 vs least-loaded | makespan (s) | utilisation | tasks taken back |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ...rows.map((r) => `| ${r.policy} | ${s(r.meanJctMs)} | ${s(r.p95JctMs)} | ${((r.p95JctMs / ll.p95JctMs - 1) * 100).toFixed(1)} % | ${s(r.makespanMs)} | ${(r.utilisation * 100).toFixed(1)} % | ${r.takenBack.toFixed(0)} |`),
+  "",
+  "## Throughput (placements per second, one core, 16-task batches, nodes ~half full)",
+  "",
+  "| nodes | " + Object.keys(THROUGHPUT_POLICIES).join(" | ") + " |",
+  "| ---: | " + Object.keys(THROUGHPUT_POLICIES).map(() => "---:").join(" | ") + " |",
+  ...[100, 1000, 10_000].map((n) => `| ${n} | ` + Object.keys(THROUGHPUT_POLICIES).map((p) => Math.round(throughput.find((t) => t.nodes === n && t.policy === p)!.perSecond).toLocaleString("en")).join(" | ") + " |"),
+  "",
+].join("\n");
+writeFileSync(path.join(outDir, "placement.md"), md);
+console.log(md);

@@ -1,0 +1,215 @@
+// Glue between the registry's event stream and the placement strategy, owned by SchedulerCore:
+//   * keeps the strategy's node index and load models current (ready / load / down / capacity);
+//   * raises predicted-saturation events for nodes and for the whole cluster, with hysteresis
+//     and a cooldown so a node hovering near the threshold does not raise a stream of them;
+//   * dynamic load balancing: once per heartbeat step, a node whose queue of not-yet-started
+//     tasks is predicted to run much later than another node could finish them gives some back.
+import type { SchedulerConfig } from "../../common/config.js";
+import type { NodeLoad } from "../../common/types.js";
+import { NodeLoadForecaster } from "../forecast/index.js";
+import type { NodeEntry, NodeRegistry } from "../registry.js";
+import { DEFAULT_LOAD_FORECASTER, type LoadSample } from "./load-model.js";
+import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlacementStrategy } from "./strategy.js";
+
+export interface PredictedSaturation {
+  scope: "node" | "cluster";
+  nodeId?: string;
+  /** Predicted time until the threshold is crossed (ms). */
+  etaMs: number;
+  horizonMs: number;
+  /** Forecast utilisation at the end of the horizon. */
+  forecast: number;
+  threshold: number;
+  /** When the prediction was made (scheduler clock, ms). */
+  atMs: number;
+}
+
+export interface ForecastAccuracyEntry {
+  nodeId: string; // "cluster" for the cluster-wide series
+  metric: "utilization" | "background" | "queue";
+  horizonMs: number;
+  count: number;
+  /** model MAE / last-value MAE: below 1 beats the naive forecast. */
+  ratio: number;
+}
+
+export interface PlacementHooks {
+  saturation(event: PredictedSaturation): void;
+  /** Tasks placed on the node and not started, oldest first, with what they need. */
+  queuedOn(node: NodeEntry): { key: string; req: PlacementRequest }[];
+  /** Take these tasks back from the node (cancel there, place again elsewhere). */
+  takeBack(node: NodeEntry, keys: string[], reason: string): void;
+}
+
+type PlacementConfig = Pick<
+  SchedulerConfig,
+  "placement" | "heartbeatIntervalMs" | "saturationThreshold" | "saturationHorizonMs" | "saturationBound" | "saturationCooldownMs" | "rebalance"
+>;
+
+interface AlertState {
+  alerting: boolean;
+  lastAt: number;
+  /** Consecutive samples predicting a crossing: one noisy sample is not enough. */
+  streak: number;
+}
+
+/** Steps a forecaster must have seen before it may predict saturation: start-up samples (calibration) are noise, and the headroom needs residuals to be calibrated. */
+const MIN_STEPS_BEFORE_ALERTS = 30;
+/** Utilisation must fall this far below the threshold before a node can alert again. */
+const HYSTERESIS = 0.1;
+
+export class PlacementController {
+  readonly strategy: PlacementStrategy<NodeEntry>;
+  private readonly cluster: NodeLoadForecaster;
+  private readonly alerts = new Map<string, AlertState>();
+  private readonly lastTakeBack = new Map<string, number>();
+  private lastTick = 0;
+  readonly stats = { takenBack: 0, saturationEvents: 0 };
+
+  constructor(
+    private readonly config: PlacementConfig,
+    private readonly registry: NodeRegistry,
+    private readonly hooks: PlacementHooks,
+    /** Clock (tests drive it; the scheduler uses wall time). */
+    private readonly now: () => number = Date.now,
+  ) {
+    const stepMs = config.heartbeatIntervalMs;
+    this.strategy = config.placement === "capacity" ? new CapacityPlacement<NodeEntry>() : new ForecastPlacement<NodeEntry>({ stepMs });
+    this.cluster = new NodeLoadForecaster({ ...DEFAULT_LOAD_FORECASTER, stepMs });
+    registry.on("ready", (node: NodeEntry) => this.strategy.addNode(node, Math.max(1, node.profile.workers)));
+    registry.on("down", (node: NodeEntry) => {
+      for (const key of node.tasks) this.strategy.released(key);
+      this.strategy.removeNode(node.id);
+      this.alerts.delete(node.id);
+      this.lastTakeBack.delete(node.id);
+    });
+    registry.on("capacity", (_node: NodeEntry, key?: string) => {
+      if (key) this.strategy.released(key);
+    });
+    registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
+  }
+
+  placeBatch(req: PlacementRequest, keys: readonly string[]): NodeEntry[] {
+    return this.strategy.placeBatch(req, keys);
+  }
+
+  observeRun(key: string, kernelId: string, nodeId: string, runMs: number): void {
+    this.strategy.observeRun(key, kernelId, nodeId, runMs);
+  }
+
+  private onLoad(node: NodeEntry, load: NodeLoad): void {
+    const now = this.now();
+    const sample: LoadSample = {
+      // The scheduler's clock: agents' clocks may differ, and samples are only compared per node.
+      atMs: now,
+      cpuUtilization: load.cpuUtilization,
+      agentCpuUtilization: load.agentCpuUtilization ?? -1,
+      runningTasks: load.runningTasks,
+      queuedTasks: load.queuedTasks,
+    };
+    this.strategy.observeLoad(node.id, sample);
+    const model = this.strategy.loadModel?.(node.id);
+    if (model) this.checkSaturation("node", node.id, model.util, model.lastUtil, now);
+    if (now - this.lastTick >= this.config.heartbeatIntervalMs) {
+      this.lastTick = now;
+      this.tick(now);
+    }
+  }
+
+  private checkSaturation(scope: "node" | "cluster", id: string, f: NodeLoadForecaster, last: number, now: number): void {
+    const threshold = this.config.saturationThreshold;
+    const horizonMs = this.config.saturationHorizonMs;
+    let st = this.alerts.get(id);
+    if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY, streak: 0 }));
+    if (f.completedSteps < MIN_STEPS_BEFORE_ALERTS) return;
+    const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
+    if (st.alerting) {
+      if (eta === null && last < threshold - HYSTERESIS) st.alerting = false;
+      return;
+    }
+    // Predictive only: a node already over the threshold is saturated, not about to be.
+    if (eta === null || last >= threshold) {
+      st.streak = 0;
+      return;
+    }
+    if (++st.streak < 2) return;
+    st.alerting = true;
+    if (now - st.lastAt < this.config.saturationCooldownMs) return;
+    st.lastAt = now;
+    const base = f.lastStepTimeMs ?? now;
+    const event: PredictedSaturation = {
+      scope,
+      ...(scope === "node" ? { nodeId: id } : {}),
+      etaMs: Math.max(0, Math.round(eta - base)),
+      horizonMs,
+      forecast: f.forecast(horizonMs)[this.config.saturationBound],
+      threshold,
+      atMs: now,
+    };
+    this.stats.saturationEvents++;
+    this.hooks.saturation(event);
+  }
+
+  private tick(now: number): void {
+    // Cluster utilisation: worker-weighted mean of the ready nodes' latest samples.
+    let sum = 0;
+    let weight = 0;
+    const ready = this.registry.ready();
+    for (const node of ready) {
+      const m = this.strategy.loadModel?.(node.id);
+      if (!m?.lastSample) continue;
+      sum += m.lastUtil * m.workers;
+      weight += m.workers;
+    }
+    if (weight > 0) {
+      const u = sum / weight;
+      this.cluster.observe(now, u);
+      this.checkSaturation("cluster", "cluster", this.cluster, u, now);
+    }
+    if (this.config.rebalance) this.rebalance(ready, now);
+  }
+
+  private rebalance(ready: NodeEntry[], now: number): void {
+    const strategy = this.strategy;
+    if (!(strategy instanceof ForecastPlacement)) return;
+    const minGainMs = this.config.heartbeatIntervalMs;
+    for (const node of ready) {
+      if (node.assigned <= Math.max(1, node.profile.workers)) continue;
+      if (now - (this.lastTakeBack.get(node.id) ?? 0) < 2 * this.config.heartbeatIntervalMs) continue;
+      const queued = this.hooks.queuedOn(node);
+      const newest = queued[queued.length - 1];
+      if (!newest) continue;
+      const count = Math.min(queued.length, strategy.rebalanceCount(node, newest.req, minGainMs));
+      if (count <= 0) continue;
+      this.lastTakeBack.set(node.id, now);
+      const keys = queued.slice(queued.length - count).map((q) => q.key);
+      this.stats.takenBack += keys.length;
+      this.hooks.takeBack(node, keys, `behind forecast (lag ${strategy.lagOf(node.id).toFixed(2)})`);
+    }
+  }
+
+  /** The forecast utilisation of a node `horizonMs` ahead, once its model has data (for metrics and the dashboard). */
+  forecastUtilization(nodeId: string, horizonMs: number): number | undefined {
+    const model = this.strategy.loadModel?.(nodeId);
+    if (!model || model.util.completedSteps === 0) return undefined;
+    const mean = model.util.forecast(horizonMs).mean;
+    return Number.isFinite(mean) ? Math.min(1, Math.max(0, mean)) : undefined;
+  }
+
+  accuracy(): ForecastAccuracyEntry[] {
+    const out: ForecastAccuracyEntry[] = [];
+    const push = (nodeId: string, metric: ForecastAccuracyEntry["metric"], list: { horizonMs: number; count: number; ratio: number }[]) => {
+      for (const a of list) out.push({ nodeId, metric, horizonMs: a.horizonMs, count: a.count, ratio: a.ratio });
+    };
+    for (const node of this.registry.all()) {
+      const m = this.strategy.loadModel?.(node.id);
+      if (!m) continue;
+      const acc = m.accuracy();
+      push(node.id, "utilization", acc.utilization);
+      push(node.id, "background", acc.background);
+      push(node.id, "queue", acc.queue);
+    }
+    push("cluster", "utilization", this.cluster.accuracy());
+    return out;
+  }
+}

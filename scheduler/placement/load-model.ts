@@ -1,0 +1,107 @@
+// Per-node load model fed by the agents' heartbeat samples (NodeLoad). It keeps three
+// NodeLoadForecasters (scheduler/forecast/): the node's CPU utilisation (for predicted
+// saturation), the *background* utilisation — CPU used on the node's cores by anything other
+// than our kernels — and the agent's queue length (queued + running tasks).
+// Placement reads only cached numbers (`background`, `slowdown`), refreshed once per sample,
+// so scoring a node costs a few arithmetic operations however expensive the forecaster is.
+import { NodeLoadForecaster, type AccuracyEntry, type NodeLoadForecasterOptions } from "../forecast/index.js";
+
+export interface LoadSample {
+  atMs: number;
+  /** 0..1 of the node's cores (the agent's CPU affinity, or the whole host). */
+  cpuUtilization: number;
+  /** 0..1 of the same cores used by the agent's own kernels; negative or 0 when unknown. */
+  agentCpuUtilization: number;
+  runningTasks: number;
+  queuedTasks: number;
+}
+
+export interface LoadModelOptions {
+  /** Heartbeat interval = forecaster step (ms). */
+  stepMs: number;
+  /** Worker threads of the node (its usable cores). */
+  workers: number;
+  /** Use the forecast (true) or the last sample (false: "ours without forecast"). */
+  useForecast: boolean;
+  /** Horizon (ms) of the background forecast that placement uses (default 3 steps). */
+  placementHorizonMs?: number;
+  /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
+  forecaster?: Omit<NodeLoadForecasterOptions, "stepMs">;
+}
+
+/** Defaults that detect short periods (up to half the history) at a cost of well under 1 ms per sample. */
+export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> = {
+  model: { historySteps: 240, refitEverySteps: 60, minFitSteps: 12 },
+};
+
+const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
+
+/** Factor (≥ 1) by which kernels run slower when `ownThreads` of ours share `cores` with `background` (0..1) load. */
+export function slowdownFactor(cores: number, ownThreads: number, background: number): number {
+  const c = Math.max(1, cores);
+  return Math.max(1, (Math.max(1, ownThreads) + clamp01(background) * c) / c);
+}
+
+/** Background utilisation from one sample: total minus our own share. */
+export function backgroundOf(s: LoadSample, cores: number): number {
+  if (s.agentCpuUtilization > 0 || s.runningTasks === 0) return clamp01(s.cpuUtilization - Math.max(0, s.agentCpuUtilization));
+  // Old agents that do not report their own share: assume each running task keeps one core busy.
+  return clamp01(s.cpuUtilization - Math.min(s.runningTasks, cores) / Math.max(1, cores));
+}
+
+export class NodeLoadModel {
+  readonly util: NodeLoadForecaster;
+  readonly bg: NodeLoadForecaster;
+  readonly queue: NodeLoadForecaster;
+  /** Background utilisation placement assumes over the next few steps (cached). */
+  background = 0;
+  /** Latest raw values. */
+  lastUtil = 0;
+  lastBackground = 0;
+  lastSample: LoadSample | undefined;
+  private readonly horizonMs: number;
+
+  constructor(private readonly options: LoadModelOptions) {
+    const fo = { ...DEFAULT_LOAD_FORECASTER, ...options.forecaster, stepMs: options.stepMs };
+    this.util = new NodeLoadForecaster(fo);
+    this.bg = new NodeLoadForecaster(fo);
+    this.queue = new NodeLoadForecaster(fo);
+    this.horizonMs = options.placementHorizonMs ?? 3 * options.stepMs;
+  }
+
+  get workers(): number {
+    return this.options.workers;
+  }
+
+  observe(s: LoadSample): void {
+    if (!Number.isFinite(s.atMs) || !Number.isFinite(s.cpuUtilization)) return;
+    this.lastSample = s;
+    this.lastUtil = clamp01(s.cpuUtilization);
+    this.lastBackground = backgroundOf(s, this.options.workers);
+    this.util.observe(s.atMs, this.lastUtil);
+    if (!this.options.useForecast) {
+      // "Without forecast": only utilisation is kept (for saturation); placement uses the sample.
+      this.background = this.lastBackground;
+      return;
+    }
+    this.bg.observe(s.atMs, this.lastBackground);
+    this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
+    const f = this.bg.forecast(this.horizonMs).mean;
+    // Before the first step completes the forecast is NaN: use the sample.
+    this.background = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+  }
+
+  /** Slowdown a new task would see with `ownThreads` of our tasks busy on the node. */
+  slowdown(ownThreads: number): number {
+    return slowdownFactor(this.options.workers, ownThreads, this.background);
+  }
+
+  /** Slowdown measured by the latest sample (used to normalise observed run times). */
+  currentSlowdown(ownThreads: number): number {
+    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground);
+  }
+
+  accuracy(): { utilization: AccuracyEntry[]; background: AccuracyEntry[]; queue: AccuracyEntry[] } {
+    return { utilization: this.util.accuracy(), background: this.bg.accuracy(), queue: this.queue.accuracy() };
+  }
+}
