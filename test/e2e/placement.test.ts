@@ -8,8 +8,9 @@ import { getExampleKernel } from "../../kernels/reference/index.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 import { exampleWasm } from "../helpers/fixtures.js";
 
-// The two CPU-contention tests are not yet reliable on a shared 2-core VM (they pass alone, fail
-// in some full runs; see docs/placement.md "Open issues"): run them with DISTX_E2E_CONTENTION=1.
+// The two CPU-contention tests measure reactions to CPU load, so other test files running beside
+// them on 2 cores would be load they did not plan: they run only when the file runs alone, as
+// scripts/test.sh (npm test) does, which sets DISTX_E2E_CONTENTION=1 for that solo run.
 const CONTENTION = process.env.DISTX_E2E_CONTENTION === "1";
 
 let t: TestCluster | undefined;
