@@ -3,6 +3,7 @@
 // and task updates. Kernels run in the worker pool; this class only moves messages.
 import os from "node:os";
 import * as grpc from "@grpc/grpc-js";
+import { Coalescer } from "../common/coalescer.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
@@ -42,6 +43,10 @@ export class Agent {
   private readonly running = new Map<string, { handle?: PoolHandle; cancelled: boolean; attempt: number }>();
   readonly gpu: GpuSupport;
   private session?: Session;
+  /** Task updates of one event-loop turn go to the scheduler as one message. */
+  private readonly updates = new Coalescer<TaskUpdateIn>((items) =>
+    this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } }),
+  );
   private heartbeatTimer?: NodeJS.Timeout;
   private draining = false;
   private stopped = false;
@@ -165,6 +170,7 @@ export class Agent {
     const ended = (why: string) => {
       if (this.session !== session) return;
       this.session = undefined;
+      this.updates.clear();
       clearInterval(this.heartbeatTimer);
       this.sessionEnded?.();
       if (this.stopped) return;
@@ -190,7 +196,11 @@ export class Agent {
 
   private send(msg: AgentMessageIn): void {
     if (msg.update && this.link) this.link.sendUpdate(msg.update);
-    else this.session?.write(msg);
+    else if (msg.update) this.updates.push(msg.update);
+    else {
+      this.updates.flush(); // a heartbeat never overtakes the updates before it
+      this.session?.write(msg);
+    }
   }
 
   private sendHeartbeat(): void {
@@ -210,6 +220,7 @@ export class Agent {
 
   private onSchedulerMessage(msg: SchedulerMessage): void {
     if (msg.assign) void this.runAssignment(msg.assign);
+    else if (msg.assigns) for (const a of msg.assigns.items) void this.runAssignment(a);
     else if (msg.cancel) {
       const { jobId, taskIndexes } = msg.cancel;
       for (const [key, entry] of this.running) {
@@ -301,6 +312,7 @@ export class Agent {
     // Let the last updates flush before closing the stream.
     if (this.session) {
       const closed = new Promise<void>((r) => (this.sessionEnded = r));
+      this.updates.flush();
       this.session.end();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
     }

@@ -3,7 +3,8 @@ import type * as grpc from "@grpc/grpc-js";
 import { invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
-import type { AgentMessage, AgentServiceHandlers, SchedulerMessageIn } from "../../common/types.js";
+import { Coalescer } from "../../common/coalescer.js";
+import type { AgentMessage, AgentServiceHandlers, AssignmentIn, SchedulerMessageIn } from "../../common/types.js";
 import type { KafkaRouteShape } from "../../agent/kafka-link.js";
 
 /** With a Kafka bus: where each agent reads its assignments, and how they are sent there. */
@@ -39,7 +40,19 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
       call.on("data", (msg: AgentMessage) => {
         if (msg.hello) {
           const id = msg.hello.nodeId;
-          const node = core.registry.attachSession(id, (m) => (routing && m.assign ? routing.sendAssignment(id, m) : call.write(m)));
+          // Assignments of one dispatch round go out as one message; a cancel never overtakes them.
+          const assigns = new Coalescer<AssignmentIn>((items) =>
+            call.write(items.length === 1 ? { assign: items[0]! } : { assigns: { items } }),
+          );
+          const send = (m: SchedulerMessageIn) => {
+            if (routing && m.assign) routing.sendAssignment(id, m);
+            else if (m.assign) assigns.push(m.assign);
+            else {
+              assigns.flush();
+              call.write(m);
+            }
+          };
+          const node = core.registry.attachSession(id, send);
           if (!node) {
             call.emit("error", toServiceError(notFound(`unknown or expired node ${msg.hello.nodeId}: register again`)));
             return;
@@ -52,11 +65,13 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
           return;
         }
         if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining);
-        else if (msg.update) {
+        else if (msg.update || msg.updates) {
           const from = nodeId;
-          core.onTaskUpdate(from, msg.update).catch((err) =>
-            log.error({ event: "update_failed", nodeId: from, err: (err as Error).message }, "could not record a task update"),
-          );
+          for (const update of msg.updates ? msg.updates.items : [msg.update!]) {
+            core.onTaskUpdate(from, update).catch((err) =>
+              log.error({ event: "update_failed", nodeId: from, err: (err as Error).message }, "could not record a task update"),
+            );
+          }
         }
       });
       call.on("end", () => {
