@@ -58,12 +58,18 @@ export async function submitAndWatch(
       )
     : undefined;
   bar?.start(taskCount, 0, { failed: 0, retries: 0 });
+  // Counted by task index: a watch replays tasks that ended before it began, and snapshots carry counts.
+  const ended = new Set<number>();
+  let fromSnapshot = 0;
   const job = await client.waitForJob(jobId, (ev) => {
-    if (ev.job && bar) {
+    if (!bar) return;
+    if (ev.job) {
       const c = ev.job.counts;
-      bar.update((c?.succeeded ?? 0) + (c?.failed ?? 0) + (c?.cancelled ?? 0), { failed: c?.failed ?? 0, retries: ev.job.retries });
-    } else if (ev.task && bar && ["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"].includes(ev.task.state)) {
-      bar.increment();
+      fromSnapshot = (c?.succeeded ?? 0) + (c?.failed ?? 0) + (c?.cancelled ?? 0);
+      bar.update(Math.max(fromSnapshot, ended.size), { failed: c?.failed ?? 0, retries: ev.job.retries });
+    } else if (ev.task && ["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"].includes(ev.task.state)) {
+      ended.add(ev.task.taskIndex);
+      bar.update(Math.max(fromSnapshot, ended.size));
     }
   });
   bar?.update(taskCount);

@@ -5,7 +5,7 @@ import { failedPrecondition, invalidArgument, notFound, toServiceError } from ".
 import { isKernelId, sha256Hex } from "../../common/hash.js";
 import type { DistributeXHandlers, JobEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
-import { isTerminalJob } from "../model.js";
+import { isTerminalJob, isTerminalTask } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
 import { registerGpuKernel } from "./gpu-kernels.js";
 
@@ -121,6 +121,18 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       if (isTerminalJob(job.state)) {
         call.end();
         return;
+      }
+      // Tasks that ended before this watch began are replayed once with their final state, so a
+      // watcher sees every task's outcome however late it subscribed (a small job can finish
+      // tasks between SubmitJob's reply and this call).
+      const now = Date.now();
+      for (const task of job.tasks) {
+        if (!isTerminalTask(task.state)) continue;
+        call.write({
+          jobId: job.id,
+          atMs: now,
+          task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ?? null, runMs: task.runMs },
+        });
       }
       core.on(channel, send);
     },
