@@ -53,15 +53,7 @@ const policies: Record<string, () => PlacementStrategy<SimNode>> = {
   "ours-forecast+rebalance": () => new ForecastPlacement<SimNode>({ stepMs: STEP_MS, seed: 11 }),
 };
 
-interface Row {
-  policy: string;
-  meanJctMs: number;
-  p95JctMs: number;
-  makespanMs: number;
-  utilisation: number;
-  takenBack: number;
-  wallMs: number;
-}
+type Row = Omit<SimResult, "jobs" | "tasks">;
 const quality: Record<string, SimResult[]> = {};
 for (const [name, make] of Object.entries(policies)) {
   quality[name] = seeds.map((seed) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ResourceNeeds } from "../../scheduler/model.js";
+import { placementNode, wasmNeeds } from "../helpers/placement.js";
 import type { PlacementNode } from "../../scheduler/placement/index.js";
 import { slowdownFactor, backgroundOf } from "../../scheduler/placement/load-model.js";
 import { NodeIndex, classKey } from "../../scheduler/placement/node-index.js";
@@ -9,20 +9,10 @@ import { PlacementController, type PredictedSaturation } from "../../scheduler/p
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 
-const node = (id: string, over: Partial<PlacementNode> = {}): PlacementNode => ({
-  id,
-  ready: true,
-  logicalCores: 4,
-  memoryBytes: 8 * 2 ** 30,
-  gpuCount: 0,
-  kernelKinds: new Set(["KERNEL_KIND_WASM"]),
-  labels: {},
-  capacity: 12,
-  assigned: 0,
-  speed: 1,
-  ...over,
-});
-const needs = (over: Partial<ResourceNeeds> = {}): ResourceNeeds => ({ cores: 0, memoryBytes: 0, gpu: false, nodeSelector: {}, kind: "KERNEL_KIND_WASM", ...over });
+// These scenarios use 4-core, 8 GiB nodes.
+const node = (id: string, over: Partial<PlacementNode> = {}): PlacementNode =>
+  placementNode(id, { logicalCores: 4, memoryBytes: 8 * 2 ** 30, ...over });
+const needs = wasmNeeds;
 const keys = (job: string, n: number) => Array.from({ length: n }, (_, i) => `${job}/${i}`);
 const sample = (atMs: number, cpu: number, own = 0, running = 0) => ({ atMs, cpuUtilization: cpu, agentCpuUtilization: own, runningTasks: running, queuedTasks: 0 });
 

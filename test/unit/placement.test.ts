@@ -1,22 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { chooseNode, filterNodes, placeBatch, score, unmetConstraint, type PlacementNode } from "../../scheduler/placement/index.js";
-import type { ResourceNeeds } from "../../scheduler/model.js";
+import { chooseNode, filterNodes, placeBatch, score, unmetConstraint } from "../../scheduler/placement/index.js";
+import { placementNode, wasmNeeds } from "../helpers/placement.js";
 
-const node = (id: string, over: Partial<PlacementNode> = {}): PlacementNode => ({
-  id,
-  ready: true,
-  logicalCores: 8,
-  memoryBytes: 16 * 2 ** 30,
-  gpuCount: 0,
-  kernelKinds: new Set(["KERNEL_KIND_WASM"]),
-  labels: {},
-  capacity: 12,
-  assigned: 0,
-  speed: 1,
-  ...over,
-});
-
-const needs = (over: Partial<ResourceNeeds> = {}): ResourceNeeds => ({ cores: 0, memoryBytes: 0, gpu: false, nodeSelector: {}, kind: "KERNEL_KIND_WASM", ...over });
+const node = placementNode;
+const needs = wasmNeeds;
 
 describe("placement filter", () => {
   it("keeps nodes that meet every hard constraint and says why the others fail", () => {
