@@ -16,6 +16,12 @@ if ((${#missing[@]})); then
 fi
 if node -e 'require("gl")' 2>/dev/null; then
   echo "gl already built: $(node -p 'require("gl/package.json").version')"
+elif [ ! -d node_modules/gl ]; then
+  # npm drops an optional dependency whose build failed (e.g. npm ci ran before the X/GL headers
+  # were installed): install the locked version again, now that they are.
+  GL_VERSION="$(node -p 'require("./package-lock.json").packages["node_modules/gl"].version')"
+  JOBS="${JOBS:-$(nproc)}" npm install --no-save --no-audit --no-fund --foreground-scripts "gl@$GL_VERSION"
+  node -e 'require("gl")' && echo "gl built"
 else
   # npm 11 blocks install scripts unless approved; rebuild runs gl's (prebuild-install || node-gyp, ~5 min on 2 cores).
   JOBS="${JOBS:-$(nproc)}" npm rebuild gl

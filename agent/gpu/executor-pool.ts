@@ -96,6 +96,9 @@ class Executor {
       let stderr = "";
       child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
       child.stdout?.resume();
+      // An IPC write to a child that died a moment ago fails with EPIPE here; its exit handler
+      // settles the task, so the error only needs to not go unhandled.
+      child.on("error", (err) => this.pool.emit("executor_error", this.index, err.message));
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
         reject(new Error(`gpu executor did not start within ${this.pool.options.startTimeoutMs ?? 60_000} ms`));
@@ -172,7 +175,13 @@ class Executor {
       this.pool.settle(p, new TaskFailure("TIMEOUT", `gpu kernel ran past its ${p.task.timeoutMs} ms timeout; its executor was restarted`));
       this.kill();
     }, p.task.timeoutMs);
-    this.child!.send({ type: "run", id: p.id, kernelId: p.task.kernelId, module: p.task.module, input: p.task.input } satisfies ToExecutor);
+    const child = this.child!;
+    // The child may have died without its exit event having arrived yet (a SIGKILL from outside):
+    // the send then fails, and killing it makes sure the exit handler runs and fails this task
+    // as WORKER_CRASHED (retryable) instead of leaving it waiting for its timeout.
+    child.send({ type: "run", id: p.id, kernelId: p.task.kernelId, module: p.task.module, input: p.task.input } satisfies ToExecutor, (err) => {
+      if (err && this.child === child) child.kill("SIGKILL");
+    });
   }
 }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GpuExecutorPool } from "../../agent/gpu/executor-pool.js";
 import { TaskFailure } from "../../agent/pool/worker-pool.js";
 import { gpuExamples } from "../../kernels/gpu/reference.js";
+import { mandelbrotInput } from "../../kernels/reference/index.js";
 import { encodeGpuModule, parseGpuModule } from "../../kernels/gpu/module.js";
 import { sha256Hex } from "../../common/hash.js";
 import { buildExamples, probeGl, REQUIRE_GL } from "./helpers.js";
@@ -12,6 +13,12 @@ import { buildExamples, probeGl, REQUIRE_GL } from "./helpers.js";
 const examples = await buildExamples();
 const gl = await probeGl();
 const glUsable = gl.backend === "headlessgl";
+
+/**
+ * A tile wholly inside the set at the loop's iteration cap: every pixel runs all 100,000
+ * iterations, so it runs for minutes on any machine and is still running whenever the test acts.
+ */
+const endless = () => mandelbrotInput({ x0: -0.2, y0: -0.2, dx: 0.0001, dy: 0.0001, width: 512, height: 512, maxIter: 100_000 });
 
 const SIZES: Record<keyof typeof examples, number[]> = { gemm_gpu: [64, 200], mandelbrot_gpu: [128, 300] };
 
@@ -68,10 +75,13 @@ describe("gpu executor, cpu mode (--gpu off)", () => {
   });
 
   it("a killed executor fails only its task (retryable) and is restarted", async () => {
-    const [big] = gpuExamples.mandelbrot_gpu.makeTasks({ tasks: 1, size: 1400 });
     const before = pool.pids()[0]!;
-    const running = runOn(pool, "mandelbrot_gpu", big!);
-    await new Promise((r) => setTimeout(r, 300));
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => (started = r));
+    const b = examples.mandelbrot_gpu;
+    const running = pool.run({ kernelId: b.manifest.sha256, module: b.bytes, input: endless(), timeoutMs: 600_000, onStart: () => started() }).promise;
+    await startedP;
+    await new Promise((r) => setTimeout(r, 200));
     process.kill(before, "SIGKILL");
     const err = await running.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskFailure);
@@ -83,9 +93,23 @@ describe("gpu executor, cpu mode (--gpu off)", () => {
     expect(pool.stats().restarts).toBeGreaterThanOrEqual(1);
   });
 
+  it("a task handed to an executor that died a moment ago fails as WORKER_CRASHED (no stray EPIPE) and the next one runs", async () => {
+    const before = pool.pids()[0]!;
+    process.kill(before, "SIGKILL");
+    // Hold the event loop while the kernel tears the process down, so its exit event cannot have
+    // been handled yet: the task is sent to an executor that looks alive, and the IPC write fails.
+    for (const end = Date.now() + 150; Date.now() < end; );
+    const [small] = gpuExamples.gemm_gpu.makeTasks({ tasks: 1, size: 16 });
+    const err = await runOn(pool, "gemm_gpu", small!).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailure);
+    expect((err as TaskFailure).code).toBe("WORKER_CRASHED");
+    const again = await runOn(pool, "gemm_gpu", small!);
+    expect(again.backend).toBe("cpu");
+    expect(pool.pids()[0]).not.toBe(before);
+  });
+
   it("a task past its timeout fails with TIMEOUT and the executor comes back", async () => {
-    const [big] = gpuExamples.mandelbrot_gpu.makeTasks({ tasks: 1, size: 2000 });
-    const err = await runOn(pool, "mandelbrot_gpu", big!, 200).catch((e: unknown) => e);
+    const err = await runOn(pool, "mandelbrot_gpu", endless(), 200).catch((e: unknown) => e);
     expect((err as TaskFailure).code).toBe("TIMEOUT");
     const [small] = gpuExamples.gemm_gpu.makeTasks({ tasks: 1, size: 16 });
     expect((await runOn(pool, "gemm_gpu", small!)).backend).toBe("cpu");
