@@ -43,10 +43,15 @@ export class Agent {
   private readonly running = new Map<string, { handle?: PoolHandle; cancelled: boolean; attempt: number }>();
   readonly gpu: GpuSupport;
   private session?: Session;
-  /** Task updates of one event-loop turn go to the scheduler as one message. */
-  private readonly updates = new Coalescer<TaskUpdateIn>((items) =>
-    this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } }),
-  );
+  /**
+   * Task updates of one event-loop turn go to the scheduler as one message (over Kafka when the
+   * scheduler uses it, else on the session), less the RUNNING notes their own final update made moot.
+   */
+  private readonly updates = new Coalescer<TaskUpdateIn>((batch) => {
+    const items = dropSupersededRunning(batch);
+    if (this.link) this.link.sendUpdates(items);
+    else this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } });
+  });
   private heartbeatTimer?: NodeJS.Timeout;
   private draining = false;
   private stopped = false;
@@ -170,7 +175,7 @@ export class Agent {
     const ended = (why: string) => {
       if (this.session !== session) return;
       this.session = undefined;
-      this.updates.clear();
+      if (!this.link) this.updates.clear(); // over Kafka they can still be delivered
       clearInterval(this.heartbeatTimer);
       this.sessionEnded?.();
       if (this.stopped) return;
@@ -195,8 +200,7 @@ export class Agent {
   }
 
   private send(msg: AgentMessageIn): void {
-    if (msg.update && this.link) this.link.sendUpdate(msg.update);
-    else if (msg.update) this.updates.push(msg.update);
+    if (msg.update) this.updates.push(msg.update);
     else {
       this.updates.flush(); // a heartbeat never overtakes the updates before it
       this.session?.write(msg);
@@ -308,11 +312,11 @@ export class Agent {
     ]);
     this.stopped = true;
     this.log.info({ event: "drained", clean: drained, unfinished: this.running.size }, drained ? "drained" : "drain grace expired");
+    // The last updates go out before the Kafka link (which sends what it holds) and the stream close.
+    this.updates.flush();
     await this.link?.close();
-    // Let the last updates flush before closing the stream.
     if (this.session) {
       const closed = new Promise<void>((r) => (this.sessionEnded = r));
-      this.updates.flush();
       this.session.end();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
     }
@@ -342,6 +346,19 @@ export class Agent {
   get adminAddress(): string {
     return this.admin?.address ?? "";
   }
+}
+
+/**
+ * A task that started and finished within one turn needs no RUNNING on the wire: its final
+ * update says more (the scheduler treats a final update as the start too). For tiny tasks this
+ * halves what travels back.
+ */
+export function dropSupersededRunning(items: TaskUpdateIn[]): TaskUpdateIn[] {
+  if (items.length < 2) return items;
+  const finals = new Set<string>();
+  for (const u of items) if (u.state !== "TASK_STATE_RUNNING") finals.add(`${u.jobId}/${u.taskIndex}/${u.attempt}`);
+  if (finals.size === 0) return items;
+  return items.filter((u) => u.state !== "TASK_STATE_RUNNING" || !finals.has(`${u.jobId}/${u.taskIndex}/${u.attempt}`));
 }
 
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");

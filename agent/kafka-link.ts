@@ -3,7 +3,7 @@
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
 import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
-import { BatchingSender, decodeAssignment, encodeUpdate, kafkaClient, type LoadSample } from "../common/kafka-wire.js";
+import { BatchingSender, decodeAssignments, encodeUpdates, kafkaClient, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
 import type { Assignment, TaskUpdateIn } from "../common/types.js";
 
 export interface KafkaRouteShape {
@@ -66,7 +66,7 @@ export class KafkaAgentLink {
         autoCommit: true,
         eachBatch: async ({ batch, resolveOffset }) => {
           for (const m of batch.messages) {
-            if (m.value && m.key?.toString() === nodeId) onAssign(decodeAssignment(m.value));
+            if (m.value && m.key?.toString() === nodeId) for (const a of decodeAssignments(m.value)) onAssign(a);
             resolveOffset(m.offset);
           }
         },
@@ -125,8 +125,9 @@ export class KafkaAgentLink {
     return link;
   }
 
-  sendUpdate(update: TaskUpdateIn): void {
-    this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdate(update) });
+  /** One record per batch (split only when large outputs would overfill a record). */
+  sendUpdates(updates: TaskUpdateIn[]): void {
+    for (const run of splitByBytes(updates, updateBytes)) this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) });
   }
 
   sendLoad(sample: LoadSample): void {

@@ -44,6 +44,7 @@ export class AgentMetrics {
     stat("distx_agent_tasks_running", "Tasks running in kernel workers now.", (s) => s.running);
     stat("distx_agent_tasks_queued", "Tasks accepted by the agent and waiting for a worker.", (s) => s.queued);
     stat("distx_agent_workers", "Kernel worker threads.", (s) => s.size);
+    stat("distx_agent_pipeline_max_in_flight", "Most tasks one kernel worker has held at once (tiny tasks are pipelined; 1 = never).", (s) => s.maxInFlight);
     new Gauge({
       name: "distx_agent_cpu_utilization",
       help: "Host CPU utilisation 0..1 since the previous scrape.",
@@ -123,6 +124,7 @@ export class AgentMetrics {
   /** Remembers a kernel's registered name so its label reads well. */
   noteKernel(kernelId: string, name: string | undefined): void {
     if (name && name !== "unnamed") this.kernelNames.set(kernelId, name);
+    this.succeededChildren.clear();
   }
 
   kernelLabel(kernelId: string): string {
@@ -133,10 +135,25 @@ export class AgentMetrics {
     return raw;
   }
 
+  /** Labelled children of the hot-path metrics per (kernel, backend): resolving labels per task costs more than the observation. */
+  private readonly succeededChildren = new Map<string, { completed: { inc(): void }; run: { observe(v: number): void }; wait: { observe(v: number): void } }>();
+
   taskDone(kernelId: string, backend: Backend, outcome: Outcome, runMs: number, waitMs: number, code?: string): void {
+    if (outcome === "succeeded") {
+      const key = `${kernelId}|${backend}`;
+      let c = this.succeededChildren.get(key);
+      if (!c) {
+        const kernel = this.kernelLabel(kernelId);
+        c = { completed: this.completed.labels({ kernel, backend, outcome }), run: this.run.labels({ kernel, backend }), wait: this.wait.labels({ kernel, backend }) };
+        this.succeededChildren.set(key, c);
+      }
+      c.completed.inc();
+      c.run.observe(runMs / 1000);
+      if (waitMs >= 0) c.wait.observe(waitMs / 1000);
+      return;
+    }
     const kernel = this.kernelLabel(kernelId);
     this.completed.inc({ kernel, backend, outcome });
-    if (outcome === "succeeded") this.run.observe({ kernel, backend }, runMs / 1000);
     if (waitMs >= 0 && outcome !== "cancelled") this.wait.observe({ kernel, backend }, waitMs / 1000);
     if (outcome === "failed") this.failures.inc({ kernel, backend, code: code ?? "INTERNAL" });
   }

@@ -19,6 +19,8 @@ export interface LocalClusterOptions {
   logs: "inherit" | string;
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
+  /** Extra node flags for every process (e.g. --cpu-prof for a profile of each). */
+  nodeArgs?: string[];
   /** Give every process an admin HTTP server on a free port (default true); see adminAddress(). */
   adminPorts?: boolean;
 }
@@ -47,7 +49,7 @@ export class LocalCluster {
   }
 
   spawnProcess(name: string, args: string[]): ClusterProcess {
-    const child = spawn(process.execPath, [cliEntry(), ...args], {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...this.options.env },
     });

@@ -37,6 +37,11 @@ export interface SubmitOptions {
   gpuFallback?: "wait" | "cpu" | "reject";
 }
 
+export interface WatchOptions {
+  /** Only task outcomes (SUCCEEDED, FAILED, CANCELLED) and job snapshots. */
+  finalOnly?: boolean;
+}
+
 export interface ClientOptions {
   /** Deadline for unary calls, ms. */
   timeoutMs?: number;
@@ -144,11 +149,18 @@ export class DistributeXClient {
     return out;
   }
 
-  /** Streams a job's events: a job snapshot first, then task changes, ending when the job ends. */
-  async *watchJob(jobId: string): AsyncGenerator<JobEvent> {
-    const stream = this.stub.WatchJob({ jobId });
+  /**
+   * Streams a job's events: a job snapshot first, then task changes, ending when the job ends.
+   * With finalOnly, only each task's outcome (and job snapshots) comes; outcomes the scheduler
+   * sends together are yielded one event per task all the same.
+   */
+  async *watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
+    const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false });
     try {
-      for await (const ev of stream as AsyncIterable<JobEvent>) yield ev;
+      for await (const ev of stream as AsyncIterable<JobEvent>) {
+        if (ev.tasks) for (const task of ev.tasks.items) yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
+        else yield ev;
+      }
     } catch (err) {
       const e = err as grpc.ServiceError;
       if (typeof e.code === "number") throw new DistributeXError(e.code, e.details || e.message, "WatchJob");
@@ -180,9 +192,9 @@ export class DistributeXClient {
   }
 
   /** Waits for a job to end, calling `onEvent` for every event; returns the final job. */
-  async waitForJob(jobId: string, onEvent?: (ev: JobEvent) => void): Promise<Job> {
+  async waitForJob(jobId: string, onEvent?: (ev: JobEvent) => void, options: WatchOptions = {}): Promise<Job> {
     let last: Job | undefined;
-    for await (const ev of this.watchJob(jobId)) {
+    for await (const ev of this.watchJob(jobId, options)) {
       onEvent?.(ev);
       if (ev.job) last = ev.job;
       if (last && TERMINAL_JOB_STATES.has(last.state)) return last;

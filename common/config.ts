@@ -56,6 +56,13 @@ export const schedulerConfigSchema = z
     defaultMaxAttempts: int(1, 100).default(5),
     /** Tasks an agent may hold beyond its worker count, so workers never wait on the network. */
     prefetchPerWorker: int(0, 64).default(2),
+    /**
+     * Tiny tasks: a node may also hold as many tasks as it completes in this long (its measured
+     * completion rate × window), so the dispatch round trip (Kafka: two hops) never starves its
+     * workers. Long tasks complete slowly, so for them this stays below workers × (1 + prefetch).
+     * 0 turns it off.
+     */
+    pipelineWindowMs: int(0, 10_000).default(100),
     /** How long SIGTERM waits for running jobs before the scheduler stops anyway. */
     drainGraceMs: int(0, 3_600_000).default(10_000),
     /** Finished jobs kept for `jobs` and `result` (the in-memory store). */

@@ -2,8 +2,12 @@
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
 import { Kafka, logLevel as KafkaLogLevel, type Producer } from "kafkajs";
-import type { Assignment, AssignmentIn, NodeLoadIn, TaskUpdate, TaskUpdateIn } from "./types.js";
-import { decodeFramed, encodeFramed } from "../scheduler/backends/codec.js";
+import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+import { loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
+import { protoFile } from "./paths.js";
+import type { JobSubmission, JobSubmissionIn } from "./types.js";
+import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
 
 export interface KafkaTopics {
   submissions: string;
@@ -158,38 +162,77 @@ export class BatchingSender {
   }
 }
 
-type UpdateHeader = Omit<TaskUpdateIn, "output">;
+// Assignment and task-event records carry the very messages of the gRPC session (proto/ is the
+// one wire contract): SchedulerMessage{assigns} and AgentMessage{updates}. One record holds what
+// one turn produced for one node, so per-record costs (framing, CRC, offsets) are paid per batch.
+const sessionMethod = (): MethodDefinition<AgentMessageIn, SchedulerMessageIn, AgentMessage, SchedulerMessage> =>
+  (loadContract().definition["distributex.v1.AgentService"] as ServiceDefinition)["Session"] as MethodDefinition<
+    AgentMessageIn,
+    SchedulerMessageIn,
+    AgentMessage,
+    SchedulerMessage
+  >;
 
-export function encodeAssignment(a: AssignmentIn): Buffer {
-  const { input, ...header } = a;
-  return encodeFramed(header, [input instanceof Uint8Array ? input : Buffer.alloc(0)]);
+export function encodeAssignments(items: AssignmentIn[]): Buffer {
+  return sessionMethod().responseSerialize({ assigns: { items } });
 }
 
-/** The scheduler writes every field (see SchedulerCore.assign), so the decoded shape is complete. */
-export function decodeAssignment(buf: Buffer): Assignment {
-  const { header, buffers } = decodeFramed<Omit<Assignment, "input">>(buf);
-  return { ...header, input: buffers[0] ?? Buffer.alloc(0) };
+export function decodeAssignments(buf: Buffer): Assignment[] {
+  const msg = sessionMethod().responseDeserialize(buf);
+  return msg.assigns?.items ?? (msg.assign ? [msg.assign] : []);
 }
 
-export function encodeUpdate(u: TaskUpdateIn): Buffer {
-  const { output, ...header } = u;
-  return encodeFramed(header, [output instanceof Uint8Array ? output : Buffer.alloc(0)]);
+export function encodeUpdates(items: TaskUpdateIn[]): Buffer {
+  return sessionMethod().requestSerialize({ updates: { items } });
 }
 
-/** Fills the defaults protobuf would, so the scheduler sees the same shape as over gRPC. */
-export function decodeUpdate(buf: Buffer): TaskUpdate {
-  const { header, buffers } = decodeFramed<UpdateHeader>(buf);
-  return {
-    jobId: header.jobId ?? "",
-    taskIndex: header.taskIndex ?? 0,
-    attempt: header.attempt ?? 0,
-    state: (header.state ?? "TASK_STATE_UNSPECIFIED") as TaskUpdate["state"],
-    output: buffers[0] ?? Buffer.alloc(0),
-    error: header.error ? { code: header.error.code ?? "", message: header.error.message ?? "" } : null,
-    runMs: header.runMs ?? 0,
-    waitMs: header.waitMs ?? 0,
-  } as TaskUpdate;
+export function decodeUpdates(buf: Buffer): TaskUpdate[] {
+  const msg = sessionMethod().requestDeserialize(buf);
+  return msg.updates?.items ?? (msg.update ? [msg.update] : []);
 }
+
+let submissionType: protobuf.Type | undefined;
+const jobSubmission = (): protobuf.Type => (submissionType ??= protobuf.loadSync(protoFile()).lookupType("distributex.v1.JobSubmission"));
+
+/** A submissions record: the proto's JobSubmission. */
+export function encodeSubmission(sub: JobSubmissionIn): Buffer {
+  const type = jobSubmission();
+  return Buffer.from(type.encode(type.fromObject(sub as Record<string, unknown>)).finish());
+}
+
+export function decodeSubmission(buf: Buffer): JobSubmission {
+  const type = jobSubmission();
+  const { longs, enums, defaults, oneofs } = PROTO_LOADER_OPTIONS;
+  return type.toObject(type.decode(buf), { longs, enums, defaults, oneofs, bytes: Buffer }) as JobSubmission;
+}
+
+/** Bytes one record may hold before a batch is split (the topics allow 64 MiB; requests stay ~1 MiB). */
+const RECORD_BUDGET_BYTES = 512 * 1024;
+
+/**
+ * Splits a batch into runs whose payloads fit one record. An item larger than the budget goes
+ * alone in its record (the topic's max.message.bytes is the real limit).
+ */
+export function splitByBytes<T>(items: T[], size: (item: T) => number, budget = RECORD_BUDGET_BYTES): T[][] {
+  const out: T[][] = [];
+  let run: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item) + 64;
+    if (run.length > 0 && bytes + n > budget) {
+      out.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(item);
+    bytes += n;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
+}
+
+export const assignmentBytes = (a: AssignmentIn): number => (a.input as Uint8Array | undefined)?.byteLength ?? 0;
+export const updateBytes = (u: TaskUpdateIn): number => (u.output as Uint8Array | undefined)?.byteLength ?? 0;
 
 export interface LoadSample {
   nodeId: string;

@@ -2,7 +2,7 @@
 // imports from one place. Only types cross this boundary; values come from the .proto at run time.
 export type { Job__Output as Job, Job as JobIn } from "../generated/proto/distributex/v1/Job.js";
 export type { JobEvent as JobEventIn, JobEvent__Output as JobEvent } from "../generated/proto/distributex/v1/JobEvent.js";
-export type { TaskEvent__Output as TaskEvent } from "../generated/proto/distributex/v1/TaskEvent.js";
+export type { TaskEvent__Output as TaskEvent, TaskEvent as TaskEventIn } from "../generated/proto/distributex/v1/TaskEvent.js";
 export type { TaskResult__Output as TaskResult, TaskResult as TaskResultIn } from "../generated/proto/distributex/v1/TaskResult.js";
 export type { TaskError__Output as TaskError } from "../generated/proto/distributex/v1/TaskError.js";
 export type { Node__Output as Node, Node as NodeIn } from "../generated/proto/distributex/v1/Node.js";
@@ -40,3 +40,4 @@ export const TERMINAL_TASK_STATES: ReadonlySet<string> = new Set([
 export function shortState(state: string): string {
   return state.replace(/^(JOB|TASK|NODE)_STATE_/, "").toLowerCase();
 }
+export type { JobSubmission__Output as JobSubmission, JobSubmission as JobSubmissionIn } from "../generated/proto/distributex/v1/JobSubmission.js";

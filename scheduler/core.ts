@@ -332,12 +332,13 @@ export class SchedulerCore extends EventEmitter {
     if (state === "TASK_STATE_RUNNING") {
       if (task.attempt === u.attempt && task.nodeId === nodeId && task.state === "TASK_STATE_ASSIGNED") {
         this.setTaskState(job, task, "TASK_STATE_RUNNING");
-        if (!job.startedAtMs) job.startedAtMs = Date.now();
-        if (job.state === "JOB_STATE_PENDING") this.setJobState(job, "JOB_STATE_RUNNING");
+        this.markStarted(job);
         this.emitTask(job, task);
       }
       return;
     }
+    // Agents leave out RUNNING for a task that finished in the same turn: its final word is its start too.
+    if (job.state === "JOB_STATE_PENDING" && !isTerminalTask(task.state)) this.markStarted(job);
     // Any final word from a node frees its slot for that task.
     this.registry.removeTask(nodeId, key, state === "TASK_STATE_SUCCEEDED");
     const wasTakingBack = task.nodeId === nodeId && this.takingBack.delete(key);
@@ -386,6 +387,11 @@ export class SchedulerCore extends EventEmitter {
     } else {
       await this.retryOrFail(job, task, error);
     }
+  }
+
+  private markStarted(job: JobRecord): void {
+    if (!job.startedAtMs) job.startedAtMs = Date.now();
+    if (job.state === "JOB_STATE_PENDING") this.setJobState(job, "JOB_STATE_RUNNING");
   }
 
   private async onNodeDown(node: NodeEntry, reason: string): Promise<void> {
@@ -445,7 +451,7 @@ export class SchedulerCore extends EventEmitter {
       }
       if (room === 0) return;
       // Tasks of a job are placed as one batch; what does not fit goes back to the queue's front, in order.
-      const indexes = this.queue.take(jobId, room).filter((i) => job.tasks[i]?.state === "TASK_STATE_PENDING");
+      const indexes = this.takePending(job, room);
       const nodes = this.placement.placeBatch({ kernelId: job.kernelId, needs: placementNeeds(job.needs, ready) }, indexes.map((i) => `${jobId}/${i}`));
       for (let k = indexes.length - 1; k >= nodes.length; k--) this.queue.pushFront({ jobId, taskIndex: indexes[k]! });
       for (let k = 0; k < nodes.length; k++) {
@@ -455,6 +461,22 @@ export class SchedulerCore extends EventEmitter {
         room--;
       }
     }
+  }
+
+  /**
+   * Up to `max` queued tasks of a job that still wait for placement. Queue entries of tasks that
+   * ended meanwhile (a late result from an agent given up on, or one recorded before a restart)
+   * are dropped without using up the round: otherwise a round that took only such entries would
+   * place nothing, and with nothing running no later event would start another round.
+   */
+  private takePending(job: JobRecord, max: number): number[] {
+    const out: number[] = [];
+    while (out.length < max) {
+      const taken = this.queue.take(job.id, max - out.length);
+      if (taken.length === 0) break;
+      for (const i of taken) if (job.tasks[i]?.state === "TASK_STATE_PENDING") out.push(i);
+    }
+    return out;
   }
 
   /** Tasks placed on `node` that have not started there, oldest first. */

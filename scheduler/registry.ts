@@ -6,6 +6,8 @@ import { randomUUID } from "node:crypto";
 import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
 import type { PlacementNode } from "./placement/index.js";
 
+const WINDOW_TICK_MS = 100;
+
 export type NodeStateName = "NODE_STATE_READY" | "NODE_STATE_DRAINING" | "NODE_STATE_DOWN";
 
 export interface NodeEntry extends PlacementNode {
@@ -15,6 +17,11 @@ export interface NodeEntry extends PlacementNode {
   registeredAtMs: number;
   lastHeartbeatMs: number;
   completed: number;
+  /** Tasks the node may hold before the pipeline window widens it (workers × (1 + prefetch)). */
+  baseCapacity: number;
+  /** Smoothed completions per second, for the pipeline window. */
+  completionRate: number;
+  completedAtLastTick: number;
   /** Keys (jobId/index) of tasks placed on this node and not yet finished. */
   tasks: Set<string>;
   send?: (msg: SchedulerMessageIn) => void;
@@ -23,6 +30,10 @@ export interface NodeEntry extends PlacementNode {
 export interface RegistryOptions {
   agentTimeoutMs: number;
   prefetchPerWorker: number;
+  /** See SchedulerConfig.pipelineWindowMs; 0 or absent: capacity stays workers × (1 + prefetch). */
+  pipelineWindowMs?: number;
+  /** Upper bound on what the window may grow a node's capacity to. */
+  maxTasksPerNode?: number;
   /** Forget DOWN nodes after this long. */
   forgetDownAfterMs?: number;
 }
@@ -30,6 +41,8 @@ export interface RegistryOptions {
 export class NodeRegistry extends EventEmitter {
   private readonly nodes = new Map<string, NodeEntry>();
   private sweeper?: NodeJS.Timeout;
+  private windowTimer?: NodeJS.Timeout;
+  private lastWindowTick = performance.now();
 
   constructor(private readonly options: RegistryOptions) {
     super();
@@ -39,10 +52,40 @@ export class NodeRegistry extends EventEmitter {
     const every = Math.max(50, Math.min(1000, Math.floor(this.options.agentTimeoutMs / 4)));
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
+    if (this.options.pipelineWindowMs) {
+      this.windowTimer = setInterval(() => this.updateWindows(), WINDOW_TICK_MS);
+      this.windowTimer.unref();
+    }
   }
 
   stop(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.windowTimer);
+  }
+
+  /**
+   * Little's law: to keep a node busy, the tasks in flight to it must cover its completion rate
+   * times the round trip. Capacity = max(base, rate × window), so a node that finishes tiny tasks
+   * fast gets a deep pipeline, while slow tasks keep the small base. It grows by ×(window/round
+   * trip) per tick until the node's own speed caps the rate.
+   */
+  updateWindows(now = performance.now()): void {
+    const windowMs = this.options.pipelineWindowMs ?? 0;
+    const dt = now - this.lastWindowTick;
+    if (dt <= 0) return;
+    this.lastWindowTick = now;
+    const cap = this.options.maxTasksPerNode ?? 20_000;
+    for (const node of this.nodes.values()) {
+      const rate = ((node.completed - node.completedAtLastTick) * 1000) / dt;
+      node.completedAtLastTick = node.completed;
+      // Rise at once (throughput is waiting on it), decay gently (one slow tick is not a trend).
+      node.completionRate = rate >= node.completionRate ? rate : node.completionRate * 0.7 + rate * 0.3;
+      const capacity = windowMs > 0 ? Math.min(cap, Math.max(node.baseCapacity, Math.ceil((node.completionRate * windowMs) / 1000))) : node.baseCapacity;
+      if (capacity === node.capacity) continue;
+      const grew = capacity > node.capacity;
+      node.capacity = capacity;
+      if (grew && node.ready) this.emit("capacity", node);
+    }
   }
 
   register(profile: HardwareProfile): NodeEntry {
@@ -65,6 +108,9 @@ export class NodeRegistry extends EventEmitter {
       kernelKinds: new Set(profile.kernelKinds.length ? profile.kernelKinds : ["KERNEL_KIND_WASM"]),
       labels: { ...profile.labels },
       capacity: workers * (1 + this.options.prefetchPerWorker),
+      baseCapacity: workers * (1 + this.options.prefetchPerWorker),
+      completionRate: 0,
+      completedAtLastTick: 0,
       assigned: 0,
       speed: profile.calibration?.opsPerSecond ? profile.calibration.opsPerSecond / 1e9 : 1,
       gpuBackend: profile.gpuBackend ?? "",

@@ -81,7 +81,7 @@ export class Scheduler {
     this.bus = backends.bus;
     this.lease = backends.lease;
     if (backends.onLeaseLost) this.lease?.on("lost", backends.onLeaseLost);
-    this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker });
+    this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
     this.core.resultCache = config.resultCacheTtlS > 0;
@@ -97,7 +97,7 @@ export class Scheduler {
         log,
         bus && {
           route: (nodeId) => bus.routeFor(nodeId),
-          sendAssignment: (nodeId, msg) => msg.assign && bus.publishAssignment(nodeId, msg.assign),
+          sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
         },
       ),
     );

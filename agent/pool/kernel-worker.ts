@@ -1,9 +1,12 @@
-// A kernel worker thread: keeps compiled modules by kernel id and runs one task at a time,
-// each in a fresh instance with a capped memory. Output buffers are transferred, not copied.
+// A kernel worker thread: keeps compiled modules by kernel id and runs one task at a time, in
+// the order the pool sent them (the pool may have several in flight: it pipelines tiny tasks),
+// each in a fresh instance with a capped memory (a zeroed one reused from the last tasks when it
+// is small). Every reply is posted before the next task starts, so the pool always knows which
+// task is running. Output buffers are transferred, not copied.
 import { parentPort, workerData } from "node:worker_threads";
-import { KernelRunError, runWasmKernel } from "../wasm/run-kernel.js";
+import { KernelRunError, MemoryPool, runWasmKernel } from "../wasm/run-kernel.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
-import type { RunRequest, RunResponse } from "./messages.js";
+import type { RunRequest, RunResponse, ToWorker } from "./messages.js";
 
 useOptimizingWasmTier();
 
@@ -19,10 +22,16 @@ const stretch = (started: number) => {
 };
 
 const modules = new Map<string, WebAssembly.Module>();
+const memoryPool = new MemoryPool();
+if (!parentPort) throw new Error("kernel-worker must run in a worker thread");
 const port = parentPort;
-if (!port) throw new Error("kernel-worker must run in a worker thread");
 
-port.on("message", (req: RunRequest) => {
+port.on("message", (msg: ToWorker) => {
+  if (msg.type === "batch") for (const req of msg.requests) run(req);
+  else run(msg);
+});
+
+function run(req: RunRequest): void {
   if (req.module) modules.set(req.kernelId, req.module);
   const module = modules.get(req.kernelId);
   const started = performance.now();
@@ -34,13 +43,14 @@ port.on("message", (req: RunRequest) => {
   }
   try {
     const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
-    const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed });
+    const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool });
     stretch(started);
     reply = { type: "done", id: req.id, output, runMs: performance.now() - started };
-    port.postMessage(reply, [output]);
+    // Large outputs move by transfer; a small one is cheaper to copy with the message.
+    port.postMessage(reply, output.byteLength >= 64 * 1024 ? [output] : []);
   } catch (err) {
     const code = err instanceof KernelRunError ? err.code : "TRAP";
     reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started };
     port.postMessage(reply);
   }
-});
+}

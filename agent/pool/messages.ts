@@ -17,3 +17,6 @@ export interface RunRequest {
 export type RunResponse =
   | { type: "done"; id: number; output: ArrayBuffer; runMs: number }
   | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number };
+
+/** What the pool posts: one request, or several for one worker at once (run in order, answered one by one). */
+export type ToWorker = RunRequest | { type: "batch"; requests: RunRequest[] };

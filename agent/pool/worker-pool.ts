@@ -1,12 +1,20 @@
 // A pool of kernel worker threads, sized to the cores. One task runs per worker at a time,
 // so a wall-clock timeout can stop exactly that task: the only way to stop a runaway kernel
 // is to terminate its worker, which the pool then replaces.
+//
+// Tiny tasks are pipelined: a worker may have several tasks in flight, run in the order sent,
+// so it never idles for a message round trip. Only the first (the head) is running; its
+// timeout starts when it becomes head, and if it must be stopped the tasks behind it go back to
+// the front of the queue, never having started. How deep a worker's pipeline may be follows
+// each kernel's measured run time (PIPELINE_BUDGET_MS), so a kernel that is not tiny, or not
+// measured yet, runs one task per worker exactly as without pipelining.
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
-import type { RunRequest, RunResponse } from "./messages.js";
+import type { RunRequest, RunResponse, ToWorker } from "./messages.js";
+import { TaskQueue } from "./task-queue.js";
 
 export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN";
 
@@ -49,15 +57,26 @@ interface Pending {
   startedAt: number;
   resolve(result: PoolResult): void;
   reject(err: TaskFailure): void;
+  /** The worker it was sent to; unset while it waits in the pool's queue. */
   slot?: Slot;
-  timer?: NodeJS.Timeout;
   settled: boolean;
 }
 
 interface Slot {
   worker: Worker;
   kernels: Set<string>;
-  current?: Pending;
+  /**
+   * Tasks sent to this worker and not answered yet, in the order the worker runs them. The
+   * first is the running one (the head). An entry may be settled already: a task cancelled
+   * while it waited behind the head still runs on the worker, and its reply is ignored.
+   */
+  inFlight: Pending[];
+  /** How many entries of inFlight belong to each kernel (for the pipelining depth). */
+  kernelsInFlight: Map<string, number>;
+  /** The head's wall-clock timeout. */
+  timer?: NodeJS.Timeout;
+  /** Requests posted during the current pump, sent together when it ends. */
+  outbox: { requests: RunRequest[]; transfer: ArrayBuffer[] };
 }
 
 export interface WorkerPoolOptions {
@@ -66,16 +85,41 @@ export interface WorkerPoolOptions {
   maxOldGenerationSizeMb?: number;
   /** Testing aid: each run takes 1/speedFactor as long (the worker stays busy for the extra time). Default 1. */
   speedFactor?: number;
+  /**
+   * Most tasks one worker may have in flight (the running one included) when they are tiny.
+   * 1 turns pipelining off: one task per worker, the next sent when its reply arrives. Default 64.
+   */
+  maxPipelineDepth?: number;
 }
 
 export interface PoolStats {
   size: number;
+  /** Tasks running now: one per busy worker. */
   running: number;
+  /** Tasks waiting: in the pool's queue, or sent to a worker behind its running task. */
   queued: number;
   completed: number;
   failed: number;
   restarts: number;
+  /** Tasks sent to a worker that already had a task in flight (pipelined), since the pool started. */
+  pipelined: number;
+  /** The most tasks one worker has had in flight at once, since the pool started. */
+  maxInFlight: number;
+  /** Tasks sent back to the front of the queue, never having started, because their worker was stopped. */
+  requeued: number;
 }
+
+/**
+ * Pipelining budget: a worker gets more than one task in flight only while the tasks' expected run
+ * time adds up to about this much, so pipelining hides the message round trip of tiny tasks and
+ * nothing else. Kernels never measured, or slower than this, run one task per worker at a time.
+ */
+export const PIPELINE_BUDGET_MS = 2;
+/** Weight of the newest run time in a kernel's moving average. */
+const EWMA_ALPHA = 0.2;
+/** Run times below this count as this (a no-op kernel still costs an instantiation). */
+const MIN_RUN_MS = 0.005;
+const DEFAULT_MAX_PIPELINE_DEPTH = 64;
 
 /** Large inputs move to the worker by transfer instead of a copy when they own their buffer. */
 const TRANSFER_THRESHOLD_BYTES = 64 * 1024;
@@ -91,17 +135,31 @@ function workerEntry(): { source: URL | string; eval: boolean } {
   };
 }
 
+function transfers(input: Uint8Array): boolean {
+  const ownsBuffer = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
+  return input.byteLength >= TRANSFER_THRESHOLD_BYTES && ownsBuffer && input.buffer instanceof ArrayBuffer;
+}
+
+const shutdown = () => new TaskFailure("SHUTDOWN", "the agent is shutting down");
+
 export class WorkerPool extends EventEmitter {
   private readonly slots: Slot[] = [];
-  private readonly queue: Pending[] = [];
+  private readonly queue = new TaskQueue<Pending>();
   private nextId = 1;
   private closed = false;
-  private readonly stats = { completed: 0, failed: 0, restarts: 0 };
+  private readonly stats = { completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 0, requeued: 0 };
   private readonly entry = workerEntry();
+  private readonly maxDepth: number;
+  /** Per kernel: moving average of its measured run time in ms, and the pipelining depth that allows. */
+  private readonly runMsAverage = new Map<string, number>();
+  private readonly depths = new Map<string, number>();
 
   constructor(private readonly options: WorkerPoolOptions) {
     super();
     if (!Number.isInteger(options.size) || options.size < 1) throw new RangeError(`pool size must be ≥ 1, got ${options.size}`);
+    const maxDepth = options.maxPipelineDepth ?? DEFAULT_MAX_PIPELINE_DEPTH;
+    if (!Number.isInteger(maxDepth) || maxDepth < 1) throw new RangeError(`maxPipelineDepth must be ≥ 1, got ${maxDepth}`);
+    this.maxDepth = maxDepth;
     for (let i = 0; i < options.size; i++) this.slots.push(this.spawn());
   }
 
@@ -110,12 +168,22 @@ export class WorkerPool extends EventEmitter {
   }
 
   getStats(): PoolStats {
-    return {
-      size: this.slots.length,
-      running: this.slots.filter((s) => s.current).length,
-      queued: this.queue.length,
-      ...this.stats,
-    };
+    let running = 0;
+    let waiting = 0;
+    for (const slot of this.slots) {
+      slot.inFlight.forEach((p, i) => {
+        if (!p.settled) i === 0 ? running++ : waiting++;
+      });
+    }
+    return { size: this.slots.length, running, queued: this.queue.length + waiting, ...this.stats };
+  }
+
+  /**
+   * How many tasks of this kernel one worker may have in flight now, the running one included:
+   * 1 until a run of it has been measured, then as many as fit PIPELINE_BUDGET_MS by its average run time.
+   */
+  pipelineDepth(kernelId: string): number {
+    return this.depths.get(kernelId) ?? 1;
   }
 
   run(task: PoolTask): PoolHandle {
@@ -124,17 +192,17 @@ export class WorkerPool extends EventEmitter {
       pending = { id: this.nextId++, task, enqueuedAt: performance.now(), startedAt: 0, resolve, reject, settled: false };
     });
     if (this.closed) {
-      this.settle(pending, new TaskFailure("SHUTDOWN", "the agent is shutting down"));
+      this.settle(pending, shutdown());
     } else {
       this.queue.push(pending);
-      this.pump();
+      this.schedulePump("microtask");
     }
     return { promise, cancel: (reason = "cancelled") => this.cancel(pending, reason) };
   }
 
   /** Resolves once nothing is running or queued. */
   async idle(): Promise<void> {
-    while (this.queue.length > 0 || this.slots.some((s) => s.current)) {
+    while (this.queue.length > 0 || this.slots.some((s) => s.inFlight.some((p) => !p.settled))) {
       await new Promise((r) => this.once("settled", r));
     }
   }
@@ -142,10 +210,10 @@ export class WorkerPool extends EventEmitter {
   /** Stops every worker; anything still queued or running fails with SHUTDOWN. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.queue.splice(0)) this.settle(p, new TaskFailure("SHUTDOWN", "the agent is shutting down"));
+    for (const p of this.queue.drain()) this.settle(p, shutdown());
     await Promise.all(
       this.slots.map(async (slot) => {
-        if (slot.current) this.settle(slot.current, new TaskFailure("SHUTDOWN", "the agent is shutting down"));
+        for (const p of this.drain(slot)) this.settle(p, shutdown());
         await slot.worker.terminate();
       }),
     );
@@ -159,7 +227,7 @@ export class WorkerPool extends EventEmitter {
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, kernels: new Set() };
+    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [] } };
     worker.on("message", (msg: RunResponse) => this.onMessage(slot, msg));
     worker.on("error", (err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`));
     worker.on("exit", (code) => {
@@ -183,33 +251,118 @@ export class WorkerPool extends EventEmitter {
     this.emit("restart");
   }
 
-  private onWorkerDeath(slot: Slot, reason: string): void {
-    const current = slot.current;
-    slot.current = undefined;
-    if (current) this.settle(current, new TaskFailure("WORKER_CRASHED", reason));
+  /** Empties a slot's in-flight list (and stops its head's timer); returns what was in it, head first. */
+  private drain(slot: Slot): Pending[] {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = undefined;
+    const list = slot.inFlight;
+    slot.inFlight = [];
+    slot.kernelsInFlight.clear();
+    return list;
+  }
+
+  /**
+   * Stops a worker whose running task must end now (timeout, cancel, crash): that task fails with
+   * `failure`; the tasks sent behind it never started, so they go back to the front of the queue
+   * in their order; a fresh worker takes the slot.
+   */
+  private restartSlot(slot: Slot, failure: TaskFailure): void {
+    const [head, ...rest] = this.drain(slot);
+    if (head) this.settle(head, failure);
+    const back = rest.filter((p) => !p.settled);
+    for (const p of back) p.slot = undefined;
+    this.queue.unshiftAll(back);
+    this.stats.requeued += back.length;
     this.replace(slot);
     this.pump();
   }
 
+  private onWorkerDeath(slot: Slot, reason: string): void {
+    this.restartSlot(slot, new TaskFailure("WORKER_CRASHED", reason));
+  }
+
+  private noteRunMs(kernelId: string, ms: number, atLeast = false): void {
+    const previous = this.runMsAverage.get(kernelId);
+    let average = previous === undefined ? ms : previous + EWMA_ALPHA * (ms - previous);
+    if (atLeast) average = Math.max(average, ms);
+    this.runMsAverage.set(kernelId, average);
+    const depth = Math.floor(PIPELINE_BUDGET_MS / Math.max(average, MIN_RUN_MS));
+    this.depths.set(kernelId, Math.max(1, Math.min(this.maxDepth, depth)));
+  }
+
+  /** Whether `pending` may be sent to this worker now. */
+  private canTake(slot: Slot, pending: Pending): boolean {
+    const n = slot.inFlight.length;
+    if (n === 0) return true;
+    // Behind another task only: a task whose input would be transferred (a big one) waits for an
+    // idle worker, so a task sent back to the queue still has its input.
+    if (n >= this.maxDepth || transfers(pending.task.input)) return false;
+    if (n >= this.pipelineDepth(pending.task.kernelId)) return false;
+    for (const kernelId of slot.kernelsInFlight.keys()) if (n >= this.pipelineDepth(kernelId)) return false;
+    return true;
+  }
+
+  private pumpQueued: { microtask: boolean; immediate: boolean } = { microtask: false, immediate: false };
+
+  /**
+   * Fills workers a moment later, so that what a burst of run() calls (at the end of the current
+   * job: a microtask) or several replies (at the end of this turn of the event loop) made
+   * sendable goes to each worker as one message. Per-message costs, not the microseconds of
+   * delay, are what bound tiny tasks.
+   */
+  private schedulePump(when: "microtask" | "immediate"): void {
+    if (this.pumpQueued[when]) return;
+    this.pumpQueued[when] = true;
+    const run = () => {
+      this.pumpQueued[when] = false;
+      this.pump();
+    };
+    if (when === "microtask") queueMicrotask(run);
+    else setImmediate(run);
+  }
+
   private pump(): void {
-    for (const slot of this.slots) {
-      if (this.queue.length === 0) return;
-      if (slot.current) continue;
-      const pending = this.queue.shift()!;
-      this.start(slot, pending);
+    try {
+      while (this.queue.length > 0) {
+        const next = this.queue.peek()!;
+        // The least loaded worker that may take it; the queue stays in order, so when the first
+        // task must wait for a worker, everything behind it waits too.
+        let best: Slot | undefined;
+        for (const slot of this.slots) {
+          if ((!best || slot.inFlight.length < best.inFlight.length) && this.canTake(slot, next)) best = slot;
+        }
+        if (!best) return;
+        this.queue.shift();
+        this.post(best, next);
+      }
+    } finally {
+      this.flushOutboxes();
     }
   }
 
-  private start(slot: Slot, pending: Pending): void {
+  /** What one pump gave each worker goes as one message: per-message costs dominate tiny tasks. */
+  private flushOutboxes(): void {
+    for (const slot of this.slots) {
+      const { requests, transfer } = slot.outbox;
+      if (requests.length === 0) continue;
+      slot.outbox = { requests: [], transfer: [] };
+      const msg: ToWorker = requests.length === 1 ? requests[0]! : { type: "batch", requests };
+      slot.worker.postMessage(msg, transfer);
+    }
+  }
+
+  private post(slot: Slot, pending: Pending): void {
     const { task } = pending;
-    slot.current = pending;
+    const idle = slot.inFlight.length === 0;
     pending.slot = slot;
-    pending.startedAt = performance.now();
+    slot.inFlight.push(pending);
+    slot.kernelsInFlight.set(task.kernelId, (slot.kernelsInFlight.get(task.kernelId) ?? 0) + 1);
+    if (!idle) this.stats.pipelined++;
+    if (slot.inFlight.length > this.stats.maxInFlight) this.stats.maxInFlight = slot.inFlight.length;
     const input = task.input;
-    const ownsBuffer = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
-    const transferable = input.byteLength >= TRANSFER_THRESHOLD_BYTES && ownsBuffer && input.buffer instanceof ArrayBuffer;
+    const transfer = idle && transfers(input);
     // new Uint8Array(view) copies; Buffer#slice would not (it returns a view of a shared pool).
-    const buffer = transferable ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer;
+    const buffer = transfer ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer;
     const req: RunRequest = {
       type: "run",
       id: pending.id,
@@ -220,25 +373,52 @@ export class WorkerPool extends EventEmitter {
       memoryLimitBytes: task.memoryLimitBytes,
       seed: task.seed ?? pending.id,
     };
+    // The worker keeps modules by kernel id and reads its messages in order: the first message
+    // of a kernel to this worker carries the module, whether or not tasks are ahead of it.
     if (!slot.kernels.has(task.kernelId)) {
       req.module = task.module;
       slot.kernels.add(task.kernelId);
     }
-    pending.timer = setTimeout(() => {
-      if (slot.current !== pending) return;
-      slot.current = undefined;
-      this.settle(pending, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${task.timeoutMs} ms; its worker was stopped`));
-      this.replace(slot);
-      this.pump();
-    }, task.timeoutMs);
-    slot.worker.postMessage(req, [buffer]);
-    task.onStart?.(pending.startedAt - pending.enqueuedAt);
+    slot.outbox.requests.push(req);
+    // Small copies travel inside the message: transferring a tiny buffer costs more than copying it.
+    if (buffer.byteLength >= TRANSFER_THRESHOLD_BYTES) slot.outbox.transfer.push(buffer);
+    if (idle) this.startHead(slot);
+  }
+
+  /** The slot's first in-flight task is running now: start its timeout and tell its owner. */
+  private startHead(slot: Slot): void {
+    const head = slot.inFlight[0];
+    if (!head) return;
+    head.startedAt = performance.now();
+    const { timeoutMs } = head.task;
+    // A cancelled task still running on the worker keeps its timeout: a runaway one is stopped too.
+    slot.timer = setTimeout(() => {
+      if (slot.inFlight[0] !== head) return;
+      this.noteRunMs(head.task.kernelId, timeoutMs, true);
+      this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`));
+    }, timeoutMs);
+    if (!head.settled) head.task.onStart?.(head.startedAt - head.enqueuedAt);
   }
 
   private onMessage(slot: Slot, msg: RunResponse): void {
-    const pending = slot.current;
-    if (!pending || pending.id !== msg.id) return; // a late reply for a task already settled
-    slot.current = undefined;
+    const list = slot.inFlight;
+    const index = list[0]?.id === msg.id ? 0 : list.findIndex((p) => p.id === msg.id);
+    if (index < 0) return; // a late reply for a task whose worker was already given up on
+    const pending = list[index]!;
+    if (index === 0) {
+      list.shift();
+      if (slot.timer) clearTimeout(slot.timer);
+      slot.timer = undefined;
+    } else {
+      list.splice(index, 1); // not expected: the worker answers in order
+      pending.startedAt ||= performance.now();
+    }
+    const kernelId = pending.task.kernelId;
+    const count = (slot.kernelsInFlight.get(kernelId) ?? 1) - 1;
+    if (count > 0) slot.kernelsInFlight.set(kernelId, count);
+    else slot.kernelsInFlight.delete(kernelId);
+    this.noteRunMs(kernelId, msg.runMs);
+    // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
       this.settle(pending, undefined, {
         output: Buffer.from(msg.output),
@@ -248,31 +428,30 @@ export class WorkerPool extends EventEmitter {
     } else {
       this.settle(pending, new TaskFailure(msg.code, msg.message));
     }
-    this.pump();
+    if (index === 0) this.startHead(slot);
+    this.schedulePump("immediate");
   }
 
   private cancel(pending: Pending, reason: string): void {
     if (pending.settled) return;
-    const queued = this.queue.indexOf(pending);
-    if (queued >= 0) {
-      this.queue.splice(queued, 1);
-      this.settle(pending, new TaskFailure("CANCELLED", reason));
+    const slot = pending.slot;
+    if (!slot) {
+      if (this.queue.remove(pending)) this.settle(pending, new TaskFailure("CANCELLED", reason));
       return;
     }
-    const slot = pending.slot;
-    if (slot && slot.current === pending) {
+    if (slot.inFlight[0] === pending) {
       // A running kernel cannot be interrupted: stop its worker and start a fresh one.
-      slot.current = undefined;
+      this.restartSlot(slot, new TaskFailure("CANCELLED", reason));
+    } else {
+      // Sent behind the running task, not started: it is tiny (or it would not have been
+      // pipelined), so it may run; it is settled now and its reply will be dropped.
       this.settle(pending, new TaskFailure("CANCELLED", reason));
-      this.replace(slot);
-      this.pump();
     }
   }
 
   private settle(pending: Pending, error?: TaskFailure, result?: PoolResult): void {
     if (pending.settled) return;
     pending.settled = true;
-    if (pending.timer) clearTimeout(pending.timer);
     if (error) {
       this.stats.failed++;
       pending.reject(error);

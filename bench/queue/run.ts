@@ -2,19 +2,16 @@
 // for no-op tasks and a small kernel, on the embedded backends and on Kafka+Redis, with BullMQ
 // on the same Redis doing the same no-op work as the same-run baseline.
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:queue   (writes bench/results/queue.{json,md})
+import { readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { Queue, QueueEvents, Worker } from "bullmq";
-import { Agent } from "../../agent/agent.js";
 import { DistributeXClient } from "../../client/index.js";
-import { agentConfigSchema, loadConfig, schedulerConfigSchema } from "../../common/config.js";
-import { createLogger } from "../../common/logger.js";
+import { LocalCluster } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
 import { saxpyInput } from "../../kernels/reference/index.js";
-import { openBackends } from "../../scheduler/backends/factory.js";
-import { Scheduler } from "../../scheduler/scheduler.js";
 
-const TASKS = Number(process.env.BENCH_TASKS ?? 5000);
+const TASKS = Number(process.env.BENCH_TASKS ?? 40_000);
 const kafka = process.env.DISTX_TEST_KAFKA ?? "127.0.0.1:9092";
 const redisUrl = process.env.DISTX_TEST_REDIS ?? "redis://127.0.0.1:6379";
 
@@ -26,20 +23,36 @@ interface Row {
   tasksPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** Whole-machine CPU time (user + system + irq, every process: broker, Redis, client included) per 1,000 tasks. */
+  cpuMsPer1k: number;
+}
+
+/** Busy CPU time of the whole machine so far, ms (from /proc/stat; steal and idle excluded). */
+function machineBusyMs(): number {
+  try {
+    const [user, nice, system, , , irq, softirq] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return ((user! + nice! + system! + irq! + softirq!) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
+/**
+ * DistributeX as it is deployed: a scheduler process and an agent process (2 workers) started by
+ * the CLI, and this process as the client. Tiny tasks rely on the defaults (prefetch 2, pipeline
+ * window 100 ms); only the result cache is off, so every task really runs.
+ */
 async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k"): Promise<Row> {
   const prefix = `bench${Date.now().toString(36)}`;
-  const flags: Record<string, unknown> = { port: 0, drainGraceMs: 0, resultCacheTtlS: 0, prefetchPerWorker: 64, maxTasksPerJob: 1_000_000 };
-  if (mode === "kafka+redis") Object.assign(flags, { queue: "kafka", state: "redis", kafkaBrokers: kafka, redisUrl, kafkaTopicPrefix: prefix, redisPrefix: prefix });
-  const config = loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags });
-  const log = createLogger("scheduler", "error");
-  const scheduler = new Scheduler(config, log, await openBackends(config, log));
-  const address = await scheduler.start();
-  const agent = new Agent(loadConfig(agentConfigSchema, { section: "agent", env: {}, flags: { scheduler: address, workers: 2, calibrate: false } }), createLogger("agent", "error"));
-  await agent.start();
+  const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_TASKS_PER_JOB: "1000000" };
+  const schedulerArgs = ["--drain-grace-ms", "0"];
+  if (mode === "kafka+redis") {
+    schedulerArgs.push("--queue", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
+  }
+  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, ...(process.env.BENCH_PROFILE_DIR ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] } : {}) });
+  const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
     const { kernelId } = await client.registerKernel(await readFile(path.join(repoRoot(), "build/kernels/saxpy.wasm")), { name: "saxpy" });
@@ -47,22 +60,23 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
     // The small kernel's job stays under the 64 MiB Kafka submission limit (32 KiB per task).
     const tasks = work === "no-op" ? TASKS : Math.min(TASKS, 1500);
     const inputs = Array.from({ length: tasks }, (_, i) => saxpyInput(1.5, new Float32Array(n).fill(i), new Float32Array(n)));
-    // Warm up: kernel fetch, module compile, consumer groups.
-    await client.run({ kernelId, inputs: inputs.slice(0, 50) });
+    // Warm up: kernel fetch, module compile, consumer groups, the run-time model.
+    await client.run({ kernelId, inputs: inputs.slice(0, 500) });
     const latencies: number[] = [];
+    const cpu0 = machineBusyMs();
     const t0 = Date.now();
     const { jobId } = await client.submitJob({ kernelId, inputs });
     const job = await client.waitForJob(jobId, (ev) => {
       if (ev.task?.state === "TASK_STATE_SUCCEEDED") latencies.push(Number(ev.atMs) - t0);
-    });
+    }, { finalOnly: true });
     const seconds = (Date.now() - t0) / 1000;
+    const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / tasks;
     if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
     latencies.sort((a, b) => a - b);
-    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99) };
+    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k };
   } finally {
     client.close();
-    await agent.stop(0);
-    await scheduler.stop(0);
+    await cluster.stop(2000);
   }
 }
 
@@ -84,33 +98,48 @@ async function bullmq(): Promise<Row> {
       latencies.push(Date.now() - t0);
       if (++done === TASKS) finish();
     });
+  const cpu0 = machineBusyMs();
   t0 = Date.now();
   for (let i = 0; i < TASKS; i += 1000) {
     await queue.addBulk(Array.from({ length: Math.min(1000, TASKS - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
   }
   await finished;
   const seconds = (Date.now() - t0) / 1000;
+  const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / TASKS;
   await Promise.all(workers.map((w) => w.close()));
   await events.close();
   await queue.obliterate({ force: true });
   await queue.close();
   latencies.sort((a, b) => a - b);
-  return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99) };
+  return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k };
 }
 
+// BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there.
+// BENCH_ONLY=memory-no-op,kafka-no-op,… runs a subset; the BullMQ baseline runs too unless
+// BENCH_ONLY names "no-baseline" (for profiling one system alone; no results are written then).
+const runs: [string, () => Promise<Row>][] = [
+  ["bullmq", () => bullmq()],
+  ["memory-no-op", () => distx("memory", "no-op")],
+  ["kafka-no-op", () => distx("kafka+redis", "no-op")],
+  ["memory-saxpy", () => distx("memory", "saxpy-4k")],
+  ["kafka-saxpy", () => distx("kafka+redis", "saxpy-4k")],
+];
+const only = process.env.BENCH_ONLY?.split(",");
 const rows: Row[] = [];
-for (const run of [() => bullmq(), () => distx("memory", "no-op"), () => distx("kafka+redis", "no-op"), () => distx("memory", "saxpy-4k"), () => distx("kafka+redis", "saxpy-4k")]) {
+for (const [name, run] of runs) {
+  if (only && !only.includes(name) && (name !== "bullmq" || only.includes("no-baseline"))) continue;
   const row = await run();
   rows.push(row);
   console.log(JSON.stringify(row));
 }
-const base = rows.find((r) => r.system.startsWith("bullmq"))!.tasksPerSecond;
+const base = rows.find((r) => r.system.startsWith("bullmq"))?.tasksPerSecond;
+if (base === undefined) process.exit(0);
 const md = [
   `# Queue bench (${new Date().toISOString()}, ${TASKS} tasks per run, one machine, 2 cores)`,
   "",
-  "| system | work | tasks | tasks/s | × BullMQ | p50 ms | p99 ms |",
-  "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-  ...rows.map((r) => `| ${r.system} | ${r.work} | ${r.tasks} | ${r.tasksPerSecond.toFixed(0)} | ${(r.tasksPerSecond / base).toFixed(2)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} |`),
+  "| system | work | tasks | tasks/s | × BullMQ | p50 ms | p99 ms | machine CPU ms / 1k tasks |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ...rows.map((r) => `| ${r.system} | ${r.work} | ${r.tasks} | ${r.tasksPerSecond.toFixed(0)} | ${(r.tasksPerSecond / base).toFixed(2)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} | ${r.cpuMsPer1k.toFixed(0)} |`),
   "",
   "Latency is from the job's submission to each task's result being recorded (one job of all tasks), so it includes queueing behind earlier tasks.",
 ].join("\n");

@@ -71,7 +71,7 @@ export async function submitAndWatch(
       ended.add(ev.task.taskIndex);
       bar.update(Math.max(fromSnapshot, ended.size));
     }
-  });
+  }, { finalOnly: true });
   bar?.update(taskCount);
   bar?.stop();
   const results = await client.getResults(jobId);

@@ -3,7 +3,7 @@
 // Delivery to the scheduler's handlers is at-least-once: a record counts as consumed only after
 // its handler resolved (for Kafka: its offset is committed only then).
 import type { ResourceNeeds } from "../model.js";
-import type { Assignment, AssignmentIn, TaskUpdate } from "../../common/types.js";
+import type { Assignment, AssignmentIn, JobSubmission, JobSubmissionIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
 
 export interface SubmissionRecord {
@@ -34,16 +34,59 @@ export interface TaskBus {
   readonly kind: string;
   /** Durably appends a submission; resolves once the log holds it. */
   appendSubmission(rec: SubmissionRecord): Promise<void>;
-  /** Queues an assignment for one node (batched; retried until the broker takes it). */
-  publishAssignment(nodeId: string, a: AssignmentIn): void;
+  /** Queues assignments for one node, as few records as fit (retried until the broker takes them). */
+  publishAssignments(nodeId: string, items: AssignmentIn[]): void;
   /** Starts delivering submissions, task events and load samples to the handlers. */
   consume(handlers: BusHandlers): Promise<void>;
   /** The agent's side, for tests and in-process agents: assignments for nodeId. */
   subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void): Promise<{ close(): Promise<void> }>;
-  /** The agent's side: a task update or a load sample back to the scheduler. */
-  publishEvent(rec: TaskEventRecord): void;
+  /** The agent's side: task updates (one record per batch) or a load sample back to the scheduler. */
+  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void;
   publishLoad(sample: LoadSample): void;
   /** Resolves once everything queued has been written. */
   flush(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The record as the proto's JobSubmission (the submissions log's wire form). */
+export function toJobSubmission(rec: SubmissionRecord): JobSubmissionIn {
+  return {
+    jobId: rec.jobId,
+    submittedAtMs: rec.submittedAtMs,
+    request: {
+      kernelId: rec.kernelId,
+      tasks: rec.inputs.map((data) => ({ data })),
+      resources: { cores: rec.needs.cores, memoryBytes: String(rec.needs.memoryBytes), gpu: rec.needs.gpu, nodeSelector: rec.needs.nodeSelector },
+      priority: rec.priority,
+      timeoutMs: rec.timeoutMs,
+      maxAttempts: rec.maxAttempts,
+      name: rec.name,
+      gpuFallback: rec.needs.gpuFallback ?? "GPU_FALLBACK_WAIT",
+      skipResultCache: rec.skipCache,
+    },
+  };
+}
+
+export function fromJobSubmission(sub: JobSubmission): SubmissionRecord {
+  const req = sub.request;
+  if (!sub.jobId || !req) throw new Error("a submissions record without a job id or request");
+  const r = req.resources;
+  return {
+    jobId: sub.jobId,
+    submittedAtMs: sub.submittedAtMs,
+    kernelId: req.kernelId,
+    priority: req.priority,
+    timeoutMs: req.timeoutMs,
+    maxAttempts: req.maxAttempts,
+    name: req.name,
+    skipCache: req.skipResultCache,
+    needs: {
+      cores: r?.cores ?? 0,
+      memoryBytes: Number(r?.memoryBytes ?? 0),
+      gpu: r?.gpu ?? false,
+      nodeSelector: r?.nodeSelector ?? {},
+      gpuFallback: req.gpuFallback as ResourceNeeds["gpuFallback"],
+    },
+    inputs: req.tasks.map((t) => t.data),
+  };
 }

@@ -8,20 +8,24 @@
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import { KafkaAgentLink } from "../../agent/kafka-link.js";
 import {
+  assignmentBytes,
   BatchingSender,
   checkBrokers,
-  decodeUpdate,
-  encodeAssignment,
-  encodeUpdate,
+  decodeSubmission,
+  decodeUpdates,
+  encodeAssignments,
+  encodeSubmission,
+  encodeUpdates,
   kafkaClient,
   partitionFor,
+  splitByBytes,
   topicNames,
+  updateBytes,
   type KafkaTopics,
   type LoadSample,
 } from "../../common/kafka-wire.js";
-import type { Assignment, AssignmentIn } from "../../common/types.js";
-import type { BusHandlers, SubmissionRecord, TaskBus, TaskEventRecord } from "./bus.js";
-import { decodeFramed, encodeFramed } from "./codec.js";
+import type { Assignment, AssignmentIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
+import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -81,8 +85,7 @@ export class KafkaBus implements TaskBus {
   }
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
-    const { inputs, ...header } = rec;
-    const value = encodeFramed(header, inputs);
+    const value = encodeSubmission(toJobSubmission(rec));
     if (value.length > MAX_SUBMISSION_BYTES) {
       // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
       throw new Error(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes (split the job)`);
@@ -90,8 +93,11 @@ export class KafkaBus implements TaskBus {
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
 
-  publishAssignment(nodeId: string, a: AssignmentIn): void {
-    this.sender.push({ topic: this.topics.assignments, partition: partitionFor(nodeId, this.assignmentPartitions), key: nodeId, value: encodeAssignment(a) });
+  publishAssignments(nodeId: string, items: AssignmentIn[]): void {
+    const partition = partitionFor(nodeId, this.assignmentPartitions);
+    for (const run of splitByBytes(items, assignmentBytes)) {
+      this.sender.push({ topic: this.topics.assignments, partition, key: nodeId, value: encodeAssignments(run) });
+    }
   }
 
   routeFor(nodeId: string) {
@@ -154,8 +160,14 @@ export class KafkaBus implements TaskBus {
           for (const m of msgs) {
             if (!isRunning() || isStale()) return;
             if (m.value) {
-              const { header, buffers } = decodeFramed<Omit<SubmissionRecord, "inputs">>(m.value);
-              await handlers.submission({ ...header, inputs: buffers });
+              let rec: SubmissionRecord | undefined;
+              try {
+                rec = fromJobSubmission(decodeSubmission(m.value));
+              } catch (err) {
+                // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
+                this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
+              }
+              if (rec) await handlers.submission(rec);
             }
             resolveOffset(m.offset);
             await heartbeat();
@@ -163,18 +175,35 @@ export class KafkaBus implements TaskBus {
           await commitOffsetsIfNecessary();
           return;
         }
-        // Task events: handled concurrently in slices (each call takes its synchronous steps in
-        // offset order, so RUNNING before SUCCEEDED for one task holds); an offset is resolved
-        // only after every handler up to it has recorded its work.
-        for (let i = 0; i < msgs.length; i += 512) {
-          if (!isRunning() || isStale()) return;
-          const slice = msgs.slice(i, i + 512);
-          await Promise.all(
-            slice.map((m) => (m.value && m.key ? handlers.event({ nodeId: m.key.toString(), update: decodeUpdate(m.value) }) : Promise.resolve())),
-          );
-          resolveOffset(slice[slice.length - 1]!.offset);
+        // Task events: each record holds a batch of one node's updates. Updates are handled
+        // concurrently in slices (each call takes its synchronous steps in order, so RUNNING
+        // before SUCCEEDED for one task holds); an offset is resolved only after every handler
+        // up to it has recorded its work.
+        let slice: { nodeId: string; update: TaskUpdate }[] = [];
+        let lastOffset: string | undefined;
+        const handleSlice = async () => {
+          await Promise.all(slice.map((rec) => handlers.event(rec)));
+          if (lastOffset !== undefined) resolveOffset(lastOffset);
+          slice = [];
           await heartbeat();
+        };
+        for (const m of msgs) {
+          if (!isRunning() || isStale()) return;
+          if (m.value && m.key) {
+            const nodeId = m.key.toString();
+            let updates: TaskUpdate[] = [];
+            try {
+              updates = decodeUpdates(m.value);
+            } catch (err) {
+              // Not ours (or corrupt): nothing in it can be recorded, so skip it rather than stall.
+              this.options.onError?.(err as Error, `undecodable task-event record at offset ${m.offset}`);
+            }
+            for (const update of updates) slice.push({ nodeId, update });
+          }
+          lastOffset = m.offset;
+          if (slice.length >= 1024) await handleSlice();
         }
+        await handleSlice();
         await commitOffsetsIfNecessary();
       },
     });
@@ -185,8 +214,8 @@ export class KafkaBus implements TaskBus {
     return { close: () => link.close() };
   }
 
-  publishEvent(rec: TaskEventRecord): void {
-    this.sender.push({ topic: this.topics.events, key: rec.nodeId, value: encodeUpdate(rec.update) });
+  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
+    for (const run of splitByBytes(updates, updateBytes)) this.sender.push({ topic: this.topics.events, key: nodeId, value: encodeUpdates(run) });
   }
 
   publishLoad(sample: LoadSample): void {

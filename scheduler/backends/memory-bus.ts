@@ -1,8 +1,8 @@
 // In-process TaskBus: same contract as the Kafka bus (ordered per node, at-least-once to the
 // scheduler's handlers: a handler that throws gets the record again), nothing durable.
-import type { Assignment, AssignmentIn } from "../../common/types.js";
-import { decodeAssignment, encodeAssignment, type LoadSample } from "../../common/kafka-wire.js";
-import type { BusHandlers, SubmissionRecord, TaskBus, TaskEventRecord } from "./bus.js";
+import type { Assignment, AssignmentIn, TaskUpdateIn } from "../../common/types.js";
+import { decodeAssignments, decodeSubmission, decodeUpdates, encodeAssignments, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
+import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus, type TaskEventRecord } from "./bus.js";
 
 type Item = { kind: "submission"; rec: SubmissionRecord } | { kind: "event"; rec: TaskEventRecord };
 
@@ -15,18 +15,20 @@ export class MemoryBus implements TaskBus {
   private pumping?: Promise<void>;
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
-    this.enqueue({ kind: "submission", rec });
+    // Through the same encoding as Kafka, so both buses deliver the same shape.
+    this.enqueue({ kind: "submission", rec: fromJobSubmission(decodeSubmission(encodeSubmission(toJobSubmission(rec)))) });
   }
 
-  publishAssignment(nodeId: string, input: AssignmentIn): void {
+  publishAssignments(nodeId: string, items: AssignmentIn[]): void {
     // Through the same encoding as Kafka, so both buses deliver the same shape.
-    const a = decodeAssignment(encodeAssignment(input));
-    const sub = this.subscribers.get(nodeId);
-    if (sub) queueMicrotask(() => sub(a));
-    else {
-      const list = this.pendingAssignments.get(nodeId) ?? [];
-      list.push(a);
-      this.pendingAssignments.set(nodeId, list);
+    for (const a of decodeAssignments(encodeAssignments(items))) {
+      const sub = this.subscribers.get(nodeId);
+      if (sub) queueMicrotask(() => sub(a));
+      else {
+        const list = this.pendingAssignments.get(nodeId) ?? [];
+        list.push(a);
+        this.pendingAssignments.set(nodeId, list);
+      }
     }
   }
 
@@ -42,8 +44,8 @@ export class MemoryBus implements TaskBus {
     return { close: async () => void this.subscribers.delete(nodeId) };
   }
 
-  publishEvent(rec: TaskEventRecord): void {
-    this.enqueue({ kind: "event", rec });
+  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
+    for (const update of decodeUpdates(encodeUpdates(updates))) this.enqueue({ kind: "event", rec: { nodeId, update } });
   }
 
   publishLoad(sample: LoadSample): void {

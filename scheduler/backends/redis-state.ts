@@ -9,9 +9,16 @@
 //   P:jobs:unfinished      zset jobId → submittedAtMs        (read at start to resume)
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
-import { Redis } from "ioredis";
+import { Redis, type Result } from "ioredis";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
 import type { StateStore, StoredKernel, StoredResult } from "./types.js";
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    /** HSETNX of field/value pairs into one hash; 1 per pair that was set, 0 per pair already there. */
+    distxHsetnxMany(key: string, ...fieldsAndValues: (string | Buffer)[]): Result<number[], Context>;
+  }
+}
 
 export interface RedisStateOptions {
   url: string;
@@ -76,7 +83,12 @@ export class RedisStateStore implements StateStore {
   }
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
-    return new RedisStateStore(await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state"), options);
+    const redis = await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state");
+    redis.defineCommand("distxHsetnxMany", {
+      numberOfKeys: 1,
+      lua: "local won = {} for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return won",
+    });
+    return new RedisStateStore(redis, options);
   }
 
   private job(jobId: string, part: "meta" | "inputs" | "results"): string {
@@ -106,10 +118,46 @@ export class RedisStateStore implements StateStore {
     return (await this.redis.get(this.job(jobId, "meta"))) ?? undefined;
   }
 
-  async recordResult(jobId: string, result: StoredResult): Promise<boolean> {
+  /**
+   * Results recorded in the same moment (one batch of task events) go to Redis as one script
+   * call per job: HSETNX for each, so each is still recorded exactly once, at a fraction of
+   * the per-command cost.
+   */
+  private pendingResults = new Map<string, { fields: (string | Buffer)[]; settle: ((won: boolean) => void)[]; fail: ((err: Error) => void)[] }>();
+  private resultsFlushQueued = false;
+
+  recordResult(jobId: string, result: StoredResult): Promise<boolean> {
     const { output, ...header } = result;
-    const won = await this.redis.hsetnx(this.job(jobId, "results"), String(result.taskIndex), encodeFramed(header, [output]));
-    return won === 1;
+    let batch = this.pendingResults.get(jobId);
+    if (!batch) {
+      batch = { fields: [], settle: [], fail: [] };
+      this.pendingResults.set(jobId, batch);
+    }
+    batch.fields.push(String(result.taskIndex), encodeFramed(header, [output]));
+    const done = new Promise<boolean>((resolve, reject) => {
+      batch.settle.push(resolve);
+      batch.fail.push(reject);
+    });
+    if (!this.resultsFlushQueued) {
+      this.resultsFlushQueued = true;
+      queueMicrotask(() => this.flushResults());
+    }
+    return done;
+  }
+
+  private flushResults(): void {
+    this.resultsFlushQueued = false;
+    const batches = this.pendingResults;
+    this.pendingResults = new Map();
+    for (const [jobId, batch] of batches) {
+      const key = this.job(jobId, "results");
+      const call: Promise<number[]> =
+        batch.settle.length === 1 ? this.redis.hsetnx(key, batch.fields[0]!, batch.fields[1]!).then((won) => [won]) : this.redis.distxHsetnxMany(key, ...batch.fields);
+      call.then(
+        (won) => batch.settle.forEach((resolve, i) => resolve(won[i] === 1)),
+        (err: Error) => batch.fail.forEach((reject) => reject(err)),
+      );
+    }
   }
 
   async getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {

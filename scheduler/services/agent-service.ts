@@ -10,7 +10,7 @@ import type { KafkaRouteShape } from "../../agent/kafka-link.js";
 /** With a Kafka bus: where each agent reads its assignments, and how they are sent there. */
 export interface AgentRouting {
   route(nodeId: string): KafkaRouteShape;
-  sendAssignment(nodeId: string, msg: SchedulerMessageIn): void;
+  sendAssignments(nodeId: string, items: AssignmentIn[]): void;
 }
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
@@ -41,12 +41,12 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
         if (msg.hello) {
           const id = msg.hello.nodeId;
           // Assignments of one dispatch round go out as one message; a cancel never overtakes them.
+          // With Kafka they go to the node's assignments partition instead, as one record.
           const assigns = new Coalescer<AssignmentIn>((items) =>
-            call.write(items.length === 1 ? { assign: items[0]! } : { assigns: { items } }),
+            routing ? routing.sendAssignments(id, items) : call.write(items.length === 1 ? { assign: items[0]! } : { assigns: { items } }),
           );
           const send = (m: SchedulerMessageIn) => {
-            if (routing && m.assign) routing.sendAssignment(id, m);
-            else if (m.assign) assigns.push(m.assign);
+            if (m.assign) assigns.push(m.assign);
             else {
               assigns.flush();
               call.write(m);

@@ -3,7 +3,8 @@ import type * as grpc from "@grpc/grpc-js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId, sha256Hex } from "../../common/hash.js";
-import type { DistributeXHandlers, JobEventIn } from "../../common/types.js";
+import { Coalescer } from "../../common/coalescer.js";
+import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob, isTerminalTask } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
@@ -106,8 +107,17 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         call.emit("error", toServiceError(err));
         return;
       }
-      const channel = `job:${job.id}`;
+      const jobId = job.id;
+      const channel = `job:${jobId}`;
+      const finalOnly = call.request.finalOnly;
+      // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
+      const outcomes = new Coalescer<TaskEventIn>((items) => call.write({ jobId, atMs: Date.now(), tasks: { items } }));
       const send = (ev: JobEventIn) => {
+        if (finalOnly && ev.task) {
+          if (isTerminalTask(ev.task.state as never)) outcomes.push(ev.task);
+          return;
+        }
+        outcomes.flush();
         call.write(ev);
         if (ev.job && isTerminalJob(ev.job.state as never)) finish();
       };
@@ -115,9 +125,13 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         core.off(channel, send);
         call.end();
       };
-      call.on("cancelled", () => core.off(channel, send));
-      call.on("error", () => core.off(channel, send));
-      call.write({ jobId: job.id, atMs: Date.now(), job: toJobProto(job) });
+      const stop = () => {
+        core.off(channel, send);
+        outcomes.clear();
+      };
+      call.on("cancelled", stop);
+      call.on("error", stop);
+      call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
       if (isTerminalJob(job.state)) {
         call.end();
         return;
@@ -128,11 +142,9 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       const now = Date.now();
       for (const task of job.tasks) {
         if (!isTerminalTask(task.state)) continue;
-        call.write({
-          jobId: job.id,
-          atMs: now,
-          task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ?? null, runMs: task.runMs },
-        });
+        const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ?? null, runMs: task.runMs };
+        if (finalOnly) outcomes.push(ev);
+        else call.write({ jobId, atMs: now, task: ev });
       }
       core.on(channel, send);
     },

@@ -68,6 +68,16 @@ describe("a local cluster of separate processes", () => {
     expect(events[0]?.job?.state).toBe("JOB_STATE_SUCCEEDED");
   });
 
+  it("a final-only watch streams each task's outcome once and no intermediate states", async () => {
+    const example = getExampleKernel("montecarlo_pi");
+    const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));
+    const { jobId } = await t.client.submitJob({ kernelId, inputs: example.makeTasks({ tasks: 6 }), skipResultCache: true });
+    const states: string[] = [];
+    const job = await t.client.waitForJob(jobId, (ev) => ev.task && states.push(`${ev.task.taskIndex}:${ev.task.state}`), { finalOnly: true });
+    expect(job.state).toBe("JOB_STATE_SUCCEEDED");
+    expect(states.sort()).toEqual([0, 1, 2, 3, 4, 5].map((i) => `${i}:TASK_STATE_SUCCEEDED`));
+  });
+
   it("cancel stops a running job's tasks on the agents, and the agents keep serving", async () => {
     const example = getExampleKernel("montecarlo_pi");
     const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));

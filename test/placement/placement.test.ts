@@ -6,7 +6,7 @@ import { NodeIndex, classKey } from "../../scheduler/placement/node-index.js";
 import { RuntimeModel, DEFAULT_WORK } from "../../scheduler/placement/runtime-model.js";
 import { CapacityPlacement, ForecastPlacement, finishEstimate } from "../../scheduler/placement/strategy.js";
 import { PlacementController, type PredictedSaturation } from "../../scheduler/placement/controller.js";
-import { NodeRegistry } from "../../scheduler/registry.js";
+import { NodeRegistry, type NodeEntry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 
 // These scenarios use 4-core, 8 GiB nodes.
@@ -193,5 +193,51 @@ describe("predicted saturation", () => {
     for (let i = 0; i < 40; i++) beat(Math.min(1, 0.2 + 0.025 * i));
     expect(events.filter((e) => e.scope === "node")).toHaveLength(2);
     expect(events.some((e) => e.scope === "cluster")).toBe(true);
+  });
+});
+
+describe("pipeline window (tiny tasks)", () => {
+  const profile = (workers: number): HardwareProfile =>
+    ({ hostname: "h", workers, cpu: { model: "x", logicalCores: workers }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} }) as unknown as HardwareProfile;
+
+  function completeTasks(registry: NodeRegistry, node: NodeEntry, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const key = `job-x/${node.completed}`;
+      registry.addTask(node, key);
+      registry.removeTask(node.id, key, true);
+    }
+  }
+
+  it("widens a node that completes tasks fast to rate × window, keeps a slow one at its base, and narrows again when work slows", () => {
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2, pipelineWindowMs: 100 });
+    const fast = registry.register(profile(2));
+    const slow = registry.register(profile(2));
+    for (const n of [fast, slow]) registry.attachSession(n.id, () => {});
+    const widened: string[] = [];
+    registry.on("capacity", (n: NodeEntry, key?: string) => key === undefined && widened.push(n.id));
+    expect(fast.capacity).toBe(6);
+    let now = performance.now();
+    registry.updateWindows(now);
+    // 500 completions in 100 ms = 5,000/s: 100 ms of it is 500 tasks.
+    completeTasks(registry, fast, 500);
+    completeTasks(registry, slow, 2);
+    registry.updateWindows((now += 100));
+    expect(fast.capacity).toBe(500);
+    expect(slow.capacity).toBe(6);
+    expect(widened).toEqual([fast.id]);
+    // Idle ticks: the rate decays and the capacity comes back down to the base, never below.
+    for (let i = 0; i < 30; i++) registry.updateWindows((now += 100));
+    expect(fast.capacity).toBe(6);
+  });
+
+  it("stays at workers × (1 + prefetch) when the window is off", () => {
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+    const n = registry.register(profile(4));
+    registry.attachSession(n.id, () => {});
+    let now = performance.now();
+    registry.updateWindows(now);
+    completeTasks(registry, n, 1000);
+    registry.updateWindows((now += 100));
+    expect(n.capacity).toBe(12);
   });
 });

@@ -1,10 +1,14 @@
 // The agent's kernel worker pool, on real worker threads and real compiled kernels.
 import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskFailure, WorkerPool } from "../../agent/pool/worker-pool.js";
+import { TaskFailure, WorkerPool, type PoolTask } from "../../agent/pool/worker-pool.js";
+import { MemoryPool, runWasmKernel } from "../../agent/wasm/run-kernel.js";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
 import { repoRoot } from "../../common/paths.js";
+import { buildKernel } from "../../kernels/toolchain/build.js";
 import { fixtureKernel } from "../helpers/fixtures.js";
 
 let pool: WorkerPool;
@@ -29,6 +33,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool?.close();
 });
+
+/**
+ * A burst of run() calls is sent to the workers together at the end of the current job (a
+ * microtask), before any reply can be handled: after this the counts below are exact.
+ */
+const sent = () => Promise.resolve();
 
 describe("worker pool", () => {
   it("runs tasks and returns their outputs", async () => {
@@ -74,6 +84,7 @@ describe("worker pool", () => {
   it("cancels queued and running tasks", async () => {
     const running = [0, 1].map(() => pool.run({ kernelId: "spin", module: spin, input: new Uint8Array(4), timeoutMs: 60_000, memoryLimitBytes: MiB }));
     const queued = pool.run({ kernelId: "echo", module: echo, input: echoInput(0, new Uint8Array(1)), timeoutMs: 5000, memoryLimitBytes: MiB });
+    await sent();
     await new Promise((r) => setTimeout(r, 100));
     expect(pool.getStats()).toMatchObject({ running: 2, queued: 1 });
     queued.cancel("test");
@@ -81,6 +92,213 @@ describe("worker pool", () => {
     for (const h of [...running, queued]) expect((await h.promise.catch((e) => e)).code).toBe("CANCELLED");
     await pool.idle();
     expect(pool.getStats()).toMatchObject({ running: 0, queued: 0 });
+  });
+});
+
+const u32s = (...values: number[]) => {
+  const b = new Uint8Array(4 * values.length);
+  values.forEach((v, i) => new DataView(b.buffer).setUint32(4 * i, v, true));
+  return b;
+};
+const u32At = (b: Uint8Array, offset: number) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
+
+describe("worker pool pipelining", () => {
+  // A pool of its own, so the per-kernel run times it learns come from these tests only.
+  let fast: WorkerPool;
+  // A tiny echo task that returns `i` after its 4-byte header.
+  const tiny = (i: number): PoolTask => ({ kernelId: "echo", module: echo, input: echoInput(0, u32s(i)), timeoutMs: 30_000, memoryLimitBytes: MiB });
+
+  /** Runs tiny echo tasks until the pool has measured them as tiny enough to pipeline 8 deep. */
+  async function warmUp(): Promise<number> {
+    for (let round = 0; round < 100 && fast.pipelineDepth("echo") < 8; round++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => fast.run(tiny(i)).promise));
+    }
+    const depth = fast.pipelineDepth("echo");
+    expect(depth).toBeGreaterThanOrEqual(8);
+    return depth;
+  }
+
+  beforeAll(() => {
+    fast = new WorkerPool({ size: 2 });
+  });
+
+  afterAll(async () => {
+    await fast?.close();
+  });
+
+  it("runs a kernel never measured one task per worker", async () => {
+    const probe = new WorkerPool({ size: 2 });
+    try {
+      expect(probe.pipelineDepth("echo")).toBe(1);
+      const handles = Array.from({ length: 6 }, (_, i) => probe.run(tiny(i)));
+      await sent();
+      expect(probe.getStats()).toMatchObject({ running: 2, queued: 4, pipelined: 0, maxInFlight: 1 });
+      await Promise.all(handles.map((h) => h.promise));
+    } finally {
+      await probe.close();
+    }
+  });
+
+  it("pipelines many tiny tasks, several in flight per worker, each with its own output", async () => {
+    const depth = await warmUp();
+    const before = fast.getStats();
+    const handles = Array.from({ length: 2000 }, (_, i) => fast.run(tiny(i)));
+    await sent();
+    // Both workers were idle: each got `depth` tasks at once, one running and the rest behind it.
+    const now = fast.getStats();
+    expect(now).toMatchObject({ running: 2, queued: 1998 });
+    expect(now.pipelined - before.pipelined).toBe(2 * (depth - 1));
+    expect(now.maxInFlight).toBeGreaterThanOrEqual(depth);
+    const results = await Promise.all(handles.map((h) => h.promise));
+    results.forEach((r, i) => expect(u32At(r.output, 4)).toBe(i));
+    const after = fast.getStats();
+    expect(after.completed - before.completed).toBe(2000);
+    expect(after.failed).toBe(before.failed);
+    expect(after.restarts).toBe(before.restarts);
+    await fast.idle();
+    expect(fast.getStats()).toMatchObject({ running: 0, queued: 0 });
+  });
+
+  it("still transfers a large input (sent only to an idle worker) among pipelined tasks", async () => {
+    await warmUp();
+    const small = Array.from({ length: 100 }, (_, i) => fast.run(tiny(i)));
+    const big = echoInput(0, new Uint8Array(2 * MiB).fill(3));
+    const large = fast.run({ kernelId: "echo", module: echo, input: big, timeoutMs: 30_000, memoryLimitBytes: 16 * MiB });
+    const more = Array.from({ length: 100 }, (_, i) => fast.run(tiny(1000 + i)));
+    const r = await large.promise;
+    expect(big.byteLength).toBe(0); // detached: transferred, not copied
+    expect(r.output.byteLength).toBe(2 * MiB + 4);
+    expect(r.output[2 * MiB + 3]).toBe(3);
+    const outs = await Promise.all([...small, ...more].map((h) => h.promise));
+    outs.forEach((o, i) => expect(u32At(o.output, 4)).toBe(i < 100 ? i : 1000 + i - 100));
+  });
+
+  it("times out a long task pipelined behind tiny ones and sends the tasks behind it back to the queue", async () => {
+    const depth = await warmUp();
+    const before = fast.getStats();
+    const started: number[] = [];
+    let longStarted = 0;
+    // The same kernel as the tiny tasks, so it is pipelined like them; ~4·10⁹ iterations never end in time.
+    const long = fast.run({ ...tiny(0), input: echoInput(0xffffffff, u32s(0)), timeoutMs: 300, onStart: () => longStarted++ });
+    // Both workers idle: the long task goes to the first, then tasks alternate, so depth − 1 of them
+    // wait on the first worker behind the long one.
+    const behind = Array.from({ length: 4 * depth }, (_, i) => fast.run({ ...tiny(i), onStart: () => started.push(i) }));
+    await sent();
+    expect(longStarted).toBe(1);
+    expect(started).toEqual([0]); // the only other task running yet: the second worker's first
+    expect(fast.getStats().pipelined - before.pipelined).toBe(2 * (depth - 1));
+    const err = await long.promise.catch((e) => e);
+    expect(err).toBeInstanceOf(TaskFailure);
+    expect(err.code).toBe("TIMEOUT");
+    // The slow run counts at once: the kernel is not pipelined again until it is measured tiny again.
+    expect(fast.pipelineDepth("echo")).toBe(1);
+    const results = await Promise.all(behind.map((h) => h.promise));
+    results.forEach((r, i) => expect(u32At(r.output, 4)).toBe(i));
+    const after = fast.getStats();
+    expect(after.restarts).toBe(before.restarts + 1);
+    // At least the depth − 1 sent at first (more if the depth grew while the other worker's tiny
+    // runs were measured and the first worker took more behind the long one).
+    expect(after.requeued - before.requeued).toBeGreaterThanOrEqual(depth - 1);
+    expect(after.failed - before.failed).toBe(1);
+    expect(after.completed - before.completed).toBe(4 * depth);
+    // Each task started once, when it really started: none on being sent, none twice after the requeue.
+    expect([...started].sort((a, b) => a - b)).toEqual(Array.from({ length: 4 * depth }, (_, i) => i));
+  });
+
+  it("cancels a task waiting behind the running one without stopping its worker", async () => {
+    const depth = await warmUp();
+    const before = fast.getStats();
+    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(tiny(i)));
+    await sent();
+    // Tasks alternate between the two idle workers: task 2 waits on the first worker behind task 0.
+    handles[2]!.cancel("test");
+    expect(fast.getStats()).toMatchObject({ running: 2, queued: 4 * depth - 3 });
+    expect((await handles[2]!.promise.catch((e) => e)).code).toBe("CANCELLED");
+    const results = await Promise.all(handles.filter((_, i) => i !== 2).map((h) => h.promise));
+    results.forEach((r, j) => expect(u32At(r.output, 4)).toBe(j < 2 ? j : j + 1));
+    await fast.idle();
+    const after = fast.getStats();
+    expect(after.restarts).toBe(before.restarts);
+    expect(after.failed - before.failed).toBe(1);
+    expect(after.completed - before.completed).toBe(4 * depth - 1); // the cancelled task's own reply was dropped
+    expect(after).toMatchObject({ running: 0, queued: 0 });
+  });
+
+  it("cancels a running task with tasks behind it: its worker is replaced and they run elsewhere", async () => {
+    const depth = await warmUp();
+    const before = fast.getStats();
+    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(tiny(i)));
+    await sent();
+    handles[0]!.cancel("test");
+    expect((await handles[0]!.promise.catch((e) => e)).code).toBe("CANCELLED");
+    const results = await Promise.all(handles.slice(1).map((h) => h.promise));
+    results.forEach((r, j) => expect(u32At(r.output, 4)).toBe(j + 1));
+    const after = fast.getStats();
+    expect(after.restarts).toBe(before.restarts + 1);
+    expect(after.requeued - before.requeued).toBe(depth - 1);
+    expect(after.completed - before.completed).toBe(4 * depth - 1);
+  });
+});
+
+describe("memory reuse", () => {
+  let scribble: WebAssembly.Module;
+
+  beforeAll(async () => {
+    // Reports the non-zero bytes it finds in its free memory, then writes over all of it.
+    const outDir = await mkdtemp(path.join(os.tmpdir(), "distx-scribble-"));
+    const { wasmPath } = await buildKernel(path.join(repoRoot(), "test", "fixtures", "kernels", "scribble.ts"), { outDir });
+    scribble = await compileWasmKernel(await readFile(wasmPath));
+  });
+
+  const scan = (output: ArrayBuffer | Uint8Array) => {
+    const b = output instanceof Uint8Array ? output : new Uint8Array(output);
+    return { nonZero: u32At(b, 0), scanned: u32At(b, 4) };
+  };
+
+  it("hands a task a zeroed memory: nothing a previous task wrote is visible, traps included", () => {
+    const memories = new MemoryPool();
+    const run = (...input: number[]) => runWasmKernel(scribble, u32s(...input), { memoryLimitBytes: MiB, memoryPool: memories });
+    for (let i = 0; i < 5; i++) {
+      const r = scan(run(0));
+      expect(r.nonZero).toBe(0);
+      expect(r.scanned).toBeGreaterThan(64 * 1024);
+    }
+    expect(memories.created).toBe(1);
+    expect(memories.reused).toBe(4);
+    // A task that scribbles and then traps: its memory is zeroed before the next task gets it.
+    expect(() => run(0, 1)).toThrow(/scribbled, then trapped/);
+    expect(scan(run(0)).nonZero).toBe(0);
+    expect(memories.reused).toBe(6);
+  });
+
+  it("drops a memory that grew, and never keeps big ones", () => {
+    const memories = new MemoryPool();
+    const run = (extra: number) => runWasmKernel(scribble, u32s(extra), { memoryLimitBytes: 8 * MiB, memoryPool: memories });
+    expect(scan(run(0)).nonZero).toBe(0);
+    expect(memories.size).toBe(1);
+    // Grows past its initial pages: not given back.
+    expect(scan(run(512 * 1024)).nonZero).toBe(0);
+    expect(memories.size).toBe(0);
+    expect(scan(run(0)).nonZero).toBe(0);
+    expect(memories).toMatchObject({ created: 2, reused: 1, size: 1 });
+    // A 2 MiB input starts with a memory over 1 MiB: never kept.
+    const big = new Uint8Array(2 * MiB);
+    runWasmKernel(scribble, big, { memoryLimitBytes: 8 * MiB, memoryPool: memories });
+    expect(memories.size).toBe(1);
+  });
+
+  it("in the pool's workers, pipelined tasks never see each other's memory", async () => {
+    const one = new WorkerPool({ size: 1 });
+    try {
+      const task = (): PoolTask => ({ kernelId: "scribble", module: scribble, input: u32s(0), timeoutMs: 30_000, memoryLimitBytes: MiB });
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.all(Array.from({ length: 50 }, () => one.run(task()).promise));
+        for (const r of results) expect(scan(r.output).nonZero).toBe(0);
+      }
+      expect(one.getStats().completed).toBe(500);
+    } finally {
+      await one.close();
+    }
   });
 });
 
