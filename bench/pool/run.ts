@@ -3,7 +3,7 @@
 // worker at a time (maxPipelineDepth: 1), in the same run, rounds interleaved.
 // Run: npm run bench:pool    (env: BENCH_TASKS, default 20000; BENCH_ROUNDS, default 3)
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { WorkerPool, type PoolStats } from "../../agent/pool/worker-pool.js";
@@ -51,16 +51,22 @@ async function main(): Promise<void> {
     for (const [i, pool] of pools.entries()) rates[i]!.push(await runBatch(pool, TASKS));
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`worker pool: ${TASKS} no-op saxpy tasks (n = 0) per round, ${WORKERS} workers, ${ROUNDS} rounds, ${os.cpus().length} CPUs, node ${process.version}`);
   const stats: PoolStats[] = pools.map((p) => p.getStats());
-  for (const [i, c] of configs.entries()) {
-    const s = stats[i]!;
-    console.log(
-      `  ${c.name.padEnd(36)} ${Math.round(median(rates[i]!)).toLocaleString("en-US").padStart(8)} tasks/s (median; rounds: ${rates[i]!.map((r) => Math.round(r)).join(", ")})` +
-        `  pipelined ${s.pipelined}, max in flight ${s.maxInFlight}`,
-    );
-  }
-  console.log(`  speed-up: ×${(median(rates[1]!) / median(rates[0]!)).toFixed(2)}`);
+  const lines = [
+    `# Worker pool bench (${new Date().toISOString()})`,
+    "",
+    `${TASKS} no-op saxpy tasks (n = 0) per round, ${WORKERS} workers, ${ROUNDS} rounds interleaved; ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version}.`,
+    "",
+    "| pool | tasks/s (median) | rounds | × baseline | pipelined sends | max in flight |",
+    "| --- | ---: | --- | ---: | ---: | ---: |",
+    ...configs.map((c, i) => {
+      const s = stats[i]!;
+      return `| ${c.name} | ${Math.round(median(rates[i]!))} | ${rates[i]!.map((r) => Math.round(r)).join(", ")} | ${(median(rates[i]!) / median(rates[0]!)).toFixed(2)} | ${s.pipelined} | ${s.maxInFlight} |`;
+    }),
+  ];
+  console.log(lines.join("\n"));
+  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
+  await writeFile(path.join(repoRoot(), "bench/results/pool.md"), lines.join("\n") + "\n");
   await Promise.all(pools.map((p) => p.close()));
 }
 
