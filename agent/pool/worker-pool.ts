@@ -76,7 +76,7 @@ interface Slot {
   /** The head's wall-clock timeout. */
   timer?: NodeJS.Timeout;
   /** Requests posted during the current pump, sent together when it ends. */
-  outbox: { requests: RunRequest[]; transfer: ArrayBuffer[] };
+  outbox: { requests: RunRequest[]; transfer: ArrayBuffer[]; small: { req: RunRequest; input: Uint8Array }[] };
 }
 
 export interface WorkerPoolOptions {
@@ -139,6 +139,8 @@ function transfers(input: Uint8Array): boolean {
   const ownsBuffer = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
   return input.byteLength >= TRANSFER_THRESHOLD_BYTES && ownsBuffer && input.buffer instanceof ArrayBuffer;
 }
+
+const EMPTY = new ArrayBuffer(0);
 
 const shutdown = () => new TaskFailure("SHUTDOWN", "the agent is shutting down");
 
@@ -227,7 +229,7 @@ export class WorkerPool extends EventEmitter {
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [] } };
+    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [], small: [] } };
     worker.on("message", (msg: RunResponse) => this.onMessage(slot, msg));
     worker.on("error", (err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`));
     worker.on("exit", (code) => {
@@ -343,9 +345,20 @@ export class WorkerPool extends EventEmitter {
   /** What one pump gave each worker goes as one message: per-message costs dominate tiny tasks. */
   private flushOutboxes(): void {
     for (const slot of this.slots) {
-      const { requests, transfer } = slot.outbox;
+      const { requests, transfer, small } = slot.outbox;
       if (requests.length === 0) continue;
-      slot.outbox = { requests: [], transfer: [] };
+      slot.outbox = { requests: [], transfer: [], small: [] };
+      // Small inputs travel packed in one buffer (one allocation and one clone per message, not per task).
+      let total = 0;
+      for (const { input } of small) total += input.byteLength;
+      const packed = new Uint8Array(total);
+      let at = 0;
+      for (const { req, input } of small) {
+        packed.set(input, at);
+        req.input = packed.buffer;
+        req.inputOffset = at;
+        at += input.byteLength;
+      }
       const msg: ToWorker = requests.length === 1 ? requests[0]! : { type: "batch", requests };
       slot.worker.postMessage(msg, transfer);
     }
@@ -360,9 +373,10 @@ export class WorkerPool extends EventEmitter {
     if (!idle) this.stats.pipelined++;
     if (slot.inFlight.length > this.stats.maxInFlight) this.stats.maxInFlight = slot.inFlight.length;
     const input = task.input;
-    const transfer = idle && transfers(input);
-    // new Uint8Array(view) copies; Buffer#slice would not (it returns a view of a shared pool).
-    const buffer = transfer ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer;
+    const large = input.byteLength >= TRANSFER_THRESHOLD_BYTES;
+    // A large input moves by transfer (its own buffer when it owns one, else a copy: new
+    // Uint8Array(view) copies, Buffer#slice would not); small ones are packed at flush.
+    const buffer = large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : EMPTY;
     const req: RunRequest = {
       type: "run",
       id: pending.id,
@@ -380,8 +394,8 @@ export class WorkerPool extends EventEmitter {
       slot.kernels.add(task.kernelId);
     }
     slot.outbox.requests.push(req);
-    // Small copies travel inside the message: transferring a tiny buffer costs more than copying it.
-    if (buffer.byteLength >= TRANSFER_THRESHOLD_BYTES) slot.outbox.transfer.push(buffer);
+    if (large) slot.outbox.transfer.push(buffer);
+    else slot.outbox.small.push({ req, input });
     if (idle) this.startHead(slot);
   }
 
