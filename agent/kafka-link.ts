@@ -3,7 +3,7 @@
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
 import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
-import { BatchingSender, decodeAssignments, encodeUpdates, kafkaClient, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
+import { BatchingSender, decodeAssignments, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
 import type { Assignment, TaskUpdateIn } from "../common/types.js";
 
 export interface KafkaRouteShape {
@@ -98,29 +98,20 @@ export class KafkaAgentLink {
     const sender = new BatchingSender(producer);
     if (onError) sender.onError = onError;
     const link = new KafkaAgentLink(route, nodeId, consumer, sender);
-    // kafkajs gives up on some errors (e.g. no group coordinator while the broker restarts):
-    // then a fresh consumer resumes from the committed offset, so no assignment is skipped.
-    const watch = (c: Consumer) =>
-      c.on(c.events.CRASH, (e) => {
-        onError?.(new Error(`assignment consumer crashed (restart: ${e.payload.restart}): ${e.payload.error.message}`));
-        if (e.payload.restart || link.closed) return;
-        const retry = async () => {
-          if (link.closed) return;
-          await c.disconnect().catch(() => undefined);
+    const watch = (c: Consumer): void =>
+      replaceWhenCrashed(
+        c,
+        async () => {
           const next = makeConsumer();
           link.consumer = next;
           watch(next);
-          try {
-            await next.connect();
-            await next.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
-            await runConsumer(next);
-          } catch (err) {
-            onError?.(err as Error);
-            setTimeout(() => void retry(), 1000).unref();
-          }
-        };
-        setTimeout(() => void retry(), 500).unref();
-      });
+          await next.connect();
+          await next.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
+          await runConsumer(next);
+        },
+        () => link.closed,
+        (err, where) => onError?.(new Error(`assignment ${where}: ${err.message}`)),
+      );
     watch(consumer);
     return link;
   }

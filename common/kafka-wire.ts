@@ -1,11 +1,10 @@
 // What the scheduler and the agents agree on over Kafka: topic names, which assignments
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
-import { Kafka, logLevel as KafkaLogLevel, type Producer } from "kafkajs";
+import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
-import protobuf from "protobufjs";
-import { loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
-import { protoFile } from "./paths.js";
+import type protobuf from "protobufjs";
+import { contractMessage, loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
 import type { JobSubmission, JobSubmissionIn } from "./types.js";
 import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
 
@@ -61,6 +60,28 @@ export async function checkBrokers(brokers: string[], timeoutMs: number): Promis
     clearTimeout(timer);
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+/**
+ * kafkajs gives up on some errors while a broker restarts (no group coordinator, …) and does not
+ * restart the consumer itself: then `start` (which makes, connects and runs a fresh consumer, and
+ * watches it in turn) replaces it. The fresh one resumes from the committed offsets, and nothing
+ * unrecorded was committed, so nothing is skipped. Retried every second until it works or `closed()`.
+ */
+export function replaceWhenCrashed(consumer: Consumer, start: () => Promise<void>, closed: () => boolean, onError: (err: Error, where: string) => void): void {
+  consumer.on(consumer.events.CRASH, (e) => {
+    onError(e.payload.error, `consumer crashed (restart: ${e.payload.restart})`);
+    if (e.payload.restart || closed()) return;
+    const retry = async () => {
+      if (closed()) return;
+      await consumer.disconnect().catch(() => undefined);
+      await start().catch((err: unknown) => {
+        onError(err as Error, "consumer restart");
+        setTimeout(() => void retry(), 1000).unref();
+      });
+    };
+    setTimeout(() => void retry(), 500).unref();
+  });
 }
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -165,13 +186,9 @@ export class BatchingSender {
 // Assignment and task-event records carry the very messages of the gRPC session (proto/ is the
 // one wire contract): SchedulerMessage{assigns} and AgentMessage{updates}. One record holds what
 // one turn produced for one node, so per-record costs (framing, CRC, offsets) are paid per batch.
-const sessionMethod = (): MethodDefinition<AgentMessageIn, SchedulerMessageIn, AgentMessage, SchedulerMessage> =>
-  (loadContract().definition["distributex.v1.AgentService"] as ServiceDefinition)["Session"] as MethodDefinition<
-    AgentMessageIn,
-    SchedulerMessageIn,
-    AgentMessage,
-    SchedulerMessage
-  >;
+type SessionMethod = MethodDefinition<AgentMessageIn, SchedulerMessageIn, AgentMessage, SchedulerMessage>;
+let session: SessionMethod | undefined;
+const sessionMethod = (): SessionMethod => (session ??= (loadContract().definition["distributex.v1.AgentService"] as ServiceDefinition)["Session"] as SessionMethod);
 
 export function encodeAssignments(items: AssignmentIn[]): Buffer {
   return sessionMethod().responseSerialize({ assigns: { items } });
@@ -192,7 +209,7 @@ export function decodeUpdates(buf: Buffer): TaskUpdate[] {
 }
 
 let submissionType: protobuf.Type | undefined;
-const jobSubmission = (): protobuf.Type => (submissionType ??= protobuf.loadSync(protoFile()).lookupType("distributex.v1.JobSubmission"));
+const jobSubmission = (): protobuf.Type => (submissionType ??= contractMessage("JobSubmission"));
 
 /** A submissions record: the proto's JobSubmission. */
 export function encodeSubmission(sub: JobSubmissionIn): Buffer {

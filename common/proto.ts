@@ -2,6 +2,7 @@
 // proto-loader-gen-types (npm run gen:proto) so the .proto stays the single source of truth.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
 import type { ProtoGrpcType } from "../generated/proto/distributex.js";
 import { protoDir, protoFile } from "./paths.js";
 
@@ -26,6 +27,17 @@ export function loadContract(): { definition: protoLoader.PackageDefinition; pro
 }
 
 export const v1 = () => loadContract().proto.distributex.v1;
+
+let root: protobuf.Root | undefined;
+
+/**
+ * A message type of the contract, for encodings that are not an RPC's (Kafka records). Parsed
+ * from the same .proto, once; decode with PROTO_LOADER_OPTIONS to get the generated types' shape.
+ */
+export function contractMessage(name: string): protobuf.Type {
+  root ??= protobuf.loadSync(protoFile(), new protobuf.Root());
+  return root.lookupType(`distributex.v1.${name}`);
+}
 
 /** Allow large task payloads; the scheduler enforces its own job-size limit with a clear message. */
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;

@@ -9,7 +9,6 @@ import { hostPort } from "../../common/config.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
-import { buildKernel } from "../../kernels/toolchain/build.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
 
@@ -110,6 +109,9 @@ export function registerClientCommands(program: Command): void {
             console.log(`${g.manifest.name.padEnd(16)} ${g.modulePath}  ${formatBytes(g.manifest.sizeBytes).padStart(9)}  sha256 ${g.manifest.sha256}`);
             continue;
           }
+          // Loaded here, not at the top: the AssemblyScript compiler (binaryen) is large, and every
+          // `distx scheduler` / `distx agent` start would otherwise pay for it.
+          const { buildKernel } = await import("../../kernels/toolchain/build.js");
           const { wasmPath, manifest } = await buildKernel(file, { outDir: opts.outDir, optimize: !opts.debug });
           console.log(`${manifest.name.padEnd(16)} ${path.relative(process.cwd(), wasmPath)}  ${formatBytes(manifest.sizeBytes).padStart(9)}  sha256 ${manifest.sha256}`);
         }

@@ -18,6 +18,7 @@ import {
   encodeUpdates,
   kafkaClient,
   partitionFor,
+  replaceWhenCrashed,
   splitByBytes,
   topicNames,
   updateBytes,
@@ -120,21 +121,7 @@ export class KafkaBus implements TaskBus {
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.CRASH, (e) => {
-      this.options.onError?.(e.payload.error, `consumer crashed (restart: ${e.payload.restart})`);
-      // kafkajs gives up on some errors while the broker restarts: start a fresh consumer, which
-      // resumes from the committed offsets (nothing unrecorded was committed).
-      if (e.payload.restart || this.closed) return;
-      const retry = async () => {
-        if (this.closed) return;
-        await consumer.disconnect().catch(() => undefined);
-        await this.consume(handlers).catch((err) => {
-          this.options.onError?.(err as Error, "consumer restart");
-          setTimeout(() => void retry(), 1000).unref();
-        });
-      };
-      setTimeout(() => void retry(), 500).unref();
-    });
+    replaceWhenCrashed(consumer, () => this.consume(handlers), () => this.closed, (err, where) => this.options.onError?.(err, where));
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topics.submissions, this.topics.events, this.topics.load], fromBeginning: true });
     await consumer.run({

@@ -3,7 +3,6 @@
 // run here, so `npx vitest run test/backends` works on its own.
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -20,16 +19,7 @@ export function testServices(): { kafka: string; redis: string } {
 /** A fresh namespace for topics and keys, so test files sharing a broker and a Redis never meet. */
 export const uniquePrefix = (tag: string) => `t${tag}${randomUUID().slice(0, 8)}`;
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../helpers/net.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

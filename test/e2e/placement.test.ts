@@ -54,6 +54,8 @@ function pin(pid: number, cpu: number): void {
 }
 
 describe("forecast placement across real agents", () => {
+  // Skipped beside other test files (their CPU load would be load this test did not plan); npm test
+  // runs it in its solo pass with DISTX_E2E_CONTENTION=1. See CONTENTION above.
   it.skipIf(!CONTENTION)("raises predicted_saturation before the agent's cores saturate", { timeout: 120_000 }, async () => {
     t = await startTestCluster("placement-saturation", {
       agents: 1,
@@ -109,6 +111,7 @@ describe("forecast placement across real agents", () => {
     expect(fast / Math.max(1, slow)).toBeGreaterThan(1.8);
   });
 
+  // Solo pass only, like the saturation test above.
   it.skipIf(!CONTENTION)("steers new tasks away from an agent whose core is busy with another process", async () => {
     t = await startTestCluster("placement-background", {
       schedulerArgs: HEARTBEAT,

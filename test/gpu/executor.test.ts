@@ -40,6 +40,8 @@ describe("gpu executor, headlessgl backend", () => {
     if (!glUsable) console.warn(`headlessgl not usable here (${gl.glError}); GL tests skip. Run under xvfb-run with DISTX_GPU_TESTS=require to make this fatal.`);
   });
 
+  // Without a GL context (no X display or GL driver) headlessgl cannot run at all, so these skip,
+  // with the warning above; CI sets DISTX_GPU_TESTS=require, so there they run and must pass.
   for (const name of ["gemm_gpu", "mandelbrot_gpu"] as const) {
     it.skipIf(!glUsable && !REQUIRE_GL)(`${name} matches its float32 JS reference, and headlessgl really ran it`, async () => {
       for (const size of SIZES[name]) {

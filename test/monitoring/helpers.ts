@@ -2,10 +2,10 @@
 // on a free loopback port, PromQL over its HTTP API.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { repoRoot } from "../../common/paths.js";
+import { freePort } from "../helpers/net.js";
 
 /** The path of a required system binary, or a clear error saying how to install it. */
 export function requireBinary(name: string, pkg: string): string {
@@ -25,16 +25,6 @@ export const testOutputDir = (...p: string[]) => {
   return path.join(dir, ...p);
 };
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface RunningPrometheus {
   url: string;
