@@ -18,5 +18,54 @@ export type RunResponse =
   | { type: "done"; id: number; output: ArrayBuffer; runMs: number }
   | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number };
 
-/** What the pool posts: one request, or several for one worker at once (run in order, answered one by one). */
+/** What the pool posts: one request, or several for one worker at once (run in order). */
 export type ToWorker = RunRequest | { type: "batch"; requests: RunRequest[] };
+
+/** What a worker posts: the replies of the tasks it finished since its last message, in order. */
+export type FromWorker = RunResponse[];
+
+/**
+ * What a worker is doing now, in memory it shares with the pool: the pool reads it to know which
+ * task is running while replies are still on their way (a worker answers several tasks at once).
+ */
+export class WorkerActivity {
+  /** [0]: id of the task running now, 0 when none; [1]: how many tasks the worker has finished. */
+  private readonly words: Int32Array;
+  /** [0]: when the running task started (ms since the epoch, fractional). */
+  private readonly started: Float64Array;
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(16)) {
+    this.words = new Int32Array(buffer, 0, 2);
+    this.started = new Float64Array(buffer, 8, 1);
+  }
+
+  /** Worker side: task `id` starts now. */
+  begin(id: number, atMs: number): void {
+    // The time first, then the id: a reader that sees the id sees its start time (or a later one).
+    this.started[0] = atMs;
+    Atomics.store(this.words, 0, id);
+  }
+
+  /** Worker side: the running task has finished (its reply may not be posted yet). */
+  end(): void {
+    Atomics.add(this.words, 1, 1);
+    Atomics.store(this.words, 0, 0);
+  }
+
+  get finished(): number {
+    return Atomics.load(this.words, 1);
+  }
+
+  /** The task running now and when it started, or undefined when the worker runs none. */
+  running(): { id: number; startedAtMs: number } | undefined {
+    for (;;) {
+      const id = Atomics.load(this.words, 0);
+      if (id === 0) return undefined;
+      const startedAtMs = this.started[0]!;
+      if (Atomics.load(this.words, 0) === id) return { id, startedAtMs };
+    }
+  }
+}
+
+/** Wall-clock ms that mean the same in every thread (performance.now() has a per-thread origin). */
+export const epochMs = (): number => performance.timeOrigin + performance.now();

@@ -3,9 +3,11 @@
 // is to terminate its worker, which the pool then replaces.
 //
 // Tiny tasks are pipelined: a worker may have several tasks in flight, run in the order sent,
-// so it never idles for a message round trip. Only the first (the head) is running; its
-// timeout starts when it becomes head, and if it must be stopped the tasks behind it go back to
-// the front of the queue, never having started. How deep a worker's pipeline may be follows
+// so it never idles for a message round trip. A worker is topped up only once it is down to
+// half its depth, and it answers several tasks per message, so messages carry tasks by the
+// dozen when they are tiny. Which task a worker is running is in memory it shares with the pool
+// (WorkerActivity): a timeout, a cancel or a crash stops exactly that task, and the tasks sent
+// behind it go back to the front of the queue. How deep a worker's pipeline may be follows
 // each kernel's measured run time (PIPELINE_BUDGET_MS), so a kernel that is not tiny, or not
 // measured yet, runs one task per worker exactly as without pipelining.
 import { EventEmitter } from "node:events";
@@ -13,7 +15,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
-import type { RunRequest, RunResponse, ToWorker } from "./messages.js";
+import { epochMs, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 import { TaskQueue } from "./task-queue.js";
 
 export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN";
@@ -73,8 +75,15 @@ interface Slot {
   inFlight: Pending[];
   /** How many entries of inFlight belong to each kernel (for the pipelining depth). */
   kernelsInFlight: Map<string, number>;
-  /** The head's wall-clock timeout. */
+  /** When to look whether the running task is past its timeout, and that moment (epoch ms). */
   timer?: NodeJS.Timeout;
+  timerDue: number;
+  /** Which task the worker is running now, and how many it has finished (shared with it). */
+  activity: WorkerActivity;
+  /** Replies handled from this worker; activity.finished − received are finished but not heard of yet. */
+  received: number;
+  /** Whether this pump may add tasks behind the ones in flight (set when a pump starts). */
+  refill: boolean;
   /** Requests posted during the current pump, sent together when it ends. */
   outbox: { requests: RunRequest[]; transfer: ArrayBuffer[]; small: { req: RunRequest; input: Uint8Array }[] };
 }
@@ -90,6 +99,11 @@ export interface WorkerPoolOptions {
    * 1 turns pipelining off: one task per worker, the next sent when its reply arrives. Default 64.
    */
   maxPipelineDepth?: number;
+  /**
+   * Longest a worker holds a finished task's reply so that it goes back with the next ones
+   * (default 1 ms); it always answers once the tasks of one message are done.
+   */
+  replyHoldMs?: number;
 }
 
 export interface PoolStats {
@@ -105,8 +119,14 @@ export interface PoolStats {
   pipelined: number;
   /** The most tasks one worker has had in flight at once, since the pool started. */
   maxInFlight: number;
-  /** Tasks sent back to the front of the queue, never having started, because their worker was stopped. */
+  /**
+   * Tasks sent back to the front of the queue because their worker was stopped: never started,
+   * or finished with their reply still in the worker (those run again).
+   */
   requeued: number;
+  /** Messages posted to workers, and received from them, since the pool started (each carries one task or more). */
+  messagesSent: number;
+  messagesReceived: number;
 }
 
 /**
@@ -149,7 +169,7 @@ export class WorkerPool extends EventEmitter {
   private readonly queue = new TaskQueue<Pending>();
   private nextId = 1;
   private closed = false;
-  private readonly stats = { completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 0, requeued: 0 };
+  private readonly stats = { completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 0, requeued: 0, messagesSent: 0, messagesReceived: 0 };
   private readonly entry = workerEntry();
   private readonly maxDepth: number;
   /** Per kernel: moving average of its measured run time in ms, and the pipelining depth that allows. */
@@ -222,15 +242,16 @@ export class WorkerPool extends EventEmitter {
   }
 
   private spawn(): Slot {
+    const activity = new WorkerActivity();
     const worker = new Worker(this.entry.source, {
       eval: this.entry.eval,
       resourceLimits: { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb ?? 128 },
-      workerData: { speedFactor: this.options.speedFactor ?? 1 },
+      workerData: { speedFactor: this.options.speedFactor ?? 1, activity: activity.buffer, replyHoldMs: this.options.replyHoldMs ?? 1 },
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [], small: [] } };
-    worker.on("message", (msg: RunResponse) => this.onMessage(slot, msg));
+    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [], small: [] }, activity, received: 0, refill: true, timerDue: Infinity };
+    worker.on("message", (replies: FromWorker) => this.onReplies(slot, replies));
     worker.on("error", (err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`));
     worker.on("exit", (code) => {
       if (!this.closed && this.slots.includes(slot)) this.onWorkerDeath(slot, `worker exited with code ${code}`);
@@ -257,6 +278,7 @@ export class WorkerPool extends EventEmitter {
   private drain(slot: Slot): Pending[] {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = undefined;
+    slot.timerDue = Infinity;
     const list = slot.inFlight;
     slot.inFlight = [];
     slot.kernelsInFlight.clear();
@@ -264,19 +286,35 @@ export class WorkerPool extends EventEmitter {
   }
 
   /**
-   * Stops a worker whose running task must end now (timeout, cancel, crash): that task fails with
-   * `failure`; the tasks sent behind it never started, so they go back to the front of the queue
-   * in their order; a fresh worker takes the slot.
+   * Stops a worker whose running task must end now (timeout, cancel, crash): that task (`target`,
+   * by default the one the worker is running) fails with `failure`; the tasks sent behind it
+   * never started, so they go back to the front of the queue in their order, and so do tasks
+   * finished before it whose replies had not arrived (they run again: at least once). A fresh
+   * worker takes the slot.
    */
-  private restartSlot(slot: Slot, failure: TaskFailure): void {
-    const [head, ...rest] = this.drain(slot);
-    if (head) this.settle(head, failure);
-    const back = rest.filter((p) => !p.settled);
+  private restartSlot(slot: Slot, failure: TaskFailure, target = this.runningTask(slot)): void {
+    const list = this.drain(slot);
+    const back: Pending[] = [];
+    for (const p of list) {
+      if (p === target) this.settle(p, failure);
+      else if (!p.settled) back.push(p);
+    }
     for (const p of back) p.slot = undefined;
     this.queue.unshiftAll(back);
     this.stats.requeued += back.length;
     this.replace(slot);
     this.pump();
+  }
+
+  /** The in-flight task the worker is running now; else the first not finished (sent, not begun yet). */
+  private runningTask(slot: Slot): Pending | undefined {
+    const running = slot.activity.running();
+    const list = slot.inFlight;
+    if (running) {
+      const p = list.find((q) => q.id === running.id);
+      if (p) return p;
+    }
+    return list[slot.activity.finished - slot.received];
   }
 
   private onWorkerDeath(slot: Slot, reason: string): void {
@@ -292,13 +330,20 @@ export class WorkerPool extends EventEmitter {
     this.depths.set(kernelId, Math.max(1, Math.min(this.maxDepth, depth)));
   }
 
+  /** How few tasks a worker must have in flight before it is given more: half its pipeline depth. */
+  private lowWater(slot: Slot): number {
+    let depth = this.maxDepth;
+    for (const kernelId of slot.kernelsInFlight.keys()) depth = Math.min(depth, this.pipelineDepth(kernelId));
+    return Math.floor(depth / 2);
+  }
+
   /** Whether `pending` may be sent to this worker now. */
   private canTake(slot: Slot, pending: Pending): boolean {
     const n = slot.inFlight.length;
     if (n === 0) return true;
     // Behind another task only: a task whose input would be transferred (a big one) waits for an
     // idle worker, so a task sent back to the queue still has its input.
-    if (n >= this.maxDepth || transfers(pending.task.input)) return false;
+    if (!slot.refill || n >= this.maxDepth || transfers(pending.task.input)) return false;
     if (n >= this.pipelineDepth(pending.task.kernelId)) return false;
     for (const kernelId of slot.kernelsInFlight.keys()) if (n >= this.pipelineDepth(kernelId)) return false;
     return true;
@@ -324,6 +369,9 @@ export class WorkerPool extends EventEmitter {
   }
 
   private pump(): void {
+    // A busy worker is topped up only once it is down to half its depth: then what it is sent
+    // goes by the dozen, not one task per message as each reply comes in.
+    for (const slot of this.slots) slot.refill = slot.inFlight.length <= this.lowWater(slot);
     try {
       while (this.queue.length > 0) {
         const next = this.queue.peek()!;
@@ -361,6 +409,7 @@ export class WorkerPool extends EventEmitter {
       }
       const msg: ToWorker = requests.length === 1 ? requests[0]! : { type: "batch", requests };
       slot.worker.postMessage(msg, transfer);
+      this.stats.messagesSent++;
     }
   }
 
@@ -397,36 +446,88 @@ export class WorkerPool extends EventEmitter {
     if (large) slot.outbox.transfer.push(buffer);
     else slot.outbox.small.push({ req, input });
     if (idle) this.startHead(slot);
+    // It may begin as soon as the tasks ahead of it finish: look no later than its timeout from now.
+    else if (epochMs() + task.timeoutMs < slot.timerDue) this.armTimeout(slot);
   }
 
-  /** The slot's first in-flight task is running now: start its timeout and tell its owner. */
+  /**
+   * The slot's first in-flight task is running now, as far as the pool knows: tell its owner, and
+   * arm the timeout of the task the worker is really running (this one, or one behind it whose
+   * predecessors' replies are still on their way).
+   */
   private startHead(slot: Slot): void {
     const head = slot.inFlight[0];
     if (!head) return;
-    head.startedAt = performance.now();
-    const { timeoutMs } = head.task;
-    // A cancelled task still running on the worker keeps its timeout: a runaway one is stopped too.
-    slot.timer = setTimeout(() => {
-      if (slot.inFlight[0] !== head) return;
-      this.noteRunMs(head.task.kernelId, timeoutMs, true);
-      this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`));
-    }, timeoutMs);
-    if (!head.settled) head.task.onStart?.(head.startedAt - head.enqueuedAt);
+    this.markStarted(head);
+    this.armTimeout(slot);
   }
 
-  private onMessage(slot: Slot, msg: RunResponse): void {
+  private markStarted(p: Pending): void {
+    if (p.startedAt) return;
+    p.startedAt = performance.now();
+    if (!p.settled) p.task.onStart?.(p.startedAt - p.enqueuedAt);
+  }
+
+  /**
+   * Looks again at the earliest moment an in-flight task could be past its timeout: the running
+   * one's own deadline, or (for a task not begun yet, or begun since) its timeout from now. A
+   * cancelled task still running on the worker keeps its timeout: a runaway one is stopped too.
+   */
+  private armTimeout(slot: Slot): void {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = undefined;
+    slot.timerDue = Infinity;
+    if (slot.inFlight.length === 0) return;
+    const running = slot.activity.running();
+    const now = epochMs();
+    let wait = Infinity;
+    for (const p of slot.inFlight) {
+      const { timeoutMs } = p.task;
+      wait = Math.min(wait, running?.id === p.id ? running.startedAtMs + timeoutMs - now : timeoutMs);
+    }
+    slot.timerDue = now + wait;
+    slot.timer = setTimeout(() => this.checkTimeout(slot), Math.max(0, wait));
+  }
+
+  /** The timer fired: stop the running task if it is past its timeout, else look again later. */
+  private checkTimeout(slot: Slot): void {
+    slot.timer = undefined;
+    if (!this.slots.includes(slot)) return;
+    const running = slot.activity.running();
+    const task = running && slot.inFlight.find((p) => p.id === running.id);
+    if (running && task) {
+      const { timeoutMs } = task.task;
+      if (epochMs() - running.startedAtMs >= timeoutMs) {
+        this.noteRunMs(task.task.kernelId, timeoutMs, true);
+        this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`), task);
+        return;
+      }
+    }
+    this.armTimeout(slot);
+  }
+
+  private onReplies(slot: Slot, replies: FromWorker): void {
+    this.stats.messagesReceived++;
+    const head = slot.inFlight[0];
+    for (const reply of replies) this.onReply(slot, reply);
+    // A new head: it has started (as far as the pool can tell), and the timeout follows the running task.
+    if (slot.inFlight[0] !== head) {
+      if (slot.inFlight[0]) this.startHead(slot);
+      else this.armTimeout(slot);
+    }
+    this.schedulePump("immediate");
+  }
+
+  private onReply(slot: Slot, msg: RunResponse): void {
+    slot.received++;
     const list = slot.inFlight;
     const index = list[0]?.id === msg.id ? 0 : list.findIndex((p) => p.id === msg.id);
     if (index < 0) return; // a late reply for a task whose worker was already given up on
     const pending = list[index]!;
-    if (index === 0) {
-      list.shift();
-      if (slot.timer) clearTimeout(slot.timer);
-      slot.timer = undefined;
-    } else {
-      list.splice(index, 1); // not expected: the worker answers in order
-      pending.startedAt ||= performance.now();
-    }
+    if (index === 0) list.shift();
+    else list.splice(index, 1); // not expected: the worker answers in order
+    // A task that ran behind the head, answered in the same message: it started after its predecessor.
+    this.markStarted(pending);
     const kernelId = pending.task.kernelId;
     const count = (slot.kernelsInFlight.get(kernelId) ?? 1) - 1;
     if (count > 0) slot.kernelsInFlight.set(kernelId, count);
@@ -442,8 +543,6 @@ export class WorkerPool extends EventEmitter {
     } else {
       this.settle(pending, new TaskFailure(msg.code, msg.message));
     }
-    if (index === 0) this.startHead(slot);
-    this.schedulePump("immediate");
   }
 
   private cancel(pending: Pending, reason: string): void {
@@ -453,12 +552,13 @@ export class WorkerPool extends EventEmitter {
       if (this.queue.remove(pending)) this.settle(pending, new TaskFailure("CANCELLED", reason));
       return;
     }
-    if (slot.inFlight[0] === pending) {
+    if (this.runningTask(slot) === pending) {
       // A running kernel cannot be interrupted: stop its worker and start a fresh one.
-      this.restartSlot(slot, new TaskFailure("CANCELLED", reason));
+      this.restartSlot(slot, new TaskFailure("CANCELLED", reason), pending);
     } else {
-      // Sent behind the running task, not started: it is tiny (or it would not have been
-      // pipelined), so it may run; it is settled now and its reply will be dropped.
+      // Finished (its reply on the way), or sent behind the running task and not started: it is
+      // tiny (or it would not have been pipelined), so it may run; it is settled now and its
+      // reply will be dropped.
       this.settle(pending, new TaskFailure("CANCELLED", reason));
     }
   }

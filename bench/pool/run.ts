@@ -57,11 +57,11 @@ async function main(): Promise<void> {
     "",
     `${TASKS} no-op saxpy tasks (n = 0) per round, ${WORKERS} workers, ${ROUNDS} rounds interleaved; ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version}.`,
     "",
-    "| pool | tasks/s (median) | rounds | × baseline | pipelined sends | max in flight |",
-    "| --- | ---: | --- | ---: | ---: | ---: |",
+    "| pool | tasks/s (median) | rounds | × baseline | pipelined sends | max in flight | tasks per message to / from workers |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ...configs.map((c, i) => {
       const s = stats[i]!;
-      return `| ${c.name} | ${Math.round(median(rates[i]!))} | ${rates[i]!.map((r) => Math.round(r)).join(", ")} | ${(median(rates[i]!) / median(rates[0]!)).toFixed(2)} | ${s.pipelined} | ${s.maxInFlight} |`;
+      return `| ${c.name} | ${Math.round(median(rates[i]!))} | ${rates[i]!.map((r) => Math.round(r)).join(", ")} | ${(median(rates[i]!) / median(rates[0]!)).toFixed(2)} | ${s.pipelined} | ${s.maxInFlight} | ${((s.completed + s.failed) / Math.max(1, s.messagesSent)).toFixed(1)} / ${((s.completed + s.failed) / Math.max(1, s.messagesReceived)).toFixed(1)} |`;
     }),
   ];
   console.log(lines.join("\n"));

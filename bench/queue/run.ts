@@ -2,7 +2,7 @@
 // for no-op tasks and a small kernel, on the embedded backends and on Kafka+Redis, with BullMQ
 // on the same Redis doing the same no-op work as the same-run baseline.
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:queue   (writes bench/results/queue.{json,md})
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +30,8 @@ interface Row {
   rounds?: number[];
   /** Whole-machine CPU time (user + system + irq, every process: broker, Redis, client included) per 1,000 tasks. */
   cpuMsPer1k: number;
+  /** The same, split by process (user + system of each, threads included), ms per 1,000 tasks. */
+  cpuByProcess?: Record<string, number>;
 }
 
 /** Busy CPU time of the whole machine so far, ms (from /proc/stat; steal and idle excluded). */
@@ -40,6 +42,54 @@ function machineBusyMs(): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU time (user + system, all threads) of one process so far, ms; NaN once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+const redisPort = new URL(redisUrl).port || "6379";
+
+/** The pids of the shared services the rows run against: the Kafka broker and Redis. */
+function servicePids(): Record<string, number> {
+  const found: Record<string, number> = {};
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.includes("kafka.Kafka")) found.kafka = Number(entry);
+      else if (cmdline.startsWith("redis-server") && cmdline.includes(`:${redisPort}`)) found.redis = Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** Per-process CPU between two points, ms per 1,000 tasks, for the processes named in `pids`. */
+function cpuMeter(pids: Record<string, number>): (tasks: number) => Record<string, number> {
+  const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuMs(pid)]));
+  return (tasks) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, Math.round(((processCpuMs(pid) - start[name]!) * 1000) / tasks)]));
+}
+
+/** CPU time of each thread of a process so far, ms, by thread ("main" or its tid). */
+function threadCpuMs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out[tid === String(pid) ? "main" : tid] = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -70,6 +120,11 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
     // Warm up: kernel fetch, module compile, consumer groups, the run-time model.
     await client.run({ kernelId, inputs: inputs.slice(0, 500) });
     const latencies: number[] = [];
+    const processes = Object.fromEntries(cluster.processes.map((p) => [p.name, p.child.pid!]));
+    const meter = cpuMeter({ ...processes, client: process.pid, ...(mode === "kafka+redis" ? servicePids() : {}) });
+    // BENCH_THREADS=1 prints each cluster process's CPU by thread for the measured part (V8's GC and
+    // compiler threads, the kernel workers), to see where a process's time goes.
+    const threads0 = process.env.BENCH_THREADS ? Object.fromEntries(cluster.processes.map((p) => [p.name, threadCpuMs(p.child.pid!)])) : {};
     const cpu0 = machineBusyMs();
     const t0 = Date.now();
     const jobs = await Promise.all(
@@ -82,10 +137,16 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
     );
     const seconds = (Date.now() - t0) / 1000;
     const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / tasks;
+    const cpuByProcess = meter(tasks);
+    for (const [name, before] of Object.entries(threads0)) {
+      const now = threadCpuMs(processes[name]!);
+      const used = Object.entries(now).map(([tid, ms]) => [tid, ms - (before[tid] ?? 0)] as const).filter(([, ms]) => ms >= 30);
+      console.error(`threads of ${name} (CPU ms, ≥ 30): ${used.map(([tid, ms]) => `${tid} ${ms}`).join(", ")}`);
+    }
     const failed = jobs.find((j) => j.state !== "JOB_STATE_SUCCEEDED");
     if (failed) throw new Error(`bench job ended ${failed.state}`);
     latencies.sort((a, b) => a - b);
-    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k };
+    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
   } finally {
     client.close();
     await cluster.stop(2000);
@@ -110,6 +171,7 @@ async function bullmq(): Promise<Row> {
       latencies.push(Date.now() - t0);
       if (++done === TASKS) finish();
     });
+  const meter = cpuMeter({ "client (queue + workers)": process.pid, ...servicePids() });
   const cpu0 = machineBusyMs();
   t0 = Date.now();
   for (let i = 0; i < TASKS; i += 1000) {
@@ -118,12 +180,13 @@ async function bullmq(): Promise<Row> {
   await finished;
   const seconds = (Date.now() - t0) / 1000;
   const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / TASKS;
+  const cpuByProcess = meter(TASKS);
   await Promise.all(workers.map((w) => w.close()));
   await events.close();
   await queue.obliterate({ force: true });
   await queue.close();
   latencies.sort((a, b) => a - b);
-  return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k };
+  return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
 }
 
 // BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there.

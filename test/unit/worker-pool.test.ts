@@ -208,7 +208,9 @@ describe("worker pool pipelining", () => {
   it("cancels a task waiting behind the running one without stopping its worker", async () => {
     const depth = await warmUp();
     const before = fast.getStats();
-    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(tiny(i)));
+    // Task 0 spins for a while (10⁸ iterations, a tenth of a second or so), so task 2 behind it
+    // has surely not begun when it is cancelled.
+    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(i === 0 ? { ...tiny(0), input: echoInput(100_000_000, u32s(0)) } : tiny(i)));
     await sent();
     // Tasks alternate between the two idle workers: task 2 waits on the first worker behind task 0.
     handles[2]!.cancel("test");
@@ -227,7 +229,9 @@ describe("worker pool pipelining", () => {
   it("cancels a running task with tasks behind it: its worker is replaced and they run elsewhere", async () => {
     const depth = await warmUp();
     const before = fast.getStats();
-    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(tiny(i)));
+    // The first task never ends on its own (a tiny one could be finished before the cancel, and
+    // cancelling a finished task stops nothing); it is pipelined like the tiny ones behind it.
+    const handles = Array.from({ length: 4 * depth }, (_, i) => fast.run(i === 0 ? { ...tiny(0), input: echoInput(0xffffffff, u32s(0)) } : tiny(i)));
     await sent();
     handles[0]!.cancel("test");
     expect((await handles[0]!.promise.catch((e) => e)).code).toBe("CANCELLED");
@@ -237,6 +241,71 @@ describe("worker pool pipelining", () => {
     expect(after.restarts).toBe(before.restarts + 1);
     expect(after.requeued - before.requeued).toBe(depth - 1);
     expect(after.completed - before.completed).toBe(4 * depth - 1);
+  });
+});
+
+describe("worker pool replies", () => {
+  // Workers that hold every reply until the tasks of their message are done, so which replies
+  // are still inside a worker is known exactly.
+  let held: WorkerPool;
+  const tiny = (i: number): PoolTask => ({ kernelId: "echo", module: echo, input: echoInput(0, u32s(i)), timeoutMs: 30_000, memoryLimitBytes: MiB });
+  const endless = (timeoutMs: number): PoolTask => ({ ...tiny(0), input: echoInput(0xffffffff, u32s(0)), timeoutMs });
+
+  beforeAll(async () => {
+    held = new WorkerPool({ size: 2, replyHoldMs: 60_000 });
+    for (let round = 0; round < 100 && held.pipelineDepth("echo") < 8; round++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => held.run(tiny(i)).promise));
+    }
+    expect(held.pipelineDepth("echo")).toBeGreaterThanOrEqual(8);
+  });
+
+  afterAll(async () => {
+    await held?.close();
+  });
+
+  it("answers the tasks of one message with one message", async () => {
+    const depth = held.pipelineDepth("echo");
+    const before = held.getStats();
+    const results = await Promise.all(Array.from({ length: 2 * depth }, (_, i) => held.run(tiny(i)).promise));
+    results.forEach((r, i) => expect(u32At(r.output, 4)).toBe(i));
+    const after = held.getStats();
+    // Two idle workers: one message of `depth` tasks to each, and one answer from each.
+    expect(after.messagesSent - before.messagesSent).toBe(2);
+    expect(after.messagesReceived - before.messagesReceived).toBe(2);
+  });
+
+  it("times out the task a worker is really running, behind a finished one whose reply it still holds", async () => {
+    const before = held.getStats();
+    // Tasks alternate between the idle workers: the endless one runs on the first, right after task 0.
+    const first = held.run(tiny(0));
+    const second = held.run(tiny(1));
+    const stuck = held.run(endless(300));
+    const err = await stuck.promise.catch((e) => e);
+    expect(err).toBeInstanceOf(TaskFailure);
+    expect(err.code).toBe("TIMEOUT");
+    // Task 0 finished, but its reply died with the worker: it went back to the queue and ran again.
+    expect(u32At((await first.promise).output, 4)).toBe(0);
+    expect(u32At((await second.promise).output, 4)).toBe(1);
+    const after = held.getStats();
+    expect(after.restarts - before.restarts).toBe(1);
+    expect(after.requeued - before.requeued).toBe(1);
+    expect(after.failed - before.failed).toBe(1);
+  });
+
+  it("cancels the task a worker is really running, behind a finished one whose reply it still holds", async () => {
+    const before = held.getStats();
+    const first = held.run(tiny(0));
+    const second = held.run(tiny(1));
+    const stuck = held.run(endless(60_000));
+    // Task 0 takes microseconds: by now the worker has long been running the endless task.
+    await new Promise((r) => setTimeout(r, 200));
+    stuck.cancel("test");
+    expect((await stuck.promise.catch((e) => e)).code).toBe("CANCELLED");
+    // Stopped at once (not left to run out its minute), and task 0 ran again elsewhere.
+    expect(held.getStats().restarts - before.restarts).toBe(1);
+    expect(u32At((await first.promise).output, 4)).toBe(0);
+    expect(u32At((await second.promise).output, 4)).toBe(1);
+    expect(held.getStats()).toMatchObject({ running: 0, queued: 0 });
   });
 });
 
