@@ -214,7 +214,9 @@ const jobSubmission = (): protobuf.Type => (submissionType ??= contractMessage("
 /** A submissions record: the proto's JobSubmission. */
 export function encodeSubmission(sub: JobSubmissionIn): Buffer {
   const type = jobSubmission();
-  return Buffer.from(type.encode(type.fromObject(sub as Record<string, unknown>)).finish());
+  const bytes = type.encode(type.fromObject(sub as Record<string, unknown>)).finish();
+  // A view, not Buffer.from(bytes): that would copy a submission of up to 64 MiB byte by byte.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function decodeSubmission(buf: Buffer): JobSubmission {

@@ -18,6 +18,7 @@ import {
   emptyCounts,
   isTerminalJob,
   isTerminalTask,
+  taskKey,
   type JobRecord,
   type ResourceNeeds,
   type TaskErrorShape,
@@ -295,7 +296,7 @@ export class SchedulerCore extends EventEmitter {
         const list = byNode.get(task.nodeId) ?? [];
         list.push(task.index);
         byNode.set(task.nodeId, list);
-        this.registry.removeTask(task.nodeId, `${jobId}/${task.index}`, false);
+        this.registry.removeTask(task.nodeId, taskKey(job, task), false);
       }
       await this.finishTask(job, task, "TASK_STATE_CANCELLED", { code: "CANCELLED", message: "job cancelled" }, Buffer.alloc(0));
     }
@@ -327,7 +328,7 @@ export class SchedulerCore extends EventEmitter {
     const job = this.jobs.get(u.jobId);
     const task = job?.tasks[u.taskIndex];
     if (!job || !task) return; // a job that was cancelled and forgotten, or garbage
-    const key = `${job.id}/${task.index}`;
+    const key = taskKey(job, task);
     const state = u.state as TaskStateName;
     if (state === "TASK_STATE_RUNNING") {
       if (task.attempt === u.attempt && task.nodeId === nodeId && task.state === "TASK_STATE_ASSIGNED") {
@@ -452,7 +453,7 @@ export class SchedulerCore extends EventEmitter {
       if (room === 0) return;
       // Tasks of a job are placed as one batch; what does not fit goes back to the queue's front, in order.
       const indexes = this.takePending(job, room);
-      const nodes = this.placement.placeBatch({ kernelId: job.kernelId, needs: placementNeeds(job.needs, ready) }, indexes.map((i) => `${jobId}/${i}`));
+      const nodes = this.placement.placeBatch({ kernelId: job.kernelId, needs: placementNeeds(job.needs, ready) }, indexes.map((i) => taskKey(job, job.tasks[i]!)));
       for (let k = indexes.length - 1; k >= nodes.length; k--) this.queue.pushFront({ jobId, taskIndex: indexes[k]! });
       for (let k = 0; k < nodes.length; k++) {
         const node = nodes[k]!;
@@ -513,7 +514,7 @@ export class SchedulerCore extends EventEmitter {
 
   private assign(job: JobRecord, task: TaskRecord, node: NodeEntry): void {
     task.nodeId = node.id;
-    this.registry.addTask(node, `${job.id}/${task.index}`);
+    this.registry.addTask(node, taskKey(job, task));
     this.setTaskState(job, task, "TASK_STATE_ASSIGNED");
     this.counters.placements++;
     this.emit("placement", job, task, node);

@@ -42,6 +42,16 @@ export interface TaskRecord {
   queuedAtMs?: number;
   /** What ran the successful attempt: wasm, headlessgl or cpu. */
   backend?: string;
+  /** "job id/index", the task's key in node and placement bookkeeping; see taskKey(). */
+  key?: string;
+}
+
+/**
+ * The task's key, built once: every lookup by it then reuses one string whose hash V8 has
+ * cached, instead of building and hashing a fresh one per event.
+ */
+export function taskKey(job: { id: string }, task: TaskRecord): string {
+  return (task.key ??= `${job.id}/${task.index}`);
 }
 
 export interface JobRecord {

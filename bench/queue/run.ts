@@ -94,6 +94,13 @@ function threadCpuMs(pid: number): Record<string, number> {
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
+/** Node flags for the scheduler and agent processes (profiling only). */
+function nodeArgs(): string[] {
+  const args = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  if (process.env.BENCH_PROFILE_DIR) args.push("--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`);
+  return args;
+}
+
 /**
  * DistributeX as it is deployed: a scheduler process and an agent process (2 workers) started by
  * the CLI, and this process as the client. Tiny tasks rely on the defaults (prefetch 2, pipeline
@@ -106,7 +113,7 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
   if (mode === "kafka+redis") {
     schedulerArgs.push("--queue", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
-  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, ...(process.env.BENCH_PROFILE_DIR ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] } : {}) });
+  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs() });
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
@@ -189,7 +196,8 @@ async function bullmq(): Promise<Row> {
   return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
 }
 
-// BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there.
+// BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there;
+// BENCH_NODE_ARGS adds node flags to them (e.g. "--perf-basic-prof" for perf(1)).
 // BENCH_ONLY=memory-no-op,kafka-no-op,… runs a subset; the BullMQ baseline runs too unless
 // BENCH_ONLY names "no-baseline" (for profiling one system alone; no results are written then).
 const runs: [string, () => Promise<Row>][] = [
@@ -222,6 +230,12 @@ const md = [
   "| system | work | tasks | tasks/s (median) | rounds | × BullMQ | p50 ms | p99 ms | machine CPU ms / 1k tasks |",
   "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.system} | ${r.work} | ${r.tasks} | ${r.tasksPerSecond.toFixed(0)} | ${(r.rounds ?? []).join(", ")} | ${(r.tasksPerSecond / base).toFixed(2)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} | ${r.cpuMsPer1k.toFixed(0)} |`),
+  "",
+  "Machine CPU by process (ms per 1,000 tasks, user + system, all threads):",
+  "",
+  "| system | work | by process |",
+  "| --- | --- | --- |",
+  ...rows.map((r) => `| ${r.system} | ${r.work} | ${Object.entries(r.cpuByProcess ?? {}).map(([name, ms]) => `${name} ${ms}`).join(", ")} |`),
   "",
   "Latency is from the jobs' submission to each task's result being recorded (all tasks submitted at once), so it includes queueing behind earlier tasks.",
   "DistributeX runs as deployed: a scheduler process and one agent process (2 workers), started by the CLI with default settings (result cache off); BullMQ runs two workers of concurrency 100 in the bench process. Machine CPU counts every process (Kafka broker, Redis, the client) from /proc/stat.",

@@ -25,10 +25,26 @@ export function decodeBuffers(buf: Buffer): Buffer[] {
 }
 
 export function encodeFramed(header: unknown, buffers: readonly Uint8Array[]): Buffer {
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(json.length, 0);
-  return Buffer.concat([len, json, encodeBuffers(buffers)]);
+  // One allocation: this runs once per task result.
+  const json = JSON.stringify(header);
+  const jsonBytes = Buffer.byteLength(json);
+  let size = 4 + jsonBytes + 4 + 4 * buffers.length;
+  for (const b of buffers) size += b.byteLength;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(jsonBytes, 0);
+  out.write(json, 4, "utf8");
+  let at = 4 + jsonBytes;
+  out.writeUInt32BE(buffers.length, at);
+  at += 4;
+  for (const b of buffers) {
+    out.writeUInt32BE(b.byteLength, at);
+    at += 4;
+  }
+  for (const b of buffers) {
+    out.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
 }
 
 export function decodeFramed<T>(buf: Buffer): { header: T; buffers: Buffer[] } {

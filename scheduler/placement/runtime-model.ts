@@ -26,12 +26,28 @@ export interface RuntimeNode {
   speed: number;
 }
 
+/**
+ * Per kernel, then per node id or class key: nested maps rather than "kernel|node" keys, which
+ * would build and hash a new ~80-character string on every observation and estimate.
+ */
+type ByKernel = Map<string, Map<string, Ewma>>;
+
+function lookup(map: ByKernel, kernelId: string, key: string): Ewma | undefined {
+  return map.get(kernelId)?.get(key);
+}
+
 export class RuntimeModel {
-  private readonly byNode = new Map<string, Ewma>();
-  private readonly byClass = new Map<string, Ewma>();
+  private readonly byNode: ByKernel = new Map();
+  private readonly byClass: ByKernel = new Map();
   private readonly work = new Map<string, Ewma>();
 
   constructor(private readonly alpha = 0.3) {}
+
+  private updateIn(map: ByKernel, kernelId: string, key: string, x: number): void {
+    let inner = map.get(kernelId);
+    if (!inner) map.set(kernelId, (inner = new Map()));
+    this.update(inner, key, x);
+  }
 
   private update(map: Map<string, Ewma>, key: string, x: number): void {
     const e = map.get(key);
@@ -48,16 +64,16 @@ export class RuntimeModel {
   observe(kernelId: string, node: RuntimeNode, runMs: number, slowdown = 1): void {
     if (!Number.isFinite(runMs) || runMs < 0) return;
     const unloaded = runMs / Math.max(1, slowdown);
-    this.update(this.byNode, `${kernelId}|${node.id}`, unloaded);
-    this.update(this.byClass, `${kernelId}|${node.cls}`, unloaded);
+    this.updateIn(this.byNode, kernelId, node.id, unloaded);
+    this.updateIn(this.byClass, kernelId, node.cls, unloaded);
     this.update(this.work, kernelId, unloaded * Math.max(node.speed, 1e-9));
   }
 
   /** Expected unloaded run time (ms) of `kernelId` on `node`. */
   estimate(kernelId: string, node: RuntimeNode): number {
-    const n = this.byNode.get(`${kernelId}|${node.id}`);
+    const n = lookup(this.byNode, kernelId, node.id);
     if (n && n.count >= MIN_NODE_RUNS) return n.value;
-    const c = this.byClass.get(`${kernelId}|${node.cls}`);
+    const c = lookup(this.byClass, kernelId, node.cls);
     if (c) return c.value;
     const w = this.work.get(kernelId);
     return (w ? w.value : DEFAULT_WORK) / Math.max(node.speed, 1e-9);
@@ -65,10 +81,10 @@ export class RuntimeModel {
 
   /** Runs observed for this kernel on this class (0 when none). */
   classRuns(kernelId: string, cls: string): number {
-    return this.byClass.get(`${kernelId}|${cls}`)?.count ?? 0;
+    return lookup(this.byClass, kernelId, cls)?.count ?? 0;
   }
 
   forgetNode(nodeId: string): void {
-    for (const key of this.byNode.keys()) if (key.endsWith(`|${nodeId}`)) this.byNode.delete(key);
+    for (const perNode of this.byNode.values()) perNode.delete(nodeId);
   }
 }
