@@ -32,6 +32,15 @@ type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
 
 const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
 
+/**
+ * How long a task's RUNNING note waits before it is sent. A task that ends by then needs none (its
+ * final update says it started), so a tiny task costs one update, not two, and its result does
+ * not queue behind the produce request of its own RUNNING note.
+ */
+export const RUNNING_NOTE_DELAY_MS = 5;
+
+type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
+
 export class Agent {
   /** One client per configured scheduler (active + standbys); `current` is the one in use. */
   private readonly clients: AgentServiceGrpcClient[];
@@ -40,7 +49,10 @@ export class Agent {
   private readonly pool: WorkerPool;
   private readonly modules: ModuleCache;
   private readonly cpu = new CpuSampler();
-  private readonly running = new Map<string, { handle?: PoolHandle; cancelled: boolean; attempt: number }>();
+  private readonly running = new Map<string, RunningEntry>();
+  /** RUNNING notes not sent yet (see RUNNING_NOTE_DELAY_MS), by task, and the timer that sends them. */
+  private readonly runningNotes = new Map<RunningEntry, TaskUpdateIn>();
+  private runningNotesTimer?: NodeJS.Timeout;
   readonly gpu: GpuSupport;
   private session?: Session;
   /**
@@ -240,13 +252,17 @@ export class Agent {
 
   private async runAssignment(a: Assignment): Promise<void> {
     const key = taskKey(a.jobId, a.taskIndex);
-    const entry: { handle?: PoolHandle; cancelled: boolean; attempt: number } = { cancelled: false, attempt: a.attempt };
+    const entry: RunningEntry = { cancelled: false, attempt: a.attempt };
     this.running.set(key, entry);
-    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">) =>
+    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">) => {
+      // A final update makes a RUNNING note still waiting moot.
+      this.runningNotes.delete(entry);
       this.send({ update: { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u } });
+    };
+    const started = (waitMs: number) => this.noteRunning(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, state: "TASK_STATE_RUNNING", waitMs });
     try {
       if (a.kind === "KERNEL_KIND_GPU") {
-        const result = await this.gpu.run(a, (waitMs) => update({ state: "TASK_STATE_RUNNING", waitMs }), (h) => {
+        const result = await this.gpu.run(a, started, (h) => {
           entry.handle = h;
           if (entry.cancelled) h.cancel("job cancelled");
         });
@@ -268,7 +284,7 @@ export class Agent {
         timeoutMs: a.timeoutMs || 60_000,
         memoryLimitBytes: requested || this.config.memoryLimitMb * 1024 * 1024,
         seed: a.taskIndex + 1,
-        onStart: (waitMs) => update({ state: "TASK_STATE_RUNNING", waitMs }),
+        onStart: started,
       });
       entry.handle = handle;
       const result = await handle.promise;
@@ -285,8 +301,21 @@ export class Agent {
         this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
       }
     } finally {
+      this.runningNotes.delete(entry);
       if (this.running.get(key) === entry) this.running.delete(key);
     }
+  }
+
+  /** Queues a RUNNING note; the ones still waiting after RUNNING_NOTE_DELAY_MS go out together. */
+  private noteRunning(entry: RunningEntry, note: TaskUpdateIn): void {
+    this.runningNotes.set(entry, note);
+    this.runningNotesTimer ??= setTimeout(() => this.sendRunningNotes(), RUNNING_NOTE_DELAY_MS);
+  }
+
+  private sendRunningNotes(): void {
+    this.runningNotesTimer = undefined;
+    for (const note of this.runningNotes.values()) this.send({ update: note });
+    this.runningNotes.clear();
   }
 
   private fetchKernel(kernelId: string): Promise<Uint8Array> {
@@ -313,6 +342,8 @@ export class Agent {
     this.stopped = true;
     this.log.info({ event: "drained", clean: drained, unfinished: this.running.size }, drained ? "drained" : "drain grace expired");
     // The last updates go out before the Kafka link (which sends what it holds) and the stream close.
+    clearTimeout(this.runningNotesTimer);
+    this.sendRunningNotes();
     this.updates.flush();
     await this.link?.close();
     if (this.session) {

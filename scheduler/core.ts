@@ -101,13 +101,26 @@ export class SchedulerCore extends EventEmitter {
 
   // ───────────── client operations ─────────────
 
+  /** Kinds of kernels seen: a kernel is immutable (addressed by its hash), so one store read each is enough. */
+  private readonly kernelKinds = new Map<string, ResourceNeeds["kind"]>();
+
+  private async kernelKind(kernelId: string): Promise<ResourceNeeds["kind"] | undefined> {
+    const known = this.kernelKinds.get(kernelId);
+    if (known) return known;
+    const kernel = await this.store.getKernel(kernelId);
+    if (!kernel) return undefined;
+    if (this.kernelKinds.size >= 4096) this.kernelKinds.delete(this.kernelKinds.keys().next().value as string);
+    this.kernelKinds.set(kernelId, kernel.kind);
+    return kernel.kind;
+  }
+
   async submit(req: SubmitRequest): Promise<JobRecord> {
     if (!this.accepting) throw unavailable("the scheduler is shutting down and takes no new jobs");
     if (!isKernelId(req.kernelId)) {
       throw invalidArgument(`kernel_id must be the 64 lowercase hex digits of a sha256, got ${JSON.stringify(req.kernelId.slice(0, 80))}`);
     }
-    const kernel = await this.store.getKernel(req.kernelId);
-    if (!kernel) throw notFound(`unknown kernel ${req.kernelId}: register it with RegisterKernel first`);
+    const kind = await this.kernelKind(req.kernelId);
+    if (!kind) throw notFound(`unknown kernel ${req.kernelId}: register it with RegisterKernel first`);
     if (req.inputs.length === 0) throw invalidArgument("a job needs at least one task; tasks is empty");
     if (req.inputs.length > this.config.maxTasksPerJob) {
       throw resourceExhausted(`job has ${req.inputs.length} tasks; the limit is ${this.config.maxTasksPerJob} (maxTasksPerJob)`);
@@ -129,7 +142,7 @@ export class SchedulerCore extends EventEmitter {
       memoryBytes: req.needs.memoryBytes ?? 0,
       gpu: req.needs.gpu ?? false,
       nodeSelector: req.needs.nodeSelector ?? {},
-      kind: kernel.kind,
+      kind,
       gpuFallback: req.gpuFallback ?? "GPU_FALLBACK_WAIT",
     };
     const noGpu = gpuRejection(needs, this.registry.ready());
@@ -150,7 +163,7 @@ export class SchedulerCore extends EventEmitter {
       needs: { cores: needs.cores, memoryBytes: needs.memoryBytes, gpu: needs.gpu, nodeSelector: needs.nodeSelector, gpuFallback: needs.gpuFallback },
       inputs: req.inputs,
     };
-    const job = this.buildJob(rec, kernel.kind);
+    const job = this.buildJob(rec, kind);
     this.jobs.set(id, job);
     if (this.journal) {
       try {
@@ -193,10 +206,9 @@ export class SchedulerCore extends EventEmitter {
     };
   }
 
-  /** Records a new job (inputs, then metadata), answers what the cache can, and queues the rest. */
+  /** Records a new job (inputs and metadata at once), answers what the cache can, and queues the rest. */
   private async accept(job: JobRecord, inputs: Buffer[]): Promise<void> {
-    await this.store.putJobInputs(job.id, inputs);
-    await this.persist(job);
+    await this.store.putJob(job.id, inputs, this.metaJson(job));
     this.emit("job_submitted", job);
     await this.answerFromCache(job);
     if (!isTerminalJob(job.state)) {
@@ -604,8 +616,12 @@ export class SchedulerCore extends EventEmitter {
   }
 
   private async persist(job: JobRecord): Promise<void> {
+    await this.store.putJobMeta(job.id, this.metaJson(job));
+  }
+
+  private metaJson(job: JobRecord): string {
     const { tasks: _tasks, ...meta } = job;
-    await this.store.putJobMeta(job.id, JSON.stringify(meta));
+    return JSON.stringify(meta);
   }
 
   private retire(job: JobRecord): void {

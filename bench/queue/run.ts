@@ -15,6 +15,8 @@ import { saxpyInput } from "../../kernels/reference/index.js";
 const TASKS = Number(process.env.BENCH_TASKS ?? 40_000);
 const SAXPY_TASKS = Number(process.env.BENCH_SAXPY_TASKS ?? 6000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Jobs of one task each, one after another, for the latency at rest (after 50 of warm-up). */
+const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 300);
 const kafka = process.env.DISTX_TEST_KAFKA ?? "127.0.0.1:9092";
 const redisUrl = process.env.DISTX_TEST_REDIS ?? "redis://127.0.0.1:6379";
 
@@ -101,12 +103,14 @@ function nodeArgs(): string[] {
   return args;
 }
 
+type Mode = "memory" | "kafka+redis";
+
 /**
  * DistributeX as it is deployed: a scheduler process and an agent process (2 workers) started by
  * the CLI, and this process as the client. Tiny tasks rely on the defaults (prefetch 2, pipeline
  * window 100 ms); only the result cache is off, so every task really runs.
  */
-async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k"): Promise<Row> {
+async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, kernelId: string, cluster: LocalCluster) => Promise<T>): Promise<T> {
   const prefix = `bench${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_TASKS_PER_JOB: "1000000" };
   const schedulerArgs = ["--drain-grace-ms", "0"];
@@ -118,6 +122,69 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
   const client = new DistributeXClient(address);
   try {
     const { kernelId } = await client.registerKernel(await readFile(path.join(repoRoot(), "build/kernels/saxpy.wasm")), { name: "saxpy" });
+    return await body(client, kernelId, cluster);
+  } finally {
+    client.close();
+    await cluster.stop(2000);
+  }
+}
+
+interface LatencyRow {
+  system: string;
+  jobs: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Submit → result of one no-op task at a time, on an idle system: the latency a lone request sees. */
+function summarize(system: string, samples: number[]): LatencyRow {
+  const sorted = samples.slice(50).sort((a, b) => a - b);
+  return { system, jobs: sorted.length, p50Ms: pct(sorted, 50), p99Ms: pct(sorted, 99) };
+}
+
+async function distxSequential(mode: Mode): Promise<LatencyRow> {
+  return withCluster(mode, async (client, kernelId) => {
+    const input = saxpyInput(1.5, new Float32Array(0), new Float32Array(0));
+    const samples: number[] = [];
+    for (let i = 0; i < SEQUENTIAL + 50; i++) {
+      const t0 = performance.now();
+      const { jobId } = await client.submitJob({ kernelId, inputs: [input] });
+      const job = await client.waitForJob(jobId, () => undefined, { finalOnly: true });
+      if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
+      samples.push(performance.now() - t0);
+    }
+    return summarize(`distributex ${mode}`, samples);
+  });
+}
+
+async function bullmqSequential(): Promise<LatencyRow> {
+  const u = new URL(redisUrl);
+  const connection = { host: u.hostname, port: Number(u.port || 6379) };
+  const name = `bench-seq-${Date.now().toString(36)}`;
+  const queue = new Queue(name, { connection });
+  const events = new QueueEvents(name, { connection });
+  const workers = [0, 1].map(() => new Worker(name, async () => ({}), { connection, concurrency: 100 }));
+  try {
+    await events.waitUntilReady();
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    const samples: number[] = [];
+    for (let i = 0; i < SEQUENTIAL + 50; i++) {
+      const t0 = performance.now();
+      const job = await queue.add("noop", { i });
+      await job.waitUntilFinished(events);
+      samples.push(performance.now() - t0);
+    }
+    return summarize("bullmq (same redis)", samples);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await events.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
+}
+
+async function distx(mode: Mode, work: "no-op" | "saxpy-4k"): Promise<Row> {
+  return withCluster(mode, async (client, kernelId, cluster) => {
     const n = work === "no-op" ? 0 : 4096;
     // The small kernel's tasks carry 32 KiB each: they go as several jobs of 1,500 (one job stays
     // under the 64 MiB Kafka submission limit), submitted together.
@@ -154,10 +221,7 @@ async function distx(mode: "memory" | "kafka+redis", work: "no-op" | "saxpy-4k")
     if (failed) throw new Error(`bench job ended ${failed.state}`);
     latencies.sort((a, b) => a - b);
     return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
-  } finally {
-    client.close();
-    await cluster.stop(2000);
-  }
+  });
 }
 
 async function bullmq(): Promise<Row> {
@@ -198,8 +262,8 @@ async function bullmq(): Promise<Row> {
 
 // BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there;
 // BENCH_NODE_ARGS adds node flags to them (e.g. "--perf-basic-prof" for perf(1)).
-// BENCH_ONLY=memory-no-op,kafka-no-op,… runs a subset; the BullMQ baseline runs too unless
-// BENCH_ONLY names "no-baseline" (for profiling one system alone; no results are written then).
+// BENCH_ONLY=memory-no-op,kafka-no-op,kafka-latency,… runs a subset (printed, not written to
+// bench/results/); the BullMQ baselines run too unless BENCH_ONLY names "no-baseline".
 const runs: [string, () => Promise<Row>][] = [
   ["bullmq", () => bullmq()],
   ["memory-no-op", () => distx("memory", "no-op")],
@@ -222,7 +286,20 @@ for (const [name, run] of runs) {
   const sorted = [...rounds].sort((a, b) => a.tasksPerSecond - b.tasksPerSecond);
   rows.push({ ...sorted[Math.floor(sorted.length / 2)]!, rounds: rounds.map((r) => Math.round(r.tasksPerSecond)) });
 }
+const sequentialRuns: [string, () => Promise<LatencyRow>][] = [
+  ["bullmq-latency", () => bullmqSequential()],
+  ["memory-latency", () => distxSequential("memory")],
+  ["kafka-latency", () => distxSequential("kafka+redis")],
+];
+const latencyRows: LatencyRow[] = [];
+for (const [name, run] of sequentialRuns) {
+  if (only && !only.includes(name) && (name !== "bullmq-latency" || only.includes("no-baseline") || !only.some((o) => o.endsWith("-latency")))) continue;
+  const row = await run();
+  console.log(JSON.stringify(row));
+  latencyRows.push(row);
+}
 const base = rows.find((r) => r.system.startsWith("bullmq"))?.tasksPerSecond;
+const latencyBase = latencyRows.find((r) => r.system.startsWith("bullmq"))?.p50Ms;
 if (base === undefined) process.exit(0);
 const md = [
   `# Queue bench (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version}, ${ROUNDS} rounds per row)`,
@@ -237,11 +314,19 @@ const md = [
   "| --- | --- | --- |",
   ...rows.map((r) => `| ${r.system} | ${r.work} | ${Object.entries(r.cpuByProcess ?? {}).map(([name, ms]) => `${name} ${ms}`).join(", ")} |`),
   "",
+  `Latency at rest: ${SEQUENTIAL} jobs of one no-op task, one after another (after 50 of warm-up), from submission until the client knows the result (DistributeX: SubmitJob then WatchJob; BullMQ: add then waitUntilFinished):`,
+  "",
+  "| system | jobs | p50 ms | p99 ms | p50 × BullMQ |",
+  "| --- | ---: | ---: | ---: | ---: |",
+  ...latencyRows.map((r) => `| ${r.system} | ${r.jobs} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${latencyBase ? (r.p50Ms / latencyBase).toFixed(2) : "–"} |`),
+  "",
   "Latency is from the jobs' submission to each task's result being recorded (all tasks submitted at once), so it includes queueing behind earlier tasks.",
   "DistributeX runs as deployed: a scheduler process and one agent process (2 workers), started by the CLI with default settings (result cache off); BullMQ runs two workers of concurrency 100 in the bench process. Machine CPU counts every process (Kafka broker, Redis, the client) from /proc/stat.",
 ].join("\n");
-await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
-await writeFile(path.join(repoRoot(), "bench/results/queue.json"), JSON.stringify({ tasks: TASKS, rows }, null, 2));
-await writeFile(path.join(repoRoot(), "bench/results/queue.md"), md + "\n");
 console.log(md);
+// Only a full run replaces the results on record.
+if (only) process.exit(0);
+await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
+await writeFile(path.join(repoRoot(), "bench/results/queue.json"), JSON.stringify({ tasks: TASKS, rows, latencyAtRest: latencyRows }, null, 2));
+await writeFile(path.join(repoRoot(), "bench/results/queue.md"), md + "\n");
 process.exit(0);

@@ -57,8 +57,9 @@ export class MemoryStateStore implements StateStore {
     this.inputs.delete(jobId);
   }
 
-  async putJobInputs(jobId: string, inputs: Buffer[]): Promise<void> {
+  async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
     this.inputs.set(jobId, inputs);
+    this.jobMeta.set(jobId, meta);
   }
 
   async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {

@@ -186,10 +186,13 @@ export class RedisStateStore implements StateStore {
     await this.redis.zrem(`${this.p}:jobs:unfinished`, jobId);
   }
 
-  async putJobInputs(jobId: string, inputs: Buffer[]): Promise<void> {
+  async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
+    // One transaction, one round trip: a job is never seen with metadata and no inputs (adopt()
+    // would skip it as recorded, and restore() could not resume it).
     await this.redis
       .multi()
       .set(this.job(jobId, "inputs"), encodeBuffers(inputs))
+      .set(this.job(jobId, "meta"), meta)
       .zadd(`${this.p}:jobs:unfinished`, Date.now(), jobId)
       .exec();
   }

@@ -38,8 +38,11 @@ export interface StateStore {
   recordResult(jobId: string, result: StoredResult): Promise<boolean>;
   getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]>;
   deleteJob(jobId: string): Promise<void>;
-  /** Keeps an unfinished job's inputs, so that a restarted or standby scheduler can resume it. */
-  putJobInputs(jobId: string, inputs: Buffer[]): Promise<void>;
+  /**
+   * Records a new job: its inputs (kept while it is unfinished, so that a restarted or standby
+   * scheduler can resume it) and its metadata, at once: never one without the other.
+   */
+  putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void>;
   getJobInputs(jobId: string): Promise<Buffer[] | undefined>;
   /** Ids of jobs accepted and not yet finished, oldest first (read at start to resume them). */
   unfinishedJobs(): Promise<string[]>;

@@ -66,9 +66,9 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
   it("keeps unfinished jobs' inputs and metadata until they finish", async () => {
     const job = `job-${randomUUID()}`;
     const inputs = [Buffer.from("x"), Buffer.alloc(0), Buffer.from([1, 2, 3])];
-    await store.putJobInputs(job, inputs);
-    await store.putJobMeta(job, JSON.stringify({ id: job }));
+    await store.putJob(job, inputs, JSON.stringify({ id: job }));
     expect(await store.unfinishedJobs()).toContain(job);
+    expect(await store.getJobMeta(job)).toBe(JSON.stringify({ id: job }));
     expect((await store.getJobInputs(job))!.map((b) => [...b])).toEqual(inputs.map((b) => [...b]));
     await store.markJobFinished(job);
     expect(await store.unfinishedJobs()).not.toContain(job);

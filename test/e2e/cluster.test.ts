@@ -68,6 +68,17 @@ describe("a local cluster of separate processes", () => {
     expect(events[0]?.job?.state).toBe("JOB_STATE_SUCCEEDED");
   });
 
+  it("reports a task that runs a while as RUNNING before its result", async () => {
+    const example = getExampleKernel("montecarlo_pi");
+    const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));
+    // 10⁸ samples: a tenth of a second or more, far past the agent's short hold on RUNNING notes.
+    const { jobId } = await t.client.submitJob({ kernelId, inputs: example.makeTasks({ tasks: 1, size: 100_000_000 }), skipResultCache: true });
+    const states: string[] = [];
+    const job = await t.client.waitForJob(jobId, (ev) => ev.task && states.push(ev.task.state));
+    expect(job.state).toBe("JOB_STATE_SUCCEEDED");
+    expect(states.filter((s) => s !== "TASK_STATE_ASSIGNED" && s !== "TASK_STATE_PENDING")).toEqual(["TASK_STATE_RUNNING", "TASK_STATE_SUCCEEDED"]);
+  });
+
   it("a final-only watch streams each task's outcome once and no intermediate states", async () => {
     const example = getExampleKernel("montecarlo_pi");
     const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));
