@@ -67,5 +67,11 @@ export class WorkerActivity {
   }
 }
 
+/**
+ * Tasks a worker has finished whose replies the pool has not handled yet. Both counts are 32-bit
+ * and wrap (a busy worker passes 2³¹ tasks in days), so the difference is taken in 32 bits too.
+ */
+export const unheardCount = (finished: number, received: number): number => (finished - received) | 0;
+
 /** Wall-clock ms that mean the same in every thread (performance.now() has a per-thread origin). */
 export const epochMs = (): number => performance.timeOrigin + performance.now();

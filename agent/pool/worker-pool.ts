@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
-import { epochMs, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
+import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 import { TaskQueue } from "./task-queue.js";
 
 export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN";
@@ -80,7 +80,10 @@ interface Slot {
   timerDue: number;
   /** Which task the worker is running now, and how many it has finished (shared with it). */
   activity: WorkerActivity;
-  /** Replies handled from this worker; activity.finished − received are finished but not heard of yet. */
+  /**
+   * Replies handled from this worker, as a wrapping 32-bit count like activity.finished: the
+   * difference (see unheard()) is how many finished tasks have not been heard of yet.
+   */
   received: number;
   /** Whether this pump may add tasks behind the ones in flight (set when a pump starts). */
   refill: boolean;
@@ -161,6 +164,8 @@ function transfers(input: Uint8Array): boolean {
 }
 
 const EMPTY = new ArrayBuffer(0);
+
+const unheard = (slot: Slot): number => unheardCount(slot.activity.finished, slot.received);
 
 const shutdown = () => new TaskFailure("SHUTDOWN", "the agent is shutting down");
 
@@ -314,7 +319,7 @@ export class WorkerPool extends EventEmitter {
       const p = list.find((q) => q.id === running.id);
       if (p) return p;
     }
-    return list[slot.activity.finished - slot.received];
+    return list[unheard(slot)];
   }
 
   private onWorkerDeath(slot: Slot, reason: string): void {
@@ -519,7 +524,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   private onReply(slot: Slot, msg: RunResponse): void {
-    slot.received++;
+    slot.received = (slot.received + 1) | 0;
     const list = slot.inFlight;
     const index = list[0]?.id === msg.id ? 0 : list.findIndex((p) => p.id === msg.id);
     if (index < 0) return; // a late reply for a task whose worker was already given up on

@@ -4,6 +4,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { epochMs, unheardCount, WorkerActivity } from "../../agent/pool/messages.js";
 import { TaskFailure, WorkerPool, type PoolTask } from "../../agent/pool/worker-pool.js";
 import { MemoryPool, runWasmKernel } from "../../agent/wasm/run-kernel.js";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
@@ -306,6 +307,21 @@ describe("worker pool replies", () => {
     expect(u32At((await first.promise).output, 4)).toBe(0);
     expect(u32At((await second.promise).output, 4)).toBe(1);
     expect(held.getStats()).toMatchObject({ running: 0, queued: 0 });
+  });
+});
+
+describe("worker activity counts", () => {
+  it("tell how many finished tasks are not heard of yet, also once the counts wrap past 2³¹", () => {
+    const activity = new WorkerActivity();
+    activity.begin(7, epochMs());
+    expect(activity.running()?.id).toBe(7);
+    activity.end();
+    expect(activity.running()).toBeUndefined();
+    expect(unheardCount(activity.finished, 0)).toBe(1);
+    // Int32 counts, as Atomics.add leaves the worker's: it has wrapped, the pool's count not yet.
+    const nearMax = 2 ** 31 - 2;
+    expect(unheardCount((nearMax + 5) | 0, nearMax)).toBe(5);
+    expect(unheardCount((nearMax + 5) | 0, (nearMax + 5) | 0)).toBe(0);
   });
 });
 
