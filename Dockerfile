@@ -10,5 +10,6 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 COPY --from=build /app /app
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "bin/distx.js"]
+# The heap start of the daemons: see DAEMON_NODE_FLAGS in cli/local-cluster.ts.
+ENTRYPOINT ["node", "--initial-old-space-size=128", "bin/distx.js"]
 CMD ["scheduler", "--host", "0.0.0.0"]

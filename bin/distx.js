@@ -1,5 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // Entry point for the `distx` command: runs the compiled CLI (npm run build makes dist/).
+// The node flag is the daemons' heap start (see DAEMON_NODE_FLAGS in cli/local-cluster.ts).
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 

@@ -33,6 +33,15 @@ export interface ClusterProcess {
 
 export const cliEntry = (): string => path.join(repoRoot(), "dist", "cli", "main.js");
 
+/**
+ * Node flags for the scheduler and agent daemons (bin/distx.js carries the same in its shebang,
+ * the Dockerfile in its entry point). V8 starts a heap with an old-generation limit of a few tens
+ * of MB and raises it slowly; with task data passing through at tens of MB/s, the daemons then ran
+ * a full mark-compact every 30–80 ms (--trace-gc), which cost more CPU than the work itself for
+ * 32 KiB tasks. A 128 MB start removes nearly all of them; it is a limit, not a reservation.
+ */
+export const DAEMON_NODE_FLAGS = ["--initial-old-space-size=128"];
+
 export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
   address = "";
@@ -49,7 +58,7 @@ export class LocalCluster {
   }
 
   spawnProcess(name: string, args: string[]): ClusterProcess {
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...this.options.env },
     });

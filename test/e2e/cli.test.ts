@@ -1,12 +1,12 @@
 // The distx CLI as a user runs it: real processes, real output, real exit codes.
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient } from "../../client/index.js";
-import { cliEntry } from "../../cli/local-cluster.js";
+import { cliEntry, DAEMON_NODE_FLAGS } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
 
 const run = promisify(execFile);
@@ -47,6 +47,14 @@ afterAll(async () => {
 });
 
 describe("distx CLI", () => {
+  it("runs as an executable, and `distx up` starts its daemons with their heap flag", async () => {
+    const { stdout } = await run(path.join(repoRoot(), "bin", "distx.js"), ["--version"], { cwd: repoRoot() });
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const daemons = execFileSync("pgrep", ["-P", String(up.pid)]).toString().trim().split("\n").map(Number);
+    expect(daemons).toHaveLength(3); // the scheduler and two agents
+    for (const pid of daemons) expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(expect.arrayContaining(DAEMON_NODE_FLAGS));
+  });
+
   it("rejects bad configuration with the field named and exit code 2", async () => {
     const r = await distx(["agent", "--workers", "-3"], { DISTX_SCHEDULER: "no-port-here" });
     expect(r.code).toBe(2);
