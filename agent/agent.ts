@@ -11,6 +11,7 @@ import type {
   AgentMessageIn,
   AgentServiceGrpcClient,
   Assignment,
+  Cancellation,
   HardwareProfileIn,
   SchedulerMessage,
   TaskUpdateIn,
@@ -173,8 +174,11 @@ export class Agent {
     await old?.close();
     if (!route || route.brokers.length === 0) return;
     const brokers = this.config.kafkaBrokers ? this.config.kafkaBrokers.split(",") : route.brokers;
-    this.link = await KafkaAgentLink.open({ ...route, brokers }, this.nodeId, (a) => void this.runAssignment(a), (err) =>
-      this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
+    this.link = await KafkaAgentLink.open(
+      { ...route, brokers },
+      this.nodeId,
+      { assign: (a) => void this.runAssignment(a), cancel: (c) => this.cancelTasks(c) },
+      (err) => this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
     );
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }
@@ -237,17 +241,18 @@ export class Agent {
   private onSchedulerMessage(msg: SchedulerMessage): void {
     if (msg.assign) void this.runAssignment(msg.assign);
     else if (msg.assigns) for (const a of msg.assigns.items) void this.runAssignment(a);
-    else if (msg.cancel) {
-      const { jobId, taskIndexes } = msg.cancel;
-      for (const [key, entry] of this.running) {
-        const [job, index] = key.split("/");
-        if (job !== jobId) continue;
-        if (taskIndexes.length > 0 && !taskIndexes.includes(Number(index))) continue;
-        entry.cancelled = true;
-        entry.handle?.cancel("job cancelled");
-      }
-      this.log.info({ event: "cancel", jobId, tasks: taskIndexes.length || "all" }, "cancellation received");
+    else if (msg.cancel) this.cancelTasks(msg.cancel);
+  }
+
+  private cancelTasks({ jobId, taskIndexes }: Cancellation): void {
+    for (const [key, entry] of this.running) {
+      const [job, index] = key.split("/");
+      if (job !== jobId) continue;
+      if (taskIndexes.length > 0 && !taskIndexes.includes(Number(index))) continue;
+      entry.cancelled = true;
+      entry.handle?.cancel("job cancelled");
     }
+    this.log.info({ event: "cancel", jobId, tasks: taskIndexes.length || "all" }, "cancellation received");
   }
 
   private async runAssignment(a: Assignment): Promise<void> {

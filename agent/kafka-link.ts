@@ -1,10 +1,18 @@
-// An agent's Kafka side: it reads its assignments from one partition of the assignments topic
-// (hash of its node id; messages for other nodes on that partition are skipped) and writes its
+// An agent's Kafka side: it reads its assignments (and the cancels behind them) from one
+// partition of the assignments topic (hash of its node id; messages for other nodes on that
+// partition are skipped) and writes its
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
 import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
-import { BatchingSender, decodeAssignments, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
-import type { Assignment, TaskUpdateIn } from "../common/types.js";
+import { assignmentsOf, BatchingSender, decodeSchedulerMessage, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
+import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
+
+/** What an agent's assignments partition carries for it, in the order the scheduler sent it. */
+export interface AssignmentHandlers {
+  assign(a: Assignment): void;
+  /** A cancel comes behind the assignments it cancels (the same partition), never before them. */
+  cancel(c: Cancellation): void;
+}
 
 export interface KafkaRouteShape {
   brokers: string[];
@@ -44,7 +52,7 @@ export class KafkaAgentLink {
   static async open(
     route: KafkaRouteShape,
     nodeId: string,
-    onAssign: (a: Assignment) => void,
+    handlers: AssignmentHandlers,
     onError?: (err: Error) => void,
     timeoutMs = 20_000,
   ): Promise<KafkaAgentLink> {
@@ -66,7 +74,11 @@ export class KafkaAgentLink {
         autoCommit: true,
         eachBatch: async ({ batch, resolveOffset }) => {
           for (const m of batch.messages) {
-            if (m.value && m.key?.toString() === nodeId) for (const a of decodeAssignments(m.value)) onAssign(a);
+            if (m.value && m.key?.toString() === nodeId) {
+              const msg = decodeSchedulerMessage(m.value);
+              for (const a of assignmentsOf(msg)) handlers.assign(a);
+              if (msg.cancel) handlers.cancel(msg.cancel);
+            }
             resolveOffset(m.offset);
           }
         },

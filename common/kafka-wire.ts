@@ -6,7 +6,7 @@ import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
 import type protobuf from "protobufjs";
 import { contractMessage, loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
 import type { JobSubmission, JobSubmissionIn } from "./types.js";
-import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
+import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, CancellationIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
 
 export interface KafkaTopics {
   submissions: string;
@@ -194,8 +194,17 @@ export function encodeAssignments(items: AssignmentIn[]): Buffer {
   return sessionMethod().responseSerialize({ assigns: { items } });
 }
 
-export function decodeAssignments(buf: Buffer): Assignment[] {
-  const msg = sessionMethod().responseDeserialize(buf);
+/** A cancel for an agent, as a record on its assignments partition: behind what it cancels. */
+export function encodeCancel(cancel: CancellationIn): Buffer {
+  return sessionMethod().responseSerialize({ cancel });
+}
+
+/** An assignments-partition record: assignments, or a cancel. */
+export function decodeSchedulerMessage(buf: Buffer): SchedulerMessage {
+  return sessionMethod().responseDeserialize(buf);
+}
+
+export function assignmentsOf(msg: SchedulerMessage): Assignment[] {
   return msg.assigns?.items ?? (msg.assign ? [msg.assign] : []);
 }
 

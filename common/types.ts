@@ -10,6 +10,7 @@ export type { NodeLoad__Output as NodeLoad, NodeLoad as NodeLoadIn } from "../ge
 export type { HardwareProfile__Output as HardwareProfile, HardwareProfile as HardwareProfileIn } from "../generated/proto/distributex/v1/HardwareProfile.js";
 export type { ResourceRequest__Output as ResourceRequest } from "../generated/proto/distributex/v1/ResourceRequest.js";
 export type { Assignment__Output as Assignment, Assignment as AssignmentIn } from "../generated/proto/distributex/v1/Assignment.js";
+export type { Cancellation__Output as Cancellation, Cancellation as CancellationIn } from "../generated/proto/distributex/v1/Cancellation.js";
 export type { TaskUpdate__Output as TaskUpdate, TaskUpdate as TaskUpdateIn } from "../generated/proto/distributex/v1/TaskUpdate.js";
 export type { AgentMessage__Output as AgentMessage, AgentMessage as AgentMessageIn } from "../generated/proto/distributex/v1/AgentMessage.js";
 export type { SchedulerMessage__Output as SchedulerMessage, SchedulerMessage as SchedulerMessageIn } from "../generated/proto/distributex/v1/SchedulerMessage.js";

@@ -98,6 +98,7 @@ export class Scheduler {
         bus && {
           route: (nodeId) => bus.routeFor(nodeId),
           sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
+          sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
         },
       ),
     );

@@ -308,6 +308,9 @@ const md = [
   "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.system} | ${r.work} | ${r.tasks} | ${r.tasksPerSecond.toFixed(0)} | ${(r.rounds ?? []).join(", ")} | ${(r.tasksPerSecond / base).toFixed(2)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} | ${r.cpuMsPer1k.toFixed(0)} |`),
   "",
+  "All of a row's tasks are submitted at once; its p50 and p99 run from that moment to each task's result being recorded, so they include queueing behind earlier tasks.",
+  "DistributeX runs as deployed: a scheduler process and one agent process (2 workers), started by the CLI with default settings (result cache off). BullMQ runs two workers of concurrency 100 inside the bench process, with the same no-op work.",
+  "",
   "Machine CPU by process (ms per 1,000 tasks, user + system, all threads):",
   "",
   "| system | work | by process |",
@@ -320,8 +323,7 @@ const md = [
   "| --- | ---: | ---: | ---: | ---: |",
   ...latencyRows.map((r) => `| ${r.system} | ${r.jobs} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${latencyBase ? (r.p50Ms / latencyBase).toFixed(2) : "–"} |`),
   "",
-  "Latency is from the jobs' submission to each task's result being recorded (all tasks submitted at once), so it includes queueing behind earlier tasks.",
-  "DistributeX runs as deployed: a scheduler process and one agent process (2 workers), started by the CLI with default settings (result cache off); BullMQ runs two workers of concurrency 100 in the bench process. Machine CPU counts every process (Kafka broker, Redis, the client) from /proc/stat.",
+  "At rest, a DistributeX task crosses three processes (client → scheduler → agent → its worker thread, and back); BullMQ's worker runs in the same process as the client, with Redis the only other process. The whole-machine CPU column counts every process (Kafka broker, Redis, the client) from /proc/stat.",
 ].join("\n");
 console.log(md);
 // Only a full run replaces the results on record.

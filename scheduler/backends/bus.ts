@@ -3,7 +3,7 @@
 // Delivery to the scheduler's handlers is at-least-once: a record counts as consumed only after
 // its handler resolved (for Kafka: its offset is committed only then).
 import type { ResourceNeeds } from "../model.js";
-import type { Assignment, AssignmentIn, JobSubmission, JobSubmissionIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
+import type { Assignment, AssignmentIn, Cancellation, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
 
 export interface SubmissionRecord {
@@ -38,8 +38,10 @@ export interface TaskBus {
   publishAssignments(nodeId: string, items: AssignmentIn[]): void;
   /** Starts delivering submissions, task events and load samples to the handlers. */
   consume(handlers: BusHandlers): Promise<void>;
-  /** The agent's side, for tests and in-process agents: assignments for nodeId. */
-  subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void): Promise<{ close(): Promise<void> }>;
+  /** Queues a cancel for one node behind the assignments already queued for it: it never overtakes them. */
+  publishCancel(nodeId: string, cancel: CancellationIn): void;
+  /** The agent's side, for tests and in-process agents: assignments and cancels for nodeId, in order. */
+  subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }>;
   /** The agent's side: task updates (one record per batch) or a load sample back to the scheduler. */
   publishEvents(nodeId: string, updates: TaskUpdateIn[]): void;
   publishLoad(sample: LoadSample): void;

@@ -1,6 +1,7 @@
 // The Kafka TaskBus. Topics (prefix configurable, default "distx"):
 //   <p>.submissions   key job id      the durable submission log (written before the client's ack)
 //   <p>.assignments   key node id     partition = hash(node id) mod N; each agent reads one partition
+//                                     (assignments, and cancels behind the assignments they cancel)
 //   <p>.task-events   key node id     task state changes and results, agent → scheduler
 //   <p>.node-load     key node id     load samples, a real-time stream
 // The scheduler consumes submissions, events and load in one consumer group and commits an
@@ -14,6 +15,7 @@ import {
   decodeSubmission,
   decodeUpdates,
   encodeAssignments,
+  encodeCancel,
   encodeSubmission,
   encodeUpdates,
   kafkaClient,
@@ -25,7 +27,7 @@ import {
   type KafkaTopics,
   type LoadSample,
 } from "../../common/kafka-wire.js";
-import type { Assignment, AssignmentIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
+import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
@@ -92,6 +94,11 @@ export class KafkaBus implements TaskBus {
       throw new Error(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes (split the job)`);
     }
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
+  }
+
+  publishCancel(nodeId: string, cancel: CancellationIn): void {
+    // The node's assignments partition, through the same ordered sender: it lands behind them.
+    this.sender.push({ topic: this.topics.assignments, partition: partitionFor(nodeId, this.assignmentPartitions), key: nodeId, value: encodeCancel(cancel) });
   }
 
   publishAssignments(nodeId: string, items: AssignmentIn[]): void {
@@ -196,8 +203,8 @@ export class KafkaBus implements TaskBus {
     });
   }
 
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void): Promise<{ close(): Promise<void> }> {
-    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, onAssign);
+  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
+    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) });
     return { close: () => link.close() };
   }
 

@@ -1,7 +1,7 @@
 // In-process TaskBus: same contract as the Kafka bus (ordered per node, at-least-once to the
 // scheduler's handlers: a handler that throws gets the record again), nothing durable.
-import type { Assignment, AssignmentIn, TaskUpdateIn } from "../../common/types.js";
-import { decodeAssignments, decodeSubmission, decodeUpdates, encodeAssignments, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
+import type { Assignment, AssignmentIn, Cancellation, CancellationIn, SchedulerMessage, TaskUpdateIn } from "../../common/types.js";
+import { assignmentsOf, decodeSchedulerMessage, decodeSubmission, decodeUpdates, encodeAssignments, encodeCancel, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus, type TaskEventRecord } from "./bus.js";
 
 type Item = { kind: "submission"; rec: SubmissionRecord } | { kind: "event"; rec: TaskEventRecord };
@@ -10,8 +10,9 @@ export class MemoryBus implements TaskBus {
   readonly kind = "memory";
   private handlers?: BusHandlers;
   private readonly backlog: Item[] = [];
-  private readonly subscribers = new Map<string, (a: Assignment) => void>();
-  private readonly pendingAssignments = new Map<string, Assignment[]>();
+  private readonly subscribers = new Map<string, (msg: SchedulerMessage) => void>();
+  /** What was published for a node before it subscribed, in order. */
+  private readonly pendingForNode = new Map<string, SchedulerMessage[]>();
   private pumping?: Promise<void>;
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
@@ -21,14 +22,20 @@ export class MemoryBus implements TaskBus {
 
   publishAssignments(nodeId: string, items: AssignmentIn[]): void {
     // Through the same encoding as Kafka, so both buses deliver the same shape.
-    for (const a of decodeAssignments(encodeAssignments(items))) {
-      const sub = this.subscribers.get(nodeId);
-      if (sub) queueMicrotask(() => sub(a));
-      else {
-        const list = this.pendingAssignments.get(nodeId) ?? [];
-        list.push(a);
-        this.pendingAssignments.set(nodeId, list);
-      }
+    this.toNode(nodeId, decodeSchedulerMessage(encodeAssignments(items)));
+  }
+
+  publishCancel(nodeId: string, cancel: CancellationIn): void {
+    this.toNode(nodeId, decodeSchedulerMessage(encodeCancel(cancel)));
+  }
+
+  private toNode(nodeId: string, msg: SchedulerMessage): void {
+    const sub = this.subscribers.get(nodeId);
+    if (sub) queueMicrotask(() => sub(msg));
+    else {
+      const list = this.pendingForNode.get(nodeId) ?? [];
+      list.push(msg);
+      this.pendingForNode.set(nodeId, list);
     }
   }
 
@@ -37,10 +44,14 @@ export class MemoryBus implements TaskBus {
     this.pump();
   }
 
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void): Promise<{ close(): Promise<void> }> {
-    this.subscribers.set(nodeId, onAssign);
-    for (const a of this.pendingAssignments.get(nodeId) ?? []) queueMicrotask(() => onAssign(a));
-    this.pendingAssignments.delete(nodeId);
+  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
+    const deliver = (msg: SchedulerMessage) => {
+      for (const a of assignmentsOf(msg)) onAssign(a);
+      if (msg.cancel) onCancel?.(msg.cancel);
+    };
+    this.subscribers.set(nodeId, deliver);
+    for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
+    this.pendingForNode.delete(nodeId);
     return { close: async () => void this.subscribers.delete(nodeId) };
   }
 

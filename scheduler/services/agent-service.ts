@@ -4,13 +4,15 @@ import { invalidArgument, notFound, toServiceError } from "../../common/errors.j
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
-import type { AgentMessage, AgentServiceHandlers, AssignmentIn, SchedulerMessageIn } from "../../common/types.js";
+import type { AgentMessage, AgentServiceHandlers, AssignmentIn, CancellationIn, SchedulerMessageIn } from "../../common/types.js";
 import type { KafkaRouteShape } from "../../agent/kafka-link.js";
 
-/** With a Kafka bus: where each agent reads its assignments, and how they are sent there. */
+/** With a Kafka bus: where each agent reads its assignments, and how they and cancels are sent there. */
 export interface AgentRouting {
   route(nodeId: string): KafkaRouteShape;
   sendAssignments(nodeId: string, items: AssignmentIn[]): void;
+  /** Behind the assignments sent before it, on the same path: a cancel must not overtake what it cancels. */
+  sendCancel(nodeId: string, cancel: CancellationIn): void;
 }
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
@@ -49,7 +51,8 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
             if (m.assign) assigns.push(m.assign);
             else {
               assigns.flush();
-              call.write(m);
+              if (m.cancel && routing) routing.sendCancel(id, m.cancel);
+              else call.write(m);
             }
           };
           const node = core.registry.attachSession(id, send);

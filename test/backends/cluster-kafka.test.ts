@@ -226,6 +226,43 @@ describe("kafka + redis cluster", () => {
     }
   });
 
+  it("cancel right after dispatch: each agent cancels every task it was given (cancels travel on Kafka too)", async () => {
+    rig = await makeRig({ tag: "cancel" });
+    const c = await rig.client();
+    try {
+      const { kernelId } = await c.registerKernel(await readFile(path.join(repo, "build/kernels/montecarlo_pi.wasm")), { name: "montecarlo_pi" });
+      // Six tasks of ~4·10⁹ samples (seconds each): the three agents take them all at once (one
+      // worker and two prefetched each), and none can finish before the cancel.
+      const inputs = exampleKernels.montecarlo_pi!.makeTasks({ tasks: 6, size: 6 * 4_000_000_000 });
+      const { jobId } = await c.submitJob({ kernelId, inputs, timeoutMs: 120_000, skipResultCache: true });
+      // Cancel the moment the scheduler says every task is placed. The cancel goes to each agent on
+      // its assignments partition, behind the assignments (the bus contract test checks the order).
+      const assigned = new Set<number>();
+      for await (const ev of c.watchJob(jobId)) {
+        if (ev.task?.state === "TASK_STATE_ASSIGNED") assigned.add(ev.task.taskIndex);
+        // The first event is a snapshot: tasks placed before the watch began are counted there.
+        if (assigned.size === 6 || (ev.job && ev.job.counts!.pending === 0)) break;
+      }
+      expect((await c.cancelJob(jobId)).state).toBe("JOB_STATE_CANCELLED");
+      // Each agent cancelled what it had been given: none was left to run for seconds and succeed.
+      const agents = ["agent-0", "agent-1", "agent-2"];
+      const outcomes = async (outcome: string) => {
+        let n = 0;
+        for (const name of agents) {
+          const text = await (await fetch(`http://${await rig!.cluster.adminAddress(name)}/metrics`)).text();
+          for (const line of text.split("\n")) {
+            if (line.startsWith("distx_agent_tasks_completed_total{") && line.includes(`outcome="${outcome}"`)) n += Number(line.split(" ").pop());
+          }
+        }
+        return n;
+      };
+      await until("all six cancelled on the agents", async () => (await outcomes("cancelled")) === 6, 30_000, 200);
+      expect(await outcomes("succeeded")).toBe(0);
+    } finally {
+      c.close();
+    }
+  }, 120_000);
+
   it("a Kafka broker restart mid-job: the job completes, nothing recorded twice", async () => {
     const kport = await freePort();
     const env = { ...process.env, KAFKA_PORT: String(kport), KAFKA_CONTROLLER_PORT: String(await freePort()) };

@@ -162,6 +162,28 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
     }
   }, 60_000);
 
+  it("delivers a cancel behind the assignments published before it, never ahead of them", async () => {
+    const node = `node-${randomUUID().slice(0, 8)}`;
+    const seen: string[] = [];
+    const sub = await bus.subscribeAssignments(
+      node,
+      (a) => seen.push(`assign ${a.taskIndex}`),
+      (c) => seen.push(`cancel ${c.jobId} [${c.taskIndexes.join(",")}]`),
+    );
+    try {
+      const assignment = (i: number) => ({ jobId: "job-c", taskIndex: i, attempt: 1, kernelId, kind: "KERNEL_KIND_WASM" as const, input: Buffer.from([i]), timeoutMs: 5, memoryLimitBytes: "0" });
+      // Published in one turn, as the scheduler does when it cancels right after a dispatch round.
+      bus.publishAssignments(node, [assignment(0), assignment(1), assignment(2)]);
+      bus.publishCancel(node, { jobId: "job-c", taskIndexes: [1, 2] });
+      bus.publishAssignments(node, [assignment(3)]);
+      await until("everything for the node", async () => seen.length >= 5, 30_000, 20);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toEqual(["assign 0", "assign 1", "assign 2", "cancel job-c [1,2]", "assign 3"]);
+    } finally {
+      await sub.close();
+    }
+  }, 60_000);
+
   it("redelivers a task event whose handler failed (offsets move only after recording)", async () => {
     const jobId = `job-${randomUUID()}`;
     const update = { jobId, taskIndex: 4, attempt: 2, state: "TASK_STATE_SUCCEEDED" as const, output: Buffer.from("ok"), error: null, runMs: 3, waitMs: 0, backend: "wasm" };
