@@ -390,7 +390,8 @@ export class Agent {
  * halves what travels back.
  */
 export function dropSupersededRunning(items: TaskUpdateIn[]): TaskUpdateIn[] {
-  if (items.length < 2) return items;
+  // Most batches hold no RUNNING at all (notes wait RUNNING_NOTE_DELAY_MS): then there is nothing to drop.
+  if (items.length < 2 || !items.some((u) => u.state === "TASK_STATE_RUNNING")) return items;
   const finals = new Set<string>();
   for (const u of items) if (u.state !== "TASK_STATE_RUNNING") finals.add(`${u.jobId}/${u.taskIndex}/${u.attempt}`);
   if (finals.size === 0) return items;
