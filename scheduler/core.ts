@@ -239,8 +239,7 @@ export class SchedulerCore extends EventEmitter {
    */
   async adopt(rec: SubmissionRecord): Promise<void> {
     if (this.jobs.has(rec.jobId) || (await this.store.getJobMeta(rec.jobId)) !== undefined) return;
-    const kernel = await this.store.getKernel(rec.kernelId);
-    const job = this.buildJob(rec, kernel?.kind ?? "KERNEL_KIND_WASM");
+    const job = this.buildJob(rec, (await this.kernelKind(rec.kernelId)) ?? "KERNEL_KIND_WASM");
     this.jobs.set(job.id, job);
     await this.accept(job, rec.inputs);
     this.log.info({ event: "job_adopted", jobId: job.id, tasks: job.tasks.length }, "job recovered from the submission log");

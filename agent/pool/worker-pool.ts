@@ -82,7 +82,7 @@ interface Slot {
   activity: WorkerActivity;
   /**
    * Replies handled from this worker, as a wrapping 32-bit count like activity.finished: the
-   * difference (see unheard()) is how many finished tasks have not been heard of yet.
+   * difference (see unheardCount) is how many finished tasks have not been heard of yet.
    */
   received: number;
   /** Whether this pump may add tasks behind the ones in flight (set when a pump starts). */
@@ -164,8 +164,6 @@ function transfers(input: Uint8Array): boolean {
 }
 
 const EMPTY = new ArrayBuffer(0);
-
-const unheard = (slot: Slot): number => unheardCount(slot.activity.finished, slot.received);
 
 const shutdown = () => new TaskFailure("SHUTDOWN", "the agent is shutting down");
 
@@ -311,15 +309,16 @@ export class WorkerPool extends EventEmitter {
     this.pump();
   }
 
+  /** The in-flight task the worker reports running now, and when it started (epoch ms). */
+  private runningNow(slot: Slot): { pending: Pending; startedAtMs: number } | undefined {
+    const running = slot.activity.running();
+    const pending = running && slot.inFlight.find((p) => p.id === running.id);
+    return pending ? { pending, startedAtMs: running.startedAtMs } : undefined;
+  }
+
   /** The in-flight task the worker is running now; else the first not finished (sent, not begun yet). */
   private runningTask(slot: Slot): Pending | undefined {
-    const running = slot.activity.running();
-    const list = slot.inFlight;
-    if (running) {
-      const p = list.find((q) => q.id === running.id);
-      if (p) return p;
-    }
-    return list[unheard(slot)];
+    return this.runningNow(slot)?.pending ?? slot.inFlight[unheardCount(slot.activity.finished, slot.received)];
   }
 
   private onWorkerDeath(slot: Slot, reason: string): void {
@@ -483,12 +482,12 @@ export class WorkerPool extends EventEmitter {
     slot.timer = undefined;
     slot.timerDue = Infinity;
     if (slot.inFlight.length === 0) return;
-    const running = slot.activity.running();
+    const running = this.runningNow(slot);
     const now = epochMs();
     let wait = Infinity;
     for (const p of slot.inFlight) {
       const { timeoutMs } = p.task;
-      wait = Math.min(wait, running?.id === p.id ? running.startedAtMs + timeoutMs - now : timeoutMs);
+      wait = Math.min(wait, running?.pending === p ? running.startedAtMs + timeoutMs - now : timeoutMs);
     }
     slot.timerDue = now + wait;
     slot.timer = setTimeout(() => this.checkTimeout(slot), Math.max(0, wait));
@@ -498,13 +497,12 @@ export class WorkerPool extends EventEmitter {
   private checkTimeout(slot: Slot): void {
     slot.timer = undefined;
     if (!this.slots.includes(slot)) return;
-    const running = slot.activity.running();
-    const task = running && slot.inFlight.find((p) => p.id === running.id);
-    if (running && task) {
-      const { timeoutMs } = task.task;
+    const running = this.runningNow(slot);
+    if (running) {
+      const { kernelId, timeoutMs } = running.pending.task;
       if (epochMs() - running.startedAtMs >= timeoutMs) {
-        this.noteRunMs(task.task.kernelId, timeoutMs, true);
-        this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`), task);
+        this.noteRunMs(kernelId, timeoutMs, true);
+        this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`), running.pending);
         return;
       }
     }

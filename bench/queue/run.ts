@@ -46,31 +46,43 @@ function machineBusyMs(): number {
   }
 }
 
-/** CPU time (user + system, all threads) of one process so far, ms; NaN once it is gone. */
-function processCpuMs(pid: number): number {
+/** User + system CPU time so far, ms, from a /proc stat file (a process's or one thread's); NaN once it is gone. */
+function statCpuMs(statPath: string): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    const fields = readFileSync(statPath, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
   } catch {
     return NaN;
   }
 }
 
+/** CPU time (user + system, all threads) of one process so far, ms. */
+const processCpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/stat`);
+
 const redisPort = new URL(redisUrl).port || "6379";
 
-/** The pids of the shared services the rows run against: the Kafka broker and Redis. */
+const kafkaPort = kafka.split(",")[0]!.split(":")[1] ?? "9092";
+
+/**
+ * The pids of the shared services the rows run against: the Kafka broker and Redis. Several
+ * brokers may run on one machine (other checkouts' test brokers): scripts/kafka.sh names each
+ * one's config folder after its port; a broker started otherwise counts only when it is the only one.
+ */
 function servicePids(): Record<string, number> {
   const found: Record<string, number> = {};
+  const brokers: { pid: number; ours: boolean }[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmdline.includes("kafka.Kafka")) found.kafka = Number(entry);
+      if (cmdline.includes("kafka.Kafka")) brokers.push({ pid: Number(entry), ours: cmdline.includes(`/run-${kafkaPort}/`) });
       else if (cmdline.startsWith("redis-server") && cmdline.includes(`:${redisPort}`)) found.redis = Number(entry);
     } catch {
       // exited meanwhile
     }
   }
+  const broker = brokers.find((b) => b.ours) ?? (brokers.length === 1 ? brokers[0] : undefined);
+  if (broker) found.kafka = broker.pid;
   return found;
 }
 
@@ -84,12 +96,8 @@ function cpuMeter(pids: Record<string, number>): (tasks: number) => Record<strin
 function threadCpuMs(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      out[tid === String(pid) ? "main" : tid] = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    } catch {
-      // the thread ended
-    }
+    const ms = statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+    if (!Number.isNaN(ms)) out[tid === String(pid) ? "main" : tid] = ms;
   }
   return out;
 }
@@ -157,16 +165,31 @@ async function distxSequential(mode: Mode): Promise<LatencyRow> {
   });
 }
 
-async function bullmqSequential(): Promise<LatencyRow> {
+/**
+ * BullMQ as the baseline: a queue on the same Redis, its event stream, and two workers of
+ * concurrency 100 in this process doing the same no-op work; all closed and the queue removed after.
+ */
+async function withBullmq<T>(body: (queue: Queue, events: QueueEvents, workers: Worker[]) => Promise<T>): Promise<T> {
   const u = new URL(redisUrl);
   const connection = { host: u.hostname, port: Number(u.port || 6379) };
-  const name = `bench-seq-${Date.now().toString(36)}`;
+  const name = `bench-${Date.now().toString(36)}`;
   const queue = new Queue(name, { connection });
   const events = new QueueEvents(name, { connection });
-  const workers = [0, 1].map(() => new Worker(name, async () => ({}), { connection, concurrency: 100 }));
+  const workers = [0, 1].map(() => new Worker(name, async () => ({}), { connection, concurrency: 100, removeOnComplete: { count: TASKS * 2 } }));
   try {
     await events.waitUntilReady();
     await Promise.all(workers.map((w) => w.waitUntilReady()));
+    return await body(queue, events, workers);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await events.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
+}
+
+async function bullmqSequential(): Promise<LatencyRow> {
+  return withBullmq(async (queue, events) => {
     const samples: number[] = [];
     for (let i = 0; i < SEQUENTIAL + 50; i++) {
       const t0 = performance.now();
@@ -175,12 +198,7 @@ async function bullmqSequential(): Promise<LatencyRow> {
       samples.push(performance.now() - t0);
     }
     return summarize("bullmq (same redis)", samples);
-  } finally {
-    await Promise.all(workers.map((w) => w.close()));
-    await events.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-  }
+  });
 }
 
 async function distx(mode: Mode, work: "no-op" | "saxpy-4k"): Promise<Row> {
@@ -225,39 +243,30 @@ async function distx(mode: Mode, work: "no-op" | "saxpy-4k"): Promise<Row> {
 }
 
 async function bullmq(): Promise<Row> {
-  const u = new URL(redisUrl);
-  const connection = { host: u.hostname, port: Number(u.port || 6379) };
-  const name = `bench-${Date.now().toString(36)}`;
-  const queue = new Queue(name, { connection });
-  const events = new QueueEvents(name, { connection });
-  const latencies: number[] = [];
-  let done = 0;
-  let t0 = 0;
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => (finish = r));
-  // Two workers with high concurrency: the same 2 cores and the same no-op work.
-  const workers = [0, 1].map(() => new Worker(name, async () => ({}), { connection, concurrency: 100, removeOnComplete: { count: TASKS * 2 } }));
-  for (const w of workers)
-    w.on("completed", () => {
-      latencies.push(Date.now() - t0);
-      if (++done === TASKS) finish();
-    });
-  const meter = cpuMeter({ "client (queue + workers)": process.pid, ...servicePids() });
-  const cpu0 = machineBusyMs();
-  t0 = Date.now();
-  for (let i = 0; i < TASKS; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, TASKS - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
-  }
-  await finished;
-  const seconds = (Date.now() - t0) / 1000;
-  const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / TASKS;
-  const cpuByProcess = meter(TASKS);
-  await Promise.all(workers.map((w) => w.close()));
-  await events.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  latencies.sort((a, b) => a - b);
-  return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
+  return withBullmq(async (queue, _events, workers) => {
+    const latencies: number[] = [];
+    let done = 0;
+    let t0 = 0;
+    let finish!: () => void;
+    const finished = new Promise<void>((r) => (finish = r));
+    for (const w of workers)
+      w.on("completed", () => {
+        latencies.push(Date.now() - t0);
+        if (++done === TASKS) finish();
+      });
+    const meter = cpuMeter({ "client (queue + workers)": process.pid, ...servicePids() });
+    const cpu0 = machineBusyMs();
+    t0 = Date.now();
+    for (let i = 0; i < TASKS; i += 1000) {
+      await queue.addBulk(Array.from({ length: Math.min(1000, TASKS - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
+    }
+    await finished;
+    const seconds = (Date.now() - t0) / 1000;
+    const cpuMsPer1k = ((machineBusyMs() - cpu0) * 1000) / TASKS;
+    const cpuByProcess = meter(TASKS);
+    latencies.sort((a, b) => a - b);
+    return { system: "bullmq (same redis)", work: "no-op", tasks: TASKS, seconds, tasksPerSecond: TASKS / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
+  });
 }
 
 // BENCH_PROFILE_DIR=/tmp/p writes a CPU profile of every scheduler and agent process there;
