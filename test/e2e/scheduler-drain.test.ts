@@ -20,7 +20,10 @@ afterAll(async () => {
 it("drains: refuses new jobs with UNAVAILABLE, finishes the running one, exits 0", async () => {
   const example = getExampleKernel("montecarlo_pi");
   const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));
-  const inputs = example.makeTasks({ tasks: 12, size: 12 * 15_000_000 });
+  // 1.5·10⁸ samples a task (a few tenths of a second each, seconds for the job): the job must
+  // still be running when the refused submission arrives, 200 ms after the SIGTERM. With 1.5·10⁷
+  // a fast machine finished it first, and the scheduler had already drained and exited.
+  const inputs = example.makeTasks({ tasks: 12, size: 12 * 150_000_000 });
   const { jobId } = await t.client.submitJob({ kernelId, inputs });
   const events: string[] = [];
   const watching = t.client.waitForJob(jobId, (ev) => ev.job && events.push(ev.job.state));
