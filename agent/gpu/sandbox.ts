@@ -39,6 +39,11 @@ export interface SandboxLaunch {
   limits: SandboxLimits;
   /** Files and directories the process may read (besides the script). */
   readPaths: string[];
+  /**
+   * Paths the permission model lets it read that it does not need to start: the user wall stays up
+   * even when other users cannot read them (the OS then refuses them instead).
+   */
+  mayRead?: string[];
   /** Allow native addons (headless-gl). Off in cpu mode. */
   allowAddons: boolean;
   /** The unprivileged uid/gid used when the agent runs as root (default 65534, nobody/nogroup). */
@@ -142,7 +147,9 @@ export function planSandbox(l: SandboxLaunch): SandboxPlan {
   const t = hostTools();
   const walls: Wall[] = [];
   const prefix: string[] = [];
-  const reads = [...new Set([l.script, ...l.readPaths].filter((p) => existsSync(p)).flatMap((p) => [path.resolve(p), real(p)]))];
+  const expand = (ps: string[]) => [...new Set(ps.filter((p) => existsSync(p)).flatMap((p) => [path.resolve(p), real(p)]))];
+  const needed = expand([l.script, ...l.readPaths]);
+  const reads = expand([l.script, ...l.readPaths, ...(l.mayRead ?? [])]);
 
   // Network: a fresh namespace (and, as non-root, a user namespace to be allowed to make one).
   if (t.netns) {
@@ -162,7 +169,7 @@ export function planSandbox(l: SandboxLaunch): SandboxPlan {
   // User: drop to an unprivileged uid/gid — only possible as root, and only if it can read its code.
   const uid = l.uid ?? 65534;
   const gid = l.gid ?? 65534;
-  const unreadable = reads.filter((p) => !readableByOthers(p));
+  const unreadable = needed.filter((p) => !readableByOthers(p));
   if (t.root && t.setpriv && unreadable.length === 0) {
     prefix.push(t.setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--");
     walls.push({ name: "user", on: true, detail: `uid ${uid} gid ${gid}, no supplementary groups, no capabilities, no_new_privs` });
