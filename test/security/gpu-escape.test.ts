@@ -191,6 +191,7 @@ describe("first wall in the executor: a module that skipped registration is refu
 
 interface Outcome {
   ok: boolean;
+  permission?: string;
   value?: unknown;
   code?: string;
   message?: string;
@@ -296,10 +297,24 @@ describe("second wall: code that slipped past the checker, under the executor's 
     }
   });
 
+  it("the reported exploit, compiled by gpu.js cpu mode as the old executor did, cannot run its command", async () => {
+    rmSync(EXPLOIT_MARKER, { force: true });
+    const r = await probe.run(
+      `const require = process.getBuiltinModule('module').createRequire(args.pkg);
+       const { GPU, input } = require('gpu.js');
+       const k = new GPU({ mode: 'cpu' }).createKernel(args.src, { output: [2], argumentTypes: { a: 'Input' } });
+       return k(input(new Float32Array([1, 2]), [2]));`,
+      { pkg: path.join(repoRoot(), "package.json"), src: exploitSource(EXPLOIT_MARKER) },
+    );
+    // The payload reached child_process (so the first wall is really bypassed here) and was denied.
+    expect(r).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED", permission: "ChildProcess" });
+    expect(existsSync(EXPLOIT_MARKER)).toBe(false);
+  });
+
   it("cannot read a secret (root-owned, mode 0600) nor any file outside its own code", async () => {
     for (const file of [secret, "/etc/hostname", "/etc/passwd", path.join(repoRoot(), "package-lock.json")]) {
       const r = await probe.run("return process.getBuiltinModule('fs').readFileSync(args.file, 'utf8');", { file });
-      expect(r, file).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED" });
+      expect(r, file).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED", permission: "FileSystemRead" });
     }
     const list = await probe.run("return process.getBuiltinModule('fs').readdirSync(args.dir);", { dir });
     expect(list).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED" });
@@ -326,7 +341,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
       "return process.getBuiltinModule('fs').openSync(args.target, 'w');",
     ]) {
       const r = await probe.run(code, { target });
-      expect(r, code).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED" });
+      expect(r, code).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED", permission: "FileSystemWrite" });
     }
     expect(existsSync(target)).toBe(false);
   });
