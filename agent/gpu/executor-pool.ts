@@ -4,7 +4,7 @@
 // TIMEOUT); queued tasks wait for the restarted executor.
 import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { repoRoot } from "../../common/paths.js";
 import { TaskFailure } from "../pool/worker-pool.js";
 import type { ExecutorReady, FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
-import { launchSandboxed, type SandboxLaunch, type SandboxPlan } from "./sandbox.js";
+import { hostTools, launchSandboxed, sandboxIds, type SandboxLaunch, type SandboxPlan } from "./sandbox.js";
 
 export interface GpuTask {
   kernelId: string;
@@ -76,14 +76,37 @@ function dependencyDirs(script: string): string[] {
     if (existsSync(nm)) dirs.add(nm);
     if (path.dirname(dir) === dir) break;
   }
-  try {
-    const file = createRequire(script).resolve("gpu.js");
-    const at = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
-    if (at >= 0) dirs.add(file.slice(0, at + "/node_modules".length));
-  } catch {
-    // the executor reports that gpu.js is missing
+  for (const pkg of ["gpu.js", "gl"]) {
+    try {
+      const file = createRequire(script).resolve(pkg);
+      const at = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
+      if (at >= 0) dirs.add(file.slice(0, at + "/node_modules".length));
+    } catch {
+      // the executor reports that gpu.js is missing; gl is optional
+    }
   }
   return [...dirs];
+}
+
+/**
+ * The X cookie file (XAUTHORITY, e.g. xvfb-run's) is the agent's own, mode 0600: the executor,
+ * dropped to another user, could not authenticate to the display and GL would not open. It gets
+ * its own copy in its work folder, readable only by the sandbox user. (The display itself is
+ * shared with the executor either way: GLX needs it.)
+ */
+function shareXAuthority(env: NodeJS.ProcessEnv, workDir: string): void {
+  const from = env.XAUTHORITY;
+  if (!from || !hostTools().root || !existsSync(from)) return;
+  const copy = path.join(workDir, ".Xauthority");
+  try {
+    copyFileSync(from, copy);
+    const { uid, gid } = sandboxIds({});
+    chownSync(copy, uid, gid);
+    chmodSync(copy, 0o400);
+    env.XAUTHORITY = copy;
+  } catch {
+    // the executor then reports that GL cannot open the display
+  }
 }
 
 /**
@@ -94,10 +117,12 @@ function dependencyDirs(script: string): string[] {
 export function executorLaunch(script: string, mode: GpuMode, options: Pick<GpuPoolOptions, "memoryLimitMb" | "addressSpaceMb" | "cpuSeconds">, workDir: string): SandboxLaunch {
   const codeRoot = path.resolve(path.dirname(executorScript()), "..", "..");
   const pkg = path.join(path.dirname(codeRoot), "package.json");
+  const env = executorEnv(process.env, workDir);
+  if (mode === "auto") shareXAuthority(env, workDir);
   return {
     script,
     cwd: workDir,
-    env: executorEnv(process.env, workDir),
+    env,
     limits: {
       heapMb: options.memoryLimitMb,
       addressSpaceMb: options.addressSpaceMb ?? options.memoryLimitMb + (mode === "auto" ? 16384 : 3072),

@@ -19,7 +19,7 @@
 // Each wall is probed; one that is unavailable (not root, no unshare, no setpriv) is reported in
 // SandboxPlan.walls with why, and the pool logs it as a warning — never silently.
 import { spawnSync, fork, type ChildProcess } from "node:child_process";
-import { accessSync, constants as fsConstants, existsSync, realpathSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 
 export interface SandboxLimits {
@@ -142,6 +142,35 @@ const real = (p: string): string => {
   }
 };
 
+/**
+ * Groups that own GPU device nodes (/dev/dri/renderD*, /dev/nvidia*: often "render"/"video")
+ * and do not already let everyone in: kept with addons (GL), so hardware GL still opens its device.
+ */
+function gpuDeviceGroups(): number[] {
+  const gids = new Set<number>();
+  for (const dir of ["/dev/dri", "/dev"]) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (dir === "/dev" && !n.startsWith("nvidia")) continue;
+      try {
+        const st = statSync(path.join(dir, n));
+        if (st.isCharacterDevice() && st.gid !== 0 && (st.mode & 0o006) !== 0o006) gids.add(st.gid);
+      } catch {
+        // gone or unreadable
+      }
+    }
+  }
+  return [...gids];
+}
+
+/** The uid/gid a root agent drops its executors to. */
+export const sandboxIds = (l: Pick<SandboxLaunch, "uid" | "gid">): { uid: number; gid: number } => ({ uid: l.uid ?? 65534, gid: l.gid ?? 65534 });
+
 /** Builds the command line for a sandboxed Node child, and says which walls are up. */
 export function planSandbox(l: SandboxLaunch): SandboxPlan {
   const t = hostTools();
@@ -167,12 +196,13 @@ export function planSandbox(l: SandboxLaunch): SandboxPlan {
   }
 
   // User: drop to an unprivileged uid/gid — only possible as root, and only if it can read its code.
-  const uid = l.uid ?? 65534;
-  const gid = l.gid ?? 65534;
+  const { uid, gid } = sandboxIds(l);
   const unreadable = needed.filter((p) => !readableByOthers(p));
   if (t.root && t.setpriv && unreadable.length === 0) {
-    prefix.push(t.setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--");
-    walls.push({ name: "user", on: true, detail: `uid ${uid} gid ${gid}, no supplementary groups, no capabilities, no_new_privs` });
+    const groups = l.allowAddons ? gpuDeviceGroups() : [];
+    prefix.push(t.setpriv, `--reuid=${uid}`, `--regid=${gid}`, groups.length > 0 ? `--groups=${groups.join(",")}` : "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--");
+    const which = groups.length > 0 ? `only the GPU device groups ${groups.join(",")}` : "no supplementary groups";
+    walls.push({ name: "user", on: true, detail: `uid ${uid} gid ${gid}, ${which}, no capabilities, no_new_privs` });
   } else {
     const me = `uid ${process.getuid?.() ?? "?"}`;
     walls.push({
