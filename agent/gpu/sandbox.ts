@@ -76,6 +76,7 @@ interface HostTools {
   userNetns: boolean;
   permissionFlag?: string;
   addonsFlag: boolean;
+  disableWarning: boolean;
 }
 
 let tools: HostTools | undefined;
@@ -114,6 +115,7 @@ export function hostTools(): HostTools {
     // Node 22+ calls it --permission; Node 20 --experimental-permission.
     permissionFlag: flags.has("--permission") ? "--permission" : flags.has("--experimental-permission") ? "--experimental-permission" : undefined,
     addonsFlag: flags.has("--allow-addons"),
+    disableWarning: flags.has("--disable-warning"),
   };
   return tools;
 }
@@ -230,6 +232,9 @@ export function planSandbox(l: SandboxLaunch): SandboxPlan {
   const node: string[] = [`--max-old-space-size=${heapMb}`];
   if (t.permissionFlag && (!l.allowAddons || t.addonsFlag)) {
     node.push(t.permissionFlag, ...reads.map((p) => `--allow-fs-read=${p}`));
+    // "Permission is an experimental feature" on every start would crowd the last stderr lines
+    // the pool reports when an executor dies.
+    if (t.disableWarning) node.push("--disable-warning=ExperimentalWarning");
     if (l.allowAddons) node.push("--allow-addons");
     walls.push({
       name: "permissions",
