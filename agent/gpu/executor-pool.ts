@@ -2,15 +2,17 @@
 // none), a queue in front of them, per-task timeouts, and restarts. An executor that dies or
 // hangs fails only the task it was running (EXECUTOR_LOST, which the scheduler retries; or
 // TIMEOUT); queued tasks wait for the restarted executor.
-import { fork, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { repoRoot } from "../../common/paths.js";
 import { TaskFailure } from "../pool/worker-pool.js";
 import type { ExecutorReady, FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
+import { hostTools, launchSandboxed, sandboxIds, type SandboxLaunch, type SandboxPlan } from "./sandbox.js";
 
 export interface GpuTask {
   kernelId: string;
@@ -40,22 +42,96 @@ export interface GpuPoolOptions {
   memoryLimitMb: number;
   /** How long an executor may take to open GL and self-test. */
   startTimeoutMs?: number;
+  /** RLIMIT_AS of each executor, MiB (default: heap + 3 GiB in cpu mode, heap + 16 GiB with GL, whose drivers reserve large ranges). */
+  addressSpaceMb?: number;
+  /** RLIMIT_CPU of each executor, seconds over its life (default 3600); past it the executor is killed and restarted, failing its task as WORKER_CRASHED. */
+  cpuSeconds?: number;
 }
 
 /** Environment variables an executor may see: what GL/X needs to find a display and driver. Nothing else. */
 const PASS_ENV = /^(PATH|DISPLAY|XAUTHORITY|LD_LIBRARY_PATH|LIBGL_.*|MESA_.*|GALLIUM_.*|__GLX_.*|__EGL_.*|EGL_PLATFORM|NVIDIA_.*|CUDA_VISIBLE_DEVICES)$/;
 
 export function executorEnv(parent: NodeJS.ProcessEnv, home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: home, NODE_ENV: "production" };
+  // Mesa's shader cache would write under HOME; the executor may not write files.
+  const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: home, NODE_ENV: "production", MESA_SHADER_CACHE_DISABLE: "true" };
   for (const [k, v] of Object.entries(parent)) if (v !== undefined && PASS_ENV.test(k)) env[k] = v;
   return env;
 }
 
 /** The compiled executor beside this file; from sources (vitest), the built one in dist/. */
-const executorScript = (): string => {
+export const executorScript = (): string => {
   const local = path.join(path.dirname(fileURLToPath(import.meta.url)), "executor.js");
   return existsSync(local) ? local : path.join(repoRoot(), "dist", "agent", "gpu", "executor.js");
 };
+
+/**
+ * The node_modules folders the executor loads from: those Node's resolution walks from the
+ * script's folder up (each as found and as its real path, since a symlinked node_modules is
+ * stat-ed under both), plus where gpu.js really resolves.
+ */
+function dependencyDirs(script: string): string[] {
+  const dirs = new Set<string>();
+  for (let dir = path.dirname(script); ; dir = path.dirname(dir)) {
+    const nm = path.join(dir, "node_modules");
+    if (existsSync(nm)) dirs.add(nm);
+    if (path.dirname(dir) === dir) break;
+  }
+  for (const pkg of ["gpu.js", "gl"]) {
+    try {
+      const file = createRequire(script).resolve(pkg);
+      const at = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
+      if (at >= 0) dirs.add(file.slice(0, at + "/node_modules".length));
+    } catch {
+      // the executor reports that gpu.js is missing; gl is optional
+    }
+  }
+  return [...dirs];
+}
+
+/**
+ * The X cookie file (XAUTHORITY, e.g. xvfb-run's) is the agent's own, mode 0600: the executor,
+ * dropped to another user, could not authenticate to the display and GL would not open. It gets
+ * its own copy in its work folder, readable only by the sandbox user. (The display itself is
+ * shared with the executor either way: GLX needs it.)
+ */
+function shareXAuthority(env: NodeJS.ProcessEnv, workDir: string): void {
+  const from = env.XAUTHORITY;
+  if (!from || !hostTools().root || !existsSync(from)) return;
+  const copy = path.join(workDir, ".Xauthority");
+  try {
+    copyFileSync(from, copy);
+    const { uid, gid } = sandboxIds({});
+    chownSync(copy, uid, gid);
+    chmodSync(copy, 0o400);
+    env.XAUTHORITY = copy;
+  } catch {
+    // the executor then reports that GL cannot open the display
+  }
+}
+
+/**
+ * The sandboxed launch of one executor (agent/gpu/sandbox.ts): what it may read is its own
+ * compiled code (the dist tree it sits in) and its dependencies; native addons only when GL is
+ * probed. Exported so that the escape tests run their probe under exactly this launch.
+ */
+export function executorLaunch(script: string, mode: GpuMode, options: Pick<GpuPoolOptions, "memoryLimitMb" | "addressSpaceMb" | "cpuSeconds">, workDir: string): SandboxLaunch {
+  const codeRoot = path.resolve(path.dirname(executorScript()), "..", "..");
+  const pkg = path.join(path.dirname(codeRoot), "package.json");
+  const env = executorEnv(process.env, workDir);
+  if (mode === "auto") shareXAuthority(env, workDir);
+  return {
+    script,
+    cwd: workDir,
+    env,
+    limits: {
+      heapMb: options.memoryLimitMb,
+      addressSpaceMb: options.addressSpaceMb ?? options.memoryLimitMb + (mode === "auto" ? 16384 : 3072),
+      cpuSeconds: options.cpuSeconds ?? 3600,
+    },
+    readPaths: [codeRoot, ...(existsSync(pkg) ? [pkg] : []), ...dependencyDirs(executorScript())],
+    allowAddons: mode === "auto",
+  };
+}
 
 interface Pending {
   id: number;
@@ -85,13 +161,10 @@ class Executor {
     if (this.starting) return this.starting;
     this.starting = new Promise<ExecutorReady>((resolve, reject) => {
       this.workDir = mkdtempSync(path.join(os.tmpdir(), `distx-gpu-${this.index}-`));
-      const child = fork(executorScript(), [], {
-        cwd: this.workDir,
-        env: executorEnv(process.env, this.workDir),
-        execArgv: [`--max-old-space-size=${this.pool.options.memoryLimitMb}`],
-        serialization: "advanced",
-        stdio: ["ignore", "pipe", "pipe", "ipc"],
-      });
+      // The executor may run as another (unprivileged) user: it may enter its cwd, not list or write it.
+      chmodSync(this.workDir, 0o711);
+      const { child, plan } = launchSandboxed(executorLaunch(executorScript(), mode, this.pool.options, this.workDir));
+      this.pool.noteSandbox(plan);
       this.child = child;
       let stderr = "";
       child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -198,6 +271,9 @@ export class GpuExecutorPool extends EventEmitter {
   private nextId = 1;
   closed = false;
   mode: GpuMode;
+  /** The walls of the last executor launched (agent/gpu/sandbox.ts). */
+  sandbox?: SandboxPlan;
+  private sandboxKey = "";
 
   constructor(readonly options: GpuPoolOptions) {
     super();
@@ -222,6 +298,18 @@ export class GpuExecutorPool extends EventEmitter {
       const ready = await Promise.all(this.executors.map((e) => e.start("cpu")));
       return { ...ready[0]!, glError };
     }
+  }
+
+  /**
+   * @internal Records the walls of a launch; emits "sandbox" (the plan) when they differ from the
+   * last launch's, so the agent logs them once, and an unavailable wall never goes unsaid.
+   */
+  noteSandbox(plan: SandboxPlan): void {
+    this.sandbox = plan;
+    const key = plan.walls.map((w) => `${w.name}:${w.on}:${w.detail}`).join("|");
+    if (key === this.sandboxKey) return;
+    this.sandboxKey = key;
+    this.emit("sandbox", plan);
   }
 
   get size(): number {

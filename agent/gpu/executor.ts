@@ -4,10 +4,11 @@
 //
 // The agent starts it with a minimal environment (no credentials), a private temp cwd and a
 // heap cap; it kills it on a task timeout and restarts it when it dies. Kernel modules are
-// re-validated here (parseGpuModule), so what reaches gpu.js is only the safe JS subset.
+// re-validated here (parseGpuModule), and gpu.js compiles only the text generated from the
+// checked syntax tree (compileGpuKernel): never the bytes the client sent.
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
-import { decodeTask, encodeOutput, GpuModuleError, MAX_GPU_DIMENSION, parseGpuModule, type GpuKernelModule } from "../../kernels/gpu/module.js";
+import { compileGpuKernel, decodeTask, encodeOutput, GpuModuleError, MAX_GPU_DIMENSION, parseGpuModule, type CompiledKernelSource, type GpuKernelModule } from "../../kernels/gpu/module.js";
 import type { FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
 
 const require = createRequire(import.meta.url);
@@ -27,7 +28,7 @@ let gpujs: GpuJs;
 let gpu: GPUType;
 let backend: GpuBackend = "cpu";
 let maxTextureSize = MAX_GPU_DIMENSION;
-const modules = new Map<string, GpuKernelModule>();
+const modules = new Map<string, { module: GpuKernelModule; compiled: CompiledKernelSource }>();
 const kernels = new Map<string, IKernelRunShortcut>();
 const MAX_CACHED_KERNELS = 32;
 
@@ -93,18 +94,19 @@ function init(mode: GpuMode): void {
   send({ type: "ready", backend, renderer, maxTextureSize, ...(glError ? { glError } : {}) });
 }
 
-function getModule(kernelId: string, bytes: Uint8Array): GpuKernelModule {
+function getModule(kernelId: string, bytes: Uint8Array): { module: GpuKernelModule; compiled: CompiledKernelSource } {
   const cached = modules.get(kernelId);
   if (cached) return cached;
   // Only registered kernels run: the id is the sha256 of exactly these bytes.
   const actual = createHash("sha256").update(bytes).digest("hex");
   if (actual !== kernelId) throw new GpuModuleError(`module bytes hash to ${actual}, not the kernel id ${kernelId}`);
-  const m = parseGpuModule(bytes);
-  modules.set(kernelId, m);
-  return m;
+  const module = parseGpuModule(bytes);
+  const entry = { module, compiled: compileGpuKernel(module) };
+  modules.set(kernelId, entry);
+  return entry;
 }
 
-function getKernel(kernelId: string, m: GpuKernelModule, constants: Record<string, number>, output: number[]): { kernel: IKernelRunShortcut; compiled: boolean } {
+function getKernel(kernelId: string, m: GpuKernelModule, compiled: CompiledKernelSource, constants: Record<string, number>, output: number[]): { kernel: IKernelRunShortcut; compiled: boolean } {
   const key = `${kernelId}|${JSON.stringify(constants)}|${output.join("x")}`;
   const hit = kernels.get(key);
   if (hit) {
@@ -115,11 +117,14 @@ function getKernel(kernelId: string, m: GpuKernelModule, constants: Record<strin
   for (const d of output) {
     if (d > maxTextureSize) throw new GpuModuleError(`output dimension ${d} is above this GPU's texture size limit ${maxTextureSize}`);
   }
+  // Keyed by the generated names: gpu.js sees none of the module's own names.
   const argumentTypes: Record<string, string> = {};
-  for (const a of m.args) argumentTypes[a.name] = a.kind === "scalar" ? "Float" : "Input";
-  const kernel = gpu.createKernel(m.source, {
+  m.args.forEach((a, i) => (argumentTypes[compiled.params[i]!] = a.kind === "scalar" ? "Float" : "Input"));
+  const generatedConstants: Record<string, number> = {};
+  for (const [name, generated] of compiled.constants) generatedConstants[generated] = constants[name]!;
+  const kernel = gpu.createKernel(compiled.source, {
     output,
-    constants,
+    constants: generatedConstants,
     argumentTypes,
     precision: "single",
     tactic: m.settings.tactic ?? "precision",
@@ -138,10 +143,10 @@ function getKernel(kernelId: string, m: GpuKernelModule, constants: Record<strin
 
 function run(msg: Extract<ToExecutor, { type: "run" }>): void {
   try {
-    const m = getModule(msg.kernelId, msg.module);
+    const { module: m, compiled: source } = getModule(msg.kernelId, msg.module);
     const task = decodeTask(m, msg.input);
     const t0 = performance.now();
-    const { kernel, compiled } = getKernel(msg.kernelId, m, task.constants, task.output);
+    const { kernel, compiled } = getKernel(msg.kernelId, m, source, task.constants, task.output);
     const args = task.args.map((a) => (typeof a === "number" ? a : gpujs.input(a.data, a.size)));
     const t1 = performance.now();
     let result: unknown;

@@ -12,6 +12,7 @@ import { gemm } from "../../kernels/reference/gemm.js";
 import { TaskFailure } from "../pool/worker-pool.js";
 import { GpuUtilizationSampler, readNvidiaSmi, type NvidiaGpu } from "./detect.js";
 import { GpuExecutorPool, type GpuHandle } from "./executor-pool.js";
+import type { SandboxPlan } from "./sandbox.js";
 import type { ExecutorReady, GpuMode } from "./protocol.js";
 
 export interface GpuSupportOptions {
@@ -52,6 +53,13 @@ export class GpuSupport {
     );
     pool.on("executor_exit", (index: number, why: string) => this.log.warn({ event: "gpu_executor_exit", executor: index, reason: why }, "gpu executor exited; restarting it"));
     pool.on("executor_error", (index: number, why: string) => this.log.error({ event: "gpu_executor_error", executor: index, reason: why }, "gpu executor failed to restart"));
+    // The sandbox's walls, once per change: each one that is down is its own warning line.
+    pool.on("sandbox", (plan: SandboxPlan) => {
+      this.log.info({ event: "gpu_sandbox", walls: Object.fromEntries(plan.walls.map((w) => [w.name, w.on])) }, "gpu executor sandbox");
+      for (const w of plan.walls.filter((x) => !x.on)) {
+        this.log.warn({ event: "gpu_sandbox_wall_down", wall: w.name, reason: w.detail }, `gpu executor sandbox: the ${w.name} wall is unavailable: ${w.detail}`);
+      }
+    });
     try {
       this.ready = await pool.start();
       this.pool = pool;

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { Parser } from "acorn";
 import { z } from "zod";
 import { encodeGpuModule, GPU_ABI, GpuModuleError, parseGpuModule, type GpuKernelModule } from "./module.js";
 
@@ -51,7 +52,7 @@ export async function buildGpuKernel(sourceFile: string, opts: { outDir: string 
   if (typeof kernel !== "function") throw new GpuModuleError(`${sourceFile}: default export needs kernel: function (...) { ... }`);
   const text = kernel.toString();
   // Methods (`kernel(a) {}`) stringify without the `function` keyword.
-  const fnSource = /^function[\s(]/.test(text) ? text : `function ${text.replace(/^kernel\s*/, "")}`;
+  const fnSource = stripComments(/^function[\s(]/.test(text) ? text : `function ${text.replace(/^kernel\s*/, "")}`);
   const candidate = { abi: GPU_ABI, name, source: fnSource, constants: {}, settings: {}, ...layout };
   let bytes = encodeGpuModule(candidate as GpuKernelModule);
   let module: GpuKernelModule;
@@ -82,4 +83,25 @@ export async function buildGpuKernel(sourceFile: string, opts: { outDir: string 
   await rename(modulePath + suffix, modulePath);
   await rename(manifestPath + suffix, manifestPath);
   return { modulePath, manifestPath, manifest, module, bytes };
+}
+
+/**
+ * Registered kernel sources may not contain comments (the checker refuses them: a comment is text
+ * that one JS reader skips and another may not). The author's comments are removed here, on the
+ * author's machine; newlines inside them are kept so that error offsets stay on the same line.
+ */
+export function stripComments(fnSource: string): string {
+  const ranges: [number, number][] = [];
+  try {
+    Parser.parse(`(${fnSource}\n)`, { ecmaVersion: 2020, sourceType: "script", onComment: (_b: boolean, _t: string, start: number, end: number) => void ranges.push([start - 1, end - 1]) });
+  } catch {
+    return fnSource; // the checker reports what does not parse
+  }
+  let out = "";
+  let at = 0;
+  for (const [start, end] of ranges) {
+    out += fnSource.slice(at, start) + fnSource.slice(start, end).replace(/[^\n]/g, " ");
+    at = end;
+  }
+  return out + fnSource.slice(at);
 }

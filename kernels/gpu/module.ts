@@ -9,9 +9,12 @@
 //   * output    gpu.js output [x] / [x, y] / [x, y, z] (x fastest), from header fields or literals;
 //   * result    how each output float becomes bytes: f32 as is, u32/i32 rounded.
 // Kernels are untrusted: the source check means a kernel can read only its arguments,
-// this.thread / this.constants / this.output and Math — no globals, no strings, no calls but Math.*.
-import { Parser, type Node as AcornNode } from "acorn";
+// this.thread / this.constants / this.output and Math — no globals, no strings, no calls but Math.*
+// — and gpu.js is only ever given text generated from the checked tree (compileGpuKernel).
 import { z } from "zod";
+import { compileKernelSource, type CompiledKernelSource, type KernelArgSpec } from "./kernel-source.js";
+
+export type { CompiledKernelSource, KernelArgSpec } from "./kernel-source.js";
 
 export const GPU_ABI = "distx-gpu-1";
 /** gpu.js (WebGL1 under headless-gl) indexes textures with float32 math: exact up to 2^24. */
@@ -20,7 +23,12 @@ export const MAX_GPU_ELEMENTS = 1 << 24;
 export const MAX_GPU_DIMENSION = 16384;
 export const MAX_LOOP_ITERATIONS = 1_000_000;
 
-const ident = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier");
+// Names become object keys (header fields, constants): the ones with special meaning on objects are refused.
+const ident = z
+  .string()
+  .max(64)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier")
+  .refine((s) => !["__proto__", "constructor", "prototype"].includes(s), "must not be __proto__, constructor or prototype");
 const dim = z.union([ident, z.number().int().min(1).max(MAX_GPU_ELEMENTS)]);
 const headerType = z.enum(["u32", "i32", "f32", "f64"]);
 
@@ -102,148 +110,30 @@ export function parseGpuModule(bytes: Uint8Array): GpuKernelModule {
   if (new Set(m.args.map((a) => a.name)).size !== m.args.length) throw new GpuModuleError("args: names must be unique");
   for (const [k, v] of Object.entries(m.constants)) needField(`constants.${k}`, v);
   m.output.forEach((d, i) => needField(`output[${i}]`, d));
-  checkKernelSource(m.source, m.args.map((a) => a.name), new Set(Object.keys(m.constants)));
+  checkKernelSource(m.source, kernelArgSpecs(m), Object.keys(m.constants));
   return m;
 }
 
 // ───────────── the kernel source subset ─────────────
 
-const MATH_FUNCTIONS = new Set([
-  "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "cos", "cosh", "exp", "expm1",
-  "floor", "fround", "log", "log10", "log1p", "log2", "max", "min", "pow", "random", "round", "sign", "sin", "sinh",
-  "sqrt", "tan", "tanh", "trunc",
-]);
-const MATH_CONSTANTS = new Set(["E", "LN10", "LN2", "LOG10E", "LOG2E", "PI", "SQRT1_2", "SQRT2"]);
-const ALLOWED_NODES = new Set([
-  "Program", "ExpressionStatement", "FunctionExpression", "BlockStatement", "VariableDeclaration", "VariableDeclarator",
-  "ReturnStatement", "IfStatement", "ForStatement", "WhileStatement", "DoWhileStatement", "BreakStatement",
-  "ContinueStatement", "EmptyStatement", "BinaryExpression", "LogicalExpression", "UnaryExpression", "UpdateExpression",
-  "AssignmentExpression", "ConditionalExpression", "MemberExpression", "CallExpression", "ThisExpression",
-  "Identifier", "Literal", "ArrayExpression",
-]);
-
-type AnyNode = AcornNode & Record<string, unknown>;
+/** The kernel's arguments as the source checker sees them: scalars, or arrays of their shape's rank. */
+export function kernelArgSpecs(m: Pick<GpuKernelModule, "args">): KernelArgSpec[] {
+  return m.args.map((a) => ({ name: a.name, depth: a.kind === "scalar" ? 0 : a.shape.length }));
+}
 
 /**
- * Accepts one `function (args) { ... }` using only numbers, locals, arguments, array indexing,
- * Math.*, this.thread.{x,y,z}, this.output.{x,y,z} and this.constants.<declared>. Everything
- * else (globals, strings, other calls, closures, `new`, property access) is refused, so the
- * kernel cannot reach the executor process even in gpu.js cpu mode, where it runs as JS.
+ * Checks a kernel source against the safe subset (kernels/gpu/kernel-source.ts) and returns the
+ * canonical text generated from its syntax tree — the only text that may be handed to gpu.js.
+ * Plain argument names (as older callers pass) are taken as one-dimensional arrays.
  */
-export function checkKernelSource(source: string, argNames: string[], constants: ReadonlySet<string>): void {
-  let program: AnyNode;
-  try {
-    program = Parser.parse(`(${source})`, { ecmaVersion: 2020, sourceType: "script" }) as unknown as AnyNode;
-  } catch (err) {
-    throw new GpuModuleError(`kernel source does not parse: ${(err as Error).message}`);
-  }
-  const body = program.body as AnyNode[];
-  const fn = body.length === 1 && body[0]!.type === "ExpressionStatement" ? (body[0]!.expression as AnyNode) : undefined;
-  if (!fn || fn.type !== "FunctionExpression") throw new GpuModuleError("kernel source must be exactly one `function (...) { ... }` expression");
-  if (fn.async || fn.generator) throw new GpuModuleError("kernel function must not be async or a generator");
-  const params = (fn.params as AnyNode[]).map((p) => {
-    if (p.type !== "Identifier") throw new GpuModuleError("kernel parameters must be plain names");
-    return p.name as string;
-  });
-  if (params.join(",") !== argNames.join(",")) {
-    throw new GpuModuleError(`kernel parameters (${params.join(", ")}) must match args (${argNames.join(", ")}) in order`);
-  }
-  const declared = new Set(params);
-  const fail = (node: AnyNode, why: string): never => {
-    const at = Math.max(0, (node.start as number) - 1);
-    throw new GpuModuleError(`kernel source, offset ${at}: ${why}`);
-  };
-  // First pass: collect local declarations (gpu.js has function scope semantics in GLSL anyway).
-  const walk = (node: unknown, visit: (n: AnyNode, parent: AnyNode | undefined) => void, parent?: AnyNode) => {
-    if (!node || typeof node !== "object") return;
-    if (Array.isArray(node)) {
-      for (const n of node) walk(n, visit, parent);
-      return;
-    }
-    const n = node as AnyNode;
-    if (typeof n.type !== "string") return;
-    visit(n, parent);
-    for (const [key, value] of Object.entries(n)) {
-      if (key === "type" || key === "start" || key === "end" || key === "loc" || key === "range") continue;
-      if (value && typeof value === "object") walk(value, visit, n);
-    }
-  };
-  walk(fn.body, (n) => {
-    if (n.type === "VariableDeclarator") {
-      const id = n.id as AnyNode;
-      if (id.type !== "Identifier") fail(n, "destructuring is not supported");
-      declared.add(id.name as string);
-    }
-  });
-  walk(fn.body, (n, parent) => {
-    if (!ALLOWED_NODES.has(n.type)) fail(n, `${n.type} is not allowed in a gpu kernel`);
-    switch (n.type) {
-      case "FunctionExpression":
-        fail(n, "nested functions are not allowed");
-        break;
-      case "Literal":
-        if (typeof n.value !== "number" && typeof n.value !== "boolean") fail(n, "only number and boolean literals are allowed");
-        break;
-      case "UnaryExpression":
-        if (!["-", "+", "!", "~"].includes(n.operator as string)) fail(n, `operator ${String(n.operator)} is not allowed`);
-        break;
-      case "ArrayExpression":
-        // gpu.js vector values ([x, y]) — allowed only as a declared value or a return value.
-        if (!parent || !["VariableDeclarator", "ReturnStatement"].includes(parent.type)) fail(n, "array literals may only be returned or assigned to a new variable");
-        break;
-      case "CallExpression": {
-        const callee = n.callee as AnyNode;
-        const ok =
-          callee.type === "MemberExpression" &&
-          !callee.computed &&
-          (callee.object as AnyNode).type === "Identifier" &&
-          (callee.object as AnyNode).name === "Math" &&
-          MATH_FUNCTIONS.has((callee.property as AnyNode).name as string);
-        if (!ok) fail(n, "only Math.* functions may be called");
-        break;
-      }
-      case "MemberExpression": {
-        const obj = n.object as AnyNode;
-        const prop = n.property as AnyNode;
-        if (n.computed) {
-          // Array indexing: a[i], a[i][j]; never on `this` or Math.
-          if (obj.type === "ThisExpression" || (obj.type === "Identifier" && obj.name === "Math")) fail(n, "computed access on this/Math is not allowed");
-          if (obj.type === "MemberExpression" && !obj.computed) fail(n, "indexing is only allowed on arguments and locals");
-          break;
-        }
-        const name = prop.name as string;
-        if (obj.type === "Identifier" && obj.name === "Math") {
-          if (!MATH_FUNCTIONS.has(name) && !MATH_CONSTANTS.has(name)) fail(n, `Math.${name} is not allowed`);
-        } else if (obj.type === "ThisExpression") {
-          if (!["thread", "output", "constants"].includes(name)) fail(n, `this.${name} is not allowed`);
-          if (!parent || parent.type !== "MemberExpression" || parent.object !== n || parent.computed) fail(n, `this.${name} must be followed by .<name>`);
-        } else if (obj.type === "MemberExpression" && !obj.computed && (obj.object as AnyNode).type === "ThisExpression") {
-          const group = (obj.property as AnyNode).name as string;
-          if (group === "constants") {
-            if (!constants.has(name)) fail(n, `this.constants.${name} is not declared in the module's constants`);
-          } else if (!["x", "y", "z"].includes(name)) fail(n, `this.${group}.${name} is not allowed`);
-        } else {
-          fail(n, `property access .${name} is not allowed`);
-        }
-        break;
-      }
-      case "ThisExpression":
-        if (!parent || parent.type !== "MemberExpression" || parent.object !== n) fail(n, "`this` may only be used as this.thread/output/constants");
-        break;
-      case "Identifier": {
-        // Property names of non-computed member expressions are checked above.
-        if (parent?.type === "MemberExpression" && parent.property === n && !parent.computed) break;
-        const name = n.name as string;
-        if (name === "Math") {
-          if (!parent || parent.type !== "MemberExpression" || parent.object !== n) fail(n, "Math may only be used as Math.<name>");
-          break;
-        }
-        if (name === "Infinity" || name === "NaN") break;
-        if (!declared.has(name)) fail(n, `unknown name ${name} (kernels may use only their arguments and locals)`);
-        break;
-      }
-    }
-  });
+export function checkKernelSource(source: string, args: readonly (string | KernelArgSpec)[], constants: ReadonlySet<string> | readonly string[]): CompiledKernelSource {
+  const specs = args.map((a) => (typeof a === "string" ? { name: a, depth: 1 } : a));
+  return compileKernelSource(source, specs, [...constants], (message) => new GpuModuleError(message));
+}
+
+/** The generated kernel text and its generated names, for a validated module. */
+export function compileGpuKernel(m: GpuKernelModule): CompiledKernelSource {
+  return checkKernelSource(m.source, kernelArgSpecs(m), Object.keys(m.constants));
 }
 
 // ───────────── task input → kernel arguments, output → bytes ─────────────
@@ -259,7 +149,7 @@ export interface DecodedTask {
 
 export function decodeTask(m: GpuKernelModule, input: Uint8Array): DecodedTask {
   const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
-  const header: Record<string, number> = {};
+  const header: Record<string, number> = Object.create(null) as Record<string, number>;
   let off = 0;
   for (const f of m.header) {
     const size = HEADER_SIZE[f.type];
@@ -295,7 +185,7 @@ export function decodeTask(m: GpuKernelModule, input: Uint8Array): DecodedTask {
     // gpu.js sizes are [x, y, z] with x fastest: the reverse of a row-major shape.
     args.push({ data, size: [...shape].reverse() });
   }
-  const constants: Record<string, number> = {};
+  const constants: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const [k, v] of Object.entries(m.constants)) {
     const value = resolve(`constants.${k}`, v);
     if (!Number.isFinite(value)) throw new GpuModuleError(`constant ${k} = ${value} is not finite`);
