@@ -4,6 +4,7 @@
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
 import type protobuf from "protobufjs";
+import type { KafkaSecurity } from "./backend-security.js";
 import { contractMessage, loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
 import type { JobSubmission, JobSubmissionIn } from "./types.js";
 import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, CancellationIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
@@ -32,10 +33,12 @@ export function partitionFor(nodeId: string, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-export function kafkaClient(brokers: string[], clientId: string): Kafka {
+/** `security`: SASL and TLS (kafkaSecurity() of the config); none means PLAINTEXT. */
+export function kafkaClient(brokers: string[], clientId: string, security: KafkaSecurity = {}): Kafka {
   return new Kafka({
     clientId,
     brokers,
+    ...security,
     connectionTimeout: 3000,
     requestTimeout: 30_000,
     // Long enough to ride out a broker restart; callers add their own outer retry loops.
@@ -45,8 +48,8 @@ export function kafkaClient(brokers: string[], clientId: string): Kafka {
 }
 
 /** Fails within timeoutMs with an error naming the address when no broker answers. */
-export async function checkBrokers(brokers: string[], timeoutMs: number): Promise<void> {
-  const kafka = new Kafka({ clientId: "distx-probe", brokers, connectionTimeout: Math.min(3000, timeoutMs), retry: { retries: 1, initialRetryTime: 100 }, logLevel: KafkaLogLevel.NOTHING });
+export async function checkBrokers(brokers: string[], timeoutMs: number, security: KafkaSecurity = {}): Promise<void> {
+  const kafka = new Kafka({ clientId: "distx-probe", brokers, ...security, connectionTimeout: Math.min(3000, timeoutMs), retry: { retries: 1, initialRetryTime: 100 }, logLevel: KafkaLogLevel.NOTHING });
   const admin = kafka.admin();
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -7,6 +7,7 @@
 // The scheduler consumes submissions, events and load in one consumer group and commits an
 // offset only after the handler for that record (and every earlier one) has resolved.
 import type { Admin, Consumer, Kafka } from "kafkajs";
+import type { KafkaSecurity } from "../../common/backend-security.js";
 import { KafkaAgentLink } from "../../agent/kafka-link.js";
 import {
   assignmentBytes,
@@ -39,6 +40,8 @@ export interface KafkaBusOptions {
   assignmentPartitions: number;
   connectTimeoutMs: number;
   groupId?: string;
+  /** SASL and TLS of the scheduler's principal (kafkaSecurity() of its config). */
+  security?: KafkaSecurity;
   onError?: (err: Error, where: string) => void;
 }
 
@@ -62,8 +65,8 @@ export class KafkaBus implements TaskBus {
   }
 
   static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
-    await checkBrokers(options.brokers, options.connectTimeoutMs);
-    const kafka = kafkaClient(options.brokers, "distx-scheduler");
+    await checkBrokers(options.brokers, options.connectTimeoutMs, options.security);
+    const kafka = kafkaClient(options.brokers, "distx-scheduler", options.security);
     const topics = topicNames(options.topicPrefix);
     const admin = kafka.admin();
     await admin.connect();
@@ -204,7 +207,7 @@ export class KafkaBus implements TaskBus {
   }
 
   async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) });
+    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) }, undefined, undefined, this.options.security);
     return { close: () => link.close() };
   }
 
