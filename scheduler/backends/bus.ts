@@ -28,6 +28,8 @@ export interface BusHandlers {
   submission(rec: SubmissionRecord): Promise<void>;
   event(rec: TaskEventRecord): Promise<void>;
   load(sample: LoadSample): void;
+  /** A submissions record dropped before it reached `submission` (undecodable, oversized). */
+  rejectedSubmission?(reason: string): void;
 }
 
 export interface TaskBus {

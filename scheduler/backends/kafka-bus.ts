@@ -158,11 +158,18 @@ export class KafkaBus implements TaskBus {
             if (!isRunning() || isStale()) return;
             if (m.value) {
               let rec: SubmissionRecord | undefined;
-              try {
-                rec = fromJobSubmission(decodeSubmission(m.value));
-              } catch (err) {
-                // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
-                this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
+              if (m.value.length > MAX_SUBMISSION_BYTES) {
+                // Larger than appendSubmission ever writes: not ours; never decoded.
+                handlers.rejectedSubmission?.("oversized");
+                this.options.onError?.(new Error(`${m.value.length} bytes`), `oversized submission record at offset ${m.offset} dropped`);
+              } else {
+                try {
+                  rec = fromJobSubmission(decodeSubmission(m.value));
+                } catch (err) {
+                  // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
+                  handlers.rejectedSubmission?.("undecodable");
+                  this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
+                }
               }
               if (rec) await handlers.submission(rec);
             }
