@@ -7,7 +7,8 @@
 # format time (--add-scram), ACLs with kafka-acls (kafka.admin.AclCommand).
 #   scripts/kafka-secure.sh up|down|status|restart|wipe|env|acls PREFIX
 # `env` prints the export lines the tests read (DISTX_TEST_KAFKA_SECURE, DISTX_TEST_KAFKA_SECURE_DIR);
-# `acls PREFIX` grants the role ACLs for another topic prefix (up grants them for "distx").
+# `acls PREFIX` grants the role ACLs for another topic prefix (up grants them for
+# $KAFKA_SECURE_ACL_PREFIXES, default "distx distx-test").
 # Files in the secrets dir: ca.pem, {admin,scheduler,agent}.password, admin.properties.
 # Env: KAFKA_SECURE_PORT (9094), controller port = port + 1000, KAFKA_HOME (.cache/kafka).
 set -euo pipefail
@@ -153,8 +154,11 @@ acls() {
   touch "$RUN/acls-$p"
 }
 
+# "distx" is the default prefix; "distx-test" is the one test/backends/secure-kafka.test.ts uses.
+default_acls() { for p in ${KAFKA_SECURE_ACL_PREFIXES:-distx distx-test}; do acls "$p"; done; }
+
 up() {
-  if pid="$(running_pid)"; then return 0; fi
+  if pid="$(running_pid)"; then default_acls; return 0; fi
   if port_open "$PORT"; then die "port $PORT is taken by another process; set KAFKA_SECURE_PORT"; fi
   if port_open "$CPORT"; then die "port $CPORT is taken by another process; set KAFKA_SECURE_PORT"; fi
   command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jre-headless)"
@@ -181,7 +185,7 @@ up() {
     if (( SECONDS > deadline )); then tail -30 "$RUN/kafka-internal.log" >&2 || true; die "broker did not answer on 127.0.0.1:$PORT in time"; fi
     sleep 0.5
   done
-  acls distx
+  default_acls
   echo "kafka-secure.sh: SASL_SSL broker up on 127.0.0.1:$PORT (pid $(cat "$PIDFILE")); secrets in $SECRETS" >&2
 }
 

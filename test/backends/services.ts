@@ -37,3 +37,19 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     await sleep(everyMs);
   }
 }
+
+/** The SASL_SSL broker of scripts/kafka-secure.sh: its address and the folder with ca.pem and the roles' password files. */
+export function secureKafka(): { brokers: string; dir: string } {
+  if (!process.env.DISTX_TEST_KAFKA_SECURE || !process.env.DISTX_TEST_KAFKA_SECURE_DIR) {
+    execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
+    const out = execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "env"], { encoding: "utf8" });
+    for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[m[1]!] = m[2]!;
+  }
+  return { brokers: process.env.DISTX_TEST_KAFKA_SECURE!, dir: process.env.DISTX_TEST_KAFKA_SECURE_DIR! };
+}
+
+/** Grants the role ACLs (scheduler, agent) for a topic prefix on the secure broker. */
+export function grantKafkaAcls(prefix: string): void {
+  const env = { ...process.env, KAFKA_SECURE_PORT: process.env.DISTX_TEST_KAFKA_SECURE!.split(":")[1]! };
+  execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "acls", prefix], { stdio: ["ignore", "inherit", "inherit"], env });
+}
