@@ -59,7 +59,9 @@ export async function connectRedis(url: string, connectTimeoutMs = 5000, name = 
     await Promise.race([redis.connect().then(() => redis.ping()), timer]);
   } catch (err) {
     redis.disconnect();
-    const msg = (err as Error).message;
+    let msg = (err as Error).message;
+    // "Connection is closed." alone hides why (NOAUTH, WRONGPASS, a TLS failure): add the last error.
+    if (lastError && !msg.includes(lastError)) msg += ` (${lastError})`;
     throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${shown}: ${msg}`);
   }
   return redis;

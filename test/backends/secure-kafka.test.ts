@@ -14,12 +14,13 @@ import { LocalCluster } from "../../cli/local-cluster.js";
 import { kafkaSecurity, type KafkaSecurity } from "../../common/backend-security.js";
 import { encodeSubmission, kafkaClient, topicNames } from "../../common/kafka-wire.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
-import { grantKafkaAcls, repo, secureKafka, testServices, uniquePrefix, until } from "./services.js";
+import { startSecureRedis, type SecureRedis } from "./secure-redis.js";
+import { grantKafkaAcls, repo, secureKafka, uniquePrefix, until } from "./services.js";
 
 const saxpy = exampleKernels.saxpy!;
 let brokers: string;
 let dir: string;
-let redisUrl: string;
+let redis: SecureRedis;
 let prefix: string;
 let redisPrefix: string;
 let cluster: LocalCluster | undefined;
@@ -53,17 +54,19 @@ async function connectError(kafka: Kafka): Promise<Error | undefined> {
 
 beforeAll(async () => {
   ({ brokers, dir } = secureKafka());
-  redisUrl = testServices().redis;
   // The topic prefix whose ACLs `kafka-secure.sh up` granted with the broker (granting them for a
   // fresh prefix costs five JVM starts); Redis keys still get a fresh prefix.
   prefix = "distx-test";
   grantKafkaAcls(prefix);
   redisPrefix = uniquePrefix("sec");
+  // State over TLS with an ACL user too, so every command a real run sends is checked against it.
+  redis = await startSecureRedis(redisPrefix);
 }, 300_000);
 
 afterAll(async () => {
   client?.close();
   await cluster?.stop(3000);
+  await redis?.stop();
 });
 
 describe("Kafka over SASL_SSL with per-role principals", () => {
@@ -89,11 +92,13 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
       logs: path.join(repo, "test-output", `secure-kafka-${redisPrefix}`),
       schedulerArgs: [
         "--queue", "kafka", "--state", "redis", "--kafka-brokers", brokers, "--kafka-topic-prefix", prefix,
-        "--redis-url", redisUrl, "--redis-prefix", redisPrefix, "--drain-grace-ms", "0",
+        "--redis-ca-file", redis.caFile, "--redis-prefix", redisPrefix, "--drain-grace-ms", "0",
         ...common, "--kafka-username", "distx-scheduler", "--kafka-password-file", path.join(dir, "scheduler.password"),
       ],
       agentArgs: () => ["--no-calibrate", ...common, "--kafka-username", "distx-agent", "--kafka-password-file", path.join(dir, "agent.password")],
       readyTimeoutMs: 60_000,
+      // The password-bearing URL through the environment, as a deployment would (not in ps).
+      env: { DISTX_REDIS_URL: redis.url },
     });
     await cluster.start();
     client = new DistributeXClient(cluster.address);
