@@ -41,8 +41,8 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
 /** The SASL_SSL broker of scripts/kafka-secure.sh: its address and the folder with ca.pem and the roles' password files. */
 export function secureKafka(): { brokers: string; dir: string } {
   if (!process.env.DISTX_TEST_KAFKA_SECURE || !process.env.DISTX_TEST_KAFKA_SECURE_DIR) {
-    execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
-    const out = execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "env"], { encoding: "utf8" });
+    // The setup script picks the port (this checkout's broker, or a free pair) and starts it.
+    const out = execFileSync("bash", ["-c", "source scripts/setup/15-kafka-secure.sh >&2 && bash scripts/kafka-secure.sh env"], { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[m[1]!] = m[2]!;
   }
   return { brokers: process.env.DISTX_TEST_KAFKA_SECURE!, dir: process.env.DISTX_TEST_KAFKA_SECURE_DIR! };
