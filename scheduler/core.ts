@@ -229,7 +229,7 @@ export class SchedulerCore extends EventEmitter {
       if (!kind) throw notFound(`unknown kernel ${rec.kernelId}`);
     } catch (err) {
       if (!(err instanceof DistxError)) throw err; // the store failed: not consumed, retried
-      this.emit("submission_rejected", rejectionReason(err));
+      this.emit("record_rejected", "submissions", rejectionReason(err));
       this.log.warn({ event: "submission_rejected", reason: rejectionReason(err), err: err.message }, "refused a submissions-log record");
       return;
     }

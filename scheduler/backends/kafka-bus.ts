@@ -13,6 +13,7 @@ import {
   assignmentBytes,
   BatchingSender,
   checkBrokers,
+  decodeLoadSample,
   decodeSubmission,
   decodeUpdates,
   encodeAssignments,
@@ -143,11 +144,14 @@ export class KafkaBus implements TaskBus {
         if (batch.topic === this.topics.load) {
           for (const m of msgs) {
             if (m.value) {
+              let sample: LoadSample | undefined;
               try {
-                handlers.load(JSON.parse(m.value.toString("utf8")) as LoadSample);
+                sample = decodeLoadSample(m.value);
               } catch {
-                // a malformed sample is only a lost sample
+                // A malformed sample is only a lost sample: counted, never handed on.
+                handlers.rejected?.("node-load", m.value.length > 64 * 1024 ? "oversized" : "malformed");
               }
+              if (sample) handlers.load(sample);
             }
             resolveOffset(m.offset);
           }
@@ -160,14 +164,14 @@ export class KafkaBus implements TaskBus {
               let rec: SubmissionRecord | undefined;
               if (m.value.length > MAX_SUBMISSION_BYTES) {
                 // Larger than appendSubmission ever writes: not ours; never decoded.
-                handlers.rejectedSubmission?.("oversized");
+                handlers.rejected?.("submissions", "oversized");
                 this.options.onError?.(new Error(`${m.value.length} bytes`), `oversized submission record at offset ${m.offset} dropped`);
               } else {
                 try {
                   rec = fromJobSubmission(decodeSubmission(m.value));
                 } catch (err) {
                   // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
-                  handlers.rejectedSubmission?.("undecodable");
+                  handlers.rejected?.("submissions", "undecodable");
                   this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
                 }
               }

@@ -127,9 +127,9 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     });
     await writer.disconnect();
     const admin = `http://${await cluster.adminAddress("scheduler")}`;
-    const metric = async (reason: string) => {
+    const metric = async (reason: string, topic = "submissions") => {
       const text = await (await fetch(`${admin}/metrics`)).text();
-      return Number(new RegExp(`^distx_rejected_submissions_total\\{reason="${reason}"\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+      return Number(new RegExp(`^distx_rejected_records_total\\{topic="${topic}",reason="${reason}"\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
     };
     await until("the forged records to be refused", async () => (await metric("invalid_argument")) >= 2 && (await metric("not_found")) >= 1 && (await metric("undecodable")) >= 1, 30_000);
     await expect(client.getJob(forgedId)).rejects.toThrow(/NOT_FOUND/);
@@ -157,6 +157,11 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     await producer.connect();
     try {
       await producer.send({ topic: topics.events, acks: -1, messages: [{ key: "n", value: Buffer.alloc(0) }] });
+      // It may write load samples: a malformed one is dropped and counted, and harms nothing.
+      const nodeId = (await client.listNodes())[0]!.nodeId;
+      await producer.send({ topic: topics.load, acks: -1, messages: [{ key: nodeId, value: Buffer.from(JSON.stringify({ nodeId, draining: false, load: { cpuUtilization: "all of it" } })) }] });
+      await until("the malformed load sample to be refused", async () => (await metric("malformed", "node-load")) >= 1, 30_000);
+      expect((await client.listNodes()).every((n) => n.state === "NODE_STATE_READY")).toBe(true);
       for (const topic of [topics.submissions, topics.assignments]) {
         const denied = await producer.send({ topic, acks: -1, messages: [{ key: "x", value: forged({}) }] }).then(() => undefined, (err: Error) => err);
         expect(denied?.message, topic).toMatch(/not authorized/i);
