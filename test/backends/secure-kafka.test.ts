@@ -3,14 +3,16 @@
 // (scripts/kafka-secure.sh). The scheduler and agents run a job end to end over it; a wrong
 // password, a plaintext client, a client without the CA and the agent principal writing where
 // only the scheduler may are all refused; forged submissions records are dropped and counted.
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { logLevel, type Kafka } from "kafkajs";
 import { Kafka as KafkaClient } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient } from "../../client/index.js";
-import { LocalCluster } from "../../cli/local-cluster.js";
+import { cliEntry, LocalCluster } from "../../cli/local-cluster.js";
 import { kafkaSecurity, type KafkaSecurity } from "../../common/backend-security.js";
 import { encodeSubmission, kafkaClient, topicNames } from "../../common/kafka-wire.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
@@ -82,6 +84,16 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     expect((await connectError(quick(noCa)))?.message).toMatch(/self[- ]signed|unable to (verify|get)/i);
     // The right password works (so the refusals above are about the credentials, not the broker).
     expect(await connectError(quick(role("scheduler")))).toBeUndefined();
+
+    // A scheduler with a wrong password stops at start, names the setting, shows no password.
+    const wrongFile = path.join(mkdtempSync(path.join(os.tmpdir(), "distx-pw-")), "pw");
+    writeFileSync(wrongFile, "not-the-password-either\n");
+    const run = spawnSync(process.execPath, [cliEntry(), "scheduler", "--port", "0", "--queue", "kafka", "--kafka-brokers", brokers,
+      "--kafka-sasl-mechanism", "scram-sha-512", "--kafka-username", "distx-scheduler", "--kafka-password-file", wrongFile,
+      "--kafka-ca-file", path.join(dir, "ca.pem")], { encoding: "utf8", timeout: 30_000 });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/kafkaBrokers: .*authentication failed/i);
+    expect(run.stderr + run.stdout).not.toContain("not-the-password-either");
   }, 60_000);
 
   it("runs a job end to end, refuses forged submissions records, and keeps the agent principal out of what is not its own", async () => {
