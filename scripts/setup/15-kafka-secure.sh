@@ -1,6 +1,10 @@
 # Sourced by scripts/test.sh. The SASL_SSL broker with SCRAM users and ACLs that
 # test/backends/secure-kafka.test.ts runs against (scripts/kafka-secure.sh); exports
 # DISTX_TEST_KAFKA_SECURE and DISTX_TEST_KAFKA_SECURE_DIR. Quiet when it is already up.
+# openssl makes the certificates (here and in test/backends/secure-redis.ts).
+if ! command -v openssl >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; } >&2
+fi
 # Ports held by someone else (another checkout's broker) are left alone: a free pair is taken.
 if [[ -z "${KAFKA_SECURE_PORT:-}" ]] && ! bash scripts/kafka-secure.sh status >/dev/null 2>&1 \
   && { (exec 3<>/dev/tcp/127.0.0.1/9094) 2>/dev/null || (exec 3<>/dev/tcp/127.0.0.1/10094) 2>/dev/null; }; then
