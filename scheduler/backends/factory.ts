@@ -39,8 +39,14 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
   }
   let bus: KafkaBus | undefined;
   if (config.queue === "kafka") {
+    let security: ReturnType<typeof kafkaSecurity>;
     try {
-      const security = kafkaSecurity(config);
+      security = kafkaSecurity(config); // its errors name their own setting
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    try {
       bus = await KafkaBus.connect({
         brokers: config.kafkaBrokers.split(","),
         ...(config.kafkaAgentBrokers ? { agentBrokers: config.kafkaAgentBrokers.split(",") } : {}),
