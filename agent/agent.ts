@@ -26,6 +26,7 @@ import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js"
 import { buildProfile, readHost } from "./profile.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 import { useOptimizingWasmTier } from "./wasm/tier.js";
+import { kafkaSecurity } from "../common/backend-security.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -79,6 +80,9 @@ export class Agent {
     private readonly config: AgentConfig,
     private readonly log: Logger,
   ) {
+    // Fail at start, naming the setting, when Kafka credentials are set up wrong (read again at
+    // each link open, so a rotated password file is picked up on reconnect).
+    kafkaSecurity(config);
     useOptimizingWasmTier();
     const workers = config.workers || os.availableParallelism();
     this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
@@ -179,6 +183,8 @@ export class Agent {
       this.nodeId,
       { assign: (a) => void this.runAssignment(a), cancel: (c) => this.cancelTasks(c) },
       (err) => this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
+      undefined,
+      kafkaSecurity(this.config),
     );
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }

@@ -6,6 +6,7 @@
 import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
 import { assignmentsOf, BatchingSender, decodeSchedulerMessage, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
 import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
+import type { KafkaSecurity } from "../common/backend-security.js";
 
 /** What an agent's assignments partition carries for it, in the order the scheduler sent it. */
 export interface AssignmentHandlers {
@@ -55,8 +56,10 @@ export class KafkaAgentLink {
     handlers: AssignmentHandlers,
     onError?: (err: Error) => void,
     timeoutMs = 20_000,
+    /** The agent's own principal: the scheduler's route never carries credentials. */
+    security: KafkaSecurity = {},
   ): Promise<KafkaAgentLink> {
-    const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`);
+    const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`, security);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     const admin = kafka.admin();
     const makeConsumer = () =>

@@ -42,6 +42,26 @@ const labels = z.preprocess((v) => {
   return out;
 }, z.record(z.string().regex(/^[A-Za-z0-9_.\/-]+$/, "label keys are letters, digits, _ . / -"), z.string()));
 
+/**
+ * How a Kafka client authenticates (SASL) and whether it speaks TLS; both roles have them, each
+ * with its own principal (see docs/security-backends.md for the ACLs each role needs).
+ */
+const kafkaSecurityFields = {
+  kafkaSaslMechanism: z.enum(["none", "plain", "scram-sha-256", "scram-sha-512"]).default("none"),
+  kafkaUsername: z.string().min(1).max(256).optional(),
+  /** Prefer kafkaPasswordFile: a password in a flag shows in `ps`. Never logged. */
+  kafkaPassword: z.string().min(1).max(1024).optional(),
+  /** A file holding the password (one line): what a secret mount gives. */
+  kafkaPasswordFile: z.string().min(1).optional(),
+  /** TLS to the brokers (SASL_SSL or SSL listeners); implied by kafkaCaFile. */
+  kafkaTls: boolFromString.default(false),
+  /** PEM CA bundle that must have signed the brokers' certificates (default: the system's roots). */
+  kafkaCaFile: z.string().min(1).optional(),
+};
+
+/** Settings whose values are secrets: a config error names them but never shows the value. */
+const SECRET_FIELDS = new Set(["kafkaPassword", "redisUrl"]);
+
 export const schedulerConfigSchema = z
   .object({
     host: z.string().min(1).default("127.0.0.1"),
@@ -90,7 +110,11 @@ export const schedulerConfigSchema = z
     kafkaPartitions: int(1, 10_000).default(8),
     /** Brokers as the agents should reach them, when that differs from kafkaBrokers. */
     kafkaAgentBrokers: z.string().optional(),
+    ...kafkaSecurityFields,
+    /** redis://host:port[/db], or rediss://user:password@host:port[/db] for TLS and an ACL user. */
     redisUrl: z.string().regex(/^rediss?:\/\//, "must be redis://host:port[/db]").default("redis://127.0.0.1:6379"),
+    /** PEM CA bundle that must have signed Redis's certificate (rediss://); default: the system's roots. */
+    redisCaFile: z.string().min(1).optional(),
     redisPrefix: z.string().regex(/^[A-Za-z0-9:._-]{1,100}$/, "letters, digits, : . _ -").default("distx"),
     /** Leader lease: a standby takes over this long after the active scheduler stops renewing. */
     leaseTtlMs: int(500, 600_000).default(3000),
@@ -119,6 +143,7 @@ export const agentConfigSchema = z
       .default("127.0.0.1:7070"),
     /** Overrides the Kafka brokers the scheduler hands out (when this host reaches them by another name). */
     kafkaBrokers: z.string().optional(),
+    ...kafkaSecurityFields,
     /** Kernel worker threads; 0 means one per logical core. */
     workers: int(0, 1024).default(0),
     /** Default per-task memory cap for a kernel instance, in MiB. */
@@ -203,7 +228,8 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
   });
   const lines = issues.map((i) => {
     const top = i.field.split(".")[0] ?? "";
-    const value = top in merged ? ` (got ${JSON.stringify(merged[top])} from ${i.source})` : "";
+    const shown = SECRET_FIELDS.has(top) ? "(hidden)" : JSON.stringify(merged[top]);
+    const value = top in merged ? ` (got ${shown} from ${i.source})` : "";
     return `  ${i.field}: ${i.message}${value}`;
   });
   throw new ConfigError(`invalid ${options.section} configuration:\n${lines.join("\n")}`, issues);

@@ -4,6 +4,7 @@
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
 import type protobuf from "protobufjs";
+import type { KafkaSecurity } from "./backend-security.js";
 import { contractMessage, loadContract, PROTO_LOADER_OPTIONS } from "./proto.js";
 import type { JobSubmission, JobSubmissionIn } from "./types.js";
 import type { AgentMessage, AgentMessageIn, Assignment, AssignmentIn, CancellationIn, NodeLoadIn, SchedulerMessage, SchedulerMessageIn, TaskUpdate, TaskUpdateIn } from "./types.js";
@@ -32,10 +33,12 @@ export function partitionFor(nodeId: string, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-export function kafkaClient(brokers: string[], clientId: string): Kafka {
+/** `security`: SASL and TLS (kafkaSecurity() of the config); none means PLAINTEXT. */
+export function kafkaClient(brokers: string[], clientId: string, security: KafkaSecurity = {}): Kafka {
   return new Kafka({
     clientId,
     brokers,
+    ...security,
     connectionTimeout: 3000,
     requestTimeout: 30_000,
     // Long enough to ride out a broker restart; callers add their own outer retry loops.
@@ -45,8 +48,8 @@ export function kafkaClient(brokers: string[], clientId: string): Kafka {
 }
 
 /** Fails within timeoutMs with an error naming the address when no broker answers. */
-export async function checkBrokers(brokers: string[], timeoutMs: number): Promise<void> {
-  const kafka = new Kafka({ clientId: "distx-probe", brokers, connectionTimeout: Math.min(3000, timeoutMs), retry: { retries: 1, initialRetryTime: 100 }, logLevel: KafkaLogLevel.NOTHING });
+export async function checkBrokers(brokers: string[], timeoutMs: number, security: KafkaSecurity = {}): Promise<void> {
+  const kafka = new Kafka({ clientId: "distx-probe", brokers, ...security, connectionTimeout: Math.min(3000, timeoutMs), retry: { retries: 1, initialRetryTime: 100 }, logLevel: KafkaLogLevel.NOTHING });
   const admin = kafka.admin();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -266,4 +269,38 @@ export interface LoadSample {
   nodeId: string;
   draining: boolean;
   load: NodeLoadIn;
+}
+
+/** A load sample is a few hundred bytes; anything far larger is not one of ours. */
+const MAX_LOAD_RECORD_BYTES = 64 * 1024;
+let nodeLoadType: protobuf.Type | undefined;
+
+/**
+ * A node-load record, checked as strictly as the heartbeat's NodeLoad on the gRPC session: the
+ * proto's field types (verify), then its defaults filled in, so the scheduler sees the same shape
+ * either way. Throws on anything else.
+ */
+export function decodeLoadSample(buf: Buffer): LoadSample {
+  if (buf.length > MAX_LOAD_RECORD_BYTES) throw new Error(`load record of ${buf.length} bytes (limit ${MAX_LOAD_RECORD_BYTES})`);
+  const raw = JSON.parse(buf.toString("utf8")) as unknown;
+  if (typeof raw !== "object" || raw === null) throw new Error("load record is not an object");
+  const { nodeId, draining, load } = raw as Record<string, unknown>;
+  if (typeof nodeId !== "string" || nodeId.length === 0 || nodeId.length > 256) throw new Error("load record: nodeId must be a string of 1..256 characters");
+  if (typeof draining !== "boolean") throw new Error("load record: draining must be a boolean");
+  const type = (nodeLoadType ??= contractMessage("NodeLoad"));
+  if (typeof load !== "object" || load === null || Array.isArray(load)) throw new Error("load record: load must be an object");
+  // 64-bit fields travel as decimal strings (longs: String); verify() wants numbers for them.
+  const probe: Record<string, unknown> = { ...(load as Record<string, unknown>) };
+  for (const f of type.fieldsArray) {
+    if (/64$/.test(f.type) && typeof probe[f.name] === "string") {
+      if (!/^\d{1,20}$/.test(probe[f.name] as string)) throw new Error(`load record: ${f.name} must be a whole number`);
+      probe[f.name] = 0;
+    }
+    // The wire cannot carry a negative unsigned value; JSON can.
+    if (/^(uint|fixed)/.test(f.type) && typeof probe[f.name] === "number" && (probe[f.name] as number) < 0) throw new Error(`load record: ${f.name} must be ≥ 0`);
+  }
+  const bad = type.verify(probe);
+  if (bad) throw new Error(`load record: ${bad}`);
+  const { longs, enums, defaults } = PROTO_LOADER_OPTIONS;
+  return { nodeId, draining, load: type.toObject(type.fromObject(load as Record<string, unknown>), { longs, enums, defaults }) as NodeLoadIn };
 }

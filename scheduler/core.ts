@@ -8,8 +8,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
-import { failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from "../common/errors.js";
-import { isKernelId } from "../common/hash.js";
+import { DistxError, failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
 import type { SubmissionRecord } from "./backends/bus.js";
@@ -26,6 +25,7 @@ import {
   type TaskStateName,
 } from "./model.js";
 import { gpuRejection, placementNeeds } from "./placement/gpu.js";
+import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReason } from "./submit-validation.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 
@@ -116,27 +116,11 @@ export class SchedulerCore extends EventEmitter {
 
   async submit(req: SubmitRequest): Promise<JobRecord> {
     if (!this.accepting) throw unavailable("the scheduler is shutting down and takes no new jobs");
-    if (!isKernelId(req.kernelId)) {
-      throw invalidArgument(`kernel_id must be the 64 lowercase hex digits of a sha256, got ${JSON.stringify(req.kernelId.slice(0, 80))}`);
-    }
+    // The same checks as a record read back from the submissions log (submit-validation.ts).
+    checkKernelId(req.kernelId);
     const kind = await this.kernelKind(req.kernelId);
     if (!kind) throw notFound(`unknown kernel ${req.kernelId}: register it with RegisterKernel first`);
-    if (req.inputs.length === 0) throw invalidArgument("a job needs at least one task; tasks is empty");
-    if (req.inputs.length > this.config.maxTasksPerJob) {
-      throw resourceExhausted(`job has ${req.inputs.length} tasks; the limit is ${this.config.maxTasksPerJob} (maxTasksPerJob)`);
-    }
-    const totalBytes = req.inputs.reduce((s, b) => s + b.byteLength, 0);
-    if (totalBytes > this.config.maxJobBytes) {
-      throw resourceExhausted(`job inputs total ${totalBytes} bytes; the limit is ${this.config.maxJobBytes} (maxJobBytes)`);
-    }
-    if (!Number.isInteger(req.priority) || req.priority < -100 || req.priority > 100) {
-      throw invalidArgument(`priority must be between -100 and 100, got ${req.priority}`);
-    }
-    if (req.timeoutMs > this.config.maxTaskTimeoutMs) {
-      throw invalidArgument(`timeout_ms ${req.timeoutMs} is above the limit of ${this.config.maxTaskTimeoutMs}`);
-    }
-    if (req.maxAttempts > 100) throw invalidArgument(`max_attempts must be at most 100, got ${req.maxAttempts}`);
-    if (req.name.length > 200) throw invalidArgument("name must be at most 200 characters");
+    const totalBytes = checkSubmitFields(req, this.config);
     const needs: ResourceNeeds = {
       cores: req.needs.cores ?? 0,
       memoryBytes: req.needs.memoryBytes ?? 0,
@@ -147,9 +131,6 @@ export class SchedulerCore extends EventEmitter {
     };
     const noGpu = gpuRejection(needs, this.registry.ready());
     if (noGpu) throw failedPrecondition(noGpu);
-    if (!Number.isFinite(needs.memoryBytes) || needs.memoryBytes < 0) {
-      throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
-    }
     const id = `job-${randomUUID()}`;
     const rec: SubmissionRecord = {
       jobId: id,
@@ -238,8 +219,21 @@ export class SchedulerCore extends EventEmitter {
    * recording it) is recorded and queued now.
    */
   async adopt(rec: SubmissionRecord): Promise<void> {
-    if (this.jobs.has(rec.jobId) || (await this.store.getJobMeta(rec.jobId)) !== undefined) return;
-    const job = this.buildJob(rec, (await this.kernelKind(rec.kernelId)) ?? "KERNEL_KIND_WASM");
+    // Anyone who can write to the log must get no further than a SubmitJob call: a record that
+    // fails SubmitJob's checks (or names an unknown kernel) is dropped and counted, never run.
+    let kind: ResourceNeeds["kind"] | undefined;
+    try {
+      checkLoggedSubmission(rec, this.config);
+      if (this.jobs.has(rec.jobId) || (await this.store.getJobMeta(rec.jobId)) !== undefined) return;
+      kind = await this.kernelKind(rec.kernelId);
+      if (!kind) throw notFound(`unknown kernel ${rec.kernelId}`);
+    } catch (err) {
+      if (!(err instanceof DistxError)) throw err; // the store failed: not consumed, retried
+      this.emit("record_rejected", "submissions", rejectionReason(err));
+      this.log.warn({ event: "submission_rejected", reason: rejectionReason(err), err: err.message }, "refused a submissions-log record");
+      return;
+    }
+    const job = this.buildJob(rec, kind);
     this.jobs.set(job.id, job);
     await this.accept(job, rec.inputs);
     this.log.info({ event: "job_adopted", jobId: job.id, tasks: job.tasks.length }, "job recovered from the submission log");

@@ -44,6 +44,7 @@ export class SchedulerMetrics {
   readonly forecastErrorRatio: Gauge;
   readonly alertsFired: Counter<"alertname" | "severity">;
   readonly webhookFailures: Counter;
+  readonly rejectedRecords: Counter<"topic" | "reason">;
   /** Set by the forecaster (see SchedulerMonitoring.setNodeForecast / predictedSaturation). */
   readonly forecasts = new Map<string, NodeForecast>();
   readonly saturationSeconds = new Map<string, number>();
@@ -192,6 +193,13 @@ export class SchedulerMetrics {
       c.latency.observe(Math.max(0, Date.now() - job.submittedAtMs) / 1000);
     });
     core.on("node_down", () => this.nodesLost.inc());
+    this.rejectedRecords = new Counter({
+      name: "distx_rejected_records_total",
+      help: "Kafka records dropped instead of used, by topic (submissions, node-load) and reason: the status SubmitJob would answer, or undecodable / oversized / malformed.",
+      labelNames: ["topic", "reason"],
+      registers: [registry],
+    });
+    core.on("record_rejected", (topic: string, reason: string) => this.rejectedRecords.inc({ topic, reason }));
   }
 
   /** Every metric name this registry exposes (with histogram series suffixes), for checks. */

@@ -122,6 +122,7 @@ export class Scheduler {
       this.core.journal = (rec) => bus.appendSubmission(rec);
       await bus.consume({
         submission: (rec) => this.core.adopt(rec),
+        rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
         event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
         load: (sample) => {
           const node = this.registry.get(sample.nodeId);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka (KRaft: broker + controller in one JVM) on loopback, for
 # development and tests, without Docker.
-#   scripts/kafka.sh up|down|status|restart|addr
+#   scripts/kafka.sh up|down|status|restart|addr|libs
+# A broker with a SASL_SSL listener, SCRAM users and ACLs: scripts/kafka-secure.sh.
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1000), KAFKA_HOME (.cache/kafka),
 #      KAFKA_VERSION (3.9.1), KAFKA_HEAP_OPTS (-Xmx512m -Xms256m), KAFKA_PARTITIONS (8).
 # Jars come from Maven Central through `mvn dependency:copy-dependencies` and are cached in
@@ -126,5 +127,6 @@ case "${1:-}" in
   status) status ;;
   wipe) down; rm -rf "$RUN" ;;
   addr) echo "127.0.0.1:$PORT" ;;
-  *) echo "usage: scripts/kafka.sh up|down|restart|status|wipe|addr" >&2; exit 2 ;;
+  libs) fetch_libs; echo "$LIBS" ;;
+  *) echo "usage: scripts/kafka.sh up|down|restart|status|wipe|addr|libs   (SASL_SSL broker: scripts/kafka-secure.sh)" >&2; exit 2 ;;
 esac

@@ -16,7 +16,8 @@ fi
 # this checkout's test broker then takes a free port pair (broker, controller = broker + 1000).
 if [[ -z "${KAFKA_PORT:-}" ]] && ! "$ROOT/scripts/kafka.sh" status >/dev/null 2>&1 && (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
   for port in $(seq 19092 19192); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1000))") 2>/dev/null; then
+    # This checkout's broker from an earlier run (so runs do not pile up brokers), or a free pair.
+    if KAFKA_PORT=$port "$ROOT/scripts/kafka.sh" status >/dev/null 2>&1 || { ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1000))") 2>/dev/null; }; then
       export KAFKA_PORT=$port
       break
     fi

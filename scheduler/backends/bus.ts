@@ -28,6 +28,8 @@ export interface BusHandlers {
   submission(rec: SubmissionRecord): Promise<void>;
   event(rec: TaskEventRecord): Promise<void>;
   load(sample: LoadSample): void;
+  /** A record dropped before it reached a handler (undecodable, oversized, malformed), by topic kind. */
+  rejected?(topic: "submissions" | "node-load", reason: string): void;
 }
 
 export interface TaskBus {

@@ -1,5 +1,6 @@
 // Opens the backends a scheduler config asks for. A bad broker or Redis address fails here
 // within backendConnectTimeoutMs, with a message that names the address and the setting.
+import { kafkaSecurity } from "../../common/backend-security.js";
 import type { SchedulerConfig } from "../../common/config.js";
 import type { Logger } from "../../common/logger.js";
 import type { TaskBus } from "./bus.js";
@@ -27,6 +28,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
         resultTtlS: config.resultTtlS,
         resultCacheTtlS: config.resultCacheTtlS,
         connectTimeoutMs: config.backendConnectTimeoutMs,
+        caFile: config.redisCaFile,
       });
     } catch (err) {
       throw new Error(`redisUrl: ${(err as Error).message}`);
@@ -37,6 +39,13 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
   }
   let bus: KafkaBus | undefined;
   if (config.queue === "kafka") {
+    let security: ReturnType<typeof kafkaSecurity>;
+    try {
+      security = kafkaSecurity(config); // its errors name their own setting
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     try {
       bus = await KafkaBus.connect({
         brokers: config.kafkaBrokers.split(","),
@@ -45,6 +54,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
         partitions: config.kafkaPartitions,
         assignmentPartitions: config.kafkaAssignmentPartitions,
         connectTimeoutMs: config.backendConnectTimeoutMs,
+        security,
         onError: (err, where) => log.warn({ event: "kafka_error", where, err: err.message }, "Kafka problem; retrying"),
       });
     } catch (err) {

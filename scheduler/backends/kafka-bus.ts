@@ -7,11 +7,13 @@
 // The scheduler consumes submissions, events and load in one consumer group and commits an
 // offset only after the handler for that record (and every earlier one) has resolved.
 import type { Admin, Consumer, Kafka } from "kafkajs";
+import type { KafkaSecurity } from "../../common/backend-security.js";
 import { KafkaAgentLink } from "../../agent/kafka-link.js";
 import {
   assignmentBytes,
   BatchingSender,
   checkBrokers,
+  decodeLoadSample,
   decodeSubmission,
   decodeUpdates,
   encodeAssignments,
@@ -39,6 +41,8 @@ export interface KafkaBusOptions {
   assignmentPartitions: number;
   connectTimeoutMs: number;
   groupId?: string;
+  /** SASL and TLS of the scheduler's principal (kafkaSecurity() of its config). */
+  security?: KafkaSecurity;
   onError?: (err: Error, where: string) => void;
 }
 
@@ -62,8 +66,8 @@ export class KafkaBus implements TaskBus {
   }
 
   static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
-    await checkBrokers(options.brokers, options.connectTimeoutMs);
-    const kafka = kafkaClient(options.brokers, "distx-scheduler");
+    await checkBrokers(options.brokers, options.connectTimeoutMs, options.security);
+    const kafka = kafkaClient(options.brokers, "distx-scheduler", options.security);
     const topics = topicNames(options.topicPrefix);
     const admin = kafka.admin();
     await admin.connect();
@@ -140,11 +144,14 @@ export class KafkaBus implements TaskBus {
         if (batch.topic === this.topics.load) {
           for (const m of msgs) {
             if (m.value) {
+              let sample: LoadSample | undefined;
               try {
-                handlers.load(JSON.parse(m.value.toString("utf8")) as LoadSample);
+                sample = decodeLoadSample(m.value);
               } catch {
-                // a malformed sample is only a lost sample
+                // A malformed sample is only a lost sample: counted, never handed on.
+                handlers.rejected?.("node-load", m.value.length > 64 * 1024 ? "oversized" : "malformed");
               }
+              if (sample) handlers.load(sample);
             }
             resolveOffset(m.offset);
           }
@@ -155,11 +162,18 @@ export class KafkaBus implements TaskBus {
             if (!isRunning() || isStale()) return;
             if (m.value) {
               let rec: SubmissionRecord | undefined;
-              try {
-                rec = fromJobSubmission(decodeSubmission(m.value));
-              } catch (err) {
-                // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
-                this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
+              if (m.value.length > MAX_SUBMISSION_BYTES) {
+                // Larger than appendSubmission ever writes: not ours; never decoded.
+                handlers.rejected?.("submissions", "oversized");
+                this.options.onError?.(new Error(`${m.value.length} bytes`), `oversized submission record at offset ${m.offset} dropped`);
+              } else {
+                try {
+                  rec = fromJobSubmission(decodeSubmission(m.value));
+                } catch (err) {
+                  // Not a submission this version can read: nothing in it can be adopted; skip it rather than stall.
+                  handlers.rejected?.("submissions", "undecodable");
+                  this.options.onError?.(err as Error, `undecodable submission record at offset ${m.offset}`);
+                }
               }
               if (rec) await handlers.submission(rec);
             }
@@ -204,7 +218,7 @@ export class KafkaBus implements TaskBus {
   }
 
   async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) });
+    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) }, undefined, undefined, this.options.security);
     return { close: () => link.close() };
   }
 

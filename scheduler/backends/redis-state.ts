@@ -10,6 +10,7 @@
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
 import { Redis, type Result } from "ioredis";
+import { redactUrl, redisTls } from "../../common/backend-security.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
 import type { StateStore, StoredKernel, StoredResult } from "./types.js";
 
@@ -27,6 +28,8 @@ export interface RedisStateOptions {
   resultCacheTtlS?: number;
   /** A Redis that does not answer this fast at start is reported as a configuration error. */
   connectTimeoutMs?: number;
+  /** PEM CA that must have signed Redis's certificate (rediss://). */
+  caFile?: string | undefined;
 }
 
 /**
@@ -34,8 +37,12 @@ export interface RedisStateOptions {
  * connectTimeoutMs) and, once up, rides out Redis restarts: commands wait for the reconnect
  * instead of failing, so a result is never dropped because Redis blinked.
  */
-export async function connectRedis(url: string, connectTimeoutMs = 5000, name = "distx"): Promise<Redis> {
+export async function connectRedis(url: string, connectTimeoutMs = 5000, name = "distx", caFile?: string): Promise<Redis> {
+  // rediss://user:password@…: TLS plus an ACL user; the URL's password never reaches a message.
+  const tls = redisTls(url, caFile);
+  const shown = redactUrl(url);
   const redis = new Redis(url, {
+    ...(tls ? { tls } : {}),
     lazyConnect: true,
     connectionName: name,
     maxRetriesPerRequest: null,
@@ -46,14 +53,16 @@ export async function connectRedis(url: string, connectTimeoutMs = 5000, name = 
   let lastError = "";
   redis.on("error", (err: Error) => (lastError = err.message));
   const timer = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`cannot reach Redis at ${url} within ${connectTimeoutMs} ms${lastError ? `: ${lastError}` : ""}`)), connectTimeoutMs).unref(),
+    setTimeout(() => reject(new Error(`cannot reach Redis at ${shown} within ${connectTimeoutMs} ms${lastError ? `: ${lastError}` : ""}`)), connectTimeoutMs).unref(),
   );
   try {
     await Promise.race([redis.connect().then(() => redis.ping()), timer]);
   } catch (err) {
     redis.disconnect();
-    const msg = (err as Error).message;
-    throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${url}: ${msg}`);
+    let msg = (err as Error).message;
+    // "Connection is closed." alone hides why (NOAUTH, WRONGPASS, a TLS failure): add the last error.
+    if (lastError && !msg.includes(lastError)) msg += ` (${lastError})`;
+    throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${shown}: ${msg}`);
   }
   return redis;
 }
@@ -83,7 +92,7 @@ export class RedisStateStore implements StateStore {
   }
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
-    const redis = await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state");
+    const redis = await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state", options.caFile);
     redis.defineCommand("distxHsetnxMany", {
       numberOfKeys: 1,
       lua: "local won = {} for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return won",

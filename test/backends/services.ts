@@ -37,3 +37,19 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     await sleep(everyMs);
   }
 }
+
+/** The SASL_SSL broker of scripts/kafka-secure.sh: its address and the folder with ca.pem and the roles' password files. */
+export function secureKafka(): { brokers: string; dir: string } {
+  if (!process.env.DISTX_TEST_KAFKA_SECURE || !process.env.DISTX_TEST_KAFKA_SECURE_DIR) {
+    // The setup script picks the port (this checkout's broker, or a free pair) and starts it.
+    const out = execFileSync("bash", ["-c", "source scripts/setup/15-kafka-secure.sh >&2 && bash scripts/kafka-secure.sh env"], { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[m[1]!] = m[2]!;
+  }
+  return { brokers: process.env.DISTX_TEST_KAFKA_SECURE!, dir: process.env.DISTX_TEST_KAFKA_SECURE_DIR! };
+}
+
+/** Grants the role ACLs (scheduler, agent) for a topic prefix on the secure broker. */
+export function grantKafkaAcls(prefix: string): void {
+  const env = { ...process.env, KAFKA_SECURE_PORT: process.env.DISTX_TEST_KAFKA_SECURE!.split(":")[1]! };
+  execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "acls", prefix], { stdio: ["ignore", "inherit", "inherit"], env });
+}
