@@ -192,6 +192,13 @@ export class SchedulerMetrics {
       c.latency.observe(Math.max(0, Date.now() - job.submittedAtMs) / 1000);
     });
     core.on("node_down", () => this.nodesLost.inc());
+    // Each failed attempt to store a task's result or a job's final state (every one is retried).
+    const storeWriteFailures = new Counter({
+      name: "distx_store_write_failures_total",
+      help: "Failed attempts to write a task result or a job's final state to the state store; each is retried until it succeeds.",
+      registers: [registry],
+    });
+    core.on("store_write_failed", () => storeWriteFailures.inc());
   }
 
   /** Every metric name this registry exposes (with histogram series suffixes), for checks. */
