@@ -19,6 +19,7 @@ import type {
 import { AdminServer } from "../common/admin-http.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import { AgentMetrics } from "./metrics.js";
+import { Backoff } from "./backoff.js";
 import { GpuSupport } from "./gpu/gpu-support.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
@@ -40,6 +41,10 @@ const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
  * not queue behind the produce request of its own RUNNING note.
  */
 export const RUNNING_NOTE_DELAY_MS = 5;
+
+/** After this many reconnect attempts in a row, a retry is logged at most once per RETRY_LOG_EVERY_MS. */
+const RETRIES_LOGGED_IN_FULL = 5;
+const RETRY_LOG_EVERY_MS = 30_000;
 
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
 
@@ -137,13 +142,21 @@ export class Agent {
       },
       "host profiled",
     );
-    await this.connect();
+    await this.connect(true);
   }
 
-  private async connect(): Promise<void> {
-    const deadline = this.config.connectTimeoutMs ? Date.now() + this.config.connectTimeoutMs : Infinity;
-    let delay = 200;
+  /**
+   * Registers and opens the session. At start-up, connectTimeoutMs bounds the wait (a wrong
+   * address fails fast, with a clear error). Once registered, a lost scheduler is waited for
+   * for ever: an installed agent must come back by itself when its scheduler does.
+   */
+  private async connect(initial: boolean): Promise<void> {
+    const deadline = initial && this.config.connectTimeoutMs ? Date.now() + this.config.connectTimeoutMs : Infinity;
+    const backoff = new Backoff(200, initial ? 5000 : 10_000);
+    let lastLoggedMs = 0;
+    let suppressed = 0;
     for (;;) {
+      if (this.stopped) throw new AgentStoppedError();
       try {
         const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
           this.client.Register(
@@ -156,17 +169,28 @@ export class Agent {
         this.metrics.setNodeId(reply.nodeId, AGENT_VERSION);
         await this.openKafkaLink(reply.kafka);
         this.openSession(reply.heartbeatIntervalMs || 1000);
-        this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler }, "registered with scheduler");
+        this.metrics.setConnected(true);
+        this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler, attempts: backoff.attempts + 1 }, "registered with scheduler");
         return;
       } catch (err) {
-        if (this.stopped) throw new Error("agent stopped");
+        if (this.stopped) throw new AgentStoppedError();
+        const delay = backoff.next();
         if (Date.now() + delay > deadline) {
-          throw new Error(`cannot reach the scheduler at ${this.config.scheduler}: ${(err as Error).message}`);
+          throw new Error(`cannot reach the scheduler at ${this.config.scheduler} within ${this.config.connectTimeoutMs} ms (connectTimeoutMs): ${(err as Error).message}`);
         }
-        this.log.warn({ event: "register_retry", err: (err as Error).message, retryInMs: delay }, "scheduler not reachable yet");
+        if (!initial) this.metrics.reconnectAttempt();
+        // Every retry is logged at first; in a long outage, once per RETRY_LOG_EVERY_MS with the count left out.
+        const now = Date.now();
+        if (backoff.attempts <= RETRIES_LOGGED_IN_FULL || now - lastLoggedMs >= RETRY_LOG_EVERY_MS) {
+          this.log.warn(
+            { event: initial ? "register_retry" : "reconnect_retry", attempt: backoff.attempts, retryInMs: delay, suppressed, scheduler: this.config.scheduler, err: (err as Error).message },
+            initial ? "scheduler not reachable yet" : "scheduler not reachable; retrying",
+          );
+          lastLoggedMs = now;
+          suppressed = 0;
+        } else suppressed++;
         this.current++; // try the next scheduler (a standby may be the active one now)
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
+        await new Promise((r) => setTimeout(r, delay).unref());
       }
     }
   }
@@ -199,6 +223,7 @@ export class Agent {
       this.session = undefined;
       if (!this.link) this.updates.clear(); // over Kafka they can still be delivered
       clearInterval(this.heartbeatTimer);
+      this.metrics.setConnected(false);
       this.sessionEnded?.();
       if (this.stopped) return;
       // The scheduler has re-placed whatever we held: drop it and start over with a new session.
@@ -208,10 +233,9 @@ export class Agent {
         entry.handle?.cancel("scheduler session lost");
       }
       this.running.clear();
-      void this.connect().catch((err) => {
-        this.log.fatal({ event: "reconnect_failed", err: (err as Error).message }, "giving up on the scheduler");
-        process.exitCode = 1;
-        void this.stop(0);
+      // Retries for ever; it only ends when the agent stops.
+      void this.connect(false).catch((err: Error) => {
+        if (!(err instanceof AgentStoppedError)) this.log.error({ event: "reconnect_failed", err: err.message }, "reconnect loop ended unexpectedly");
       });
     };
     session.on("error", (err: grpc.ServiceError) => ended(err.details || err.message));
@@ -279,6 +303,7 @@ export class Agent {
         });
         if (this.running.get(key) !== entry) return;
         update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend });
+        this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
         return;
       }
       const module = await this.modules.get(a.kernelId);
@@ -402,6 +427,12 @@ export function dropSupersededRunning(items: TaskUpdateIn[]): TaskUpdateIn[] {
   for (const u of items) if (u.state !== "TASK_STATE_RUNNING") finals.add(`${u.jobId}/${u.taskIndex}/${u.attempt}`);
   if (finals.size === 0) return items;
   return items.filter((u) => u.state !== "TASK_STATE_RUNNING" || !finals.has(`${u.jobId}/${u.taskIndex}/${u.attempt}`));
+}
+
+class AgentStoppedError extends Error {
+  constructor() {
+    super("agent stopped");
+  }
 }
 
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");

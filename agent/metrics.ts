@@ -25,6 +25,8 @@ export class AgentMetrics {
   private readonly failures: Counter<"kernel" | "backend" | "code">;
   private readonly restarts: Counter;
   private readonly info: Gauge<"node" | "version">;
+  private readonly connected: Gauge;
+  private readonly reconnects: Counter;
   private gpuUtil: number[] = [];
   private gpuTimer?: NodeJS.Timeout;
 
@@ -114,6 +116,21 @@ export class AgentMetrics {
       registers: [registry],
     });
     this.restarts = new Counter({ name: "distx_agent_worker_restarts_total", help: "Kernel workers replaced after a timeout, cancel or crash.", registers: [registry] });
+    this.connected = new Gauge({ name: "distx_agent_connected", help: "1 while the agent holds a session with the scheduler, else 0.", registers: [registry] });
+    this.connected.set(0);
+    this.reconnects = new Counter({
+      name: "distx_agent_reconnects_total",
+      help: "Attempts to register with the scheduler again after losing it (each retry counts).",
+      registers: [registry],
+    });
+  }
+
+  setConnected(up: boolean): void {
+    this.connected.set(up ? 1 : 0);
+  }
+
+  reconnectAttempt(): void {
+    this.reconnects.inc();
   }
 
   setNodeId(nodeId: string, version: string): void {

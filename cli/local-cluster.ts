@@ -23,12 +23,22 @@ export interface LocalClusterOptions {
   nodeArgs?: string[];
   /** Give every process an admin HTTP server on a free port (default true); see adminAddress(). */
   adminPorts?: boolean;
+  /** Called when a process exits on its own (not by stop()), with a sentence saying which and why. */
+  onUnexpectedExit?: (proc: ClusterProcess, why: string) => void;
 }
 
 export interface ClusterProcess {
   name: string;
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** The last error or fatal line the process logged (its message and error), if any. */
+  lastError?: string;
+}
+
+/** "agent-1 (pid 42) was killed by SIGKILL" / "... exited with code 1; its last error: ...". */
+export function describeExit(proc: ClusterProcess, code: number | null, signal: NodeJS.Signals | null): string {
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return `${proc.name} (pid ${proc.child.pid}) ${how}${proc.lastError ? `; its last error: ${proc.lastError}` : ""}`;
 }
 
 export const cliEntry = (): string => path.join(repoRoot(), "dist", "cli", "main.js");
@@ -49,6 +59,7 @@ export class LocalCluster {
   readonly admin = new Map<string, string>();
   private readonly adminWaiters = new Map<string, ((address: string) => void)[]>();
   private readonly logFiles: WriteStream[] = [];
+  private stopping = false;
 
   constructor(private readonly options: LocalClusterOptions) {}
 
@@ -71,7 +82,23 @@ export class LocalCluster {
     }
     child.stdout!.pipe(sink, { end: false });
     child.stderr!.pipe(sink, { end: false });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))));
+    const proc: ClusterProcess = { name, child, exited };
+    child.on("exit", (code, signal) => {
+      if (!this.stopping) this.options.onUnexpectedExit?.(proc, describeExit(proc, code, signal));
+    });
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      if (line.trim()) proc.lastError = line.trim().slice(0, 500); // uncaught errors land on stderr
+    });
     createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.includes('"level":50') || line.includes('"level":60')) {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; err?: unknown };
+          proc.lastError = [entry.msg, typeof entry.err === "string" ? entry.err : undefined].filter(Boolean).join(": ").slice(0, 500);
+        } catch {
+          // not a log line
+        }
+      }
       if (!line.includes('"admin_listening"')) return;
       try {
         const entry = JSON.parse(line) as { event?: string; address?: string };
@@ -83,8 +110,6 @@ export class LocalCluster {
         // not a log line
       }
     });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))));
-    const proc = { name, child, exited };
     this.processes.push(proc);
     return proc;
   }
@@ -140,6 +165,7 @@ export class LocalCluster {
 
   /** SIGTERM everything (agents first, so they drain), then wait; SIGKILL after the grace. */
   async stop(graceMs = 15_000): Promise<void> {
+    this.stopping = true;
     const agents = this.processes.filter((p) => p.name !== "scheduler");
     const schedulers = this.processes.filter((p) => p.name === "scheduler");
     for (const group of [agents, schedulers]) {

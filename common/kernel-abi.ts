@@ -1,6 +1,7 @@
 // The host side of the kernel ABI "distx-abi-1" (kernels/README.md documents it for authors).
 // Both the scheduler (at registration) and the agent (before running) check modules here,
 // so a bad module is refused once, with a message that says what is wrong.
+import { withGrowTrapsSection } from "./wasm-grow-traps.js";
 
 export const WASM_ABI = "distx-abi-1";
 export const WASM_PAGE_BYTES = 65536;
@@ -28,6 +29,7 @@ export class KernelAbiError extends Error {
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
+
 /** Compiles and checks a module against the ABI. Throws KernelAbiError with the reason. */
 export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_EXPORTS.run): Promise<WebAssembly.Module> {
   if (bytes.byteLength < 8 || WASM_MAGIC.some((b, i) => bytes[i] !== b)) {
@@ -35,7 +37,8 @@ export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_E
   }
   let module: WebAssembly.Module;
   try {
-    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    // The grow-trap section lets a run tell a failed allocation from any other trap (common/wasm-grow-traps.ts).
+    module = await WebAssembly.compile(withGrowTrapsSection(bytes) as Uint8Array<ArrayBuffer>);
   } catch (err) {
     throw new KernelAbiError(`invalid WebAssembly module: ${(err as Error).message}`);
   }

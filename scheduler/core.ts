@@ -28,6 +28,16 @@ import { gpuRejection, placementNeeds } from "./placement/gpu.js";
 import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReason } from "./submit-validation.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
+import { DurableWrites, type StoreWriteFailure } from "./store-writes.js";
+
+/** What a final update (or the core itself) says about a task, applied only once it is stored. */
+interface FinalOutcome {
+  state: TaskStateName;
+  error?: TaskErrorShape;
+  output: Buffer;
+  /** Set when the outcome comes from a node's result (first result wins, whichever attempt). */
+  from?: { nodeId: string; attempt: number; runMs: number; backend?: string };
+}
 
 export interface SubmitRequest {
   kernelId: string;
@@ -53,6 +63,8 @@ export interface SchedulerCounters {
   tasksFailed: number;
   /** Tasks answered from the result cache without running. */
   cacheHits: number;
+  /** Failed attempts to write a result or a job's final state to the store (each is retried). */
+  storeWriteFailures: number;
   /** Tasks taken back from a node before they started and placed again (no attempt used). */
   migrations: number;
 }
@@ -62,7 +74,7 @@ export class SchedulerCore extends EventEmitter {
   private readonly finishedOrder: string[] = [];
   private dispatchScheduled = false;
   private accepting = true;
-  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0, cacheHits: 0, migrations: 0 };
+  readonly counters: SchedulerCounters = { placements: 0, retries: 0, duplicateResults: 0, tasksSucceeded: 0, tasksFailed: 0, cacheHits: 0, storeWriteFailures: 0, migrations: 0 };
   /** Set with a durable queue: a submission is written here before the client gets its job id. */
   journal?: (rec: SubmissionRecord) => Promise<void>;
   /** Whether identical tasks may be answered from the store's result cache. */
@@ -70,6 +82,12 @@ export class SchedulerCore extends EventEmitter {
   readonly placement: PlacementController;
   /** Tasks (jobId/index) we asked a node to give back; they are queued again when it confirms. */
   private readonly takingBack = new Set<string>();
+  /**
+   * Tasks whose final result is being written to the store. Until the write succeeds the task
+   * keeps its state (so nothing is reported that is not kept); other updates for it wait.
+   */
+  private readonly committing = new Map<TaskRecord, Promise<boolean>>();
+  private readonly durable: DurableWrites;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -80,10 +98,21 @@ export class SchedulerCore extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.durable = new DurableWrites(log, (f: StoreWriteFailure) => {
+      this.counters.storeWriteFailures++;
+      this.emit("store_write_failed", f);
+    });
     registry.on("ready", () => this.scheduleDispatch());
     registry.on("capacity", () => this.scheduleDispatch());
-    registry.on("down", (node: NodeEntry, reason: string) => this.onNodeDown(node, reason));
-    registry.on("draining", (node: NodeEntry) => this.log.info({ event: "node_draining", nodeId: node.id }, "node draining"));
+    registry.on("task_released", () => this.scheduleDispatch());
+    registry.on("down", (node, reason, released) => {
+      this.onNodeDown(node, reason, released).catch((err: Error) => this.log.error({ event: "node_down_failed", nodeId: node.id, err: err.message }, "could not re-place a lost node's tasks"));
+    });
+    registry.on("recovered", (node, downForMs) => {
+      this.log.info({ event: "node_recovered", nodeId: node.id, downForMs }, "node answers again; taking new work");
+      this.emit("node_recovered", node);
+    });
+    registry.on("draining", (node) => this.log.info({ event: "node_draining", nodeId: node.id }, "node draining"));
     this.placement = new PlacementController(config, registry, {
       saturation: (e) => {
         this.log.warn({ event: "predicted_saturation", ...e }, `${e.scope === "node" ? `node ${e.nodeId}` : "cluster"} predicted to saturate in ${e.etaMs} ms`);
@@ -189,7 +218,13 @@ export class SchedulerCore extends EventEmitter {
 
   /** Records a new job (inputs and metadata at once), answers what the cache can, and queues the rest. */
   private async accept(job: JobRecord, inputs: Buffer[]): Promise<void> {
-    await this.store.putJob(job.id, inputs, this.metaJson(job));
+    try {
+      await this.store.putJob(job.id, inputs, this.metaJson(job));
+    } catch (err) {
+      // Not recorded, so not ours: a job left in the table would never run and drain would wait on it.
+      this.jobs.delete(job.id);
+      throw unavailable(`could not record the job in the state store: ${(err as Error).message}`);
+    }
     this.emit("job_submitted", job);
     await this.answerFromCache(job);
     if (!isTerminalJob(job.state)) {
@@ -201,15 +236,18 @@ export class SchedulerCore extends EventEmitter {
   private async answerFromCache(job: JobRecord): Promise<void> {
     if (!this.resultCache || job.skipCache) return;
     const pending = job.tasks.filter((t) => t.state === "TASK_STATE_PENDING" && t.input);
-    const hits = await this.store.getCachedResults(pending.map((t) => resultCacheKey(job.kernelId, t.index + 1, t.input!)));
+    // The cache only saves work: when it cannot be read, every task runs.
+    const hits = await this.store.getCachedResults(pending.map((t) => resultCacheKey(job.kernelId, t.index + 1, t.input!))).catch((err: Error) => {
+      this.log.warn({ event: "result_cache_unavailable", jobId: job.id, err: err.message }, "result cache unreadable; running every task");
+      return [] as (Buffer | undefined)[];
+    });
     for (let i = 0; i < pending.length; i++) {
       const output = hits[i];
       const task = pending[i]!;
       if (!output || task.state !== "TASK_STATE_PENDING") continue;
       this.counters.cacheHits++;
       this.emit("result_cache_hit", 1);
-      task.nodeId = "result-cache";
-      await this.finishTask(job, task, "TASK_STATE_SUCCEEDED", undefined, output);
+      await this.finishTask(job, task, { state: "TASK_STATE_SUCCEEDED", output, from: { nodeId: "result-cache", attempt: task.attempt, runMs: 0 } });
     }
   }
 
@@ -303,7 +341,7 @@ export class SchedulerCore extends EventEmitter {
         byNode.set(task.nodeId, list);
         this.registry.removeTask(task.nodeId, taskKey(job, task), false);
       }
-      await this.finishTask(job, task, "TASK_STATE_CANCELLED", { code: "CANCELLED", message: "job cancelled" }, Buffer.alloc(0));
+      await this.finishTask(job, task, { state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: "job cancelled" }, output: Buffer.alloc(0) });
     }
     for (const [nodeId, indexes] of byNode) {
       this.registry.get(nodeId)?.send?.({ cancel: { jobId, taskIndexes: indexes } });
@@ -315,6 +353,12 @@ export class SchedulerCore extends EventEmitter {
   async results(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {
     this.getJob(jobId);
     return this.store.getResults(jobId, offset, limit);
+  }
+
+  /** Ends the store-write retries (what is not stored by now is finished again after a restart). */
+  close(): void {
+    this.accepting = false;
+    this.durable.stop();
   }
 
   /** Stop taking jobs, then wait for running ones to end (up to graceMs). */
@@ -333,6 +377,8 @@ export class SchedulerCore extends EventEmitter {
     const job = this.jobs.get(u.jobId);
     const task = job?.tasks[u.taskIndex];
     if (!job || !task) return; // a job that was cancelled and forgotten, or garbage
+    // A result for this task is being stored: decide on this update once that is settled.
+    for (let c = this.committing.get(task); c; c = this.committing.get(task)) await c.catch(() => undefined);
     const key = taskKey(job, task);
     const state = u.state as TaskStateName;
     if (state === "TASK_STATE_RUNNING") {
@@ -358,16 +404,11 @@ export class SchedulerCore extends EventEmitter {
     }
     if (state === "TASK_STATE_SUCCEEDED") {
       // The first result wins even if it comes from an earlier attempt whose node we had given up on.
-      const current = task.nodeId;
-      if (current && current !== nodeId) {
-        this.registry.removeTask(current, key, false);
-        this.registry.get(current)?.send?.({ cancel: { jobId: job.id, taskIndexes: [task.index] } });
-      }
-      task.nodeId = nodeId;
-      task.runMs = u.runMs;
-      task.attempt = u.attempt;
-      if (u.backend) task.backend = u.backend;
-      await this.finishTask(job, task, "TASK_STATE_SUCCEEDED", undefined, u.output);
+      await this.finishTask(job, task, {
+        state: "TASK_STATE_SUCCEEDED",
+        output: u.output,
+        from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...(u.backend ? { backend: u.backend } : {}) },
+      });
       return;
     }
     if (u.attempt !== task.attempt || task.nodeId !== nodeId) return; // stale failure of a superseded attempt
@@ -388,8 +429,7 @@ export class SchedulerCore extends EventEmitter {
     }
     const error: TaskErrorShape = { code: u.error?.code || "INTERNAL", message: u.error?.message || "task failed" };
     if (DETERMINISTIC_FAILURES.has(error.code)) {
-      task.runMs = u.runMs;
-      await this.finishTask(job, task, "TASK_STATE_FAILED", error, Buffer.alloc(0));
+      await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs } });
     } else {
       await this.retryOrFail(job, task, error);
     }
@@ -400,25 +440,24 @@ export class SchedulerCore extends EventEmitter {
     if (job.state === "JOB_STATE_PENDING") this.setJobState(job, "JOB_STATE_RUNNING");
   }
 
-  private async onNodeDown(node: NodeEntry, reason: string): Promise<void> {
-    this.log.warn({ event: "node_down", nodeId: node.id, reason, tasks: node.tasks.size }, "node down; re-placing its tasks");
-    const keys = [...node.tasks];
-    node.tasks.clear();
-    node.assigned = 0;
-    for (const key of keys) {
+  /** The registry has released the node's tasks (`released`): each unfinished one is queued again. */
+  private async onNodeDown(node: NodeEntry, reason: string, released: readonly string[]): Promise<void> {
+    this.log.warn({ event: "node_down", nodeId: node.id, reason, tasks: released.length }, "node down; re-placing its tasks");
+    this.emit("node_down", node);
+    for (const key of released) {
       const slash = key.lastIndexOf("/");
       const job = this.jobs.get(key.slice(0, slash));
       const task = job?.tasks[Number(key.slice(slash + 1))];
       this.takingBack.delete(key);
-      if (!job || !task || isTerminalTask(task.state) || task.nodeId !== node.id) continue;
+      // A task whose result is being stored is not lost with the node: its result is in hand.
+      if (!job || !task || isTerminalTask(task.state) || task.nodeId !== node.id || this.committing.has(task)) continue;
       await this.retryOrFail(job, task, { code: "AGENT_LOST", message: `node ${node.id} was lost: ${reason}` });
     }
-    this.emit("node_down", node);
   }
 
   private async retryOrFail(job: JobRecord, task: TaskRecord, error: TaskErrorShape): Promise<void> {
     if (task.attempt >= job.maxAttempts) {
-      await this.finishTask(job, task, "TASK_STATE_FAILED", { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, Buffer.alloc(0));
+      await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error: { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, output: Buffer.alloc(0) });
       return;
     }
     task.attempt++;
@@ -480,7 +519,11 @@ export class SchedulerCore extends EventEmitter {
     while (out.length < max) {
       const taken = this.queue.take(job.id, max - out.length);
       if (taken.length === 0) break;
-      for (const i of taken) if (job.tasks[i]?.state === "TASK_STATE_PENDING") out.push(i);
+      for (const i of taken) {
+        const task = job.tasks[i];
+        // A late result being stored for a re-queued task: placing it again would only run it twice.
+        if (task?.state === "TASK_STATE_PENDING" && !this.committing.has(task)) out.push(i);
+      }
     }
     return out;
   }
@@ -546,12 +589,47 @@ export class SchedulerCore extends EventEmitter {
     job.counts[state]++;
   }
 
-  private async finishTask(job: JobRecord, task: TaskRecord, state: TaskStateName, error: TaskErrorShape | undefined, output: Buffer): Promise<void> {
-    this.setTaskState(job, task, state);
+  /**
+   * Ends a task: its result is written to the store first (retried until it is stored), and only
+   * then does its state change in memory, in one synchronous step together with its event and,
+   * if it was the last, the job's final state. So a result is never reported without being kept,
+   * and a watcher always sees every task's outcome before the job's final snapshot. Returns false
+   * when the task had already ended (the outcome is dropped).
+   */
+  private async finishTask(job: JobRecord, task: TaskRecord, outcome: FinalOutcome): Promise<boolean> {
+    for (let c = this.committing.get(task); c; c = this.committing.get(task)) await c.catch(() => undefined);
+    if (isTerminalTask(task.state)) {
+      if (outcome.state === "TASK_STATE_SUCCEEDED") this.counters.duplicateResults++;
+      return false;
+    }
+    const write = this.storeOutcome(job, task, outcome);
+    this.committing.set(task, write);
+    let recorded: boolean;
+    try {
+      recorded = await write;
+    } finally {
+      this.committing.delete(task);
+    }
+    if (!recorded) this.counters.duplicateResults++;
+    // ── from here to the end, synchronous: the task's outcome, then (if last) the job's. ──
+    const { state, error, output, from } = outcome;
+    if (from) {
+      const current = task.nodeId;
+      if (current && current !== from.nodeId && current !== "result-cache") {
+        // The first result wins; the attempt running elsewhere is no longer needed.
+        this.registry.removeTask(current, taskKey(job, task), false);
+        this.registry.get(current)?.send?.({ cancel: { jobId: job.id, taskIndexes: [task.index] } });
+      }
+      task.nodeId = from.nodeId;
+      task.attempt = from.attempt;
+      task.runMs = from.runMs;
+      if (from.backend) task.backend = from.backend;
+    }
     const cacheKey =
-      state === "TASK_STATE_SUCCEEDED" && this.resultCache && !job.skipCache && task.input && task.nodeId !== "result-cache"
+      state === "TASK_STATE_SUCCEEDED" && recorded && this.resultCache && !job.skipCache && task.input && task.nodeId !== "result-cache"
         ? resultCacheKey(job.kernelId, task.index + 1, task.input)
         : undefined;
+    this.setTaskState(job, task, state);
     task.input = undefined;
     if (error) {
       task.error = error;
@@ -559,38 +637,63 @@ export class SchedulerCore extends EventEmitter {
     }
     if (state === "TASK_STATE_SUCCEEDED") this.counters.tasksSucceeded++;
     if (state === "TASK_STATE_FAILED") this.counters.tasksFailed++;
-    const recorded = await this.store.recordResult(job.id, {
-      taskIndex: task.index,
-      state: state as StoredResult["state"],
-      output,
-      ...(error ? { error } : {}),
-      nodeId: task.nodeId,
-      attempt: task.attempt,
-      runMs: task.runMs,
-      ...(task.backend ? { backend: task.backend } : {}),
-    });
-    if (!recorded) this.counters.duplicateResults++;
-    if (cacheKey && recorded) await this.store.putCachedResult(cacheKey, output);
     this.emitTask(job, task, error);
     this.emit("task_finished", job, task);
-    await this.completeIfDone(job);
+    const completed = this.completeIfDone(job);
+    // The cache only saves work later: a failed write is logged, not retried.
+    if (cacheKey) {
+      await this.store.putCachedResult(cacheKey, output).catch((err: Error) =>
+        this.log.warn({ event: "result_cache_write_failed", jobId: job.id, task: task.index, err: err.message }, "could not cache a result"),
+      );
+    }
+    await completed;
+    return true;
   }
 
-  private async completeIfDone(job: JobRecord): Promise<void> {
+  /** Writes a task's final result to the store, retrying until it is stored; false if one was already there. */
+  private storeOutcome(job: JobRecord, task: TaskRecord, outcome: FinalOutcome): Promise<boolean> {
+    const from = outcome.from;
+    const result: StoredResult = {
+      taskIndex: task.index,
+      state: outcome.state as StoredResult["state"],
+      output: outcome.output,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      nodeId: from?.nodeId ?? task.nodeId,
+      attempt: from?.attempt ?? task.attempt,
+      runMs: from?.runMs ?? task.runMs,
+      ...((from?.backend ?? task.backend) ? { backend: (from?.backend ?? task.backend)! } : {}),
+    };
+    return this.durable.run("a task result", { jobId: job.id, task: task.index }, () => this.store.recordResult(job.id, result));
+  }
+
+  private completeIfDone(job: JobRecord): Promise<void> {
     const c = job.counts;
-    if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED === job.tasks.length && !isTerminalJob(job.state)) {
-      const final = c.TASK_STATE_CANCELLED > 0 ? "JOB_STATE_CANCELLED" : c.TASK_STATE_FAILED > 0 ? "JOB_STATE_FAILED" : "JOB_STATE_SUCCEEDED";
-      job.finishedAtMs = Date.now();
-      this.setJobState(job, final);
-      this.queue.removeJob(job.id);
-      this.log.info(
-        { event: "job_finished", jobId: job.id, state: final, tasks: job.tasks.length, failed: c.TASK_STATE_FAILED, retries: job.retries, ms: job.finishedAtMs - job.submittedAtMs },
-        "job finished",
-      );
-      await this.persist(job);
-      await this.store.markJobFinished(job.id);
-      this.retire(job);
+    if (c.TASK_STATE_SUCCEEDED + c.TASK_STATE_FAILED + c.TASK_STATE_CANCELLED !== job.tasks.length || isTerminalJob(job.state)) return Promise.resolve();
+    const final = c.TASK_STATE_CANCELLED > 0 ? "JOB_STATE_CANCELLED" : c.TASK_STATE_FAILED > 0 ? "JOB_STATE_FAILED" : "JOB_STATE_SUCCEEDED";
+    job.finishedAtMs = Date.now();
+    this.setJobState(job, final);
+    this.queue.removeJob(job.id);
+    this.log.info(
+      { event: "job_finished", jobId: job.id, state: final, tasks: job.tasks.length, failed: c.TASK_STATE_FAILED, retries: job.retries, ms: job.finishedAtMs - job.submittedAtMs },
+      "job finished",
+    );
+    return this.recordFinished(job);
+  }
+
+  /**
+   * Every result is already stored, so the job's final state follows from them: if these writes
+   * keep failing and the scheduler dies, the next one restores the job and finishes it again.
+   */
+  private async recordFinished(job: JobRecord): Promise<void> {
+    try {
+      await this.durable.run("a finished job", { jobId: job.id }, async () => {
+        await this.persist(job);
+        await this.store.markJobFinished(job.id);
+      });
+    } catch (err) {
+      this.log.warn({ event: "job_final_state_unstored", jobId: job.id, err: (err as Error).message }, "stopping before the job's final state was stored; it is restored and finished again on restart");
     }
+    this.retire(job);
   }
 
   private setJobState(job: JobRecord, state: JobRecord["state"]): void {

@@ -200,6 +200,13 @@ export class SchedulerMetrics {
       registers: [registry],
     });
     core.on("record_rejected", (topic: string, reason: string) => this.rejectedRecords.inc({ topic, reason }));
+    // Each failed attempt to store a task's result or a job's final state (every one is retried).
+    const storeWriteFailures = new Counter({
+      name: "distx_store_write_failures_total",
+      help: "Failed attempts to write a task result or a job's final state to the state store; each is retried until it succeeds.",
+      registers: [registry],
+    });
+    core.on("store_write_failed", () => storeWriteFailures.inc());
   }
 
   /** Every metric name this registry exposes (with histogram series suffixes), for checks. */

@@ -1,6 +1,12 @@
 // The registry of agents: their profiles, liveness (from heartbeats) and the tasks placed on
-// each. A node that misses heartbeats for `agentTimeoutMs`, or whose session ends, goes DOWN
-// and the registry emits "down" so its tasks can be placed again elsewhere.
+// each. It is the one owner of a node's liveness and task set: other modules read them and
+// learn of changes through its typed events (RegistryEvents).
+//
+// A node that misses heartbeats for `agentTimeoutMs`, or whose session ends, goes DOWN: its
+// tasks are released (listed in the "down" event) so they can be placed again elsewhere. A node
+// that went DOWN for missed heartbeats while its session stayed open (the agent was paused, or
+// the network stalled) comes back READY with its next heartbeat ("recovered"). A node whose
+// session ended stays DOWN: its agent registers again as a new node.
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
@@ -27,6 +33,22 @@ export interface NodeEntry extends PlacementNode {
   send?: (msg: SchedulerMessageIn) => void;
 }
 
+/** The registry's events and their arguments; listeners cannot get them wrong. */
+export interface RegistryEvents {
+  /** The node can take work (its session opened, or it answered again after being DOWN). */
+  ready: [node: NodeEntry];
+  /** The node's capacity grew (its pipeline window widened). */
+  capacity: [node: NodeEntry];
+  /** A task placed on the node is no longer counted there (it ended, or was taken off it). */
+  task_released: [node: NodeEntry, key: string, completed: boolean];
+  load: [node: NodeEntry, load: NodeLoad];
+  draining: [node: NodeEntry];
+  /** The node went DOWN; `released` are the tasks it held, no longer counted on it. */
+  down: [node: NodeEntry, reason: string, released: readonly string[]];
+  /** A DOWN node whose session stayed open sent a heartbeat: it is READY again. */
+  recovered: [node: NodeEntry, downForMs: number];
+}
+
 export interface RegistryOptions {
   agentTimeoutMs: number;
   prefetchPerWorker: number;
@@ -38,9 +60,13 @@ export interface RegistryOptions {
   forgetDownAfterMs?: number;
 }
 
-export class NodeRegistry extends EventEmitter {
+export class NodeRegistry extends EventEmitter<RegistryEvents> {
   private readonly nodes = new Map<string, NodeEntry>();
+  /** When each DOWN node went down (for the log when it recovers). */
+  private readonly downSince = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
+  private sweepEveryMs = 0;
+  private lastSweepMs = 0;
   private windowTimer?: NodeJS.Timeout;
   private lastWindowTick = performance.now();
 
@@ -50,6 +76,8 @@ export class NodeRegistry extends EventEmitter {
 
   start(): void {
     const every = Math.max(50, Math.min(1000, Math.floor(this.options.agentTimeoutMs / 4)));
+    this.sweepEveryMs = every;
+    this.lastSweepMs = Date.now();
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
     if (this.options.pipelineWindowMs) {
@@ -143,7 +171,12 @@ export class NodeRegistry extends EventEmitter {
 
   heartbeat(id: string, load: NodeLoad | null, draining: boolean): void {
     const node = this.nodes.get(id);
-    if (!node || node.state === "NODE_STATE_DOWN") return;
+    if (!node) return;
+    if (node.state === "NODE_STATE_DOWN") {
+      // Only a node whose session is still open can send one: it was slow, not gone.
+      if (!node.send) return;
+      this.recover(node, draining);
+    }
     node.lastHeartbeatMs = Date.now();
     if (load) {
       node.load = load;
@@ -154,6 +187,12 @@ export class NodeRegistry extends EventEmitter {
       node.ready = false;
       this.emit("draining", node);
     }
+  }
+
+  /** A load sample that came another way than the heartbeat (the Kafka load stream). */
+  setLoad(id: string, load: NodeLoad): void {
+    const node = this.nodes.get(id);
+    if (node && node.state !== "NODE_STATE_DOWN") node.load = load;
   }
 
   addTask(node: NodeEntry, key: string): void {
@@ -169,22 +208,51 @@ export class NodeRegistry extends EventEmitter {
     if (node.tasks.delete(key)) {
       node.assigned = node.tasks.size;
       if (completed) node.completed++;
-      this.emit("capacity", node, key);
+      this.emit("task_released", node, key, completed);
     }
   }
 
-  /** Declares a node down (session ended or heartbeats missed); emits "down" once. */
+  /** The node's session ended: it is DOWN for good (its agent registers again as a new node). */
+  sessionClosed(id: string, reason: string): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    node.send = undefined;
+    this.markDown(id, reason);
+  }
+
+  /**
+   * Declares a node down; emits "down" once, with the tasks it held, which it no longer counts.
+   * Its session (if still open) is kept, so a heartbeat on it can bring the node back.
+   */
   markDown(id: string, reason: string): void {
     const node = this.nodes.get(id);
     if (!node || node.state === "NODE_STATE_DOWN") return;
     node.state = "NODE_STATE_DOWN";
     node.ready = false;
-    node.send = undefined;
-    this.emit("down", node, reason);
+    const released = [...node.tasks];
+    node.tasks.clear();
+    node.assigned = 0;
+    this.downSince.set(id, Date.now());
+    this.emit("down", node, reason, released);
+  }
+
+  private recover(node: NodeEntry, draining: boolean): void {
+    const since = this.downSince.get(node.id) ?? Date.now();
+    this.downSince.delete(node.id);
+    node.state = draining ? "NODE_STATE_DRAINING" : "NODE_STATE_READY";
+    node.ready = !draining;
+    node.lastHeartbeatMs = Date.now();
+    this.emit("recovered", node, Date.now() - since);
+    if (node.ready) this.emit("ready", node);
   }
 
   private sweep(): void {
     const now = Date.now();
+    const late = now - this.lastSweepMs - this.sweepEveryMs;
+    this.lastSweepMs = now;
+    // This process itself was stalled (paused, swapping, a long GC): the agents' heartbeats of
+    // that time are still unread in the sockets. Read them before blaming anyone.
+    if (late > this.options.agentTimeoutMs / 2) return;
     for (const node of this.nodes.values()) {
       if (node.state !== "NODE_STATE_DOWN" && now - node.lastHeartbeatMs > this.options.agentTimeoutMs) {
         this.markDown(node.id, `no heartbeat for ${now - node.lastHeartbeatMs} ms`);
@@ -193,6 +261,7 @@ export class NodeRegistry extends EventEmitter {
         now - node.lastHeartbeatMs > (this.options.forgetDownAfterMs ?? 10 * 60_000)
       ) {
         this.nodes.delete(node.id);
+        this.downSince.delete(node.id);
       }
     }
   }

@@ -6,6 +6,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
+import type { NodeLoad } from "../common/types.js";
 import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
@@ -124,10 +125,7 @@ export class Scheduler {
         submission: (rec) => this.core.adopt(rec),
         rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
         event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
-        load: (sample) => {
-          const node = this.registry.get(sample.nodeId);
-          if (node && node.state !== "NODE_STATE_DOWN") node.load = sample.load as typeof node.load;
-        },
+        load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
       });
     }
     const store = this.core.store;
@@ -151,14 +149,50 @@ export class Scheduler {
     return this.address;
   }
 
-  /** Graceful stop: refuse new jobs, let running jobs finish for up to graceMs, then close. */
-  async stop(graceMs = this.config.drainGraceMs): Promise<void> {
-    for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
-    this.monitoring.setServing(false);
-    const clean = await this.core.drain(graceMs);
-    this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
-    this.registry.stop();
-    await new Promise<void>((resolve) => {
+  private stopping?: Promise<void>;
+
+  /**
+   * Graceful stop: refuse new jobs, let running jobs finish for up to graceMs, then close.
+   * Memoised (a second call gets the first call's promise), and step by step: a step that fails
+   * is logged and the rest still run, so a broken Kafka or Redis connection never keeps the
+   * lease held (a standby would wait for its TTL) or the store open.
+   */
+  stop(graceMs = this.config.drainGraceMs): Promise<void> {
+    this.stopping ??= this.runStopSteps(graceMs);
+    return this.stopping;
+  }
+
+  private async runStopSteps(graceMs: number): Promise<void> {
+    const failed: string[] = [];
+    const step = async (name: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        failed.push(name);
+        this.log.error({ event: "stop_step_failed", step: name, err: (err as Error).message }, `stopping: ${name} failed; going on with the rest`);
+      }
+    };
+    await step("health", () => {
+      for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
+      this.monitoring.setServing(false);
+    });
+    await step("drain", async () => {
+      const clean = await this.core.drain(graceMs);
+      this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
+    });
+    await step("registry", () => this.registry.stop());
+    await step("grpc server", () => this.shutdownServer());
+    await step("monitoring", () => this.monitoring.stop());
+    await step("node cache", () => clearInterval(this.nodeCacheTimer));
+    await step("store retries", () => this.core.close());
+    await step("kafka", () => this.bus?.close());
+    await step("lease", () => this.lease?.release());
+    await step("store", () => this.core.store.close());
+    if (failed.length > 0) this.log.warn({ event: "stopped_with_errors", failed }, `stopped; ${failed.length} step(s) failed`);
+  }
+
+  private shutdownServer(): Promise<void> {
+    return new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
         resolve();
@@ -169,10 +203,5 @@ export class Scheduler {
         resolve();
       });
     });
-    await this.monitoring.stop();
-    clearInterval(this.nodeCacheTimer);
-    await this.bus?.close();
-    await this.lease?.release();
-    await this.core.store.close();
   }
 }

@@ -6,6 +6,7 @@
 // dominate tiny tasks. A zeroed memory of the same size is indistinguishable from a fresh one,
 // and instantiation re-initialises the module's globals and data segments.
 import { ABI_EXPORTS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
+import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -192,12 +193,12 @@ function runIn(
   } catch (err) {
     if (err instanceof KernelRunError) throw err;
     const message = abortMessage ?? (err as Error).message;
-    // AssemblyScript's allocator executes `unreachable` when memory.grow fails at the cap, and the
-    // host cannot observe the failed grow itself: a bare `unreachable` trap with memory grown past
-    // half its cap is reported as what it almost surely is.
+    // An allocator executes `unreachable` when memory.grow fails at the cap; the host cannot see
+    // the failed grow, but it knows where those traps are in the module (common/wasm-grow-traps.ts).
     const capBytes = maximumPages * WASM_PAGE_BYTES;
     const grownBytes = memory.buffer.byteLength;
-    if (!abortMessage && /unreachable/i.test(message) && grownBytes * 2 > capBytes) {
+    const at = trapOffset(err);
+    if (!abortMessage && at !== undefined && growTraps(module).has(at)) {
       throw new KernelRunError(
         "MEMORY_LIMIT",
         `kernel exceeded its memory cap of ${capBytes} bytes (it had grown to ${grownBytes} bytes when it trapped: ${message})`,

@@ -19,7 +19,24 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { agents: number; workers: number; port: number }) => {
       try {
         if (opts.agents < 1) throw new UsageError("--agents must be at least 1");
-        const cluster = new LocalCluster({ agents: opts.agents, workersPerAgent: opts.workers, port: opts.port, logs: "inherit" });
+        let stopping = false;
+        const cluster: LocalCluster = new LocalCluster({
+          agents: opts.agents,
+          workersPerAgent: opts.workers,
+          port: opts.port,
+          logs: "inherit",
+          // Never exit silently: say which process ended and why; without a scheduler or any agent, stop.
+          onUnexpectedExit: (proc, why) => {
+            console.error(`distx up: ${why}`);
+            const alive = cluster.processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+            const lost = proc.name === "scheduler" ? "the scheduler is gone" : alive.every((p) => p.name === "scheduler") ? "no agent is left" : undefined;
+            if (!lost || stopping) return;
+            stopping = true;
+            console.error(`distx up: ${lost}; stopping the rest and exiting with code 1`);
+            process.exitCode = 1;
+            void cluster.stop().then(() => process.exit(1));
+          },
+        });
         onShutdownSignal(async () => {
           console.error("distx up: draining agents and stopping the scheduler…");
           await cluster.stop();

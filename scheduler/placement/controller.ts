@@ -77,15 +77,13 @@ export class PlacementController {
     this.strategy = config.placement === "capacity" ? new CapacityPlacement<NodeEntry>() : new ForecastPlacement<NodeEntry>({ stepMs });
     this.cluster = new NodeLoadForecaster({ ...DEFAULT_LOAD_FORECASTER, stepMs });
     registry.on("ready", (node: NodeEntry) => this.strategy.addNode(node, Math.max(1, node.profile.workers)));
-    registry.on("down", (node: NodeEntry) => {
-      for (const key of node.tasks) this.strategy.released(key);
+    registry.on("down", (node, _reason, released) => {
+      for (const key of released) this.strategy.released(key);
       this.strategy.removeNode(node.id);
       this.alerts.delete(node.id);
       this.lastTakeBack.delete(node.id);
     });
-    registry.on("capacity", (_node: NodeEntry, key?: string) => {
-      if (key) this.strategy.released(key);
-    });
+    registry.on("task_released", (_node, key) => this.strategy.released(key));
     registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
   }
 

@@ -36,7 +36,7 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
     Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {
       let nodeId = "";
       const closed = (reason: string) => {
-        if (nodeId) core.registry.markDown(nodeId, reason);
+        if (nodeId) core.registry.sessionClosed(nodeId, reason);
         nodeId = "";
       };
       call.on("data", (msg: AgentMessage) => {
