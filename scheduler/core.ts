@@ -10,6 +10,7 @@ import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from "../common/errors.js";
 import { isKernelId } from "../common/hash.js";
+import { codeOf, isRetryable, taskErrorProto } from "../common/task-errors.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
 import type { SubmissionRecord } from "./backends/bus.js";
@@ -42,8 +43,6 @@ export interface SubmitRequest {
   skipCache?: boolean;
 }
 
-/** Failures that say something about the kernel or input: retrying elsewhere would fail again. */
-const DETERMINISTIC_FAILURES = new Set(["TRAP", "TIMEOUT", "MEMORY_LIMIT", "INVALID_KERNEL"]);
 
 export interface SchedulerCounters {
   placements: number;
@@ -392,8 +391,8 @@ export class SchedulerCore extends EventEmitter {
       await this.retryOrFail(job, task, { code: "AGENT_LOST", message: u.error?.message ?? "agent cancelled the task" });
       return;
     }
-    const error: TaskErrorShape = { code: u.error?.code || "INTERNAL", message: u.error?.message || "task failed" };
-    if (DETERMINISTIC_FAILURES.has(error.code)) {
+    const error: TaskErrorShape = { code: codeOf(u.error), message: u.error?.message || "task failed" };
+    if (!isRetryable(error.code)) {
       task.runMs = u.runMs;
       await this.finishTask(job, task, "TASK_STATE_FAILED", error, Buffer.alloc(0));
     } else {
@@ -610,7 +609,7 @@ export class SchedulerCore extends EventEmitter {
     this.emit(`job:${job.id}`, {
       jobId: job.id,
       atMs: Date.now(),
-      task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: error ?? null, runMs: task.runMs },
+      task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: error ? taskErrorProto(error) : null, runMs: task.runMs },
     } satisfies JobEventIn);
   }
 
@@ -654,6 +653,6 @@ export function toJobProto(job: JobRecord): JobIn {
     startedAtMs: job.startedAtMs,
     finishedAtMs: job.finishedAtMs,
     retries: job.retries,
-    firstError: job.firstError ?? null,
+    firstError: job.firstError ? taskErrorProto(job.firstError) : null,
   };
 }

@@ -3,6 +3,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId, sha256Hex } from "../../common/hash.js";
+import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
@@ -142,7 +143,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       const now = Date.now();
       for (const task of job.tasks) {
         if (!isTerminalTask(task.state)) continue;
-        const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ?? null, runMs: task.runMs };
+        const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ? taskErrorProto(task.error) : null, runMs: task.runMs };
         if (finalOnly) outcomes.push(ev);
         else call.write({ jobId, atMs: now, task: ev });
       }
@@ -162,7 +163,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
           taskIndex: r.taskIndex,
           state: r.state,
           output: r.output,
-          error: r.error ?? null,
+          error: r.error ? taskErrorProto(r.error) : null,
           nodeId: r.nodeId,
           attempt: r.attempt,
           runMs: r.runMs,
