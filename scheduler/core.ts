@@ -15,6 +15,7 @@ import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
 import type { SubmissionRecord } from "./backends/bus.js";
 import { resultCacheKey } from "./backends/codec.js";
+import { backendError } from "./backends/errors.js";
 import {
   emptyCounts,
   isTerminalJob,
@@ -169,7 +170,7 @@ export class SchedulerCore extends EventEmitter {
         await this.journal(rec);
       } catch (err) {
         this.jobs.delete(id);
-        throw unavailable(`could not write the submission durably: ${(err as Error).message}`);
+        throw backendError("could not write the submission durably", err);
       }
     }
     await this.accept(job, req.inputs);

@@ -23,6 +23,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--state <backend>", "state store backend: memory|redis (env DISTX_STATE)")
     .option("--kafka-brokers <host:port,...>", "Kafka bootstrap brokers (env DISTX_KAFKA_BROKERS)")
     .option("--kafka-topic-prefix <prefix>", "prefix of the Kafka topic names (env DISTX_KAFKA_TOPIC_PREFIX)")
+    .option("--kafka-replication-factor <n>", "replicas of each topic created; 0 = min(3, brokers) (env DISTX_KAFKA_REPLICATION_FACTOR)")
     .option("--redis-url <url>", "redis://host:port[/db] (env DISTX_REDIS_URL)")
     .option("--redis-prefix <prefix>", "prefix of every Redis key (env DISTX_REDIS_PREFIX)")
     .option("--lease-ttl-ms <ms>", "leader lease; a standby takes over this long after the active one dies")
