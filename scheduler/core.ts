@@ -42,6 +42,11 @@ export interface SubmitRequest {
   gpuFallback?: ResourceNeeds["gpuFallback"];
   /** Run every task even when the result cache holds an identical one. */
   skipCache?: boolean;
+  /** Set by scheduler/idempotency.ts: the job id derived from the client's request id, and the request's fingerprint. */
+  jobId?: string;
+  requestId?: string;
+  requestFingerprint?: string;
+  unschedulable?: JobRecord["unschedulable"];
 }
 
 
@@ -150,7 +155,7 @@ export class SchedulerCore extends EventEmitter {
     if (!Number.isFinite(needs.memoryBytes) || needs.memoryBytes < 0) {
       throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
     }
-    const id = `job-${randomUUID()}`;
+    const id = req.jobId ?? `job-${randomUUID()}`;
     const rec: SubmissionRecord = {
       jobId: id,
       submittedAtMs: Date.now(),
@@ -162,6 +167,8 @@ export class SchedulerCore extends EventEmitter {
       skipCache: req.skipCache ?? false,
       needs: { cores: needs.cores, memoryBytes: needs.memoryBytes, gpu: needs.gpu, nodeSelector: needs.nodeSelector, gpuFallback: needs.gpuFallback },
       inputs: req.inputs,
+      ...(req.requestId ? { requestId: req.requestId, requestFingerprint: req.requestFingerprint ?? "" } : {}),
+      ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
     };
     const job = this.buildJob(rec, kind);
     this.jobs.set(id, job);
@@ -173,7 +180,14 @@ export class SchedulerCore extends EventEmitter {
         throw backendError("could not write the submission durably", err);
       }
     }
-    await this.accept(job, req.inputs);
+    try {
+      await this.accept(job, req.inputs);
+    } catch (err) {
+      // Not recorded: forget it here, so a retry (same request id, same job id) records it afresh
+      // and a journaled copy can still be adopted; nothing waits on a job that will never run.
+      if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) this.jobs.delete(id);
+      throw backendError("could not record the job", err);
+    }
     this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
     return job;
   }
@@ -203,6 +217,8 @@ export class SchedulerCore extends EventEmitter {
         queuedAtMs: rec.submittedAtMs,
       })),
       ...(rec.skipCache ? { skipCache: true } : {}),
+      ...(rec.requestId ? { requestId: rec.requestId, requestFingerprint: rec.requestFingerprint ?? "" } : {}),
+      ...(rec.unschedulable ? { unschedulable: rec.unschedulable } : {}),
     };
   }
 
@@ -241,7 +257,13 @@ export class SchedulerCore extends EventEmitter {
     if (this.jobs.has(rec.jobId) || (await this.store.getJobMeta(rec.jobId)) !== undefined) return;
     const job = this.buildJob(rec, (await this.kernelKind(rec.kernelId)) ?? "KERNEL_KIND_WASM");
     this.jobs.set(job.id, job);
-    await this.accept(job, rec.inputs);
+    try {
+      await this.accept(job, rec.inputs);
+    } catch (err) {
+      // Not recorded: forget it, so the record's redelivery adopts it again rather than skipping it.
+      if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) this.jobs.delete(job.id);
+      throw err;
+    }
     this.log.info({ event: "job_adopted", jobId: job.id, tasks: job.tasks.length }, "job recovered from the submission log");
   }
 
@@ -282,6 +304,11 @@ export class SchedulerCore extends EventEmitter {
     const job = this.jobs.get(jobId);
     if (!job) throw notFound(`no job ${jobId} (finished jobs are kept for the last ${this.config.retainFinishedJobs})`);
     return job;
+  }
+
+  /** The job, if this scheduler holds it (no validation, no error). */
+  peekJob(jobId: string): JobRecord | undefined {
+    return this.jobs.get(jobId);
   }
 
   listJobs(limit: number): JobRecord[] {
