@@ -222,6 +222,10 @@ export class DistributeXClient {
     // sends again in a race are dropped here), so each task's outcome is yielded exactly once.
     const seen = new OutcomeLedger();
     let until = Date.now() + (this.retry?.deadlineMs ?? 0);
+    let askedForMissing = false;
+    // Whether this watch saw the job unfinished: only then does it owe every outcome (a watch of
+    // a job that had already ended gets its final snapshot only).
+    let followedLive = false;
     for (let n = 0; ; n++) {
       const resume = n > 0;
       const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) });
@@ -234,8 +238,17 @@ export class DistributeXClient {
             yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
           }
           if (ev.job) {
+            if (TERMINAL_JOB_STATES.has(ev.job.state)) {
+              // The final snapshot closes the watch only once every task's outcome has been
+              // yielded; if some are missing (a stream that ended early), ask once more for them
+              // (a resumed watch of a finished job replays the outcomes it has not seen).
+              if (followedLive && seen.count < ev.job.taskCount && !askedForMissing) {
+                askedForMissing = true;
+                break;
+              }
+              ended = true;
+            } else followedLive = true;
             yield ev;
-            if (TERMINAL_JOB_STATES.has(ev.job.state)) ended = true;
           }
           // Progress: the retry budget counts from the last message received; the backoff
           // restarts only after new outcomes (a stream that ends at once keeps backing off).

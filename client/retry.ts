@@ -39,6 +39,8 @@ const TERMINAL = new Set(["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STA
 /** Task outcomes seen by a watch, as a bitmap by task index (the wire form of seen_outcomes). */
 export class OutcomeLedger {
   private bits = Buffer.alloc(0);
+  /** Outcomes admitted so far. */
+  count = 0;
 
   has(index: number): boolean {
     const byte = index >> 3;
@@ -56,6 +58,7 @@ export class OutcomeLedger {
       this.bits = grown;
     }
     this.bits[byte] = this.bits[byte]! | (1 << (task.taskIndex & 7));
+    this.count++;
     return true;
   }
 
