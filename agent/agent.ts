@@ -17,6 +17,7 @@ import type {
   TaskUpdateIn,
 } from "../common/types.js";
 import { AdminServer } from "../common/admin-http.js";
+import { fetchErrorCode, taskErrorProto } from "../common/task-errors.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import { AgentMetrics } from "./metrics.js";
 import { Backoff } from "./backoff.js";
@@ -45,6 +46,8 @@ export const RUNNING_NOTE_DELAY_MS = 5;
 /** After this many reconnect attempts in a row, a retry is logged at most once per RETRY_LOG_EVERY_MS. */
 const RETRIES_LOGGED_IN_FULL = 5;
 const RETRY_LOG_EVERY_MS = 30_000;
+/** How long a transient kernel-fetch failure is retried on the agent before the attempt fails (retryably). */
+const FETCH_RETRY_MS = 5000;
 
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
 
@@ -329,11 +332,12 @@ export class Agent {
       this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
     } catch (err) {
       if (this.running.get(key) !== entry) return;
-      const failure = err instanceof TaskFailure ? err : new TaskFailure("INVALID_KERNEL", (err as Error).message);
+      // Failures are classified where they happen; anything else is an internal (transient) fault.
+      const failure = err instanceof TaskFailure ? err : new TaskFailure("INTERNAL", (err as Error).message);
       this.metrics.taskDone(a.kernelId, backendOf(a), failure.code === "CANCELLED" ? "cancelled" : "failed", 0, -1, failure.code);
       if (failure.code === "CANCELLED") update({ state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: failure.message } });
       else {
-        update({ state: "TASK_STATE_FAILED", error: { code: failure.code, message: failure.message } });
+        update({ state: "TASK_STATE_FAILED", error: taskErrorProto({ code: failure.code === "SHUTDOWN" ? "AGENT_LOST" : failure.code, message: failure.message }) });
         this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
       }
     } finally {
@@ -354,12 +358,30 @@ export class Agent {
     this.runningNotes.clear();
   }
 
-  private fetchKernel(kernelId: string): Promise<Uint8Array> {
-    return new Promise((resolve, reject) =>
-      this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
-        err || !res ? reject(new Error(`cannot fetch kernel ${kernelId}: ${err?.details ?? "empty reply"}`)) : (this.metrics.noteKernel(kernelId, res.info?.name), resolve(res.module)),
-      ),
-    );
+  /**
+   * Fetches a kernel's bytes. Transient failures (scheduler or its store unreachable, deadline)
+   * are retried here with capped backoff for up to FETCH_RETRY_MS, then reported as
+   * KERNEL_FETCH_FAILED, which the scheduler retries within the attempt budget; only "unknown
+   * kernel" is INVALID_KERNEL.
+   */
+  private async fetchKernel(kernelId: string): Promise<Uint8Array> {
+    const until = Date.now() + FETCH_RETRY_MS;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      const got = await new Promise<{ module: Uint8Array } | { code: number | undefined; message: string }>((resolve) =>
+        this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
+          err || !res
+            ? resolve({ code: err?.code, message: err?.details || err?.message || "empty reply" })
+            : (this.metrics.noteKernel(kernelId, res.info?.name), resolve({ module: res.module })),
+        ),
+      );
+      if ("module" in got) return got.module;
+      const code = fetchErrorCode(got.code);
+      if (code !== "KERNEL_FETCH_FAILED" || this.stopped || Date.now() + delay > until) {
+        throw new TaskFailure(code, `cannot fetch kernel ${kernelId}: ${got.message}`);
+      }
+      this.log.warn({ event: "kernel_fetch_retry", kernelId, err: got.message, retryInMs: delay }, "kernel fetch failed; retrying");
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 
   /**

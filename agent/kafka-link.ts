@@ -4,9 +4,37 @@
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
 import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
-import { assignmentsOf, BatchingSender, decodeSchedulerMessage, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample } from "../common/kafka-wire.js";
+import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample, type OutMessage } from "../common/kafka-wire.js";
 import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
 import type { KafkaSecurity } from "../common/backend-security.js";
+import { taskErrorProto } from "../common/task-errors.js";
+
+/**
+ * The broker refused a record of task updates for good (a result over the events topic's
+ * max.message.bytes): those tasks fail with OUTPUT_TOO_LARGE (not retryable: the output would be
+ * as large anywhere) instead of their results blocking every later update of this agent.
+ */
+function failedInstead(msg: OutMessage, errorType: string, topic: string, nodeId: string): OutMessage[] {
+  let updates: TaskUpdateIn[];
+  try {
+    updates = decodeUpdates(msg.value);
+  } catch {
+    return [];
+  }
+  const failed = updates.map((u): TaskUpdateIn => {
+    if (u.state !== "TASK_STATE_SUCCEEDED") return u;
+    const bytes = (u.output as Uint8Array | undefined)?.byteLength ?? 0;
+    return {
+      jobId: u.jobId,
+      taskIndex: u.taskIndex,
+      attempt: u.attempt,
+      state: "TASK_STATE_FAILED",
+      runMs: u.runMs,
+      error: taskErrorProto({ code: "OUTPUT_TOO_LARGE", message: `the task's ${bytes}-byte output is over the task-events topic's record limit (the broker said ${errorType}); not retryable` }),
+    };
+  });
+  return splitByBytes(failed, updateBytes).map((run) => ({ topic, key: nodeId, value: encodeUpdates(run) }));
+}
 
 /** What an agent's assignments partition carries for it, in the order the scheduler sent it. */
 export interface AssignmentHandlers {
@@ -112,6 +140,7 @@ export class KafkaAgentLink {
     }
     const sender = new BatchingSender(producer);
     if (onError) sender.onError = onError;
+    sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic ? failedInstead(msg, errorType, route.eventsTopic, nodeId) : []);
     const link = new KafkaAgentLink(route, nodeId, consumer, sender);
     const watch = (c: Consumer): void =>
       replaceWhenCrashed(

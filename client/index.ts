@@ -1,13 +1,16 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
+import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOptions } from "./retry.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult };
+export type { RetryOptions };
 
 export class DistributeXError extends Error {
   override readonly name = "DistributeXError";
@@ -35,6 +38,13 @@ export interface SubmitOptions {
   resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
   /** GPU kernels: without a GPU agent, wait (default), run in gpu.js cpu mode, or reject at submit. */
   gpuFallback?: "wait" | "cpu" | "reject";
+  /**
+   * Idempotency key: retries of this submit (by this client or by the caller) with the same id
+   * return the same job and never run it twice. Generated per submitJob call when not given.
+   */
+  requestId?: string;
+  /** When no node could ever take the job: wait for one (default; GetJob says why) or fail at once. */
+  unschedulable?: "wait" | "fail";
 }
 
 export interface WatchOptions {
@@ -43,40 +53,90 @@ export interface WatchOptions {
 }
 
 export interface ClientOptions {
-  /** Deadline for unary calls, ms. */
+  /** Deadline for one attempt of a unary call, ms. */
   timeoutMs?: number;
+  /**
+   * Retries of idempotent calls (and of SubmitJob, made idempotent by its request id) and
+   * resumption of watches after UNAVAILABLE / DEADLINE_EXCEEDED, with capped exponential backoff
+   * and jitter, within `deadlineMs`; false turns it off. Defaults in client/retry.ts.
+   */
+  retry?: RetryOptions | false;
 }
 
+/** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
+const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "ListNodes", "CancelJob", "SubmitJob"]);
+
 export class DistributeXClient {
-  private readonly stub: DistributeXGrpcClient;
+  /** One stub per address ("host:port[,host:port…]": an active scheduler and its standbys). */
+  private readonly stubs: DistributeXGrpcClient[];
+  private current = 0;
   private readonly timeoutMs: number;
+  private readonly retry: Required<RetryOptions> | undefined;
+  private closed = false;
 
   constructor(
     readonly address: string,
     options: ClientOptions = {},
   ) {
     const V1 = v1();
-    this.stub = new V1.DistributeX(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient;
+    this.stubs = address.split(",").map((a) => new V1.DistributeX(a.trim(), grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient);
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retry = resolveRetry(options.retry);
   }
 
-  private call<Req, Res>(method: string, req: Req): Promise<Res> {
+  private get stub(): DistributeXGrpcClient {
+    return this.stubs[this.current % this.stubs.length]!;
+  }
+
+  /** After a failure that may mean "not this scheduler": the next address (a standby may be active now). */
+  private failover(): void {
+    if (this.stubs.length > 1) this.current = (this.current + 1) % this.stubs.length;
+  }
+
+  private attempt<Req, Res>(method: string, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = (this.stub as unknown as Record<string, (r: Req, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
-      fn.call(this.stub, req, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      const stub = this.stub;
+      const fn = (stub as unknown as Record<string, (r: Req, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
+      fn.call(stub, req, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) reject(new DistributeXError(err.code, err.details || err.message, method));
         else resolve(res as Res);
       });
     });
   }
 
+  private async call<Req, Res>(method: string, req: Req): Promise<Res> {
+    const retry = IDEMPOTENT.has(method) ? this.retry : undefined;
+    const until = Date.now() + (retry?.deadlineMs ?? 0);
+    for (let n = 0; ; n++) {
+      try {
+        return await this.attempt<Req, Res>(method, req);
+      } catch (err) {
+        const e = err as DistributeXError;
+        const delay = retry ? backoffDelay(retry, n) : 0;
+        if (!retry || this.closed || !isSafeToRetry(e.code) || Date.now() + delay > until) throw err;
+        if (e.code === grpc.status.UNAVAILABLE) this.failover();
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
   /** Waits until the scheduler answers (or the deadline passes). */
   waitForReady(timeoutMs = 10_000): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.stub.waitForReady(Date.now() + timeoutMs, (err) =>
-        err ? reject(new Error(`scheduler at ${this.address} not reachable: ${err.message}`)) : resolve(),
+    // Any of the addresses will do (a standby does not listen until it is the active one).
+    return Promise.any(
+      this.stubs.map(
+        (stub, i) =>
+          new Promise<void>((resolve, reject) =>
+            stub.waitForReady(Date.now() + timeoutMs, (err) => {
+              if (err) return reject(err);
+              this.current = i;
+              resolve();
+            }),
+          ),
       ),
-    );
+    ).catch((err: AggregateError) => {
+      throw new Error(`scheduler at ${this.address} not reachable: ${(err.errors[0] as Error)?.message ?? err.message}`);
+    });
   }
 
   async registerKernel(module: Uint8Array, options: { name?: string; entry?: string; kind?: "wasm" | "gpu" } = {}): Promise<{ kernelId: string; alreadyRegistered: boolean }> {
@@ -107,6 +167,9 @@ export class DistributeXClient {
   async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
     const r = options.resources ?? {};
     return this.call("SubmitJob", {
+      // Every attempt of this submit carries the same id: a retry can never run the job twice.
+      requestId: options.requestId ?? randomUUID(),
+      unschedulable: options.unschedulable === "fail" ? "UNSCHEDULABLE_FAIL" : "UNSCHEDULABLE_WAIT",
       kernelId: options.kernelId,
       tasks: options.inputs.map((data) => ({ data })),
       priority: options.priority ?? 0,
@@ -155,18 +218,56 @@ export class DistributeXClient {
    * sends together are yielded one event per task all the same.
    */
   async *watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
-    const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false });
-    try {
-      for await (const ev of stream as AsyncIterable<JobEvent>) {
-        if (ev.tasks) for (const task of ev.tasks.items) yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
-        else yield ev;
+    // Outcomes seen so far: a resumed stream skips them (the server is told, and any the server
+    // sends again in a race are dropped here), so each task's outcome is yielded exactly once.
+    const seen = new OutcomeLedger();
+    let until = Date.now() + (this.retry?.deadlineMs ?? 0);
+    let askedForMissing = false;
+    // Whether this watch saw the job unfinished: only then does it owe every outcome (a watch of
+    // a job that had already ended gets its final snapshot only).
+    let followedLive = false;
+    for (let n = 0; ; n++) {
+      const resume = n > 0;
+      const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) });
+      let ended = false;
+      try {
+        for await (const ev of stream as AsyncIterable<JobEvent>) {
+          const tasks = ev.tasks ? ev.tasks.items : ev.task ? [ev.task] : [];
+          for (const task of tasks) {
+            if (!seen.admit(task)) continue;
+            yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
+          }
+          if (ev.job) {
+            if (TERMINAL_JOB_STATES.has(ev.job.state)) {
+              // The final snapshot closes the watch only once every task's outcome has been
+              // yielded; if some are missing (a stream that ended early), ask once more for them
+              // (a resumed watch of a finished job replays the outcomes it has not seen).
+              if (followedLive && seen.count < ev.job.taskCount && !askedForMissing) {
+                askedForMissing = true;
+                break;
+              }
+              ended = true;
+            } else followedLive = true;
+            yield ev;
+          }
+          // Progress: the retry budget counts from the last message received; the backoff
+          // restarts only after new outcomes (a stream that ends at once keeps backing off).
+          until = Date.now() + (this.retry?.deadlineMs ?? 0);
+          if (tasks.length > 0) n = 0;
+        }
+        if (ended || !this.retry) return;
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        if (typeof e.code !== "number") throw err;
+        const mapped = new DistributeXError(e.code, e.details || e.message, "WatchJob");
+        if (!this.retry || this.closed || !isSafeToRetry(e.code) || Date.now() > until) throw mapped;
+        if (e.code === grpc.status.UNAVAILABLE) this.failover();
+      } finally {
+        stream.cancel();
       }
-    } catch (err) {
-      const e = err as grpc.ServiceError;
-      if (typeof e.code === "number") throw new DistributeXError(e.code, e.details || e.message, "WatchJob");
-      throw err;
-    } finally {
-      stream.cancel();
+      // The stream broke or ended early (the scheduler went away): resume from what was seen.
+      if (!this.retry || Date.now() > until) return;
+      await new Promise((r) => setTimeout(r, backoffDelay(this.retry!, n)));
     }
   }
 
@@ -211,6 +312,7 @@ export class DistributeXClient {
   }
 
   close(): void {
-    this.stub.close();
+    this.closed = true;
+    for (const s of this.stubs) s.close();
   }
 }

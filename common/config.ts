@@ -108,6 +108,8 @@ export const schedulerConfigSchema = z
     kafkaAssignmentPartitions: int(1, 10_000).default(16),
     /** Partitions of the submissions, events and load topics. */
     kafkaPartitions: int(1, 10_000).default(8),
+    /** Replicas of each topic the scheduler creates; 0 = min(3, brokers). min.insync.replicas is a majority of it. */
+    kafkaReplicationFactor: int(0, 32).default(0),
     /** Brokers as the agents should reach them, when that differs from kafkaBrokers. */
     kafkaAgentBrokers: z.string().optional(),
     ...kafkaSecurityFields,

@@ -89,6 +89,19 @@ export function replaceWhenCrashed(consumer: Consumer, start: () => Promise<void
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
+/** Broker refusals that no retry can cure: the record itself is refused. */
+const PERMANENT_PRODUCE_ERRORS = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD", "CORRUPT_MESSAGE"]);
+
+/** The Kafka error type when a produce failed for good (kafkajs wraps it in `cause`/`originalError`), else undefined. */
+export function permanentProduceError(err: unknown): string | undefined {
+  let e = err as { type?: string; cause?: unknown; originalError?: unknown } | undefined;
+  for (let i = 0; e && typeof e === "object" && i < 8; i++) {
+    if (e.type && PERMANENT_PRODUCE_ERRORS.has(e.type)) return e.type;
+    e = (e.cause ?? e.originalError) as typeof e;
+  }
+  return undefined;
+}
+
 export interface OutMessage {
   topic: string;
   partition?: number;
@@ -108,6 +121,12 @@ export class BatchingSender {
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   onError?: (err: Error) => void;
+  /**
+   * A message the broker refused for good (e.g. over the topic's max.message.bytes). It is
+   * dropped, never retried (it would block everything queued behind it for ever); what this
+   * returns is sent in its place (an agent sends the task's failure instead of its result).
+   */
+  onRejected?: (msg: OutMessage, errorType: string, err: Error) => OutMessage[];
 
   constructor(readonly producer: Producer) {}
 
@@ -139,29 +158,7 @@ export class BatchingSender {
           bytes += this.queue[take]!.value.length;
           take++;
         }
-        const batch = this.queue.splice(0, take);
-        const byTopic = new Map<string, OutMessage[]>();
-        for (const m of batch) {
-          const list = byTopic.get(m.topic) ?? [];
-          list.push(m);
-          byTopic.set(m.topic, list);
-        }
-        for (;;) {
-          try {
-            await this.producer.sendBatch({
-              acks: -1,
-              topicMessages: [...byTopic].map(([topic, msgs]) => ({
-                topic,
-                messages: msgs.map((m) => ({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}) })),
-              })),
-            });
-            break;
-          } catch (err) {
-            if (this.closed) return;
-            this.onError?.(err as Error);
-            await new Promise((r) => setTimeout(r, 500));
-          }
-        }
+        await this.sendAll(this.queue.splice(0, take), false);
       }
     })();
     try {
@@ -170,6 +167,50 @@ export class BatchingSender {
       this.flushing = undefined;
       if (this.queue.length > 0 && !this.closed) void this.flush();
       else for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Sends messages in order, retrying transient failures until the sender closes. On a permanent
+   * refusal of a request holding several messages, each is sent alone (in order) to find the
+   * refused one; that one is handed to onRejected and the rest go through.
+   */
+  private async sendAll(batch: OutMessage[], replacement: boolean): Promise<void> {
+    const byTopic = new Map<string, OutMessage[]>();
+    for (const m of batch) {
+      const list = byTopic.get(m.topic) ?? [];
+      list.push(m);
+      byTopic.set(m.topic, list);
+    }
+    for (;;) {
+      try {
+        await this.producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, msgs]) => ({
+            topic,
+            messages: msgs.map((m) => ({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}) })),
+          })),
+        });
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        const permanent = permanentProduceError(err);
+        if (!permanent) {
+          this.onError?.(err as Error);
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        if (batch.length > 1) {
+          for (const m of batch) await this.sendAll([m], replacement);
+          return;
+        }
+        const msg = batch[0]!;
+        this.onError?.(new Error(`the broker refused a ${msg.value.length}-byte record for ${msg.topic} for good (${permanent}); not retried: ${(err as Error).message}`));
+        // A replacement that is refused too is dropped: never loop.
+        const instead = replacement ? [] : (this.onRejected?.(msg, permanent, err as Error) ?? []);
+        if (instead.length > 0) await this.sendAll(instead, true);
+        return;
+      }
     }
   }
 

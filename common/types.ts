@@ -5,6 +5,7 @@ export type { JobEvent as JobEventIn, JobEvent__Output as JobEvent } from "../ge
 export type { TaskEvent__Output as TaskEvent, TaskEvent as TaskEventIn } from "../generated/proto/distributex/v1/TaskEvent.js";
 export type { TaskResult__Output as TaskResult, TaskResult as TaskResultIn } from "../generated/proto/distributex/v1/TaskResult.js";
 export type { TaskError__Output as TaskError } from "../generated/proto/distributex/v1/TaskError.js";
+export type { TaskError as TaskErrorIn } from "../generated/proto/distributex/v1/TaskError.js";
 export type { Node__Output as Node, Node as NodeIn } from "../generated/proto/distributex/v1/Node.js";
 export type { NodeLoad__Output as NodeLoad, NodeLoad as NodeLoadIn } from "../generated/proto/distributex/v1/NodeLoad.js";
 export type { HardwareProfile__Output as HardwareProfile, HardwareProfile as HardwareProfileIn } from "../generated/proto/distributex/v1/HardwareProfile.js";

@@ -9,10 +9,12 @@ import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { DistxError, failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
+import { codeOf, isRetryable, taskErrorProto } from "../common/task-errors.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
 import type { SubmissionRecord } from "./backends/bus.js";
 import { resultCacheKey } from "./backends/codec.js";
+import { backendError } from "./backends/errors.js";
 import {
   emptyCounts,
   isTerminalJob,
@@ -50,10 +52,13 @@ export interface SubmitRequest {
   gpuFallback?: ResourceNeeds["gpuFallback"];
   /** Run every task even when the result cache holds an identical one. */
   skipCache?: boolean;
+  /** Set by scheduler/idempotency.ts: the job id derived from the client's request id, and the request's fingerprint. */
+  jobId?: string;
+  requestId?: string;
+  requestFingerprint?: string;
+  unschedulable?: JobRecord["unschedulable"];
 }
 
-/** Failures that say something about the kernel or input: retrying elsewhere would fail again. */
-const DETERMINISTIC_FAILURES = new Set(["TRAP", "TIMEOUT", "MEMORY_LIMIT", "INVALID_KERNEL"]);
 
 export interface SchedulerCounters {
   placements: number;
@@ -160,7 +165,7 @@ export class SchedulerCore extends EventEmitter {
     };
     const noGpu = gpuRejection(needs, this.registry.ready());
     if (noGpu) throw failedPrecondition(noGpu);
-    const id = `job-${randomUUID()}`;
+    const id = req.jobId ?? `job-${randomUUID()}`;
     const rec: SubmissionRecord = {
       jobId: id,
       submittedAtMs: Date.now(),
@@ -172,6 +177,8 @@ export class SchedulerCore extends EventEmitter {
       skipCache: req.skipCache ?? false,
       needs: { cores: needs.cores, memoryBytes: needs.memoryBytes, gpu: needs.gpu, nodeSelector: needs.nodeSelector, gpuFallback: needs.gpuFallback },
       inputs: req.inputs,
+      ...(req.requestId ? { requestId: req.requestId, requestFingerprint: req.requestFingerprint ?? "" } : {}),
+      ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
     };
     const job = this.buildJob(rec, kind);
     this.jobs.set(id, job);
@@ -180,10 +187,17 @@ export class SchedulerCore extends EventEmitter {
         await this.journal(rec);
       } catch (err) {
         this.jobs.delete(id);
-        throw unavailable(`could not write the submission durably: ${(err as Error).message}`);
+        throw backendError("could not write the submission durably", err);
       }
     }
-    await this.accept(job, req.inputs);
+    try {
+      await this.accept(job, req.inputs);
+    } catch (err) {
+      // Not recorded: forget it here, so a retry (same request id, same job id) records it afresh
+      // and a journaled copy can still be adopted; nothing waits on a job that will never run.
+      if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) this.jobs.delete(id);
+      throw backendError("could not record the job", err);
+    }
     this.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
     return job;
   }
@@ -213,6 +227,8 @@ export class SchedulerCore extends EventEmitter {
         queuedAtMs: rec.submittedAtMs,
       })),
       ...(rec.skipCache ? { skipCache: true } : {}),
+      ...(rec.requestId ? { requestId: rec.requestId, requestFingerprint: rec.requestFingerprint ?? "" } : {}),
+      ...(rec.unschedulable ? { unschedulable: rec.unschedulable } : {}),
     };
   }
 
@@ -223,7 +239,7 @@ export class SchedulerCore extends EventEmitter {
     } catch (err) {
       // Not recorded, so not ours: a job left in the table would never run and drain would wait on it.
       this.jobs.delete(job.id);
-      throw unavailable(`could not record the job in the state store: ${(err as Error).message}`);
+      throw backendError("could not record the job in the state store", err);
     }
     this.emit("job_submitted", job);
     await this.answerFromCache(job);
@@ -273,7 +289,13 @@ export class SchedulerCore extends EventEmitter {
     }
     const job = this.buildJob(rec, kind);
     this.jobs.set(job.id, job);
-    await this.accept(job, rec.inputs);
+    try {
+      await this.accept(job, rec.inputs);
+    } catch (err) {
+      // Not recorded: forget it, so the record's redelivery adopts it again rather than skipping it.
+      if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) this.jobs.delete(job.id);
+      throw err;
+    }
     this.log.info({ event: "job_adopted", jobId: job.id, tasks: job.tasks.length }, "job recovered from the submission log");
   }
 
@@ -314,6 +336,11 @@ export class SchedulerCore extends EventEmitter {
     const job = this.jobs.get(jobId);
     if (!job) throw notFound(`no job ${jobId} (finished jobs are kept for the last ${this.config.retainFinishedJobs})`);
     return job;
+  }
+
+  /** The job, if this scheduler holds it (no validation, no error). */
+  peekJob(jobId: string): JobRecord | undefined {
+    return this.jobs.get(jobId);
   }
 
   listJobs(limit: number): JobRecord[] {
@@ -427,8 +454,8 @@ export class SchedulerCore extends EventEmitter {
       await this.retryOrFail(job, task, { code: "AGENT_LOST", message: u.error?.message ?? "agent cancelled the task" });
       return;
     }
-    const error: TaskErrorShape = { code: u.error?.code || "INTERNAL", message: u.error?.message || "task failed" };
-    if (DETERMINISTIC_FAILURES.has(error.code)) {
+    const error: TaskErrorShape = { code: codeOf(u.error), message: u.error?.message || "task failed" };
+    if (!isRetryable(error.code)) {
       await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs } });
     } else {
       await this.retryOrFail(job, task, error);
@@ -707,7 +734,7 @@ export class SchedulerCore extends EventEmitter {
     this.emit(`job:${job.id}`, {
       jobId: job.id,
       atMs: Date.now(),
-      task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: error ?? null, runMs: task.runMs },
+      task: { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: error ? taskErrorProto(error) : null, runMs: task.runMs },
     } satisfies JobEventIn);
   }
 
@@ -751,6 +778,6 @@ export function toJobProto(job: JobRecord): JobIn {
     startedAtMs: job.startedAtMs,
     finishedAtMs: job.finishedAtMs,
     retries: job.retries,
-    firstError: job.firstError ?? null,
+    firstError: job.firstError ? taskErrorProto(job.firstError) : null,
   };
 }

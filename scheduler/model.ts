@@ -72,6 +72,11 @@ export interface JobRecord {
   firstError?: TaskErrorShape;
   /** The job opted out of the result cache. */
   skipCache?: boolean;
+  /** The client's idempotency key and the fingerprint of its request (scheduler/idempotency.ts). */
+  requestId?: string;
+  requestFingerprint?: string;
+  /** FAIL: refuse the job when no node could ever take it; WAIT (unset): queue with the reason shown. */
+  unschedulable?: "UNSCHEDULABLE_WAIT" | "UNSCHEDULABLE_FAIL";
 }
 
 export const emptyCounts = (): Record<TaskStateName, number> => ({

@@ -18,7 +18,7 @@ import type { KernelFailureCode } from "../wasm/run-kernel.js";
 import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 import { TaskQueue } from "./task-queue.js";
 
-export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN";
+export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "INTERNAL";
 
 export class TaskFailure extends Error {
   override readonly name = "TaskFailure";

@@ -3,6 +3,7 @@
 // compiled once; workers then receive the compiled module, never the bytes.
 import { compileWasmKernel } from "../../common/kernel-abi.js";
 import { sha256Hex } from "../../common/hash.js";
+import { TaskFailure } from "../pool/worker-pool.js";
 
 export type KernelFetcher = (kernelId: string) => Promise<Uint8Array>;
 
@@ -41,9 +42,14 @@ export class ModuleCache {
   }
 
   private async load(kernelId: string): Promise<WebAssembly.Module> {
+    // Fetch errors arrive classified (transient or not) by the fetcher; what fails below is the kernel's own fault.
     const bytes = await this.fetchKernel(kernelId);
     const actual = sha256Hex(bytes);
-    if (actual !== kernelId) throw new Error(`kernel ${kernelId} arrived with sha256 ${actual}; refusing to run it`);
-    return compileWasmKernel(bytes);
+    if (actual !== kernelId) throw new TaskFailure("INVALID_KERNEL", `kernel ${kernelId} arrived with sha256 ${actual}; refusing to run it`);
+    try {
+      return await compileWasmKernel(bytes);
+    } catch (err) {
+      throw new TaskFailure("INVALID_KERNEL", (err as Error).message);
+    }
   }
 }

@@ -1,4 +1,5 @@
 // Client commands: kernel build/register, submit (with a progress bar), jobs, nodes, result, cancel.
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -14,14 +15,23 @@ import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageE
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
 
-function connect(address: string): DistributeXClient {
-  const parsed = hostPort.safeParse(address);
-  if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
-  return new DistributeXClient(address, { timeoutMs: 30_000 });
+function connect(address: string, retryDeadlineMs = 60_000): DistributeXClient {
+  // An active scheduler and its standbys: calls and watches fail over between them.
+  for (const a of address.split(",")) {
+    const parsed = hostPort.safeParse(a);
+    if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
+  }
+  return new DistributeXClient(address, { timeoutMs: 30_000, retry: retryDeadlineMs > 0 ? { deadlineMs: retryDeadlineMs } : false });
 }
 
-const schedulerOption = (cmd: Command) =>
-  cmd.option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER);
+/**
+ * `submit` rides out a scheduler restart or failover (60 s by default: longer than a lease
+ * takeover); a one-shot query gives up sooner, so a wrong address is said within seconds.
+ */
+const schedulerOption = (cmd: Command, retryDeadlineMs = 5000) =>
+  cmd
+    .option("-s, --scheduler <host:port[,host:port…]>", "scheduler address, standbys after a comma (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER)
+    .option("--retry-deadline-ms <ms>", "retry calls and resume watches for this long when the scheduler is unreachable; 0 = never", parseIntOption("--retry-deadline-ms"), retryDeadlineMs);
 
 export function jobTable(jobs: Job[]): string {
   const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);
@@ -77,6 +87,11 @@ export async function submitAndWatch(
   return { job, results, elapsedMs: performance.now() - started };
 }
 
+function parseUnschedulable(value: string): "wait" | "fail" {
+  if (value === "wait" || value === "fail") return value;
+  throw new UsageError(`--unschedulable must be wait or fail, got ${JSON.stringify(value)}`);
+}
+
 function parseGpuFallback(value: string): "wait" | "cpu" | "reject" {
   if (value === "wait" || value === "cpu" || value === "reject") return value;
   throw new UsageError(`--gpu-fallback must be wait, cpu or reject, got ${JSON.stringify(value)}`);
@@ -124,9 +139,9 @@ export function registerClientCommands(program: Command): void {
       .command("register")
       .description("register a built .wasm kernel with the scheduler; prints its id")
       .argument("<wasm>", "a .wasm file (its .manifest.json beside it names it)"),
-  ).action(async (wasm: string, opts: { scheduler: string }) => {
+  ).action(async (wasm: string, opts: { scheduler: string; retryDeadlineMs: number }) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts.retryDeadlineMs);
       const r = await client.registerKernelFile(wasm);
       console.log(r.kernelId);
       client.close();
@@ -150,12 +165,15 @@ export function registerClientCommands(program: Command): void {
       .option("--memory-mb <mib>", "kernel memory cap per task", parseIntOption("--memory-mb"), 0)
       .option("--gpu-fallback <wait|cpu|reject>", "gpu kernels with no GPU agent: wait, run in gpu.js cpu mode, or reject", "wait")
       .option("--name <name>", "a label for listings")
+      .option("--request-id <id>", "idempotency key: a retry with the same id returns the same job, never a second run (default: a new UUID)")
+      .option("--unschedulable <wait|fail>", "when no node could ever take the job: wait for one (the reason is shown) or fail at once", "wait")
       .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
       .option("--no-wait", "print the job id and return at once")
       .option("--no-progress", "no progress bar"),
+    60_000,
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts.retryDeadlineMs);
       let kernelId: string;
       let inputs: Uint8Array[];
       const example = opts.example ? getExampleKernelOrUsage(opts.example) : undefined;
@@ -178,6 +196,9 @@ export function registerClientCommands(program: Command): void {
         name: opts.name ?? example?.name ?? "",
         resources: { memoryBytes: opts.memoryMb * 1024 * 1024 },
         gpuFallback: parseGpuFallback(opts.gpuFallback),
+        // One id for every attempt of this submit, so the client's retries never run it twice.
+        requestId: opts.requestId ?? randomUUID(),
+        unschedulable: parseUnschedulable(opts.unschedulable),
       };
       if (!opts.wait) {
         const { jobId } = await client.submitJob(submit);
@@ -206,7 +227,7 @@ export function registerClientCommands(program: Command): void {
     program.command("jobs").description("list recent jobs").option("-n, --limit <n>", "how many", parseIntOption("--limit"), 20).option("--json", "JSON output"),
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts.retryDeadlineMs);
       const jobs = await client.listJobs(opts.limit);
       console.log(opts.json ? JSON.stringify(jobs, null, 2) : jobs.length ? jobTable(jobs) : "no jobs");
       client.close();
@@ -219,7 +240,7 @@ export function registerClientCommands(program: Command): void {
     program.command("nodes").description("list agents with their hardware and load").option("-a, --all", "include nodes that are down").option("--json", "JSON output"),
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts.retryDeadlineMs);
       const nodes = await client.listNodes(Boolean(opts.all));
       if (opts.json) console.log(JSON.stringify(nodes, null, 2));
       else if (nodes.length === 0) console.log("no nodes");
@@ -260,7 +281,7 @@ export function registerClientCommands(program: Command): void {
       .option("--json", "JSON output (outputs in base64)"),
   ).action(async (jobId: string, opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts.retryDeadlineMs);
       const job = await client.getJob(jobId);
       const results = await client.getResults(jobId);
       if (opts.json) {
@@ -291,7 +312,7 @@ export function registerClientCommands(program: Command): void {
   schedulerOption(program.command("cancel").description("cancel a job; running tasks are stopped on their agents").argument("<job-id>")).action(
     async (jobId: string, opts) => {
       try {
-        const client = connect(opts.scheduler);
+        const client = connect(opts.scheduler, opts.retryDeadlineMs);
         const job = await client.cancelJob(jobId);
         console.log(`${job.jobId} ${shortState(job.state)}`);
         client.close();

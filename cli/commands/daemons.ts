@@ -28,6 +28,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--kafka-password-file <file>", "file holding the Kafka SASL password; or env DISTX_KAFKA_PASSWORD (no flag: it would show in ps)")
     .option("--kafka-tls <on|off>", "TLS to the Kafka brokers (env DISTX_KAFKA_TLS)")
     .option("--kafka-ca-file <pem>", "CA that signed the brokers' certificates; implies --kafka-tls (env DISTX_KAFKA_CA_FILE)")
+    .option("--kafka-replication-factor <n>", "replicas of each topic created; 0 = min(3, brokers) (env DISTX_KAFKA_REPLICATION_FACTOR)")
     .option("--redis-url <url>", "redis://host:port[/db], rediss://user:password@host:port for TLS + ACL user (env DISTX_REDIS_URL)")
     .option("--redis-ca-file <pem>", "CA that signed Redis's certificate (env DISTX_REDIS_CA_FILE)")
     .option("--redis-prefix <prefix>", "prefix of every Redis key (env DISTX_REDIS_PREFIX)")

@@ -17,6 +17,10 @@ export interface SubmissionRecord {
   skipCache: boolean;
   needs: { cores: number; memoryBytes: number; gpu: boolean; nodeSelector: Record<string, string>; gpuFallback?: ResourceNeeds["gpuFallback"] };
   inputs: Buffer[];
+  /** The client's idempotency key and the request's fingerprint (the job id is derived from the key). */
+  requestId?: string;
+  requestFingerprint?: string;
+  unschedulable?: "UNSCHEDULABLE_WAIT" | "UNSCHEDULABLE_FAIL";
 }
 
 export interface TaskEventRecord {
@@ -67,7 +71,10 @@ export function toJobSubmission(rec: SubmissionRecord): JobSubmissionIn {
       name: rec.name,
       gpuFallback: rec.needs.gpuFallback ?? "GPU_FALLBACK_WAIT",
       skipResultCache: rec.skipCache,
+      requestId: rec.requestId ?? "",
+      unschedulable: rec.unschedulable ?? "UNSCHEDULABLE_WAIT",
     },
+    requestFingerprint: rec.requestFingerprint ?? "",
   };
 }
 
@@ -92,5 +99,7 @@ export function fromJobSubmission(sub: JobSubmission): SubmissionRecord {
       gpuFallback: req.gpuFallback as ResourceNeeds["gpuFallback"],
     },
     inputs: req.tasks.map((t) => t.data),
+    ...(req.requestId ? { requestId: req.requestId, requestFingerprint: sub.requestFingerprint } : {}),
+    ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: "UNSCHEDULABLE_FAIL" as const } : {}),
   };
 }

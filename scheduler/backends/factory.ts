@@ -53,6 +53,8 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
         topicPrefix: config.kafkaTopicPrefix,
         partitions: config.kafkaPartitions,
         assignmentPartitions: config.kafkaAssignmentPartitions,
+        replicationFactor: config.kafkaReplicationFactor,
+        onWarning: (message, details) => log.warn({ event: "kafka_warning", ...details }, message),
         connectTimeoutMs: config.backendConnectTimeoutMs,
         security,
         onError: (err, where) => log.warn({ event: "kafka_error", where, err: err.message }, "Kafka problem; retrying"),

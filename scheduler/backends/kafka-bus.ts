@@ -30,6 +30,7 @@ import {
   type LoadSample,
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
+import { resourceExhausted } from "../../common/errors.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
@@ -43,7 +44,24 @@ export interface KafkaBusOptions {
   groupId?: string;
   /** SASL and TLS of the scheduler's principal (kafkaSecurity() of its config). */
   security?: KafkaSecurity;
+  /** Replicas of each topic created; 0 or unset = min(3, brokers). */
+  replicationFactor?: number;
   onError?: (err: Error, where: string) => void;
+  /** Durability warnings (a single replica): the operator should know. */
+  onWarning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/**
+ * The replication of the topics we create, set explicitly: the broker's default is 1 on a
+ * default broker, which makes "acks from all in-sync replicas" mean one copy. A majority of the
+ * replicas must be in sync for a write to be acknowledged.
+ */
+export function replicationFor(requested: number | undefined, brokers: number): { replicationFactor: number; minInsyncReplicas: number } {
+  if (requested && requested > brokers) {
+    throw new Error(`kafkaReplicationFactor ${requested} is above the ${brokers} broker(s) of the cluster; lower it or add brokers`);
+  }
+  const replicationFactor = requested || Math.max(1, Math.min(3, brokers));
+  return { replicationFactor, minInsyncReplicas: Math.max(1, Math.ceil(replicationFactor / 2)) };
 }
 
 /** The submissions topic is created with max.message.bytes = 64 MiB; leave room for framing. */
@@ -73,10 +91,19 @@ export class KafkaBus implements TaskBus {
     await admin.connect();
     let assignmentPartitions: number;
     try {
-      await retryWhileTopicsSettle(() => ensureTopics(admin, [
-        { topic: topics.submissions, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
-        { topic: topics.assignments, numPartitions: options.assignmentPartitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
-        { topic: topics.events, numPartitions: options.partitions, configEntries: [{ name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+      const { brokers } = await retryWhileTopicsSettle(() => admin.describeCluster());
+      const { replicationFactor, minInsyncReplicas } = replicationFor(options.replicationFactor, brokers.length);
+      if (replicationFactor === 1) {
+        options.onWarning?.(
+          `Kafka topics have a single replica (${brokers.length} broker(s)): an acknowledged job or result is lost with that broker's disk; run 3 brokers or set kafkaReplicationFactor`,
+          { replicationFactor, brokers: brokers.length },
+        );
+      }
+      const durable = [{ name: "min.insync.replicas", value: String(minInsyncReplicas) }];
+      await retryWhileTopicsSettle(() => ensureTopics(admin, replicationFactor, [
+        { topic: topics.submissions, numPartitions: options.partitions, configEntries: [...durable, { name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.assignments, numPartitions: options.assignmentPartitions, configEntries: [...durable, { name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
+        { topic: topics.events, numPartitions: options.partitions, configEntries: [...durable, { name: "max.message.bytes", value: String(64 * 1024 * 1024) }] },
         { topic: topics.load, numPartitions: options.partitions, configEntries: [{ name: "retention.ms", value: String(3600_000) }] },
       ]));
       const meta = await retryWhileTopicsSettle(() => admin.fetchTopicMetadata({ topics: [topics.assignments] }));
@@ -95,7 +122,7 @@ export class KafkaBus implements TaskBus {
     const value = encodeSubmission(toJobSubmission(rec));
     if (value.length > MAX_SUBMISSION_BYTES) {
       // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
-      throw new Error(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes (split the job)`);
+      throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
     }
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
@@ -260,9 +287,9 @@ async function retryWhileTopicsSettle<T>(fn: () => Promise<T>, deadlineMs = 30_0
   }
 }
 
-async function ensureTopics(admin: Admin, wanted: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
+async function ensureTopics(admin: Admin, replicationFactor: number, wanted: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
   const existing = new Set(await admin.listTopics());
-  const missing = wanted.filter((t) => !existing.has(t.topic)).map((t) => ({ ...t, replicationFactor: -1 }));
+  const missing = wanted.filter((t) => !existing.has(t.topic)).map((t) => ({ ...t, replicationFactor }));
   if (missing.length === 0) return;
   try {
     await admin.createTopics({ topics: missing, waitForLeaders: true });

@@ -3,12 +3,14 @@ import type * as grpc from "@grpc/grpc-js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId, sha256Hex } from "../../common/hash.js";
+import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob, isTerminalTask } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
 import { registerGpuKernel } from "./gpu-kernels.js";
+import { IdempotentSubmitter } from "../idempotency.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -36,6 +38,7 @@ export function kernelInfo(k: StoredKernel) {
 
 /** WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). */
 export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHandlers, "WatchAlerts">): DistributeXHandlers {
+  const submitter = new IdempotentSubmitter(core);
   return {
     ...alerts,
     RegisterKernel: unary(async (req) => {
@@ -76,7 +79,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
 
     SubmitJob: unary(async (req) => {
       const r = req.resources;
-      const job = await core.submit({
+      return submitter.submit({
         kernelId: req.kernelId,
         inputs: req.tasks.map((t) => t.data),
         needs: {
@@ -91,8 +94,9 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         name: req.name,
         gpuFallback: req.gpuFallback,
         skipCache: req.skipResultCache,
+        ...(req.requestId ? { requestId: req.requestId } : {}),
+        ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
       });
-      return { jobId: job.id, taskCount: job.tasks.length };
     }),
 
     GetJob: unary(async (req) => toJobProto(core.getJob(req.jobId))),
@@ -131,21 +135,31 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       };
       call.on("cancelled", stop);
       call.on("error", stop);
-      call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+      // A resumed watch (after a reconnect or failover) names the outcomes it has already seen.
+      const seen = call.request.resume ? call.request.seenOutcomes : Buffer.alloc(0);
+      const wasSeen = (i: number) => (i >> 3) < seen.length && (seen[i >> 3]! & (1 << (i & 7))) !== 0;
+      const replay = () => {
+        // Tasks that ended before this watch began are replayed once with their final state, so a
+        // watcher sees every task's outcome however late it subscribed (a small job can finish
+        // tasks between SubmitJob's reply and this call), less those a resumed watch has seen.
+        const now = Date.now();
+        for (const task of job.tasks) {
+          if (!isTerminalTask(task.state) || wasSeen(task.index)) continue;
+          const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ? taskErrorProto(task.error) : null, runMs: task.runMs };
+          if (finalOnly) outcomes.push(ev);
+          else call.write({ jobId, atMs: now, task: ev });
+        }
+        outcomes.flush();
+      };
       if (isTerminalJob(job.state)) {
+        // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
+        if (call.request.resume) replay();
+        call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
         call.end();
         return;
       }
-      // Tasks that ended before this watch began are replayed once with their final state, so a
-      // watcher sees every task's outcome however late it subscribed (a small job can finish
-      // tasks between SubmitJob's reply and this call).
-      const now = Date.now();
-      for (const task of job.tasks) {
-        if (!isTerminalTask(task.state)) continue;
-        const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ?? null, runMs: task.runMs };
-        if (finalOnly) outcomes.push(ev);
-        else call.write({ jobId, atMs: now, task: ev });
-      }
+      call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+      replay();
       core.on(channel, send);
     },
 
@@ -162,7 +176,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
           taskIndex: r.taskIndex,
           state: r.state,
           output: r.output,
-          error: r.error ?? null,
+          error: r.error ? taskErrorProto(r.error) : null,
           nodeId: r.nodeId,
           attempt: r.attempt,
           runMs: r.runMs,

@@ -1,0 +1,59 @@
+// Defect 7: a task result the broker refuses for good (over the task-events topic's
+// max.message.bytes) must fail that task with a clear code, not be retried for ever while every
+// later update of that agent waits behind it. Real broker, a topic with a small record limit.
+import path from "node:path";
+import { readFile } from "node:fs/promises";
+import { Kafka, logLevel } from "kafkajs";
+import { afterAll, describe, expect, it } from "vitest";
+import { DistributeXClient } from "../../client/index.js";
+import { LocalCluster } from "../../cli/local-cluster.js";
+import { exampleKernels } from "../../kernels/reference/index.js";
+import { repo, testServices, uniquePrefix, until } from "./helpers.js";
+
+const saxpy = exampleKernels.saxpy!;
+let cluster: LocalCluster | undefined;
+let client: DistributeXClient | undefined;
+afterAll(async () => {
+  client?.close();
+  await cluster?.stop(3000);
+});
+
+describe("a produce the broker refuses", () => {
+  it("fails that task with OUTPUT_TOO_LARGE and lets the agent's other results through", async () => {
+    const { kafka } = testServices();
+    const prefix = uniquePrefix("toolarge");
+    const topic = `${prefix}.task-events`;
+    const admin = new Kafka({ brokers: [kafka], clientId: "toolarge", logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await until("the task-events topic", async () => {
+      if (!(await admin.listTopics()).includes(topic)) {
+        await admin.createTopics({ topics: [{ topic, numPartitions: 8, configEntries: [{ name: "max.message.bytes", value: "16384" }] }], waitForLeaders: true });
+      }
+      return (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions.every((p) => p.leader >= 0);
+    }, 30_000, 200);
+    await admin.disconnect();
+    cluster = new LocalCluster({
+      agents: 1,
+      workersPerAgent: 1,
+      logs: path.join(repo, "test-output", "logs", `produce-refused-${prefix}`),
+      schedulerArgs: ["--queue", "kafka", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--drain-grace-ms", "0", "--heartbeat-interval-ms", "200"],
+      agentArgs: () => ["--no-calibrate"],
+    });
+    client = new DistributeXClient(await cluster.start());
+    const { kernelId } = await client.registerKernel(await readFile(path.join(repo, "build/kernels/saxpy.wasm")), { name: "saxpy" });
+    // 8,192 floats out: 32 KiB, twice the topic's record limit.
+    const big = saxpy.makeTasks({ tasks: 1, size: 8192, seed: 1 });
+    const small = saxpy.makeTasks({ tasks: 8, size: 8 * 16, seed: 2 });
+    const a = await client.submitJob({ kernelId, inputs: big, skipResultCache: true, name: "big" });
+    const b = await client.submitJob({ kernelId, inputs: small, skipResultCache: true, name: "small" });
+    const jobA = await Promise.race([client.waitForJob(a.jobId), new Promise<never>((_, r) => setTimeout(() => r(new Error("the big job never ended")), 30_000))]);
+    expect(jobA.state).toBe("JOB_STATE_FAILED");
+    expect(jobA.firstError?.code).toBe("OUTPUT_TOO_LARGE");
+    expect(jobA.firstError?.retryable).toBe(false);
+    expect(jobA.firstError?.message).toMatch(/output is over the task-events topic's record limit/);
+    const jobB = await Promise.race([client.waitForJob(b.jobId), new Promise<never>((_, r) => setTimeout(() => r(new Error("the small job never ended")), 30_000))]);
+    expect(jobB.state).toBe("JOB_STATE_SUCCEEDED");
+    for (const r of await client.getResults(b.jobId)) expect(saxpy.check(small[r.taskIndex]!, r.output).ok).toBe(true);
+    expect((await client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
+  }, 120_000);
+});
