@@ -11,7 +11,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
-import type { ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executorLaunch, GpuExecutorPool } from "../../agent/gpu/executor-pool.js";
 import { hostTools, launchSandboxed, planSandbox, type SandboxLaunch, type SandboxPlan } from "../../agent/gpu/sandbox.js";
@@ -422,6 +422,26 @@ describe("second wall degrades loudly, never silently", () => {
     expect(user.detail).toMatch(tools.root ? /not readable by other users/ : /not root/);
     rmSync(hidden, { recursive: true, force: true });
   });
+
+  it.skipIf(!tools.root || !tools.setpriv)("an agent that is not root still runs its executor, and says the user wall is down and why", () => {
+    const script = path.join(repoRoot(), "test", "security", "fixtures", "pool-walls.mjs");
+    const r = spawnSync(tools.setpriv!, ["--reuid=65534", "--regid=65534", "--clear-groups", "--", process.execPath, script, path.join(repoRoot(), "dist")], {
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), TMPDIR: os.tmpdir() },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { walls: { name: string; on: boolean; detail: string }[]; backend: string; uid: number };
+    expect(out.uid).toBe(65534);
+    expect(out.backend).toBe("cpu");
+    const byName = Object.fromEntries(out.walls.map((w) => [w.name, w]));
+    expect(byName.user).toMatchObject({ on: false });
+    expect(byName.user!.detail).toMatch(/not root/);
+    expect(byName.permissions).toMatchObject({ on: true });
+    expect(byName.limits).toMatchObject({ on: true });
+    // An unprivileged user+network namespace where the kernel allows it; said so where not.
+    if (!byName.network!.on) expect(byName.network!.detail).toMatch(/refuses new network namespaces|not installed/);
+  }, 60_000);
 
   it("the pool announces its walls (the agent logs each one that is down as a warning)", async () => {
     const pool = new GpuExecutorPool({ mode: "cpu", executors: 1, memoryLimitMb: 256 });
