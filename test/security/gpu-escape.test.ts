@@ -235,6 +235,17 @@ class Probe {
 }
 
 const probeScript = path.join(repoRoot(), "test", "security", "fixtures", "escape-probe.mjs");
+const workDirs: string[] = [];
+/** A work folder like the pool's: the sandbox user may enter it, not list or write it. */
+function workDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
+  chmodSync(dir, 0o711);
+  workDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const d of workDirs) rmSync(d, { recursive: true, force: true });
+});
 const tools = hostTools();
 
 describe("second wall: code that slipped past the checker, under the executor's own launch", () => {
@@ -257,8 +268,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as net.AddressInfo).port;
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     // The executor's launch for cpu mode (`--gpu off`, the mode that was exploited).
     probe = await Probe.start(executorLaunch(probeScript, "cpu", { memoryLimitMb: 256 }, work));
   }, 30_000);
@@ -321,8 +331,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   });
 
   it.skipIf(!tools.root)("the user wall alone also keeps the secret: allowed by the permission model, refused by the kernel", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256 }, work);
     const p = await Probe.start({ ...launch, mayRead: [secret] });
     try {
@@ -383,8 +392,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   });
 
   it.skipIf(!tools.prlimit)("a CPU-time cap ends a process that spins (RLIMIT_CPU)", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256, cpuSeconds: 1 }, work);
     const p = await Probe.start(launch);
     void p.run("for (;;) {}");
@@ -393,8 +401,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   }, 20_000);
 
   it("auto mode (GL) allows native addons, and nothing else more", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const p = await Probe.start(executorLaunch(probeScript, "auto", { memoryLimitMb: 256 }, work));
     try {
       const addon = await p.run("process.dlopen({ exports: {} }, '/nonexistent.node'); return 'loaded';");
