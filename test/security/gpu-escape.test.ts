@@ -11,7 +11,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
-import type { ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executorLaunch, GpuExecutorPool } from "../../agent/gpu/executor-pool.js";
 import { hostTools, launchSandboxed, planSandbox, type SandboxLaunch, type SandboxPlan } from "../../agent/gpu/sandbox.js";
@@ -235,6 +235,17 @@ class Probe {
 }
 
 const probeScript = path.join(repoRoot(), "test", "security", "fixtures", "escape-probe.mjs");
+const workDirs: string[] = [];
+/** A work folder like the pool's: the sandbox user may enter it, not list or write it. */
+function workDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
+  chmodSync(dir, 0o711);
+  workDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const d of workDirs) rmSync(d, { recursive: true, force: true });
+});
 const tools = hostTools();
 
 describe("second wall: code that slipped past the checker, under the executor's own launch", () => {
@@ -257,8 +268,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as net.AddressInfo).port;
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     // The executor's launch for cpu mode (`--gpu off`, the mode that was exploited).
     probe = await Probe.start(executorLaunch(probeScript, "cpu", { memoryLimitMb: 256 }, work));
   }, 30_000);
@@ -321,8 +331,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   });
 
   it.skipIf(!tools.root)("the user wall alone also keeps the secret: allowed by the permission model, refused by the kernel", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256 }, work);
     const p = await Probe.start({ ...launch, mayRead: [secret] });
     try {
@@ -383,8 +392,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   });
 
   it.skipIf(!tools.prlimit)("a CPU-time cap ends a process that spins (RLIMIT_CPU)", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256, cpuSeconds: 1 }, work);
     const p = await Probe.start(launch);
     void p.run("for (;;) {}");
@@ -393,8 +401,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
   }, 20_000);
 
   it("auto mode (GL) allows native addons, and nothing else more", async () => {
-    const work = mkdtempSync(path.join(os.tmpdir(), "distx-gpu-probe-"));
-    chmodSync(work, 0o711);
+    const work = workDir();
     const p = await Probe.start(executorLaunch(probeScript, "auto", { memoryLimitMb: 256 }, work));
     try {
       const addon = await p.run("process.dlopen({ exports: {} }, '/nonexistent.node'); return 'loaded';");
@@ -422,6 +429,26 @@ describe("second wall degrades loudly, never silently", () => {
     expect(user.detail).toMatch(tools.root ? /not readable by other users/ : /not root/);
     rmSync(hidden, { recursive: true, force: true });
   });
+
+  it.skipIf(!tools.root || !tools.setpriv)("an agent that is not root still runs its executor, and says the user wall is down and why", () => {
+    const script = path.join(repoRoot(), "test", "security", "fixtures", "pool-walls.mjs");
+    const r = spawnSync(tools.setpriv!, ["--reuid=65534", "--regid=65534", "--clear-groups", "--", process.execPath, script, path.join(repoRoot(), "dist")], {
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), TMPDIR: os.tmpdir() },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { walls: { name: string; on: boolean; detail: string }[]; backend: string; uid: number };
+    expect(out.uid).toBe(65534);
+    expect(out.backend).toBe("cpu");
+    const byName = Object.fromEntries(out.walls.map((w) => [w.name, w]));
+    expect(byName.user).toMatchObject({ on: false });
+    expect(byName.user!.detail).toMatch(/not root/);
+    expect(byName.permissions).toMatchObject({ on: true });
+    expect(byName.limits).toMatchObject({ on: true });
+    // An unprivileged user+network namespace where the kernel allows it; said so where not.
+    if (!byName.network!.on) expect(byName.network!.detail).toMatch(/refuses new network namespaces|not installed/);
+  }, 60_000);
 
   it("the pool announces its walls (the agent logs each one that is down as a warning)", async () => {
     const pool = new GpuExecutorPool({ mode: "cpu", executors: 1, memoryLimitMb: 256 });
