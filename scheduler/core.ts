@@ -28,6 +28,7 @@ import {
 import { gpuRejection, placementNeeds } from "./placement/gpu.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
+import { rejectUpdate, rememberHolder } from "./update-guard.js";
 
 export interface SubmitRequest {
   kernelId: string;
@@ -338,7 +339,12 @@ export class SchedulerCore extends EventEmitter {
   async onTaskUpdate(nodeId: string, u: TaskUpdate): Promise<void> {
     const job = this.jobs.get(u.jobId);
     const task = job?.tasks[u.taskIndex];
-    if (!job || !task) return; // a job that was cancelled and forgotten, or garbage
+    // A job that was cancelled and forgotten, garbage, or an update from a node never given this attempt.
+    const rejected = !job || !task ? "unknown_task" : rejectUpdate(task, nodeId, u.attempt);
+    if (rejected || !job || !task) {
+      this.emit("update_rejected", rejected, nodeId);
+      return;
+    }
     const key = taskKey(job, task);
     const state = u.state as TaskStateName;
     if (state === "TASK_STATE_RUNNING") {
@@ -379,6 +385,7 @@ export class SchedulerCore extends EventEmitter {
     if (u.attempt !== task.attempt || task.nodeId !== nodeId) return; // stale failure of a superseded attempt
     if (state === "TASK_STATE_CANCELLED" && wasTakingBack) {
       // We asked for it back before it started: place it again, without using up an attempt.
+      rememberHolder(task);
       task.nodeId = "";
       this.counters.migrations++;
       this.setTaskState(job, task, "TASK_STATE_PENDING");
@@ -427,6 +434,7 @@ export class SchedulerCore extends EventEmitter {
       await this.finishTask(job, task, "TASK_STATE_FAILED", { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, Buffer.alloc(0));
       return;
     }
+    rememberHolder(task);
     task.attempt++;
     task.nodeId = "";
     job.retries++;
