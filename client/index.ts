@@ -1,8 +1,10 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
+import { channelCredentials, profileDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
@@ -42,7 +44,7 @@ export interface WatchOptions {
   finalOnly?: boolean;
 }
 
-export interface ClientOptions {
+export interface ClientOptions extends Credentials {
   /** Deadline for unary calls, ms. */
   timeoutMs?: number;
 }
@@ -56,8 +58,15 @@ export class DistributeXClient {
     options: ClientOptions = {},
   ) {
     const V1 = v1();
-    this.stub = new V1.DistributeX(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient;
+    this.stub = new V1.DistributeX(address, channelCredentials(resolveCredentials(address, options)), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** A client for the scheduler named in a client profile (`distx init` / `distx up` write one). */
+  static fromProfile(dir?: string, options: { timeoutMs?: number } = {}): DistributeXClient {
+    const profile = readProfile(dir);
+    if (!profile) throw new Error(`no client profile in ${profileDir(dir)}: run \`distx init\` or \`distx up\`, or pass the address, --ca and --token`);
+    return new DistributeXClient(profile.scheduler, { ...options, ca: profile.caFile, token: readFileSync(profile.tokenFile, "utf8").trim() });
   }
 
   private call<Req, Res>(method: string, req: Req): Promise<Res> {

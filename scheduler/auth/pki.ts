@@ -215,7 +215,7 @@ export interface CertInfo {
 }
 
 export function certInfo(certPem: string | Buffer): CertInfo {
-  const cert = new x509.X509Certificate(certPem);
+  const cert = new x509.X509Certificate(typeof certPem === "string" ? certPem : new Uint8Array(certPem));
   return { serial: cert.serialNumber.toLowerCase(), notBeforeMs: cert.notBefore.getTime(), notAfterMs: cert.notAfter.getTime(), nodeId: nodeIdOfCert(cert) };
 }
 
