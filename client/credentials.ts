@@ -24,11 +24,12 @@ export interface ClientProfile {
   tokenFile: string;
 }
 
-const known = new Map<string, Credentials>();
+const resolvers: ((address: string) => Credentials | undefined)[] = [];
 
-/** Called by LocalCluster: clients created in this process for `address` use these by default. */
-export function registerClusterCredentials(address: string, creds: Credentials): void {
-  known.set(address, creds);
+/** Called by LocalCluster: clients created in this process for its schedulers use its CA and admin token by default. */
+export function registerCredentialResolver(resolve: (address: string) => Credentials | undefined): () => void {
+  resolvers.push(resolve);
+  return () => void resolvers.splice(resolvers.indexOf(resolve), 1);
 }
 
 export const profileDir = (dir?: string): string => dir ?? (process.env.DISTX_HOME || path.join(homedir(), ".distx"));
@@ -43,16 +44,25 @@ const readText = (file: string) => readFileSync(file, "utf8").trim();
 
 /** Fills in what `explicit` leaves out, from the sources above, for `address`. */
 export function resolveCredentials(address: string, explicit: Credentials = {}): Credentials {
-  if (explicit.insecure) return { insecure: true };
-  if (explicit.ca !== undefined || explicit.token !== undefined) return explicit;
-  const registered = known.get(address);
-  if (registered) return registered;
+  if (explicit.insecure || /^(1|true|yes)$/i.test(process.env.DISTX_INSECURE ?? "")) return { insecure: true };
+  const given = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined)) as Credentials;
+  if (given.ca !== undefined && given.token !== undefined) return given;
+  return { ...implicitCredentials(address), ...given };
+}
+
+function implicitCredentials(address: string): Credentials {
+  for (const resolve of resolvers) {
+    const registered = resolve(address);
+    if (registered) return registered;
+  }
   const env = process.env;
   const token = env.DISTX_TOKEN || (env.DISTX_TOKEN_FILE ? readText(env.DISTX_TOKEN_FILE) : undefined);
-  if (env.DISTX_CA || token) return { ca: env.DISTX_CA, token };
   const profile = readProfile();
-  if (profile) return { ca: profile.caFile, token: existsSync(profile.tokenFile) ? readText(profile.tokenFile) : undefined };
-  return {};
+  return {
+    ...(profile ? { ca: profile.caFile, token: existsSync(profile.tokenFile) ? readText(profile.tokenFile) : undefined } : {}),
+    ...(env.DISTX_CA ? { ca: env.DISTX_CA } : {}),
+    ...(token ? { token } : {}),
+  };
 }
 
 function caBytes(ca: Buffer | string): Buffer {

@@ -219,6 +219,16 @@ export class DistributeXClient {
     return { job, results: await this.getResults(jobId) };
   }
 
+  /** Admin: a join token for new agents and the CA pin they check the scheduler against. */
+  createJoinToken(options: { ttlMs?: number; uses?: number; description?: string } = {}): Promise<{ token: string; caHash: string; expiresAtMs: number }> {
+    return this.call("CreateJoinToken", { ttlMs: String(options.ttlMs ?? 0), uses: options.uses ?? 0, description: options.description ?? "" });
+  }
+
+  /** Admin: removes a node, revokes its certificate and closes its session. */
+  removeNode(nodeId: string): Promise<{ wasConnected: boolean }> {
+    return this.call("RemoveNode", { nodeId });
+  }
+
   close(): void {
     this.stub.close();
   }

@@ -118,6 +118,11 @@ export const schedulerConfigSchema = z
     /** Alerts are POSTed here as JSON when set. */
     alertWebhookUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
     ...securitySettings,
+    /**
+     * Local clusters (LocalCluster): keep a reusable, time-limited join token for this machine's
+     * agents in this file (0600), so they join without an admin step.
+     */
+    bootstrapJoinTokenFile: z.string().min(1).optional(),
     /** Extra names/addresses for the scheduler certificate when the PKI is created, "a,b". */
     certHosts: z.string().regex(/^[A-Za-z0-9.:\[\],-]*$/, "host names and addresses separated by commas").default(""),
   })
@@ -158,6 +163,8 @@ export const agentConfigSchema = z
     ...securitySettings,
     /** Join token (dxj_…) for the first connection; not needed once the agent holds its certificate. */
     joinToken: z.string().max(200).optional(),
+    /** A file holding the join token (so that it stays out of the process list). */
+    joinTokenFile: z.string().min(1).optional(),
     /** The CA pin printed by `distx join-token create`: sha256:<hex>. */
     caHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").optional(),
     /** The cluster CA certificate file, instead of (or as well as) the pin. */

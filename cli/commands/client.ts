@@ -1,5 +1,5 @@
 // Client commands: kernel build/register, submit (with a progress bar), jobs, nodes, result, cancel.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
@@ -17,11 +17,29 @@ const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
 function connect(address: string): DistributeXClient {
   const parsed = hostPort.safeParse(address);
   if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
-  return new DistributeXClient(address, { timeoutMs: 30_000 });
+  return new DistributeXClient(address, { timeoutMs: 30_000, ...credentialFlags() });
 }
 
-const schedulerOption = (cmd: Command) =>
-  cmd.option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER);
+/** --ca / --token / --token-file / --insecure, read from the parsed command line (see security.ts). */
+function credentialFlags(): { ca?: string; token?: string; insecure?: boolean } {
+  return globalCredentials;
+}
+
+export let globalCredentials: { ca?: string; token?: string; insecure?: boolean } = {};
+export const setGlobalCredentials = (c: typeof globalCredentials): void => void (globalCredentials = c);
+
+export const schedulerOption = (cmd: Command): Command =>
+  cmd
+    .option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER)
+    .option("--ca <file>", "cluster CA certificate (env DISTX_CA; default: the client profile in $DISTX_HOME or ~/.distx)")
+    .option("--token <token>", "API token (env DISTX_TOKEN)")
+    .option("--token-file <file>", "read the API token from this file (env DISTX_TOKEN_FILE)")
+    .option("--insecure", "plain-text gRPC, for a scheduler started with --insecure")
+    .hook("preAction", (c) => {
+      const o = c.opts<{ ca?: string; token?: string; tokenFile?: string; insecure?: boolean }>();
+      const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, "utf8").trim() : undefined);
+      setGlobalCredentials({ ...(o.ca ? { ca: o.ca } : {}), ...(token ? { token } : {}), ...(o.insecure ? { insecure: true } : {}) });
+    });
 
 export function jobTable(jobs: Job[]): string {
   const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);

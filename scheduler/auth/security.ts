@@ -14,12 +14,13 @@ import { unauthenticated } from "./authenticate.js";
 import { caPin, ensurePki, NODE_LIFETIME_MS, signNodeCsr, type ClusterPki } from "./pki.js";
 import { Revocations } from "./revocations.js";
 import { openTokenStore } from "./token-stores.js";
-import { consumeToken, issueToken, TokenError, type TokenStore } from "./tokens.js";
+import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
 
 export interface SecuritySettings {
   insecure: boolean;
   dataDir: string;
   certHosts: string;
+  bootstrapJoinTokenFile?: string | undefined;
   state: "memory" | "redis";
   redisUrl: string;
   redisPrefix: string;
@@ -35,7 +36,7 @@ class Tls13ServerCredentials extends grpc.ServerCredentials {
     super(
       { requestCert: true, rejectUnauthorized: false },
       // The chain includes the CA so that a joining agent can check it against its pin.
-      { ca: pki.caPem, cert: pki.serverCertPem + pki.caPem, key: pki.serverKeyPem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3" },
+      { ca: pki.caPem, cert: `${pki.serverCertPem.trim()}\n${pki.caPem.trim()}\n`, key: pki.serverKeyPem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3" },
     );
   }
   _equals(other: grpc.ServerCredentials): boolean {
@@ -73,7 +74,22 @@ export class ClusterSecurity extends EventEmitter {
       settings.state === "redis" && tokens instanceof Object && "redis" in tokens
         ? await Revocations.redis((tokens as unknown as { redis: Redis }).redis, settings.redisPrefix)
         : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
-    return new ClusterSecurity(false, pki, tokens, revocations, log);
+    const security = new ClusterSecurity(false, pki, tokens, revocations, log);
+    if (settings.bootstrapJoinTokenFile) await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile);
+    return security;
+  }
+
+  /** Reuses the token in `file` while it is valid, else issues a new one (7 days, any number of uses). */
+  private async writeLocalJoinToken(file: string): Promise<void> {
+    try {
+      await verifyToken(this.tokens, (await fs.readFile(file, "utf8")).trim(), "join");
+      return;
+    } catch {
+      // none yet, or no longer valid
+    }
+    const { token } = await issueToken(this.tokens, { kind: "join", ttlMs: 7 * 86_400_000, description: "local agents (LocalCluster)" });
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await fs.writeFile(file, token + "\n", { mode: 0o600 });
   }
 
   get context(): AuthenticationContext {
