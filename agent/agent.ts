@@ -29,6 +29,7 @@ import { buildProfile, readHost } from "./profile.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 import { useOptimizingWasmTier } from "./wasm/tier.js";
 import { kafkaSecurity } from "../common/backend-security.js";
+import { identityDir, join, loadIdentity, mtlsCredentials, renew, type NodeIdentity } from "./identity.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -53,7 +54,10 @@ type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number }
 
 export class Agent {
   /** One client per configured scheduler (active + standbys); `current` is the one in use. */
-  private readonly clients: AgentServiceGrpcClient[];
+  private clients: AgentServiceGrpcClient[];
+  /** The node certificate (absent with --insecure) and the timer that renews it. */
+  identity?: NodeIdentity;
+  private renewTimer?: NodeJS.Timeout;
   private current = 0;
   private link?: KafkaAgentLink;
   private readonly pool: WorkerPool;
@@ -99,16 +103,62 @@ export class Agent {
       this.metrics.workerRestarted();
       this.log.warn({ event: "worker_restarted" }, "kernel worker replaced");
     });
-    const V1 = v1();
-    this.clients = config.scheduler
-      .split(",")
-      .map((addr) => new V1.AgentService(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient);
+    // Secure clusters: the clients are made in start(), once the node certificate is at hand.
+    this.clients = config.insecure ? this.makeClients(grpc.credentials.createInsecure()) : [];
     this.modules = new ModuleCache((id) => this.fetchKernel(id));
     this.gpu = new GpuSupport(
       { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },
       log,
       (id) => this.fetchKernel(id),
     );
+  }
+
+  private makeClients(creds: grpc.ChannelCredentials): AgentServiceGrpcClient[] {
+    const V1 = v1();
+    return this.config.scheduler.split(",").map((addr) => new V1.AgentService(addr, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient);
+  }
+
+  /** Loads the node certificate, or joins with the join token to get one; then mTLS from here on. */
+  private async setUpIdentity(): Promise<void> {
+    if (this.config.insecure) {
+      this.log.warn({ event: "insecure_mode" }, "running with --insecure: no TLS, the scheduler is not verified");
+      return;
+    }
+    this.identity = loadIdentity(identityDir(this.config)) ?? (await join(this.config, this.log));
+    this.clients = this.makeClients(mtlsCredentials(this.identity));
+    this.scheduleRenewal();
+  }
+
+  /** Renews at 2/3 of the certificate's lifetime; on failure, tries again after a tenth of what is left. */
+  private scheduleRenewal(): void {
+    const id = this.identity;
+    if (!id || this.stopped) return;
+    const at = id.notBeforeMs + ((id.notAfterMs - id.notBeforeMs) * 2) / 3;
+    clearTimeout(this.renewTimer);
+    if (at - Date.now() > 86_400_000) {
+      // setTimeout cannot wait longer than ~24.8 days; look again tomorrow.
+      this.renewTimer = setTimeout(() => this.scheduleRenewal(), 86_400_000);
+      this.renewTimer.unref();
+      return;
+    }
+    this.renewTimer = setTimeout(() => {
+      renew(this.config, id, this.client).then(
+        (next) => {
+          this.identity = next;
+          // New calls use the new certificate; the open session keeps its connection.
+          this.clients = this.makeClients(mtlsCredentials(next));
+          this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
+          this.scheduleRenewal();
+        },
+        (err: Error) => {
+          this.log.warn({ event: "cert_renew_failed", err: (err as grpc.ServiceError).details || err.message }, "could not renew the node certificate; retrying");
+          clearTimeout(this.renewTimer);
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), Math.max(1000, (id.notAfterMs - Date.now()) / 10));
+          this.renewTimer.unref();
+        },
+      );
+    }, Math.max(0, at - Date.now()));
+    this.renewTimer.unref();
   }
 
   private get client(): AgentServiceGrpcClient {
@@ -133,6 +183,7 @@ export class Agent {
       };
     }
     await this.gpu.start(this.profile);
+    await this.setUpIdentity();
     this.log.info(
       {
         event: "profiled",
@@ -391,6 +442,7 @@ export class Agent {
    */
   async stop(graceMs = this.config.drainGraceMs): Promise<void> {
     if (this.stopped) return;
+    clearTimeout(this.renewTimer);
     this.draining = true;
     this.sendHeartbeat();
     const drained = await Promise.race([

@@ -2,10 +2,14 @@
 // operator would, and waits until every agent is registered. Used by `distx up`, `distx demo`
 // and the end-to-end tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { DistributeXClient } from "../client/index.js";
+import { registerCredentialResolver } from "../client/credentials.js";
+
+const portOf = (address: string): string => /:(\d+)$/.exec(address)?.[1] ?? "";
 import { repoRoot } from "../common/paths.js";
 
 export interface LocalClusterOptions {
@@ -25,6 +29,12 @@ export interface LocalClusterOptions {
   adminPorts?: boolean;
   /** Called when a process exits on its own (not by stop()), with a sentence saying which and why. */
   onUnexpectedExit?: (proc: ClusterProcess, why: string) => void;
+  /** The cluster data dir (PKI, tokens, client profile); default a fresh temporary folder. */
+  dataDir?: string;
+  /** Write <dataDir>/client.json naming this cluster's scheduler (distx up). */
+  writeProfile?: boolean;
+  /** No TLS, no tokens (every process gets --insecure). */
+  insecure?: boolean;
 }
 
 export interface ClusterProcess {
@@ -61,7 +71,44 @@ export class LocalCluster {
   private readonly logFiles: WriteStream[] = [];
   private stopping = false;
 
-  constructor(private readonly options: LocalClusterOptions) {}
+  /** PKI, tokens and the agents' identities live here (docs/security.md). */
+  readonly dataDir: string;
+  /** Ports of the schedulers this cluster spawned: clients in this process for them get its CA and admin token. */
+  private readonly schedulerPorts = new Set<string>();
+  private agentSeq = 0;
+  private readonly unregister: () => void;
+
+  constructor(private readonly options: LocalClusterOptions) {
+    this.dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "distx-cluster-"));
+    this.unregister = registerCredentialResolver((address) => {
+      if (options.insecure) return this.schedulerPorts.has(portOf(address)) ? { insecure: true } : undefined;
+      if (!this.schedulerPorts.has(portOf(address))) return undefined;
+      const paths = this.credentialFiles();
+      if (!existsSync(paths.caFile)) return undefined;
+      return { ca: readFileSync(paths.caFile), token: existsSync(paths.tokenFile) ? readFileSync(paths.tokenFile, "utf8").trim() : undefined };
+    });
+  }
+
+  credentialFiles(): { caFile: string; tokenFile: string } {
+    return { caFile: path.join(this.dataDir, "pki", "ca.crt"), tokenFile: path.join(this.dataDir, "admin.token") };
+  }
+
+  /** The security flags a daemon gets: its data dir, and how local agents join. */
+  private securityArgs(args: string[]): string[] {
+    const role = args[0];
+    if (role !== "scheduler" && role !== "agent") return [];
+    if (this.options.insecure) return args.includes("--insecure") ? [] : ["--insecure"];
+    const joinFile = path.join(this.dataDir, "local-join.token");
+    if (role === "scheduler") {
+      const port = args[args.indexOf("--port") + 1];
+      if (args.includes("--port") && port && port !== "0") this.schedulerPorts.add(port);
+      return args.includes("--data-dir") ? [] : ["--data-dir", this.dataDir, "--bootstrap-join-token-file", joinFile];
+    }
+    if (args.includes("--data-dir")) return [];
+    // A fresh identity per agent process, so a restarted agent is a new node as before.
+    const name = args[args.indexOf("--name") + 1] ?? "agent";
+    return ["--data-dir", path.join(this.dataDir, "agents", `${name}-${process.pid}-${this.agentSeq++}`), "--join-token-file", joinFile, "--ca", this.credentialFiles().caFile];
+  }
 
   /** The folder holding one log file per process, when logs go to files. */
   get logDir(): string | undefined {
@@ -69,6 +116,7 @@ export class LocalCluster {
   }
 
   spawnProcess(name: string, args: string[]): ClusterProcess {
+    args = [...args, ...this.securityArgs(args)];
     const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...this.options.env },
@@ -118,6 +166,11 @@ export class LocalCluster {
     const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
     const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...adminArgs, ...(this.options.schedulerArgs ?? [])]);
     this.address = await waitForListening(scheduler, this.options.readyTimeoutMs ?? 30_000);
+    this.schedulerPorts.add(portOf(this.address));
+    if (this.options.writeProfile && !this.options.insecure) {
+      const profile = { scheduler: this.address, ...this.credentialFiles() };
+      writeFileSync(path.join(this.dataDir, "client.json"), JSON.stringify(profile, null, 2) + "\n", { mode: 0o600 });
+    }
     for (let i = 0; i < this.options.agents; i++) this.startAgent(i);
     await this.waitForNodes(this.options.agents);
     return this.address;
@@ -183,6 +236,7 @@ export class LocalCluster {
       );
     }
     for (const f of this.logFiles) f.end();
+    this.unregister();
   }
 }
 

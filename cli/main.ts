@@ -1,7 +1,8 @@
 // The `distx` command line.
 import { Command } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
-import { registerClientCommands } from "./commands/client.js";
+import { registerClientCommands, schedulerOption } from "./commands/client.js";
+import { registerSecurityCommands } from "./commands/security.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
 
@@ -20,5 +21,6 @@ registerDaemonCommands(program);
 registerClusterCommands(program);
 registerClientCommands(program);
 registerAlertCommands(program);
+registerSecurityCommands(program, schedulerOption);
 
 await program.parseAsync(process.argv);

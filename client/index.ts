@@ -1,9 +1,11 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
+import { channelCredentials, profileDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
@@ -52,7 +54,7 @@ export interface WatchOptions {
   finalOnly?: boolean;
 }
 
-export interface ClientOptions {
+export interface ClientOptions extends Credentials {
   /** Deadline for one attempt of a unary call, ms. */
   timeoutMs?: number;
   /**
@@ -79,9 +81,17 @@ export class DistributeXClient {
     options: ClientOptions = {},
   ) {
     const V1 = v1();
-    this.stubs = address.split(",").map((a) => new V1.DistributeX(a.trim(), grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient);
+    const credentials = channelCredentials(resolveCredentials(address.split(",")[0]!.trim(), options));
+    this.stubs = address.split(",").map((a) => new V1.DistributeX(a.trim(), credentials, CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetry(options.retry);
+  }
+
+  /** A client for the scheduler named in a client profile (`distx init` / `distx up` write one). */
+  static fromProfile(dir?: string, options: { timeoutMs?: number } = {}): DistributeXClient {
+    const profile = readProfile(dir);
+    if (!profile) throw new Error(`no client profile in ${profileDir(dir)}: run \`distx init\` or \`distx up\`, or pass the address, --ca and --token`);
+    return new DistributeXClient(profile.scheduler, { ...options, ca: profile.caFile, token: readFileSync(profile.tokenFile, "utf8").trim() });
   }
 
   private get stub(): DistributeXGrpcClient {
@@ -309,6 +319,16 @@ export class DistributeXClient {
     const { jobId } = await this.submitJob(options);
     const job = await this.waitForJob(jobId, onEvent);
     return { job, results: await this.getResults(jobId) };
+  }
+
+  /** Admin: a join token for new agents and the CA pin they check the scheduler against. */
+  createJoinToken(options: { ttlMs?: number; uses?: number; description?: string } = {}): Promise<{ token: string; caHash: string; expiresAtMs: number }> {
+    return this.call("CreateJoinToken", { ttlMs: String(options.ttlMs ?? 0), uses: options.uses ?? 0, description: options.description ?? "" });
+  }
+
+  /** Admin: removes a node, revokes its certificate and closes its session. */
+  removeNode(nodeId: string): Promise<{ wasConnected: boolean }> {
+    return this.call("RemoveNode", { nodeId });
   }
 
   close(): void {

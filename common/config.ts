@@ -2,6 +2,8 @@
 // Every source is validated by one zod schema per role, and an error names the field,
 // the bad value and where it came from, e.g. `workers: must be ≥ 1 (got 0 from env DISTX_WORKERS)`.
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { z } from "zod";
 
 export class ConfigError extends Error {
@@ -61,6 +63,15 @@ const kafkaSecurityFields = {
 
 /** Settings whose values are secrets: a config error names them but never shows the value. */
 const SECRET_FIELDS = new Set(["kafkaPassword", "redisUrl"]);
+
+/** The cluster data dir: $DISTX_HOME, else ~/.distx (PKI, tokens, client profile; docs/security.md). */
+export const defaultDataDir = (): string => process.env.DISTX_HOME || join(homedir(), ".distx");
+
+const securitySettings = {
+  dataDir: z.string().min(1).default(defaultDataDir),
+  /** Turns TLS and authentication off. Explicit only; the scheduler then warns every minute. */
+  insecure: boolFromString.default(false),
+};
 
 export const schedulerConfigSchema = z
   .object({
@@ -132,6 +143,14 @@ export const schedulerConfigSchema = z
     adminHost: z.string().min(1).default("127.0.0.1"),
     /** Alerts are POSTed here as JSON when set. */
     alertWebhookUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+    ...securitySettings,
+    /**
+     * Local clusters (LocalCluster): keep a reusable, time-limited join token for this machine's
+     * agents in this file (0600), so they join without an admin step.
+     */
+    bootstrapJoinTokenFile: z.string().min(1).optional(),
+    /** Extra names/addresses for the scheduler certificate when the PKI is created, "a,b". */
+    certHosts: z.string().regex(/^[A-Za-z0-9.:\[\],-]*$/, "host names and addresses separated by commas").default(""),
   })
   .strict();
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
@@ -168,6 +187,15 @@ export const agentConfigSchema = z
     /** Admin HTTP port (/metrics, /healthz, /readyz); 0 picks a free one; unset = no admin server. */
     adminPort: int(0, 65535).optional(),
     adminHost: z.string().min(1).default("127.0.0.1"),
+    ...securitySettings,
+    /** Join token (dxj_…) for the first connection; not needed once the agent holds its certificate. */
+    joinToken: z.string().max(200).optional(),
+    /** A file holding the join token (so that it stays out of the process list). */
+    joinTokenFile: z.string().min(1).optional(),
+    /** The CA pin printed by `distx join-token create`: sha256:<hex>. */
+    caHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").optional(),
+    /** The cluster CA certificate file, instead of (or as well as) the pin. */
+    ca: z.string().min(1).optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -40,6 +40,7 @@ interface FinalOutcome {
   /** Set when the outcome comes from a node's result (first result wins, whichever attempt). */
   from?: { nodeId: string; attempt: number; runMs: number; backend?: string };
 }
+import { rejectUpdate, rememberHolder } from "./update-guard.js";
 
 export interface SubmitRequest {
   kernelId: string;
@@ -403,7 +404,12 @@ export class SchedulerCore extends EventEmitter {
   async onTaskUpdate(nodeId: string, u: TaskUpdate): Promise<void> {
     const job = this.jobs.get(u.jobId);
     const task = job?.tasks[u.taskIndex];
-    if (!job || !task) return; // a job that was cancelled and forgotten, or garbage
+    // A job that was cancelled and forgotten, garbage, or an update from a node never given this attempt.
+    const rejected = !job || !task ? "unknown_task" : rejectUpdate(task, nodeId, u.attempt);
+    if (rejected || !job || !task) {
+      this.emit("update_rejected", rejected, nodeId);
+      return;
+    }
     // A result for this task is being stored: decide on this update once that is settled.
     for (let c = this.committing.get(task); c; c = this.committing.get(task)) await c.catch(() => undefined);
     const key = taskKey(job, task);
@@ -441,6 +447,7 @@ export class SchedulerCore extends EventEmitter {
     if (u.attempt !== task.attempt || task.nodeId !== nodeId) return; // stale failure of a superseded attempt
     if (state === "TASK_STATE_CANCELLED" && wasTakingBack) {
       // We asked for it back before it started: place it again, without using up an attempt.
+      rememberHolder(task);
       task.nodeId = "";
       this.counters.migrations++;
       this.setTaskState(job, task, "TASK_STATE_PENDING");
@@ -487,6 +494,7 @@ export class SchedulerCore extends EventEmitter {
       await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error: { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, output: Buffer.alloc(0) });
       return;
     }
+    rememberHolder(task);
     task.attempt++;
     task.nodeId = "";
     job.retries++;

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { SchedulerCore } from "./core.js";
 import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
 import type { NodeRegistry } from "./registry.js";
+import { REJECT_REASONS, type RejectReason } from "./update-guard.js";
 
 const TASK_STATES: TaskStateName[] = [
   "TASK_STATE_PENDING",
@@ -40,6 +41,7 @@ export class SchedulerMetrics {
   readonly tasksFinished: Counter<"state">;
   readonly retries: Counter;
   readonly nodesLost: Counter;
+  readonly rejectedUpdates: Counter<"reason">;
   readonly resultCacheHits: Counter;
   readonly forecastErrorRatio: Gauge;
   readonly alertsFired: Counter<"alertname" | "severity">;
@@ -148,6 +150,13 @@ export class SchedulerMetrics {
       registers: [registry],
     });
     this.retries = new Counter({ name: "distx_task_retries_total", help: "Task attempts re-queued after a lost agent or a transient failure.", registers: [registry] });
+    this.rejectedUpdates = new Counter({
+      name: "distx_rejected_updates_total",
+      help: "Task updates dropped because they did not come from the node and attempt the task was given to (update-guard.ts).",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    for (const reason of REJECT_REASONS) this.rejectedUpdates.inc({ reason }, 0);
     this.nodesLost = new Counter({ name: "distx_nodes_lost_total", help: "Agents declared down (missed heartbeats or closed session).", registers: [registry] });
     this.resultCacheHits = new Counter({
       name: "distx_result_cache_hits_total",
@@ -207,6 +216,7 @@ export class SchedulerMetrics {
       registers: [registry],
     });
     core.on("store_write_failed", () => storeWriteFailures.inc());
+    core.on("update_rejected", (reason: RejectReason) => this.rejectedUpdates.inc({ reason }));
   }
 
   /** Every metric name this registry exposes (with histogram series suffixes), for checks. */

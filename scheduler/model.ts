@@ -44,6 +44,8 @@ export interface TaskRecord {
   backend?: string;
   /** "job id/index", the task's key in node and placement bookkeeping; see taskKey(). */
   key?: string;
+  /** "attempt@node" of earlier holders, whose late results are still theirs to give (update-guard.ts). */
+  formerHolders?: string[];
 }
 
 /**

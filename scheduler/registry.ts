@@ -116,8 +116,8 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     }
   }
 
-  register(profile: HardwareProfile): NodeEntry {
-    const id = `node-${randomUUID().slice(0, 8)}`;
+  /** `id`: the node id bound in the agent's certificate; without one (--insecure) a fresh id. */
+  register(profile: HardwareProfile, id = `node-${randomUUID().slice(0, 8)}`): NodeEntry {
     const workers = Math.max(1, profile.workers);
     const now = Date.now();
     const entry: NodeEntry = {

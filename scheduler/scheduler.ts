@@ -19,6 +19,9 @@ import { alertHandlers } from "./alerts/grpc.js";
 import { SchedulerMonitoring } from "./monitoring.js";
 import { agentHandlers } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
+import { adminSecurityHandlers, joinHandlers } from "./services/security-service.js";
+import { ClusterSecurity } from "./auth/security.js";
+import { guardHandlers, requireNode } from "./auth/guard.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -72,6 +75,8 @@ export class Scheduler {
   private readonly bus: KafkaBus | undefined;
   private readonly lease: RedisLease | undefined;
   private nodeCacheTimer?: NodeJS.Timeout;
+  /** TLS, tokens and node identities; set by start(). */
+  security?: ClusterSecurity;
   address = "";
 
   constructor(
@@ -86,23 +91,8 @@ export class Scheduler {
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
     this.core.resultCache = config.resultCacheTtlS > 0;
-    const bus = this.bus;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
-    const V1 = v1();
-    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts))));
-    this.server.addService(
-      V1.AgentService.service,
-      agentHandlers(
-        this.core,
-        config.heartbeatIntervalMs,
-        log,
-        bus && {
-          route: (nodeId) => bus.routeFor(nodeId),
-          sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
-          sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
-        },
-      ),
-    );
+    // The two contract services are added at start(), once the security setup (async) is open.
     // Reflection describes our contract and the standard health service, so tools see both.
     const healthDefinition = protoLoader.loadSync(healthProtoPath);
     new ReflectionService({ ...loadContract().definition, ...healthDefinition }).addToServer(this.server);
@@ -116,6 +106,12 @@ export class Scheduler {
       await this.lease.acquire((holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"));
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
     }
+    const security = await ClusterSecurity.open(
+      { ...this.config, certHosts: [this.config.certHosts, /^(0\.0\.0\.0|::)$/.test(this.config.host) ? "" : this.config.host].filter(Boolean).join(",") },
+      this.log,
+    );
+    this.security = security;
+    this.addContractServices(security);
     const restored = await this.core.restore();
     if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
     if (this.bus) {
@@ -137,7 +133,7 @@ export class Scheduler {
       this.nodeCacheTimer.unref();
     }
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${this.config.host}:${this.config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      this.server.bindAsync(`${this.config.host}:${this.config.port}`, security.serverCredentials(), (err, p) =>
         err ? reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`)) : resolve(p),
       ),
     );
@@ -145,8 +141,36 @@ export class Scheduler {
     await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
-    this.log.info({ event: "listening", address: this.address, queue: this.config.queue, state: this.config.state }, `scheduler listening on ${this.address}`);
+    this.log.info(
+      { event: "listening", address: this.address, queue: this.config.queue, state: this.config.state, tls: !security.insecure, caHash: security.caHash },
+      `scheduler listening on ${this.address}${security.insecure ? " (INSECURE)" : " (TLS 1.3)"}`,
+    );
+    security.startInsecureWarning();
     return this.address;
+  }
+
+  /** DistributeX and AgentService, each behind authentication (scheduler/auth/guard.ts). */
+  private addContractServices(security: ClusterSecurity): void {
+    const V1 = v1();
+    const bus = this.bus;
+    const ctx = security.context;
+    const client = { ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts)), ...adminSecurityHandlers(security, this.core) };
+    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, guardHandlers(V1.DistributeX.service, client, ctx)));
+    const agent = {
+      ...agentHandlers(
+        this.core,
+        this.config.heartbeatIntervalMs,
+        this.log,
+        bus && {
+          route: (nodeId) => bus.routeFor(nodeId),
+          sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
+          sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
+        },
+        security,
+      ),
+      ...joinHandlers(security),
+    };
+    this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardHandlers(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), check: requireNode })));
   }
 
   private stopping?: Promise<void>;
@@ -188,6 +212,7 @@ export class Scheduler {
     await step("kafka", () => this.bus?.close());
     await step("lease", () => this.lease?.release());
     await step("store", () => this.core.store.close());
+    await step("security", () => this.security?.stop());
     if (failed.length > 0) this.log.warn({ event: "stopped_with_errors", failed }, `stopped; ${failed.length} step(s) failed`);
   }
 

@@ -1,6 +1,6 @@
 // Client commands: kernel build/register, submit (with a progress bar), jobs, nodes, result, cancel.
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
@@ -21,17 +21,34 @@ function connect(address: string, retryDeadlineMs = 60_000): DistributeXClient {
     const parsed = hostPort.safeParse(a);
     if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
   }
-  return new DistributeXClient(address, { timeoutMs: 30_000, retry: retryDeadlineMs > 0 ? { deadlineMs: retryDeadlineMs } : false });
+  return new DistributeXClient(address, { timeoutMs: 30_000, retry: retryDeadlineMs > 0 ? { deadlineMs: retryDeadlineMs } : false, ...credentialFlags() });
 }
+
+/** --ca / --token / --token-file / --insecure, read from the parsed command line (see security.ts). */
+function credentialFlags(): { ca?: string; token?: string; insecure?: boolean } {
+  return globalCredentials;
+}
+
+export let globalCredentials: { ca?: string; token?: string; insecure?: boolean } = {};
+export const setGlobalCredentials = (c: typeof globalCredentials): void => void (globalCredentials = c);
 
 /**
  * `submit` rides out a scheduler restart or failover (60 s by default: longer than a lease
  * takeover); a one-shot query gives up sooner, so a wrong address is said within seconds.
  */
-const schedulerOption = (cmd: Command, retryDeadlineMs = 5000) =>
+export const schedulerOption = (cmd: Command, retryDeadlineMs = 5000): Command =>
   cmd
     .option("-s, --scheduler <host:port[,host:port…]>", "scheduler address, standbys after a comma (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER)
-    .option("--retry-deadline-ms <ms>", "retry calls and resume watches for this long when the scheduler is unreachable; 0 = never", parseIntOption("--retry-deadline-ms"), retryDeadlineMs);
+    .option("--retry-deadline-ms <ms>", "retry calls and resume watches for this long when the scheduler is unreachable; 0 = never", parseIntOption("--retry-deadline-ms"), retryDeadlineMs)
+    .option("--ca <file>", "cluster CA certificate (env DISTX_CA; default: the client profile in $DISTX_HOME or ~/.distx)")
+    .option("--token <token>", "API token (env DISTX_TOKEN)")
+    .option("--token-file <file>", "read the API token from this file (env DISTX_TOKEN_FILE)")
+    .option("--insecure", "plain-text gRPC, for a scheduler started with --insecure")
+    .hook("preAction", (c) => {
+      const o = c.opts<{ ca?: string; token?: string; tokenFile?: string; insecure?: boolean }>();
+      const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, "utf8").trim() : undefined);
+      setGlobalCredentials({ ...(o.ca ? { ca: o.ca } : {}), ...(token ? { token } : {}), ...(o.insecure ? { insecure: true } : {}) });
+    });
 
 export function jobTable(jobs: Job[]): string {
   const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);

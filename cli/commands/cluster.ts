@@ -6,6 +6,7 @@ import { DistributeXClient } from "../../client/index.js";
 import { builtKernelsDir, repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { LocalCluster } from "../local-cluster.js";
+import { defaultDataDir } from "../../common/config.js";
 import { fail, onShutdownSignal, parseIntOption, UsageError } from "../util.js";
 import { printJobOutcome, submitAndWatch } from "./client.js";
 
@@ -16,7 +17,9 @@ export function registerClusterCommands(program: Command): void {
     .option("-a, --agents <n>", "agents to start", parseIntOption("--agents"), 2)
     .option("-w, --workers <n>", "workers per agent (0 = one per core)", parseIntOption("--workers"), 0)
     .option("-p, --port <port>", "scheduler port", parseIntOption("--port"), 7070)
-    .action(async (opts: { agents: number; workers: number; port: number }) => {
+    .option("--data-dir <dir>", "cluster data dir (default $DISTX_HOME or ~/.distx); the client profile goes there")
+    .option("--insecure", "no TLS, no tokens (the scheduler warns every minute)")
+    .action(async (opts: { agents: number; workers: number; port: number; dataDir?: string; insecure?: boolean }) => {
       try {
         if (opts.agents < 1) throw new UsageError("--agents must be at least 1");
         let stopping = false;
@@ -36,6 +39,9 @@ export function registerClusterCommands(program: Command): void {
             process.exitCode = 1;
             void cluster.stop().then(() => process.exit(1));
           },
+          dataDir: opts.dataDir ?? defaultDataDir(),
+          writeProfile: true,
+          insecure: opts.insecure === true,
         });
         onShutdownSignal(async () => {
           console.error("distx up: draining agents and stopping the scheduler…");

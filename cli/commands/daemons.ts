@@ -42,6 +42,10 @@ export function registerDaemonCommands(program: Command): void {
     .option("--saturation-bound <upper|mean>", "forecast bound that must reach the threshold")
     .option("--saturation-cooldown-ms <ms>", "at most one predicted_saturation per node per this long")
     .option("--rebalance <on|off>", "move queued tasks off nodes that fall behind their forecast")
+    .option("--data-dir <dir>", "cluster data dir: PKI, tokens (env DISTX_DATA_DIR; default $DISTX_HOME or ~/.distx)")
+    .option("--cert-hosts <a,b>", "extra names/addresses for the scheduler certificate when the PKI is created")
+    .option("--bootstrap-join-token-file <file>", "keep a reusable join token for local agents in this file")
+    .option("--insecure", "no TLS and no authentication (logs a warning every minute)")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | undefined>) => {
       try {
@@ -92,6 +96,12 @@ export function registerDaemonCommands(program: Command): void {
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--gpu <auto|off>", "auto: run gpu.js kernels on a GPU when a GL context opens; off: gpu.js cpu mode only")
     .option("--gpu-memory-limit-mb <mib>", "heap cap of each GPU executor process, MiB")
+    .option("--data-dir <dir>", "where this agent keeps its key and node certificate (under agent/)")
+    .option("--join-token <token>", "join token from `distx join-token create` (first start only)")
+    .option("--join-token-file <file>", "read the join token from this file")
+    .option("--ca-hash <sha256:hex>", "the cluster CA pin printed with the join token")
+    .option("--ca <file>", "the cluster CA certificate (instead of the pin)")
+    .option("--insecure", "connect without TLS (only to a scheduler started with --insecure)")
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {

@@ -138,3 +138,18 @@ export class RedisTokenStore implements TokenStore {
     return (await this.redis.eval(TAKE_USE, 1, this.key, id)) === 1;
   }
 }
+
+/**
+ * The scheduler's one token store: the data dir's tokens.json with state=memory, or Redis (shared
+ * by active and standby schedulers) under the state prefix with state=redis.
+ */
+export async function openTokenStore(
+  config: { state: "memory" | "redis"; dataDir: string; redisUrl: string; redisPrefix: string },
+  redis?: Redis,
+): Promise<TokenStore> {
+  if (config.state === "redis") {
+    const { Redis: RedisClient } = await import("ioredis");
+    return new RedisTokenStore(redis ?? new RedisClient(config.redisUrl, { maxRetriesPerRequest: 3 }), config.redisPrefix);
+  }
+  return MemoryTokenStore.open(path.join(config.dataDir, "tokens.json"));
+}

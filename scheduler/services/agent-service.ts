@@ -16,8 +16,19 @@ export interface AgentRouting {
 }
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
+import { permissionDenied, principalOf, unauthenticated } from "../auth/authenticate.js";
+import type { ClusterSecurity } from "../auth/security.js";
 
-export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, log: Logger, routing?: AgentRouting): AgentServiceHandlers {
+export function agentHandlers(
+  core: SchedulerCore,
+  heartbeatIntervalMs: number,
+  log: Logger,
+  routing?: AgentRouting,
+  security?: ClusterSecurity,
+): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel"> {
+  // Open sessions by node, so that removing a node closes its session at once.
+  const sessions = new Map<string, (reason: string) => void>();
+  security?.on("node_removed", (id: string) => sessions.get(id)?.("the node was removed by an admin"));
   return {
     Register: (call, callback) => {
       const profile = call.request.profile;
@@ -25,7 +36,14 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
         callback(toServiceError(invalidArgument("register needs a hardware profile with cpu and workers ≥ 1")));
         return;
       }
-      const node = core.registry.register(profile);
+      // With mTLS the node id is the one in the caller's certificate, bound at join.
+      const principal = principalOf(call);
+      const boundId = principal?.kind === "node" ? principal.nodeId : undefined;
+      if (boundId) {
+        const old = core.registry.get(boundId);
+        if (old && old.state !== "NODE_STATE_DOWN") core.registry.markDown(boundId, "the node registered again");
+      }
+      const node = core.registry.register(profile, boundId);
       log.info(
         { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
@@ -35,13 +53,20 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
 
     Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {
       let nodeId = "";
+      let attached: object | undefined;
       const closed = (reason: string) => {
-        if (nodeId) core.registry.sessionClosed(nodeId, reason);
+        // Only the entry this session attached to: the node may have registered again since.
+        if (nodeId && core.registry.get(nodeId) === attached) core.registry.sessionClosed(nodeId, reason);
         nodeId = "";
       };
       call.on("data", (msg: AgentMessage) => {
         if (msg.hello) {
           const id = msg.hello.nodeId;
+          const principal = principalOf(call);
+          if (principal?.kind === "node" && principal.nodeId !== id) {
+            call.emit("error", toServiceError(permissionDenied(`this certificate belongs to node ${principal.nodeId}, not ${id}`)));
+            return;
+          }
           // Assignments of one dispatch round go out as one message; a cancel never overtakes them.
           // With Kafka they go to the node's assignments partition instead, as one record.
           const assigns = new Coalescer<AssignmentIn>((items) =>
@@ -61,6 +86,15 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
             return;
           }
           nodeId = node.id;
+          attached = node;
+          if (principal?.kind === "node") {
+            sessions.get(id)?.("another session of the same node opened");
+            const drop = (reason: string) => {
+              if (sessions.get(id) === drop) sessions.delete(id);
+              call.emit("error", toServiceError(unauthenticated(reason)));
+            };
+            sessions.set(id, drop);
+          }
           return;
         }
         if (!nodeId) {
@@ -78,6 +112,7 @@ export function agentHandlers(core: SchedulerCore, heartbeatIntervalMs: number, 
         }
       });
       call.on("end", () => {
+        if (sessions.get(nodeId)) sessions.delete(nodeId);
         closed("session closed by the agent");
         call.end();
       });

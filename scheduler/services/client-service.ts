@@ -36,8 +36,11 @@ export function kernelInfo(k: StoredKernel) {
   };
 }
 
+/** Every DistributeX RPC but the security ones (services/security-service.ts). */
+export type ClientRpcHandlers = Pick<DistributeXHandlers, "RegisterKernel" | "GetKernel" | "SubmitJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts">;
+
 /** WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). */
-export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHandlers, "WatchAlerts">): DistributeXHandlers {
+export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHandlers, "WatchAlerts">): ClientRpcHandlers {
   const submitter = new IdempotentSubmitter(core);
   return {
     ...alerts,

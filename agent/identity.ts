@@ -1,0 +1,144 @@
+// The agent's node identity: a key that never leaves this machine and a certificate from the
+// cluster CA naming its node id. First start: TLS bootstrap with a join token, checking the
+// scheduler's CA against the pinned hash (as `kubeadm join --discovery-token-ca-cert-hash`);
+// after that, mutual TLS with the stored certificate, renewed at 2/3 of its lifetime.
+import { createHash, X509Certificate } from "node:crypto";
+import { existsSync, promises as fs, readFileSync } from "node:fs";
+import path from "node:path";
+import tls from "node:tls";
+import * as grpc from "@grpc/grpc-js";
+import type { AgentConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import type { AgentServiceGrpcClient } from "../common/types.js";
+import { certInfo, createCsr } from "../scheduler/auth/pki.js";
+
+export interface NodeIdentity {
+  nodeId: string;
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+  notBeforeMs: number;
+  notAfterMs: number;
+}
+
+export const identityDir = (config: Pick<AgentConfig, "dataDir">): string => path.join(config.dataDir, "agent");
+
+const files = (dir: string) => ({ key: path.join(dir, "node.key"), cert: path.join(dir, "node.crt"), ca: path.join(dir, "ca.crt") });
+
+export function loadIdentity(dir: string): NodeIdentity | undefined {
+  const f = files(dir);
+  if (!existsSync(f.key) || !existsSync(f.cert) || !existsSync(f.ca)) return undefined;
+  const certPem = readFileSync(f.cert, "utf8");
+  const info = certInfo(certPem);
+  if (!info.nodeId) throw new Error(`${f.cert} names no node id; remove ${dir} and join again`);
+  return { nodeId: info.nodeId, keyPem: readFileSync(f.key, "utf8"), certPem, caPem: readFileSync(f.ca, "utf8"), notBeforeMs: info.notBeforeMs, notAfterMs: info.notAfterMs };
+}
+
+export async function saveIdentity(dir: string, id: NodeIdentity): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const f = files(dir);
+  for (const [file, text] of [
+    [f.key, id.keyPem],
+    [f.cert, id.certPem],
+    [f.ca, id.caPem],
+  ] as const) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, text, { mode: 0o600 });
+    await fs.rename(tmp, file);
+  }
+}
+
+/** sha256 of a certificate's SubjectPublicKeyInfo, as `sha256:<hex>` (the CA pin). */
+export function spkiPin(cert: X509Certificate): string {
+  const der = cert.publicKey.export({ type: "spki", format: "der" });
+  return `sha256:${createHash("sha256").update(der).digest("hex")}`;
+}
+
+/**
+ * Reads the certificate chain the scheduler presents (without trusting it yet) and returns the
+ * CA in it whose key matches the pin. The TLS connection made afterwards verifies the scheduler's
+ * certificate against that CA, so a server that merely copied the CA certificate fails there.
+ */
+export function discoverPinnedCa(address: string, pin: string, timeoutMs = 10_000): Promise<string> {
+  const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
+  if (!m) return Promise.reject(new Error(`bad scheduler address ${address}`));
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: m[1], port: Number(m[2]), rejectUnauthorized: false, ALPNProtocols: ["h2"], servername: /^[\d.:]+$/.test(m[1]!) ? undefined : m[1] });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no TLS answer from ${address} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach the scheduler at ${address} over TLS: ${err.message}`));
+    });
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+      const seen = new Set<string>();
+      let found: string | undefined;
+      while (cert?.raw && !seen.has(cert.fingerprint256)) {
+        seen.add(cert.fingerprint256);
+        const x = new X509Certificate(cert.raw);
+        if (x.ca && spkiPin(x) === pin) found = x.toString();
+        cert = cert.issuerCertificate;
+      }
+      socket.destroy();
+      if (found) resolve(found);
+      else reject(new Error(`the scheduler at ${address} presented no CA matching ${pin}: wrong scheduler or wrong --ca-hash (refusing to join)`));
+    });
+  });
+}
+
+function agentClient(address: string, creds: grpc.ChannelCredentials): AgentServiceGrpcClient {
+  return new (v1().AgentService)(address, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
+}
+
+const unary = <Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> =>
+  new Promise((resolve, reject) => fn((err, res) => (err || !res ? reject(err ?? new Error("empty reply")) : resolve(res))));
+
+/** Joins the cluster with the configured join token; stores and returns the new identity. */
+export async function join(config: AgentConfig, log: Logger): Promise<NodeIdentity> {
+  if (!config.joinToken && config.joinTokenFile) config = { ...config, joinToken: readFileSync(config.joinTokenFile, "utf8").trim() };
+  if (!config.joinToken) throw new Error(`no node certificate in ${identityDir(config)} and no join token: run \`distx join-token create\` on the cluster and pass --join-token and --ca-hash`);
+  if (!config.caHash && !config.ca) throw new Error("joining needs the CA pin (--ca-hash sha256:…, printed with the join token) or the CA file (--ca)");
+  const address = config.scheduler.split(",")[0]!;
+  let caPem: string;
+  if (config.ca) {
+    caPem = readFileSync(config.ca, "utf8");
+    if (config.caHash && spkiPin(new X509Certificate(caPem)) !== config.caHash) throw new Error(`--ca ${config.ca} does not match --ca-hash ${config.caHash}`);
+  } else caPem = await discoverPinnedCa(address, config.caHash!);
+  const { csrPem, keyPem } = await createCsr();
+  const client = agentClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
+  try {
+    const res = await unary<{ nodeId: string; certificatePem: string; caPem: string }>((cb) =>
+      client.Join({ joinToken: config.joinToken, csrPem }, { deadline: Date.now() + 15_000 }, cb),
+    );
+    const info = certInfo(res.certificatePem);
+    const identity: NodeIdentity = { nodeId: res.nodeId, keyPem, certPem: res.certificatePem, caPem: res.caPem || caPem, notBeforeMs: info.notBeforeMs, notAfterMs: info.notAfterMs };
+    await saveIdentity(identityDir(config), identity);
+    log.info({ event: "joined", nodeId: identity.nodeId, dir: identityDir(config), notAfter: new Date(info.notAfterMs).toISOString() }, "joined the cluster; node certificate stored");
+    return identity;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    throw new Error(`join failed: ${e.details || e.message}`);
+  } finally {
+    client.close();
+  }
+}
+
+/** A new key and certificate for the same node, asked for over the current mTLS channel. */
+export async function renew(config: AgentConfig, current: NodeIdentity, client: AgentServiceGrpcClient): Promise<NodeIdentity> {
+  const { csrPem, keyPem } = await createCsr();
+  const res = await unary<{ certificatePem: string; caPem: string }>((cb) => client.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, cb));
+  const info = certInfo(res.certificatePem);
+  if (info.nodeId !== current.nodeId) throw new Error(`renewal returned a certificate for ${info.nodeId}, not ${current.nodeId}`);
+  const next: NodeIdentity = { nodeId: current.nodeId, keyPem, certPem: res.certificatePem, caPem: res.caPem || current.caPem, notBeforeMs: info.notBeforeMs, notAfterMs: info.notAfterMs };
+  await saveIdentity(identityDir(config), next);
+  return next;
+}
+
+export function mtlsCredentials(id: NodeIdentity): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(id.caPem), Buffer.from(id.keyPem), Buffer.from(id.certPem));
+}

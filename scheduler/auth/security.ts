@@ -1,0 +1,182 @@
+// The scheduler's security setup: the cluster PKI (created on first start), the token store,
+// the revocation list, TLS 1.3 server credentials, and the node lifecycle operations (join,
+// renew, remove). One instance per scheduler, built at start (docs/security.md).
+import { EventEmitter } from "node:events";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { DistxError, failedPrecondition, invalidArgument } from "../../common/errors.js";
+import type { Logger } from "../../common/logger.js";
+import type { AuthenticationContext } from "./authenticate.js";
+import { unauthenticated } from "./authenticate.js";
+import { caPin, ensurePki, NODE_LIFETIME_MS, signNodeCsr, type ClusterPki } from "./pki.js";
+import { Revocations } from "./revocations.js";
+import { openTokenStore } from "./token-stores.js";
+import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
+
+export interface SecuritySettings {
+  insecure: boolean;
+  dataDir: string;
+  certHosts: string;
+  bootstrapJoinTokenFile?: string | undefined;
+  state: "memory" | "redis";
+  redisUrl: string;
+  redisPrefix: string;
+}
+
+/**
+ * TLS 1.3 only; client certificates are requested but not required (clients authenticate with
+ * tokens, agents with certificates, and Join needs neither), and verified against the cluster CA:
+ * grpc-js exposes a peer certificate to handlers only when that verification passed.
+ */
+class Tls13ServerCredentials extends grpc.ServerCredentials {
+  constructor(pki: ClusterPki) {
+    super(
+      { requestCert: true, rejectUnauthorized: false },
+      // The chain includes the CA so that a joining agent can check it against its pin.
+      { ca: pki.caPem, cert: `${pki.serverCertPem.trim()}\n${pki.caPem.trim()}\n`, key: pki.serverKeyPem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3" },
+    );
+  }
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+export const DEFAULT_JOIN_TTL_MS = 3_600_000;
+export const INSECURE_WARNING_INTERVAL_MS = 60_000;
+
+export class ClusterSecurity extends EventEmitter {
+  private warnTimer?: NodeJS.Timeout;
+  /** Node certificate lifetime (tests shorten it to exercise renewal). */
+  nodeCertLifetimeMs = Number(process.env.DISTX_NODE_CERT_LIFETIME_MS) || NODE_LIFETIME_MS;
+
+  private constructor(
+    readonly insecure: boolean,
+    readonly pki: ClusterPki | undefined,
+    readonly tokens: TokenStore,
+    readonly revocations: Revocations,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  static async open(settings: SecuritySettings, log: Logger, redis?: Redis): Promise<ClusterSecurity> {
+    const tokens = await openTokenStore(settings, redis);
+    if (settings.insecure) return new ClusterSecurity(true, undefined, tokens, Revocations.inMemory(), log);
+    const pki = await ensurePki(settings.dataDir, settings.certHosts.split(",").filter(Boolean));
+    if (pki.created) {
+      log.info({ event: "pki_created", dir: pki.paths.dir, caHash: caPin(pki.caPem) }, `created the cluster CA and scheduler certificate in ${pki.paths.dir}`);
+      await writeBootstrapAdmin(settings.dataDir, tokens, log);
+    }
+    const revocations =
+      settings.state === "redis" && tokens instanceof Object && "redis" in tokens
+        ? await Revocations.redis((tokens as unknown as { redis: Redis }).redis, settings.redisPrefix)
+        : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
+    const security = new ClusterSecurity(false, pki, tokens, revocations, log);
+    if (settings.bootstrapJoinTokenFile) await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile);
+    return security;
+  }
+
+  /** Reuses the token in `file` while it is valid, else issues a new one (7 days, any number of uses). */
+  private async writeLocalJoinToken(file: string): Promise<void> {
+    try {
+      await verifyToken(this.tokens, (await fs.readFile(file, "utf8")).trim(), "join");
+      return;
+    } catch {
+      // none yet, or no longer valid
+    }
+    const { token } = await issueToken(this.tokens, { kind: "join", ttlMs: 7 * 86_400_000, description: "local agents (LocalCluster)" });
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await fs.writeFile(file, token + "\n", { mode: 0o600 });
+  }
+
+  get context(): AuthenticationContext {
+    return { insecure: this.insecure, tokens: this.tokens, revocations: this.revocations };
+  }
+
+  serverCredentials(): grpc.ServerCredentials {
+    return this.pki ? new Tls13ServerCredentials(this.pki) : grpc.ServerCredentials.createInsecure();
+  }
+
+  get caHash(): string | undefined {
+    return this.pki && caPin(this.pki.caPem);
+  }
+
+  /** --insecure is loud: one warning at start and one every minute after. */
+  startInsecureWarning(): void {
+    if (!this.insecure) return;
+    const warn = () =>
+      this.log.warn({ event: "insecure_mode" }, "running with --insecure: no TLS, no authentication; anyone who reaches this port controls the cluster");
+    warn();
+    this.warnTimer = setInterval(warn, INSECURE_WARNING_INTERVAL_MS);
+    this.warnTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.warnTimer);
+  }
+
+  async createJoinToken(ttlMs = DEFAULT_JOIN_TTL_MS, uses = 1, description = ""): Promise<{ token: string; caHash: string; expiresAtMs: number }> {
+    if (!this.pki) throw failedPrecondition("the cluster runs with --insecure: agents connect without joining");
+    const { token, record } = await issueToken(this.tokens, { kind: "join", ttlMs, uses, description: description || "agent join" });
+    this.log.info({ event: "join_token_created", tokenId: record.id, uses, expiresAtMs: record.expiresAtMs }, "join token created");
+    return { token, caHash: caPin(this.pki.caPem), expiresAtMs: record.expiresAtMs ?? 0 };
+  }
+
+  /** Takes one use of the join token, assigns a node id and signs the agent's CSR for it. */
+  async join(joinToken: string, csrPem: string): Promise<{ nodeId: string; certificatePem: string; caPem: string }> {
+    if (!this.pki) throw failedPrecondition("the cluster runs with --insecure: agents connect without joining");
+    if (!csrPem) throw invalidArgument("csr_pem is required");
+    try {
+      await consumeToken(this.tokens, joinToken, "join");
+    } catch (err) {
+      if (err instanceof TokenError) throw unauthenticated(`join refused: ${err.message}`);
+      throw err;
+    }
+    const nodeId = `node-${randomBytes(8).toString("hex")}`;
+    const cert = await this.sign(csrPem, nodeId);
+    this.log.info({ event: "node_joined", nodeId, serial: cert.serial }, "agent joined; node certificate issued");
+    return { nodeId, certificatePem: cert.certPem, caPem: this.pki.caPem };
+  }
+
+  async renew(nodeId: string, csrPem: string): Promise<{ certificatePem: string; caPem: string }> {
+    if (!this.pki) throw failedPrecondition("the cluster runs with --insecure");
+    const cert = await this.sign(csrPem, nodeId);
+    this.log.info({ event: "node_cert_renewed", nodeId, serial: cert.serial }, "node certificate renewed");
+    return { certificatePem: cert.certPem, caPem: this.pki.caPem };
+  }
+
+  private async sign(csrPem: string, nodeId: string) {
+    try {
+      return await signNodeCsr(this.pki!.caPem, this.pki!.caKeyPem, csrPem, nodeId, this.nodeCertLifetimeMs);
+    } catch (err) {
+      throw invalidArgument(`bad certificate request: ${(err as Error).message}`);
+    }
+  }
+
+  /** Denies the node's certificates from now on and tells listeners (sessions) to drop it. */
+  async removeNode(nodeId: string): Promise<void> {
+    await this.revocations.revokeNode(nodeId);
+    this.log.warn({ event: "node_removed", nodeId }, "node removed; its certificate is refused from now on");
+    this.emit("node_removed", nodeId);
+  }
+}
+
+/** The bootstrap admin API token, written once (0600) beside the PKI: `distx init` / first start. */
+export async function writeBootstrapAdmin(dataDir: string, tokens: TokenStore, log?: Logger): Promise<string> {
+  const file = path.join(dataDir, "admin.token");
+  try {
+    return (await fs.readFile(file, "utf8")).trim();
+  } catch {
+    // none yet
+  }
+  const { token, record } = await issueToken(tokens, { kind: "api", role: "admin", description: "bootstrap admin (distx init)" });
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, token + "\n", { mode: 0o600 });
+  log?.info({ event: "admin_token_written", tokenId: record.id, file }, `bootstrap admin token written to ${file}`);
+  return token;
+}
+
+export { DistxError };

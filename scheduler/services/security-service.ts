@@ -1,0 +1,69 @@
+// The RPCs of the TLS bootstrap and node lifecycle: AgentService.Join / RenewCertificate and the
+// admin's DistributeX.CreateJoinToken / RemoveNode.
+import { status, type sendUnaryData } from "@grpc/grpc-js";
+import { DistxError, invalidArgument, toServiceError } from "../../common/errors.js";
+import type { AgentServiceHandlers, DistributeXHandlers } from "../../common/types.js";
+import { permissionDenied, principalOf } from "../auth/authenticate.js";
+import { NODE_ID_PATTERN } from "../auth/pki.js";
+import { roleAtLeast } from "../auth/principal.js";
+import type { ClusterSecurity } from "../auth/security.js";
+import type { SchedulerCore } from "../core.js";
+
+const MAX_JOIN_TTL_MS = 7 * 86_400_000;
+
+function requireAdmin(call: object): void {
+  const p = principalOf(call);
+  if (p?.kind === "insecure") return;
+  if (p?.kind === "client" && roleAtLeast(p.role, "admin")) return;
+  if (p?.kind === "node") throw permissionDenied("agent certificate used as a client");
+  throw permissionDenied("this needs an admin token (role admin)");
+}
+
+const answer = <T>(cb: sendUnaryData<T>, work: () => Promise<T>) =>
+  work().then(
+    (res) => cb(null, res),
+    (err) => cb(toServiceError(err)),
+  );
+
+export function joinHandlers(security: ClusterSecurity): Pick<AgentServiceHandlers, "Join" | "RenewCertificate"> {
+  return {
+    Join: (call, callback) =>
+      answer(callback, async () => {
+        const { nodeId, certificatePem, caPem } = await security.join(call.request.joinToken, call.request.csrPem);
+        return { nodeId, certificatePem, caPem };
+      }),
+    RenewCertificate: (call, callback) =>
+      answer(callback, async () => {
+        const p = principalOf(call);
+        if (p?.kind !== "node") throw permissionDenied("renewal needs the node's current certificate");
+        return security.renew(p.nodeId, call.request.csrPem);
+      }),
+  };
+}
+
+export function adminSecurityHandlers(security: ClusterSecurity, core: SchedulerCore): Pick<DistributeXHandlers, "CreateJoinToken" | "RemoveNode"> {
+  return {
+    CreateJoinToken: (call, callback) =>
+      answer(callback, async () => {
+        requireAdmin(call);
+        const ttl = Number(call.request.ttlMs) || undefined;
+        if (ttl !== undefined && ttl > MAX_JOIN_TTL_MS) throw invalidArgument(`ttl_ms must be at most ${MAX_JOIN_TTL_MS} (7 days)`);
+        const uses = call.request.uses || undefined;
+        if (uses !== undefined && uses > 10_000) throw invalidArgument("uses must be at most 10000");
+        return security.createJoinToken(ttl, uses, call.request.description.slice(0, 200));
+      }),
+    RemoveNode: (call, callback) =>
+      answer(callback, async () => {
+        requireAdmin(call);
+        const id = call.request.nodeId;
+        if (!NODE_ID_PATTERN.test(id)) throw invalidArgument("node_id must look like node-<hex>");
+        const node = core.registry.get(id);
+        if (security.insecure) {
+          if (!node) throw new DistxError(status.NOT_FOUND, `unknown node ${id}`);
+        } else await security.removeNode(id);
+        const wasConnected = !!node && node.state !== "NODE_STATE_DOWN";
+        core.registry.markDown(id, "removed by an admin");
+        return { wasConnected };
+      }),
+  };
+}
