@@ -106,9 +106,17 @@ export class KafkaAgentLink {
         eachBatch: async ({ batch, resolveOffset }) => {
           for (const m of batch.messages) {
             if (m.value && m.key?.toString() === nodeId) {
-              const msg = decodeSchedulerMessage(m.value);
-              for (const a of assignmentsOf(msg)) handlers.assign(a);
-              if (msg.cancel) handlers.cancel(msg.cancel);
+              let msg: ReturnType<typeof decodeSchedulerMessage> | undefined;
+              try {
+                msg = decodeSchedulerMessage(m.value);
+              } catch (err) {
+                // Not a record the scheduler wrote: skip it; throwing would replay it forever.
+                onError?.(new Error(`undecodable assignments record at offset ${m.offset}: ${(err as Error).message}`));
+              }
+              if (msg) {
+                for (const a of assignmentsOf(msg)) handlers.assign(a);
+                if (msg.cancel) handlers.cancel(msg.cancel);
+              }
             }
             resolveOffset(m.offset);
           }

@@ -162,6 +162,19 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     }
     expect(new Set(results.map((r) => r.nodeId)).size).toBeGreaterThanOrEqual(1);
 
+    // A valid record that no live scheduler recorded (its scheduler died after the append) is
+    // still adopted and run: the checks refuse only what SubmitJob would refuse.
+    const orphanId = "job-00000000-0000-4000-8000-000000000003";
+    const orphanInputs = saxpy.makeTasks({ tasks: 2, size: 32, seed: 9 });
+    const orphanWriter = kafkaClient([brokers], "orphan", role("scheduler")).producer({ allowAutoTopicCreation: false });
+    await orphanWriter.connect();
+    await orphanWriter.send({ topic: topics.submissions, acks: -1, messages: [{ key: orphanId, value: encodeSubmission({ jobId: orphanId, submittedAtMs: Date.now(), request: { kernelId, tasks: orphanInputs.map((data) => ({ data })), priority: 5, skipResultCache: true } }) }] });
+    await orphanWriter.disconnect();
+    await until("the orphaned submission to be adopted and run", async () => {
+      const job = await client!.getJob(orphanId).catch(() => undefined);
+      return job?.state === "JOB_STATE_SUCCEEDED" ? job : undefined;
+    }, 60_000, 300);
+
     // The agent principal: may write task events, may not write submissions or assignments,
     // may not read submissions.
     const agent = kafkaClient([brokers], "agent-probe", role("agent"));
