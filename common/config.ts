@@ -2,6 +2,8 @@
 // Every source is validated by one zod schema per role, and an error names the field,
 // the bad value and where it came from, e.g. `workers: must be ≥ 1 (got 0 from env DISTX_WORKERS)`.
 import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { z } from "zod";
 
 export class ConfigError extends Error {
@@ -41,6 +43,22 @@ const labels = z.preprocess((v) => {
   }
   return out;
 }, z.record(z.string().regex(/^[A-Za-z0-9_.\/-]+$/, "label keys are letters, digits, _ . / -"), z.string()));
+
+/** The cluster's data dir (tokens, PKI, client profile): $DISTX_HOME, else ~/.distx. */
+export const defaultDataDir = (env: NodeJS.ProcessEnv = process.env): string => path.resolve(env.DISTX_HOME || path.join(os.homedir(), ".distx"));
+
+/** Per-tenant limits (docs/security.md, "Quotas"); a tenant's own entry in tenantQuotas overrides any of them. */
+const quotaFields = {
+  /** Kernels a tenant may hold registered. */
+  kernels: int(0, 1_000_000),
+  /** Bytes of kernels a tenant may hold registered (a kernel shared by two tenants counts for both). */
+  kernelBytes: int(0, 2 ** 40),
+  /** Tasks of a tenant's unfinished jobs (queued, assigned or running). */
+  queuedTasks: int(0, 1_000_000_000),
+  /** Input bytes the scheduler holds for a tenant's unfinished jobs. */
+  jobBytes: int(0, 2 ** 44),
+};
+export const tenantQuotaSchema = z.object(quotaFields).partial().strict();
 
 export const schedulerConfigSchema = z
   .object({
@@ -106,6 +124,18 @@ export const schedulerConfigSchema = z
     adminHost: z.string().min(1).default("127.0.0.1"),
     /** Alerts are POSTed here as JSON when set. */
     alertWebhookUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+    /** Tokens (tokens.json with state=memory), the bootstrap admin.token, PKI and client.json live here. */
+    dataDir: z.string().min(1).default(() => defaultDataDir()),
+    /** Turns authentication off (every caller is everything): only for a closed test network. */
+    insecure: boolFromString.default(false),
+    quotaKernels: quotaFields.kernels.default(100),
+    quotaKernelBytes: quotaFields.kernelBytes.default(128 * 1024 * 1024),
+    quotaQueuedTasks: quotaFields.queuedTasks.default(1_000_000),
+    quotaJobBytes: quotaFields.jobBytes.default(1024 * 1024 * 1024),
+    /** Overrides of the quota* defaults for named tenants (config file), e.g. {"t1": {"kernels": 10}}. */
+    tenantQuotas: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant names are a-z 0-9 _ -"), tenantQuotaSchema).default({}),
+    /** A kernel registration no job has used for this long is removed (its bytes too once no tenant holds it); 0 = never. */
+    kernelTtlS: int(0, 10 * 365 * 86400).default(30 * 86400),
   })
   .strict();
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
