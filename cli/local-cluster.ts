@@ -2,10 +2,12 @@
 // operator would, and waits until every agent is registered. Used by `distx up`, `distx demo`
 // and the end-to-end tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { DistributeXClient } from "../client/index.js";
+import { forgetClusterToken, rememberClusterToken } from "../client/credentials.js";
 import { repoRoot } from "../common/paths.js";
 
 export interface LocalClusterOptions {
@@ -23,6 +25,16 @@ export interface LocalClusterOptions {
   nodeArgs?: string[];
   /** Give every process an admin HTTP server on a free port (default true); see adminAddress(). */
   adminPorts?: boolean;
+  /**
+   * The cluster's data dir (tokens.json, admin.token, client.json). Default: a fresh temporary
+   * dir, removed on stop; `distx up` passes the user's ($DISTX_HOME or ~/.distx) so that later
+   * CLI commands find the admin token there.
+   */
+  dataDir?: string;
+  /** Write <dataDir>/client.json (scheduler address and token file) once the scheduler listens. */
+  writeClientProfile?: boolean;
+  /** Run the scheduler with --insecure (no authentication). */
+  insecure?: boolean;
 }
 
 export interface ClusterProcess {
@@ -49,8 +61,25 @@ export class LocalCluster {
   readonly admin = new Map<string, string>();
   private readonly adminWaiters = new Map<string, ((address: string) => void)[]>();
   private readonly logFiles: WriteStream[] = [];
+  /** Where tokens.json and admin.token live; the processes get it as DISTX_DATA_DIR. */
+  readonly dataDir: string;
+  private readonly ownsDataDir: boolean;
+  private readonly remembered = new Set<string>();
 
-  constructor(private readonly options: LocalClusterOptions) {}
+  constructor(private readonly options: LocalClusterOptions) {
+    this.ownsDataDir = options.dataDir === undefined;
+    this.dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "distx-cluster-"));
+  }
+
+  /** The bootstrap admin token's file (written by the scheduler at its first start). */
+  get adminTokenFile(): string {
+    return path.join(this.dataDir, "admin.token");
+  }
+
+  /** The admin token, once the scheduler has started. */
+  get adminToken(): string {
+    return readFileSync(this.adminTokenFile, "utf8").trim();
+  }
 
   /** The folder holding one log file per process, when logs go to files. */
   get logDir(): string | undefined {
@@ -60,7 +89,7 @@ export class LocalCluster {
   spawnProcess(name: string, args: string[]): ClusterProcess {
     const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, DISTX_DATA_DIR: this.dataDir, ...this.options.env },
     });
     let sink: NodeJS.WritableStream = process.stdout;
     if (this.options.logs !== "inherit") {
@@ -72,6 +101,19 @@ export class LocalCluster {
     child.stdout!.pipe(sink, { end: false });
     child.stderr!.pipe(sink, { end: false });
     createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.includes('"event":"listening"')) {
+        // Clients of this scheduler made in this process carry the cluster's admin token.
+        try {
+          const entry = JSON.parse(line) as { event?: string; address?: string };
+          if (entry.event === "listening" && entry.address) {
+            rememberClusterToken(entry.address, this.adminTokenFile);
+            this.remembered.add(entry.address);
+          }
+        } catch {
+          // not a log line
+        }
+        return;
+      }
       if (!line.includes('"admin_listening"')) return;
       try {
         const entry = JSON.parse(line) as { event?: string; address?: string };
@@ -91,11 +133,27 @@ export class LocalCluster {
 
   async start(): Promise<string> {
     const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
-    const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...adminArgs, ...(this.options.schedulerArgs ?? [])]);
+    const insecureArgs = this.options.insecure ? ["--insecure"] : [];
+    const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...adminArgs, ...insecureArgs, ...(this.options.schedulerArgs ?? [])]);
     this.address = await waitForListening(scheduler, this.options.readyTimeoutMs ?? 30_000);
+    rememberClusterToken(this.address, this.adminTokenFile);
+    this.remembered.add(this.address);
+    if (this.options.writeClientProfile) this.writeClientProfile();
     for (let i = 0; i < this.options.agents; i++) this.startAgent(i);
     await this.waitForNodes(this.options.agents);
     return this.address;
+  }
+
+  /** <dataDir>/client.json: where `distx` commands find the scheduler and the token (other keys, e.g. caFile, are kept). */
+  private writeClientProfile(): void {
+    const file = path.join(this.dataDir, "client.json");
+    let profile: Record<string, unknown> = {};
+    try {
+      profile = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch {
+      // none yet
+    }
+    writeFileSync(file, JSON.stringify({ ...profile, scheduler: this.address, tokenFile: this.adminTokenFile }, null, 2) + "\n", { mode: 0o600 });
   }
 
   startAgent(index: number, extraArgs: string[] = []): ClusterProcess {
@@ -157,6 +215,8 @@ export class LocalCluster {
       );
     }
     for (const f of this.logFiles) f.end();
+    for (const a of this.remembered) forgetClusterToken(a);
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

@@ -4,6 +4,7 @@ import { registerAlertCommands } from "./commands/alerts.js";
 import { registerClientCommands } from "./commands/client.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
+import { registerTokenCommands } from "./commands/tokens.js";
 
 const program = new Command()
   .name("distx")
@@ -20,5 +21,6 @@ registerDaemonCommands(program);
 registerClusterCommands(program);
 registerClientCommands(program);
 registerAlertCommands(program);
+registerTokenCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,13 +1,15 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
-import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
+import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
+import { clientDataDir, readProfile, resolveToken } from "./credentials.js";
 
-export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult };
+export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
 
 export class DistributeXError extends Error {
   override readonly name = "DistributeXError";
@@ -45,11 +47,19 @@ export interface WatchOptions {
 export interface ClientOptions {
   /** Deadline for unary calls, ms. */
   timeoutMs?: number;
+  /**
+   * API token sent as `authorization: Bearer <token>`. Absent: found as client/credentials.ts
+   * says (env DISTX_TOKEN, <DISTX_HOME or ~/.distx>/client.json, …); null: send none.
+   */
+  token?: string | null;
+  /** A file holding the token (one line). */
+  tokenFile?: string;
 }
 
 export class DistributeXClient {
   private readonly stub: DistributeXGrpcClient;
   private readonly timeoutMs: number;
+  private readonly token: string | undefined;
 
   constructor(
     readonly address: string,
@@ -58,12 +68,28 @@ export class DistributeXClient {
     const V1 = v1();
     this.stub = new V1.DistributeX(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.token = resolveToken(address, { ...(options.token !== undefined ? { token: options.token } : {}), ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}) });
+  }
+
+  /** A client for the cluster of a profile dir (default $DISTX_HOME or ~/.distx): its scheduler and token. */
+  static fromProfile(dir = clientDataDir(), options: ClientOptions = {}): DistributeXClient {
+    const profile = readProfile(dir);
+    if (!profile?.scheduler) throw new Error(`no client profile with a scheduler address in ${dir}/client.json (written by distx up)`);
+    const tokenFile = profile.tokenFile ? path.resolve(dir, profile.tokenFile) : path.join(dir, "admin.token");
+    return new DistributeXClient(profile.scheduler, { tokenFile, ...options });
+  }
+
+  /** The metadata every call carries: the bearer token, when there is one. */
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token) md.set("authorization", `Bearer ${this.token}`);
+    return md;
   }
 
   private call<Req, Res>(method: string, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = (this.stub as unknown as Record<string, (r: Req, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
-      fn.call(this.stub, req, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      const fn = (this.stub as unknown as Record<string, (r: Req, md: grpc.Metadata, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
+      fn.call(this.stub, req, this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) reject(new DistributeXError(err.code, err.details || err.message, method));
         else resolve(res as Res);
       });
@@ -119,6 +145,24 @@ export class DistributeXClient {
     });
   }
 
+  /** Removes this tenant's registration of a kernel (admin: `tenant`'s); FAILED_PRECONDITION while a job of it runs. */
+  deleteKernel(kernelId: string, tenant = ""): Promise<{ contentDeleted: boolean }> {
+    return this.call("DeleteKernel", { kernelId, tenant });
+  }
+
+  /** Admin: a new API token; its text is in the answer only. */
+  createToken(options: { role: "read" | "submit" | "admin"; tenant?: string; ttlMs?: number; description?: string }): Promise<{ token: string; info: TokenInfo }> {
+    return this.call("CreateToken", { role: options.role, tenant: options.tenant ?? "", ttlMs: options.ttlMs ?? 0, description: options.description ?? "" });
+  }
+
+  async listTokens(includeRevoked = false): Promise<TokenInfo[]> {
+    return (await this.call<unknown, { tokens: TokenInfo[] }>("ListTokens", { includeRevoked })).tokens;
+  }
+
+  revokeToken(id: string): Promise<TokenInfo> {
+    return this.call("RevokeToken", { id });
+  }
+
   getJob(jobId: string): Promise<Job> {
     return this.call("GetJob", { jobId });
   }
@@ -155,7 +199,7 @@ export class DistributeXClient {
    * sends together are yielded one event per task all the same.
    */
   async *watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
-    const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false });
+    const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false }, this.metadata());
     try {
       for await (const ev of stream as AsyncIterable<JobEvent>) {
         if (ev.tasks) for (const task of ev.tasks.items) yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
@@ -175,7 +219,7 @@ export class DistributeXClient {
    * (or `signal` aborts). With includeActive, alerts already firing come first.
    */
   async *watchAlerts(options: { includeActive?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<Alert> {
-    const stream = this.stub.WatchAlerts({ includeActive: options.includeActive ?? true });
+    const stream = this.stub.WatchAlerts({ includeActive: options.includeActive ?? true }, this.metadata());
     const abort = () => stream.cancel();
     options.signal?.addEventListener("abort", abort);
     try {

@@ -72,6 +72,11 @@ export interface JobRecord {
   firstError?: TaskErrorShape;
   /** The job opted out of the result cache. */
   skipCache?: boolean;
+  /** The tenant it belongs to (absent: default) and the public id of the token that submitted it. */
+  tenant?: string;
+  tokenId?: string;
+  /** Bytes of its inputs, held until it finishes (the tenant's jobBytes quota counts them). */
+  inputBytes?: number;
 }
 
 export const emptyCounts = (): Record<TaskStateName, number> => ({

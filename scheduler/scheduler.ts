@@ -18,6 +18,12 @@ import { alertHandlers } from "./alerts/grpc.js";
 import { SchedulerMonitoring } from "./monitoring.js";
 import { agentHandlers } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
+import { newAuthContext, type AuthContext } from "./auth/authenticate.js";
+import { ensureAdminToken } from "./auth/bootstrap.js";
+import { DISTRIBUTEX_POLICY, guardService } from "./auth/policy.js";
+import { TenantQuotas } from "./auth/quotas.js";
+import { openTokenStore } from "./auth/token-stores.js";
+import type { TokenStore } from "./auth/tokens.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -71,12 +77,16 @@ export class Scheduler {
   private readonly bus: KafkaBus | undefined;
   private readonly lease: RedisLease | undefined;
   private nodeCacheTimer?: NodeJS.Timeout;
+  private insecureTimer?: NodeJS.Timeout;
+  /** Who may call what: the token store (opened in start()) and --insecure. */
+  readonly auth: AuthContext;
+  readonly quotas: TenantQuotas;
   address = "";
 
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; onLeaseLost?: (holder: string | null) => void } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
     this.bus = backends.bus;
     this.lease = backends.lease;
@@ -88,7 +98,10 @@ export class Scheduler {
     const bus = this.bus;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     const V1 = v1();
-    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, clientHandlers(this.core, alertHandlers(this.monitoring.alerts))));
+    this.auth = newAuthContext(config.insecure, backends.tokens);
+    this.quotas = new TenantQuotas(config, this.core, log);
+    const client = clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: this.auth, quotas: this.quotas });
+    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, DISTRIBUTEX_POLICY, this.auth)));
     this.server.addService(
       V1.AgentService.service,
       agentHandlers(
@@ -114,6 +127,15 @@ export class Scheduler {
       // A standby neither listens nor consumes until it holds the lease.
       await this.lease.acquire((holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"));
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
+    }
+    this.auth.tokens ??= await openTokenStore(this.config, this.core.store);
+    if (this.config.insecure) {
+      const warn = () => this.log.warn({ event: "insecure" }, "running with --insecure: no authentication; anyone who reaches the port can do anything");
+      warn();
+      this.insecureTimer = setInterval(warn, 60_000);
+      this.insecureTimer.unref();
+    } else {
+      await ensureAdminToken(this.auth.tokens, this.config.dataDir, this.log);
     }
     const restored = await this.core.restore();
     if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
@@ -143,6 +165,7 @@ export class Scheduler {
       ),
     );
     this.registry.start();
+    this.quotas.start();
     await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
@@ -170,6 +193,8 @@ export class Scheduler {
     });
     await this.monitoring.stop();
     clearInterval(this.nodeCacheTimer);
+    clearInterval(this.insecureTimer);
+    this.quotas.stop();
     await this.bus?.close();
     await this.lease?.release();
     await this.core.store.close();

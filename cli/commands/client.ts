@@ -14,14 +14,20 @@ import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageE
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
 
-function connect(address: string): DistributeXClient {
+/** --token / --token-file win; else env DISTX_TOKEN, then the client profile (client/credentials.ts). */
+export function connect(address: string, creds: { token?: string; tokenFile?: string } = {}): DistributeXClient {
   const parsed = hostPort.safeParse(address);
   if (!parsed.success) throw new UsageError(`--scheduler ${JSON.stringify(address)}: ${parsed.error.issues[0]?.message}`);
-  return new DistributeXClient(address, { timeoutMs: 30_000 });
+  if (creds.token !== undefined && creds.tokenFile !== undefined) throw new UsageError("give --token or --token-file, not both");
+  if (creds.token !== undefined && !creds.token.trim()) throw new UsageError("--token is empty");
+  return new DistributeXClient(address, { timeoutMs: 30_000, ...(creds.token ? { token: creds.token.trim() } : {}), ...(creds.tokenFile ? { tokenFile: creds.tokenFile } : {}) });
 }
 
-const schedulerOption = (cmd: Command) =>
-  cmd.option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER);
+export const schedulerOption = (cmd: Command) =>
+  cmd
+    .option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", DEFAULT_SCHEDULER)
+    .option("--token <token>", "API token (env DISTX_TOKEN; default: the token in $DISTX_HOME or ~/.distx)")
+    .option("--token-file <file>", "read the API token from this file");
 
 export function jobTable(jobs: Job[]): string {
   const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);
@@ -124,9 +130,9 @@ export function registerClientCommands(program: Command): void {
       .command("register")
       .description("register a built .wasm kernel with the scheduler; prints its id")
       .argument("<wasm>", "a .wasm file (its .manifest.json beside it names it)"),
-  ).action(async (wasm: string, opts: { scheduler: string }) => {
+  ).action(async (wasm: string, opts: { scheduler: string; token?: string; tokenFile?: string }) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts);
       const r = await client.registerKernelFile(wasm);
       console.log(r.kernelId);
       client.close();
@@ -155,7 +161,7 @@ export function registerClientCommands(program: Command): void {
       .option("--no-progress", "no progress bar"),
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts);
       let kernelId: string;
       let inputs: Uint8Array[];
       const example = opts.example ? getExampleKernelOrUsage(opts.example) : undefined;
@@ -206,7 +212,7 @@ export function registerClientCommands(program: Command): void {
     program.command("jobs").description("list recent jobs").option("-n, --limit <n>", "how many", parseIntOption("--limit"), 20).option("--json", "JSON output"),
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts);
       const jobs = await client.listJobs(opts.limit);
       console.log(opts.json ? JSON.stringify(jobs, null, 2) : jobs.length ? jobTable(jobs) : "no jobs");
       client.close();
@@ -219,7 +225,7 @@ export function registerClientCommands(program: Command): void {
     program.command("nodes").description("list agents with their hardware and load").option("-a, --all", "include nodes that are down").option("--json", "JSON output"),
   ).action(async (opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts);
       const nodes = await client.listNodes(Boolean(opts.all));
       if (opts.json) console.log(JSON.stringify(nodes, null, 2));
       else if (nodes.length === 0) console.log("no nodes");
@@ -260,7 +266,7 @@ export function registerClientCommands(program: Command): void {
       .option("--json", "JSON output (outputs in base64)"),
   ).action(async (jobId: string, opts) => {
     try {
-      const client = connect(opts.scheduler);
+      const client = connect(opts.scheduler, opts);
       const job = await client.getJob(jobId);
       const results = await client.getResults(jobId);
       if (opts.json) {
@@ -291,7 +297,7 @@ export function registerClientCommands(program: Command): void {
   schedulerOption(program.command("cancel").description("cancel a job; running tasks are stopped on their agents").argument("<job-id>")).action(
     async (jobId: string, opts) => {
       try {
-        const client = connect(opts.scheduler);
+        const client = connect(opts.scheduler, opts);
         const job = await client.cancelJob(jobId);
         console.log(`${job.jobId} ${shortState(job.state)}`);
         client.close();

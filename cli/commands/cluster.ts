@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { DistributeXClient } from "../../client/index.js";
+import { defaultDataDir } from "../../common/config.js";
 import { builtKernelsDir, repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { LocalCluster } from "../local-cluster.js";
@@ -16,10 +17,20 @@ export function registerClusterCommands(program: Command): void {
     .option("-a, --agents <n>", "agents to start", parseIntOption("--agents"), 2)
     .option("-w, --workers <n>", "workers per agent (0 = one per core)", parseIntOption("--workers"), 0)
     .option("-p, --port <port>", "scheduler port", parseIntOption("--port"), 7070)
-    .action(async (opts: { agents: number; workers: number; port: number }) => {
+    .option("--insecure", "no authentication (closed test networks only)")
+    .action(async (opts: { agents: number; workers: number; port: number; insecure?: boolean }) => {
       try {
         if (opts.agents < 1) throw new UsageError("--agents must be at least 1");
-        const cluster = new LocalCluster({ agents: opts.agents, workersPerAgent: opts.workers, port: opts.port, logs: "inherit" });
+        // The user's data dir: the admin token and client.json land where later `distx` commands look.
+        const cluster = new LocalCluster({
+          agents: opts.agents,
+          workersPerAgent: opts.workers,
+          port: opts.port,
+          logs: "inherit",
+          dataDir: defaultDataDir(),
+          writeClientProfile: true,
+          ...(opts.insecure ? { insecure: true } : {}),
+        });
         onShutdownSignal(async () => {
           console.error("distx up: draining agents and stopping the scheduler…");
           await cluster.stop();

@@ -4,7 +4,19 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Redis } from "ioredis";
+import type { SchedulerConfig } from "../../common/config.js";
+import type { StateStore } from "../backends/types.js";
+import { RedisStateStore } from "../backends/redis-state.js";
 import type { TokenRecord, TokenStore } from "./tokens.js";
+
+/**
+ * The scheduler's one token store (API and join tokens): in Redis beside the state when
+ * state=redis (shared by active and standby schedulers), else in memory kept in <dataDir>/tokens.json.
+ */
+export async function openTokenStore(config: Pick<SchedulerConfig, "dataDir" | "redisPrefix">, store: StateStore): Promise<TokenStore> {
+  if (store instanceof RedisStateStore) return new RedisTokenStore(store.redis, config.redisPrefix);
+  return MemoryTokenStore.open(path.join(config.dataDir, "tokens.json"));
+}
 
 /** Upper bound on stored tokens: a store is state a client can grow, so it is bounded too. */
 export const MAX_TOKENS = 10_000;

@@ -17,6 +17,9 @@ export interface SubmissionRecord {
   skipCache: boolean;
   needs: { cores: number; memoryBytes: number; gpu: boolean; nodeSelector: Record<string, string>; gpuFallback?: ResourceNeeds["gpuFallback"] };
   inputs: Buffer[];
+  /** The submitting token's tenant and public id (absent: default tenant / --insecure). */
+  tenant?: string;
+  tokenId?: string;
 }
 
 export interface TaskEventRecord {
@@ -66,6 +69,8 @@ export function toJobSubmission(rec: SubmissionRecord): JobSubmissionIn {
       gpuFallback: rec.needs.gpuFallback ?? "GPU_FALLBACK_WAIT",
       skipResultCache: rec.skipCache,
     },
+    tenant: rec.tenant ?? "",
+    tokenId: rec.tokenId ?? "",
   };
 }
 
@@ -90,5 +95,7 @@ export function fromJobSubmission(sub: JobSubmission): SubmissionRecord {
       gpuFallback: req.gpuFallback as ResourceNeeds["gpuFallback"],
     },
     inputs: req.tasks.map((t) => t.data),
+    ...(sub.tenant ? { tenant: sub.tenant } : {}),
+    ...(sub.tokenId ? { tokenId: sub.tokenId } : {}),
   };
 }
