@@ -92,6 +92,24 @@ export class TenantQuotas {
   }
 
   /**
+   * The kernel quotas checked before the (costly) validation of a new kernel's bytes. Not final:
+   * saveKernel checks again under the tenant's lock.
+   */
+  async precheckKernel(tenant: string, kernelId: string, sizeBytes: number): Promise<void> {
+    const store = this.core.store;
+    if (await store.getKernelRegistration(tenant, kernelId)) return;
+    this.checkKernelRoom(tenant, await store.listKernelRegistrations(tenant), sizeBytes);
+  }
+
+  private checkKernelRoom(tenant: string, held: { sizeBytes: number }[], sizeBytes: number): void {
+    const limits = limitsFor(this.config, tenant);
+    const heldBytes = held.reduce((s, r) => s + r.sizeBytes, 0);
+    const howToFree = "delete kernels it no longer needs with DeleteKernel / `distx kernel delete`";
+    if (held.length + 1 > limits.kernels) throw exceeded(tenant, "kernels", limits.kernels, held.length, 1, howToFree);
+    if (heldBytes + sizeBytes > limits.kernelBytes) throw exceeded(tenant, "kernelBytes", limits.kernelBytes, heldBytes, sizeBytes, howToFree);
+  }
+
+  /**
    * Stores a kernel's bytes (once per sha256) and the tenant's registration of them, inside the
    * tenant's kernels and kernelBytes quotas. created: false when the tenant held it already.
    */
@@ -105,12 +123,7 @@ export class TenantQuotas {
         return { created: false };
       }
       // The quota is checked before the bytes are stored: a refused kernel costs the store nothing.
-      const limits = limitsFor(this.config, tenant);
-      const held = await store.listKernelRegistrations(tenant);
-      const heldBytes = held.reduce((s, r) => s + r.sizeBytes, 0);
-      const howToFree = "delete kernels it no longer needs with DeleteKernel / `distx kernel delete`";
-      if (held.length + 1 > limits.kernels) throw exceeded(tenant, "kernels", limits.kernels, held.length, 1, howToFree);
-      if (heldBytes + kernel.sizeBytes > limits.kernelBytes) throw exceeded(tenant, "kernelBytes", limits.kernelBytes, heldBytes, kernel.sizeBytes, howToFree);
+      this.checkKernelRoom(tenant, await store.listKernelRegistrations(tenant), kernel.sizeBytes);
       for (let attempt = 0; attempt < 3; attempt++) {
         await store.putKernel(kernel);
         // undefined: the last other holder deleted the bytes between the two writes; store them again.

@@ -69,6 +69,8 @@ export function clientHandlers(
       if (req.abi && req.abi !== WASM_ABI) throw invalidArgument(`abi ${JSON.stringify(req.abi)} is not supported; use ${WASM_ABI}`);
       if (req.name.length > 200) throw invalidArgument("name must be at most 200 characters");
       const entry = req.entry || ABI_EXPORTS.run;
+      // Over quota: refused before the bytes are compiled.
+      await quotas.precheckKernel(scope.tenant, sha256Hex(req.module), req.module.byteLength);
       try {
         await compileWasmKernel(req.module, entry);
       } catch (err) {
