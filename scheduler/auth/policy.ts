@@ -46,7 +46,7 @@ export function authorize(rpc: string, policy: RpcPolicy | undefined, who: Princ
   if (who.kind === "insecure") return;
   if (who.kind === "node") throw permissionDenied(`${rpc} is a client RPC; an agent's node certificate (node ${who.nodeId}) cannot call it`);
   if (!roleAtLeast(who.role, policy.role)) {
-    throw permissionDenied(`${rpc} needs a ${policy.role} token (or higher); token ${who.tokenId} has role ${who.role}`);
+    throw permissionDenied(`${rpc} needs role ${policy.role} or higher; token ${who.tokenId} has role ${who.role}`);
   }
 }
 

@@ -23,12 +23,12 @@ export async function startTestCluster(name: string, options: Partial<LocalClust
     ...options,
   });
   const address = await cluster.start();
-  const client = new DistributeXClient(address, { tokenFile: cluster.adminTokenFile });
+  const client = new DistributeXClient(address, options.insecure ? {} : { tokenFile: cluster.adminTokenFile });
   return {
     cluster,
     client,
     address,
-    adminToken: cluster.adminToken,
+    adminToken: options.insecure ? "" : cluster.adminToken,
     async stop() {
       client.close();
       await cluster.stop(5000);

@@ -162,7 +162,7 @@ describe("RPC × caller matrix", () => {
     if (expected === UNAUTH && column === "none") expect(r.details).toMatch(/no credentials: pass --token or DISTX_TOKEN/);
     if (expected === UNAUTH && column === "revoked") expect(r.details).toMatch(/token [0-9a-f]{16} was revoked/);
     if (expected === UNAUTH && column === "expired") expect(r.details).toMatch(/token [0-9a-f]{16} expired at/);
-    if (expected === DENIED) expect(r.details).toMatch(new RegExp(`${rpc} needs a (submit|admin) token`));
+    if (expected === DENIED) expect(r.details).toMatch(new RegExp(`${rpc} needs role (submit|admin) or higher; token [0-9a-f]{16} has role (read|submit)`));
     if (expected === NOT_FOUND) expect(r.details).toMatch(/^(no job job-|unknown kernel )/);
   });
 
