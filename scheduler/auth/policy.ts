@@ -71,7 +71,7 @@ export function principalOf(call: object): Principal {
   return who;
 }
 
-type Handler = (call: { metadata: grpc.Metadata; emit(event: "error", err: unknown): boolean }, callback?: grpc.sendUnaryData<unknown>) => void;
+type Handler = (call: { metadata: grpc.Metadata; cancelled?: boolean; emit(event: "error", err: unknown): boolean }, callback?: grpc.sendUnaryData<unknown>) => void;
 
 /**
  * Wraps every handler of a service: authenticate, authorize by the policy table, then run the
@@ -93,8 +93,11 @@ export function guardService<H extends object>(service: grpc.ServiceDefinition, 
           principals.set(call, who);
         })
         .then(
-          // Outside the catch: a handler answers for itself, never twice.
-          () => handler(call, callback),
+          // Outside the catch: a handler answers for itself, never twice. A stream the caller
+          // dropped while it was being authenticated is not started (its listeners would never go).
+          () => {
+            if (!call.cancelled) handler(call, callback);
+          },
           (err: unknown) => {
             const status = toServiceError(err);
             if (callback) callback(status);

@@ -166,6 +166,8 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
       skipCache: true,
       needs: { cores: 1, memoryBytes: 3 * 2 ** 30, gpu: false, nodeSelector: { zone: "a" }, gpuFallback: "GPU_FALLBACK_CPU" },
       inputs: [Buffer.from("in0"), Buffer.from("in1")],
+      tenant: "t1",
+      tokenId: "0123456789abcdef",
     };
     await bus.appendSubmission(rec);
     const got = await until("the submission", async () => submissions.find((s) => s.jobId === rec.jobId), 30_000, 20);
