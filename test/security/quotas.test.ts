@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient, DistributeXError } from "../../client/index.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
+import type { RedisStateStore } from "../../scheduler/backends/redis-state.js";
 
 const MiB = 1024 * 1024;
 const saxpy = readFileSync(path.join(builtKernelsDir(), "saxpy.wasm"));
@@ -190,4 +191,54 @@ describe("unused kernels expire", () => {
     const resubmit = await refusal(t.client.submitJob({ kernelId: unused, inputs: [Buffer.alloc(12)] }));
     expect(resubmit.details).toMatch(/unknown kernel .*register it with RegisterKernel first/);
   });
+});
+
+describe("the same finding with --state redis", () => {
+  it("stores only what the quota admits in Redis: three 32 MiB kernels of ten", async () => {
+    const { loadConfig, schedulerConfigSchema } = await import("../../common/config.js");
+    const { createLogger } = await import("../../common/logger.js");
+    const { openBackends } = await import("../../scheduler/backends/factory.js");
+    const { Scheduler } = await import("../../scheduler/scheduler.js");
+    const { testServices, uniquePrefix } = await import("../backends/services.js");
+    const prefix = uniquePrefix("quota");
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "distx-quota-redis-"));
+    const config = loadConfig(schedulerConfigSchema, {
+      section: "scheduler",
+      env: {},
+      flags: { port: 0, state: "redis", redisUrl: testServices().redis, redisPrefix: prefix, dataDir, logLevel: "silent", drainGraceMs: 0 },
+    });
+    const log = createLogger("scheduler", "silent");
+    const scheduler = new Scheduler(config, log, await openBackends(config, log));
+    const address = await scheduler.start();
+    const admin = new DistributeXClient(address, { tokenFile: path.join(dataDir, "admin.token") });
+    const client = new DistributeXClient(address, { token: (await admin.createToken({ role: "submit", tenant: "big" })).token });
+    try {
+      let accepted = 0;
+      for (let i = 0; i < 10; i++) {
+        await client.registerKernel(paddedKernel(`redis-${i}`, 32 * MiB)).then(
+          () => accepted++,
+          (err: DistributeXError) => expect(err.codeName).toBe("RESOURCE_EXHAUSTED"),
+        );
+      }
+      expect(accepted).toBe(3);
+      const redis = (scheduler.core.store as RedisStateStore).redis;
+      const keys = await redis.keys(`${prefix}:kernel:*`);
+      let bytes = 0;
+      for (const k of keys) bytes += Number(await redis.memory("USAGE", k));
+      console.log(`redis: ${keys.filter((k) => !k.endsWith(":tenants")).length} kernel keys, ${(bytes / 1e6).toFixed(0)} MB for ten 32 MiB registrations`);
+      expect(keys.filter((k) => !k.endsWith(":tenants"))).toHaveLength(3);
+      // MEMORY USAGE counts the allocator's size class: a 32 MiB value takes about 40 MiB.
+      expect(bytes).toBeLessThan(3 * 48 * MiB);
+      // Deleting gives the room back, in Redis too.
+      const [one] = await redis.keys(`${prefix}:kernel:*:tenants`);
+      const kernelId = one!.split(":").at(-2)!;
+      expect(await client.deleteKernel(kernelId)).toEqual({ contentDeleted: true });
+      expect(await redis.exists(`${prefix}:kernel:${kernelId}`)).toBe(0);
+      await client.registerKernel(paddedKernel("redis-after-delete", 32 * MiB));
+    } finally {
+      client.close();
+      admin.close();
+      await scheduler.stop(0);
+    }
+  }, 120_000);
 });
