@@ -3,7 +3,9 @@
 //   2. a cluster this process started (LocalCluster: `distx demo`, tests) registered for its address;
 //   3. env DISTX_TOKEN, then DISTX_TOKEN_FILE;
 //   4. the client profile <DISTX_HOME or ~/.distx>/client.json ("tokenFile"), then <that dir>/admin.token
-//      (written by the scheduler's first start and by `distx up`).
+//      (written by the scheduler's first start and by `distx up`) — only for the profile's own
+//      scheduler or one on this machine (loopback), so a local admin token is never sent to
+//      whatever remote address a command happens to be given.
 // The token travels as gRPC metadata `authorization: Bearer <token>`.
 import { readFileSync } from "node:fs";
 import os from "node:os";
@@ -60,19 +62,26 @@ export function forgetClusterToken(address: string): void {
   localClusters.delete(address);
 }
 
+/** 127.0.0.1:7070, localhost:7070, [::1]:7070 */
+export function isLoopbackAddress(address: string): boolean {
+  const host = address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 export function resolveToken(address: string, explicit: { token?: string | null; tokenFile?: string } = {}, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (explicit.token === null) return undefined; // explicitly none
   if (explicit.token) return explicit.token;
   if (explicit.tokenFile) return readTokenFile(explicit.tokenFile, true);
-  const local = localClusters.get(address);
-  if (local) return readTokenFile(local);
+  const started = localClusters.get(address);
+  if (started) return readTokenFile(started);
   if (env.DISTX_TOKEN) return env.DISTX_TOKEN.trim();
   if (env.DISTX_TOKEN_FILE) return readTokenFile(env.DISTX_TOKEN_FILE, true);
   const dir = clientDataDir(env);
   const profile = readProfile(dir);
-  if (profile?.tokenFile) {
+  const local = isLoopbackAddress(address);
+  if (profile?.tokenFile && (local || profile.scheduler === address)) {
     const t = readTokenFile(path.resolve(dir, profile.tokenFile));
     if (t) return t;
   }
-  return readTokenFile(path.join(dir, "admin.token"));
+  return local ? readTokenFile(path.join(dir, "admin.token")) : undefined;
 }
