@@ -79,7 +79,7 @@ describe("distx token and the CLI's credentials", () => {
     const listed = await distx(["token", "list", "--all", "--json", ...s, "--token", t.adminToken]);
     const info = (JSON.parse(listed.stdout) as { id: string; revokedAtMs: number }[]).find((k) => k.id === id)!;
     expect(info.revokedAtMs).toBeGreaterThan(0);
-  });
+  }, 240_000); // nine CLI processes, each a Node start
 
   it("finds the token through the client profile in DISTX_HOME", async () => {
     const home = mkdtempSync(path.join(os.tmpdir(), "distx-home-"));
@@ -102,7 +102,7 @@ describe("distx token and the CLI's credentials", () => {
     const missing = await distx(["jobs", ...s, "--token-file", path.join(emptyHome, "nope.token")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot read token file .*nope\.token/);
-  });
+  }, 180_000);
 });
 
 describe("--insecure", () => {
