@@ -2,12 +2,12 @@
 // operator would, and waits until every agent is registered. Used by `distx up`, `distx demo`
 // and the end-to-end tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { DistributeXClient } from "../client/index.js";
-import { registerCredentialResolver } from "../client/credentials.js";
+import { forgetClusterToken, registerCredentialResolver, rememberClusterToken } from "../client/credentials.js";
 
 const portOf = (address: string): string => /:(\d+)$/.exec(address)?.[1] ?? "";
 import { repoRoot } from "../common/paths.js";
@@ -78,7 +78,11 @@ export class LocalCluster {
   private agentSeq = 0;
   private readonly unregister: () => void;
 
+  private readonly ownsDataDir: boolean;
+  private readonly remembered = new Set<string>();
+
   constructor(private readonly options: LocalClusterOptions) {
+    this.ownsDataDir = options.dataDir === undefined;
     this.dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "distx-cluster-"));
     this.unregister = registerCredentialResolver((address) => {
       if (options.insecure) return this.schedulerPorts.has(portOf(address)) ? { insecure: true } : undefined;
@@ -91,6 +95,16 @@ export class LocalCluster {
 
   credentialFiles(): { caFile: string; tokenFile: string } {
     return { caFile: path.join(this.dataDir, "pki", "ca.crt"), tokenFile: path.join(this.dataDir, "admin.token") };
+  }
+
+  /** The bootstrap admin token's file (written by the scheduler at its first start). */
+  get adminTokenFile(): string {
+    return path.join(this.dataDir, "admin.token");
+  }
+
+  /** The admin token, once the scheduler has started. */
+  get adminToken(): string {
+    return readFileSync(this.adminTokenFile, "utf8").trim();
   }
 
   /** The security flags a daemon gets: its data dir, and how local agents join. */
@@ -119,7 +133,7 @@ export class LocalCluster {
     args = [...args, ...this.securityArgs(args)];
     const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, DISTX_DATA_DIR: this.dataDir, ...this.options.env },
     });
     let sink: NodeJS.WritableStream = process.stdout;
     if (this.options.logs !== "inherit") {
@@ -147,6 +161,19 @@ export class LocalCluster {
           // not a log line
         }
       }
+      if (line.includes('"event":"listening"')) {
+        // Clients of this scheduler made in this process carry the cluster's admin token.
+        try {
+          const entry = JSON.parse(line) as { event?: string; address?: string };
+          if (entry.event === "listening" && entry.address) {
+            rememberClusterToken(entry.address, this.adminTokenFile);
+            this.remembered.add(entry.address);
+          }
+        } catch {
+          // not a log line
+        }
+        return;
+      }
       if (!line.includes('"admin_listening"')) return;
       try {
         const entry = JSON.parse(line) as { event?: string; address?: string };
@@ -171,6 +198,8 @@ export class LocalCluster {
       const profile = { scheduler: this.address, ...this.credentialFiles() };
       writeFileSync(path.join(this.dataDir, "client.json"), JSON.stringify(profile, null, 2) + "\n", { mode: 0o600 });
     }
+    rememberClusterToken(this.address, this.adminTokenFile);
+    this.remembered.add(this.address);
     for (let i = 0; i < this.options.agents; i++) this.startAgent(i);
     await this.waitForNodes(this.options.agents);
     return this.address;
@@ -237,6 +266,8 @@ export class LocalCluster {
     }
     for (const f of this.logFiles) f.end();
     this.unregister();
+    for (const a of this.remembered) forgetClusterToken(a);
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

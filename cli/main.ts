@@ -5,6 +5,7 @@ import { registerClientCommands, schedulerOption } from "./commands/client.js";
 import { registerSecurityCommands } from "./commands/security.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
+import { registerTokenCommands } from "./commands/tokens.js";
 
 const program = new Command()
   .name("distx")
@@ -22,5 +23,6 @@ registerClusterCommands(program);
 registerClientCommands(program);
 registerAlertCommands(program);
 registerSecurityCommands(program, schedulerOption);
+registerTokenCommands(program);
 
 await program.parseAsync(process.argv);

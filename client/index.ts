@@ -1,17 +1,17 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
-import { channelCredentials, profileDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
+import { channelCredentials, clientDataDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
-import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult } from "../common/types.js";
+import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
 import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOptions } from "./retry.js";
 
-export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult };
+export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
 export type { RetryOptions };
 
 export class DistributeXError extends Error {
@@ -75,23 +75,35 @@ export class DistributeXClient {
   private readonly timeoutMs: number;
   private readonly retry: Required<RetryOptions> | undefined;
   private closed = false;
+  private readonly token: string | undefined;
 
   constructor(
     readonly address: string,
     options: ClientOptions = {},
   ) {
     const V1 = v1();
-    const credentials = channelCredentials(resolveCredentials(address.split(",")[0]!.trim(), options));
+    // Every address is one cluster (an active scheduler and its standbys): one CA, one token.
+    const resolved = resolveCredentials(address.split(",")[0]!.trim(), options);
+    const credentials = channelCredentials(resolved);
+    this.token = resolved.token ?? undefined;
     this.stubs = address.split(",").map((a) => new V1.DistributeX(a.trim(), credentials, CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetry(options.retry);
   }
 
-  /** A client for the scheduler named in a client profile (`distx init` / `distx up` write one). */
-  static fromProfile(dir?: string, options: { timeoutMs?: number } = {}): DistributeXClient {
+  /** A client for the cluster of a profile dir (default $DISTX_HOME or ~/.distx): its scheduler and token. */
+  static fromProfile(dir = clientDataDir(), options: ClientOptions = {}): DistributeXClient {
     const profile = readProfile(dir);
-    if (!profile) throw new Error(`no client profile in ${profileDir(dir)}: run \`distx init\` or \`distx up\`, or pass the address, --ca and --token`);
-    return new DistributeXClient(profile.scheduler, { ...options, ca: profile.caFile, token: readFileSync(profile.tokenFile, "utf8").trim() });
+    if (!profile?.scheduler) throw new Error(`no client profile with a scheduler address in ${dir}/client.json (written by distx up)`);
+    const tokenFile = profile.tokenFile ? path.resolve(dir, profile.tokenFile) : path.join(dir, "admin.token");
+    return new DistributeXClient(profile.scheduler, { tokenFile, ...(profile.caFile ? { ca: path.resolve(dir, profile.caFile) } : {}), ...options });
+  }
+
+  /** The metadata every call carries: the bearer token, when there is one. */
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token) md.set("authorization", `Bearer ${this.token}`);
+    return md;
   }
 
   private get stub(): DistributeXGrpcClient {
@@ -106,8 +118,8 @@ export class DistributeXClient {
   private attempt<Req, Res>(method: string, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
       const stub = this.stub;
-      const fn = (stub as unknown as Record<string, (r: Req, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
-      fn.call(stub, req, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      const fn = (stub as unknown as Record<string, (r: Req, md: grpc.Metadata, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
+      fn.call(stub, req, this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) reject(new DistributeXError(err.code, err.details || err.message, method));
         else resolve(res as Res);
       });
@@ -192,6 +204,24 @@ export class DistributeXClient {
     });
   }
 
+  /** Removes this tenant's registration of a kernel (admin: `tenant`'s); FAILED_PRECONDITION while a job of it runs. */
+  deleteKernel(kernelId: string, tenant = ""): Promise<{ contentDeleted: boolean }> {
+    return this.call("DeleteKernel", { kernelId, tenant });
+  }
+
+  /** Admin: a new API token; its text is in the answer only. */
+  createToken(options: { role: "read" | "submit" | "admin"; tenant?: string; ttlMs?: number; description?: string }): Promise<{ token: string; info: TokenInfo }> {
+    return this.call("CreateToken", { role: options.role, tenant: options.tenant ?? "", ttlMs: options.ttlMs ?? 0, description: options.description ?? "" });
+  }
+
+  async listTokens(includeRevoked = false): Promise<TokenInfo[]> {
+    return (await this.call<unknown, { tokens: TokenInfo[] }>("ListTokens", { includeRevoked })).tokens;
+  }
+
+  revokeToken(id: string): Promise<TokenInfo> {
+    return this.call("RevokeToken", { id });
+  }
+
   getJob(jobId: string): Promise<Job> {
     return this.call("GetJob", { jobId });
   }
@@ -238,7 +268,7 @@ export class DistributeXClient {
     let followedLive = false;
     for (let n = 0; ; n++) {
       const resume = n > 0;
-      const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) });
+      const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) }, this.metadata());
       let ended = false;
       try {
         for await (const ev of stream as AsyncIterable<JobEvent>) {
@@ -286,7 +316,7 @@ export class DistributeXClient {
    * (or `signal` aborts). With includeActive, alerts already firing come first.
    */
   async *watchAlerts(options: { includeActive?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<Alert> {
-    const stream = this.stub.WatchAlerts({ includeActive: options.includeActive ?? true });
+    const stream = this.stub.WatchAlerts({ includeActive: options.includeActive ?? true }, this.metadata());
     const abort = () => stream.cancel();
     options.signal?.addEventListener("abort", abort);
     try {

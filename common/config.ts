@@ -2,8 +2,8 @@
 // Every source is validated by one zod schema per role, and an error names the field,
 // the bad value and where it came from, e.g. `workers: must be ≥ 1 (got 0 from env DISTX_WORKERS)`.
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import os from "node:os";
+import path from "node:path";
 import { z } from "zod";
 
 export class ConfigError extends Error {
@@ -65,13 +65,25 @@ const kafkaSecurityFields = {
 const SECRET_FIELDS = new Set(["kafkaPassword", "redisUrl"]);
 
 /** The cluster data dir: $DISTX_HOME, else ~/.distx (PKI, tokens, client profile; docs/security.md). */
-export const defaultDataDir = (): string => process.env.DISTX_HOME || join(homedir(), ".distx");
+export const defaultDataDir = (env: NodeJS.ProcessEnv = process.env): string => path.resolve(env.DISTX_HOME || path.join(os.homedir(), ".distx"));
 
 const securitySettings = {
-  dataDir: z.string().min(1).default(defaultDataDir),
+  dataDir: z.string().min(1).default(() => defaultDataDir()),
   /** Turns TLS and authentication off. Explicit only; the scheduler then warns every minute. */
   insecure: boolFromString.default(false),
 };
+/** Per-tenant limits (docs/security.md, "Quotas"); a tenant's own entry in tenantQuotas overrides any of them. */
+const quotaFields = {
+  /** Kernels a tenant may hold registered. */
+  kernels: int(0, 1_000_000),
+  /** Bytes of kernels a tenant may hold registered (a kernel shared by two tenants counts for both). */
+  kernelBytes: int(0, 2 ** 40),
+  /** Tasks of a tenant's unfinished jobs (queued, assigned or running). */
+  queuedTasks: int(0, 1_000_000_000),
+  /** Input bytes the scheduler holds for a tenant's unfinished jobs. */
+  jobBytes: int(0, 2 ** 44),
+};
+export const tenantQuotaSchema = z.object(quotaFields).partial().strict();
 
 export const schedulerConfigSchema = z
   .object({
@@ -151,6 +163,14 @@ export const schedulerConfigSchema = z
     bootstrapJoinTokenFile: z.string().min(1).optional(),
     /** Extra names/addresses for the scheduler certificate when the PKI is created, "a,b". */
     certHosts: z.string().regex(/^[A-Za-z0-9.:\[\],-]*$/, "host names and addresses separated by commas").default(""),
+    quotaKernels: quotaFields.kernels.default(100),
+    quotaKernelBytes: quotaFields.kernelBytes.default(128 * 1024 * 1024),
+    quotaQueuedTasks: quotaFields.queuedTasks.default(1_000_000),
+    quotaJobBytes: quotaFields.jobBytes.default(1024 * 1024 * 1024),
+    /** Overrides of the quota* defaults for named tenants (config file), e.g. {"t1": {"kernels": 10}}. */
+    tenantQuotas: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant names are a-z 0-9 _ -"), tenantQuotaSchema).default({}),
+    /** A kernel registration no job has used for this long is removed (its bytes too once no tenant holds it); 0 = never. */
+    kernelTtlS: int(0, 10 * 365 * 86400).default(30 * 86400),
   })
   .strict();
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;

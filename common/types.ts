@@ -43,3 +43,4 @@ export function shortState(state: string): string {
   return state.replace(/^(JOB|TASK|NODE)_STATE_/, "").toLowerCase();
 }
 export type { JobSubmission__Output as JobSubmission, JobSubmission as JobSubmissionIn } from "../generated/proto/distributex/v1/JobSubmission.js";
+export type { TokenInfo__Output as TokenInfo, TokenInfo as TokenInfoIn } from "../generated/proto/distributex/v1/TokenInfo.js";

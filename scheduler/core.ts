@@ -58,6 +58,9 @@ export interface SubmitRequest {
   requestId?: string;
   requestFingerprint?: string;
   unschedulable?: JobRecord["unschedulable"];
+  /** Whose job: the submitting token's tenant and id. */
+  tenant?: string;
+  tokenId?: string;
 }
 
 
@@ -85,6 +88,8 @@ export class SchedulerCore extends EventEmitter {
   journal?: (rec: SubmissionRecord) => Promise<void>;
   /** Whether identical tasks may be answered from the store's result cache. */
   resultCache = true;
+  /** Admission check of a new job before it is recorded (per-tenant quotas); throws to refuse. Synchronous, so it cannot race. */
+  admit?: (job: JobRecord) => void;
   readonly placement: PlacementController;
   /** Tasks (jobId/index) we asked a node to give back; they are queued again when it confirms. */
   private readonly takingBack = new Set<string>();
@@ -180,8 +185,11 @@ export class SchedulerCore extends EventEmitter {
       inputs: req.inputs,
       ...(req.requestId ? { requestId: req.requestId, requestFingerprint: req.requestFingerprint ?? "" } : {}),
       ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
+      ...(req.tenant ? { tenant: req.tenant } : {}),
+      ...(req.tokenId ? { tokenId: req.tokenId } : {}),
     };
     const job = this.buildJob(rec, kind);
+    this.admit?.(job);
     this.jobs.set(id, job);
     if (this.journal) {
       try {
@@ -230,6 +238,9 @@ export class SchedulerCore extends EventEmitter {
       ...(rec.skipCache ? { skipCache: true } : {}),
       ...(rec.requestId ? { requestId: rec.requestId, requestFingerprint: rec.requestFingerprint ?? "" } : {}),
       ...(rec.unschedulable ? { unschedulable: rec.unschedulable } : {}),
+      ...(rec.tenant ? { tenant: rec.tenant } : {}),
+      ...(rec.tokenId ? { tokenId: rec.tokenId } : {}),
+      inputBytes: rec.inputs.reduce((s, b) => s + b.byteLength, 0),
     };
   }
 
@@ -332,10 +343,11 @@ export class SchedulerCore extends EventEmitter {
     return restored;
   }
 
-  getJob(jobId: string): JobRecord {
+  /** With `visible`, a job it rejects is answered exactly as one that does not exist (another tenant's). */
+  getJob(jobId: string, visible?: (job: JobRecord) => boolean): JobRecord {
     if (!/^job-[0-9a-f-]{36}$/.test(jobId)) throw invalidArgument(`job_id must look like job-<uuid>, got ${JSON.stringify(jobId.slice(0, 80))}`);
     const job = this.jobs.get(jobId);
-    if (!job) throw notFound(`no job ${jobId} (finished jobs are kept for the last ${this.config.retainFinishedJobs})`);
+    if (!job || (visible && !visible(job))) throw notFound(`no job ${jobId} (finished jobs are kept for the last ${this.config.retainFinishedJobs})`);
     return job;
   }
 
@@ -344,8 +356,13 @@ export class SchedulerCore extends EventEmitter {
     return this.jobs.get(jobId);
   }
 
-  listJobs(limit: number): JobRecord[] {
-    return [...this.jobs.values()].sort((a, b) => b.submittedAtMs - a.submittedAtMs).slice(0, limit);
+  listJobs(limit: number, visible?: (job: JobRecord) => boolean): JobRecord[] {
+    return [...this.jobs.values()].filter((j) => !visible || visible(j)).sort((a, b) => b.submittedAtMs - a.submittedAtMs).slice(0, limit);
+  }
+
+  /** Jobs not finished yet (quotas and kernel deletion look at them). */
+  *unfinishedJobs(): Iterable<JobRecord> {
+    for (const j of this.jobs.values()) if (!isTerminalJob(j.state)) yield j;
   }
 
   activeJobs(): number {
@@ -771,6 +788,7 @@ export function toJobProto(job: JobRecord): JobIn {
     jobId: job.id,
     name: job.name,
     kernelId: job.kernelId,
+    tenant: job.tenant ?? "default",
     state: job.state,
     taskCount: job.tasks.length,
     counts: {

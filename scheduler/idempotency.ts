@@ -10,12 +10,16 @@ import { DistxError, invalidArgument } from "../common/errors.js";
 import { backendError } from "./backends/errors.js";
 import type { SchedulerCore, SubmitRequest } from "./core.js";
 import { isTerminalJob } from "./model.js";
+import { DEFAULT_TENANT } from "./auth/principal.js";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
-/** job-<uuid shape> from the request id: stable across attempts, schedulers and restarts. */
-export function jobIdForRequest(requestId: string): string {
-  const h = createHash("sha256").update("distx-request-id\0").update(requestId).digest("hex");
+/**
+ * job-<uuid shape> from the tenant and the request id: stable across attempts, schedulers and
+ * restarts. The tenant is part of it, so one tenant can neither find nor claim another's ids.
+ */
+export function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): string {
+  const h = createHash("sha256").update("distx-request-id\0").update(tenant).update("\0").update(requestId).digest("hex");
   // RFC 4122 layout, version 8 (custom), variant 10.
   return `job-${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -57,17 +61,18 @@ export class IdempotentSubmitter {
     }
     if (!REQUEST_ID.test(requestId)) throw invalidArgument("request_id must be 1 to 128 printable ASCII characters without spaces");
     const fingerprint = requestFingerprint(req);
+    const key = `${req.tenant ?? DEFAULT_TENANT}\0${requestId}`;
     for (;;) {
-      const running = this.inflight.get(requestId);
+      const running = this.inflight.get(key);
       if (!running) break;
       await running.catch(() => undefined);
     }
-    const attempt = this.once({ ...req, requestId, requestFingerprint: fingerprint, jobId: jobIdForRequest(requestId) }, fingerprint);
-    this.inflight.set(requestId, attempt);
+    const attempt = this.once({ ...req, requestId, requestFingerprint: fingerprint, jobId: jobIdForRequest(requestId, req.tenant) }, fingerprint);
+    this.inflight.set(key, attempt);
     try {
       return await attempt;
     } finally {
-      if (this.inflight.get(requestId) === attempt) this.inflight.delete(requestId);
+      if (this.inflight.get(key) === attempt) this.inflight.delete(key);
     }
   }
 

@@ -79,6 +79,11 @@ export interface JobRecord {
   requestFingerprint?: string;
   /** FAIL: refuse the job when no node could ever take it; WAIT (unset): queue with the reason shown. */
   unschedulable?: "UNSCHEDULABLE_WAIT" | "UNSCHEDULABLE_FAIL";
+  /** The tenant it belongs to (absent: default) and the public id of the token that submitted it. */
+  tenant?: string;
+  tokenId?: string;
+  /** Bytes of its inputs, held until it finishes (the tenant's jobBytes quota counts them). */
+  inputBytes?: number;
 }
 
 export const emptyCounts = (): Record<TaskStateName, number> => ({

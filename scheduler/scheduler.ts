@@ -21,7 +21,11 @@ import { agentHandlers } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
 import { adminSecurityHandlers, joinHandlers } from "./services/security-service.js";
 import { ClusterSecurity } from "./auth/security.js";
-import { guardHandlers, requireNode } from "./auth/guard.js";
+import { ensureAdminToken } from "./auth/bootstrap.js";
+import { distributeXAuthorizer, guardService, requireNode } from "./auth/policy.js";
+import { TenantQuotas } from "./auth/quotas.js";
+import { openTokenStore } from "./auth/token-stores.js";
+import type { TokenStore } from "./auth/tokens.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -77,15 +81,19 @@ export class Scheduler {
   private nodeCacheTimer?: NodeJS.Timeout;
   /** TLS, tokens and node identities; set by start(). */
   security?: ClusterSecurity;
+  readonly quotas: TenantQuotas;
+  /** A token store given by the embedder (tests); otherwise opened at start() beside the state. */
+  private readonly tokens: TokenStore | undefined;
   address = "";
 
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; onLeaseLost?: (holder: string | null) => void } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
     this.bus = backends.bus;
     this.lease = backends.lease;
+    this.tokens = backends.tokens;
     if (backends.onLeaseLost) this.lease?.on("lost", backends.onLeaseLost);
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
@@ -93,6 +101,7 @@ export class Scheduler {
     this.core.resultCache = config.resultCacheTtlS > 0;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     // The two contract services are added at start(), once the security setup (async) is open.
+    this.quotas = new TenantQuotas(config, this.core, log);
     // Reflection describes our contract and the standard health service, so tools see both.
     const healthDefinition = protoLoader.loadSync(healthProtoPath);
     new ReflectionService({ ...loadContract().definition, ...healthDefinition }).addToServer(this.server);
@@ -106,11 +115,15 @@ export class Scheduler {
       await this.lease.acquire((holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"));
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
     }
+    const tokens = this.tokens ?? (await openTokenStore(this.config, this.core.store));
     const security = await ClusterSecurity.open(
       { ...this.config, certHosts: [this.config.certHosts, /^(0\.0\.0\.0|::)$/.test(this.config.host) ? "" : this.config.host].filter(Boolean).join(",") },
       this.log,
+      tokens,
+      this.core.store instanceof RedisStateStore ? this.core.store.redis : undefined,
     );
     this.security = security;
+    if (!security.insecure) await ensureAdminToken(tokens, this.config.dataDir, this.log);
     this.addContractServices(security);
     const restored = await this.core.restore();
     if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
@@ -138,6 +151,7 @@ export class Scheduler {
       ),
     );
     this.registry.start();
+    this.quotas.start();
     await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
@@ -154,8 +168,11 @@ export class Scheduler {
     const V1 = v1();
     const bus = this.bus;
     const ctx = security.context;
-    const client = { ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts)), ...adminSecurityHandlers(security, this.core) };
-    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, guardHandlers(V1.DistributeX.service, client, ctx)));
+    const client = {
+      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas }),
+      ...adminSecurityHandlers(security, this.core),
+    };
+    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) })));
     const agent = {
       ...agentHandlers(
         this.core,
@@ -170,7 +187,7 @@ export class Scheduler {
       ),
       ...joinHandlers(security),
     };
-    this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardHandlers(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), check: requireNode })));
+    this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
   }
 
   private stopping?: Promise<void>;
@@ -213,6 +230,7 @@ export class Scheduler {
     await step("lease", () => this.lease?.release());
     await step("store", () => this.core.store.close());
     await step("security", () => this.security?.stop());
+    await step("quotas", () => this.quotas.stop());
     if (failed.length > 0) this.log.warn({ event: "stopped_with_errors", failed }, `stopped; ${failed.length} step(s) failed`);
   }
 

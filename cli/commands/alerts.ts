@@ -17,12 +17,14 @@ export function registerAlertCommands(program: Command): void {
     .command("alerts")
     .description("show the scheduler's active alerts; --follow streams them as they fire and resolve")
     .option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)", process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070")
+    .option("--token <token>", "API token (env DISTX_TOKEN; default: the token in $DISTX_HOME or ~/.distx)")
+    .option("--token-file <file>", "read the API token from this file")
     .option("-f, --follow", "keep streaming alerts until interrupted")
     .option("--json", "one JSON object per line")
-    .action(async (opts: { scheduler: string; follow?: boolean; json?: boolean }) => {
+    .action(async (opts: { scheduler: string; token?: string; tokenFile?: string; follow?: boolean; json?: boolean }) => {
       const parsed = hostPort.safeParse(opts.scheduler);
       if (!parsed.success) fail(new UsageError(`--scheduler ${JSON.stringify(opts.scheduler)}: ${parsed.error.issues[0]?.message}`));
-      const client = new DistributeXClient(opts.scheduler);
+      const client = new DistributeXClient(opts.scheduler, { ...(opts.token ? { token: opts.token } : {}), ...(opts.tokenFile ? { tokenFile: opts.tokenFile } : {}) });
       const stop = new AbortController();
       for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
       try {

@@ -15,7 +15,7 @@ import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageE
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
 
-function connect(address: string, retryDeadlineMs = 60_000): DistributeXClient {
+export function connect(address: string, retryDeadlineMs = 60_000): DistributeXClient {
   // An active scheduler and its standbys: calls and watches fail over between them.
   for (const a of address.split(",")) {
     const parsed = hostPort.safeParse(a);

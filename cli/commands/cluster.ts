@@ -3,10 +3,10 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { DistributeXClient } from "../../client/index.js";
+import { defaultDataDir } from "../../common/config.js";
 import { builtKernelsDir, repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { LocalCluster } from "../local-cluster.js";
-import { defaultDataDir } from "../../common/config.js";
 import { fail, onShutdownSignal, parseIntOption, UsageError } from "../util.js";
 import { printJobOutcome, submitAndWatch } from "./client.js";
 

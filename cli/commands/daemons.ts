@@ -36,6 +36,13 @@ export function registerDaemonCommands(program: Command): void {
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
+    .option("--data-dir <dir>", "tokens.json, admin.token (default $DISTX_HOME or ~/.distx; env DISTX_DATA_DIR)")
+    .option("--insecure", "no authentication: anyone who reaches the port may do anything (closed test networks only)")
+    .option("--quota-kernels <n>", "kernels a tenant may hold (per-tenant overrides: tenantQuotas in the config file)")
+    .option("--quota-kernel-bytes <bytes>", "bytes of kernels a tenant may hold")
+    .option("--quota-queued-tasks <n>", "unfinished tasks a tenant may have")
+    .option("--quota-job-bytes <bytes>", "input bytes of a tenant's unfinished jobs")
+    .option("--kernel-ttl-s <s>", "remove kernels no job has used for this long; 0 = never")
     .option("--placement <policy>", "placement policy: forecast (estimated finish time) or capacity")
     .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")
     .option("--saturation-horizon-ms <ms>", "how far ahead predicted_saturation looks")
@@ -47,10 +54,11 @@ export function registerDaemonCommands(program: Command): void {
     .option("--bootstrap-join-token-file <file>", "keep a reusable join token for local agents in this file")
     .option("--insecure", "no TLS and no authentication (logs a warning every minute)")
     .option("--log-level <level>", "trace|debug|info|warn|error")
-    .action(async (opts: Record<string, string | undefined>) => {
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {
-        const { config: file, ...flags } = opts;
-        const config = loadConfig(schedulerConfigSchema, { file, section: "scheduler", flags });
+        const { config: file, insecure, ...flags } = opts;
+        // --insecure sets it; left unset otherwise so env/file can decide.
+        const config = loadConfig(schedulerConfigSchema, { file: file as string | undefined, section: "scheduler", flags: { ...flags, insecure: insecure === true ? true : undefined } });
         const log = createLogger("scheduler", config.logLevel);
         const backends = await openBackends(config, log);
         const scheduler = new Scheduler(config, log, {

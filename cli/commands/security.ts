@@ -7,7 +7,8 @@ import { DistributeXClient } from "../../client/index.js";
 import { defaultDataDir } from "../../common/config.js";
 import { caPin, ensurePki } from "../../scheduler/auth/pki.js";
 import { MemoryTokenStore } from "../../scheduler/auth/token-stores.js";
-import { writeBootstrapAdmin } from "../../scheduler/auth/security.js";
+import { adminTokenFile, ensureAdminToken } from "../../scheduler/auth/bootstrap.js";
+import { createLogger } from "../../common/logger.js";
 import { fail, UsageError } from "../util.js";
 import { globalCredentials } from "./client.js";
 
@@ -36,8 +37,8 @@ export function registerSecurityCommands(program: Command, schedulerOption: (cmd
         const dir = path.resolve(opts.dataDir ?? defaultDataDir());
         const pki = await ensurePki(dir, opts.host);
         const tokens = await MemoryTokenStore.open(path.join(dir, "tokens.json"));
-        await writeBootstrapAdmin(dir, tokens);
-        const profile = { scheduler: opts.scheduler, caFile: pki.paths.caCert, tokenFile: path.join(dir, "admin.token") };
+        await ensureAdminToken(tokens, dir, createLogger("init", "warn"));
+        const profile = { scheduler: opts.scheduler, caFile: pki.paths.caCert, tokenFile: adminTokenFile(dir) };
         await fs.writeFile(path.join(dir, "client.json"), JSON.stringify(profile, null, 2) + "\n", { mode: 0o600 });
         console.log(`${pki.created ? "created" : "kept the existing"} cluster PKI in ${pki.paths.dir}`);
         console.log(`CA hash:       ${caPin(pki.caPem)}`);

@@ -1,26 +1,40 @@
 // The one authentication entry point: every RPC's caller becomes a Principal here before a
 // handler runs. Nodes are identified by the certificate they present in mutual TLS (verified
 // against the cluster CA by the TLS layer, then checked against the revocation list); clients by
-// the API token in `authorization: Bearer <token>` metadata; --insecure clusters have one
-// principal for everyone.
+// the API token in `authorization: Bearer <token>` metadata (so grpcurl -H and generated clients
+// in any language work); --insecure clusters have one principal for everyone.
+import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { DistxError } from "../../common/errors.js";
 import { nodeIdFromSubjectAltName } from "./pki.js";
 import type { Principal } from "./principal.js";
 import type { Revocations } from "./revocations.js";
-import { TokenError, tokenId, verifyToken, type TokenStore } from "./tokens.js";
+import { TokenError, verifyToken, type TokenRecord, type TokenStore } from "./tokens.js";
+
+export const INSECURE_PRINCIPAL: Principal = Object.freeze({ kind: "insecure" });
+
+/** Header values longer than this are refused unread: a token is 70 characters. */
+const MAX_AUTHORIZATION_CHARS = 512;
+
+/** How long a verified token is trusted without asking the store again (Redis: a round trip per call saved). */
+const VERIFIED_TTL_MS = 1000;
+const MAX_VERIFIED = 10_000;
 
 export interface AuthenticationContext {
-  insecure: boolean;
-  tokens: TokenStore;
-  revocations: Revocations;
+  readonly insecure: boolean;
+  readonly tokens: TokenStore;
+  readonly revocations: Revocations;
+  /** Recently verified API tokens by sha256 of their text (never the text). Cleared on every revoke. */
+  readonly verified: Map<string, { record: TokenRecord; untilMs: number }>;
 }
+/** The name the authorization layer uses. */
+export type AuthContext = AuthenticationContext;
 
 /** What authenticate needs of a call: its metadata and, with TLS, the verified peer certificate. */
 export interface AuthenticatedCall {
-  metadata: grpc.Metadata;
-  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+  readonly metadata: grpc.Metadata;
+  getAuthContext?(): { sslPeerCertificate?: PeerCertificate } | null;
 }
 
 export const unauthenticated = (msg: string) => new DistxError(grpc.status.UNAUTHENTICATED, msg);
@@ -33,46 +47,51 @@ export const permissionDenied = (msg: string) => new DistxError(grpc.status.PERM
  */
 export function nodePrincipal(call: AuthenticatedCall, ctx: AuthenticationContext): Principal | undefined {
   // grpc-js fills sslPeerCertificate only when the TLS layer verified the chain against our CA.
-  const cert = call.getAuthContext()?.sslPeerCertificate;
-  if (!cert) return undefined;
+  const cert = call.getAuthContext?.()?.sslPeerCertificate;
+  if (!cert || !cert.subjectaltname) return undefined;
   const nodeId = nodeIdFromSubjectAltName(cert.subjectaltname);
   if (!nodeId) return undefined;
   if (ctx.revocations.isRevoked(nodeId, cert.serialNumber)) throw unauthenticated(`the certificate of node ${nodeId} was revoked (the node was removed): join again with a new join token`);
   return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase() };
 }
 
-/** The bearer token in the call's metadata, if any. */
-export function bearerToken(metadata: grpc.Metadata): string | undefined {
-  const value = metadata.get("authorization")[0];
-  if (typeof value !== "string") return undefined;
-  const m = /^Bearer\s+(\S+)$/i.exec(value.trim());
-  return m?.[1];
-}
-
-/**
- * Client part (API tokens). Kept as one function so the authorization layer can extend it
- * (tenants, roles, policy) without touching the node part.
- */
-export async function clientPrincipal(token: string, ctx: AuthenticationContext): Promise<Principal> {
-  try {
-    const record = await verifyToken(ctx.tokens, token, "api");
-    return { kind: "client", tokenId: record.id, role: record.role ?? "read", tenant: record.tenant };
-  } catch (err) {
-    if (err instanceof TokenError) {
-      const id = tokenId(token);
-      throw unauthenticated(id && err.reason !== "malformed" ? err.message : `the token is not a valid DistributeX API token (${err.reason})`);
-    }
-    throw err;
-  }
-}
-
 export async function authenticate(call: AuthenticatedCall, ctx: AuthenticationContext): Promise<Principal> {
-  if (ctx.insecure) return { kind: "insecure" };
+  if (ctx.insecure) return INSECURE_PRINCIPAL;
   const node = nodePrincipal(call, ctx);
   if (node) return node;
-  const token = bearerToken(call.metadata);
-  if (token) return clientPrincipal(token, ctx);
-  throw unauthenticated("no credentials: pass --token or DISTX_TOKEN (or use the client profile written by `distx init`)");
+  return authenticateClient(call.metadata, ctx);
+}
+
+/** The client principal of a bearer token; UNAUTHENTICATED (never echoing the secret) otherwise. */
+export async function authenticateClient(metadata: grpc.Metadata, ctx: AuthenticationContext, nowMs = Date.now()): Promise<Principal> {
+  const values = metadata.get("authorization");
+  if (values.length === 0) throw unauthenticated("no credentials: pass --token or DISTX_TOKEN (gRPC metadata `authorization: Bearer <token>`), or use the client profile written by `distx init`");
+  const header = values[0];
+  if (typeof header !== "string" || values.length > 1 || header.length > MAX_AUTHORIZATION_CHARS) {
+    throw unauthenticated("the authorization metadata must be one `Bearer <token>` value");
+  }
+  const m = /^Bearer +(\S+)$/i.exec(header.trim());
+  if (!m) throw unauthenticated("the authorization metadata must be `Bearer <token>`");
+  const token = m[1]!;
+  const key = createHash("sha256").update(token).digest("hex");
+  const cached = ctx.verified.get(key);
+  let record: TokenRecord;
+  if (cached && cached.untilMs > nowMs) {
+    record = cached.record;
+  } else {
+    try {
+      record = await verifyToken(ctx.tokens, token, "api", nowMs);
+    } catch (err) {
+      if (err instanceof TokenError) {
+        const hint = err.reason === "revoked" || err.reason === "expired" ? "; ask an admin for a new one (distx token create)" : "";
+        throw unauthenticated(`${err.message}${hint}`);
+      }
+      throw err;
+    }
+    if (ctx.verified.size >= MAX_VERIFIED) ctx.verified.clear();
+    ctx.verified.set(key, { record, untilMs: Math.min(nowMs + VERIFIED_TTL_MS, record.expiresAtMs ?? Infinity) });
+  }
+  return { kind: "client", tokenId: record.id, role: record.role ?? "read", tenant: record.tenant };
 }
 
 /** Principals of calls being handled, for handlers that need to know who is calling. */

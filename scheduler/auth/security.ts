@@ -13,7 +13,6 @@ import type { AuthenticationContext } from "./authenticate.js";
 import { unauthenticated } from "./authenticate.js";
 import { caPin, ensurePki, NODE_LIFETIME_MS, signNodeCsr, type ClusterPki } from "./pki.js";
 import { Revocations } from "./revocations.js";
-import { openTokenStore } from "./token-stores.js";
 import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
 
 export interface SecuritySettings {
@@ -60,19 +59,18 @@ export class ClusterSecurity extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
+    this.authContext = { insecure, tokens, revocations, verified: new Map() };
   }
 
-  static async open(settings: SecuritySettings, log: Logger, redis?: Redis): Promise<ClusterSecurity> {
-    const tokens = await openTokenStore(settings, redis);
+  static async open(settings: SecuritySettings, log: Logger, tokens: TokenStore, redis?: Redis): Promise<ClusterSecurity> {
     if (settings.insecure) return new ClusterSecurity(true, undefined, tokens, Revocations.inMemory(), log);
     const pki = await ensurePki(settings.dataDir, settings.certHosts.split(",").filter(Boolean));
     if (pki.created) {
       log.info({ event: "pki_created", dir: pki.paths.dir, caHash: caPin(pki.caPem) }, `created the cluster CA and scheduler certificate in ${pki.paths.dir}`);
-      await writeBootstrapAdmin(settings.dataDir, tokens, log);
     }
     const revocations =
-      settings.state === "redis" && tokens instanceof Object && "redis" in tokens
-        ? await Revocations.redis((tokens as unknown as { redis: Redis }).redis, settings.redisPrefix)
+      redis
+        ? await Revocations.redis(redis, settings.redisPrefix)
         : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
     const security = new ClusterSecurity(false, pki, tokens, revocations, log);
     if (settings.bootstrapJoinTokenFile) await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile);
@@ -92,8 +90,11 @@ export class ClusterSecurity extends EventEmitter {
     await fs.writeFile(file, token + "\n", { mode: 0o600 });
   }
 
+  /** One context for the scheduler's life: it holds the cache of verified tokens. */
+  private readonly authContext: AuthenticationContext;
+
   get context(): AuthenticationContext {
-    return { insecure: this.insecure, tokens: this.tokens, revocations: this.revocations };
+    return this.authContext;
   }
 
   serverCredentials(): grpc.ServerCredentials {
@@ -165,18 +166,5 @@ export class ClusterSecurity extends EventEmitter {
 }
 
 /** The bootstrap admin API token, written once (0600) beside the PKI: `distx init` / first start. */
-export async function writeBootstrapAdmin(dataDir: string, tokens: TokenStore, log?: Logger): Promise<string> {
-  const file = path.join(dataDir, "admin.token");
-  try {
-    return (await fs.readFile(file, "utf8")).trim();
-  } catch {
-    // none yet
-  }
-  const { token, record } = await issueToken(tokens, { kind: "api", role: "admin", description: "bootstrap admin (distx init)" });
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await fs.writeFile(file, token + "\n", { mode: 0o600 });
-  log?.info({ event: "admin_token_written", tokenId: record.id, file }, `bootstrap admin token written to ${file}`);
-  return token;
-}
 
 export { DistxError };

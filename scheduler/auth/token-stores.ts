@@ -4,7 +4,19 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Redis } from "ioredis";
+import type { SchedulerConfig } from "../../common/config.js";
+import type { StateStore } from "../backends/types.js";
+import { RedisStateStore } from "../backends/redis-state.js";
 import type { TokenRecord, TokenStore } from "./tokens.js";
+
+/**
+ * The scheduler's one token store (API and join tokens): in Redis beside the state when
+ * state=redis (shared by active and standby schedulers), else in memory kept in <dataDir>/tokens.json.
+ */
+export async function openTokenStore(config: Pick<SchedulerConfig, "dataDir" | "redisPrefix">, store: StateStore): Promise<TokenStore> {
+  if (store instanceof RedisStateStore) return new RedisTokenStore(store.redis, config.redisPrefix);
+  return MemoryTokenStore.open(path.join(config.dataDir, "tokens.json"));
+}
 
 /** Upper bound on stored tokens: a store is state a client can grow, so it is bounded too. */
 export const MAX_TOKENS = 10_000;
@@ -137,19 +149,4 @@ export class RedisTokenStore implements TokenStore {
   async takeUse(id: string): Promise<boolean> {
     return (await this.redis.eval(TAKE_USE, 1, this.key, id)) === 1;
   }
-}
-
-/**
- * The scheduler's one token store: the data dir's tokens.json with state=memory, or Redis (shared
- * by active and standby schedulers) under the state prefix with state=redis.
- */
-export async function openTokenStore(
-  config: { state: "memory" | "redis"; dataDir: string; redisUrl: string; redisPrefix: string },
-  redis?: Redis,
-): Promise<TokenStore> {
-  if (config.state === "redis") {
-    const { Redis: RedisClient } = await import("ioredis");
-    return new RedisTokenStore(redis ?? new RedisClient(config.redisUrl, { maxRetriesPerRequest: 3 }), config.redisPrefix);
-  }
-  return MemoryTokenStore.open(path.join(config.dataDir, "tokens.json"));
 }

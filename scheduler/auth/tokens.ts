@@ -24,6 +24,8 @@ export interface TokenRecord {
   usesLeft?: number;
   /** sha256 of the secret, hex. */
   secretHash: string;
+  /** The token text's last 4 characters, so that a listing can be matched to a token without showing it. */
+  last4?: string;
 }
 
 /** Where token records live: with the scheduler's state (memory, a file, or Redis). */
@@ -60,7 +62,7 @@ export interface IssueTokenOptions {
   nowMs?: number;
 }
 
-const hashSecret = (secret: string) => createHash("sha256").update(secret).digest("hex");
+export const hashSecret = (secret: string) => createHash("sha256").update(secret).digest("hex");
 
 /** Creates a token, stores its record, and returns the only copy of the secret. */
 export async function issueToken(store: TokenStore, opts: IssueTokenOptions): Promise<{ token: string; record: TokenRecord }> {
@@ -83,6 +85,7 @@ export async function issueToken(store: TokenStore, opts: IssueTokenOptions): Pr
     ...(opts.uses !== undefined ? { usesLeft: opts.uses } : {}),
     secretHash: hashSecret(secret),
   };
+  record.last4 = secret.slice(-4);
   await store.put(record);
   return { token: `${KIND_TAG[opts.kind]}_${id}_${secret}`, record };
 }

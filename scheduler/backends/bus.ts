@@ -21,6 +21,9 @@ export interface SubmissionRecord {
   requestId?: string;
   requestFingerprint?: string;
   unschedulable?: "UNSCHEDULABLE_WAIT" | "UNSCHEDULABLE_FAIL";
+  /** The submitting token's tenant and public id (absent: default tenant / --insecure). */
+  tenant?: string;
+  tokenId?: string;
 }
 
 export interface TaskEventRecord {
@@ -75,6 +78,8 @@ export function toJobSubmission(rec: SubmissionRecord): JobSubmissionIn {
       unschedulable: rec.unschedulable ?? "UNSCHEDULABLE_WAIT",
     },
     requestFingerprint: rec.requestFingerprint ?? "",
+    tenant: rec.tenant ?? "",
+    tokenId: rec.tokenId ?? "",
   };
 }
 
@@ -101,5 +106,7 @@ export function fromJobSubmission(sub: JobSubmission): SubmissionRecord {
     inputs: req.tasks.map((t) => t.data),
     ...(req.requestId ? { requestId: req.requestId, requestFingerprint: sub.requestFingerprint } : {}),
     ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: "UNSCHEDULABLE_FAIL" as const } : {}),
+    ...(sub.tenant ? { tenant: sub.tenant } : {}),
+    ...(sub.tokenId ? { tokenId: sub.tokenId } : {}),
   };
 }

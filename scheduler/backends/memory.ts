@@ -1,5 +1,5 @@
 // The embedded defaults: an in-memory state store and ready queue for a one-machine cluster.
-import type { QueuedTask, StateStore, StoredKernel, StoredResult, TaskQueue } from "./types.js";
+import type { KernelRegistration, QueuedTask, StateStore, StoredKernel, StoredResult, TaskQueue } from "./types.js";
 
 export class MemoryStateStore implements StateStore {
   readonly kind = "memory";
@@ -25,6 +25,54 @@ export class MemoryStateStore implements StateStore {
 
   async getKernel(kernelId: string): Promise<StoredKernel | undefined> {
     return this.kernels.get(kernelId);
+  }
+
+  /** tenant → kernelId → registration. */
+  private readonly registrations = new Map<string, Map<string, KernelRegistration>>();
+
+  async putKernelRegistration(reg: KernelRegistration): Promise<{ created: boolean } | undefined> {
+    if (!this.kernels.has(reg.kernelId)) return undefined;
+    let byId = this.registrations.get(reg.tenant);
+    if (!byId) this.registrations.set(reg.tenant, (byId = new Map()));
+    const old = byId.get(reg.kernelId);
+    if (old) {
+      old.lastUsedAtMs = Math.max(old.lastUsedAtMs, reg.lastUsedAtMs);
+      return { created: false };
+    }
+    byId.set(reg.kernelId, { ...reg });
+    return { created: true };
+  }
+
+  async getKernelRegistration(tenant: string, kernelId: string): Promise<KernelRegistration | undefined> {
+    const r = this.registrations.get(tenant)?.get(kernelId);
+    return r && { ...r };
+  }
+
+  async listKernelRegistrations(tenant: string): Promise<KernelRegistration[]> {
+    return [...(this.registrations.get(tenant)?.values() ?? [])].map((r) => ({ ...r }));
+  }
+
+  async touchKernelRegistration(tenant: string, kernelId: string, atMs: number): Promise<void> {
+    const r = this.registrations.get(tenant)?.get(kernelId);
+    if (r) r.lastUsedAtMs = Math.max(r.lastUsedAtMs, atMs);
+  }
+
+  async deleteKernelRegistration(tenant: string, kernelId: string): Promise<{ deleted: boolean; contentDeleted: boolean }> {
+    const byId = this.registrations.get(tenant);
+    if (!byId?.delete(kernelId)) return { deleted: false, contentDeleted: false };
+    if (byId.size === 0) this.registrations.delete(tenant);
+    for (const other of this.registrations.values()) if (other.has(kernelId)) return { deleted: true, contentDeleted: false };
+    this.kernels.delete(kernelId);
+    return { deleted: true, contentDeleted: true };
+  }
+
+  async staleKernelRegistrations(unusedSinceMs: number, limit: number): Promise<{ tenant: string; kernelId: string }[]> {
+    const stale: KernelRegistration[] = [];
+    for (const byId of this.registrations.values()) for (const r of byId.values()) if (r.lastUsedAtMs < unusedSinceMs) stale.push(r);
+    return stale
+      .sort((a, b) => a.lastUsedAtMs - b.lastUsedAtMs)
+      .slice(0, limit)
+      .map((r) => ({ tenant: r.tenant, kernelId: r.kernelId }));
   }
 
   async putJobMeta(jobId: string, meta: string): Promise<void> {

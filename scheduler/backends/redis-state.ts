@@ -9,10 +9,40 @@
 //   P:jobs:unfinished      zset jobId → submittedAtMs        (read at start to resume)
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
+//   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
+//   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
+//   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
 import { Redis, type Result } from "ioredis";
 import { redactUrl, redisTls } from "../../common/backend-security.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
-import type { StateStore, StoredKernel, StoredResult } from "./types.js";
+import type { KernelRegistration, StateStore, StoredKernel, StoredResult } from "./types.js";
+
+// Registration and deletion are scripts, so that "the bytes go with the last registration" can
+// never race a new registration into pointing at deleted bytes.
+const PUT_REGISTRATION = `
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return -1 end
+local created = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+local old = tonumber(redis.call('ZSCORE', KEYS[4], ARGV[4]) or '0')
+if tonumber(ARGV[5]) > old then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4]) end
+return created`;
+
+const DELETE_REGISTRATION = `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[4], KEYS[2])
+  return 2
+end
+return 1`;
+
+// Only raises the last-use time, and only of a registration that still exists.
+const TOUCH_REGISTRATION = `
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not old then return 0 end
+if tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+return 1`;
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -117,6 +147,70 @@ export class RedisStateStore implements StateStore {
     const [meta, module] = await this.redis.hmgetBuffer(`${this.p}:kernel:${kernelId}`, "meta", "module");
     if (!meta || !module) return undefined;
     return { ...(JSON.parse(meta.toString("utf8")) as Omit<StoredKernel, "module">), module };
+  }
+
+  private kreg(tenant: string): string {
+    return `${this.p}:kreg:${tenant}`;
+  }
+
+  async putKernelRegistration(reg: KernelRegistration): Promise<{ created: boolean } | undefined> {
+    const { lastUsedAtMs, ...rest } = reg;
+    const r = (await this.redis.eval(
+      PUT_REGISTRATION,
+      4,
+      `${this.p}:kernel:${reg.kernelId}`,
+      this.kreg(reg.tenant),
+      `${this.p}:kernel:${reg.kernelId}:tenants`,
+      `${this.p}:kused`,
+      reg.kernelId,
+      JSON.stringify(rest),
+      reg.tenant,
+      `${reg.tenant}/${reg.kernelId}`,
+      String(lastUsedAtMs),
+    )) as number;
+    return r === -1 ? undefined : { created: r === 1 };
+  }
+
+  async getKernelRegistration(tenant: string, kernelId: string): Promise<KernelRegistration | undefined> {
+    const [raw, used] = await Promise.all([this.redis.hget(this.kreg(tenant), kernelId), this.redis.zscore(`${this.p}:kused`, `${tenant}/${kernelId}`)]);
+    if (!raw) return undefined;
+    const r = JSON.parse(raw) as Omit<KernelRegistration, "lastUsedAtMs">;
+    return { ...r, lastUsedAtMs: used === null ? r.registeredAtMs : Number(used) };
+  }
+
+  async listKernelRegistrations(tenant: string): Promise<KernelRegistration[]> {
+    const all = await this.redis.hvals(this.kreg(tenant));
+    if (all.length === 0) return [];
+    const regs = all.map((raw) => JSON.parse(raw) as Omit<KernelRegistration, "lastUsedAtMs">);
+    const used = await this.redis.zmscore(`${this.p}:kused`, ...regs.map((r) => `${tenant}/${r.kernelId}`));
+    return regs.map((r, i) => ({ ...r, lastUsedAtMs: used[i] == null ? r.registeredAtMs : Number(used[i]) }));
+  }
+
+  async touchKernelRegistration(tenant: string, kernelId: string, atMs: number): Promise<void> {
+    await this.redis.eval(TOUCH_REGISTRATION, 1, `${this.p}:kused`, `${tenant}/${kernelId}`, String(atMs));
+  }
+
+  async deleteKernelRegistration(tenant: string, kernelId: string): Promise<{ deleted: boolean; contentDeleted: boolean }> {
+    const r = (await this.redis.eval(
+      DELETE_REGISTRATION,
+      4,
+      this.kreg(tenant),
+      `${this.p}:kernel:${kernelId}:tenants`,
+      `${this.p}:kused`,
+      `${this.p}:kernel:${kernelId}`,
+      kernelId,
+      tenant,
+      `${tenant}/${kernelId}`,
+    )) as number;
+    return { deleted: r > 0, contentDeleted: r === 2 };
+  }
+
+  async staleKernelRegistrations(unusedSinceMs: number, limit: number): Promise<{ tenant: string; kernelId: string }[]> {
+    const members = await this.redis.zrangebyscore(`${this.p}:kused`, "-inf", `(${unusedSinceMs}`, "LIMIT", 0, limit);
+    return members.map((m) => {
+      const slash = m.indexOf("/");
+      return { tenant: m.slice(0, slash), kernelId: m.slice(slash + 1) };
+    });
   }
 
   async putJobMeta(jobId: string, meta: string): Promise<void> {

@@ -14,6 +14,20 @@ export interface StoredKernel {
   module: Buffer;
 }
 
+/**
+ * A tenant's hold on a kernel. The bytes (StoredKernel) are stored once per sha256; each tenant
+ * that registers them gets its own registration, and sees only kernels it holds.
+ */
+export interface KernelRegistration {
+  tenant: string;
+  kernelId: string;
+  name: string;
+  sizeBytes: number;
+  registeredAtMs: number;
+  /** Last registration or job submission with it: what kernel expiry (kernelTtlS) looks at. */
+  lastUsedAtMs: number;
+}
+
 export interface StoredResult {
   taskIndex: number;
   state: "TASK_STATE_SUCCEEDED" | "TASK_STATE_FAILED" | "TASK_STATE_CANCELLED";
@@ -31,6 +45,20 @@ export interface StateStore {
   readonly kind: string;
   putKernel(kernel: StoredKernel): Promise<{ created: boolean }>;
   getKernel(kernelId: string): Promise<StoredKernel | undefined>;
+  /**
+   * Records the tenant's registration of a kernel whose bytes putKernel stored (registering again
+   * counts as a use). undefined, with nothing recorded, when the bytes are not (or no longer) stored.
+   */
+  putKernelRegistration(reg: KernelRegistration): Promise<{ created: boolean } | undefined>;
+  getKernelRegistration(tenant: string, kernelId: string): Promise<KernelRegistration | undefined>;
+  /** The tenant's registrations (bounded by its kernel quota). */
+  listKernelRegistrations(tenant: string): Promise<KernelRegistration[]>;
+  /** A job was submitted with the kernel: it is in use as of atMs. */
+  touchKernelRegistration(tenant: string, kernelId: string, atMs: number): Promise<void>;
+  /** Removes the registration; the bytes go too once no tenant holds them. */
+  deleteKernelRegistration(tenant: string, kernelId: string): Promise<{ deleted: boolean; contentDeleted: boolean }>;
+  /** Registrations not used since unusedSinceMs, least recently used first, at most `limit`. */
+  staleKernelRegistrations(unusedSinceMs: number, limit: number): Promise<{ tenant: string; kernelId: string }[]>;
   /** Stores a job's metadata (no inputs, no results). Later snapshots replace earlier ones. */
   putJobMeta(jobId: string, meta: string): Promise<void>;
   getJobMeta(jobId: string): Promise<string | undefined>;

@@ -11,13 +11,21 @@ import { isTerminalJob, isTerminalTask } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
 import { registerGpuKernel } from "./gpu-kernels.js";
 import { IdempotentSubmitter } from "../idempotency.js";
+import type { AuthContext } from "../auth/authenticate.js";
+import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
+import type { TenantQuotas } from "../auth/quotas.js";
+import { DEFAULT_TENANT } from "../auth/principal.js";
+import type { JobRecord } from "../model.js";
+import { createToken, listTokens, revokeToken } from "./token-service.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
 /** Wraps an async unary handler so every throw becomes a gRPC status with its message. */
-function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+function unary<Req, Res>(fn: (req: Req, scope: Scope) => Promise<Res>) {
   return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-    fn(call.request).then(
+    Promise.resolve()
+      .then(() => fn(call.request, scopeOf(callerOf(call))))
+      .then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );
@@ -36,23 +44,42 @@ export function kernelInfo(k: StoredKernel) {
   };
 }
 
-/** Every DistributeX RPC but the security ones (services/security-service.ts). */
-export type ClientRpcHandlers = Pick<DistributeXHandlers, "RegisterKernel" | "GetKernel" | "SubmitJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts">;
+/** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
+export type ClientRpcHandlers = Pick<
+  DistributeXHandlers,
+  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
+>;
 
-/** WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). */
-export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHandlers, "WatchAlerts">): ClientRpcHandlers {
+/** A job the scope may see: its own tenant's, or any (admin). Others' look exactly like unknown ones. */
+const visibleTo = (scope: Scope) => (job: JobRecord) => scope.all || (job.tenant ?? DEFAULT_TENANT) === scope.tenant;
+
+/**
+ * WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). Every handler
+ * runs behind guardService (scheduler/auth/policy.ts), which authenticated and authorized the
+ * caller; here each one keeps to the caller's tenant.
+ */
+export function clientHandlers(
+  core: SchedulerCore,
+  alerts: Pick<DistributeXHandlers, "WatchAlerts">,
+  access: { auth: AuthContext; quotas: TenantQuotas },
+): ClientRpcHandlers {
+  const { auth, quotas } = access;
   const submitter = new IdempotentSubmitter(core);
   return {
     ...alerts,
-    RegisterKernel: unary(async (req) => {
+    RegisterKernel: unary(async (req, scope) => {
       const kind = req.kind === "KERNEL_KIND_UNSPECIFIED" ? "KERNEL_KIND_WASM" : req.kind;
-      if (kind === "KERNEL_KIND_GPU") return registerGpuKernel(core, req);
+      // Registered into the caller's tenant, inside its kernel quotas.
+      const save = { putKernel: (k: StoredKernel) => quotas.saveKernel(scope.tenant, k) };
+      if (kind === "KERNEL_KIND_GPU") return registerGpuKernel({ store: save }, req);
       if (kind !== "KERNEL_KIND_WASM") throw failedPrecondition(`kernel kind ${kind} is not supported by this scheduler yet`);
       if (req.module.byteLength === 0) throw invalidArgument("module is empty: send the kernel's .wasm bytes");
       if (req.module.byteLength > MAX_KERNEL_BYTES) throw invalidArgument(`module is ${req.module.byteLength} bytes; the limit is ${MAX_KERNEL_BYTES}`);
       if (req.abi && req.abi !== WASM_ABI) throw invalidArgument(`abi ${JSON.stringify(req.abi)} is not supported; use ${WASM_ABI}`);
       if (req.name.length > 200) throw invalidArgument("name must be at most 200 characters");
       const entry = req.entry || ABI_EXPORTS.run;
+      // Over quota: refused before the bytes are compiled.
+      await quotas.precheckKernel(scope.tenant, sha256Hex(req.module), req.module.byteLength);
       try {
         await compileWasmKernel(req.module, entry);
       } catch (err) {
@@ -60,7 +87,7 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
         throw err;
       }
       const kernelId = sha256Hex(req.module);
-      const { created } = await core.store.putKernel({
+      const { created } = await save.putKernel({
         kernelId,
         name: req.name || "unnamed",
         kind,
@@ -73,16 +100,34 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       return { kernelId, alreadyRegistered: !created };
     }),
 
-    GetKernel: unary(async (req) => {
+    GetKernel: unary(async (req, scope) => {
       if (!isKernelId(req.kernelId)) throw invalidArgument("kernel_id must be 64 lowercase hex digits");
-      const k = await core.store.getKernel(req.kernelId);
+      const reg = scope.all ? undefined : await core.store.getKernelRegistration(scope.tenant, req.kernelId);
+      const k = scope.all || reg ? await core.store.getKernel(req.kernelId) : undefined;
       if (!k) throw notFound(`unknown kernel ${req.kernelId}`);
-      return kernelInfo(k);
+      return { ...kernelInfo(k), ...(reg ? { name: reg.name, registeredAtMs: reg.registeredAtMs } : {}) };
     }),
 
-    SubmitJob: unary(async (req) => {
+    DeleteKernel: unary(async (req, scope) => {
+      if (!isKernelId(req.kernelId)) throw invalidArgument("kernel_id must be 64 lowercase hex digits");
+      const tenant = req.tenant || scope.tenant;
+      // Another tenant's kernel is as unknown to a non-admin as one that does not exist.
+      if (tenant !== scope.tenant && !scope.all) throw notFound(`unknown kernel ${req.kernelId}`);
+      return quotas.deleteKernel(tenant, req.kernelId);
+    }),
+
+    CreateToken: unary(async (req) => createToken(auth, req)),
+    ListTokens: unary(async (req) => listTokens(auth, req)),
+    RevokeToken: unary(async (req) => revokeToken(auth, req)),
+
+    SubmitJob: unary(async (req, scope) => {
       const r = req.resources;
+      // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
+      // deleted or expire while its jobs run.
+      if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
       return submitter.submit({
+        tenant: scope.tenant,
+        ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
         kernelId: req.kernelId,
         inputs: req.tasks.map((t) => t.data),
         needs: {
@@ -102,14 +147,14 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       });
     }),
 
-    GetJob: unary(async (req) => toJobProto(core.getJob(req.jobId))),
+    GetJob: unary(async (req, scope) => toJobProto(core.getJob(req.jobId, visibleTo(scope)))),
 
-    ListJobs: unary(async (req) => ({ jobs: core.listJobs(req.limit || 50).map(toJobProto) })),
+    ListJobs: unary(async (req, scope) => ({ jobs: core.listJobs(req.limit || 50, visibleTo(scope)).map(toJobProto) })),
 
     WatchJob: (call) => {
       let job;
       try {
-        job = core.getJob(call.request.jobId);
+        job = core.getJob(call.request.jobId, visibleTo(scopeOf(callerOf(call))));
       } catch (err) {
         call.emit("error", toServiceError(err));
         return;
@@ -166,10 +211,13 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       core.on(channel, send);
     },
 
-    CancelJob: unary(async (req) => toJobProto(await core.cancel(req.jobId))),
+    CancelJob: unary(async (req, scope) => {
+      core.getJob(req.jobId, visibleTo(scope));
+      return toJobProto(await core.cancel(req.jobId));
+    }),
 
-    GetResults: unary(async (req) => {
-      const job = core.getJob(req.jobId);
+    GetResults: unary(async (req, scope) => {
+      const job = core.getJob(req.jobId, visibleTo(scope));
       const limit = req.limit || job.tasks.length;
       const results = await core.results(job.id, req.offset, limit);
       return {

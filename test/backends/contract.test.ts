@@ -50,6 +50,41 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
     expect(await store.getKernel("b".repeat(64))).toBeUndefined();
   });
 
+  it("keeps kernels per tenant: two registrations share the bytes; the bytes go with the last one", async () => {
+    const id = randomUUID().replace(/-/g, "").padEnd(64, "0");
+    const k = { kernelId: id, name: "shared", kind: "KERNEL_KIND_WASM" as const, entry: "run", abi: "distx-1", sizeBytes: 4, registeredAtMs: 10, module: Buffer.from([0, 97, 115, 109]) };
+    const reg = (tenant: string, at: number) => ({ tenant, kernelId: id, name: "shared", sizeBytes: 4, registeredAtMs: at, lastUsedAtMs: at });
+    // No bytes, no registration.
+    expect(await store.putKernelRegistration(reg("t1", 10))).toBeUndefined();
+    expect(await store.getKernelRegistration("t1", id)).toBeUndefined();
+    await store.putKernel(k);
+    expect(await store.putKernelRegistration(reg("t1", 10))).toEqual({ created: true });
+    expect(await store.putKernelRegistration(reg("t1", 20))).toEqual({ created: false }); // again: a use, not a second one
+    expect(await store.putKernelRegistration(reg("t2", 30))).toEqual({ created: true });
+    expect(await store.getKernelRegistration("t1", id)).toMatchObject({ tenant: "t1", kernelId: id, sizeBytes: 4, registeredAtMs: 10, lastUsedAtMs: 20 });
+    expect(await store.getKernelRegistration("t3", id)).toBeUndefined();
+    expect((await store.listKernelRegistrations("t2")).map((r) => r.kernelId)).toEqual([id]);
+    expect(await store.listKernelRegistrations("t3")).toEqual([]);
+
+    // Use moves the last-use time forward only; expiry lists the least recently used first.
+    await store.touchKernelRegistration("t2", id, 100);
+    await store.touchKernelRegistration("t2", id, 50);
+    expect((await store.getKernelRegistration("t2", id))?.lastUsedAtMs).toBe(100);
+    expect(await store.staleKernelRegistrations(100, 10)).toEqual(expect.arrayContaining([{ tenant: "t1", kernelId: id }]));
+    expect(await store.staleKernelRegistrations(100, 10)).not.toEqual(expect.arrayContaining([{ tenant: "t2", kernelId: id }]));
+    expect(await store.staleKernelRegistrations(101, 1000)).toEqual(expect.arrayContaining([{ tenant: "t1", kernelId: id }, { tenant: "t2", kernelId: id }]));
+
+    expect(await store.deleteKernelRegistration("t1", id)).toEqual({ deleted: true, contentDeleted: false });
+    expect(await store.deleteKernelRegistration("t1", id)).toEqual({ deleted: false, contentDeleted: false });
+    expect(await store.getKernel(id)).toBeDefined(); // t2 still holds it
+    expect(await store.deleteKernelRegistration("t2", id)).toEqual({ deleted: true, contentDeleted: true });
+    expect(await store.getKernel(id)).toBeUndefined();
+    expect(await store.staleKernelRegistrations(Number.MAX_SAFE_INTEGER, 1000)).not.toEqual(expect.arrayContaining([{ tenant: "t2", kernelId: id }]));
+    // A touch of a deleted registration does not bring it back.
+    await store.touchKernelRegistration("t2", id, 200);
+    expect(await store.getKernelRegistration("t2", id)).toBeUndefined();
+  });
+
   it("records a task's result exactly once; the first one wins", async () => {
     const job = `job-${randomUUID()}`;
     const outcomes = await Promise.all([0, 1, 2, 3, 4].map((i) => store.recordResult(job, result(7, `node-${i}`, `r${i}`))));
@@ -131,6 +166,8 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
       skipCache: true,
       needs: { cores: 1, memoryBytes: 3 * 2 ** 30, gpu: false, nodeSelector: { zone: "a" }, gpuFallback: "GPU_FALLBACK_CPU" },
       inputs: [Buffer.from("in0"), Buffer.from("in1")],
+      tenant: "t1",
+      tokenId: "0123456789abcdef",
     };
     await bus.appendSubmission(rec);
     const got = await until("the submission", async () => submissions.find((s) => s.jobId === rec.jobId), 30_000, 20);

@@ -6,8 +6,11 @@ import { LocalCluster, type LocalClusterOptions } from "../../cli/local-cluster.
 
 export interface TestCluster {
   cluster: LocalCluster;
+  /** Carries the cluster's admin token (and, once TLS lands, its CA): tests work unchanged either way. */
   client: DistributeXClient;
   address: string;
+  /** The cluster's bootstrap admin token, for tests that build their own clients or metadata. */
+  adminToken: string;
   stop(): Promise<void>;
 }
 
@@ -20,11 +23,12 @@ export async function startTestCluster(name: string, options: Partial<LocalClust
     ...options,
   });
   const address = await cluster.start();
-  const client = new DistributeXClient(address);
+  const client = new DistributeXClient(address, options.insecure ? {} : { tokenFile: cluster.adminTokenFile });
   return {
     cluster,
     client,
     address,
+    adminToken: options.insecure ? "" : cluster.adminToken,
     async stop() {
       client.close();
       await cluster.stop(5000);
