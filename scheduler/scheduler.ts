@@ -21,6 +21,7 @@ import { clientHandlers } from "./services/client-service.js";
 import { adminSecurityHandlers, joinHandlers } from "./services/security-service.js";
 import { ClusterSecurity } from "./auth/security.js";
 import { guardHandlers, requireNode } from "./auth/guard.js";
+import { dashboardGate, isLoopbackHost } from "./auth/dashboard-auth.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -139,6 +140,7 @@ export class Scheduler {
       ),
     );
     this.registry.start();
+    if (!security.insecure && !isLoopbackHost(this.config.adminHost)) this.monitoring.dashboardGate = dashboardGate(security.tokens);
     await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
