@@ -101,6 +101,14 @@ const unary = <Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void)
 /** Joins the cluster with the configured join token; stores and returns the new identity. */
 export async function join(config: AgentConfig, log: Logger): Promise<NodeIdentity> {
   if (!config.joinToken && config.joinTokenFile) config = { ...config, joinToken: readFileSync(config.joinTokenFile, "utf8").trim() };
+  // On the scheduler's own machine, sharing its data dir (`distx up`): whoever can read that dir
+  // holds the CA key anyway, so the local join token and the CA file there are used by default.
+  const localToken = path.join(config.dataDir, "local-join.token");
+  const localCa = path.join(config.dataDir, "pki", "ca.crt");
+  if (!config.joinToken && !config.caHash && !config.ca && existsSync(localToken) && existsSync(localCa)) {
+    config = { ...config, joinToken: readFileSync(localToken, "utf8").trim(), ca: localCa };
+    log.info({ event: "local_join", dir: config.dataDir }, "joining with the local join token of this machine's cluster data dir");
+  }
   if (!config.joinToken) throw new Error(`no node certificate in ${identityDir(config)} and no join token: run \`distx join-token create\` on the cluster and pass --join-token and --ca-hash`);
   if (!config.caHash && !config.ca) throw new Error("joining needs the CA pin (--ca-hash sha256:…, printed with the join token) or the CA file (--ca)");
   const address = config.scheduler.split(",")[0]!;

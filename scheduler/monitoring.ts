@@ -4,7 +4,7 @@
 // here through the small setter API at the bottom.
 import type { PredictedSaturation } from "./placement/controller.js";
 import type http from "node:http";
-import { AdminServer } from "../common/admin-http.js";
+import { AdminServer, type AdminRoute } from "../common/admin-http.js";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import type { SchedulerCore } from "./core.js";
@@ -92,10 +92,19 @@ export class SchedulerMonitoring {
     });
   }
 
+  /** Set by the scheduler when the dashboard needs a token (admin host not on loopback; auth/dashboard-auth.ts). */
+  dashboardGate?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
+
   async start(): Promise<string | undefined> {
     this.serving = true;
     this.dashboard.start(() => this.broadcastTick());
     if (this.config.adminPort === undefined) return undefined;
+    const gate = this.dashboardGate;
+    const guarded =
+      (route: AdminRoute): AdminRoute =>
+      async (req, res, url) => {
+        if (!gate || (await gate(req, res, url))) return route(req, res, url);
+      };
     this.admin = new AdminServer({
       host: this.config.adminHost,
       port: this.config.adminPort,
@@ -104,9 +113,9 @@ export class SchedulerMonitoring {
       notReady: () => (this.serving ? undefined : "the scheduler is not serving (starting or draining)"),
       routes: {
         "/": (_req, res) => void res.writeHead(302, { location: "/dashboard" }).end(),
-        "/dashboard": (_req, res) => void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(DASHBOARD_HTML),
-        "/api/state": (_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.dashboard.snapshot(true))),
-        "/api/events": (req, res) => this.openSse(req, res),
+        "/dashboard": guarded((_req, res) => void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(DASHBOARD_HTML)),
+        "/api/state": guarded((_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.dashboard.snapshot(true)))),
+        "/api/events": guarded((req, res) => this.openSse(req, res)),
       },
     });
     return this.admin.start();

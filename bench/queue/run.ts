@@ -111,7 +111,8 @@ function nodeArgs(): string[] {
   return args;
 }
 
-type Mode = "memory" | "kafka+redis";
+/** "memory --insecure": the same as "memory" without TLS and tokens, for the cost of security (BENCH_TLS=1). */
+type Mode = "memory" | "kafka+redis" | "memory --insecure";
 
 /**
  * DistributeX as it is deployed: a scheduler process and an agent process (2 workers) started by
@@ -125,7 +126,7 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, kern
   if (mode === "kafka+redis") {
     schedulerArgs.push("--queue", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
-  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs() });
+  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs(), insecure: mode === "memory --insecure" });
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
@@ -273,6 +274,48 @@ async function bullmq(): Promise<Row> {
 // BENCH_NODE_ARGS adds node flags to them (e.g. "--perf-basic-prof" for perf(1)).
 // BENCH_ONLY=memory-no-op,kafka-no-op,kafka-latency,… runs a subset (printed, not written to
 // bench/results/); the BullMQ baselines run too unless BENCH_ONLY names "no-baseline".
+if (process.env.BENCH_TLS === "1") await tlsCost();
+
+/**
+ * The cost of security: TLS 1.3 + bearer token (the default) against --insecure, same machine,
+ * same run, rounds interleaved so drift hits both alike. Writes bench/results/queue-tls.{json,md}.
+ */
+async function tlsCost(): Promise<never> {
+  const through: Record<string, Row[]> = { secure: [], insecure: [] };
+  const latency: Record<string, LatencyRow[]> = { secure: [], insecure: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [name, mode] of [["secure", "memory"], ["insecure", "memory --insecure"]] as const) {
+      const row = await distx(mode, "no-op");
+      console.log(JSON.stringify(row));
+      through[name]!.push(row);
+      const lat = await distxSequential(mode);
+      console.log(JSON.stringify(lat));
+      latency[name]!.push(lat);
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const tps = (k: string) => med(through[k]!.map((r) => r.tasksPerSecond));
+  const p50 = (k: string) => med(latency[k]!.map((r) => r.p50Ms));
+  const p99 = (k: string) => med(latency[k]!.map((r) => r.p99Ms));
+  const md = [
+    `# Cost of TLS + tokens (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version}, ${ROUNDS} interleaved rounds, medians)`,
+    "",
+    "| mode | no-op tasks/s | rounds | × insecure | latency at rest p50 ms | p99 ms | p50 − insecure, ms |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ...(["insecure", "secure"] as const).map(
+      (k) =>
+        `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${tps(k).toFixed(0)} | ${through[k]!.map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("insecure")).toFixed(3)} | ${p50(k).toFixed(2)} | ${p99(k).toFixed(2)} | ${(p50(k) - p50("insecure")).toFixed(2)} |`,
+    ),
+    "",
+    `Throughput: ${TASKS} no-op tasks submitted at once (memory backends, one agent with 2 workers). Latency at rest: ${SEQUENTIAL} one-task jobs one after another (SubmitJob then WatchJob). Goal (issue 11): ≤ 10% lower throughput, ≤ 0.3 ms added p50.`,
+  ].join("\n");
+  console.log(md);
+  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
+  await writeFile(path.join(repoRoot(), "bench/results/queue-tls.json"), JSON.stringify({ tasks: TASKS, through, latency }, null, 2));
+  await writeFile(path.join(repoRoot(), "bench/results/queue-tls.md"), md + "\n");
+  process.exit(0);
+}
+
 const runs: [string, () => Promise<Row>][] = [
   ["bullmq", () => bullmq()],
   ["memory-no-op", () => distx("memory", "no-op")],

@@ -136,7 +136,7 @@ export class ClusterSecurity extends EventEmitter {
       if (err instanceof TokenError) throw unauthenticated(`join refused: ${err.message}`);
       throw err;
     }
-    const nodeId = `node-${randomBytes(8).toString("hex")}`;
+    const nodeId = `node-${randomBytes(4).toString("hex")}`; // the format the registry has always used
     const cert = await this.sign(csrPem, nodeId);
     this.log.info({ event: "node_joined", nodeId, serial: cert.serial }, "agent joined; node certificate issued");
     return { nodeId, certificatePem: cert.certPem, caPem: this.pki.caPem };

@@ -1,4 +1,5 @@
 // Bad input gets a clear gRPC status with a useful message, and the cluster keeps serving.
+import { channelCredentials, resolveCredentials } from "../../client/credentials.js";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXError } from "../../client/index.js";
@@ -115,7 +116,8 @@ describe("bad input", () => {
   });
 
   it("answers a request that is not valid protobuf with a status, not a crash", async () => {
-    const raw = new grpc.Client(t.address, grpc.credentials.createInsecure());
+    // The cluster's own CA and admin token (secure by default), as the typed client gets them.
+    const raw = new grpc.Client(t.address, channelCredentials(resolveCredentials(t.address)));
     const err = await new Promise<grpc.ServiceError>((resolve) =>
       raw.makeUnaryRequest(
         "/distributex.v1.DistributeX/SubmitJob",

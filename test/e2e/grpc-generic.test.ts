@@ -1,6 +1,8 @@
 // Generic gRPC tools (grpcurl, Postman, generated clients) need server reflection and the
 // standard health service. This talks to a real scheduler over loopback with clients built
 // only from the public reflection and health protos, as such a tool would.
+import { mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -13,11 +15,15 @@ import { Scheduler } from "../../scheduler/scheduler.js";
 
 let scheduler: Scheduler;
 let address: string;
+let tls: grpc.ChannelCredentials;
 
 beforeAll(async () => {
-  const config = loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { port: 0, logLevel: "silent" } });
+  // Secure by default: its own data dir (PKI), and the tools below verify it against that CA.
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "distx-generic-"));
+  const config = loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { port: 0, logLevel: "silent", dataDir } });
   scheduler = new Scheduler(config, createLogger("scheduler", "silent"));
   address = await scheduler.start();
+  tls = grpc.credentials.createSsl(readFileSync(path.join(dataDir, "pki", "ca.crt")));
 });
 
 afterAll(async () => {
@@ -27,7 +33,7 @@ afterAll(async () => {
 describe("generic gRPC tooling", () => {
   it("answers the standard health check for the server and each service", async () => {
     const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, "Health");
-    const client = new Health(address, grpc.credentials.createInsecure());
+    const client = new Health(address, tls);
     const check = (svc: string) =>
       new Promise<{ status: string }>((resolve, reject) =>
         (client as unknown as { Check: (r: object, cb: (e: Error | null, r: { status: string }) => void) => void }).Check({ service: svc }, (e, r) =>
@@ -46,7 +52,7 @@ describe("generic gRPC tooling", () => {
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> } } } };
     };
-    const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+    const client = new pkg.grpc.reflection.v1.ServerReflection(address, tls);
     const ask = (req: object) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
         const call = client.ServerReflectionInfo();
