@@ -28,6 +28,7 @@ import {
   type TaskStateName,
 } from "./model.js";
 import { gpuRejection, placementNeeds } from "./placement/gpu.js";
+import { explainFeasibility, unschedulableReason } from "./placement/feasibility.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 
@@ -152,6 +153,10 @@ export class SchedulerCore extends EventEmitter {
     };
     const noGpu = gpuRejection(needs, this.registry.ready());
     if (noGpu) throw failedPrecondition(noGpu);
+    if (req.unschedulable === "UNSCHEDULABLE_FAIL") {
+      const why = explainFeasibility(needs, this.registry.all().filter((n) => n.state !== "NODE_STATE_DOWN"));
+      if (why.eligible === 0) throw failedPrecondition(`no node could ever take this job: ${why.reason}; not retryable until a node that fits joins (or submit with unschedulable=WAIT)`);
+    }
     if (!Number.isFinite(needs.memoryBytes) || needs.memoryBytes < 0) {
       throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${needs.memoryBytes}`);
     }
@@ -309,6 +314,11 @@ export class SchedulerCore extends EventEmitter {
   /** The job, if this scheduler holds it (no validation, no error). */
   peekJob(jobId: string): JobRecord | undefined {
     return this.jobs.get(jobId);
+  }
+
+  /** Why the job's queued tasks cannot be placed on any live node ("" when some node could take them). */
+  unschedulableReason(job: JobRecord): string {
+    return unschedulableReason(job, this.registry.all());
   }
 
   listJobs(limit: number): JobRecord[] {

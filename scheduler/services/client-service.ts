@@ -7,7 +7,7 @@ import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
-import { isTerminalJob, isTerminalTask } from "../model.js";
+import { isTerminalJob, isTerminalTask, type JobRecord } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
 import { registerGpuKernel } from "./gpu-kernels.js";
 import { IdempotentSubmitter } from "../idempotency.js";
@@ -34,6 +34,11 @@ export function kernelInfo(k: StoredKernel) {
     sizeBytes: String(k.sizeBytes),
     registeredAtMs: k.registeredAtMs,
   };
+}
+
+/** The job as the wire shows it, with why its queued tasks wait when no node could take them. */
+function withReason(core: SchedulerCore, job: JobRecord) {
+  return { ...toJobProto(job), unschedulableReason: core.unschedulableReason(job) };
 }
 
 /** WatchAlerts is served by the scheduler's alert bus (scheduler/alerts/grpc.ts). */
@@ -99,9 +104,9 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       });
     }),
 
-    GetJob: unary(async (req) => toJobProto(core.getJob(req.jobId))),
+    GetJob: unary(async (req) => withReason(core, core.getJob(req.jobId))),
 
-    ListJobs: unary(async (req) => ({ jobs: core.listJobs(req.limit || 50).map(toJobProto) })),
+    ListJobs: unary(async (req) => ({ jobs: core.listJobs(req.limit || 50).map((j) => withReason(core, j)) })),
 
     WatchJob: (call) => {
       let job;
@@ -154,11 +159,11 @@ export function clientHandlers(core: SchedulerCore, alerts: Pick<DistributeXHand
       if (isTerminalJob(job.state)) {
         // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
         if (call.request.resume) replay();
-        call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+        call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
         call.end();
         return;
       }
-      call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+      call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
       replay();
       core.on(channel, send);
     },
