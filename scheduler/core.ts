@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
-import { failedPrecondition, invalidArgument, notFound, resourceExhausted, unavailable } from "../common/errors.js";
+import { failedPrecondition, invalidArgument, notFound, resourceExhausted, shuttingDown } from "../common/errors.js";
 import { isKernelId } from "../common/hash.js";
 import { codeOf, isRetryable, taskErrorProto } from "../common/task-errors.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
@@ -121,7 +121,7 @@ export class SchedulerCore extends EventEmitter {
   }
 
   async submit(req: SubmitRequest): Promise<JobRecord> {
-    if (!this.accepting) throw unavailable("the scheduler is shutting down and takes no new jobs");
+    if (!this.accepting) throw shuttingDown("the scheduler is shutting down and takes no new jobs");
     if (!isKernelId(req.kernelId)) {
       throw invalidArgument(`kernel_id must be the 64 lowercase hex digits of a sha256, got ${JSON.stringify(req.kernelId.slice(0, 80))}`);
     }
