@@ -20,6 +20,8 @@ export class DistributeXError extends Error {
     readonly code: grpc.status,
     readonly details: string,
     readonly method: string,
+    /** The server asked not to retry this call against it (gRFC A6 pushback < 0). */
+    readonly noRetryHere = false,
   ) {
     super(`${method}: ${statusName(code)}: ${details}`);
   }
@@ -120,8 +122,10 @@ export class DistributeXClient {
       const stub = this.stub;
       const fn = (stub as unknown as Record<string, (r: Req, md: grpc.Metadata, m: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
       fn.call(stub, req, this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        if (err) reject(new DistributeXError(err.code, err.details || err.message, method));
-        else resolve(res as Res);
+        if (err) {
+          const pushback = err.metadata?.get("grpc-retry-pushback-ms")[0];
+          reject(new DistributeXError(err.code, err.details || err.message, method, pushback !== undefined && !(Number(pushback) >= 0)));
+        } else resolve(res as Res);
       });
     });
   }
@@ -136,6 +140,8 @@ export class DistributeXClient {
         const e = err as DistributeXError;
         const delay = retry ? backoffDelay(retry, n) : 0;
         if (!retry || this.closed || !isSafeToRetry(e.code) || Date.now() + delay > until) throw err;
+        // A scheduler that is shutting down says "not here": only another address may take it.
+        if (e.noRetryHere && this.stubs.length === 1) throw err;
         if (e.code === grpc.status.UNAVAILABLE) this.failover();
         await new Promise((r) => setTimeout(r, delay));
       }

@@ -1,15 +1,24 @@
 // Errors that map onto gRPC status codes. Handlers throw these; the server turns them
 // into a status with the message, so a client always learns what was wrong.
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 
 export class DistxError extends Error {
   override readonly name: string = "DistxError";
+  /** gRFC A6 server pushback: a negative value tells clients not to retry this call here. */
+  retryPushbackMs?: number;
   constructor(
     readonly code: status,
     message: string,
   ) {
     super(message);
   }
+}
+
+/** A scheduler that is draining: UNAVAILABLE, and "do not retry here" (another scheduler may take it). */
+export function shuttingDown(msg: string): DistxError {
+  const e = new DistxError(status.UNAVAILABLE, msg);
+  e.retryPushbackMs = -1;
+  return e;
 }
 
 export const invalidArgument = (msg: string) => new DistxError(status.INVALID_ARGUMENT, msg);
@@ -20,7 +29,12 @@ export const unavailable = (msg: string) => new DistxError(status.UNAVAILABLE, m
 
 /** Converts anything thrown in a handler into a ServiceError-shaped object for grpc-js callbacks. */
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
-  if (err instanceof DistxError) return { code: err.code, details: err.message, message: err.message };
+  if (err instanceof DistxError) {
+    if (err.retryPushbackMs === undefined) return { code: err.code, details: err.message, message: err.message };
+    const metadata = new Metadata();
+    metadata.set("grpc-retry-pushback-ms", String(err.retryPushbackMs));
+    return { code: err.code, details: err.message, message: err.message, metadata };
+  }
   const message = err instanceof Error ? err.message : String(err);
   return { code: status.INTERNAL, details: `internal error: ${message}`, message };
 }

@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
-import { DistxError, failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
+import { DistxError, failedPrecondition, invalidArgument, notFound, shuttingDown } from "../common/errors.js";
 import { codeOf, isRetryable, taskErrorProto } from "../common/task-errors.js";
 import type { JobEventIn, JobIn, TaskUpdate } from "../common/types.js";
 import type { StateStore, StoredResult, TaskQueue } from "./backends/types.js";
@@ -28,6 +28,7 @@ import {
 } from "./model.js";
 import { gpuRejection, placementNeeds } from "./placement/gpu.js";
 import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReason } from "./submit-validation.js";
+import { explainFeasibility, unschedulableReason } from "./placement/feasibility.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 import { DurableWrites, type StoreWriteFailure } from "./store-writes.js";
@@ -155,7 +156,7 @@ export class SchedulerCore extends EventEmitter {
   }
 
   async submit(req: SubmitRequest): Promise<JobRecord> {
-    if (!this.accepting) throw unavailable("the scheduler is shutting down and takes no new jobs");
+    if (!this.accepting) throw shuttingDown("the scheduler is shutting down and takes no new jobs");
     // The same checks as a record read back from the submissions log (submit-validation.ts).
     checkKernelId(req.kernelId);
     const kind = await this.kernelKind(req.kernelId);
@@ -171,6 +172,10 @@ export class SchedulerCore extends EventEmitter {
     };
     const noGpu = gpuRejection(needs, this.registry.ready());
     if (noGpu) throw failedPrecondition(noGpu);
+    if (req.unschedulable === "UNSCHEDULABLE_FAIL") {
+      const why = explainFeasibility(needs, this.registry.all().filter((n) => n.state !== "NODE_STATE_DOWN"));
+      if (why.eligible === 0) throw failedPrecondition(`no node could ever take this job: ${why.reason}; not retryable until a node that fits joins (or submit with unschedulable=WAIT)`);
+    }
     const id = req.jobId ?? `job-${randomUUID()}`;
     const rec: SubmissionRecord = {
       jobId: id,
@@ -354,6 +359,11 @@ export class SchedulerCore extends EventEmitter {
   /** The job, if this scheduler holds it (no validation, no error). */
   peekJob(jobId: string): JobRecord | undefined {
     return this.jobs.get(jobId);
+  }
+
+  /** Why the job's queued tasks cannot be placed on any live node ("" when some node could take them). */
+  unschedulableReason(job: JobRecord): string {
+    return unschedulableReason(job, this.registry.all());
   }
 
   listJobs(limit: number, visible?: (job: JobRecord) => boolean): JobRecord[] {

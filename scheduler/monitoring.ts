@@ -8,7 +8,7 @@ import { AdminServer, type AdminRoute } from "../common/admin-http.js";
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import type { SchedulerCore } from "./core.js";
-import type { JobRecord, TaskRecord } from "./model.js";
+import { isTerminalJob, type JobRecord, type TaskRecord } from "./model.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
 import { AlertBus, type AlertEvent } from "./alerts/bus.js";
 import { AlertWebhook } from "./alerts/webhook.js";
@@ -81,6 +81,27 @@ export class SchedulerMonitoring {
       const scored = core.forecastAccuracy().filter((a) => a.metric === "utilization" && a.count > 0 && Number.isFinite(a.ratio));
       if (scored.length) this.setForecastErrorRatio(scored.reduce((s, a) => s + a.ratio, 0) / scored.length);
     });
+    // A job no live node could ever take: say why (the placement checks' own verdict) until a
+    // node that fits joins or the job ends. Re-judged when nodes join and every minute (refresh).
+    const unschedulable = new Set<string>();
+    const judge = (job: JobRecord) => {
+      const why = isTerminalJob(job.state) ? "" : core.unschedulableReason(job);
+      if (why) {
+        unschedulable.add(job.id);
+        this.alerts.fire("JobUnschedulable", "warning", `job ${job.name || job.id} cannot be placed: ${why}`.slice(0, 500), { job: job.id });
+      } else if (unschedulable.delete(job.id)) this.alerts.resolve("JobUnschedulable", { job: job.id });
+    };
+    const rejudge = () => {
+      for (const id of [...unschedulable]) {
+        const job = core.peekJob(id);
+        if (job) judge(job);
+        else if (unschedulable.delete(id)) this.alerts.resolve("JobUnschedulable", { job: id });
+      }
+    };
+    core.on("job_submitted", judge);
+    core.on("job_state", (job: JobRecord) => unschedulable.has(job.id) && judge(job));
+    nodes.on("ready", rejudge);
+    setInterval(rejudge, 60_000).unref();
     const failing = new Set<string>();
     core.on("task_finished", (job: JobRecord, task: TaskRecord) => {
       if (task.state !== "TASK_STATE_FAILED" || failing.has(job.id)) return;

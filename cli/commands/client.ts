@@ -66,7 +66,9 @@ export function jobTable(jobs: Job[]): string {
       formatMs(end - j.submittedAtMs),
     ]);
   }
-  return table.toString();
+  // Jobs that no node could take say why, under the table (Nomad style: "0/2 nodes: 2 have fewer than 4096 cores").
+  const waiting = jobs.filter((j) => j.unschedulableReason).map((j) => `${j.jobId} cannot be placed: ${j.unschedulableReason}`);
+  return [table.toString(), ...waiting].join("\n");
 }
 
 /** Submits, shows a progress bar while the job runs, and returns the final job and results. */

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../../common/logger.js";
 
 export type AlertSeverity = "critical" | "warning" | "info";
-export type AlertName = "AgentLost" | "JobFailing" | "PredictedSaturation";
+export type AlertName = "AgentLost" | "JobFailing" | "PredictedSaturation" | "JobUnschedulable";
 
 export interface AlertEvent {
   alertId: string;

@@ -26,17 +26,61 @@ export interface Rejection {
   reason: string;
 }
 
-/** The first unmet hard constraint, or undefined when the node fits. */
-export function unmetConstraint(needs: ResourceNeeds, node: PlacementNode): string | undefined {
-  if (!node.ready) return "not ready";
-  if (!node.kernelKinds.has(needs.kind)) return `cannot run ${needs.kind} kernels`;
-  if (needs.gpu && node.gpuCount === 0) return "has no GPU";
-  if (needs.cores > node.logicalCores) return `has ${node.logicalCores} cores, needs ${needs.cores}`;
-  if (needs.memoryBytes > node.memoryBytes) return `has ${node.memoryBytes} bytes of memory, needs ${needs.memoryBytes}`;
-  for (const [key, value] of Object.entries(needs.nodeSelector)) {
-    if (node.labels[key] !== value) return `label ${key}=${node.labels[key] ?? "(unset)"}, needs ${value}`;
+/**
+ * The hard constraints, named (Nomad's feasibility checks): each says why one node is filtered
+ * out (`unmet`), and how a count of such nodes reads in a job's unschedulable reason (`summary`).
+ * The filter below and the reason a pending job shows (feasibility.ts) run the very same checks.
+ */
+export interface FeasibilityCheck {
+  name: "ready" | "kernel_kind" | "gpu" | "cores" | "memory" | "node_selector";
+  unmet(needs: ResourceNeeds, node: PlacementNode): string | undefined;
+  summary(count: number, needs: ResourceNeeds): string;
+}
+
+const have = (n: number) => (n === 1 ? "has" : "have");
+
+export const FEASIBILITY_CHECKS: readonly FeasibilityCheck[] = [
+  { name: "ready", unmet: (_, node) => (node.ready ? undefined : "not ready"), summary: (k) => `${k} ${k === 1 ? "is" : "are"} not ready` },
+  {
+    name: "kernel_kind",
+    unmet: (needs, node) => (node.kernelKinds.has(needs.kind) ? undefined : `cannot run ${needs.kind} kernels`),
+    summary: (k, needs) => `${k} cannot run ${needs.kind.replace("KERNEL_KIND_", "").toLowerCase()} kernels`,
+  },
+  { name: "gpu", unmet: (needs, node) => (needs.gpu && node.gpuCount === 0 ? "has no GPU" : undefined), summary: (k) => `${k} ${have(k)} no GPU` },
+  {
+    name: "cores",
+    unmet: (needs, node) => (needs.cores > node.logicalCores ? `has ${node.logicalCores} cores, needs ${needs.cores}` : undefined),
+    summary: (k, needs) => `${k} ${have(k)} fewer than ${needs.cores} cores`,
+  },
+  {
+    name: "memory",
+    unmet: (needs, node) => (needs.memoryBytes > node.memoryBytes ? `has ${node.memoryBytes} bytes of memory, needs ${needs.memoryBytes}` : undefined),
+    summary: (k, needs) => `${k} ${have(k)} less than ${needs.memoryBytes} bytes of memory`,
+  },
+  {
+    name: "node_selector",
+    unmet: (needs, node) => {
+      for (const [key, value] of Object.entries(needs.nodeSelector)) {
+        if (node.labels[key] !== value) return `label ${key}=${node.labels[key] ?? "(unset)"}, needs ${value}`;
+      }
+      return undefined;
+    },
+    summary: (k, needs) => `${k} ${k === 1 ? "does" : "do"} not match node selector ${Object.entries(needs.nodeSelector).map(([a, b]) => `${a}=${b}`).join(",")}`,
+  },
+];
+
+/** The first unmet hard constraint with its check's name, or undefined when the node fits. */
+export function firstUnmet(needs: ResourceNeeds, node: PlacementNode): { check: FeasibilityCheck; detail: string } | undefined {
+  for (const check of FEASIBILITY_CHECKS) {
+    const detail = check.unmet(needs, node);
+    if (detail !== undefined) return { check, detail };
   }
   return undefined;
+}
+
+/** The first unmet hard constraint, or undefined when the node fits. */
+export function unmetConstraint(needs: ResourceNeeds, node: PlacementNode): string | undefined {
+  return firstUnmet(needs, node)?.detail;
 }
 
 export const fits = (needs: ResourceNeeds, node: PlacementNode): boolean => unmetConstraint(needs, node) === undefined;

@@ -7,7 +7,7 @@ import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
-import { isTerminalJob, isTerminalTask } from "../model.js";
+import { isTerminalJob, isTerminalTask, type JobRecord } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
 import { registerGpuKernel } from "./gpu-kernels.js";
 import { IdempotentSubmitter } from "../idempotency.js";
@@ -15,7 +15,6 @@ import type { AuthContext } from "../auth/authenticate.js";
 import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
 import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
-import type { JobRecord } from "../model.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
@@ -42,6 +41,11 @@ export function kernelInfo(k: StoredKernel) {
     sizeBytes: String(k.sizeBytes),
     registeredAtMs: k.registeredAtMs,
   };
+}
+
+/** The job as the wire shows it, with why its queued tasks wait when no node could take them. */
+function withReason(core: SchedulerCore, job: JobRecord) {
+  return { ...toJobProto(job), unschedulableReason: core.unschedulableReason(job) };
 }
 
 /** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
@@ -147,9 +151,9 @@ export function clientHandlers(
       });
     }),
 
-    GetJob: unary(async (req, scope) => toJobProto(core.getJob(req.jobId, visibleTo(scope)))),
+    GetJob: unary(async (req, scope) => withReason(core, core.getJob(req.jobId, visibleTo(scope)))),
 
-    ListJobs: unary(async (req, scope) => ({ jobs: core.listJobs(req.limit || 50, visibleTo(scope)).map(toJobProto) })),
+    ListJobs: unary(async (req, scope) => ({ jobs: core.listJobs(req.limit || 50, visibleTo(scope)).map((j) => withReason(core, j)) })),
 
     WatchJob: (call) => {
       let job;
@@ -202,11 +206,11 @@ export function clientHandlers(
       if (isTerminalJob(job.state)) {
         // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
         if (call.request.resume) replay();
-        call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+        call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
         call.end();
         return;
       }
-      call.write({ jobId, atMs: Date.now(), job: toJobProto(job) });
+      call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
       replay();
       core.on(channel, send);
     },
