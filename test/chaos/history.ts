@@ -19,6 +19,11 @@ export interface TaskCountsLite {
 export interface JobSpec {
   kernel: string;
   tasks: number;
+  /** makeTasks' size and seed: the inputs are rebuilt from them to check outputs at the end. */
+  size?: number;
+  seed?: number;
+  /** Task 0's input is this many saxpy elements (an output larger than the broker accepts). */
+  oversizedElements?: number;
   /** A task's output is larger than the broker accepts: that task may end FAILED (not silently stall). */
   mayFail?: boolean;
   /** The client cancels this job: CANCELLED is a legitimate end. */
