@@ -99,6 +99,15 @@ describe("chaos checker", () => {
     expect(only(h).property).toBe("job-completes");
   });
 
+  it("finds an acknowledged job the scheduler no longer knows (GetJob NOT_FOUND after a failover)", () => {
+    const h = job("j1", "c0-1", 4);
+    const f = h[2] as Extract<HistoryEvent, { type: "final" }>;
+    h[2] = { ...f, state: "NOT_FOUND", results: [], error: "no job j1", stored: 4 };
+    const v = only([meta(), ...h, end]);
+    expect(v.property).toBe("job-completes");
+    expect(v.first).toMatch(/NOT_FOUND.*store holds 4 of 4/);
+  });
+
   it("finds a FAILED job that could not legitimately fail, and accepts it when it may", () => {
     const failed: FinalResult[] = [...ok(3), { index: 3, state: "TASK_STATE_FAILED", code: "RESULT_TOO_LARGE" }];
     expect(only([meta(), ...job("j1", "c0-1", 4, { state: "JOB_STATE_FAILED", results: failed }), end]).property).toBe("job-completes");

@@ -113,6 +113,10 @@ export function check(history: HistoryEvent[], options: CheckOptions = {}): Chec
     tasks += f.taskCount;
     jobsByState[f.state] = (jobsByState[f.state] ?? 0) + 1;
     const spec = f.spec ?? a.spec;
+    if (!f.state.startsWith("JOB_STATE_")) {
+      add({ property: "job-completes", jobId, t: f.t, message: `job ${jobId} (${a.logical}) could not be read back after the run healed: GetJob/GetResults ${f.state}${f.error ? ` (${f.error.slice(0, 160)})` : ""}${f.stored !== undefined ? `; the store holds ${f.stored} of ${f.taskCount} results` : ""}` });
+      continue;
+    }
     if (!TERMINAL_JOB.has(f.state)) {
       add({ property: "job-completes", jobId, t: f.t, message: `job ${jobId} (${a.logical}) is still ${f.state} after the run healed${f.error ? ` (${f.error})` : ""}; ${countDone(f.results)} of ${f.taskCount} results stored` });
       continue;
@@ -266,7 +270,7 @@ function checkWatch(
     return;
   }
   if (!terminal || !first) return; // cut by an error, a disconnect or a timeout: only order is checked
-  if (final && terminal.state !== final.state) report(`the final snapshot says ${short(terminal.state)}, the job ended ${short(final.state)}`, terminal.t);
+  if (final?.state.startsWith("JOB_STATE_") && terminal.state !== final.state) report(`the final snapshot says ${short(terminal.state)}, the job ended ${short(final.state)}`, terminal.t);
   if (first === terminal) return; // opened after the job ended: a snapshot is all it gets
   const n = terminal.taskCount;
   const missing: number[] = [];

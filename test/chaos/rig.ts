@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Kafka, logLevel, ConfigResourceTypes } from "kafkajs";
+import kafkajs from "kafkajs";
 import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster, waitForListening, type ClusterProcess } from "../../cli/local-cluster.js";
 import { topicNames } from "../../common/kafka-wire.js";
@@ -15,6 +15,7 @@ import { repoRoot } from "../../common/paths.js";
 import { freePort } from "../helpers/net.js";
 import type { HistoryInput } from "./history.js";
 
+const { Kafka, logLevel, ConfigResourceTypes } = kafkajs; // CommonJS: not every export is a named ESM export
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -76,7 +76,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await workload.stop();
     const healedAt = history.now();
     log(`chaos: faults over; letting ${workload.acked.size} jobs settle`);
-    await workload.settle(o.settleMs ?? 60_000);
+    await workload.settle(o.settleMs ?? 60_000, agents);
     await workload.finalReads();
     monitorStop = true;
     await monitor;

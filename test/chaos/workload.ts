@@ -296,72 +296,76 @@ export class Workload {
     await Promise.all([...this.followers]);
   }
 
-  /** Waits (after the faults are healed) until every acknowledged job is final, or the time is up. */
-  async settle(timeoutMs: number): Promise<void> {
+  /** Runs `fn` on whichever scheduler answers, trying for up to `timeoutMs`. */
+  private async onActive<T>(fn: (c: DistributeXClient) => Promise<T>, timeoutMs = 30_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
-    const h = new Handle(this.rig);
-    try {
-      while (Date.now() < deadline) {
+    let last: unknown = new Error("no scheduler answered");
+    while (Date.now() < deadline) {
+      const c = await this.rig.activeClient();
+      if (c) {
         try {
-          const jobs = await h.get().listJobs(1_000_000);
-          const state = new Map(jobs.map((j) => [j.jobId, j.state]));
-          if ([...this.acked.keys()].every((id) => TERMINAL.has(state.get(id) ?? ""))) return;
-        } catch {
-          h.rotate();
+          return await fn(c);
+        } catch (err) {
+          // NOT_FOUND and the like are answers, not unavailability: the caller records them.
+          if (err instanceof DistributeXError && !["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"].includes(err.codeName)) throw err;
+          last = err;
+        } finally {
+          c.close();
         }
-        await sleep(1000);
       }
-    } finally {
-      h.close();
+      await sleep(500);
+    }
+    throw last;
+  }
+
+  /** Waits (after the faults are healed) until a scheduler answers with every agent READY and every acknowledged job is final, or the time is up. */
+  async settle(timeoutMs: number, agents: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const done = await this.onActive(async (c) => {
+          const ready = (await c.listNodes()).filter((n) => n.state === "NODE_STATE_READY").length;
+          const state = new Map((await c.listJobs(1_000_000)).map((j) => [j.jobId, j.state]));
+          return ready >= agents && [...this.acked.keys()].every((id) => TERMINAL.has(state.get(id) ?? ""));
+        }, Math.max(1000, deadline - Date.now()));
+        if (done) return;
+      } catch {
+        // no scheduler yet, or one that does not know the jobs: keep waiting until the deadline
+      }
+      await sleep(1000);
     }
   }
 
   /** Reads every acknowledged job back and checks each output against the reference. */
   async finalReads(): Promise<void> {
-    const h = new Handle(this.rig);
+    for (const [jobId, { logical, spec }] of this.acked) {
+      const stored = await this.rig.storedResults(jobId);
+      const storedField = stored !== undefined ? { stored } : {};
+      try {
+        const { job, results } = await this.onActive(async (c) => ({ job: await c.getJob(jobId), results: await c.getResults(jobId) }));
+        const inputs = buildInputs(spec);
+        const kernel = exampleKernels[spec.kernel]!;
+        const out: FinalResult[] = results.map((r) => {
+          const fr: FinalResult = { index: r.taskIndex, state: r.state };
+          if (r.state === "TASK_STATE_SUCCEEDED") {
+            const input = inputs[r.taskIndex];
+            const c = input ? kernel.check(input, r.output) : { ok: false, detail: "no such task index" };
+            fr.ok = c.ok;
+            if (!c.ok) fr.detail = c.detail.slice(0, 200);
+          } else if (r.error) fr.code = `${r.error.code}${r.error.message ? `: ${r.error.message.slice(0, 120)}` : ""}`;
+          return fr;
+        });
+        this.record({ type: "final", jobId, logical, spec, state: job.state, taskCount: job.taskCount, results: out, ...storedField });
+      } catch (err) {
+        const state = err instanceof DistributeXError ? err.codeName : "UNREADABLE";
+        this.record({ type: "final", jobId, logical, spec, state, taskCount: spec.tasks, results: [], error: (err as Error).message.slice(0, 300), ...storedField });
+      }
+    }
     try {
-      for (const [jobId, { logical, spec }] of this.acked) {
-        let error: string | undefined;
-        for (let attempt = 0; attempt < 10; attempt++) {
-          try {
-            const job = await h.get().getJob(jobId);
-            const results = await h.get().getResults(jobId);
-            const inputs = buildInputs(spec);
-            const kernel = exampleKernels[spec.kernel]!;
-            const out: FinalResult[] = results.map((r) => {
-              const fr: FinalResult = { index: r.taskIndex, state: r.state };
-              if (r.state === "TASK_STATE_SUCCEEDED") {
-                const input = inputs[r.taskIndex];
-                const c = input ? kernel.check(input, r.output) : { ok: false, detail: "no such task index" };
-                fr.ok = c.ok;
-                if (!c.ok) fr.detail = c.detail.slice(0, 200);
-              } else if (r.error) fr.code = `${r.error.code}${r.error.message ? `: ${r.error.message.slice(0, 120)}` : ""}`;
-              return fr;
-            });
-            const stored = await this.rig.storedResults(jobId);
-            this.record({ type: "final", jobId, logical, spec, state: job.state, taskCount: job.taskCount, results: out, ...(stored !== undefined ? { stored } : {}) });
-            error = undefined;
-            break;
-          } catch (err) {
-            error = (err as Error).message;
-            h.rotate();
-            await sleep(500);
-          }
-        }
-        if (error) this.record({ type: "final", jobId, logical, spec, state: "UNREADABLE", taskCount: spec.tasks, results: [], error });
-      }
-      for (let attempt = 0; attempt < 10; attempt++) {
-        try {
-          const jobs = await h.get().listJobs(1_000_000);
-          this.record({ type: "jobs", jobs: jobs.map((j) => ({ jobId: j.jobId, name: j.name, state: j.state })) });
-          break;
-        } catch {
-          h.rotate();
-          await sleep(500);
-        }
-      }
-    } finally {
-      h.close();
+      const jobs = await this.onActive((c) => c.listJobs(1_000_000));
+      this.record({ type: "jobs", jobs: jobs.map((j) => ({ jobId: j.jobId, name: j.name, state: j.state })) });
+    } catch {
+      // no listing: the checker says the idempotence property could not be checked
     }
   }
 }
