@@ -213,6 +213,33 @@ describe("chaos checker", () => {
     expect(check([...base, nodes(5400, "NODE_STATE_DOWN"), nodes(5800, "NODE_STATE_READY"), nodes(9000, "NODE_STATE_READY"), end]).violations).toEqual([]);
   });
 
+  it("does not hold a restarted agent to its old process's node, but finds an agent that never registers again", () => {
+    const sample = (t: number, nodes: [string, string, string][]): HistoryEvent => ({
+      t,
+      type: "nodes",
+      nodes: nodes.map(([agent, nodeId, state], i) => ({ agent, nodeId, state, registeredAtMs: i + t })),
+    });
+    const h: HistoryEvent[] = [
+      meta(),
+      { t: 0, type: "proc", name: "agent-0", event: "started", pid: 1 },
+      { t: 0, type: "proc", name: "agent-1", event: "started", pid: 2 },
+      sample(500, [["agent-0", "a", "NODE_STATE_READY"], ["agent-1", "b", "NODE_STATE_READY"]]),
+      { t: 1000, type: "fault-start", fault: 1, kind: "kill-agent", target: "agent-0" },
+      { t: 1001, type: "proc", name: "agent-0", event: "exited", pid: 1, expected: true },
+      { t: 2000, type: "proc", name: "agent-0", event: "started", pid: 3 },
+      { t: 2000, type: "fault-end", fault: 1, kind: "kill-agent", target: "agent-0" },
+      // The new process takes a while to start and register; its old node is DOWN meanwhile.
+      sample(6000, [["agent-0", "a", "NODE_STATE_DOWN"], ["agent-1", "b", "NODE_STATE_READY"]]),
+      sample(9000, [["agent-0", "a", "NODE_STATE_DOWN"], ["agent-0", "c", "NODE_STATE_READY"], ["agent-1", "b", "NODE_STATE_READY"]]),
+      end,
+    ];
+    expect(check(h).violations).toEqual([]);
+    const never = [...h.slice(0, -2), sample(40_000, [["agent-0", "a", "NODE_STATE_DOWN"], ["agent-1", "b", "NODE_STATE_READY"]]), end];
+    const v = only(never);
+    expect(v.property).toBe("node-liveness");
+    expect(v.first).toMatch(/agent-0.*no node/);
+  });
+
   it("finds a daemon that exited without being killed", () => {
     const v = only([meta(), { t: 100, type: "proc", name: "agent-1", event: "exited", code: 1, expected: false }, end]);
     expect(v.property).toBe("no-unexpected-exit");

@@ -296,7 +296,7 @@ function checkLiveness(
   options: CheckOptions,
   add: (v: Violation) => void,
 ): void {
-  const slack = options.livenessSlackMs ?? 1500;
+  const slack = options.livenessSlackMs ?? 2500;
   const absentAfter = options.absentAfterMs ?? 30_000;
   // An agent is "alive" from its start (or SIGCONT) until it exits (or SIGSTOP).
   const aliveSince = new Map<string, number | undefined>();
@@ -305,10 +305,16 @@ function checkLiveness(
   let clusterSince = 0;
   const flagged = new Map<string, string>(); // agent -> nodeId already reported (one finding per episode)
   const agents = new Set(meta.agents);
+  // Nodes registered by an earlier process of the same agent stay DOWN for good: a restarted
+  // agent registers a new node, so only nodes first seen after its start are its own.
+  const known = new Map<string, Set<string>>();
+  const stale = new Map<string, Set<string>>();
   for (const e of history) {
     if (e.type === "proc" && agents.has(e.name)) {
-      if (e.event === "started") aliveSince.set(e.name, e.t);
-      else aliveSince.set(e.name, undefined);
+      if (e.event === "started") {
+        aliveSince.set(e.name, e.t);
+        stale.set(e.name, new Set(known.get(e.name) ?? []));
+      } else aliveSince.set(e.name, undefined);
       flagged.delete(e.name);
     } else if (e.type === "fault-start") {
       if (e.kind === "pause-agent" || e.kind === "kill-agent") {
@@ -320,18 +326,24 @@ function checkLiveness(
       if (e.kind === "pause-agent") aliveSince.set(e.target, e.t);
       if (open.delete(e.fault)) clusterSince = e.t;
     } else if (e.type === "nodes") {
+      for (const n of e.nodes) {
+        const set = known.get(n.agent) ?? new Set<string>();
+        set.add(n.nodeId);
+        known.set(n.agent, set);
+      }
       if (open.size) continue;
       for (const agent of agents) {
         const since = aliveSince.get(agent);
         if (since === undefined) continue;
-        const mine = e.nodes.filter((n) => n.agent === agent).sort((a, b) => b.registeredAtMs - a.registeredAtMs)[0];
+        const old = stale.get(agent);
+        const mine = e.nodes.filter((n) => n.agent === agent && !old?.has(n.nodeId)).sort((a, b) => b.registeredAtMs - a.registeredAtMs)[0];
         // One heartbeat after the agent is back; after a scheduler or backend outage, the goal is
         // one agent timeout + 2 s (the agent must notice and re-register).
         const due = Math.max(since + meta.heartbeatIntervalMs + slack, clusterSince + meta.agentTimeoutMs + 2000 + slack);
         if (!mine) {
           if (e.t > Math.max(since, clusterSince) + absentAfter && !flagged.has(agent)) {
             flagged.set(agent, "");
-            add({ property: "node-liveness", t: e.t, message: `${agent} has been alive since t=${since} ms but is not registered at t=${e.t} ms` });
+            add({ property: "node-liveness", t: e.t, message: `${agent}'s process has been running since t=${since} ms (schedulers and backends up since t=${clusterSince} ms) but it has no node at t=${e.t} ms (not registered: did it give up reconnecting?)` });
           }
           continue;
         }

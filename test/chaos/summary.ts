@@ -54,7 +54,11 @@ export function renderSummary(info: RunInfo, r: CheckReport, examples = 3): stri
       const vs = r.violations.filter((v) => v.property === p);
       if (!vs.length) continue;
       lines.push(`### ${p} (${vs.length})`);
-      for (const v of vs.slice(0, examples)) lines.push(`- ${v.t !== undefined ? `t=${(v.t / 1000).toFixed(1)} s: ` : ""}${v.message}`);
+      // One example of each kind of message first (ids and numbers aside), then more of the same.
+      const kinds = new Map<string, (typeof vs)[number]>();
+      for (const v of vs) kinds.set(template(v.message), kinds.get(template(v.message)) ?? v);
+      const shown = [...new Set([...kinds.values(), ...vs])].slice(0, Math.max(examples, Math.min(kinds.size, 6)));
+      for (const v of shown) lines.push(`- ${v.t !== undefined ? `t=${(v.t / 1000).toFixed(1)} s: ` : ""}${v.message}`);
       lines.push("");
     }
   }
@@ -72,4 +76,9 @@ export function renderSummary(info: RunInfo, r: CheckReport, examples = 3): stri
     lines.push("");
   }
   return lines.join("\n");
+}
+
+/** A violation message with its ids, times and counts blanked, to group findings by kind. */
+function template(message: string): string {
+  return message.replace(/job-[0-9a-f-]{36}/g, "job").replace(/node-[0-9a-f]+/g, "node").replace(/\([^)]*\)/g, "()").replace(/\d+/g, "N");
 }
