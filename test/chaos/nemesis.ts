@@ -122,8 +122,11 @@ export class Nemesis {
         start(target, `kill -9, restart after ${downMs} ms`);
         rig.kill(target);
         await sleep(downMs);
-        await rig.restart(target).catch((err: Error) => record({ type: "fault-end", fault, kind, target, detail: `restart failed: ${err.message}` }));
-        end(target);
+        const failed = await rig.restart(target).then(
+          () => undefined,
+          (err: Error) => `restart failed: ${err.message.slice(0, 200)}`,
+        );
+        end(target, failed);
         return;
       }
       case "pause-redis":
@@ -174,6 +177,8 @@ export class Nemesis {
         return;
       }
       case "client-disconnect": {
+        // Wait a little for a watch to be open, so the fault usually has something to cut.
+        for (let i = 0; i < 20 && !this.o.workload.watching(); i++) await sleep(250);
         const detail = this.o.workload.disconnectOne(rng);
         start("client", detail);
         end("client");

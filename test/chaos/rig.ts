@@ -114,9 +114,9 @@ export class ChaosRig {
     child?.on("exit", (code, signal) => {
       const expected = this.stopping || this.expectedExit.has(pid) || (name.startsWith("scheduler") && code === 3);
       this.options.record({ type: "proc", name, event: "exited", pid, code, signal, expected });
-      // A supervisor restarts what died on its own (an agent that gave up, a scheduler that lost its lease).
-      if (!expected && !this.stopping) void sleep(1000).then(() => (this.stopping ? undefined : this.restart(name)));
-      else if (name.startsWith("scheduler") && code === 3 && !this.stopping) void sleep(1000).then(() => (this.stopping ? undefined : this.restart(name)));
+      // A supervisor restarts what died on its own (an agent that gave up, a scheduler that lost
+      // its lease and exited on purpose); what the nemesis killed, the nemesis restarts.
+      if (!this.stopping && !this.expectedExit.has(pid)) void sleep(1000).then(() => (this.stopping ? undefined : this.restart(name)));
     });
   }
 

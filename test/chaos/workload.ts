@@ -260,6 +260,10 @@ export class Workload {
     }
   }
 
+  watching(): boolean {
+    return this.openWatches.size > 0;
+  }
+
   /** The nemesis: drop one open watch stream (the client reconnects). */
   disconnectOne(rng: Rng): string {
     const ids = [...this.openWatches.keys()];
