@@ -44,6 +44,8 @@ export interface Stall {
 export interface CheckOptions {
   /** Extra time beyond one heartbeat allowed for a node to come back (process wake-up, poll period). */
   livenessSlackMs?: number;
+  /** How long a node must be seen DOWN past its due time to count (default agent timeout + one heartbeat). */
+  downPersistMs?: number;
   /** A live agent missing from ListNodes this long after it and the schedulers are up is a violation. */
   absentAfterMs?: number;
 }
@@ -297,6 +299,8 @@ function checkLiveness(
   add: (v: Violation) => void,
 ): void {
   const slack = options.livenessSlackMs ?? 2500;
+  const persist = options.downPersistMs ?? meta.agentTimeoutMs + meta.heartbeatIntervalMs;
+  const downSince = new Map<string, { nodeId: string; t: number }>();
   const absentAfter = options.absentAfterMs ?? 30_000;
   // An agent is "alive" from its start (or SIGCONT) until it exits (or SIGSTOP).
   const aliveSince = new Map<string, number | undefined>();
@@ -347,15 +351,27 @@ function checkLiveness(
           }
           continue;
         }
-        if (mine.state === "NODE_STATE_DOWN" && e.t > due && flagged.get(agent) !== mine.nodeId) {
+        if (mine.state !== "NODE_STATE_DOWN" || e.t <= due) {
+          downSince.delete(agent);
+          if (flagged.get(agent) === mine.nodeId) flagged.delete(agent);
+          continue;
+        }
+        // DOWN past its due time. A starved machine can delay an agent's heartbeats without any
+        // fault the harness knows of, so it must also stay DOWN a while: a node that never comes
+        // back (the defect this property exists for) stays DOWN for good.
+        const first = downSince.get(agent);
+        if (!first || first.nodeId !== mine.nodeId) {
+          downSince.set(agent, { nodeId: mine.nodeId, t: e.t });
+          continue;
+        }
+        if (e.t - first.t >= persist && flagged.get(agent) !== mine.nodeId) {
           flagged.set(agent, mine.nodeId);
           add({
             property: "node-liveness",
             t: e.t,
-            message: `${agent} (node ${mine.nodeId}) has been alive and reachable since t=${Math.max(since, clusterSince)} ms but is still DOWN at t=${e.t} ms (due READY by t=${due} ms)`,
+            message: `${agent} (node ${mine.nodeId}) has been alive and reachable since t=${Math.max(since, clusterSince)} ms but is DOWN from t=${first.t} ms to at least t=${e.t} ms (due READY by t=${due} ms)`,
           });
         }
-        if (mine.state !== "NODE_STATE_DOWN" && flagged.get(agent) === mine.nodeId) flagged.delete(agent);
       }
     }
   }
