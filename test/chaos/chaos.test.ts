@@ -10,6 +10,7 @@ describe.skipIf(!process.env.DISTX_CHAOS)("chaos: short run, fixed seed", () => 
     const { report, summary, dir } = await runChaos({ minutes: 2, seed: 42, settleMs: 60_000, log: () => undefined });
     expect(Object.values(report.stats.faultsByKind).reduce((a, b) => a + (b ?? 0), 0)).toBeGreaterThan(5);
     expect(report.stats.acknowledged).toBeGreaterThan(0);
-    expect(report.violations, `${summary}\n\nhistory: ${dir}/history.jsonl`).toEqual([]);
+    // The summary (table and first examples per property) is the failure message.
+    expect(report.violations.length, `${summary}\n\nhistory: ${dir}/history.jsonl`).toBe(0);
   }, 900_000);
 });

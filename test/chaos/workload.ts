@@ -266,9 +266,10 @@ export class Workload {
 
   /** The nemesis: drop one open watch stream (the client reconnects). */
   disconnectOne(rng: Rng): string {
+    const r = rng.float(); // drawn whether or not a watch is open, so the fault sequence replays from the seed
     const ids = [...this.openWatches.keys()];
     if (!ids.length) return "no open watch";
-    const id = rng.pick(ids);
+    const id = ids[Math.floor(r * ids.length)]!;
     this.openWatches.get(id)!.abort("disconnect");
     return `watch ${id}`;
   }
