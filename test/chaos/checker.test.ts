@@ -108,6 +108,16 @@ describe("chaos checker", () => {
     expect(v.first).toMatch(/NOT_FOUND.*store holds 4 of 4/);
   });
 
+  it("finds results lost from a job a client saw SUCCEEDED, even when the scheduler no longer knows the job", () => {
+    const h = job("j1", "c0-1", 4);
+    const f = h[2] as Extract<HistoryEvent, { type: "final" }>;
+    h[2] = { ...f, state: "NOT_FOUND", results: [], error: "no job j1", stored: 3 };
+    const seen: HistoryEvent = { t: 100, type: "ok", client: "c0", op: "getJob", call: 9, jobId: "j1", state: "JOB_STATE_SUCCEEDED" };
+    const r = check([meta(), ...h, seen, end]);
+    expect(r.violations.map((v) => v.property).sort()).toEqual(["exactly-one-result", "job-completes"]);
+    expect(r.violations.find((v) => v.property === "exactly-one-result")!.message).toMatch(/seen SUCCEEDED .* holds 3 of 4/);
+  });
+
   it("finds a FAILED job that could not legitimately fail, and accepts it when it may", () => {
     const failed: FinalResult[] = [...ok(3), { index: 3, state: "TASK_STATE_FAILED", code: "RESULT_TOO_LARGE" }];
     expect(only([meta(), ...job("j1", "c0-1", 4, { state: "JOB_STATE_FAILED", results: failed }), end]).property).toBe("job-completes");

@@ -104,6 +104,12 @@ export function check(history: HistoryEvent[], options: CheckOptions = {}): Chec
   const finals = new Map<string, Extract<HistoryEvent, { type: "final" }>>();
   for (const e of history) if (e.type === "final") finals.set(e.jobId, e);
 
+  // The last final state a client saw for each job (watch snapshot or GetJob), for jobs that cannot be read back.
+  const seenFinal = new Map<string, { state: string; t: number }>();
+  for (const e of history) {
+    if (e.type === "watch-event" && e.kind === "snapshot" && TERMINAL_JOB.has(e.state)) seenFinal.set(e.jobId, { state: e.state, t: e.t });
+    if (e.type === "ok" && e.op === "getJob" && e.jobId && e.state && TERMINAL_JOB.has(e.state)) seenFinal.set(e.jobId, { state: e.state, t: e.t });
+  }
   const jobsByState: Record<string, number> = {};
   let tasks = 0;
   for (const [jobId, a] of acked) {
@@ -116,7 +122,13 @@ export function check(history: HistoryEvent[], options: CheckOptions = {}): Chec
     jobsByState[f.state] = (jobsByState[f.state] ?? 0) + 1;
     const spec = f.spec ?? a.spec;
     if (!f.state.startsWith("JOB_STATE_")) {
-      add({ property: "job-completes", jobId, t: f.t, message: `job ${jobId} (${a.logical}) could not be read back after the run healed: GetJob/GetResults ${f.state}${f.error ? ` (${f.error.slice(0, 160)})` : ""}${f.stored !== undefined ? `; the store holds ${f.stored} of ${f.taskCount} results` : ""}` });
+      const seen = seenFinal.get(jobId);
+      const seenText = seen ? `; a client saw it ${short(seen.state)} at t=${seen.t} ms` : "";
+      add({ property: "job-completes", jobId, t: f.t, message: `job ${jobId} (${a.logical}) could not be read back after the run healed: GetJob/GetResults ${f.state}${f.error ? ` (${f.error.slice(0, 160)})` : ""}${f.stored !== undefined ? `; the store holds ${f.stored} of ${f.taskCount} results` : ""}${seenText}` });
+      // Seen finished by a client: its results must all be in the store even if the scheduler forgot the job.
+      if (seen && seen.state !== "JOB_STATE_CANCELLED" && f.stored !== undefined && f.stored !== f.taskCount) {
+        add({ property: "exactly-one-result", jobId, t: f.t, message: `job ${jobId} was seen ${short(seen.state)} at t=${seen.t} ms but the store holds ${f.stored} of ${f.taskCount} results` });
+      }
       continue;
     }
     if (!TERMINAL_JOB.has(f.state)) {
