@@ -325,7 +325,11 @@ function checkLiveness(
   // agent registers a new node, so only nodes first seen after its start are its own.
   const known = new Map<string, Set<string>>();
   const stale = new Map<string, Set<string>>();
+  const schedulers = new Set(meta.schedulers);
   for (const e of history) {
+    // A scheduler starting or exiting (e.g. on losing its lease) means a failover: the agents'
+    // clock for coming back starts again, as after a fault.
+    if (e.type === "proc" && schedulers.has(e.name)) clusterSince = Math.max(clusterSince, e.t);
     if (e.type === "proc" && agents.has(e.name)) {
       if (e.event === "started") {
         aliveSince.set(e.name, e.t);
