@@ -54,6 +54,8 @@ export interface SubmitOptions {
 export interface WatchOptions {
   /** Only task outcomes (SUCCEEDED, FAILED, CANCELLED) and job snapshots. */
   finalOnly?: boolean;
+  /** Stops the watch: the stream is cancelled and the iteration ends. */
+  signal?: AbortSignal;
 }
 
 export interface ClientOptions extends Credentials {
@@ -273,8 +275,11 @@ export class DistributeXClient {
     // a job that had already ended gets its final snapshot only).
     let followedLive = false;
     for (let n = 0; ; n++) {
+      if (options.signal?.aborted) return;
       const resume = n > 0;
       const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) }, this.metadata());
+      const abort = () => stream.cancel();
+      options.signal?.addEventListener("abort", abort);
       let ended = false;
       try {
         for await (const ev of stream as AsyncIterable<JobEvent>) {
@@ -304,11 +309,13 @@ export class DistributeXClient {
         if (ended || !this.retry) return;
       } catch (err) {
         const e = err as grpc.ServiceError;
+        if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
         if (typeof e.code !== "number") throw err;
         const mapped = new DistributeXError(e.code, e.details || e.message, "WatchJob");
         if (!this.retry || this.closed || !isSafeToRetry(e.code) || Date.now() > until) throw mapped;
         if (e.code === grpc.status.UNAVAILABLE) this.failover();
       } finally {
+        options.signal?.removeEventListener("abort", abort);
         stream.cancel();
       }
       // The stream broke or ended early (the scheduler went away): resume from what was seen.
