@@ -36,8 +36,6 @@ export function registerDaemonCommands(program: Command): void {
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
-    .option("--data-dir <dir>", "tokens.json, admin.token (default $DISTX_HOME or ~/.distx; env DISTX_DATA_DIR)")
-    .option("--insecure", "no authentication: anyone who reaches the port may do anything (closed test networks only)")
     .option("--quota-kernels <n>", "kernels a tenant may hold (per-tenant overrides: tenantQuotas in the config file)")
     .option("--quota-kernel-bytes <bytes>", "bytes of kernels a tenant may hold")
     .option("--quota-queued-tasks <n>", "unfinished tasks a tenant may have")
