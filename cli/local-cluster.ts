@@ -97,6 +97,13 @@ export class LocalCluster {
     return { caFile: path.join(this.dataDir, "pki", "ca.crt"), tokenFile: path.join(this.dataDir, "admin.token") };
   }
 
+  /** Environment for a `distx` process run against this cluster: its CA and admin token (or --insecure). */
+  clientEnv(): NodeJS.ProcessEnv {
+    if (this.options.insecure) return { ...process.env, DISTX_INSECURE: "1" };
+    const { caFile, tokenFile } = this.credentialFiles();
+    return { ...process.env, DISTX_CA: caFile, DISTX_TOKEN_FILE: tokenFile };
+  }
+
   /** The bootstrap admin token's file (written by the scheduler at its first start). */
   get adminTokenFile(): string {
     return path.join(this.dataDir, "admin.token");

@@ -1,4 +1,5 @@
 // The `distx` command line.
+import "../common/quiet-warnings.js";
 import { Command } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
 import { registerClientCommands, schedulerOption } from "./commands/client.js";
@@ -6,6 +7,7 @@ import { registerSecurityCommands } from "./commands/security.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
 import { registerTokenCommands } from "./commands/tokens.js";
+import { fail } from "./util.js";
 
 const program = new Command()
   .name("distx")
@@ -25,4 +27,5 @@ registerAlertCommands(program);
 registerSecurityCommands(program, schedulerOption);
 registerTokenCommands(program);
 
-await program.parseAsync(process.argv);
+// Errors thrown before an action runs (a preAction hook checking flags) get the same treatment as its own.
+await program.parseAsync(process.argv).catch(fail);

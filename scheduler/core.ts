@@ -27,7 +27,8 @@ import {
   type TaskStateName,
 } from "./model.js";
 import { gpuRejection, placementNeeds } from "./placement/gpu.js";
-import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReason } from "./submit-validation.js";
+import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReason, type SubmitFields } from "./submit-validation.js";
+import { rejectUpdate, rememberHolder } from "./update-guard.js";
 import { explainFeasibility, unschedulableReason } from "./placement/feasibility.js";
 import { PlacementController, type ForecastAccuracyEntry, type PredictedSaturation } from "./placement/controller.js";
 import type { NodeEntry, NodeRegistry } from "./registry.js";
@@ -41,16 +42,8 @@ interface FinalOutcome {
   /** Set when the outcome comes from a node's result (first result wins, whichever attempt). */
   from?: { nodeId: string; attempt: number; runMs: number; backend?: string };
 }
-import { rejectUpdate, rememberHolder } from "./update-guard.js";
 
-export interface SubmitRequest {
-  kernelId: string;
-  inputs: Buffer[];
-  needs: Partial<ResourceNeeds>;
-  priority: number;
-  timeoutMs: number;
-  maxAttempts: number;
-  name: string;
+export interface SubmitRequest extends SubmitFields {
   gpuFallback?: ResourceNeeds["gpuFallback"];
   /** Run every task even when the result cache holds an identical one. */
   skipCache?: boolean;

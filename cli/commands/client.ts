@@ -25,11 +25,11 @@ export function connect(address: string, retryDeadlineMs = 60_000): DistributeXC
 }
 
 /** --ca / --token / --token-file / --insecure, read from the parsed command line (see security.ts). */
-function credentialFlags(): { ca?: string; token?: string; insecure?: boolean } {
+function credentialFlags(): typeof globalCredentials {
   return globalCredentials;
 }
 
-export let globalCredentials: { ca?: string; token?: string; insecure?: boolean } = {};
+export let globalCredentials: { ca?: string; token?: string; tokenFile?: string; insecure?: boolean } = {};
 export const setGlobalCredentials = (c: typeof globalCredentials): void => void (globalCredentials = c);
 
 /**
@@ -46,8 +46,15 @@ export const schedulerOption = (cmd: Command, retryDeadlineMs = 5000): Command =
     .option("--insecure", "plain-text gRPC, for a scheduler started with --insecure")
     .hook("preAction", (c) => {
       const o = c.opts<{ ca?: string; token?: string; tokenFile?: string; insecure?: boolean }>();
-      const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, "utf8").trim() : undefined);
-      setGlobalCredentials({ ...(o.ca ? { ca: o.ca } : {}), ...(token ? { token } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      if (o.token !== undefined && o.tokenFile !== undefined) throw new UsageError("give --token or --token-file, not both");
+      if (o.token !== undefined && !o.token.trim()) throw new UsageError("--token is empty");
+      // The file is read by the client (client/credentials.ts), which says clearly when it cannot be.
+      setGlobalCredentials({
+        ...(o.ca ? { ca: o.ca } : {}),
+        ...(o.token ? { token: o.token.trim() } : {}),
+        ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
+        ...(o.insecure ? { insecure: true } : {}),
+      });
     });
 
 export function jobTable(jobs: Job[]): string {

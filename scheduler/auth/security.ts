@@ -109,7 +109,7 @@ export class ClusterSecurity extends EventEmitter {
   startInsecureWarning(): void {
     if (!this.insecure) return;
     const warn = () =>
-      this.log.warn({ event: "insecure_mode" }, "running with --insecure: no TLS, no authentication; anyone who reaches this port controls the cluster");
+      this.log.warn({ event: "insecure" }, "running with --insecure: no TLS, no authentication; anyone who reaches this port controls the cluster");
     warn();
     this.warnTimer = setInterval(warn, INSECURE_WARNING_INTERVAL_MS);
     this.warnTimer.unref();

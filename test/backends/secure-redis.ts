@@ -16,8 +16,9 @@ import { freePort, sleep } from "./services.js";
 export const DISTX_REDIS_COMMANDS = [
   "ping", "info", "client|setname", "select", "quit",
   "get", "set", "mget", "del", "expire", "pexpire",
-  "hset", "hsetnx", "hgetall", "hmget",
-  "zadd", "zrem", "zrange", "scan",
+  "hset", "hsetnx", "hgetall", "hmget", "hget", "hdel", "hexists", "hlen", "hvals",
+  "sadd", "srem", "smembers", "scard",
+  "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "zmscore", "scan",
   "eval", "evalsha", "multi", "exec", "discard",
 ];
 

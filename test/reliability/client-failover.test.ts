@@ -55,7 +55,7 @@ describe("client failover", () => {
     inputs.forEach((b, i) => writeFileSync(path.join(dir, `${String(i).padStart(4, "0")}.bin`), b));
 
     // `distx submit` as a user runs it, given the active scheduler and its standby.
-    const cli = spawn(process.execPath, [cliEntry(), "submit", "-s", addresses, "--kernel", kernelId, "--input-dir", dir, "--no-progress", "--name", "failover"], { stdio: ["ignore", "pipe", "pipe"] });
+    const cli = spawn(process.execPath, [cliEntry(), "submit", "-s", addresses, "--kernel", kernelId, "--input-dir", dir, "--no-progress", "--name", "failover"], { stdio: ["ignore", "pipe", "pipe"], env: cluster.clientEnv() });
     let out = "";
     cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
     cli.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -34,7 +34,7 @@ describe("unschedulable jobs", () => {
     expect((await t.client.listJobs()).find((j) => j.jobId === jobId)?.unschedulableReason).toBe(job.unschedulableReason);
     const sel = await t.client.submitJob({ kernelId, inputs: [new Uint8Array(16)], resources: { nodeSelector: { zone: "mars" } } });
     expect((await t.client.getJob(sel.jobId)).unschedulableReason).toBe("0/2 nodes: 2 do not match node selector zone=mars");
-    const { stdout } = await promisify(execFile)(process.execPath, [cliEntry(), "jobs", "-s", t.address]);
+    const { stdout } = await promisify(execFile)(process.execPath, [cliEntry(), "jobs", "-s", t.address], { env: t.cluster.clientEnv() });
     expect(stdout).toContain(`${jobId} cannot be placed: 0/2 nodes: 2 have fewer than 4096 cores`);
     await until("the JobUnschedulable alert", async () => alerts.find((a) => a.name === "JobUnschedulable" && a.labels["job"] === jobId && a.state === "firing"), 10_000, 50);
     await t.client.cancelJob(jobId);

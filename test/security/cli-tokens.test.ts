@@ -14,9 +14,11 @@ import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 const run = promisify(execFile);
 /** A DISTX_HOME with nothing in it: no profile, no admin.token to fall back on. */
 const emptyHome = mkdtempSync(path.join(os.tmpdir(), "distx-empty-home-"));
+/** The secure cluster's CA, which every CLI call verifies the scheduler against (DISTX_CA). */
+let caFile = "";
 
 async function distx(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const base: NodeJS.ProcessEnv = { ...process.env, DISTX_HOME: emptyHome };
+  const base: NodeJS.ProcessEnv = { ...process.env, DISTX_HOME: emptyHome, ...(caFile ? { DISTX_CA: caFile } : {}) };
   delete base.DISTX_TOKEN;
   delete base.DISTX_TOKEN_FILE;
   try {
@@ -33,6 +35,7 @@ describe("distx token and the CLI's credentials", () => {
   let s: string[];
   beforeAll(async () => {
     t = await startTestCluster("cli-tokens", { agents: 0 });
+    caFile = t.cluster.credentialFiles().caFile;
     s = ["--scheduler", t.address];
   });
   afterAll(async () => t?.stop());
@@ -113,7 +116,7 @@ describe("--insecure", () => {
   afterAll(async () => t?.stop());
 
   it("serves callers without credentials, and warns in its log", async () => {
-    const r = await distx(["nodes", "--scheduler", t.address]);
+    const r = await distx(["nodes", "--scheduler", t.address, "--insecure"]);
     expect(r.code, r.stderr).toBe(0);
     const { readFileSync } = await import("node:fs");
     expect(readFileSync(path.join(t.cluster.logDir!, "scheduler.log"), "utf8")).toMatch(/"event":"insecure"/);

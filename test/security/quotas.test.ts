@@ -210,8 +210,9 @@ describe("the same finding with --state redis", () => {
     const log = createLogger("scheduler", "silent");
     const scheduler = new Scheduler(config, log, await openBackends(config, log));
     const address = await scheduler.start();
-    const admin = new DistributeXClient(address, { tokenFile: path.join(dataDir, "admin.token") });
-    const client = new DistributeXClient(address, { token: (await admin.createToken({ role: "submit", tenant: "big" })).token });
+    const ca = path.join(dataDir, "pki", "ca.crt");
+    const admin = new DistributeXClient(address, { ca, tokenFile: path.join(dataDir, "admin.token") });
+    const client = new DistributeXClient(address, { ca, token: (await admin.createToken({ role: "submit", tenant: "big" })).token });
     try {
       let accepted = 0;
       for (let i = 0; i < 10; i++) {

@@ -18,7 +18,7 @@ afterAll(async () => {
   for (const s of started) await s.stop(0).catch(() => undefined);
 });
 
-async function startScheduler(prefix: string): Promise<{ scheduler: Scheduler; address: string; adminToken: string }> {
+async function startScheduler(prefix: string): Promise<{ scheduler: Scheduler; address: string; adminToken: string; ca: string }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "distx-redis-tokens-"));
   const config = loadConfig(schedulerConfigSchema, {
     section: "scheduler",
@@ -29,17 +29,18 @@ async function startScheduler(prefix: string): Promise<{ scheduler: Scheduler; a
   const scheduler = new Scheduler(config, log, await openBackends(config, log));
   started.push(scheduler);
   const address = await scheduler.start();
-  return { scheduler, address, adminToken: readFileSync(path.join(dataDir, "admin.token"), "utf8").trim() };
+  // Each data dir has its own CA (TLS is on): clients verify each scheduler against its own.
+  return { scheduler, address, adminToken: readFileSync(path.join(dataDir, "admin.token"), "utf8").trim(), ca: path.join(dataDir, "pki", "ca.crt") };
 }
 
 describe("tokens in Redis", () => {
   it("are shared by the schedulers of one Redis prefix, revocations included", async () => {
     const prefix = uniquePrefix("tok");
     const a = await startScheduler(prefix);
-    const adminA = new DistributeXClient(a.address, { token: a.adminToken });
+    const adminA = new DistributeXClient(a.address, { ca: a.ca, token: a.adminToken });
     const submit = await adminA.createToken({ role: "submit", tenant: "t1" });
     const read = await adminA.createToken({ role: "read", tenant: "t1" });
-    const t1 = new DistributeXClient(a.address, { token: submit.token });
+    const t1 = new DistributeXClient(a.address, { ca: a.ca, token: submit.token });
     const { kernelId } = await t1.registerKernel(readFileSync(path.join(builtKernelsDir(), "saxpy.wasm")));
     const { jobId } = await t1.submitJob({ kernelId, inputs: [Buffer.alloc(12)] }); // no agents: stays unfinished
     t1.close();
@@ -48,19 +49,19 @@ describe("tokens in Redis", () => {
 
     // The next scheduler: its own data dir, the same Redis.
     const b = await startScheduler(prefix);
-    const t1b = new DistributeXClient(b.address, { token: submit.token });
+    const t1b = new DistributeXClient(b.address, { ca: b.ca, token: submit.token });
     expect((await t1b.getJob(jobId)).tenant).toBe("t1");
     expect((await t1b.getKernel(kernelId)).kernelId).toBe(kernelId);
-    const adminB = new DistributeXClient(b.address, { token: b.adminToken });
+    const adminB = new DistributeXClient(b.address, { ca: b.ca, token: b.adminToken });
     // A's bootstrap admin token is in the same store.
     expect((await adminB.listTokens()).map((k) => k.id)).toEqual(expect.arrayContaining([submit.info.id, read.info.id, a.adminToken.split("_")[1]]));
     await adminB.revokeToken(read.info.id);
-    const readB = new DistributeXClient(b.address, { token: read.token });
+    const readB = new DistributeXClient(b.address, { ca: b.ca, token: read.token });
     const err = await readB.getJob(jobId).catch((e: DistributeXError) => e);
     expect(err).toBeInstanceOf(DistributeXError);
     expect((err as DistributeXError).codeName).toBe("UNAUTHENTICATED");
     // Another tenant still cannot see t1's job after the takeover.
-    const other = new DistributeXClient(b.address, { token: (await adminB.createToken({ role: "submit", tenant: "t2" })).token });
+    const other = new DistributeXClient(b.address, { ca: b.ca, token: (await adminB.createToken({ role: "submit", tenant: "t2" })).token });
     expect(((await other.getJob(jobId).catch((e: DistributeXError) => e)) as DistributeXError).codeName).toBe("NOT_FOUND");
     for (const c of [t1b, adminB, readB, other]) c.close();
   });

@@ -42,6 +42,8 @@ const EXPECTED: Record<string, Record<Column, grpc.status>> = {
   CreateToken: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   ListTokens: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   RevokeToken: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
+  CreateJoinToken: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
+  RemoveNode: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
 };
 
 let t: TestCluster;
@@ -77,6 +79,9 @@ const REQUESTS: Record<string, () => Promise<object>> = {
   CreateToken: async () => ({ role: "read", tenant: "t1", ttlMs: 0, description: "matrix" }),
   ListTokens: async () => ({ includeRevoked: true }),
   RevokeToken: async () => ({ id: (await t.client.createToken({ role: "read", tenant: "t1", description: "to revoke" })).info.id }),
+  CreateJoinToken: async () => ({ ttlMs: 60_000, uses: 1, description: "matrix" }),
+  // A node id nobody holds: removing it only denies it from now on.
+  RemoveNode: async () => ({ nodeId: `node-${(0x10000000 + variant++).toString(16)}` }),
 };
 
 const metadataFor = (token: string | undefined) => {
@@ -115,7 +120,7 @@ function callAs(rpc: string, req: object, token: string | undefined): Promise<{ 
 beforeAll(async () => {
   t = await startTestCluster("rpc-matrix", { agents: 0 });
   const Ctor = v1().DistributeX;
-  raw = new Ctor(t.address, grpc.credentials.createInsecure()) as unknown as typeof raw;
+  raw = new Ctor(t.address, grpc.credentials.createSsl(readFileSync(t.cluster.credentialFiles().caFile))) as unknown as typeof raw;
   saxpy = readFileSync(path.join(builtKernelsDir(), "saxpy.wasm"));
   const admin = t.client;
   tokens.admin = t.adminToken;

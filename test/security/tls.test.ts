@@ -110,11 +110,11 @@ describe("TLS on the scheduler port", () => {
   });
 
   it("a client without the cluster CA cannot connect", async () => {
-    const plain = new DistributeXClient(cluster.address, { insecure: true, timeoutMs: 3000 });
+    const plain = new DistributeXClient(cluster.address, { insecure: true, timeoutMs: 3000, retry: false });
     await expect(plain.listNodes()).rejects.toMatchObject({ codeName: "UNAVAILABLE" });
     plain.close();
     const otherCa = await createCa("some other CA");
-    const wrong = new DistributeXClient(cluster.address, { ca: otherCa.certPem, token: "dxa_0000000000000000_" + "a".repeat(43), timeoutMs: 3000 });
+    const wrong = new DistributeXClient(cluster.address, { ca: otherCa.certPem, token: "dxa_0000000000000000_" + "a".repeat(43), timeoutMs: 3000, retry: false });
     await expect(wrong.listNodes()).rejects.toMatchObject({ codeName: "UNAVAILABLE" });
     wrong.close();
   });

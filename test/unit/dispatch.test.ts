@@ -26,10 +26,19 @@ describe("dispatch", () => {
   it("skips queued tasks that already ended and still fills the node (no stall after late results)", async () => {
     const { core, registry } = await makeCore();
     const job = await core.submit({ kernelId: KERNEL, inputs: Array.from({ length: 10 }, (_, i) => Buffer.from([i])), needs: {}, priority: 0, timeoutMs: 0, maxAttempts: 0, name: "" });
-    // Results for the first six arrive while they are still queued (e.g. from an agent that ran
-    // them for a scheduler that has since restarted): they end, but their queue entries remain.
+    // The first six go to a node that is then lost: they are queued again (attempt 2), and its
+    // late results for attempt 1 arrive while they are still queued (results are accepted only
+    // from the node that held that attempt): they end, but their queue entries remain.
+    const lostSent: SchedulerMessageIn[] = [];
+    const lost = registry.register({ ...profile, workers: 2 } as HardwareProfile);
+    registry.attachSession(lost.id, (m) => lostSent.push(m));
+    await turn();
+    const first = lostSent.filter((m) => m.assign).map((m) => m.assign!.taskIndex ?? -1);
+    expect(first).toEqual([0, 1, 2, 3, 4, 5]);
+    registry.markDown(lost.id, "test: lost");
+    await turn();
     for (let i = 0; i < 6; i++) {
-      await core.onTaskUpdate("node-gone", { jobId: job.id, taskIndex: i, attempt: 1, state: "TASK_STATE_SUCCEEDED", output: Buffer.from([i]), error: null, runMs: 1, waitMs: 0, backend: "wasm" } as never);
+      await core.onTaskUpdate(lost.id, { jobId: job.id, taskIndex: i, attempt: 1, state: "TASK_STATE_SUCCEEDED", output: Buffer.from([i]), error: null, runMs: 1, waitMs: 0, backend: "wasm" } as never);
     }
     const sent: SchedulerMessageIn[] = [];
     const node = registry.register(profile);
