@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -13,8 +10,7 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     reporters: ["default"],
-    // `distx up` and a scheduler without --data-dir keep their PKI, tokens and client profile in
-    // $DISTX_HOME (default ~/.distx): tests get a folder of their own, never the user's.
-    env: { DISTX_HOME: process.env.DISTX_TEST_HOME ?? mkdtempSync(path.join(os.tmpdir(), "distx-test-home-")) },
+    // A DISTX_HOME per test file (each file runs in its own process): see the setup file.
+    setupFiles: ["test/helpers/setup-home.ts"],
   },
 });

@@ -1,6 +1,7 @@
 // How a client finds its credentials (docs/security.md).
 // The CA: explicit option, then a LocalCluster in this process that registered its address, then
-// env DISTX_CA, then the client profile <DISTX_HOME or ~/.distx>/client.json ("caFile").
+// env DISTX_CA, then the client profile <DISTX_HOME or ~/.distx>/client.json ("caFile"), then (for
+// a scheduler on loopback) the data dir's own pki/ca.crt.
 // The API token, first match wins:
 //   1. the `token` / `tokenFile` option (CLI: --token / --token-file);
 //   2. a cluster this process started (LocalCluster: `distx demo`, tests) registered for its address;
@@ -126,7 +127,9 @@ export function resolveCredentials(address: string, explicit: Credentials = {}):
   }
   if (registered?.insecure && given.ca === undefined) return { insecure: true };
   const profile = readProfile();
-  const ca = given.ca ?? registered?.ca ?? process.env.DISTX_CA ?? profile?.caFile;
+  // A scheduler on this machine that was started without `distx init` keeps its CA in the data dir.
+  const localCa = path.join(clientDataDir(), "pki", "ca.crt");
+  const ca = given.ca ?? registered?.ca ?? process.env.DISTX_CA ?? profile?.caFile ?? (isLoopbackAddress(address) && existsSync(localCa) ? localCa : undefined);
   const token =
     given.token === null
       ? undefined

@@ -17,6 +17,16 @@ done
 
 npm run build
 
+# The GPU executor's sandbox drops to an unprivileged user only when its code is readable by other
+# users, as an installed package under /usr/lib is (agent/gpu/sandbox.ts). A checkout in a 0700
+# folder (mktemp -d, a private home) is not; as root, open the path to this checkout so the suite
+# runs the executor with every wall up, as a real install would.
+if [ "$(id -u)" = 0 ]; then
+  d="$PWD"
+  while [ "$d" != / ]; do chmod o+x "$d"; d="$(dirname "$d")"; done
+  chmod -R o+rX dist node_modules package.json 2>/dev/null || true
+fi
+
 mkdir -p test-output
 rm -f test-output/vitest*.json
 status=0

@@ -73,7 +73,9 @@ export class ClusterSecurity extends EventEmitter {
         ? await Revocations.redis(redis, settings.redisPrefix)
         : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
     const security = new ClusterSecurity(false, pki, tokens, revocations, log);
-    if (settings.bootstrapJoinTokenFile) await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile);
+    // Agents on this machine that share the data dir join with it by themselves (agent/identity.ts):
+    // whoever can read the data dir holds the CA key anyway, so this trusts nobody new.
+    await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile ?? path.join(settings.dataDir, "local-join.token"));
     return security;
   }
 
