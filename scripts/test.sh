@@ -39,6 +39,9 @@ solo=test/e2e/placement.test.ts
 "${runner[@]}" npx vitest run --exclude "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
 if [ $# -eq 0 ]; then
   # Alone on the machine, the CPU-contention cases are reliable (DISTX_E2E_CONTENTION turns them on).
+  # They use no Kafka: the SASL_SSL broker (only the secure-backend tests need it) would be one
+  # more JVM taking CPU from the agents whose load they measure, so it stops first.
+  bash scripts/kafka-secure.sh down >/dev/null 2>&1 || true
   DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
 fi
 
