@@ -1,6 +1,8 @@
 // The short chaos run: a real cluster (two schedulers, three agents, a private Kafka broker and
 // Redis) under two minutes of seeded faults, then the history checker (checker.ts) must find no
-// violation. Off until issue 10's fixes land (DISTX_CHAOS=1 turns it on); the long run is
+// violation. Off (DISTX_CHAOS=1 turns it on) while it still finds known violations: NOT_FOUND for
+// finished jobs after a failover (restore() loads only unfinished jobs) and schedulers that exit
+// when they start during a Redis/Kafka outage (issue 10, open). The long run is
 // `npm run chaos -- --minutes 30`. Needs `npm run build` (the daemons run from dist/).
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./run.js";

@@ -330,6 +330,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
     expect(list).toMatchObject({ ok: false, code: "ERR_ACCESS_DENIED" });
   });
 
+  // Dropping to another uid needs root; as non-root the test below checks that the wall is reported down.
   it.skipIf(!tools.root)("the user wall alone also keeps the secret: allowed by the permission model, refused by the kernel", async () => {
     const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256 }, work);
@@ -355,6 +356,8 @@ describe("second wall: code that slipped past the checker, under the executor's 
     expect(existsSync(target)).toBe(false);
   });
 
+  // Needs a way to make a network namespace (root, or unprivileged user namespaces); without one the
+  // wall is reported down (checked in "second wall degrades loudly").
   it.skipIf(!tools.netns && !tools.userNetns)("cannot open a network connection: not to this host's loopback, not out", async () => {
     const tcp = await probe.run(
       `const net = process.getBuiltinModule('net');
@@ -391,6 +394,7 @@ describe("second wall: code that slipped past the checker, under the executor's 
     expect(r.message).toMatch(/allocation failed|Array buffer/i);
   });
 
+  // prlimit is util-linux; without it the limits wall is reported down, not silently missing.
   it.skipIf(!tools.prlimit)("a CPU-time cap ends a process that spins (RLIMIT_CPU)", async () => {
     const work = workDir();
     const launch = executorLaunch(probeScript, "cpu", { memoryLimitMb: 256, cpuSeconds: 1 }, work);
@@ -430,6 +434,7 @@ describe("second wall degrades loudly, never silently", () => {
     rmSync(hidden, { recursive: true, force: true });
   });
 
+  // Simulates a non-root agent by dropping privileges with setpriv, which itself needs root.
   it.skipIf(!tools.root || !tools.setpriv)("an agent that is not root still runs its executor, and says the user wall is down and why", () => {
     const script = path.join(repoRoot(), "test", "security", "fixtures", "pool-walls.mjs");
     const r = spawnSync(tools.setpriv!, ["--reuid=65534", "--regid=65534", "--clear-groups", "--", process.execPath, script, path.join(repoRoot(), "dist")], {
