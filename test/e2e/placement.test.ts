@@ -1,7 +1,8 @@
 // End to end placement: real scheduler and agent processes, real gRPC, real CPU contention.
 // These tests measure CPU load on pinned cores, so `npm test` runs this file alone, after the
 // others (on a 2-core machine, parallel test files would be the background load).
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { getExampleKernel } from "../../kernels/reference/index.js";
@@ -17,6 +18,8 @@ let t: TestCluster | undefined;
 const children: ChildProcess[] = [];
 afterEach(async () => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  // This test process may have been pinned (see the background-load test): give it every core back.
+  spawnSync("taskset", ["-a", "-p", "-c", `0-${availableParallelism() - 1}`, String(process.pid)], { stdio: "ignore" });
   await t?.stop();
   t = undefined;
 });
@@ -48,9 +51,10 @@ function burner(cpu: number, rampMs = 0): ChildProcess {
   return child;
 }
 
+/** Pins every thread of a process to one core; waits for taskset so the pin is in place on return. */
 function pin(pid: number, cpu: number): void {
-  const r = spawn("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
-  children.push(r);
+  const r = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
+  if (r.status !== 0) throw new Error(`taskset could not pin pid ${pid} to core ${cpu}`);
 }
 
 describe("forecast placement across real agents", () => {
@@ -121,6 +125,12 @@ describe("forecast placement across real agents", () => {
     const agents = t.cluster.processes.filter((p) => p.name.startsWith("agent-"));
     pin(agents[0]!.child.pid!, 0);
     pin(agents[1]!.child.pid!, 1);
+    // The agents measure load on the cores they may run on, so core 1 must really be free of
+    // other work: left unpinned, the scheduler (TLS on every call) and this test process (the
+    // client) drift onto core 1 as soon as the burner fills core 0, and agent a1 then sees them
+    // as background load of its own. They go on the busy core, with the burner.
+    pin(t.cluster.processes.find((p) => p.name === "scheduler")!.child.pid!, 0);
+    pin(process.pid, 0);
     burner(0);
     await new Promise((r) => setTimeout(r, 3000)); // a few heartbeats of the new load
     const perNode = await runPi(t, 40, 10_000_000);
