@@ -72,6 +72,9 @@ export interface SchedulerCounters {
   migrations: number;
 }
 
+/** Results read per store call when loading a finished job. */
+const RESTORE_PAGE = 1000;
+
 export class SchedulerCore extends EventEmitter {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly finishedOrder: string[] = [];
@@ -337,8 +340,42 @@ export class SchedulerCore extends EventEmitter {
       }
       this.log.info({ event: "job_restored", jobId: id, tasks: job.tasks.length, done: done.size }, "resumed an unfinished job");
     }
+    await this.restoreFinished();
     this.scheduleDispatch();
     return restored;
+  }
+
+  /**
+   * Loads the newest finished jobs the store still keeps (up to retainFinishedJobs), so that a
+   * scheduler taking over answers GetJob, GetResults and WatchJob for jobs that finished under
+   * its predecessor, as that one would have. Their outputs stay in the store; only each task's
+   * outcome is held, as for any retained job.
+   */
+  private async restoreFinished(): Promise<void> {
+    const ids = await this.store.finishedJobs(this.config.retainFinishedJobs);
+    const loaded: string[] = [];
+    for (const id of ids) {
+      if (this.jobs.has(id)) continue;
+      const metaJson = await this.store.getJobMeta(id);
+      if (!metaJson) continue; // expired
+      const meta = JSON.parse(metaJson) as Omit<JobRecord, "tasks">;
+      if (!isTerminalJob(meta.state)) continue; // the final snapshot was not stored: restore() finishes it
+      const taskCount = Object.values(meta.counts).reduce((a, b) => a + b, 0);
+      const tasks: TaskRecord[] = [];
+      // Pages, so a large job's outputs are never all in memory at once.
+      for (let offset = 0; offset < taskCount; offset += RESTORE_PAGE) {
+        for (const r of await this.store.getResults(id, offset, RESTORE_PAGE)) {
+          tasks[r.taskIndex] = { index: r.taskIndex, state: r.state, attempt: r.attempt, nodeId: r.nodeId, input: undefined, runMs: r.runMs, ...(r.error ? { error: r.error } : {}) };
+        }
+      }
+      // A task with no stored result never ran to an outcome: the job ended (cancelled or failed fast) first.
+      for (let index = 0; index < taskCount; index++) tasks[index] ??= { index, state: "TASK_STATE_CANCELLED", attempt: 0, nodeId: "", input: undefined, runMs: 0 };
+      this.jobs.set(id, { ...meta, tasks });
+      loaded.push(id);
+    }
+    // Oldest first, ahead of anything this scheduler finishes itself, so retention drops them first.
+    this.finishedOrder.unshift(...loaded.reverse());
+    if (loaded.length > 0) this.log.info({ event: "finished_jobs_restored", jobs: loaded.length }, `loaded ${loaded.length} finished job(s) from the store`);
   }
 
   /** With `visible`, a job it rejects is answered exactly as one that does not exist (another tenant's). */

@@ -7,6 +7,8 @@ export class MemoryStateStore implements StateStore {
   private readonly jobMeta = new Map<string, string>();
   private readonly results = new Map<string, Map<number, StoredResult>>();
   private readonly inputs = new Map<string, Buffer[]>();
+  /** Finished job ids in the order they finished (a Set keeps insertion order). */
+  private readonly finished = new Set<string>();
   /** Insertion-ordered, so the oldest entry is dropped first when the cache is full. */
   private readonly cache = new Map<string, Buffer>();
   private cacheBytes = 0;
@@ -100,6 +102,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   async deleteJob(jobId: string): Promise<void> {
+    this.finished.delete(jobId);
     this.jobMeta.delete(jobId);
     this.results.delete(jobId);
     this.inputs.delete(jobId);
@@ -120,6 +123,12 @@ export class MemoryStateStore implements StateStore {
 
   async markJobFinished(jobId: string): Promise<void> {
     this.inputs.delete(jobId);
+    this.finished.delete(jobId);
+    this.finished.add(jobId);
+  }
+
+  async finishedJobs(limit: number): Promise<string[]> {
+    return [...this.finished].reverse().slice(0, Math.max(0, limit));
   }
 
   async getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]> {

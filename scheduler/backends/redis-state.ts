@@ -7,6 +7,7 @@
 //   P:job:<id>:inputs      framed task inputs                deleted when the job finishes
 //   P:job:<id>:results     hash taskIndex → framed result    TTL resultTtlS once finished
 //   P:jobs:unfinished      zset jobId → submittedAtMs        (read at start to resume)
+//   P:jobs:finished        zset jobId → finishedAtMs         (read at start: finished jobs stay visible)
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
 //   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
@@ -286,7 +287,7 @@ export class RedisStateStore implements StateStore {
 
   async deleteJob(jobId: string): Promise<void> {
     // Finished jobs expire by TTL; an explicit delete only forgets what the scheduler retired.
-    await this.redis.zrem(`${this.p}:jobs:unfinished`, jobId);
+    await this.redis.multi().zrem(`${this.p}:jobs:unfinished`, jobId).zrem(`${this.p}:jobs:finished`, jobId).exec();
   }
 
   async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
@@ -310,13 +311,23 @@ export class RedisStateStore implements StateStore {
   }
 
   async markJobFinished(jobId: string): Promise<void> {
+    const now = Date.now();
     await this.redis
       .multi()
       .zrem(`${this.p}:jobs:unfinished`, jobId)
       .del(this.job(jobId, "inputs"))
       .expire(this.job(jobId, "meta"), this.resultTtlS)
       .expire(this.job(jobId, "results"), this.resultTtlS)
+      // Scored by finish time; entries older than the TTL are trimmed here, so the set stays
+      // bounded by what the TTL keeps (and the scheduler's retention trims it further).
+      .zadd(`${this.p}:jobs:finished`, now, jobId)
+      .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
+  }
+
+  async finishedJobs(limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    return this.redis.zrange(`${this.p}:jobs:finished`, 0, limit - 1, "REV");
   }
 
   async getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]> {

@@ -76,6 +76,11 @@ export interface StateStore {
   unfinishedJobs(): Promise<string[]>;
   /** The job is final: drop its inputs, leave the unfinished set, let meta and results expire. */
   markJobFinished(jobId: string): Promise<void>;
+  /**
+   * Ids of finished jobs whose metadata is still kept, newest first, at most `limit`: a scheduler
+   * that takes over loads them, so jobs finished under its predecessor still answer GetJob.
+   */
+  finishedJobs(limit: number): Promise<string[]>;
   /** The result cache, keyed by resultCacheKey(kernel, seed, input). */
   getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]>;
   putCachedResult(key: string, output: Buffer): Promise<void>;

@@ -18,7 +18,7 @@ export const DISTX_REDIS_COMMANDS = [
   "get", "set", "mget", "del", "expire", "pexpire",
   "hset", "hsetnx", "hgetall", "hmget", "hget", "hdel", "hexists", "hlen", "hvals",
   "sadd", "srem", "smembers", "scard",
-  "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "zmscore", "scan",
+  "zadd", "zrem", "zrange", "zrangebyscore", "zremrangebyscore", "zscore", "zmscore", "scan",
   "eval", "evalsha", "multi", "exec", "discard",
 ];
 
