@@ -20,7 +20,7 @@ import { AdminServer } from "../common/admin-http.js";
 import { fetchErrorCode, taskErrorProto } from "../common/task-errors.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import { AgentMetrics } from "./metrics.js";
-import { Backoff } from "./backoff.js";
+import { Backoff } from "../common/backoff.js";
 import { GpuSupport } from "./gpu/gpu-support.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";

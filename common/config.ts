@@ -147,8 +147,14 @@ export const schedulerConfigSchema = z
     resultTtlS: int(1, 365 * 86400).default(7 * 86400),
     /** Identical tasks (same kernel, input, seed) are answered from this cache; 0 turns it off. */
     resultCacheTtlS: int(0, 365 * 86400).default(86400),
-    /** A backend that does not answer within this long at start is a configuration error. */
+    /** One attempt to reach Kafka or Redis at start gives up after this long. */
     backendConnectTimeoutMs: int(100, 120_000).default(5000),
+    /**
+     * How long a starting scheduler keeps retrying a Kafka or Redis that is down or refusing
+     * writes (0 = for ever, as a supervised standby should). Refusals that a retry cannot fix
+     * (bad credentials, ACLs, TLS) fail at once.
+     */
+    backendStartWaitMs: int(0, 86_400_000).default(0),
     logLevel: logLevel.default("info"),
     /** Admin HTTP port (/metrics, /healthz, /readyz, /dashboard); 0 picks a free one; unset = no admin server. */
     adminPort: int(0, 65535).optional(),

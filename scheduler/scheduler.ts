@@ -113,7 +113,17 @@ export class Scheduler {
   async start(): Promise<string> {
     if (this.lease) {
       // A standby neither listens nor consumes until it holds the lease.
-      await this.lease.acquire((holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"));
+      let lastWarnAt = 0;
+      await this.lease.acquire(
+        (holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"),
+        undefined,
+        (err) => {
+          // At most one line per 10 s: the wait polls several times a second.
+          if (Date.now() - lastWarnAt < 10_000) return;
+          lastWarnAt = Date.now();
+          this.log.warn({ event: "lease_unavailable", err: err.message }, "Redis cannot grant the scheduler lease (unreachable or refusing writes); waiting");
+        },
+      );
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
     }
     const tokens = this.tokens ?? (await openTokenStore(this.config, this.core.store));

@@ -4,7 +4,7 @@ import { Agent } from "../../agent/agent.js";
 import { agentConfigSchema, loadConfig, schedulerConfigSchema } from "../../common/config.js";
 import { createLogger } from "../../common/logger.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
-import { openBackends } from "../../scheduler/backends/factory.js";
+import { openBackendsPatiently } from "../../scheduler/backends/factory.js";
 import { fail, onShutdownSignal } from "../util.js";
 
 export function registerDaemonCommands(program: Command): void {
@@ -33,6 +33,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--redis-ca-file <pem>", "CA that signed Redis's certificate (env DISTX_REDIS_CA_FILE)")
     .option("--redis-prefix <prefix>", "prefix of every Redis key (env DISTX_REDIS_PREFIX)")
     .option("--lease-ttl-ms <ms>", "leader lease; a standby takes over this long after the active one dies")
+    .option("--backend-start-wait-ms <ms>", "how long to keep retrying Kafka/Redis that are down at start; 0 = for ever")
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz, /dashboard; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")
     .option("--alert-webhook-url <url>", "POST alerts as JSON to this URL (env DISTX_ALERT_WEBHOOK_URL)")
@@ -58,7 +59,7 @@ export function registerDaemonCommands(program: Command): void {
         // --insecure sets it; left unset otherwise so env/file can decide.
         const config = loadConfig(schedulerConfigSchema, { file: file as string | undefined, section: "scheduler", flags: { ...flags, insecure: insecure === true ? true : undefined } });
         const log = createLogger("scheduler", config.logLevel);
-        const backends = await openBackends(config, log);
+        const backends = await openBackendsPatiently(config, log);
         const scheduler = new Scheduler(config, log, {
           ...backends,
           onLeaseLost: (holder) => {

@@ -39,15 +39,24 @@ export class RedisLease extends EventEmitter {
     return ok === "OK";
   }
 
-  /** Resolves once this process holds the lease; calls onWait once if it has to wait. */
-  async acquire(onWait?: (holder: string | null) => void, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves once this process holds the lease; calls onWait once if it has to wait. Redis
+   * errors (down, refusing writes) are waited out like a held lease, each reported to onError:
+   * a standby (re)started during a store outage must stand by, not crash-loop.
+   */
+  async acquire(onWait?: (holder: string | null) => void, signal?: AbortSignal, onError?: (err: Error) => void): Promise<void> {
     let told = false;
-    while (!(await this.tryAcquire())) {
-      if (this.stopped || signal?.aborted) throw new Error("lease wait aborted");
-      if (!told) {
-        told = true;
-        onWait?.(await this.redis.get(this.key));
+    for (;;) {
+      try {
+        if (await this.tryAcquire()) break;
+        if (!told) {
+          told = true;
+          onWait?.(await this.redis.get(this.key));
+        }
+      } catch (err) {
+        onError?.(err as Error);
       }
+      if (this.stopped || signal?.aborted) throw new Error("lease wait aborted");
       await new Promise((r) => setTimeout(r, Math.max(100, Math.floor(this.ttlMs / 4))));
     }
     this.held = true;

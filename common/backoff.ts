@@ -1,4 +1,5 @@
-// Capped exponential backoff with jitter, for reconnecting to the scheduler: waits double from
+// Capped exponential backoff with jitter, for reconnecting (agents to the scheduler, a starting
+// scheduler to Kafka/Redis): waits double from
 // `baseMs` up to `maxMs`, each drawn from [cap/2, cap] so many agents that lost the same
 // scheduler do not all come back in the same instant.
 export class Backoff {
