@@ -211,11 +211,22 @@ export class Scheduler {
    * lease held (a standby would wait for its TTL) or the store open.
    */
   stop(graceMs = this.config.drainGraceMs): Promise<void> {
-    this.stopping ??= this.runStopSteps(graceMs);
+    this.stopping ??= this.runStopSteps(graceMs, false);
     return this.stopping;
   }
 
-  private async runStopSteps(graceMs: number): Promise<void> {
+  /**
+   * After the lease went to another scheduler: stop acting at once (no more store writes, no
+   * more dispatch, clients and agents cut off so they fail over to the new leader), then close
+   * the rest. Nothing drains: the new leader owns the jobs now. The caller may then start a
+   * fresh Scheduler, which stands by on the lease.
+   */
+  stepDown(): Promise<void> {
+    this.stopping ??= this.runStopSteps(0, true);
+    return this.stopping;
+  }
+
+  private async runStopSteps(graceMs: number, leaseLost: boolean): Promise<void> {
     const failed: string[] = [];
     const step = async (name: string, fn: () => unknown): Promise<void> => {
       try {
@@ -225,6 +236,13 @@ export class Scheduler {
         this.log.error({ event: "stop_step_failed", step: name, err: (err as Error).message }, `stopping: ${name} failed; going on with the rest`);
       }
     };
+    if (leaseLost) {
+      await step("fence", () => {
+        this.core.close();
+        this.registry.stop();
+        this.server.forceShutdown();
+      });
+    }
     await step("health", () => {
       for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
       this.monitoring.setServing(false);

@@ -59,21 +59,32 @@ export function registerDaemonCommands(program: Command): void {
         // --insecure sets it; left unset otherwise so env/file can decide.
         const config = loadConfig(schedulerConfigSchema, { file: file as string | undefined, section: "scheduler", flags: { ...flags, insecure: insecure === true ? true : undefined } });
         const log = createLogger("scheduler", config.logLevel);
-        const backends = await openBackendsPatiently(config, log);
-        const scheduler = new Scheduler(config, log, {
-          ...backends,
-          onLeaseLost: (holder) => {
-            // Another scheduler holds the lease now: stop acting at once so two never place work.
-            log.fatal({ event: "lease_lost", holder }, "lost the scheduler lease; exiting");
-            process.exit(3);
-          },
-        });
-        await scheduler.start();
+        let current: Scheduler | undefined;
+        let shuttingDown = false;
         onShutdownSignal(async (signal) => {
+          shuttingDown = true;
           log.info({ event: "shutdown", signal }, "draining before exit");
-          await scheduler.stop();
+          await current?.stop();
           log.info({ event: "stopped" }, "scheduler stopped");
         });
+        // One Scheduler per term as leader: when another scheduler takes the lease (this one could
+        // not renew it in time: paused, or Redis refused writes for longer than leaseTtlMs), this
+        // one steps down at once, so two never place work, and stands by again in a fresh
+        // instance, rather than exiting and leaving its supervisor to restart it.
+        while (!shuttingDown) {
+          const backends = await openBackendsPatiently(config, log);
+          let onLost!: (holder: string | null) => void;
+          const lost = new Promise<string | null>((resolve) => (onLost = resolve));
+          const scheduler = new Scheduler(config, log, { ...backends, onLeaseLost: (holder) => onLost(holder) });
+          current = scheduler;
+          const starting = scheduler.start();
+          starting.catch(() => undefined); // once the lease is lost, a start still under way is moot
+          await Promise.race([starting, lost]);
+          const holder = await lost;
+          if (shuttingDown) break;
+          log.warn({ event: "lease_lost", holder }, "another scheduler took the lease; stepping down to standby");
+          await scheduler.stepDown();
+        }
       } catch (err) {
         fail(err);
       }

@@ -66,7 +66,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
   }
   let lease: RedisLease | undefined;
   // Last, once nothing else can fail: its own connection would leak if a later step threw.
-  if (store instanceof RedisStateStore) lease = new RedisLease(store.redis.duplicate(), `${config.redisPrefix}:leader`, config.leaseTtlMs);
+  if (store instanceof RedisStateStore) lease = new RedisLease(store.redis.duplicate(), `${config.redisPrefix}:leader`, config.leaseTtlMs, undefined, true);
   return { store, ...(bus ? { bus } : {}), ...(lease ? { lease } : {}) };
 }
 

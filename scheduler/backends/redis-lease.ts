@@ -25,6 +25,8 @@ export class RedisLease extends EventEmitter {
     private readonly key: string,
     private readonly ttlMs: number,
     owner?: string,
+    /** The connection is this lease's own (openBackends gives it one): release() closes it. */
+    private readonly ownsConnection = false,
   ) {
     super();
     this.owner = owner ?? `scheduler-${randomUUID()}`;
@@ -85,5 +87,6 @@ export class RedisLease extends EventEmitter {
       this.held = false;
       await this.redis.eval(RELEASE, 1, this.key, this.owner).catch(() => undefined);
     }
+    if (this.ownsConnection) this.redis.disconnect();
   }
 }
