@@ -7,11 +7,15 @@ import { existsSync, promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
+import { Backoff } from "../common/backoff.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { AgentServiceGrpcClient } from "../common/types.js";
 import { certInfo, createCsr } from "../scheduler/auth/pki.js";
+
+/** Nothing (or nothing in time) answered at the scheduler's address: worth another try. */
+class SchedulerUnreachableError extends Error {}
 
 export interface NodeIdentity {
   nodeId: string;
@@ -67,11 +71,11 @@ export function discoverPinnedCa(address: string, pin: string, timeoutMs = 10_00
     const socket = tls.connect({ host: m[1], port: Number(m[2]), rejectUnauthorized: false, ALPNProtocols: ["h2"], servername: /^[\d.:]+$/.test(m[1]!) ? undefined : m[1] });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no TLS answer from ${address} within ${timeoutMs} ms`));
+      reject(new SchedulerUnreachableError(`no TLS answer from ${address} within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.once("error", (err) => {
       clearTimeout(timer);
-      reject(new Error(`cannot reach the scheduler at ${address} over TLS: ${err.message}`));
+      reject(new SchedulerUnreachableError(`cannot reach the scheduler at ${address} over TLS: ${err.message}`));
     });
     socket.once("secureConnect", () => {
       clearTimeout(timer);
@@ -111,7 +115,44 @@ export async function join(config: AgentConfig, log: Logger): Promise<NodeIdenti
   }
   if (!config.joinToken) throw new Error(`no node certificate in ${identityDir(config)} and no join token: run \`distx join-token create\` on the cluster and pass --join-token and --ca-hash`);
   if (!config.caHash && !config.ca) throw new Error("joining needs the CA pin (--ca-hash sha256:…, printed with the join token) or the CA file (--ca)");
-  const address = config.scheduler.split(",")[0]!;
+  const addresses = config.scheduler.split(",");
+  // A scheduler that is down, restarting or standing by (not listening) is an outage, as for
+  // registration: try each address in turn, back off after each full round, for up to
+  // connectTimeoutMs (0 = for ever). A refusal (bad token, wrong CA pin) fails at once.
+  const backoff = new Backoff(200, 5000);
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const address = addresses[attempt % addresses.length]!;
+    try {
+      return await joinAt(address, config, log);
+    } catch (err) {
+      const message = joinErrorMessage(err);
+      if (!isTransientJoinError(err)) throw new Error(`join failed: ${message}`);
+      const waited = Date.now() - started;
+      if (config.connectTimeoutMs > 0 && waited >= config.connectTimeoutMs) {
+        throw new Error(`join failed: ${message} (no scheduler answered within connectTimeoutMs=${config.connectTimeoutMs})`);
+      }
+      if ((attempt + 1) % addresses.length !== 0) continue;
+      const delay = backoff.next();
+      if (backoff.attempts <= 5 || backoff.attempts % 10 === 0) {
+        log.warn({ event: "join_retry", attempt: backoff.attempts, retryInMs: delay, scheduler: config.scheduler, err: message }, "no scheduler reachable to join; retrying");
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+const joinErrorMessage = (err: unknown): string => (err as grpc.ServiceError).details || (err as Error).message;
+
+/** Worth another try: nothing answered (or not in time); the scheduler did not refuse us. */
+function isTransientJoinError(err: unknown): boolean {
+  const code = (err as grpc.ServiceError).code;
+  if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) return true;
+  return err instanceof SchedulerUnreachableError;
+}
+
+
+async function joinAt(address: string, config: AgentConfig, log: Logger): Promise<NodeIdentity> {
   let caPem: string;
   if (config.ca) {
     caPem = readFileSync(config.ca, "utf8");
@@ -126,11 +167,8 @@ export async function join(config: AgentConfig, log: Logger): Promise<NodeIdenti
     const info = certInfo(res.certificatePem);
     const identity: NodeIdentity = { nodeId: res.nodeId, keyPem, certPem: res.certificatePem, caPem: res.caPem || caPem, notBeforeMs: info.notBeforeMs, notAfterMs: info.notAfterMs };
     await saveIdentity(identityDir(config), identity);
-    log.info({ event: "joined", nodeId: identity.nodeId, dir: identityDir(config), notAfter: new Date(info.notAfterMs).toISOString() }, "joined the cluster; node certificate stored");
+    log.info({ event: "joined", nodeId: identity.nodeId, scheduler: address, dir: identityDir(config), notAfter: new Date(info.notAfterMs).toISOString() }, "joined the cluster; node certificate stored");
     return identity;
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    throw new Error(`join failed: ${e.details || e.message}`);
   } finally {
     client.close();
   }

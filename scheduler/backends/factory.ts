@@ -66,7 +66,12 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
   }
   let lease: RedisLease | undefined;
   // Last, once nothing else can fail: its own connection would leak if a later step threw.
-  if (store instanceof RedisStateStore) lease = new RedisLease(store.redis.duplicate(), `${config.redisPrefix}:leader`, config.leaseTtlMs, undefined, true);
+  if (store instanceof RedisStateStore) {
+    const connection = store.redis.duplicate();
+    // Its errors are the store connection's too (logged there); without a listener ioredis prints each one.
+    connection.on("error", () => undefined);
+    lease = new RedisLease(connection, `${config.redisPrefix}:leader`, config.leaseTtlMs, undefined, true);
+  }
   return { store, ...(bus ? { bus } : {}), ...(lease ? { lease } : {}) };
 }
 
