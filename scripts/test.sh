@@ -35,20 +35,25 @@ runner=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-run -a -s "-screen 0 1280x1024x24"); fi
 # The placement end-to-end tests measure how the scheduler reacts to CPU load, so they run on
 # their own after the rest: other test files running beside them would be load they did not plan.
+# The short chaos run (test/chaos) also runs on its own: its own broker, Redis, two schedulers and
+# three agents under a nemesis are the whole machine's work for two minutes, and its checker
+# bounds how long nodes may stay DOWN.
 solo=test/e2e/placement.test.ts
-"${runner[@]}" npx vitest run --exclude "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
+chaos=test/chaos/chaos.test.ts
+"${runner[@]}" npx vitest run --exclude "$solo" --exclude "$chaos" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
 if [ $# -eq 0 ]; then
   # Alone on the machine, the CPU-contention cases are reliable (DISTX_E2E_CONTENTION turns them on).
   # They use no Kafka: the SASL_SSL broker (only the secure-backend tests need it) would be one
   # more JVM taking CPU from the agents whose load they measure, so it stops first.
   bash scripts/kafka-secure.sh down >/dev/null 2>&1 || true
   DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
+  DISTX_CHAOS=1 npx vitest run "$chaos" --reporter=default --reporter=json --outputFile.json=test-output/vitest-chaos.json || status=$?
 fi
 
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
-  for (const f of ["test-output/vitest-main.json", "test-output/vitest-solo.json"]) {
+  for (const f of ["test-output/vitest-main.json", "test-output/vitest-solo.json", "test-output/vitest-chaos.json"]) {
     if (!fs.existsSync(f)) continue;
     const r = JSON.parse(fs.readFileSync(f, "utf8"));
     // A file whose setup failed has no failed test of its own: count it as one failure.
