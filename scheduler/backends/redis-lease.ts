@@ -1,6 +1,6 @@
 // Scheduler leadership through a Redis lease: SET key me NX PX ttl to take it, a compare-and-
-// extend script to renew it. The active scheduler renews every ttl/3; a standby retries until
-// the key expires (the active one died or lost Redis for a whole ttl) and then takes over.
+// extend script to renew it. The active scheduler renews every ttl/3; a standby polls until the
+// key has been gone for ttl/2 (the active one died or lost Redis for a whole ttl) and takes over.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
@@ -48,12 +48,24 @@ export class RedisLease extends EventEmitter {
    */
   async acquire(onWait?: (holder: string | null) => void, signal?: AbortSignal, onError?: (err: Error) => void): Promise<void> {
     let told = false;
+    let freeSince: number | undefined;
     for (;;) {
       try {
-        if (await this.tryAcquire()) break;
-        if (!told) {
-          told = true;
-          onWait?.(await this.redis.get(this.key));
+        const holder = await this.redis.get(this.key);
+        if (holder === null) {
+          // A key that vanished (Redis restarted without it) or expired while the holder's
+          // renewals were refused is re-taken by that holder at its next renewal (every ttl/3).
+          // Taking it only once it has stayed free for ttl/2 lets the incumbent win that race,
+          // so a store hiccup does not move leadership: each move is a failover for every
+          // client and agent. A holder that really died costs ttl/2 more.
+          freeSince ??= Date.now();
+          if (Date.now() - freeSince >= this.ttlMs / 2 && (await this.tryAcquire())) break;
+        } else {
+          freeSince = undefined;
+          if (!told) {
+            told = true;
+            onWait?.(holder);
+          }
         }
       } catch (err) {
         onError?.(err as Error);

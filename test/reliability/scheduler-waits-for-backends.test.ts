@@ -7,7 +7,7 @@ import net from "node:net";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalCluster, waitForListening } from "../../cli/local-cluster.js";
-import { freePort, privateRedis, repo, sleep, testServices, uniquePrefix, type PrivateRedis } from "./helpers.js";
+import { freePort, privateRedis, repo, sleep, testServices, uniquePrefix, until, type PrivateRedis } from "./helpers.js";
 
 let cluster: LocalCluster | undefined;
 let redis: PrivateRedis | undefined;
@@ -40,7 +40,9 @@ describe("a scheduler starting during a backend outage", () => {
     const scheduler = cluster.spawnProcess("scheduler", ["scheduler", "--port", String(port), "--state", "redis", "--redis-url", redis.url, "--redis-prefix", uniquePrefix("wait"), "--lease-ttl-ms", "1000"]);
     let log = "";
     scheduler.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    await sleep(6000);
+    // It reports the outage, and is still waiting a few lease periods later.
+    await until("the scheduler reports the outage", async () => log.includes('"lease_unavailable"') || scheduler.child.exitCode !== null, 30_000, 100);
+    await sleep(4000);
     expect(scheduler.child.exitCode, log).toBeNull();
     expect(log).toContain('"lease_unavailable"');
     expect(log).not.toContain('"listening"');
@@ -58,7 +60,8 @@ describe("a scheduler starting during a backend outage", () => {
     const scheduler = cluster.spawnProcess("scheduler-kafka", args);
     let log = "";
     scheduler.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    await sleep(6000);
+    await until("the scheduler reports the outage", async () => log.includes('"backend_unavailable"') || scheduler.child.exitCode !== null, 30_000, 100);
+    await sleep(4000);
     expect(scheduler.child.exitCode, log).toBeNull();
     expect(log).toContain('"backend_unavailable"');
     forwarder = await forward(brokerPort, kafka);
