@@ -5,7 +5,7 @@
 import { execFile } from "node:child_process";
 import os from "node:os";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { PoolStats } from "./pool/worker-pool.js";
+import type { PoolStats } from "./pool/types.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 
 const MAX_KERNEL_LABELS = 64;

@@ -23,7 +23,7 @@ import { Backoff } from "./backoff.js";
 import { identityDir, join, loadIdentity, mtlsCredentials, renew, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
 import type { AgentMetrics } from "./metrics.js";
-import { TaskFailure } from "./pool/worker-pool.js";
+import { TaskFailure } from "./pool/types.js";
 
 export const AGENT_VERSION = "0.1.0";
 

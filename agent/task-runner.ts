@@ -9,7 +9,8 @@ import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js"
 import { taskErrorProto } from "../common/task-errors.js";
 import { GpuSupport } from "./gpu/gpu-support.js";
 import type { AgentMetrics } from "./metrics.js";
-import { TaskFailure, WorkerPool, type PoolHandle } from "./pool/worker-pool.js";
+import { TaskFailure, type PoolHandle } from "./pool/types.js";
+import { WorkerPool } from "./pool/worker-pool.js";
 import type { UpdateOutbox } from "./update-outbox.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 

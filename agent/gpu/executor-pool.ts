@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { repoRoot } from "../../common/paths.js";
-import { TaskFailure } from "../pool/worker-pool.js";
+import { TaskFailure } from "../pool/types.js";
 import type { ExecutorReady, FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
 import { hostTools, launchSandboxed, sandboxIds, type SandboxLaunch, type SandboxPlan } from "./sandbox.js";
 
