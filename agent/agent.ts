@@ -60,6 +60,8 @@ export class Agent {
         this.runner.abandonAll("scheduler session lost");
         this.lifecycle.to("connecting", { reason });
       },
+      delivered: (updates) => this.outbox.delivered(updates),
+      replaced: (updates, instead) => this.outbox.replaced(updates, instead),
     });
     this.outbox = new UpdateOutbox((items) => this.link.sendUpdates(items));
     this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id));

@@ -49,6 +49,10 @@ export interface LinkHandlers {
    * can go (over Kafka they can; on the session they cannot).
    */
   sessionLost(reason: string, updatesDeliverable: boolean): void;
+  /** Updates sent over Kafka that the broker acknowledged. */
+  delivered(updates: TaskUpdateIn[]): void;
+  /** Updates sent over Kafka that the broker refused for good, and what went instead (one for one). */
+  replaced(updates: TaskUpdateIn[], instead: TaskUpdateIn[]): void;
 }
 
 export class AgentStoppedError extends Error {
@@ -203,6 +207,7 @@ export class SchedulerLink {
       (err) => this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
       undefined,
       kafkaSecurity(this.config),
+      { delivered: (u) => this.handlers.delivered(u), replaced: (u, instead) => this.handlers.replaced(u, instead) },
     );
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }
@@ -238,10 +243,17 @@ export class SchedulerLink {
     this.handlers.heartbeat();
   }
 
-  /** Task updates go over Kafka when the scheduler uses it, else on the session. */
-  sendUpdates(items: TaskUpdateIn[]): void {
-    if (this.kafka) this.kafka.sendUpdates(items);
-    else this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } });
+  /**
+   * Task updates go over Kafka when the scheduler uses it, else on the session. Returns whether
+   * word of their fate follows (Kafka: delivered or replaced); on the session it does not.
+   */
+  sendUpdates(items: TaskUpdateIn[]): boolean {
+    if (this.kafka) {
+      this.kafka.sendUpdates(items);
+      return true;
+    }
+    this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } });
+    return false;
   }
 
   sendHeartbeat(draining: boolean, load: NodeLoadIn): void {

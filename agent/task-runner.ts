@@ -11,7 +11,7 @@ import { GpuSupport } from "./gpu/gpu-support.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure, type PoolHandle } from "./pool/types.js";
 import { WorkerPool } from "./pool/worker-pool.js";
-import type { UpdateOutbox } from "./update-outbox.js";
+import type { UpdateOutbox, UpdateReceipt } from "./update-outbox.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
@@ -84,8 +84,14 @@ export class TaskRunner {
     const key = taskKey(a.jobId, a.taskIndex);
     const entry: RunningEntry = { cancelled: false, attempt: a.attempt };
     this.running.set(key, entry);
-    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">) =>
-      this.outbox.send(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u });
+    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">, receipt?: UpdateReceipt) =>
+      this.outbox.send(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u }, receipt);
+    // A success counts once its result reaches the scheduler; one refused on the way (e.g. over
+    // Kafka's record limit) counts as the failure the scheduler records instead.
+    const succeeded = (runMs: number, waitMs: number): UpdateReceipt => ({
+      delivered: () => this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", runMs, waitMs),
+      failed: (code) => this.metrics.taskDone(a.kernelId, backendOf(a), "failed", runMs, waitMs, code),
+    });
     const started = (waitMs: number) => this.outbox.noteRunning(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, state: "TASK_STATE_RUNNING", waitMs });
     try {
       if (a.kind === "KERNEL_KIND_GPU") {
@@ -94,8 +100,7 @@ export class TaskRunner {
           if (entry.cancelled) h.cancel("job cancelled");
         });
         if (this.running.get(key) !== entry) return;
-        update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend });
-        this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
+        update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
         return;
       }
       const module = await this.modules.get(a.kernelId);
@@ -117,8 +122,7 @@ export class TaskRunner {
       entry.handle = handle;
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
-      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" });
-      this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", result.runMs, result.waitMs);
+      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" }, succeeded(result.runMs, result.waitMs));
     } catch (err) {
       if (this.running.get(key) !== entry) return;
       // Failures are classified where they happen; anything else is an internal (transient) fault.

@@ -26,6 +26,16 @@ export function dropSupersededRunning(items: TaskUpdateIn[]): TaskUpdateIn[] {
 }
 
 /**
+ * What to count once a final update's fate is known: delivered as it is, or replaced by a
+ * failure (a result the broker refused for good fails OUTPUT_TOO_LARGE), so a task counts as
+ * succeeded only when the scheduler records it so.
+ */
+export interface UpdateReceipt {
+  delivered(): void;
+  failed(code: string): void;
+}
+
+/**
  * The outbox. `task` is any object standing for one attempt on this agent (the runner's entry):
  * a RUNNING note waiting for it is dropped by its final update, or by `forget`.
  */
@@ -34,10 +44,41 @@ export class UpdateOutbox {
   private readonly runningNotes = new Map<object, TaskUpdateIn>();
   private runningNotesTimer?: NodeJS.Timeout;
   private readonly updates: Coalescer<TaskUpdateIn>;
+  /** Receipts of updates handed over whose fate is not known yet (weak: a closing link may never tell). */
+  private readonly receipts = new WeakMap<TaskUpdateIn, UpdateReceipt>();
 
-  /** `deliver` gets each turn's batch, less the RUNNING notes their own final update made moot. */
-  constructor(deliver: (items: TaskUpdateIn[]) => void) {
-    this.updates = new Coalescer<TaskUpdateIn>((batch) => deliver(dropSupersededRunning(batch)));
+  /**
+   * `deliver` gets each turn's batch, less the RUNNING notes their own final update made moot,
+   * and returns whether word of their fate follows (delivered / replaced); if not, they count
+   * as delivered once handed over.
+   */
+  constructor(deliver: (items: TaskUpdateIn[]) => boolean) {
+    this.updates = new Coalescer<TaskUpdateIn>((batch) => {
+      const items = dropSupersededRunning(batch);
+      if (!deliver(items)) this.delivered(items);
+    });
+  }
+
+  /** These updates reached the scheduler as they are. */
+  delivered(updates: readonly TaskUpdateIn[]): void {
+    for (const u of updates) {
+      const receipt = this.receipts.get(u);
+      if (!receipt) continue;
+      this.receipts.delete(u);
+      receipt.delivered();
+    }
+  }
+
+  /** These updates were refused; the scheduler got `instead` (one for one, in order). */
+  replaced(updates: readonly TaskUpdateIn[], instead: readonly TaskUpdateIn[]): void {
+    updates.forEach((u, i) => {
+      const receipt = this.receipts.get(u);
+      if (!receipt) return;
+      this.receipts.delete(u);
+      const sent = instead[i];
+      if (!sent || sent.state === "TASK_STATE_SUCCEEDED") receipt.delivered();
+      else receipt.failed(sent.error?.code || "INTERNAL");
+    });
   }
 
   /** Queues a RUNNING note; the ones still waiting after RUNNING_NOTE_DELAY_MS go out together. */
@@ -47,8 +88,9 @@ export class UpdateOutbox {
   }
 
   /** A final update: it makes a RUNNING note still waiting for the same task moot. */
-  send(task: object, update: TaskUpdateIn): void {
+  send(task: object, update: TaskUpdateIn, receipt?: UpdateReceipt): void {
     this.runningNotes.delete(task);
+    if (receipt) this.receipts.set(update, receipt);
     this.updates.push(update);
   }
 
