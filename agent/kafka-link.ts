@@ -3,7 +3,7 @@
 // partition are skipped) and writes its
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
-import { AssignerProtocol, type Consumer, type PartitionAssigner } from "kafkajs";
+import { AssignerProtocol, type Consumer, type PartitionAssigner, type Producer, type ProducerBatch } from "kafkajs";
 import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample, type OutMessage } from "../common/kafka-wire.js";
 import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
 import type { KafkaSecurity } from "../common/backend-security.js";
@@ -13,15 +13,10 @@ import { taskErrorProto } from "../common/task-errors.js";
  * The broker refused a record of task updates for good (a result over the events topic's
  * max.message.bytes): those tasks fail with OUTPUT_TOO_LARGE (not retryable: the output would be
  * as large anywhere) instead of their results blocking every later update of this agent.
+ * Returns the updates that go instead, in the order of `updates`.
  */
-function failedInstead(msg: OutMessage, errorType: string, topic: string, nodeId: string): OutMessage[] {
-  let updates: TaskUpdateIn[];
-  try {
-    updates = decodeUpdates(msg.value);
-  } catch {
-    return [];
-  }
-  const failed = updates.map((u): TaskUpdateIn => {
+function failedInstead(updates: TaskUpdateIn[], errorType: string): TaskUpdateIn[] {
+  return updates.map((u): TaskUpdateIn => {
     if (u.state !== "TASK_STATE_SUCCEEDED") return u;
     const bytes = (u.output as Uint8Array | undefined)?.byteLength ?? 0;
     return {
@@ -33,7 +28,16 @@ function failedInstead(msg: OutMessage, errorType: string, topic: string, nodeId
       error: taskErrorProto({ code: "OUTPUT_TOO_LARGE", message: `the task's ${bytes}-byte output is over the task-events topic's record limit (the broker said ${errorType}); not retryable` }),
     };
   });
-  return splitByBytes(failed, updateBytes).map((run) => ({ topic, key: nodeId, value: encodeUpdates(run) }));
+}
+
+/**
+ * What became of the task updates sent: acknowledged by the broker, or refused for good and
+ * replaced (update by update, in order) by what the scheduler gets instead. An agent counts a
+ * task as succeeded only once its result is delivered.
+ */
+export interface UpdateReceipts {
+  delivered(updates: TaskUpdateIn[]): void;
+  replaced(updates: TaskUpdateIn[], instead: TaskUpdateIn[]): void;
 }
 
 /** What an agent's assignments partition carries for it, in the order the scheduler sent it. */
@@ -74,9 +78,42 @@ export class KafkaAgentLink {
     private readonly nodeId: string,
     private consumer: Consumer,
     private readonly sender: BatchingSender,
+    private readonly receipts?: UpdateReceipts,
   ) {}
 
   closed = false;
+  /** Update records sent and not acknowledged or refused yet, by their bytes (the sender hands back the same Buffer). */
+  private readonly unacknowledged = new Map<Buffer, TaskUpdateIn[]>();
+
+  /** The broker acknowledged a request: the update records in it are delivered. */
+  private acknowledged(batch: ProducerBatch): void {
+    if (!this.receipts || this.unacknowledged.size === 0) return;
+    for (const { topic, messages } of batch.topicMessages ?? []) {
+      if (topic !== this.route.eventsTopic) continue;
+      for (const m of messages) {
+        const updates = this.unacknowledged.get(m.value as Buffer);
+        if (!updates) continue;
+        this.unacknowledged.delete(m.value as Buffer);
+        this.receipts.delivered(updates);
+      }
+    }
+  }
+
+  /** The broker refused an update record for good: its tasks' failures go instead. */
+  private refused(msg: OutMessage, errorType: string): OutMessage[] {
+    let updates = this.unacknowledged.get(msg.value);
+    this.unacknowledged.delete(msg.value);
+    if (!updates) {
+      try {
+        updates = decodeUpdates(msg.value);
+      } catch {
+        return [];
+      }
+    }
+    const instead = failedInstead(updates, errorType);
+    this.receipts?.replaced(updates, instead);
+    return splitByBytes(instead, updateBytes).map((run) => ({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) }));
+  }
 
   static async open(
     route: KafkaRouteShape,
@@ -86,6 +123,7 @@ export class KafkaAgentLink {
     timeoutMs = 20_000,
     /** The agent's own principal: the scheduler's route never carries credentials. */
     security: KafkaSecurity = {},
+    receipts?: UpdateReceipts,
   ): Promise<KafkaAgentLink> {
     const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`, security);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -146,31 +184,47 @@ export class KafkaAgentLink {
       await Promise.allSettled([consumer.disconnect(), producer.disconnect(), admin.disconnect()]);
       throw err;
     }
-    const sender = new BatchingSender(producer);
+    // The sender's requests go through here, so that the link learns which update records the
+    // broker acknowledged (their Buffers are the ones sendUpdates queued).
+    let link: KafkaAgentLink | undefined;
+    const receiptProducer: Producer = {
+      ...producer,
+      sendBatch: async (batch) => {
+        const metadata = await producer.sendBatch(batch);
+        link?.acknowledged(batch);
+        return metadata;
+      },
+    };
+    const sender = new BatchingSender(receipts ? receiptProducer : producer);
     if (onError) sender.onError = onError;
-    sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic ? failedInstead(msg, errorType, route.eventsTopic, nodeId) : []);
-    const link = new KafkaAgentLink(route, nodeId, consumer, sender);
+    sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic && link ? link.refused(msg, errorType) : []);
+    link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts);
+    const opened = link;
     const watch = (c: Consumer): void =>
       replaceWhenCrashed(
         c,
         async () => {
           const next = makeConsumer();
-          link.consumer = next;
+          opened.consumer = next;
           watch(next);
           await next.connect();
           await next.subscribe({ topic: route.assignmentsTopic, fromBeginning: true });
           await runConsumer(next);
         },
-        () => link.closed,
+        () => opened.closed,
         (err, where) => onError?.(new Error(`assignment ${where}: ${err.message}`)),
       );
     watch(consumer);
-    return link;
+    return opened;
   }
 
   /** One record per batch (split only when large outputs would overfill a record). */
   sendUpdates(updates: TaskUpdateIn[]): void {
-    for (const run of splitByBytes(updates, updateBytes)) this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) });
+    for (const run of splitByBytes(updates, updateBytes)) {
+      const value = encodeUpdates(run);
+      if (this.receipts) this.unacknowledged.set(value, run);
+      this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value });
+    }
   }
 
   sendLoad(sample: LoadSample): void {
@@ -184,6 +238,7 @@ export class KafkaAgentLink {
   async close(): Promise<void> {
     this.closed = true;
     await this.sender.close();
+    this.unacknowledged.clear();
     await this.consumer.disconnect().catch(() => undefined);
   }
 }

@@ -5,7 +5,7 @@
 import { execFile } from "node:child_process";
 import os from "node:os";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { PoolStats } from "./pool/worker-pool.js";
+import type { PoolStats } from "./pool/types.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 
 const MAX_KERNEL_LABELS = 64;
@@ -105,7 +105,9 @@ export class AgentMetrics {
     });
     this.completed = new Counter({
       name: "distx_agent_tasks_completed_total",
-      help: "Tasks the agent finished, by kernel, backend and outcome.",
+      // A success counts once its result reaches the scheduler (written on the session, or
+      // acknowledged by Kafka); a result refused on the way counts as the failure recorded instead.
+      help: "Tasks the agent finished, by kernel, backend and outcome (as the scheduler records it).",
       labelNames: ["kernel", "backend", "outcome"],
       registers: [registry],
     });

@@ -13,26 +13,17 @@
 # Env: KAFKA_SECURE_PORT (9094), controller port = port + 1000, KAFKA_HOME (.cache/kafka).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KAFKA_NAME=kafka-secure.sh
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/.cache/kafka}"
 PORT="${KAFKA_SECURE_PORT:-9094}"
 CPORT=$((PORT + 1000))
 RUN="$KAFKA_HOME/secure-$PORT"
 SECRETS="$RUN/secrets"
-PIDFILE="$RUN/kafka.pid"
-LOG="$RUN/server.log"
 SCHEDULER_USER=distx-scheduler
 AGENT_USER=distx-agent
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx384m -Xms128m}"
-
-die() { echo "kafka-secure.sh: $*" >&2; exit 1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid; pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
-libs() { LIBS="$("$ROOT/scripts/kafka.sh" libs)"; }
-java_tool() { java -cp "$LIBS/*" -Dlog4j.configuration="file:$RUN/log4j.properties" "$@"; }
+# shellcheck source=scripts/kafka/lib.sh
+source "$ROOT/scripts/kafka/lib.sh"
 
 make_secrets() {
   [[ -f "$SECRETS/.complete" ]] && return
@@ -112,15 +103,7 @@ message.max.bytes=67108864
 socket.request.max.bytes=134217728
 PROPS
   )
-  cat > "$RUN/log4j.properties" <<PROPS
-log4j.rootLogger=WARN, file
-log4j.logger.kafka.server.KafkaRaftServer=INFO
-log4j.logger.kafka.server.BrokerServer=INFO
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$RUN/kafka-internal.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-PROPS
+  write_log4j
 }
 
 # The ACLs of each role for the topics of one prefix (docs/security-backends.md explains them).
@@ -129,7 +112,7 @@ acls() {
   local p="$1"
   [[ "$p" =~ ^[A-Za-z0-9._-]{1,100}$ ]] || die "bad topic prefix: $p"
   [[ -f "$RUN/acls-$p" ]] && return
-  libs
+  fetch_libs
   local cfg=(--bootstrap-server "127.0.0.1:$PORT" --command-config "$SECRETS/admin.properties" --add --force)
   local pids=() log="$RUN/acls-$p.log"
   : > "$log"
@@ -162,40 +145,24 @@ up() {
   if port_open "$PORT"; then die "port $PORT is taken by another process; set KAFKA_SECURE_PORT"; fi
   if port_open "$CPORT"; then die "port $CPORT is taken by another process; set KAFKA_SECURE_PORT"; fi
   command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jre-headless)"
-  libs
+  fetch_libs
   make_secrets
   write_config
-  if [[ ! -f "$RUN/data/meta.properties" ]]; then
+  if ! storage_formatted; then
     rm -f "$RUN"/acls-*
     # SCRAM users are written into the metadata log at format time: no window without them.
-    java_tool kafka.tools.StorageTool format -t "$(java_tool kafka.tools.StorageTool random-uuid)" \
-      -c "$RUN/server.properties" --ignore-formatted \
+    format_storage \
       --add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$SECRETS/admin.password")]" \
       --add-scram "SCRAM-SHA-512=[name=$SCHEDULER_USER,password=$(cat "$SECRETS/scheduler.password")]" \
-      --add-scram "SCRAM-SHA-512=[name=$AGENT_USER,password=$(cat "$SECRETS/agent.password")]" \
-      >"$RUN/format.log" 2>&1 || { cat "$RUN/format.log" >&2; die "storage format failed"; }
+      --add-scram "SCRAM-SHA-512=[name=$AGENT_USER,password=$(cat "$SECRETS/agent.password")]"
   fi
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$RUN/log4j.properties" -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" \
-    >"$LOG" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
-  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-120}))
-  until grep -q "Kafka Server started" "$RUN/kafka-internal.log" 2>/dev/null && port_open "$PORT"; do
-    if ! running_pid >/dev/null; then tail -30 "$LOG" "$RUN/kafka-internal.log" >&2 || true; die "broker exited during start"; fi
-    if (( SECONDS > deadline )); then tail -30 "$RUN/kafka-internal.log" >&2 || true; die "broker did not answer on 127.0.0.1:$PORT in time"; fi
-    sleep 0.5
-  done
+  start_broker 120
   default_acls
   echo "kafka-secure.sh: SASL_SSL broker up on 127.0.0.1:$PORT (pid $(cat "$PIDFILE")); secrets in $SECRETS" >&2
 }
 
 down() {
-  local pid
-  if ! pid="$(running_pid)"; then rm -f "$PIDFILE"; return 0; fi
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -f "$PIDFILE"
+  stop_broker || return 0
   echo "kafka-secure.sh: stopped (port $PORT)" >&2
 }
 

@@ -10,37 +10,14 @@
 # broker next to the shared one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KAFKA_NAME=kafka.sh
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/.cache/kafka}"
-KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1000))}"
-LIBS="$KAFKA_HOME/libs"
 RUN="$KAFKA_HOME/run-$PORT"
-PIDFILE="$RUN/kafka.pid"
-LOG="$RUN/server.log"
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
-
-die() { echo "kafka.sh: $*" >&2; exit 1; }
-
-fetch_libs() {
-  if [[ -f "$LIBS/.complete-$KAFKA_VERSION" ]]; then return; fi
-  command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jre-headless)"
-  command -v mvn >/dev/null || die "mvn not found (apt-get install -y maven)"
-  echo "kafka.sh: fetching Kafka $KAFKA_VERSION jars into $LIBS" >&2
-  rm -rf "$LIBS" && mkdir -p "$LIBS"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS" >&2 \
-    || die "mvn could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
-  touch "$LIBS/.complete-$KAFKA_VERSION"
-}
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid; pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/kafka/lib.sh
+source "$ROOT/scripts/kafka/lib.sh"
 
 write_config() {
   mkdir -p "$RUN"
@@ -70,15 +47,7 @@ num.io.threads=4
 message.max.bytes=67108864
 socket.request.max.bytes=134217728
 PROPS
-  cat > "$RUN/log4j.properties" <<PROPS
-log4j.rootLogger=WARN, file
-log4j.logger.kafka.server.KafkaRaftServer=INFO
-log4j.logger.kafka.server.BrokerServer=INFO
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$RUN/kafka-internal.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-PROPS
+  write_log4j
 }
 
 up() {
@@ -86,33 +55,13 @@ up() {
   if port_open "$PORT"; then die "port $PORT is taken by another process; set KAFKA_PORT"; fi
   fetch_libs
   write_config
-  if [[ ! -f "$RUN/data/meta.properties" ]]; then
-    # Format once; the cluster id is kept with the data so restarts reuse it.
-    java -cp "$LIBS/*" -Dlog4j.configuration="file:$RUN/log4j.properties" kafka.tools.StorageTool format \
-      -t "$(java -cp "$LIBS/*" -Dlog4j.configuration="file:$RUN/log4j.properties" kafka.tools.StorageTool random-uuid)" \
-      -c "$RUN/server.properties" --ignore-formatted >"$RUN/format.log" 2>&1 || { cat "$RUN/format.log" >&2; die "storage format failed"; }
-  fi
-  # setsid: the broker outlives this shell and gets its own process group.
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$RUN/log4j.properties" -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" \
-    >"$LOG" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
-  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
-  until grep -q "Kafka Server started" "$RUN/kafka-internal.log" 2>/dev/null && port_open "$PORT"; do
-    if ! running_pid >/dev/null; then tail -30 "$LOG" "$RUN/kafka-internal.log" >&2 || true; die "broker exited during start"; fi
-    if (( SECONDS > deadline )); then tail -30 "$RUN/kafka-internal.log" >&2 || true; die "broker did not answer on 127.0.0.1:$PORT in time"; fi
-    sleep 0.5
-  done
+  storage_formatted || format_storage
+  start_broker 90
   echo "kafka.sh: up on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))" >&2
 }
 
 down() {
-  local pid
-  if ! pid="$(running_pid)"; then echo "kafka.sh: not running on port $PORT" >&2; rm -f "$PIDFILE"; return 0; fi
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then echo "kafka.sh: broker did not stop in 30 s; killing" >&2; kill -KILL "$pid"; fi
-  rm -f "$PIDFILE"
+  if ! stop_broker; then echo "kafka.sh: not running on port $PORT" >&2; return 0; fi
   echo "kafka.sh: stopped (port $PORT)" >&2
 }
 

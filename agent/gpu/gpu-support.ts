@@ -9,7 +9,7 @@ import type { Logger } from "../../common/logger.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import type { HardwareProfileIn } from "../../common/types.js";
 import { gemm } from "../../kernels/reference/gemm.js";
-import { TaskFailure } from "../pool/worker-pool.js";
+import { TaskFailure } from "../pool/types.js";
 import { GpuUtilizationSampler, readNvidiaSmi, type NvidiaGpu } from "./detect.js";
 import { GpuExecutorPool, type GpuHandle } from "./executor-pool.js";
 import type { SandboxPlan } from "./sandbox.js";

@@ -8,183 +8,48 @@
 // dozen when they are tiny. Which task a worker is running is in memory it shares with the pool
 // (WorkerActivity): a timeout, a cancel or a crash stops exactly that task, and the tasks sent
 // behind it go back to the front of the queue. How deep a worker's pipeline may be follows
-// each kernel's measured run time (PIPELINE_BUDGET_MS), so a kernel that is not tiny, or not
+// each kernel's measured run time (pipelining.ts), so a kernel that is not tiny, or not
 // measured yet, runs one task per worker exactly as without pipelining.
+//
+// Here: the queue, the pump (which worker gets which task), replies, timeouts, cancels and
+// restarts. One worker's books: worker-slot.ts; the depth policy: pipelining.ts; the public
+// shapes and TaskFailure: types.ts.
 import { EventEmitter } from "node:events";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
-import type { KernelFailureCode } from "../wasm/run-kernel.js";
-import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
+import type { FromWorker, RunResponse } from "./messages.js";
+import { epochMs } from "./messages.js";
+import { DEFAULT_MAX_PIPELINE_DEPTH, KernelDepths, lowWater, mayTake } from "./pipelining.js";
 import { TaskQueue } from "./task-queue.js";
+import { shutdownFailure, TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type PoolTask, type WorkerPoolOptions } from "./types.js";
+import { transfers, workerEntry, WorkerSlot, type Pending, type SlotEvents, type SlotOptions } from "./worker-slot.js";
 
-export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "INTERNAL";
-
-export class TaskFailure extends Error {
-  override readonly name = "TaskFailure";
-  constructor(
-    readonly code: TaskFailureCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface PoolTask {
-  kernelId: string;
-  module: WebAssembly.Module;
-  input: Uint8Array;
-  timeoutMs: number;
-  memoryLimitBytes: number;
-  seed?: number;
-  /** Called when a worker picks the task up (after `waitMs` in the queue). */
-  onStart?: (waitMs: number) => void;
-}
-
-export interface PoolResult {
-  output: Buffer;
-  runMs: number;
-  waitMs: number;
-}
-
-export interface PoolHandle {
-  readonly promise: Promise<PoolResult>;
-  cancel(reason?: string): void;
-}
-
-interface Pending {
-  id: number;
-  task: PoolTask;
-  enqueuedAt: number;
-  startedAt: number;
-  resolve(result: PoolResult): void;
-  reject(err: TaskFailure): void;
-  /** The worker it was sent to; unset while it waits in the pool's queue. */
-  slot?: Slot;
-  settled: boolean;
-}
-
-interface Slot {
-  worker: Worker;
-  kernels: Set<string>;
-  /**
-   * Tasks sent to this worker and not answered yet, in the order the worker runs them. The
-   * first is the running one (the head). An entry may be settled already: a task cancelled
-   * while it waited behind the head still runs on the worker, and its reply is ignored.
-   */
-  inFlight: Pending[];
-  /** How many entries of inFlight belong to each kernel (for the pipelining depth). */
-  kernelsInFlight: Map<string, number>;
-  /** When to look whether the running task is past its timeout, and that moment (epoch ms). */
-  timer?: NodeJS.Timeout;
-  timerDue: number;
-  /** Which task the worker is running now, and how many it has finished (shared with it). */
-  activity: WorkerActivity;
-  /**
-   * Replies handled from this worker, as a wrapping 32-bit count like activity.finished: the
-   * difference (see unheardCount) is how many finished tasks have not been heard of yet.
-   */
-  received: number;
-  /** Whether this pump may add tasks behind the ones in flight (set when a pump starts). */
-  refill: boolean;
-  /** Requests posted during the current pump, sent together when it ends. */
-  outbox: { requests: RunRequest[]; transfer: ArrayBuffer[]; small: { req: RunRequest; input: Uint8Array }[] };
-}
-
-export interface WorkerPoolOptions {
-  size: number;
-  /** JS heap cap per worker; WebAssembly memory is capped separately by each instance's maximum. */
-  maxOldGenerationSizeMb?: number;
-  /** Testing aid: each run takes 1/speedFactor as long (the worker stays busy for the extra time). Default 1. */
-  speedFactor?: number;
-  /**
-   * Most tasks one worker may have in flight (the running one included) when they are tiny.
-   * 1 turns pipelining off: one task per worker, the next sent when its reply arrives. Default 64.
-   */
-  maxPipelineDepth?: number;
-  /**
-   * Longest a worker holds a finished task's reply so that it goes back with the next ones
-   * (default 1 ms); it always answers once the tasks of one message are done.
-   */
-  replyHoldMs?: number;
-}
-
-export interface PoolStats {
-  size: number;
-  /** Tasks running now: one per busy worker. */
-  running: number;
-  /** Tasks waiting: in the pool's queue, or sent to a worker behind its running task. */
-  queued: number;
-  completed: number;
-  failed: number;
-  restarts: number;
-  /** Tasks sent to a worker that already had a task in flight (pipelined), since the pool started. */
-  pipelined: number;
-  /** The most tasks one worker has had in flight at once, since the pool started. */
-  maxInFlight: number;
-  /**
-   * Tasks sent back to the front of the queue because their worker was stopped: never started,
-   * or finished with their reply still in the worker (those run again).
-   */
-  requeued: number;
-  /** Messages posted to workers, and received from them, since the pool started (each carries one task or more). */
-  messagesSent: number;
-  messagesReceived: number;
-}
-
-/**
- * Pipelining budget: a worker gets more than one task in flight only while the tasks' expected run
- * time adds up to about this much, so pipelining hides the message round trip of tiny tasks and
- * nothing else. Kernels never measured, or slower than this, run one task per worker at a time.
- */
-export const PIPELINE_BUDGET_MS = 2;
-/** Weight of the newest run time in a kernel's moving average. */
-const EWMA_ALPHA = 0.2;
-/** Run times below this count as this (a no-op kernel still costs an instantiation). */
-const MIN_RUN_MS = 0.005;
-const DEFAULT_MAX_PIPELINE_DEPTH = 64;
-
-/** Large inputs move to the worker by transfer instead of a copy when they own their buffer. */
-const TRANSFER_THRESHOLD_BYTES = 64 * 1024;
-
-function workerEntry(): { source: URL | string; eval: boolean } {
-  const js = new URL("./kernel-worker.js", import.meta.url);
-  if (existsSync(fileURLToPath(js))) return { source: js, eval: false };
-  // Running from TypeScript sources (vitest, tsx): register tsx in the worker, then load the .ts worker.
-  const ts = new URL("./kernel-worker.ts", import.meta.url).href;
-  return {
-    source: `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`,
-    eval: true,
-  };
-}
-
-function transfers(input: Uint8Array): boolean {
-  const ownsBuffer = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
-  return input.byteLength >= TRANSFER_THRESHOLD_BYTES && ownsBuffer && input.buffer instanceof ArrayBuffer;
-}
-
-const EMPTY = new ArrayBuffer(0);
-
-const shutdown = () => new TaskFailure("SHUTDOWN", "the agent is shutting down");
+export { PIPELINE_BUDGET_MS } from "./pipelining.js";
+export { TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type PoolTask, type TaskFailureCode, type WorkerPoolOptions } from "./types.js";
 
 export class WorkerPool extends EventEmitter {
-  private readonly slots: Slot[] = [];
+  private readonly slots: WorkerSlot[] = [];
   private readonly queue = new TaskQueue<Pending>();
   private nextId = 1;
   private closed = false;
   private readonly stats = { completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 0, requeued: 0, messagesSent: 0, messagesReceived: 0 };
   private readonly entry = workerEntry();
-  private readonly maxDepth: number;
-  /** Per kernel: moving average of its measured run time in ms, and the pipelining depth that allows. */
-  private readonly runMsAverage = new Map<string, number>();
-  private readonly depths = new Map<string, number>();
+  private readonly slotOptions: SlotOptions;
+  private readonly depths: KernelDepths;
+  private readonly slotEvents: SlotEvents = {
+    replies: (slot, replies) => this.onReplies(slot, replies),
+    error: (slot, err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`),
+    exit: (slot, code) => {
+      if (!this.closed && this.slots.includes(slot)) this.onWorkerDeath(slot, `worker exited with code ${code}`);
+    },
+    timeoutDue: (slot) => this.checkTimeout(slot),
+  };
 
-  constructor(private readonly options: WorkerPoolOptions) {
+  constructor(options: WorkerPoolOptions) {
     super();
     if (!Number.isInteger(options.size) || options.size < 1) throw new RangeError(`pool size must be ≥ 1, got ${options.size}`);
     const maxDepth = options.maxPipelineDepth ?? DEFAULT_MAX_PIPELINE_DEPTH;
     if (!Number.isInteger(maxDepth) || maxDepth < 1) throw new RangeError(`maxPipelineDepth must be ≥ 1, got ${maxDepth}`);
-    this.maxDepth = maxDepth;
+    this.depths = new KernelDepths(maxDepth);
+    this.slotOptions = { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 128, speedFactor: options.speedFactor ?? 1, replyHoldMs: options.replyHoldMs ?? 1 };
     for (let i = 0; i < options.size; i++) this.slots.push(this.spawn());
   }
 
@@ -208,7 +73,7 @@ export class WorkerPool extends EventEmitter {
    * 1 until a run of it has been measured, then as many as fit PIPELINE_BUDGET_MS by its average run time.
    */
   pipelineDepth(kernelId: string): number {
-    return this.depths.get(kernelId) ?? 1;
+    return this.depths.depthOf(kernelId);
   }
 
   run(task: PoolTask): PoolHandle {
@@ -217,7 +82,7 @@ export class WorkerPool extends EventEmitter {
       pending = { id: this.nextId++, task, enqueuedAt: performance.now(), startedAt: 0, resolve, reject, settled: false };
     });
     if (this.closed) {
-      this.settle(pending, shutdown());
+      this.settle(pending, shutdownFailure());
     } else {
       this.queue.push(pending);
       this.schedulePump("microtask");
@@ -235,57 +100,30 @@ export class WorkerPool extends EventEmitter {
   /** Stops every worker; anything still queued or running fails with SHUTDOWN. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.queue.drain()) this.settle(p, shutdown());
+    for (const p of this.queue.drain()) this.settle(p, shutdownFailure());
     await Promise.all(
       this.slots.map(async (slot) => {
-        for (const p of this.drain(slot)) this.settle(p, shutdown());
+        for (const p of slot.drain()) this.settle(p, shutdownFailure());
         await slot.worker.terminate();
       }),
     );
   }
 
-  private spawn(): Slot {
-    const activity = new WorkerActivity();
-    const worker = new Worker(this.entry.source, {
-      eval: this.entry.eval,
-      resourceLimits: { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb ?? 128 },
-      workerData: { speedFactor: this.options.speedFactor ?? 1, activity: activity.buffer, replyHoldMs: this.options.replyHoldMs ?? 1 },
-      stdout: false,
-      stderr: false,
-    });
-    const slot: Slot = { worker, kernels: new Set(), inFlight: [], kernelsInFlight: new Map(), outbox: { requests: [], transfer: [], small: [] }, activity, received: 0, refill: true, timerDue: Infinity };
-    worker.on("message", (replies: FromWorker) => this.onReplies(slot, replies));
-    worker.on("error", (err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`));
-    worker.on("exit", (code) => {
-      if (!this.closed && this.slots.includes(slot)) this.onWorkerDeath(slot, `worker exited with code ${code}`);
-    });
-    worker.unref();
-    return slot;
+  private spawn(): WorkerSlot {
+    return new WorkerSlot(this.entry, this.slotOptions, this.slotEvents);
   }
 
-  private replace(slot: Slot): void {
+  private replace(slot: WorkerSlot): void {
     const index = this.slots.indexOf(slot);
     if (index < 0) return;
     this.stats.restarts++;
-    slot.worker.removeAllListeners();
-    void slot.worker.terminate();
+    void slot.terminate();
     if (this.closed) {
       this.slots.splice(index, 1);
       return;
     }
     this.slots[index] = this.spawn();
     this.emit("restart");
-  }
-
-  /** Empties a slot's in-flight list (and stops its head's timer); returns what was in it, head first. */
-  private drain(slot: Slot): Pending[] {
-    if (slot.timer) clearTimeout(slot.timer);
-    slot.timer = undefined;
-    slot.timerDue = Infinity;
-    const list = slot.inFlight;
-    slot.inFlight = [];
-    slot.kernelsInFlight.clear();
-    return list;
   }
 
   /**
@@ -295,8 +133,8 @@ export class WorkerPool extends EventEmitter {
    * finished before it whose replies had not arrived (they run again: at least once). A fresh
    * worker takes the slot.
    */
-  private restartSlot(slot: Slot, failure: TaskFailure, target = this.runningTask(slot)): void {
-    const list = this.drain(slot);
+  private restartSlot(slot: WorkerSlot, failure: TaskFailure, target = slot.runningTask()): void {
+    const list = slot.drain();
     const back: Pending[] = [];
     for (const p of list) {
       if (p === target) this.settle(p, failure);
@@ -309,48 +147,8 @@ export class WorkerPool extends EventEmitter {
     this.pump();
   }
 
-  /** The in-flight task the worker reports running now, and when it started (epoch ms). */
-  private runningNow(slot: Slot): { pending: Pending; startedAtMs: number } | undefined {
-    const running = slot.activity.running();
-    const pending = running && slot.inFlight.find((p) => p.id === running.id);
-    return pending ? { pending, startedAtMs: running.startedAtMs } : undefined;
-  }
-
-  /** The in-flight task the worker is running now; else the first not finished (sent, not begun yet). */
-  private runningTask(slot: Slot): Pending | undefined {
-    return this.runningNow(slot)?.pending ?? slot.inFlight[unheardCount(slot.activity.finished, slot.received)];
-  }
-
-  private onWorkerDeath(slot: Slot, reason: string): void {
+  private onWorkerDeath(slot: WorkerSlot, reason: string): void {
     this.restartSlot(slot, new TaskFailure("WORKER_CRASHED", reason));
-  }
-
-  private noteRunMs(kernelId: string, ms: number, atLeast = false): void {
-    const previous = this.runMsAverage.get(kernelId);
-    let average = previous === undefined ? ms : previous + EWMA_ALPHA * (ms - previous);
-    if (atLeast) average = Math.max(average, ms);
-    this.runMsAverage.set(kernelId, average);
-    const depth = Math.floor(PIPELINE_BUDGET_MS / Math.max(average, MIN_RUN_MS));
-    this.depths.set(kernelId, Math.max(1, Math.min(this.maxDepth, depth)));
-  }
-
-  /** How few tasks a worker must have in flight before it is given more: half its pipeline depth. */
-  private lowWater(slot: Slot): number {
-    let depth = this.maxDepth;
-    for (const kernelId of slot.kernelsInFlight.keys()) depth = Math.min(depth, this.pipelineDepth(kernelId));
-    return Math.floor(depth / 2);
-  }
-
-  /** Whether `pending` may be sent to this worker now. */
-  private canTake(slot: Slot, pending: Pending): boolean {
-    const n = slot.inFlight.length;
-    if (n === 0) return true;
-    // Behind another task only: a task whose input would be transferred (a big one) waits for an
-    // idle worker, so a task sent back to the queue still has its input.
-    if (!slot.refill || n >= this.maxDepth || transfers(pending.task.input)) return false;
-    if (n >= this.pipelineDepth(pending.task.kernelId)) return false;
-    for (const kernelId of slot.kernelsInFlight.keys()) if (n >= this.pipelineDepth(kernelId)) return false;
-    return true;
   }
 
   private pumpQueued: { microtask: boolean; immediate: boolean } = { microtask: false, immediate: false };
@@ -373,176 +171,63 @@ export class WorkerPool extends EventEmitter {
   }
 
   private pump(): void {
-    // A busy worker is topped up only once it is down to half its depth: then what it is sent
-    // goes by the dozen, not one task per message as each reply comes in.
-    for (const slot of this.slots) slot.refill = slot.inFlight.length <= this.lowWater(slot);
+    const { depthOf, maxDepth } = this.depths;
+    for (const slot of this.slots) slot.refill = slot.inFlight.length <= lowWater(slot.kernelsHeld, depthOf, maxDepth);
     try {
       while (this.queue.length > 0) {
         const next = this.queue.peek()!;
         // The least loaded worker that may take it; the queue stays in order, so when the first
         // task must wait for a worker, everything behind it waits too.
-        let best: Slot | undefined;
+        const { kernelId, input } = next.task;
+        let best: WorkerSlot | undefined;
         for (const slot of this.slots) {
-          if ((!best || slot.inFlight.length < best.inFlight.length) && this.canTake(slot, next)) best = slot;
+          if ((!best || slot.inFlight.length < best.inFlight.length) && mayTake(slot, kernelId, transfers(input), depthOf, maxDepth)) best = slot;
         }
         if (!best) return;
         this.queue.shift();
-        this.post(best, next);
+        if (!best.post(next)) this.stats.pipelined++;
+        if (best.inFlight.length > this.stats.maxInFlight) this.stats.maxInFlight = best.inFlight.length;
       }
     } finally {
-      this.flushOutboxes();
+      for (const slot of this.slots) if (slot.flush()) this.stats.messagesSent++;
     }
-  }
-
-  /** What one pump gave each worker goes as one message: per-message costs dominate tiny tasks. */
-  private flushOutboxes(): void {
-    for (const slot of this.slots) {
-      const { requests, transfer, small } = slot.outbox;
-      if (requests.length === 0) continue;
-      slot.outbox = { requests: [], transfer: [], small: [] };
-      // Small inputs travel packed in one buffer (one allocation and one clone per message, not per task).
-      let total = 0;
-      for (const { input } of small) total += input.byteLength;
-      const packed = new Uint8Array(total);
-      let at = 0;
-      for (const { req, input } of small) {
-        packed.set(input, at);
-        req.input = packed.buffer;
-        req.inputOffset = at;
-        at += input.byteLength;
-      }
-      const msg: ToWorker = requests.length === 1 ? requests[0]! : { type: "batch", requests };
-      slot.worker.postMessage(msg, transfer);
-      this.stats.messagesSent++;
-    }
-  }
-
-  private post(slot: Slot, pending: Pending): void {
-    const { task } = pending;
-    const idle = slot.inFlight.length === 0;
-    pending.slot = slot;
-    slot.inFlight.push(pending);
-    slot.kernelsInFlight.set(task.kernelId, (slot.kernelsInFlight.get(task.kernelId) ?? 0) + 1);
-    if (!idle) this.stats.pipelined++;
-    if (slot.inFlight.length > this.stats.maxInFlight) this.stats.maxInFlight = slot.inFlight.length;
-    const input = task.input;
-    const large = input.byteLength >= TRANSFER_THRESHOLD_BYTES;
-    // A large input moves by transfer (its own buffer when it owns one, else a copy: new
-    // Uint8Array(view) copies, Buffer#slice would not); small ones are packed at flush.
-    const buffer = large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : EMPTY;
-    const req: RunRequest = {
-      type: "run",
-      id: pending.id,
-      kernelId: task.kernelId,
-      input: buffer,
-      inputOffset: 0,
-      inputLength: input.byteLength,
-      memoryLimitBytes: task.memoryLimitBytes,
-      seed: task.seed ?? pending.id,
-    };
-    // The worker keeps modules by kernel id and reads its messages in order: the first message
-    // of a kernel to this worker carries the module, whether or not tasks are ahead of it.
-    if (!slot.kernels.has(task.kernelId)) {
-      req.module = task.module;
-      slot.kernels.add(task.kernelId);
-    }
-    slot.outbox.requests.push(req);
-    if (large) slot.outbox.transfer.push(buffer);
-    else slot.outbox.small.push({ req, input });
-    if (idle) this.startHead(slot);
-    // It may begin as soon as the tasks ahead of it finish: look no later than its timeout from now.
-    else if (epochMs() + task.timeoutMs < slot.timerDue) this.armTimeout(slot);
-  }
-
-  /**
-   * The slot's first in-flight task is running now, as far as the pool knows: tell its owner, and
-   * arm the timeout of the task the worker is really running (this one, or one behind it whose
-   * predecessors' replies are still on their way).
-   */
-  private startHead(slot: Slot): void {
-    const head = slot.inFlight[0];
-    if (!head) return;
-    this.markStarted(head);
-    this.armTimeout(slot);
-  }
-
-  private markStarted(p: Pending): void {
-    if (p.startedAt) return;
-    p.startedAt = performance.now();
-    if (!p.settled) p.task.onStart?.(p.startedAt - p.enqueuedAt);
-  }
-
-  /**
-   * Looks again at the earliest moment an in-flight task could be past its timeout: the running
-   * one's own deadline, or (for a task not begun yet, or begun since) its timeout from now. A
-   * cancelled task still running on the worker keeps its timeout: a runaway one is stopped too.
-   */
-  private armTimeout(slot: Slot): void {
-    if (slot.timer) clearTimeout(slot.timer);
-    slot.timer = undefined;
-    slot.timerDue = Infinity;
-    if (slot.inFlight.length === 0) return;
-    const running = this.runningNow(slot);
-    const now = epochMs();
-    let wait = Infinity;
-    for (const p of slot.inFlight) {
-      const { timeoutMs } = p.task;
-      wait = Math.min(wait, running?.pending === p ? running.startedAtMs + timeoutMs - now : timeoutMs);
-    }
-    slot.timerDue = now + wait;
-    slot.timer = setTimeout(() => this.checkTimeout(slot), Math.max(0, wait));
   }
 
   /** The timer fired: stop the running task if it is past its timeout, else look again later. */
-  private checkTimeout(slot: Slot): void {
-    slot.timer = undefined;
+  private checkTimeout(slot: WorkerSlot): void {
+    slot.timerFired();
     if (!this.slots.includes(slot)) return;
-    const running = this.runningNow(slot);
+    const running = slot.runningNow();
     if (running) {
       const { kernelId, timeoutMs } = running.pending.task;
       if (epochMs() - running.startedAtMs >= timeoutMs) {
-        this.noteRunMs(kernelId, timeoutMs, true);
+        this.depths.noteRun(kernelId, timeoutMs, true);
         this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`), running.pending);
         return;
       }
     }
-    this.armTimeout(slot);
+    slot.armTimeout();
   }
 
-  private onReplies(slot: Slot, replies: FromWorker): void {
+  private onReplies(slot: WorkerSlot, replies: FromWorker): void {
     this.stats.messagesReceived++;
     const head = slot.inFlight[0];
     for (const reply of replies) this.onReply(slot, reply);
     // A new head: it has started (as far as the pool can tell), and the timeout follows the running task.
     if (slot.inFlight[0] !== head) {
-      if (slot.inFlight[0]) this.startHead(slot);
-      else this.armTimeout(slot);
+      if (slot.inFlight[0]) slot.startHead();
+      else slot.armTimeout();
     }
     this.schedulePump("immediate");
   }
 
-  private onReply(slot: Slot, msg: RunResponse): void {
-    slot.received = (slot.received + 1) | 0;
-    const list = slot.inFlight;
-    const index = list[0]?.id === msg.id ? 0 : list.findIndex((p) => p.id === msg.id);
-    if (index < 0) return; // a late reply for a task whose worker was already given up on
-    const pending = list[index]!;
-    if (index === 0) list.shift();
-    else list.splice(index, 1); // not expected: the worker answers in order
-    // A task that ran behind the head, answered in the same message: it started after its predecessor.
-    this.markStarted(pending);
-    const kernelId = pending.task.kernelId;
-    const count = (slot.kernelsInFlight.get(kernelId) ?? 1) - 1;
-    if (count > 0) slot.kernelsInFlight.set(kernelId, count);
-    else slot.kernelsInFlight.delete(kernelId);
-    this.noteRunMs(kernelId, msg.runMs);
+  private onReply(slot: WorkerSlot, msg: RunResponse): void {
+    const pending = slot.takeReply(msg);
+    if (!pending) return;
+    this.depths.noteRun(pending.task.kernelId, msg.runMs);
     // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
-      this.settle(pending, undefined, {
-        output: Buffer.from(msg.output),
-        runMs: msg.runMs,
-        waitMs: pending.startedAt - pending.enqueuedAt,
-      });
+      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt });
     } else {
       this.settle(pending, new TaskFailure(msg.code, msg.message));
     }
@@ -555,7 +240,7 @@ export class WorkerPool extends EventEmitter {
       if (this.queue.remove(pending)) this.settle(pending, new TaskFailure("CANCELLED", reason));
       return;
     }
-    if (this.runningTask(slot) === pending) {
+    if (slot.runningTask() === pending) {
       // A running kernel cannot be interrupted: stop its worker and start a fresh one.
       this.restartSlot(slot, new TaskFailure("CANCELLED", reason), pending);
     } else {

@@ -3,7 +3,7 @@
 // compiled once; workers then receive the compiled module, never the bytes.
 import { compileWasmKernel } from "../../common/kernel-abi.js";
 import { sha256Hex } from "../../common/hash.js";
-import { TaskFailure } from "../pool/worker-pool.js";
+import { TaskFailure } from "../pool/types.js";
 
 export type KernelFetcher = (kernelId: string) => Promise<Uint8Array>;
 

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GpuExecutorPool } from "../../agent/gpu/executor-pool.js";
-import { TaskFailure } from "../../agent/pool/worker-pool.js";
+import { TaskFailure } from "../../agent/pool/types.js";
 import { gpuExamples } from "../../kernels/gpu/reference.js";
 import { mandelbrotInput } from "../../kernels/reference/index.js";
 import { encodeGpuModule, parseGpuModule } from "../../kernels/gpu/module.js";

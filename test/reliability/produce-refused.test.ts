@@ -56,4 +56,23 @@ describe("a produce the broker refuses", () => {
     for (const r of await client.getResults(b.jobId)) expect(saxpy.check(small[r.taskIndex]!, r.output).ok).toBe(true);
     expect((await client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
   }, 120_000);
+
+  it("counts that task as failed with OUTPUT_TOO_LARGE in the agent's metrics, not as succeeded", async () => {
+    expect(cluster, "the cluster of the test before").toBeDefined();
+    const admin = await cluster!.adminAddress("agent-0");
+    const sum = (text: string, family: string, ...labels: string[]) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith(`${family}{`) && labels.every((x) => l.includes(x)))
+        .reduce((s, l) => s + Number(l.split(" ").pop()), 0);
+    let text = "";
+    // A success counts once the broker acknowledged it: look until the small job's eight are in.
+    await until("the agent's task counts", async () => {
+      text = await (await fetch(`http://${admin}/metrics`)).text();
+      return sum(text, "distx_agent_tasks_completed_total", 'outcome="succeeded"') >= 8 && sum(text, "distx_agent_task_failures_total") >= 1;
+    }, 15_000, 200);
+    expect(sum(text, "distx_agent_tasks_completed_total", 'outcome="succeeded"')).toBe(8);
+    expect(sum(text, "distx_agent_tasks_completed_total", 'outcome="failed"')).toBe(1);
+    expect(sum(text, "distx_agent_task_failures_total", 'code="OUTPUT_TOO_LARGE"')).toBe(1);
+  }, 30_000);
 });

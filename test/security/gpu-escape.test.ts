@@ -15,7 +15,7 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executorLaunch, GpuExecutorPool } from "../../agent/gpu/executor-pool.js";
 import { hostTools, launchSandboxed, planSandbox, type SandboxLaunch, type SandboxPlan } from "../../agent/gpu/sandbox.js";
-import { TaskFailure } from "../../agent/pool/worker-pool.js";
+import { TaskFailure } from "../../agent/pool/types.js";
 import { stripComments } from "../../kernels/gpu/build.js";
 import { checkKernelSource, compileGpuKernel, encodeGpuModule, GpuModuleError, parseGpuModule } from "../../kernels/gpu/module.js";
 import { repoRoot } from "../../common/paths.js";

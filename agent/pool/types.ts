@@ -1,0 +1,81 @@
+// The worker pool's public shapes and its one error type, in a module of their own: the GPU
+// side, the kernel-module cache and the scheduler link use TaskFailure too, without the pool.
+import type { KernelFailureCode } from "../wasm/run-kernel.js";
+
+export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "INTERNAL";
+
+/** A task that did not succeed, classified where that happened (see common/task-errors.ts). */
+export class TaskFailure extends Error {
+  override readonly name = "TaskFailure";
+  constructor(
+    readonly code: TaskFailureCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const shutdownFailure = (): TaskFailure => new TaskFailure("SHUTDOWN", "the agent is shutting down");
+
+export interface PoolTask {
+  kernelId: string;
+  module: WebAssembly.Module;
+  input: Uint8Array;
+  timeoutMs: number;
+  memoryLimitBytes: number;
+  seed?: number;
+  /** Called when a worker picks the task up (after `waitMs` in the queue). */
+  onStart?: (waitMs: number) => void;
+}
+
+export interface PoolResult {
+  output: Buffer;
+  runMs: number;
+  waitMs: number;
+}
+
+export interface PoolHandle {
+  readonly promise: Promise<PoolResult>;
+  cancel(reason?: string): void;
+}
+
+export interface WorkerPoolOptions {
+  size: number;
+  /** JS heap cap per worker; WebAssembly memory is capped separately by each instance's maximum. */
+  maxOldGenerationSizeMb?: number;
+  /** Testing aid: each run takes 1/speedFactor as long (the worker stays busy for the extra time). Default 1. */
+  speedFactor?: number;
+  /**
+   * Most tasks one worker may have in flight (the running one included) when they are tiny.
+   * 1 turns pipelining off: one task per worker, the next sent when its reply arrives. Default 64.
+   */
+  maxPipelineDepth?: number;
+  /**
+   * Longest a worker holds a finished task's reply so that it goes back with the next ones
+   * (default 1 ms); it always answers once the tasks of one message are done.
+   */
+  replyHoldMs?: number;
+}
+
+export interface PoolStats {
+  size: number;
+  /** Tasks running now: one per busy worker. */
+  running: number;
+  /** Tasks waiting: in the pool's queue, or sent to a worker behind its running task. */
+  queued: number;
+  completed: number;
+  failed: number;
+  restarts: number;
+  /** Tasks sent to a worker that already had a task in flight (pipelined), since the pool started. */
+  pipelined: number;
+  /** The most tasks one worker has had in flight at once, since the pool started. */
+  maxInFlight: number;
+  /**
+   * Tasks sent back to the front of the queue because their worker was stopped: never started,
+   * or finished with their reply still in the worker (those run again).
+   */
+  requeued: number;
+  /** Messages posted to workers, and received from them, since the pool started (each carries one task or more). */
+  messagesSent: number;
+  messagesReceived: number;
+}

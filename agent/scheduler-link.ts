@@ -1,0 +1,323 @@
+// The agent's link to its scheduler: the node certificate (and its renewal), one gRPC client per
+// configured scheduler with failover between them, Register, the session stream (assignments
+// and cancellations in; heartbeats and, without Kafka, task updates out), the Kafka link when
+// the scheduler hands out a Kafka route, and kernel fetches. It knows nothing of tasks: what
+// arrives goes to the handlers, what leaves comes from the agent.
+import * as grpc from "@grpc/grpc-js";
+import type { AgentConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import type {
+  AgentMessageIn,
+  AgentServiceGrpcClient,
+  Assignment,
+  Cancellation,
+  HardwareProfileIn,
+  NodeLoadIn,
+  SchedulerMessage,
+  TaskUpdateIn,
+} from "../common/types.js";
+import { kafkaSecurity } from "../common/backend-security.js";
+import { fetchErrorCode } from "../common/task-errors.js";
+import { Backoff } from "../common/backoff.js";
+import { identityDir, join, loadIdentity, mtlsCredentials, renew, type NodeIdentity } from "./identity.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
+import type { AgentMetrics } from "./metrics.js";
+import { TaskFailure } from "./pool/types.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
+
+/** After this many reconnect attempts in a row, a retry is logged at most once per RETRY_LOG_EVERY_MS. */
+const RETRIES_LOGGED_IN_FULL = 5;
+const RETRY_LOG_EVERY_MS = 30_000;
+/** How long a transient kernel-fetch failure is retried on the agent before the attempt fails (retryably). */
+const FETCH_RETRY_MS = 5000;
+
+/** What the link hands to the agent, and asks of it. */
+export interface LinkHandlers {
+  assign(a: Assignment): void;
+  cancel(c: Cancellation): void;
+  /** Time for a heartbeat (at once when a session opens, then every interval the scheduler asked for). */
+  heartbeat(): void;
+  /** Registered and the session is open (at start, and after each reconnect). */
+  connected(): void;
+  /**
+   * The session ended while the link was not closing: the scheduler re-places whatever this node
+   * held, and the link is reconnecting. `updatesDeliverable` says whether updates still queued
+   * can go (over Kafka they can; on the session they cannot).
+   */
+  sessionLost(reason: string, updatesDeliverable: boolean): void;
+  /** Updates sent over Kafka that the broker acknowledged. */
+  delivered(updates: TaskUpdateIn[]): void;
+  /** Updates sent over Kafka that the broker refused for good, and what went instead (one for one). */
+  replaced(updates: TaskUpdateIn[], instead: TaskUpdateIn[]): void;
+}
+
+export class AgentStoppedError extends Error {
+  constructor() {
+    super("agent stopped");
+  }
+}
+
+export class SchedulerLink {
+  /** One client per configured scheduler (active + standbys); `current` is the one in use. */
+  private clients: AgentServiceGrpcClient[];
+  private current = 0;
+  /** The node certificate (absent with --insecure) and the timer that renews it. */
+  identity?: NodeIdentity;
+  private renewTimer?: NodeJS.Timeout;
+  private kafka?: KafkaAgentLink;
+  private session?: Session;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private sessionEnded?: () => void;
+  /** Set once the agent stops: no reconnect, no renewal, no fetch retries from then on. */
+  private closing = false;
+  nodeId = "";
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly metrics: AgentMetrics,
+    private readonly handlers: LinkHandlers,
+  ) {
+    // Secure clusters: the clients are made in setUpIdentity(), once the node certificate is at hand.
+    this.clients = config.insecure ? this.makeClients(grpc.credentials.createInsecure()) : [];
+  }
+
+  get connected(): boolean {
+    return this.session !== undefined;
+  }
+
+  private makeClients(creds: grpc.ChannelCredentials): AgentServiceGrpcClient[] {
+    const V1 = v1();
+    return this.config.scheduler.split(",").map((addr) => new V1.AgentService(addr, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient);
+  }
+
+  private get client(): AgentServiceGrpcClient {
+    return this.clients[this.current % this.clients.length]!;
+  }
+
+  /** Loads the node certificate, or joins with the join token to get one; then mTLS from here on. */
+  async setUpIdentity(): Promise<void> {
+    if (this.config.insecure) {
+      this.log.warn({ event: "insecure_mode" }, "running with --insecure: no TLS, the scheduler is not verified");
+      return;
+    }
+    this.identity = loadIdentity(identityDir(this.config)) ?? (await join(this.config, this.log));
+    this.clients = this.makeClients(mtlsCredentials(this.identity));
+    this.scheduleRenewal();
+  }
+
+  /** Renews at 2/3 of the certificate's lifetime; on failure, tries again after a tenth of what is left. */
+  private scheduleRenewal(): void {
+    const id = this.identity;
+    if (!id || this.closing) return;
+    const at = id.notBeforeMs + ((id.notAfterMs - id.notBeforeMs) * 2) / 3;
+    clearTimeout(this.renewTimer);
+    if (at - Date.now() > 86_400_000) {
+      // setTimeout cannot wait longer than ~24.8 days; look again tomorrow.
+      this.renewTimer = setTimeout(() => this.scheduleRenewal(), 86_400_000);
+      this.renewTimer.unref();
+      return;
+    }
+    this.renewTimer = setTimeout(() => {
+      renew(this.config, id, this.client).then(
+        (next) => {
+          this.identity = next;
+          // New calls use the new certificate; the open session keeps its connection.
+          this.clients = this.makeClients(mtlsCredentials(next));
+          this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
+          this.scheduleRenewal();
+        },
+        (err: Error) => {
+          this.log.warn({ event: "cert_renew_failed", err: (err as grpc.ServiceError).details || err.message }, "could not renew the node certificate; retrying");
+          clearTimeout(this.renewTimer);
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), Math.max(1000, (id.notAfterMs - Date.now()) / 10));
+          this.renewTimer.unref();
+        },
+      );
+    }, Math.max(0, at - Date.now()));
+    this.renewTimer.unref();
+  }
+
+  /**
+   * Registers and opens the session. At start-up, connectTimeoutMs bounds the wait (a wrong
+   * address fails fast, with a clear error). Once registered, a lost scheduler is waited for
+   * for ever: an installed agent must come back by itself when its scheduler does.
+   */
+  async connect(profile: HardwareProfileIn, initial: boolean): Promise<void> {
+    const deadline = initial && this.config.connectTimeoutMs ? Date.now() + this.config.connectTimeoutMs : Infinity;
+    const backoff = new Backoff(200, initial ? 5000 : 10_000);
+    let lastLoggedMs = 0;
+    let suppressed = 0;
+    for (;;) {
+      if (this.closing) throw new AgentStoppedError();
+      try {
+        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
+          this.client.Register(
+            { profile, agentVersion: AGENT_VERSION },
+            { deadline: Date.now() + 5000 },
+            (err, res) => (err || !res ? reject(err ?? new Error("empty reply")) : resolve(res)),
+          ),
+        );
+        this.nodeId = reply.nodeId;
+        this.metrics.setNodeId(reply.nodeId, AGENT_VERSION);
+        await this.openKafkaLink(reply.kafka);
+        this.openSession(profile, reply.heartbeatIntervalMs || 1000);
+        this.metrics.setConnected(true);
+        this.log.info({ event: "registered", nodeId: this.nodeId, scheduler: this.config.scheduler, attempts: backoff.attempts + 1 }, "registered with scheduler");
+        this.handlers.connected();
+        return;
+      } catch (err) {
+        if (this.closing) throw new AgentStoppedError();
+        const delay = backoff.next();
+        if (Date.now() + delay > deadline) {
+          throw new Error(`cannot reach the scheduler at ${this.config.scheduler} within ${this.config.connectTimeoutMs} ms (connectTimeoutMs): ${(err as Error).message}`);
+        }
+        if (!initial) this.metrics.reconnectAttempt();
+        // Every retry is logged at first; in a long outage, once per RETRY_LOG_EVERY_MS with the count left out.
+        const now = Date.now();
+        if (backoff.attempts <= RETRIES_LOGGED_IN_FULL || now - lastLoggedMs >= RETRY_LOG_EVERY_MS) {
+          this.log.warn(
+            { event: initial ? "register_retry" : "reconnect_retry", attempt: backoff.attempts, retryInMs: delay, suppressed, scheduler: this.config.scheduler, err: (err as Error).message },
+            initial ? "scheduler not reachable yet" : "scheduler not reachable; retrying",
+          );
+          lastLoggedMs = now;
+          suppressed = 0;
+        } else suppressed++;
+        this.current++; // try the next scheduler (a standby may be the active one now)
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
+    }
+  }
+
+  /** With a Kafka queue, assignments come from Kafka and updates go back through it. */
+  private async openKafkaLink(route: KafkaRouteShape | null | undefined): Promise<void> {
+    const old = this.kafka;
+    this.kafka = undefined;
+    await old?.close();
+    if (!route || route.brokers.length === 0) return;
+    const brokers = this.config.kafkaBrokers ? this.config.kafkaBrokers.split(",") : route.brokers;
+    this.kafka = await KafkaAgentLink.open(
+      { ...route, brokers },
+      this.nodeId,
+      { assign: (a) => this.handlers.assign(a), cancel: (c) => this.handlers.cancel(c) },
+      (err) => this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
+      undefined,
+      kafkaSecurity(this.config),
+      { delivered: (u) => this.handlers.delivered(u), replaced: (u, instead) => this.handlers.replaced(u, instead) },
+    );
+    this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
+  }
+
+  private openSession(profile: HardwareProfileIn, heartbeatIntervalMs: number): void {
+    const session = this.client.Session();
+    this.session = session;
+    session.write({ hello: { nodeId: this.nodeId } });
+    session.on("data", (msg: SchedulerMessage) => {
+      if (msg.assign) this.handlers.assign(msg.assign);
+      else if (msg.assigns) for (const a of msg.assigns.items) this.handlers.assign(a);
+      else if (msg.cancel) this.handlers.cancel(msg.cancel);
+    });
+    const ended = (why: string) => {
+      if (this.session !== session) return;
+      this.session = undefined;
+      clearInterval(this.heartbeatTimer);
+      this.metrics.setConnected(false);
+      this.sessionEnded?.();
+      if (this.closing) return;
+      // The scheduler has re-placed whatever we held: drop it and start over with a new session.
+      this.log.warn({ event: "session_lost", reason: why }, "lost the scheduler session; reconnecting");
+      this.handlers.sessionLost(why, this.kafka !== undefined);
+      // Retries for ever; it only ends when the agent stops.
+      void this.connect(profile, false).catch((err: Error) => {
+        if (!(err instanceof AgentStoppedError)) this.log.error({ event: "reconnect_failed", err: err.message }, "reconnect loop ended unexpectedly");
+      });
+    };
+    session.on("error", (err: grpc.ServiceError) => ended(err.details || err.message));
+    session.on("end", () => ended("scheduler closed the session"));
+    this.heartbeatTimer = setInterval(() => this.handlers.heartbeat(), heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    this.handlers.heartbeat();
+  }
+
+  /**
+   * Task updates go over Kafka when the scheduler uses it, else on the session. Returns whether
+   * word of their fate follows (Kafka: delivered or replaced); on the session it does not.
+   */
+  sendUpdates(items: TaskUpdateIn[]): boolean {
+    if (this.kafka) {
+      this.kafka.sendUpdates(items);
+      return true;
+    }
+    this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } });
+    return false;
+  }
+
+  sendHeartbeat(draining: boolean, load: NodeLoadIn): void {
+    this.session?.write({ heartbeat: { draining, load } });
+    this.kafka?.sendLoad({ nodeId: this.nodeId, draining, load });
+  }
+
+  /**
+   * Fetches a kernel's bytes. Transient failures (scheduler or its store unreachable, deadline)
+   * are retried here with capped backoff for up to FETCH_RETRY_MS, then reported as
+   * KERNEL_FETCH_FAILED, which the scheduler retries within the attempt budget; only "unknown
+   * kernel" is INVALID_KERNEL.
+   */
+  async fetchKernel(kernelId: string): Promise<Uint8Array> {
+    const until = Date.now() + FETCH_RETRY_MS;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      const got = await new Promise<{ module: Uint8Array } | { code: number | undefined; message: string }>((resolve) =>
+        this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
+          err || !res
+            ? resolve({ code: err?.code, message: err?.details || err?.message || "empty reply" })
+            : (this.metrics.noteKernel(kernelId, res.info?.name), resolve({ module: res.module })),
+        ),
+      );
+      if ("module" in got) return got.module;
+      const code = fetchErrorCode(got.code);
+      if (code !== "KERNEL_FETCH_FAILED" || this.closing || Date.now() + delay > until) {
+        throw new TaskFailure(code, `cannot fetch kernel ${kernelId}: ${got.message}`);
+      }
+      this.log.warn({ event: "kernel_fetch_retry", kernelId, err: got.message, retryInMs: delay }, "kernel fetch failed; retrying");
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  // Stopping, step by step (the agent runs each step even when an earlier one failed).
+
+  /** No certificate renewal from here on. */
+  stopRenewal(): void {
+    clearTimeout(this.renewTimer);
+  }
+
+  /** From here on a lost session is not reconnected and a failed fetch is not retried. */
+  beginClosing(): void {
+    this.closing = true;
+  }
+
+  /**
+   * Closes the Kafka link, which first sends what it holds. It stays the route for updates: what
+   * comes later (tasks the pool stops) is dropped there rather than written to a closing session.
+   */
+  async closeKafka(): Promise<void> {
+    await this.kafka?.close();
+  }
+
+  /** Ends the session and waits up to a second for the scheduler to close it too. */
+  async endSession(): Promise<void> {
+    if (this.session) {
+      const closed = new Promise<void>((r) => (this.sessionEnded = r));
+      this.session.end();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+    clearInterval(this.heartbeatTimer);
+  }
+
+  closeClients(): void {
+    for (const c of this.clients) c.close();
+  }
+}

@@ -1,0 +1,150 @@
+// Runs the tasks assigned to this agent: WebAssembly kernels in the worker pool, GPU kernels
+// through GPU support. It applies this agent's task policy (memory cap, default timeout),
+// tracks which attempts it holds so cancels and a lost session reach them, classifies every
+// failure into the task-error taxonomy and queues each task's updates in the outbox.
+import os from "node:os";
+import type { AgentConfig } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
+import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
+import { taskErrorProto } from "../common/task-errors.js";
+import { GpuSupport } from "./gpu/gpu-support.js";
+import type { AgentMetrics } from "./metrics.js";
+import { TaskFailure, type PoolHandle } from "./pool/types.js";
+import { WorkerPool } from "./pool/worker-pool.js";
+import type { UpdateOutbox, UpdateReceipt } from "./update-outbox.js";
+import { ModuleCache } from "./wasm/module-cache.js";
+
+/** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
+type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
+
+const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
+const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");
+
+export class TaskRunner {
+  readonly pool: WorkerPool;
+  readonly gpu: GpuSupport;
+  private readonly modules: ModuleCache;
+  private readonly running = new Map<string, RunningEntry>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly metrics: AgentMetrics,
+    private readonly outbox: UpdateOutbox,
+    fetchKernel: (kernelId: string) => Promise<Uint8Array>,
+  ) {
+    const workers = config.workers || os.availableParallelism();
+    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
+    this.modules = new ModuleCache(fetchKernel);
+    this.gpu = new GpuSupport(
+      { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },
+      log,
+      fetchKernel,
+    );
+  }
+
+  /** Attempts held now (running, queued, or fetching their kernel). */
+  get held(): number {
+    return this.running.size;
+  }
+
+  /** Tasks running and waiting on this node, CPU and GPU together (for the heartbeat's load). */
+  load(): { runningTasks: number; queuedTasks: number } {
+    const stats = this.pool.getStats();
+    const gpuStats = this.gpu.stats();
+    return { runningTasks: stats.running + gpuStats.running, queuedTasks: stats.queued + gpuStats.queued };
+  }
+
+  /** Resolves once nothing runs or waits in the pool or on the GPU. */
+  async idle(): Promise<void> {
+    await Promise.all([this.pool.idle(), this.gpu.idle()]);
+  }
+
+  cancel({ jobId, taskIndexes }: Cancellation): void {
+    for (const [key, entry] of this.running) {
+      const [job, index] = key.split("/");
+      if (job !== jobId) continue;
+      if (taskIndexes.length > 0 && !taskIndexes.includes(Number(index))) continue;
+      entry.cancelled = true;
+      entry.handle?.cancel("job cancelled");
+    }
+    this.log.info({ event: "cancel", jobId, tasks: taskIndexes.length || "all" }, "cancellation received");
+  }
+
+  /** The scheduler has re-placed everything this node held: stop it all and report none of it. */
+  abandonAll(reason: string): void {
+    for (const entry of this.running.values()) {
+      entry.cancelled = true;
+      entry.handle?.cancel(reason);
+    }
+    this.running.clear();
+  }
+
+  async run(a: Assignment): Promise<void> {
+    const key = taskKey(a.jobId, a.taskIndex);
+    const entry: RunningEntry = { cancelled: false, attempt: a.attempt };
+    this.running.set(key, entry);
+    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">, receipt?: UpdateReceipt) =>
+      this.outbox.send(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u }, receipt);
+    // A success counts once its result reaches the scheduler; one refused on the way (e.g. over
+    // Kafka's record limit) counts as the failure the scheduler records instead.
+    const succeeded = (runMs: number, waitMs: number): UpdateReceipt => ({
+      delivered: () => this.metrics.taskDone(a.kernelId, backendOf(a), "succeeded", runMs, waitMs),
+      failed: (code) => this.metrics.taskDone(a.kernelId, backendOf(a), "failed", runMs, waitMs, code),
+    });
+    const started = (waitMs: number) => this.outbox.noteRunning(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, state: "TASK_STATE_RUNNING", waitMs });
+    try {
+      if (a.kind === "KERNEL_KIND_GPU") {
+        const result = await this.gpu.run(a, started, (h) => {
+          entry.handle = h;
+          if (entry.cancelled) h.cancel("job cancelled");
+        });
+        if (this.running.get(key) !== entry) return;
+        update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
+        return;
+      }
+      const module = await this.modules.get(a.kernelId);
+      if (entry.cancelled) throw new TaskFailure("CANCELLED", "job cancelled");
+      const requested = Number(a.memoryLimitBytes);
+      const maxBytes = this.config.maxMemoryLimitMb * 1024 * 1024;
+      if (requested > maxBytes) {
+        throw new TaskFailure("MEMORY_LIMIT", `task asks for ${requested} bytes of kernel memory; this agent allows at most ${maxBytes}`);
+      }
+      const handle = this.pool.run({
+        kernelId: a.kernelId,
+        module,
+        input: a.input,
+        timeoutMs: a.timeoutMs || 60_000,
+        memoryLimitBytes: requested || this.config.memoryLimitMb * 1024 * 1024,
+        seed: a.taskIndex + 1,
+        onStart: started,
+      });
+      entry.handle = handle;
+      const result = await handle.promise;
+      if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
+      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" }, succeeded(result.runMs, result.waitMs));
+    } catch (err) {
+      if (this.running.get(key) !== entry) return;
+      // Failures are classified where they happen; anything else is an internal (transient) fault.
+      const failure = err instanceof TaskFailure ? err : new TaskFailure("INTERNAL", (err as Error).message);
+      this.metrics.taskDone(a.kernelId, backendOf(a), failure.code === "CANCELLED" ? "cancelled" : "failed", 0, -1, failure.code);
+      if (failure.code === "CANCELLED") update({ state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: failure.message } });
+      else {
+        update({ state: "TASK_STATE_FAILED", error: taskErrorProto({ code: failure.code === "SHUTDOWN" ? "AGENT_LOST" : failure.code, message: failure.message }) });
+        this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
+      }
+    } finally {
+      this.outbox.forget(entry);
+      if (this.running.get(key) === entry) this.running.delete(key);
+    }
+  }
+
+  /** Stops the workers and the GPU executors; what still runs fails with SHUTDOWN. */
+  async closePool(): Promise<void> {
+    await this.pool.close();
+  }
+
+  async closeGpu(): Promise<void> {
+    await this.gpu.close();
+  }
+}
