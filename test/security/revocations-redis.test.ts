@@ -8,11 +8,12 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
-import { join, mtlsCredentials } from "../../agent/identity.js";
+import { join, type NodeIdentity } from "../../agent/identity.js";
 import { DistributeXClient } from "../../client/index.js";
 import { agentConfigSchema, loadConfig, schedulerConfigSchema } from "../../common/config.js";
 import { createLogger } from "../../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../../common/proto.js";
+import { secureChannel } from "../../common/secure-channel.js";
 import type { AgentServiceGrpcClient } from "../../common/types.js";
 import { REVOCATION_REFRESH_MS } from "../../scheduler/auth/revocations.js";
 import { openBackends } from "../../scheduler/backends/factory.js";
@@ -46,7 +47,11 @@ async function startScheduler(prefix: string, pkiFrom?: string): Promise<{ addre
   return { address, dataDir, admin };
 }
 
-const agentClient = (address: string, creds: grpc.ChannelCredentials) => new (v1().AgentService)(address, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient & grpc.Client;
+/** AgentService over mTLS with the node's certificate. */
+function agentClient(address: string, id: NodeIdentity): AgentServiceGrpcClient & grpc.Client {
+  const tls = secureChannel(address, { ca: Buffer.from(id.caPem), key: Buffer.from(id.keyPem), cert: Buffer.from(id.certPem) });
+  return new (v1().AgentService)(address, tls.credentials, { ...CHANNEL_OPTIONS, ...tls.options }) as unknown as AgentServiceGrpcClient & grpc.Client;
+}
 
 /** The status an AgentService call gets with the node's certificate (FetchKernel of a kernel nobody has: NOT_FOUND once authenticated). */
 const probe = (client: AgentServiceGrpcClient) =>
@@ -67,8 +72,8 @@ describe("revocations in Redis", () => {
       flags: { scheduler: a.address, joinToken: token, ca: path.join(a.dataDir, "pki", "ca.crt"), dataDir: mkdtempSync(path.join(os.tmpdir(), "distx-revocations-agent-")) },
     });
     const identity = await join(agentConfig, createLogger("agent", "silent"));
-    const onA = agentClient(a.address, mtlsCredentials(identity));
-    const onB = agentClient(b.address, mtlsCredentials(identity));
+    const onA = agentClient(a.address, identity);
+    const onB = agentClient(b.address, identity);
     clients.push(onA, onB);
     expect(await probe(onA)).toBe(grpc.status.NOT_FOUND);
     expect(await probe(onB)).toBe(grpc.status.NOT_FOUND);

@@ -12,11 +12,12 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { join, mtlsCredentials } from "../../agent/identity.js";
+import { join } from "../../agent/identity.js";
 import { DistributeXClient } from "../../client/index.js";
 import { agentConfigSchema, loadConfig } from "../../common/config.js";
 import { createLogger } from "../../common/logger.js";
 import { builtKernelsDir } from "../../common/paths.js";
+import { secureChannel } from "../../common/secure-channel.js";
 import { v1 } from "../../common/proto.js";
 import { DISTRIBUTEX_POLICY } from "../../scheduler/auth/policy.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
@@ -128,7 +129,8 @@ beforeAll(async () => {
   t = await startTestCluster("rpc-matrix", { agents: 0 });
   const Ctor = v1().DistributeX;
   const caFile = t.cluster.credentialFiles().caFile;
-  raw = new Ctor(t.address, grpc.credentials.createSsl(readFileSync(caFile))) as unknown as typeof raw;
+  const tls = secureChannel(t.address, { ca: readFileSync(caFile) });
+  raw = new Ctor(t.address, tls.credentials, tls.options) as unknown as typeof raw;
   saxpy = readFileSync(path.join(builtKernelsDir(), "saxpy.wasm"));
   const admin = t.client;
   tokens.admin = t.adminToken;
@@ -154,7 +156,8 @@ beforeAll(async () => {
   });
   const identity = await join(agentConfig, createLogger("agent", "silent"));
   agentNodeId = identity.nodeId;
-  asAgent = new Ctor(t.address, mtlsCredentials(identity)) as unknown as RawClient;
+  const mtls = secureChannel(t.address, { ca: Buffer.from(identity.caPem), key: Buffer.from(identity.keyPem), cert: Buffer.from(identity.certPem) });
+  asAgent = new Ctor(t.address, mtls.credentials, mtls.options) as unknown as RawClient;
   await new Promise((r) => setTimeout(r, 5)); // the 1 ms token has expired
 }, 60_000);
 
