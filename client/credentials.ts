@@ -15,6 +15,7 @@ import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { secureChannel } from "../common/secure-channel.js";
 
 export interface Credentials {
   /** The cluster CA: PEM text or bytes, or a file name. */
@@ -153,4 +154,14 @@ function caBytes(ca: Buffer | string): Buffer {
 export function channelCredentials(creds: Credentials): grpc.ChannelCredentials {
   if (creds.insecure || creds.ca === undefined) return grpc.credentials.createInsecure();
   return grpc.credentials.createSsl(caBytes(creds.ca), creds.keyPem ? Buffer.from(creds.keyPem) : null, creds.certPem ? Buffer.from(creds.certPem) : null);
+}
+
+/**
+ * As channelCredentials, for one address, with the channel options that go with them: a
+ * scheduler named by IP is verified against the certificate's IP SANs without sending the IP as
+ * the TLS server name (common/secure-channel.ts). What the typed client and the CLI use.
+ */
+export function channelFor(address: string, creds: Credentials): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+  if (creds.insecure || creds.ca === undefined) return { credentials: grpc.credentials.createInsecure(), options: {} };
+  return secureChannel(address, { ca: caBytes(creds.ca), key: creds.keyPem ? Buffer.from(creds.keyPem) : null, cert: creds.certPem ? Buffer.from(creds.certPem) : null });
 }

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
-import { channelCredentials, clientDataDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
+import { channelFor, clientDataDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
@@ -88,9 +88,11 @@ export class DistributeXClient {
     const V1 = v1();
     // Every address is one cluster (an active scheduler and its standbys): one CA, one token.
     const resolved = resolveCredentials(address.split(",")[0]!.trim(), options);
-    const credentials = channelCredentials(resolved);
     this.token = resolved.token ?? undefined;
-    this.stubs = address.split(",").map((a) => new V1.DistributeX(a.trim(), credentials, CHANNEL_OPTIONS) as unknown as DistributeXGrpcClient);
+    this.stubs = address.split(",").map((a) => {
+      const { credentials, options: tlsOptions } = channelFor(a.trim(), resolved);
+      return new V1.DistributeX(a.trim(), credentials, { ...CHANNEL_OPTIONS, ...tlsOptions }) as unknown as DistributeXGrpcClient;
+    });
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetry(options.retry);
   }

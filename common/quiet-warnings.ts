@@ -1,7 +1,11 @@
-// grpc-js sets the TLS server name to the scheduler's host even when that host is an IP address
-// (127.0.0.1 in every local cluster), and Node then warns DEP0123 on every connection's first
-// use. The certificate is still checked against the IP (our scheduler certificates carry IP
-// SANs), so the warning says nothing the user can act on; this drops that one warning only.
+// LEAD: only the agent still needs this. Clients (DistributeXClient, the CLI) and the tests in
+// test/security open TLS channels through common/secure-channel.ts, which sends no IP address as
+// the TLS server name and checks the certificate's IP SANs itself, so they never trigger DEP0123.
+// The agent's channels (agent/identity.ts: join, agentClient, mtlsCredentials; agent/agent.ts:
+// makeClients) still use grpc.credentials.createSsl with the scheduler's IP, which grpc-js sends
+// as the server name, so Node warns DEP0123 once per agent process. When those use
+// secureChannel(address, { ca, key, cert }) (credentials and options per address), delete this
+// file and its import in cli/main.ts.
 const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
 process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const code = typeof rest[0] === "object" && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];

@@ -10,7 +10,9 @@ import { Queue, QueueEvents, Worker } from "bullmq";
 import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
+import { fileURLToPath } from "node:url";
 import { saxpyInput } from "../../kernels/reference/index.js";
+import { ECHO_SERVICE } from "./tls-echo-server.js";
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 40_000);
 const SAXPY_TASKS = Number(process.env.BENCH_SAXPY_TASKS ?? 6000);
@@ -274,47 +276,190 @@ async function bullmq(): Promise<Row> {
 // BENCH_NODE_ARGS adds node flags to them (e.g. "--perf-basic-prof" for perf(1)).
 // BENCH_ONLY=memory-no-op,kafka-no-op,kafka-latency,… runs a subset (printed, not written to
 // bench/results/); the BullMQ baselines run too unless BENCH_ONLY names "no-baseline".
-if (process.env.BENCH_TLS === "1") await tlsCost();
 
 /**
  * The cost of security: TLS 1.3 + bearer token (the default) against --insecure, same machine,
- * same run, rounds interleaved so drift hits both alike. Writes bench/results/queue-tls.{json,md}.
+ * same run. Throughput: rounds interleaved (one cluster at a time, so they never share the CPU).
+ * Latency at rest: both clusters up at once and their jobs alternated one by one, so the load of
+ * this shared machine hits both alike; with it, where the time goes: one unary RPC alone (GetJob),
+ * the CPU each process spends per job, and the floor that TLS itself sets (a bare gRPC echo over
+ * loopback, plain against TLS 1.3, no DistributeX code). Writes bench/results/queue-tls.{json,md}.
  */
 async function tlsCost(): Promise<never> {
+  const load0 = os.loadavg();
   const through: Record<string, Row[]> = { secure: [], insecure: [] };
-  const latency: Record<string, LatencyRow[]> = { secure: [], insecure: [] };
   for (let i = 0; i < ROUNDS; i++) {
     for (const [name, mode] of [["secure", "memory"], ["insecure", "memory --insecure"]] as const) {
       const row = await distx(mode, "no-op");
       console.log(JSON.stringify(row));
       through[name]!.push(row);
-      const lat = await distxSequential(mode);
-      console.log(JSON.stringify(lat));
-      latency[name]!.push(lat);
     }
   }
+  const paired = await pairedLatency();
+  console.log(JSON.stringify(paired));
+  const floor = await tlsEchoFloor();
+  console.log(JSON.stringify(floor));
+  const load1 = os.loadavg();
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const tps = (k: string) => med(through[k]!.map((r) => r.tasksPerSecond));
-  const p50 = (k: string) => med(latency[k]!.map((r) => r.p50Ms));
-  const p99 = (k: string) => med(latency[k]!.map((r) => r.p99Ms));
+  const lat = paired.modes;
+  const ms = (x: number) => x.toFixed(2);
+  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(" / ");
   const md = [
-    `# Cost of TLS + tokens (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version}, ${ROUNDS} interleaved rounds, medians)`,
+    `# Cost of TLS + tokens (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version})`,
     "",
-    "| mode | no-op tasks/s | rounds | × insecure | latency at rest p50 ms | p99 ms | p50 − insecure, ms |",
-    "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    `Load average (1 / 5 / 15 min) at start ${load(load0)}, at end ${load(load1)}: a shared machine, so every comparison is made inside one run.`,
+    "",
+    `Throughput: ${TASKS} no-op tasks submitted at once (memory backends, one agent with 2 workers), ${ROUNDS} rounds, secure and insecure interleaved, median.`,
+    "",
+    "| mode | no-op tasks/s | rounds | × insecure |",
+    "| --- | ---: | --- | ---: |",
     ...(["insecure", "secure"] as const).map(
-      (k) =>
-        `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${tps(k).toFixed(0)} | ${through[k]!.map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("insecure")).toFixed(3)} | ${p50(k).toFixed(2)} | ${p99(k).toFixed(2)} | ${(p50(k) - p50("insecure")).toFixed(2)} |`,
+      (k) => `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${tps(k).toFixed(0)} | ${through[k]!.map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("insecure")).toFixed(3)} |`,
     ),
     "",
-    `Throughput: ${TASKS} no-op tasks submitted at once (memory backends, one agent with 2 workers). Latency at rest: ${SEQUENTIAL} one-task jobs one after another (SubmitJob then WatchJob). Goal (issue 11): ≤ 10% lower throughput, ≤ 0.3 ms added p50.`,
+    `Latency at rest: ${paired.jobs} one-task jobs per mode one after another (SubmitJob then WatchJob, after ${PAIRED_WARMUP} of warm-up), both clusters up and their jobs alternated; then one GetJob of the finished job (a unary RPC alone). p50 in ms; CPU in ms per job (with its GetJob), user + system of each process.`,
+    "",
+    "| mode | job p50 | job p99 | SubmitJob p50 | submit → final event p50 | GetJob p50 | CPU scheduler | CPU agent | CPU client |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...(["insecure", "secure"] as const).map(
+      (k) =>
+        `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${ms(lat[k]!.jobP50)} | ${ms(lat[k]!.jobP99)} | ${ms(lat[k]!.submitP50)} | ${ms(lat[k]!.watchP50)} | ${ms(lat[k]!.getJobP50)} | ${ms(lat[k]!.cpu.scheduler)} | ${ms(lat[k]!.cpu.agent)} | ${ms(lat[k]!.cpu.client)} |`,
+    ),
+    `| secure − insecure | ${ms(lat.secure!.jobP50 - lat.insecure!.jobP50)} | ${ms(lat.secure!.jobP99 - lat.insecure!.jobP99)} | ${ms(lat.secure!.submitP50 - lat.insecure!.submitP50)} | ${ms(lat.secure!.watchP50 - lat.insecure!.watchP50)} | ${ms(lat.secure!.getJobP50 - lat.insecure!.getJobP50)} | ${ms(lat.secure!.cpu.scheduler - lat.insecure!.cpu.scheduler)} | ${ms(lat.secure!.cpu.agent - lat.insecure!.cpu.agent)} | ${ms(lat.secure!.cpu.client - lat.insecure!.cpu.client)} |`,
+    "",
+    `Median of the per-pair differences (secure job − the insecure job run right after it): ${ms(paired.pairedDiffP50)} ms.`,
+    "",
+    `TLS floor (no DistributeX code): a bare gRPC unary echo of ${ECHO_BYTES} bytes between two processes over loopback, ${floor.calls} calls per mode in ${floor.rounds} alternating rounds: p50 plain ${ms(floor.plainP50)} ms, TLS 1.3 ${ms(floor.tlsP50)} ms (+${ms(floor.tlsP50 - floor.plainP50)} ms per round trip).`,
+    "",
+    "Goal (issue 11): ≤ 10% lower throughput, ≤ 0.3 ms added p50 at rest.",
   ].join("\n");
   console.log(md);
   await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
-  await writeFile(path.join(repoRoot(), "bench/results/queue-tls.json"), JSON.stringify({ tasks: TASKS, through, latency }, null, 2));
+  await writeFile(path.join(repoRoot(), "bench/results/queue-tls.json"), JSON.stringify({ tasks: TASKS, loadAverage: { start: load0, end: load1 }, through, latency: paired, floor }, null, 2));
   await writeFile(path.join(repoRoot(), "bench/results/queue-tls.md"), md + "\n");
   process.exit(0);
 }
+
+const PAIRED_WARMUP = 50;
+
+interface ModeLatency {
+  jobP50: number;
+  jobP99: number;
+  submitP50: number;
+  watchP50: number;
+  getJobP50: number;
+  /** CPU ms per job (and its GetJob), by process. */
+  cpu: { scheduler: number; agent: number; client: number };
+}
+
+/** Both clusters at once, one job each in turn: the latency at rest of each, measured under the same load. */
+async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, ModeLatency>; pairedDiffP50: number }> {
+  return withCluster("memory", (secure, secureKernel, secureCluster) =>
+    withCluster("memory --insecure", async (insecure, insecureKernel, insecureCluster) => {
+      const input = saxpyInput(1.5, new Float32Array(0), new Float32Array(0));
+      const sides = {
+        secure: { client: secure, kernelId: secureKernel, cluster: secureCluster },
+        insecure: { client: insecure, kernelId: insecureKernel, cluster: insecureCluster },
+      };
+      type Sample = { job: number; submit: number; watch: number; getJob: number };
+      const samples: Record<string, Sample[]> = { secure: [], insecure: [] };
+      const cpu: Record<string, { scheduler: number; agent: number; client: number }> = { secure: { scheduler: 0, agent: 0, client: 0 }, insecure: { scheduler: 0, agent: 0, client: 0 } };
+      const pidOf = (c: LocalCluster, name: string) => c.processes.find((p) => p.name === name || p.name.startsWith(name))!.child.pid!;
+      const clientCpuMs = () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1000;
+      };
+      // The order inside a pair alternates too, so neither mode always runs first.
+      for (let i = 0; i < SEQUENTIAL + PAIRED_WARMUP; i++) {
+        for (const k of i % 2 ? (["insecure", "secure"] as const) : (["secure", "insecure"] as const)) {
+          const side = sides[k];
+          const sched = pidOf(side.cluster, "scheduler");
+          const agent = pidOf(side.cluster, "agent");
+          const c0 = { scheduler: processCpuMs(sched), agent: processCpuMs(agent), client: clientCpuMs() };
+          const t0 = performance.now();
+          const { jobId } = await side.client.submitJob({ kernelId: side.kernelId, inputs: [input] });
+          const t1 = performance.now();
+          const job = await side.client.waitForJob(jobId, () => undefined, { finalOnly: true });
+          const t2 = performance.now();
+          await side.client.getJob(jobId);
+          const t3 = performance.now();
+          if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
+          if (i < PAIRED_WARMUP) continue;
+          samples[k]!.push({ job: t2 - t0, submit: t1 - t0, watch: t2 - t1, getJob: t3 - t2 });
+          cpu[k]!.scheduler += processCpuMs(sched) - c0.scheduler;
+          cpu[k]!.agent += processCpuMs(agent) - c0.agent;
+          cpu[k]!.client += clientCpuMs() - c0.client;
+        }
+      }
+      const p = (xs: number[], q: number) => pct([...xs].sort((a, b) => a - b), q);
+      const modes: Record<string, ModeLatency> = {};
+      for (const k of ["secure", "insecure"]) {
+        const xs = samples[k]!;
+        modes[k] = {
+          jobP50: p(xs.map((x) => x.job), 50),
+          jobP99: p(xs.map((x) => x.job), 99),
+          submitP50: p(xs.map((x) => x.submit), 50),
+          watchP50: p(xs.map((x) => x.watch), 50),
+          getJobP50: p(xs.map((x) => x.getJob), 50),
+          cpu: { scheduler: cpu[k]!.scheduler / xs.length, agent: cpu[k]!.agent / xs.length, client: cpu[k]!.client / xs.length },
+        };
+      }
+      const diffs = samples.secure!.map((s, i) => s.job - samples.insecure![i]!.job);
+      return { jobs: SEQUENTIAL, modes, pairedDiffP50: p(diffs, 50) };
+    }),
+  );
+}
+
+const ECHO_BYTES = 200;
+
+/** A bare gRPC unary echo, plain and TLS 1.3 (certificates from the cluster PKI code), server in a child process. */
+async function tlsEchoFloor(): Promise<{ calls: number; rounds: number; plainP50: number; tlsP50: number }> {
+  const { fork } = await import("node:child_process");
+  const { createCa } = await import("../../scheduler/auth/pki.js");
+  const { secureChannel } = await import("../../common/secure-channel.js");
+  const grpc = await import("@grpc/grpc-js");
+  const ca = await createCa("bench echo CA");
+  const child = fork(fileURLToPath(new URL("./tls-echo-server.js", import.meta.url)), [], { env: { ...process.env, ECHO_CA: JSON.stringify(ca) } });
+  try {
+    const ports = await new Promise<{ plain: number; tls: number }>((resolve, reject) => {
+      child.once("message", (m) => resolve(m as { plain: number; tls: number }));
+      child.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
+    });
+    const Ctor = grpc.makeGenericClientConstructor(ECHO_SERVICE, "Echo");
+    const tls = secureChannel(`127.0.0.1:${ports.tls}`, { ca: Buffer.from(ca.certPem) });
+    const clients = {
+      plain: new Ctor(`127.0.0.1:${ports.plain}`, grpc.credentials.createInsecure()),
+      tls: new Ctor(`127.0.0.1:${ports.tls}`, tls.credentials, tls.options),
+    };
+    const payload = Buffer.alloc(ECHO_BYTES);
+    const call = (c: InstanceType<typeof Ctor>) =>
+      new Promise<void>((resolve, reject) => (c as unknown as Record<string, (b: Buffer, cb: (e: Error | null) => void) => void>).Echo!(payload, (e) => (e ? reject(e) : resolve())));
+    const calls = 2000;
+    const rounds = 6;
+    const p50s: Record<"plain" | "tls", number[]> = { plain: [], tls: [] };
+    for (const k of ["plain", "tls"] as const) for (let i = 0; i < 300; i++) await call(clients[k]);
+    for (let r = 0; r < rounds; r++) {
+      for (const k of r % 2 ? (["tls", "plain"] as const) : (["plain", "tls"] as const)) {
+        const xs: number[] = [];
+        for (let i = 0; i < calls; i++) {
+          const t0 = performance.now();
+          await call(clients[k]);
+          xs.push(performance.now() - t0);
+        }
+        p50s[k].push(pct(xs.sort((a, b) => a - b), 50));
+      }
+    }
+    for (const c of Object.values(clients)) c.close();
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return { calls, rounds, plainP50: med(p50s.plain), tlsP50: med(p50s.tls) };
+  } finally {
+    child.kill();
+  }
+}
+
+// After every declaration the TLS bench uses (a top-level await runs in place).
+if (process.env.BENCH_TLS === "1") await tlsCost();
 
 const runs: [string, () => Promise<Row>][] = [
   ["bullmq", () => bullmq()],

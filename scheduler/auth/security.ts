@@ -70,9 +70,16 @@ export class ClusterSecurity extends EventEmitter {
     }
     const revocations =
       redis
-        ? await Revocations.redis(redis, settings.redisPrefix)
+        ? await Revocations.redis(redis, settings.redisPrefix, {
+            onRefreshError: (err) => log.warn({ event: "revocations_refresh_failed", err: err.message }, "cannot re-read the revocation list from Redis; the last one read stays in force"),
+          })
         : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
     const security = new ClusterSecurity(false, pki, tokens, revocations, log);
+    // A node another scheduler removed: its sessions here end too, as if removed here.
+    revocations.on("node_revoked", (nodeId) => {
+      log.warn({ event: "node_removed", nodeId, by: "another scheduler" }, "node removed through another scheduler; its certificate is refused from now on");
+      security.emit("node_removed", nodeId);
+    });
     // Agents on this machine that share the data dir join with it by themselves (agent/identity.ts):
     // whoever can read the data dir holds the CA key anyway, so this trusts nobody new.
     await security.writeLocalJoinToken(settings.bootstrapJoinTokenFile ?? path.join(settings.dataDir, "local-join.token"));
@@ -119,6 +126,7 @@ export class ClusterSecurity extends EventEmitter {
 
   stop(): void {
     clearInterval(this.warnTimer);
+    this.revocations.close();
   }
 
   async createJoinToken(ttlMs = DEFAULT_JOIN_TTL_MS, uses = 1, description = ""): Promise<{ token: string; caHash: string; expiresAtMs: number }> {

@@ -1,23 +1,15 @@
 // The RPCs of the TLS bootstrap and node lifecycle: AgentService.Join / RenewCertificate and the
-// admin's DistributeX.CreateJoinToken / RemoveNode.
+// admin's DistributeX.CreateJoinToken / RemoveNode. Who may call the admin pair is decided once,
+// by the policy table (scheduler/auth/policy.ts, applied by guardService before these run).
 import { status, type sendUnaryData } from "@grpc/grpc-js";
 import { DistxError, invalidArgument, toServiceError } from "../../common/errors.js";
 import type { AgentServiceHandlers, DistributeXHandlers } from "../../common/types.js";
 import { permissionDenied, principalOf } from "../auth/authenticate.js";
 import { NODE_ID_PATTERN } from "../auth/pki.js";
-import { roleAtLeast } from "../auth/principal.js";
 import type { ClusterSecurity } from "../auth/security.js";
 import type { SchedulerCore } from "../core.js";
 
 const MAX_JOIN_TTL_MS = 7 * 86_400_000;
-
-function requireAdmin(call: object): void {
-  const p = principalOf(call);
-  if (p?.kind === "insecure") return;
-  if (p?.kind === "client" && roleAtLeast(p.role, "admin")) return;
-  if (p?.kind === "node") throw permissionDenied("agent certificate used as a client");
-  throw permissionDenied("this needs an admin token (role admin)");
-}
 
 const answer = <T>(cb: sendUnaryData<T>, work: () => Promise<T>) =>
   work().then(
@@ -45,7 +37,6 @@ export function adminSecurityHandlers(security: ClusterSecurity, core: Scheduler
   return {
     CreateJoinToken: (call, callback) =>
       answer(callback, async () => {
-        requireAdmin(call);
         const ttl = Number(call.request.ttlMs) || undefined;
         if (ttl !== undefined && ttl > MAX_JOIN_TTL_MS) throw invalidArgument(`ttl_ms must be at most ${MAX_JOIN_TTL_MS} (7 days)`);
         const uses = call.request.uses || undefined;
@@ -54,7 +45,6 @@ export function adminSecurityHandlers(security: ClusterSecurity, core: Scheduler
       }),
     RemoveNode: (call, callback) =>
       answer(callback, async () => {
-        requireAdmin(call);
         const id = call.request.nodeId;
         if (!NODE_ID_PATTERN.test(id)) throw invalidArgument("node_id must look like node-<hex>");
         const node = core.registry.get(id);

@@ -5,17 +5,21 @@
 //
 // Columns: no credentials, a token of another tenant ("wrong tenant": a submit token of t2 acting
 // on t1's job/kernel), read/submit tokens of t1, the admin token, a revoked and an expired token,
-// and an agent's certificate used as a client.
-import { readFileSync } from "node:fs";
+// and an agent's certificate used as a client (a node that joined through AgentService.Join with
+// a join token, calling over mutual TLS with the certificate it was issued, and no token).
+import { mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "../../agent/identity.js";
 import { DistributeXClient } from "../../client/index.js";
-import { DistxError } from "../../common/errors.js";
+import { agentConfigSchema, loadConfig } from "../../common/config.js";
+import { createLogger } from "../../common/logger.js";
 import { builtKernelsDir } from "../../common/paths.js";
+import { secureChannel } from "../../common/secure-channel.js";
 import { v1 } from "../../common/proto.js";
-import { authorize, DISTRIBUTEX_POLICY } from "../../scheduler/auth/policy.js";
-import type { Principal } from "../../scheduler/auth/principal.js";
+import { DISTRIBUTEX_POLICY } from "../../scheduler/auth/policy.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 
 const { OK, UNAUTHENTICATED: UNAUTH, PERMISSION_DENIED: DENIED, NOT_FOUND } = grpc.status;
@@ -46,8 +50,12 @@ const EXPECTED: Record<string, Record<Column, grpc.status>> = {
   RemoveNode: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
 };
 
+type RawClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 let t: TestCluster;
-let raw: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+let raw: RawClient;
+/** DistributeX over mTLS with a real agent's node certificate (and no token). */
+let asAgent: RawClient;
+let agentNodeId = "";
 const tokens = {} as Record<Exclude<Column, "none" | "agentCert">, string>;
 let t1: DistributeXClient; // t1's submit token: makes the fixtures the cells act on
 let saxpy: Buffer;
@@ -91,19 +99,19 @@ const metadataFor = (token: string | undefined) => {
 };
 
 /** Calls `rpc` as the caller of `token`; resolves with the status code and, for OK, the reply. */
-function callAs(rpc: string, req: object, token: string | undefined): Promise<{ code: grpc.status; details: string; reply?: unknown }> {
+function callAs(rpc: string, req: object, token: string | undefined, via: RawClient = raw): Promise<{ code: grpc.status; details: string; reply?: unknown }> {
   const def = v1().DistributeX.service[rpc]!;
   const md = metadataFor(token);
   if (!def.responseStream) {
     return new Promise((resolve) =>
-      raw[rpc]!(req, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: unknown) =>
+      via[rpc]!(req, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: unknown) =>
         resolve(err ? { code: err.code, details: err.details } : { code: OK, details: "", reply }),
       ),
     );
   }
   // A stream is OK once it delivers a message, or sends its headers and no error follows.
   return new Promise((resolve) => {
-    const call = raw[rpc]!(req, md) as grpc.ClientReadableStream<unknown>;
+    const call = via[rpc]!(req, md) as grpc.ClientReadableStream<unknown>;
     let settled = false;
     const done = (r: { code: grpc.status; details: string }) => {
       if (settled) return;
@@ -120,7 +128,9 @@ function callAs(rpc: string, req: object, token: string | undefined): Promise<{ 
 beforeAll(async () => {
   t = await startTestCluster("rpc-matrix", { agents: 0 });
   const Ctor = v1().DistributeX;
-  raw = new Ctor(t.address, grpc.credentials.createSsl(readFileSync(t.cluster.credentialFiles().caFile))) as unknown as typeof raw;
+  const caFile = t.cluster.credentialFiles().caFile;
+  const tls = secureChannel(t.address, { ca: readFileSync(caFile) });
+  raw = new Ctor(t.address, tls.credentials, tls.options) as unknown as typeof raw;
   saxpy = readFileSync(path.join(builtKernelsDir(), "saxpy.wasm"));
   const admin = t.client;
   tokens.admin = t.adminToken;
@@ -137,12 +147,24 @@ beforeAll(async () => {
   await admin.registerKernel(saxpy, { name: "saxpy" });
   // No agents: the job stays pending, so it can be watched, read and cancelled.
   jobId = (await t1.submitJob({ kernelId, inputs: [Buffer.alloc(12)] })).jobId;
+  // A real agent identity: the join flow an agent runs (CSR, one-use join token, CA checked).
+  const joinToken = (await admin.createJoinToken({ uses: 1, description: "matrix agent" })).token;
+  const agentConfig = loadConfig(agentConfigSchema, {
+    section: "agent",
+    env: {},
+    flags: { scheduler: t.address, joinToken, ca: caFile, dataDir: mkdtempSync(path.join(os.tmpdir(), "distx-matrix-agent-")) },
+  });
+  const identity = await join(agentConfig, createLogger("agent", "silent"));
+  agentNodeId = identity.nodeId;
+  const mtls = secureChannel(t.address, { ca: Buffer.from(identity.caPem), key: Buffer.from(identity.keyPem), cert: Buffer.from(identity.certPem) });
+  asAgent = new Ctor(t.address, mtls.credentials, mtls.options) as unknown as RawClient;
   await new Promise((r) => setTimeout(r, 5)); // the 1 ms token has expired
 }, 60_000);
 
 afterAll(async () => {
   t1?.close();
   raw?.close();
+  asAgent?.close();
   await t?.stop();
 });
 
@@ -171,21 +193,21 @@ describe("RPC × caller matrix", () => {
     if (expected === NOT_FOUND) expect(r.details).toMatch(/^(no job job-|unknown kernel )/);
   });
 
-  // LEAD: no agent certificate exists on this branch (the tls branch brings them). This column
-  // checks the same authorize() step every client RPC goes through, with the node Principal that
-  // authenticate() will produce from a verified agent certificate. Once tls is merged, replace
-  // it with real calls made over mTLS with an agent's node certificate (expect PERMISSION_DENIED).
-  it.each(Object.keys(EXPECTED))("%s as an agent certificate → PERMISSION_DENIED (against the Principal type)", (rpc) => {
-    const node: Principal = { kind: "node", nodeId: "node-0123abcd", certSerial: "01" };
-    let err: unknown;
-    try {
-      authorize(rpc, DISTRIBUTEX_POLICY[rpc], node);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(DistxError);
-    expect((err as DistxError).code).toBe(EXPECTED[rpc]!.agentCert);
-    expect((err as DistxError).message).toMatch(/agent's node certificate .* cannot call it/);
+  // The agent column: the certificate is verified by TLS and names a node, so the caller is that
+  // node, and a node is never a client, whatever the RPC.
+  it.each(Object.keys(EXPECTED).map((rpc) => [rpc, grpc.status[EXPECTED[rpc]!.agentCert], EXPECTED[rpc]!.agentCert] as const))(
+    "%s as an agent certificate over mTLS → %s",
+    async (rpc, _name, expected) => {
+      const r = await callAs(rpc, await REQUESTS[rpc]!(), undefined, asAgent);
+      expect({ code: grpc.status[r.code], details: r.details }).toMatchObject({ code: grpc.status[expected] });
+      expect(r.details).toMatch(new RegExp(`${rpc} is a client RPC; an agent's node certificate \\(node ${agentNodeId}\\) cannot call it`));
+    },
+  );
+
+  it("an agent certificate stays the node's identity even with an admin token in the metadata", async () => {
+    const r = await callAs("ListNodes", { includeDown: true }, tokens.admin, asAgent);
+    expect(grpc.status[r.code]).toBe("PERMISSION_DENIED");
+    expect(r.details).toMatch(/agent's node certificate .* cannot call it/);
   });
 
   it("lists only the caller's tenant's jobs; admin sees every tenant's, each marked with its tenant", async () => {

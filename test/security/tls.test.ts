@@ -11,6 +11,7 @@ import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster } from "../../cli/local-cluster.js";
 import { CHANNEL_OPTIONS, v1 } from "../../common/proto.js";
 import { repoRoot } from "../../common/paths.js";
+import { secureChannel, type TlsMaterial } from "../../common/secure-channel.js";
 import type { AgentServiceGrpcClient } from "../../common/types.js";
 import { createCsr, createCa } from "../../scheduler/auth/pki.js";
 import { fixtureKernel } from "../helpers/fixtures.js";
@@ -42,8 +43,12 @@ afterAll(async () => {
   await cluster?.stop(3000);
 });
 
-const agentStub = (creds: grpc.ChannelCredentials): AgentServiceGrpcClient =>
-  new (v1().AgentService)(cluster.address, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
+/** AgentService over TLS (mutual with a key and certificate), optionally sending call credentials too. */
+function agentStub(material: TlsMaterial, callCredentials?: grpc.CallCredentials): AgentServiceGrpcClient {
+  const tls = secureChannel(cluster.address, material);
+  const creds = callCredentials ? grpc.credentials.combineChannelCredentials(tls.credentials, callCredentials) : tls.credentials;
+  return new (v1().AgentService)(cluster.address, creds, { ...CHANNEL_OPTIONS, ...tls.options }) as unknown as AgentServiceGrpcClient;
+}
 
 function unary<Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as Res))));
@@ -65,10 +70,10 @@ const profile = (labels: Record<string, string>) => ({
 async function joinFake(): Promise<{ nodeId: string; stub: AgentServiceGrpcClient; token: string }> {
   const { token } = await client.createJoinToken({ uses: 1 });
   const { csrPem, keyPem } = await createCsr();
-  const bootstrap = agentStub(grpc.credentials.createSsl(caPem));
+  const bootstrap = agentStub({ ca: caPem });
   const joined = await unary<{ nodeId: string; certificatePem: string }>((cb) => bootstrap.Join({ joinToken: token, csrPem }, cb));
   bootstrap.close();
-  const stub = agentStub(grpc.credentials.createSsl(caPem, Buffer.from(keyPem), Buffer.from(joined.certificatePem)));
+  const stub = agentStub({ ca: caPem, key: Buffer.from(keyPem), cert: Buffer.from(joined.certificatePem) });
   return { nodeId: joined.nodeId, stub, token };
 }
 
@@ -133,7 +138,7 @@ describe("TLS on the scheduler port", () => {
 
 describe("agent identity", () => {
   it("a fake agent without a join token gets nothing", async () => {
-    const anon = agentStub(grpc.credentials.createSsl(caPem));
+    const anon = agentStub({ ca: caPem });
     await expect(unary((cb) => anon.Register({ profile: profile({}), agentVersion: "x" }, cb))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     await expect(unary((cb) => anon.FetchKernel({ kernelId: "0".repeat(64) }, cb))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     const outcome = await sessionOutcome(anon, "node-00000000");
@@ -144,14 +149,12 @@ describe("agent identity", () => {
     // An API token is not a node identity either.
     const admin = readFileSync(cluster.credentialFiles().tokenFile, "utf8").trim();
     const withToken = agentStub(
-      grpc.credentials.combineChannelCredentials(
-        grpc.credentials.createSsl(caPem),
-        grpc.credentials.createFromMetadataGenerator((_p, done) => {
-          const md = new grpc.Metadata();
-          md.set("authorization", `Bearer ${admin}`);
-          done(null, md);
-        }),
-      ),
+      { ca: caPem },
+      grpc.credentials.createFromMetadataGenerator((_p, done) => {
+        const md = new grpc.Metadata();
+        md.set("authorization", `Bearer ${admin}`);
+        done(null, md);
+      }),
     );
     await expect(unary((cb) => withToken.Register({ profile: profile({}), agentVersion: "x" }, cb))).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED });
     withToken.close();
@@ -160,7 +163,7 @@ describe("agent identity", () => {
 
   it("a join token cannot be used twice", async () => {
     const { token } = await client.createJoinToken({ uses: 1 });
-    const boot = agentStub(grpc.credentials.createSsl(caPem));
+    const boot = agentStub({ ca: caPem });
     const first = await unary<{ nodeId: string }>(async (cb) => boot.Join({ joinToken: token, csrPem: (await createCsr()).csrPem }, cb));
     expect(first.nodeId).toMatch(/^node-[0-9a-f]+$/);
     const { csrPem } = await createCsr();
