@@ -11,6 +11,7 @@ import { Backoff } from "../common/backoff.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import { secureChannel, type SecureChannel } from "../common/secure-channel.js";
 import type { AgentServiceGrpcClient } from "../common/types.js";
 import { certInfo, createCsr } from "../scheduler/auth/pki.js";
 
@@ -95,8 +96,8 @@ export function discoverPinnedCa(address: string, pin: string, timeoutMs = 10_00
   });
 }
 
-function agentClient(address: string, creds: grpc.ChannelCredentials): AgentServiceGrpcClient {
-  return new (v1().AgentService)(address, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient;
+function agentClient(address: string, channel: SecureChannel): AgentServiceGrpcClient {
+  return new (v1().AgentService)(address, channel.credentials, { ...CHANNEL_OPTIONS, ...channel.options }) as unknown as AgentServiceGrpcClient;
 }
 
 const unary = <Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> =>
@@ -159,7 +160,7 @@ async function joinAt(address: string, config: AgentConfig, log: Logger): Promis
     if (config.caHash && spkiPin(new X509Certificate(caPem)) !== config.caHash) throw new Error(`--ca ${config.ca} does not match --ca-hash ${config.caHash}`);
   } else caPem = await discoverPinnedCa(address, config.caHash!);
   const { csrPem, keyPem } = await createCsr();
-  const client = agentClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
+  const client = agentClient(address, secureChannel(address, { ca: Buffer.from(caPem) }));
   try {
     const res = await unary<{ nodeId: string; certificatePem: string; caPem: string }>((cb) =>
       client.Join({ joinToken: config.joinToken, csrPem }, { deadline: Date.now() + 15_000 }, cb),
@@ -185,6 +186,7 @@ export async function renew(config: AgentConfig, current: NodeIdentity, client: 
   return next;
 }
 
-export function mtlsCredentials(id: NodeIdentity): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(id.caPem), Buffer.from(id.keyPem), Buffer.from(id.certPem));
+/** Mutual TLS to one scheduler address with the node certificate (IP targets: common/secure-channel.ts). */
+export function mtlsChannel(address: string, id: NodeIdentity): SecureChannel {
+  return secureChannel(address, { ca: Buffer.from(id.caPem), key: Buffer.from(id.keyPem), cert: Buffer.from(id.certPem) });
 }

@@ -20,7 +20,8 @@ import type {
 import { kafkaSecurity } from "../common/backend-security.js";
 import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
-import { identityDir, join, loadIdentity, mtlsCredentials, renew, type NodeIdentity } from "./identity.js";
+import type { SecureChannel } from "../common/secure-channel.js";
+import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure } from "./pool/types.js";
@@ -83,16 +84,19 @@ export class SchedulerLink {
     private readonly handlers: LinkHandlers,
   ) {
     // Secure clusters: the clients are made in setUpIdentity(), once the node certificate is at hand.
-    this.clients = config.insecure ? this.makeClients(grpc.credentials.createInsecure()) : [];
+    this.clients = config.insecure ? this.makeClients(() => ({ credentials: grpc.credentials.createInsecure(), options: {} })) : [];
   }
 
   get connected(): boolean {
     return this.session !== undefined;
   }
 
-  private makeClients(creds: grpc.ChannelCredentials): AgentServiceGrpcClient[] {
+  private makeClients(channelTo: (address: string) => SecureChannel): AgentServiceGrpcClient[] {
     const V1 = v1();
-    return this.config.scheduler.split(",").map((addr) => new V1.AgentService(addr, creds, CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient);
+    return this.config.scheduler.split(",").map((addr) => {
+      const { credentials, options } = channelTo(addr);
+      return new V1.AgentService(addr, credentials, { ...CHANNEL_OPTIONS, ...options }) as unknown as AgentServiceGrpcClient;
+    });
   }
 
   private get client(): AgentServiceGrpcClient {
@@ -106,7 +110,8 @@ export class SchedulerLink {
       return;
     }
     this.identity = loadIdentity(identityDir(this.config)) ?? (await join(this.config, this.log));
-    this.clients = this.makeClients(mtlsCredentials(this.identity));
+    const identity = this.identity;
+    this.clients = this.makeClients((addr) => mtlsChannel(addr, identity));
     this.scheduleRenewal();
   }
 
@@ -127,7 +132,7 @@ export class SchedulerLink {
         (next) => {
           this.identity = next;
           // New calls use the new certificate; the open session keeps its connection.
-          this.clients = this.makeClients(mtlsCredentials(next));
+          this.clients = this.makeClients((addr) => mtlsChannel(addr, next));
           this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
           this.scheduleRenewal();
         },

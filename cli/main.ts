@@ -1,5 +1,4 @@
 // The `distx` command line.
-import "../common/quiet-warnings.js";
 import { Command } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
 import { registerClientCommands, schedulerOption } from "./commands/client.js";

@@ -31,8 +31,14 @@ export interface TlsMaterial {
   cert?: Buffer | null;
 }
 
+/** What a channel to one address needs: credentials and options to merge into the channel's own. */
+export interface SecureChannel {
+  credentials: grpc.ChannelCredentials;
+  options: grpc.ChannelOptions;
+}
+
 /** Credentials and the channel options (merge them into the channel's own) for TLS to `address`. */
-export function secureChannel(address: string, material: TlsMaterial): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+export function secureChannel(address: string, material: TlsMaterial): SecureChannel {
   const host = targetHost(address);
   const key = material.key ?? null;
   const cert = material.cert ?? null;
