@@ -99,20 +99,34 @@ export class KafkaAgentLink {
     }
   }
 
-  /** The broker refused an update record for good: its tasks' failures go instead. */
-  private refused(msg: OutMessage, errorType: string): OutMessage[] {
+  /**
+   * The broker refused an update record for good. A record of several updates (one turn's) is
+   * sent again one update per record: the topic's limit may be below what the turn produced but
+   * above each task's own update, and a task fails only for its own output. A record of one
+   * update that is refused has its task's failure sent instead.
+   */
+  private refused(msg: OutMessage, errorType: string): { split?: OutMessage[]; instead?: OutMessage[] } {
     let updates = this.unacknowledged.get(msg.value);
     this.unacknowledged.delete(msg.value);
     if (!updates) {
       try {
         updates = decodeUpdates(msg.value);
       } catch {
-        return [];
+        return {};
       }
+    }
+    if (updates.length > 1) {
+      return {
+        split: updates.map((u) => {
+          const value = encodeUpdates([u]);
+          if (this.receipts) this.unacknowledged.set(value, [u]);
+          return { topic: this.route.eventsTopic, key: this.nodeId, value };
+        }),
+      };
     }
     const instead = failedInstead(updates, errorType);
     this.receipts?.replaced(updates, instead);
-    return splitByBytes(instead, updateBytes).map((run) => ({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) }));
+    return { instead: splitByBytes(instead, updateBytes).map((run) => ({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) })) };
   }
 
   static async open(
@@ -197,7 +211,7 @@ export class KafkaAgentLink {
     };
     const sender = new BatchingSender(receipts ? receiptProducer : producer);
     if (onError) sender.onError = onError;
-    sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic && link ? link.refused(msg, errorType) : []);
+    sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic && link ? link.refused(msg, errorType) : {});
     link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts);
     const opened = link;
     const watch = (c: Consumer): void =>

@@ -203,8 +203,12 @@ export const agentConfigSchema = z
     /** Testing aid: run kernels this fraction as fast (each task's run is stretched by 1/speedFactor), calibration included. */
     speedFactor: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(1),
     drainGraceMs: int(0, 3_600_000).default(30_000),
-    /** How long to keep retrying the scheduler before giving up at start (0 = forever). */
-    connectTimeoutMs: int(0, 86_400_000).default(30_000),
+    /**
+     * How long to keep retrying the scheduler before giving up at start (0 = for ever, the
+     * default: a supervised agent started while its cluster is down or failing over must wait
+     * for it, as it does for a scheduler lost later; set it to fail fast in scripts).
+     */
+    connectTimeoutMs: int(0, 86_400_000).default(0),
     /** auto: use a GPU through headless-gl when a GL context really opens; off: gpu.js cpu mode only. */
     gpu: z.enum(["auto", "off"]).default("auto"),
     /** V8 heap cap of each GPU executor process, MiB. */

@@ -124,9 +124,11 @@ export class BatchingSender {
   /**
    * A message the broker refused for good (e.g. over the topic's max.message.bytes). It is
    * dropped, never retried (it would block everything queued behind it for ever); what this
-   * returns is sent in its place (an agent sends the task's failure instead of its result).
+   * returns is sent in its place: `split`, the same content in smaller messages, each of which
+   * may be refused again on its own; or `instead`, a final replacement (an agent sends the
+   * task's failure instead of its result), dropped if refused too.
    */
-  onRejected?: (msg: OutMessage, errorType: string, err: Error) => OutMessage[];
+  onRejected?: (msg: OutMessage, errorType: string, err: Error) => { split?: OutMessage[]; instead?: OutMessage[] };
 
   constructor(readonly producer: Producer) {}
 
@@ -206,8 +208,11 @@ export class BatchingSender {
         }
         const msg = batch[0]!;
         this.onError?.(new Error(`the broker refused a ${msg.value.length}-byte record for ${msg.topic} for good (${permanent}); not retried: ${(err as Error).message}`));
-        // A replacement that is refused too is dropped: never loop.
-        const instead = replacement ? [] : (this.onRejected?.(msg, permanent, err as Error) ?? []);
+        // A replacement that is refused too is dropped: never loop. A split makes progress (each
+        // part is smaller), so its parts may be refused and handled again.
+        if (replacement) return;
+        const { split = [], instead = [] } = this.onRejected?.(msg, permanent, err as Error) ?? {};
+        for (const part of split) await this.sendAll([part], false);
         if (instead.length > 0) await this.sendAll(instead, true);
         return;
       }

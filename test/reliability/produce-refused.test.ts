@@ -75,4 +75,20 @@ describe("a produce the broker refuses", () => {
     expect(sum(text, "distx_agent_tasks_completed_total", 'outcome="failed"')).toBe(1);
     expect(sum(text, "distx_agent_task_failures_total", 'code="OUTPUT_TOO_LARGE"')).toBe(1);
   }, 30_000);
+
+  it("a turn's record over the limit is split: each task fails only for its own output", async () => {
+    // The chaos harness lowered the limit below what one turn's results came to, though each
+    // result fitted: every task in that record failed OUTPUT_TOO_LARGE. Same cluster, same 16 KiB
+    // topic limit; 24 tasks of 6 KiB outputs each, tiny enough that the worker replies several at a time.
+    expect(client, "the cluster of the first test").toBeDefined();
+    const { kernelId } = await client!.registerKernel(await readFile(path.join(repo, "build/kernels/saxpy.wasm")), { name: "saxpy" });
+    const inputs = saxpy.makeTasks({ tasks: 24, size: 24 * 1536, seed: 3 });
+    const { jobId } = await client!.submitJob({ kernelId, inputs, skipResultCache: true, name: "many-6k" });
+    const job = await Promise.race([client!.waitForJob(jobId), new Promise<never>((_, r) => setTimeout(() => r(new Error("the job never ended")), 60_000))]);
+    expect(job.firstError?.message ?? "", "no task may fail").toBe("");
+    expect(job.state).toBe("JOB_STATE_SUCCEEDED");
+    const results = await client!.getResults(jobId);
+    expect(results.length).toBe(24);
+    for (const r of results) expect(saxpy.check(inputs[r.taskIndex]!, r.output).ok).toBe(true);
+  }, 90_000);
 });
