@@ -9,7 +9,7 @@ import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
 import { NodeLoadForecaster } from "../forecast/index.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
-import { DEFAULT_LOAD_FORECASTER, type LoadSample } from "./load-model.js";
+import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
 import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlanningStrategy } from "./strategy.js";
 
 export interface PredictedSaturation {
@@ -99,7 +99,7 @@ export class PlacementController {
 
   private onLoad(node: NodeEntry, load: NodeLoad): void {
     const now = this.now();
-    const sample: LoadSample = {
+    const sample: NodeLoadObservation = {
       // The scheduler's clock: agents' clocks may differ, and samples are only compared per node.
       atMs: now,
       cpuUtilization: load.cpuUtilization,

@@ -7,7 +7,7 @@
 //              over a power-of-k sample of each eligible resource class (see docs/placement.md).
 import type { ResourceNeeds } from "../model.js";
 import { assignedIn, chooseNode, countPlacedOnViews, filterNodes, type BatchTally, type PlacementNode } from "./constraints.js";
-import { NodeLoadModel, type LoadModelOptions, type LoadSample } from "./load-model.js";
+import { NodeLoadModel, type LoadModelOptions, type NodeLoadObservation } from "./load-model.js";
 import { NodeIndex } from "./node-index.js";
 import { RuntimeModel, type RuntimeNode } from "./runtime-model.js";
 
@@ -20,7 +20,7 @@ export interface PlacementStrategy<N extends PlacementNode> {
   readonly name: string;
   addNode(node: N, workers: number): void;
   removeNode(id: string): void;
-  observeLoad(nodeId: string, sample: LoadSample): void;
+  observeLoad(nodeId: string, sample: NodeLoadObservation): void;
   /** A task (key) finished on nodeId after runMs of run time. */
   observeRun(key: string, kernelId: string, nodeId: string, runMs: number): void;
   /**
@@ -180,7 +180,7 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
     return this.state.get(nodeId)?.load;
   }
 
-  observeLoad(nodeId: string, sample: LoadSample): void {
+  observeLoad(nodeId: string, sample: NodeLoadObservation): void {
     this.state.get(nodeId)?.load.observe(sample);
   }
 
