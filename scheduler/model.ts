@@ -42,18 +42,24 @@ export interface TaskRecord {
   queuedAtMs?: number;
   /** What ran the successful attempt: wasm, headlessgl or cpu. */
   backend?: string;
-  /** "job id/index", the task's key in node and placement bookkeeping; see taskKey(). */
+  /** "job id/index", the task's key in node and placement bookkeeping; see taskKeyOf(). */
   key?: string;
   /** "attempt@node" of earlier holders, whose late results are still theirs to give (update-guard.ts). */
   formerHolders?: string[];
 }
 
 /**
- * The task's key, built once: every lookup by it then reuses one string whose hash V8 has
- * cached, instead of building and hashing a fresh one per event.
+ * The task's key ("job id/index"), built once: every lookup by it then reuses one string whose
+ * hash V8 has cached, instead of building and hashing a fresh one per event.
  */
-export function taskKey(job: { id: string }, task: TaskRecord): string {
+export function taskKeyOf(job: { id: string }, task: TaskRecord): string {
   return (task.key ??= `${job.id}/${task.index}`);
+}
+
+/** The job id and task index a task key names (the inverse of taskKeyOf; job ids hold no "/"). */
+export function parseTaskKey(key: string): { jobId: string; taskIndex: number } {
+  const slash = key.lastIndexOf("/");
+  return { jobId: key.slice(0, slash), taskIndex: Number(key.slice(slash + 1)) };
 }
 
 export interface JobRecord {

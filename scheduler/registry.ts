@@ -1,6 +1,8 @@
 // The registry of agents: their profiles, liveness (from heartbeats) and the tasks placed on
-// each. It is the one owner of a node's liveness and task set: other modules read them and
-// learn of changes through its typed events (RegistryEvents).
+// each. It is the one owner of every NodeEntry field: other modules read them, change them only
+// through its methods (placement decides where a task goes, addTask counts it there), and learn
+// of changes through its typed events (RegistryEvents). test/unit/node-state-owner.test.ts
+// checks that no other file in scheduler/ writes a NodeEntry field.
 //
 // A node that misses heartbeats for `agentTimeoutMs`, or whose session ends, goes DOWN: its
 // tasks are released (listed in the "down" event) so they can be placed again elsewhere. A node
@@ -10,7 +12,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
-import type { PlacementNode } from "./placement/index.js";
+import type { PlacementNode } from "./placement/constraints.js";
 
 const WINDOW_TICK_MS = 100;
 
@@ -195,6 +197,12 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     if (node && node.state !== "NODE_STATE_DOWN") node.load = load;
   }
 
+  /** Sends a message on the node's session, if it has one open (the node, or its id). */
+  sendTo(node: NodeEntry | string, msg: SchedulerMessageIn): void {
+    (typeof node === "string" ? this.nodes.get(node) : node)?.send?.(msg);
+  }
+
+  /** Counts a task placed on the node (placement decided; the registry keeps the count). */
   addTask(node: NodeEntry, key: string): void {
     if (!node.tasks.has(key)) {
       node.tasks.add(key);

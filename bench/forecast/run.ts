@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem, platform, release } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NodeLoadForecaster } from "../../scheduler/forecast/nodeForecaster.js";
+import { NodeLoadForecaster } from "../../scheduler/forecast/node-forecaster.js";
 import { ResidualAlerter, type ResidualAlerterOptions } from "../../scheduler/forecast/alerts.js";
 import { findCsvFiles, loadTraceCsv, parseTimestamp } from "./csv.js";
 import { type AlertScore, type Window, scoreAlerts } from "./score.js";

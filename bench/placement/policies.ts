@@ -1,7 +1,7 @@
 // Baseline placement policies for the simulator and the throughput bench. They implement the
 // scheduler's PlacementStrategy interface, so the simulator treats every policy alike.
 import { fits, type PlacementNode } from "../../scheduler/placement/index.js";
-import type { LoadSample } from "../../scheduler/placement/load-model.js";
+import type { NodeLoadObservation } from "../../scheduler/placement/load-model.js";
 import { Rng, type PlacementRequest, type PlacementStrategy } from "../../scheduler/placement/strategy.js";
 
 abstract class ScanPolicy<N extends PlacementNode> implements PlacementStrategy<N> {
@@ -17,7 +17,7 @@ abstract class ScanPolicy<N extends PlacementNode> implements PlacementStrategy<
     const i = this.nodes.findIndex((n) => n.id === id);
     if (i >= 0) this.nodes.splice(i, 1);
   }
-  observeLoad(nodeId: string, s: LoadSample): void {
+  observeLoad(nodeId: string, s: NodeLoadObservation): void {
     this.lastBg.set(nodeId, Math.max(0, s.cpuUtilization - Math.max(0, s.agentCpuUtilization)));
   }
   observeRun(): void {}

@@ -10,7 +10,7 @@
  * band tracks the node's normal forecast error and an anomaly is judged
  * against the past, not against itself.
  */
-import { DecayingHistogram } from "./decayingHistogram.js";
+import { DecayingHistogram } from "./decaying-histogram.js";
 import { checkInt, checkKnownKeys, checkPositive, checkRange } from "./options.js";
 
 export interface ResidualAlerterOptions {

@@ -5,9 +5,9 @@ export {
   type Forecast,
   type ForecastBound,
   type AccuracyEntry,
-} from "./nodeForecaster.js";
+} from "./node-forecaster.js";
 export { ResidualAlerter, type ResidualAlerterOptions, type AlertEvent } from "./alerts.js";
-export { DecayingHistogram, type DecayingHistogramOptions } from "./decayingHistogram.js";
+export { DecayingHistogram, type DecayingHistogramOptions } from "./decaying-histogram.js";
 export { OnlineAccuracy, type HorizonAccuracy } from "./accuracy.js";
 export { StepForecaster, type StepForecasterOptions, type ModelDescription, type MemberName } from "./model.js";
 export { detectPeriod, autocorrelation, type PeriodDetectionOptions, type PeriodDetection } from "./period.js";

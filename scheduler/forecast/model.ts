@@ -24,8 +24,8 @@ import {
   fitHoltWinters,
   hwForecast,
   hwUpdate,
-} from "./holtWinters.js";
-import { type DirectArModel, directArForecast, fitDirectAr } from "./directAr.js";
+} from "./holt-winters.js";
+import { type DirectArModel, directArForecast, fitDirectAr } from "./direct-ar.js";
 import { checkInt, checkKnownKeys, checkNumberList, checkRange, ForecastOptionError } from "./options.js";
 import { type PeriodDetectionOptions, detectPeriod, validatePeriodOptions } from "./period.js";
 

@@ -1,4 +1,5 @@
-// Glue between the registry's event stream and the placement strategy, owned by SchedulerCore:
+// Glue between the registry's event stream and the placement strategy, owned by SchedulerCore.
+// It reads nodes and decides; it writes none of their fields (the registry owns them):
 //   * keeps the strategy's node index and load models current (ready / load / down / capacity);
 //   * raises predicted-saturation events for nodes and for the whole cluster, with hysteresis
 //     and a cooldown so a node hovering near the threshold does not raise a stream of them;
@@ -8,8 +9,8 @@ import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
 import { NodeLoadForecaster } from "../forecast/index.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
-import { DEFAULT_LOAD_FORECASTER, type LoadSample } from "./load-model.js";
-import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlacementStrategy } from "./strategy.js";
+import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
+import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlanningStrategy } from "./strategy.js";
 
 export interface PredictedSaturation {
   scope: "node" | "cluster";
@@ -59,7 +60,7 @@ const MIN_STEPS_BEFORE_ALERTS = 30;
 const HYSTERESIS = 0.1;
 
 export class PlacementController {
-  readonly strategy: PlacementStrategy<NodeEntry>;
+  readonly strategy: PlanningStrategy<NodeEntry>;
   private readonly cluster: NodeLoadForecaster;
   private readonly alerts = new Map<string, AlertState>();
   private readonly lastTakeBack = new Map<string, number>();
@@ -87,8 +88,9 @@ export class PlacementController {
     registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
   }
 
-  placeBatch(req: PlacementRequest, keys: readonly string[]): NodeEntry[] {
-    return this.strategy.placeBatch(req, keys);
+  /** Where each task (key) goes, in order (fewer when nodes are full); the caller counts them on the nodes through the registry. */
+  plan(req: PlacementRequest, keys: readonly string[]): NodeEntry[] {
+    return this.strategy.plan(req, keys);
   }
 
   observeRun(key: string, kernelId: string, nodeId: string, runMs: number): void {
@@ -97,7 +99,7 @@ export class PlacementController {
 
   private onLoad(node: NodeEntry, load: NodeLoad): void {
     const now = this.now();
-    const sample: LoadSample = {
+    const sample: NodeLoadObservation = {
       // The scheduler's clock: agents' clocks may differ, and samples are only compared per node.
       atMs: now,
       cpuUtilization: load.cpuUtilization,

@@ -3,7 +3,7 @@
 // check that filtered it, and the reason is built from those counts. Readiness is left out: a
 // node that is only busy or draining could still take the job later.
 import type { ResourceNeeds } from "../model.js";
-import { FEASIBILITY_CHECKS, firstUnmet, type PlacementNode } from "./index.js";
+import { FEASIBILITY_CHECKS, firstUnmet, type PlacementNode } from "./constraints.js";
 import { placementNeeds } from "./gpu.js";
 
 export interface FeasibilityReport {

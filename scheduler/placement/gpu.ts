@@ -3,7 +3,7 @@
 // allows the CPU fallback runs in gpu.js cpu mode on any node with a gpu.js executor, but only
 // while no GPU node is ready — GPU nodes that are merely busy are waited for.
 import type { ResourceNeeds } from "../model.js";
-import { filterNodes, unmetConstraint, type PlacementNode } from "./index.js";
+import { filterNodes, unmetConstraint, type PlacementNode } from "./constraints.js";
 
 export type GpuFallbackName = "GPU_FALLBACK_WAIT" | "GPU_FALLBACK_CPU" | "GPU_FALLBACK_REJECT";
 

@@ -6,7 +6,8 @@
 // so scoring a node costs a few arithmetic operations however expensive the forecaster is.
 import { NodeLoadForecaster, type AccuracyEntry, type NodeLoadForecasterOptions } from "../forecast/index.js";
 
-export interface LoadSample {
+/** A node's load as placement's model sees it (on the scheduler's clock); the wire's sample is common/kafka-wire.ts LoadSample. */
+export interface NodeLoadObservation {
   atMs: number;
   /** 0..1 of the node's cores (the agent's CPU affinity, or the whole host). */
   cpuUtilization: number;
@@ -43,7 +44,7 @@ export function slowdownFactor(cores: number, ownThreads: number, background: nu
 }
 
 /** Background utilisation from one sample: total minus our own share. */
-export function backgroundOf(s: LoadSample, cores: number): number {
+export function backgroundOf(s: NodeLoadObservation, cores: number): number {
   if (s.agentCpuUtilization > 0 || s.runningTasks === 0) return clamp01(s.cpuUtilization - Math.max(0, s.agentCpuUtilization));
   // Old agents that do not report their own share: assume each running task keeps one core busy.
   return clamp01(s.cpuUtilization - Math.min(s.runningTasks, cores) / Math.max(1, cores));
@@ -58,7 +59,7 @@ export class NodeLoadModel {
   /** Latest raw values. */
   lastUtil = 0;
   lastBackground = 0;
-  lastSample: LoadSample | undefined;
+  lastSample: NodeLoadObservation | undefined;
   private readonly horizonMs: number;
 
   constructor(private readonly options: LoadModelOptions) {
@@ -73,7 +74,7 @@ export class NodeLoadModel {
     return this.options.workers;
   }
 
-  observe(s: LoadSample): void {
+  observe(s: NodeLoadObservation): void {
     if (!Number.isFinite(s.atMs) || !Number.isFinite(s.cpuUtilization)) return;
     this.lastSample = s;
     this.lastUtil = clamp01(s.cpuUtilization);

@@ -4,7 +4,7 @@
 // model care about: kernel kinds, GPU count, cores, labels and calibrated speed (bucketed);
 // memory varies a little between otherwise equal hosts, so a class keeps its min and max.
 import type { ResourceNeeds } from "../model.js";
-import { fits, type PlacementNode } from "./index.js";
+import { fits, type PlacementNode } from "./constraints.js";
 
 export interface NodeClass<N extends PlacementNode> {
   key: string;

@@ -1,12 +1,13 @@
-// Placement strategies: the object SchedulerCore.dispatch asks where tasks go. The
-// simulator in bench/placement/ drives the very same classes.
+// Placement strategies: the object the scheduler's dispatch asks where tasks go. The
+// simulator in bench/placement/ drives the very same classes. A strategy decides (plan); it
+// does not write to the scheduler's nodes: the registry counts each placed task (addTask).
 //
 //   capacity — the original scorer: free capacity × calibrated speed, over every node.
 //   forecast — estimated finish time = forecast wait on the node + expected run time there,
 //              over a power-of-k sample of each eligible resource class (see docs/placement.md).
 import type { ResourceNeeds } from "../model.js";
-import { chooseNode, filterNodes, type PlacementNode } from "./index.js";
-import { NodeLoadModel, type LoadModelOptions, type LoadSample } from "./load-model.js";
+import { assignedIn, chooseNode, countPlacedOnViews, filterNodes, type BatchTally, type PlacementNode } from "./constraints.js";
+import { NodeLoadModel, type LoadModelOptions, type NodeLoadObservation } from "./load-model.js";
 import { NodeIndex } from "./node-index.js";
 import { RuntimeModel, type RuntimeNode } from "./runtime-model.js";
 
@@ -19,18 +20,24 @@ export interface PlacementStrategy<N extends PlacementNode> {
   readonly name: string;
   addNode(node: N, workers: number): void;
   removeNode(id: string): void;
-  observeLoad(nodeId: string, sample: LoadSample): void;
+  observeLoad(nodeId: string, sample: NodeLoadObservation): void;
   /** A task (key) finished on nodeId after runMs of run time. */
   observeRun(key: string, kernelId: string, nodeId: string, runMs: number): void;
   /**
-   * Chooses a node for each task key, in order, incrementing each chosen node's `assigned`.
-   * Returns fewer nodes than keys when every fitting node is full.
+   * For simulators that own their node views: chooses a node for each task key, in order, and
+   * counts it on that view (`assigned`). Returns fewer nodes than keys when every fitting node is full.
    */
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[];
   /** The task (key) no longer occupies its node (finished, cancelled, taken back, node lost). */
   released(key: string): void;
   /** The node model, where the strategy keeps one (forecast strategy). */
   loadModel?(nodeId: string): NodeLoadModel | undefined;
+}
+
+/** A strategy the scheduler can use: it also decides without counting (the registry counts). */
+export interface PlanningStrategy<N extends PlacementNode> extends PlacementStrategy<N> {
+  /** As placeBatch, but the nodes are left unchanged: the caller applies the decisions. */
+  plan(req: PlacementRequest, keys: readonly string[]): N[];
 }
 
 /** Deterministic xorshift32, so placements (and the tests) are reproducible with a seed. */
@@ -54,7 +61,7 @@ export class Rng {
 
 // ───────────────────────────── capacity (the original scorer) ─────────────────────────────
 
-export class CapacityPlacement<N extends PlacementNode> implements PlacementStrategy<N> {
+export class CapacityPlacement<N extends PlacementNode> implements PlanningStrategy<N> {
   readonly name = "capacity";
   private readonly nodes = new Map<string, N>();
   addNode(node: N): void {
@@ -66,15 +73,21 @@ export class CapacityPlacement<N extends PlacementNode> implements PlacementStra
   observeLoad(): void {}
   observeRun(): void {}
   released(): void {}
-  placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
+  plan(req: PlacementRequest, keys: readonly string[]): N[] {
     const candidates = filterNodes(req.needs, this.nodes.values());
     const out: N[] = [];
+    const tally: BatchTally = new Map();
     for (let i = 0; i < keys.length; i++) {
-      const node = chooseNode(candidates);
+      const node = chooseNode(candidates, tally);
       if (!node) break;
-      node.assigned++;
+      tally.set(node.id, (tally.get(node.id) ?? 0) + 1);
       out.push(node);
     }
+    return out;
+  }
+  placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
+    const out = this.plan(req, keys);
+    countPlacedOnViews(out);
     return out;
   }
 }
@@ -122,7 +135,7 @@ export function finishEstimate(runMs: number, backlogMs: number, assigned: numbe
   return (wait + runMs) * slowdown;
 }
 
-export class ForecastPlacement<N extends PlacementNode> implements PlacementStrategy<N> {
+export class ForecastPlacement<N extends PlacementNode> implements PlanningStrategy<N> {
   readonly name: string;
   readonly runtime = new RuntimeModel();
   readonly index = new NodeIndex<N>();
@@ -167,7 +180,7 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
     return this.state.get(nodeId)?.load;
   }
 
-  observeLoad(nodeId: string, sample: LoadSample): void {
+  observeLoad(nodeId: string, sample: NodeLoadObservation): void {
     this.state.get(nodeId)?.load.observe(sample);
   }
 
@@ -195,18 +208,26 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
   estimate(node: N, kernelId: string): number {
     const st = this.state.get(node.id);
     if (!st) return Number.POSITIVE_INFINITY;
-    return this.estimateWith(node, st, kernelId);
+    return this.estimateWith(node.assigned, st, kernelId);
   }
 
-  private estimateWith(node: N, st: NodeState, kernelId: string): number {
+  /** `assigned`: the node's tasks, counting those the batch in progress has placed there. */
+  private estimateWith(assigned: number, st: NodeState, kernelId: string): number {
     const run = this.runtime.estimate(kernelId, st.rt);
-    const sd = st.load.slowdown(Math.min(node.assigned + 1, st.workers));
+    const sd = st.load.slowdown(Math.min(assigned + 1, st.workers));
     // A node running behind its forecast is believed only partly: lag stretches its queue wait.
-    return finishEstimate(run, st.backlogMs * Math.max(1, st.lag), node.assigned, st.workers, sd);
+    return finishEstimate(run, st.backlogMs * Math.max(1, st.lag), assigned, st.workers, sd);
   }
 
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
+    const out = this.plan(req, keys);
+    countPlacedOnViews(out);
+    return out;
+  }
+
+  plan(req: PlacementRequest, keys: readonly string[]): N[] {
     const out: N[] = [];
+    const tally: BatchTally = new Map();
     const eligible = this.index.eligible(req.needs);
     if (eligible.length === 0) return out;
     let total = 0;
@@ -223,10 +244,11 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
         if (!n.ready || (!allFit && n.memoryBytes < mem)) return;
         const st = this.state.get(n.id);
         if (!st) return;
-        const full = n.assigned >= n.capacity;
+        const assigned = assignedIn(n, tally);
+        const full = assigned >= n.capacity;
         if (full && !this.waitForBetter) return;
         this.stats.evaluated++;
-        const t = this.estimateWith(n, st, req.kernelId);
+        const t = this.estimateWith(assigned, st, req.kernelId);
         if (full) {
           if (t < fullT) fullT = t;
           return;
@@ -252,17 +274,17 @@ export class ForecastPlacement<N extends PlacementNode> implements PlacementStra
       if (fullT < bestT) {
         break;
       }
-      this.commit(key, best, bestSt, req.kernelId);
+      this.commit(key, best, bestSt, req.kernelId, tally);
       out.push(best);
     }
     return out;
   }
 
-  private commit(key: string, node: N, st: NodeState, kernelId: string): void {
+  private commit(key: string, node: N, st: NodeState, kernelId: string, tally: BatchTally): void {
     this.released(key); // a key placed again (taken back, retried) is not counted twice
     const run = this.runtime.estimate(kernelId, st.rt);
-    const sd = st.load.slowdown(Math.min(node.assigned + 1, st.workers));
-    node.assigned++;
+    const sd = st.load.slowdown(Math.min(assignedIn(node, tally) + 1, st.workers));
+    tally.set(node.id, (tally.get(node.id) ?? 0) + 1);
     st.backlogMs += run;
     this.placed.set(key, { nodeId: node.id, kernelId, runMs: run, predictedMs: run * sd });
     this.stats.placements++;

@@ -164,7 +164,7 @@ export function clientHandlers(
         return;
       }
       const jobId = job.id;
-      const channel = `job:${jobId}`;
+      let unwatch = (): void => undefined;
       const finalOnly = call.request.finalOnly;
       // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
       const outcomes = new Coalescer<TaskEventIn>((items) => call.write({ jobId, atMs: Date.now(), tasks: { items } }));
@@ -178,11 +178,11 @@ export function clientHandlers(
         if (ev.job && isTerminalJob(ev.job.state as never)) finish();
       };
       const finish = () => {
-        core.off(channel, send);
+        unwatch();
         call.end();
       };
       const stop = () => {
-        core.off(channel, send);
+        unwatch();
         outcomes.clear();
       };
       call.on("cancelled", stop);
@@ -212,7 +212,7 @@ export function clientHandlers(
       }
       call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
       replay();
-      core.on(channel, send);
+      unwatch = core.watchJob(jobId, send);
     },
 
     CancelJob: unary(async (req, scope) => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { OnlineAccuracy } from "../../scheduler/forecast/accuracy.js";
 import { ResidualAlerter } from "../../scheduler/forecast/alerts.js";
-import { DecayingHistogram } from "../../scheduler/forecast/decayingHistogram.js";
-import { fitHoltWinters, DEFAULT_GRID } from "../../scheduler/forecast/holtWinters.js";
+import { DecayingHistogram } from "../../scheduler/forecast/decaying-histogram.js";
+import { fitHoltWinters, DEFAULT_GRID } from "../../scheduler/forecast/holt-winters.js";
 import { StepForecaster } from "../../scheduler/forecast/model.js";
-import { NodeLoadForecaster } from "../../scheduler/forecast/nodeForecaster.js";
+import { NodeLoadForecaster } from "../../scheduler/forecast/node-forecaster.js";
 import { ForecastOptionError } from "../../scheduler/forecast/options.js";
 import { detectPeriod } from "../../scheduler/forecast/period.js";
 import { parseTimestamp, parseTraceCsv, TraceFormatError } from "../../bench/forecast/csv.js";

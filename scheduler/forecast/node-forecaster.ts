@@ -16,7 +16,7 @@
  * - accuracy() reports online MASE-style ratios per tracked horizon.
  */
 import { OnlineAccuracy } from "./accuracy.js";
-import { DecayingHistogram } from "./decayingHistogram.js";
+import { DecayingHistogram } from "./decaying-histogram.js";
 import { StepForecaster, type StepForecasterOptions, resolveStepForecasterOptions } from "./model.js";
 import {
   ForecastOptionError,

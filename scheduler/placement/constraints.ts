@@ -1,0 +1,155 @@
+// Placement's constraints and the capacity scorer: first keep the nodes that can run the task at
+// all (hard constraints, named feasibility checks), then score the rest by free capacity times
+// calibrated speed and take the best. Pure functions over a small view of each node, so the
+// simulator in bench/ runs the same code. They decide; they never change the scheduler's nodes
+// (the registry counts what is placed).
+import type { ResourceNeeds } from "../model.js";
+
+export interface PlacementNode {
+  id: string;
+  ready: boolean;
+  logicalCores: number;
+  memoryBytes: number;
+  gpuCount: number;
+  kernelKinds: ReadonlySet<string>;
+  labels: Readonly<Record<string, string>>;
+  /** Tasks the node can hold at once (workers plus prefetch). */
+  capacity: number;
+  /** Tasks placed there and not yet finished. */
+  assigned: number;
+  /** Calibrated speed of one worker, in operations per second (1 when uncalibrated). */
+  speed: number;
+  /** The node's gpu.js executor backend: "headlessgl", "cpu", or "" / unset when it has none. */
+  gpuBackend?: string;
+}
+
+export interface Rejection {
+  nodeId: string;
+  reason: string;
+}
+
+/**
+ * The hard constraints, named (Nomad's feasibility checks): each says why one node is filtered
+ * out (`unmet`), and how a count of such nodes reads in a job's unschedulable reason (`summary`).
+ * The filter below and the reason a pending job shows (feasibility.ts) run the very same checks.
+ */
+export interface FeasibilityCheck {
+  name: "ready" | "kernel_kind" | "gpu" | "cores" | "memory" | "node_selector";
+  unmet(needs: ResourceNeeds, node: PlacementNode): string | undefined;
+  summary(count: number, needs: ResourceNeeds): string;
+}
+
+const have = (n: number) => (n === 1 ? "has" : "have");
+
+export const FEASIBILITY_CHECKS: readonly FeasibilityCheck[] = [
+  { name: "ready", unmet: (_, node) => (node.ready ? undefined : "not ready"), summary: (k) => `${k} ${k === 1 ? "is" : "are"} not ready` },
+  {
+    name: "kernel_kind",
+    unmet: (needs, node) => (node.kernelKinds.has(needs.kind) ? undefined : `cannot run ${needs.kind} kernels`),
+    summary: (k, needs) => `${k} cannot run ${needs.kind.replace("KERNEL_KIND_", "").toLowerCase()} kernels`,
+  },
+  { name: "gpu", unmet: (needs, node) => (needs.gpu && node.gpuCount === 0 ? "has no GPU" : undefined), summary: (k) => `${k} ${have(k)} no GPU` },
+  {
+    name: "cores",
+    unmet: (needs, node) => (needs.cores > node.logicalCores ? `has ${node.logicalCores} cores, needs ${needs.cores}` : undefined),
+    summary: (k, needs) => `${k} ${have(k)} fewer than ${needs.cores} cores`,
+  },
+  {
+    name: "memory",
+    unmet: (needs, node) => (needs.memoryBytes > node.memoryBytes ? `has ${node.memoryBytes} bytes of memory, needs ${needs.memoryBytes}` : undefined),
+    summary: (k, needs) => `${k} ${have(k)} less than ${needs.memoryBytes} bytes of memory`,
+  },
+  {
+    name: "node_selector",
+    unmet: (needs, node) => {
+      for (const [key, value] of Object.entries(needs.nodeSelector)) {
+        if (node.labels[key] !== value) return `label ${key}=${node.labels[key] ?? "(unset)"}, needs ${value}`;
+      }
+      return undefined;
+    },
+    summary: (k, needs) => `${k} ${k === 1 ? "does" : "do"} not match node selector ${Object.entries(needs.nodeSelector).map(([a, b]) => `${a}=${b}`).join(",")}`,
+  },
+];
+
+/** The first unmet hard constraint with its check's name, or undefined when the node fits. */
+export function firstUnmet(needs: ResourceNeeds, node: PlacementNode): { check: FeasibilityCheck; detail: string } | undefined {
+  for (const check of FEASIBILITY_CHECKS) {
+    const detail = check.unmet(needs, node);
+    if (detail !== undefined) return { check, detail };
+  }
+  return undefined;
+}
+
+/** The first unmet hard constraint, or undefined when the node fits. */
+export function unmetConstraint(needs: ResourceNeeds, node: PlacementNode): string | undefined {
+  return firstUnmet(needs, node)?.detail;
+}
+
+export const fits = (needs: ResourceNeeds, node: PlacementNode): boolean => unmetConstraint(needs, node) === undefined;
+
+export function filterNodes<N extends PlacementNode>(needs: ResourceNeeds, nodes: Iterable<N>): N[] {
+  const out: N[] = [];
+  for (const n of nodes) if (fits(needs, n)) out.push(n);
+  return out;
+}
+
+/**
+ * Tasks a batch has placed on each node so far (node id → count), on top of `assigned`: the
+ * batch decides without writing to the nodes, and whoever owns them counts the decisions.
+ */
+export type BatchTally = Map<string, number>;
+
+/** Tasks on the node, counting those the batch in progress has placed there. */
+export const assignedIn = (node: PlacementNode, tally?: BatchTally): number => node.assigned + (tally?.get(node.id) ?? 0);
+
+/** Free capacity times speed: a fast node with room scores highest; a full node scores ≤ 0. */
+export function score(node: PlacementNode, tally?: BatchTally): number {
+  return (node.capacity - assignedIn(node, tally)) * node.speed;
+}
+
+/** The best-scoring candidate with room left, or undefined when every candidate is full. */
+export function chooseNode<N extends PlacementNode>(candidates: readonly N[], tally?: BatchTally): N | undefined {
+  let best: N | undefined;
+  let bestScore = 0;
+  for (const n of candidates) {
+    if (assignedIn(n, tally) >= n.capacity) continue;
+    const s = score(n, tally);
+    if (s > bestScore) {
+      best = n;
+      bestScore = s;
+    }
+  }
+  return best;
+}
+
+/**
+ * Chooses nodes for up to `count` tasks of one job on `candidates`, without changing them.
+ * Returns the chosen node per task, in order; shorter than `count` when capacity ran out.
+ */
+export function planBatch<N extends PlacementNode>(candidates: readonly N[], count: number): N[] {
+  const out: N[] = [];
+  const tally: BatchTally = new Map();
+  for (let i = 0; i < count; i++) {
+    const node = chooseNode(candidates, tally);
+    if (!node) break;
+    tally.set(node.id, (tally.get(node.id) ?? 0) + 1);
+    out.push(node);
+  }
+  return out;
+}
+
+/**
+ * For simulators and tests that own their node views (bench/placement/, test/): counts placed
+ * tasks on those views, as the scheduler's registry does on its nodes (NodeRegistry.addTask).
+ * The scheduler itself never calls it.
+ */
+export function countPlacedOnViews(placed: readonly PlacementNode[]): void {
+  for (const node of placed) node.assigned++;
+}
+
+/** planBatch, then the choices counted on the views (simulators and tests; see countPlacedOnViews). */
+export function placeBatch<N extends PlacementNode>(candidates: readonly N[], count: number): N[] {
+  const out = planBatch(candidates, count);
+  countPlacedOnViews(out);
+  return out;
+}
