@@ -94,26 +94,26 @@ export function filterNodes<N extends PlacementNode>(needs: ResourceNeeds, nodes
 }
 
 /**
- * Tasks a batch has placed on each node so far (node id → count), on top of `assigned`: the
- * batch decides without writing to the nodes, and whoever owns them counts the decisions.
+ * Tasks a batch has placed on each node so far (node id → count), on top of `assigned`: a
+ * strategy decides a batch without writing to the nodes, and whoever owns them counts the decisions.
  */
 export type BatchTally = Map<string, number>;
 
 /** Tasks on the node, counting those the batch in progress has placed there. */
-export const assignedIn = (node: PlacementNode, tally?: BatchTally): number => node.assigned + (tally?.get(node.id) ?? 0);
+export const assignedIn = (node: PlacementNode, tally: BatchTally): number => node.assigned + (tally.get(node.id) ?? 0);
 
 /** Free capacity times speed: a fast node with room scores highest; a full node scores ≤ 0. */
-export function score(node: PlacementNode, tally?: BatchTally): number {
-  return (node.capacity - assignedIn(node, tally)) * node.speed;
+export function score(node: PlacementNode): number {
+  return (node.capacity - node.assigned) * node.speed;
 }
 
 /** The best-scoring candidate with room left, or undefined when every candidate is full. */
-export function chooseNode<N extends PlacementNode>(candidates: readonly N[], tally?: BatchTally): N | undefined {
+export function chooseNode<N extends PlacementNode>(candidates: readonly N[]): N | undefined {
   let best: N | undefined;
   let bestScore = 0;
   for (const n of candidates) {
-    if (assignedIn(n, tally) >= n.capacity) continue;
-    const s = score(n, tally);
+    if (n.assigned >= n.capacity) continue;
+    const s = score(n);
     if (s > bestScore) {
       best = n;
       bestScore = s;
@@ -122,18 +122,56 @@ export function chooseNode<N extends PlacementNode>(candidates: readonly N[], ta
   return best;
 }
 
+/** Batches up to this size are planned over their top candidates only (see planBatch). */
+const SHORTLIST_MAX = 32;
+
 /**
- * Chooses nodes for up to `count` tasks of one job on `candidates`, without changing them.
- * Returns the chosen node per task, in order; shorter than `count` when capacity ran out.
+ * Chooses nodes for up to `count` tasks of one job on `candidates` by the capacity score,
+ * without changing them: the batch counts its own choices in local free-slot counts, and makes
+ * the very choices chooseNode would if each were counted on the node. Returns the chosen node
+ * per task, in order; shorter than `count` when capacity ran out.
+ *
+ * A small batch is planned over a shortlist: the `count` best candidates by their score before
+ * the batch (ties: earlier first). Only a chosen node's score falls, so at each choice some
+ * shortlisted node not chosen yet still scores at least as well as any node left out, and ranks
+ * ahead of it: nodes off the shortlist never win. One pass over the nodes, then count × count.
  */
 export function planBatch<N extends PlacementNode>(candidates: readonly N[], count: number): N[] {
+  if (count <= 0) return [];
+  let pool: readonly N[] = candidates;
+  if (count <= SHORTLIST_MAX && candidates.length > count) {
+    // Kept sorted best first; `order` keeps the candidates' own order for ties.
+    const top: { node: N; score: number; order: number }[] = [];
+    for (let i = 0; i < candidates.length; i++) {
+      const n = candidates[i]!;
+      if (n.assigned >= n.capacity) continue;
+      const sc = score(n);
+      if (sc <= 0 || (top.length === count && sc <= top[count - 1]!.score)) continue;
+      let at = top.length;
+      while (at > 0 && top[at - 1]!.score < sc) at--;
+      top.splice(at, 0, { node: n, score: sc, order: i });
+      if (top.length > count) top.pop();
+    }
+    pool = top.sort((a, b) => a.order - b.order).map((t) => t.node);
+  }
   const out: N[] = [];
-  const tally: BatchTally = new Map();
-  for (let i = 0; i < count; i++) {
-    const node = chooseNode(candidates, tally);
-    if (!node) break;
-    tally.set(node.id, (tally.get(node.id) ?? 0) + 1);
-    out.push(node);
+  const free = new Float64Array(pool.length);
+  for (let i = 0; i < pool.length; i++) free[i] = pool[i]!.capacity - pool[i]!.assigned;
+  for (let k = 0; k < count; k++) {
+    let best = -1;
+    let bestScore = 0;
+    for (let i = 0; i < free.length; i++) {
+      const f = free[i]!;
+      if (f <= 0) continue;
+      const sc = f * pool[i]!.speed;
+      if (sc > bestScore) {
+        best = i;
+        bestScore = sc;
+      }
+    }
+    if (best < 0) break;
+    free[best]!--;
+    out.push(pool[best]!);
   }
   return out;
 }

@@ -6,7 +6,7 @@
 //   forecast — estimated finish time = forecast wait on the node + expected run time there,
 //              over a power-of-k sample of each eligible resource class (see docs/placement.md).
 import type { ResourceNeeds } from "../model.js";
-import { assignedIn, chooseNode, countPlacedOnViews, filterNodes, type BatchTally, type PlacementNode } from "./constraints.js";
+import { assignedIn, countPlacedOnViews, filterNodes, planBatch, type BatchTally, type PlacementNode } from "./constraints.js";
 import { NodeLoadModel, type LoadModelOptions, type NodeLoadObservation } from "./load-model.js";
 import { NodeIndex } from "./node-index.js";
 import { RuntimeModel, type RuntimeNode } from "./runtime-model.js";
@@ -74,16 +74,7 @@ export class CapacityPlacement<N extends PlacementNode> implements PlanningStrat
   observeRun(): void {}
   released(): void {}
   plan(req: PlacementRequest, keys: readonly string[]): N[] {
-    const candidates = filterNodes(req.needs, this.nodes.values());
-    const out: N[] = [];
-    const tally: BatchTally = new Map();
-    for (let i = 0; i < keys.length; i++) {
-      const node = chooseNode(candidates, tally);
-      if (!node) break;
-      tally.set(node.id, (tally.get(node.id) ?? 0) + 1);
-      out.push(node);
-    }
-    return out;
+    return planBatch(filterNodes(req.needs, this.nodes.values()), keys.length);
   }
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
     const out = this.plan(req, keys);
