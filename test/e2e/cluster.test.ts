@@ -56,7 +56,9 @@ describe("a local cluster of separate processes", () => {
   it("streams task state changes and a final job snapshot from WatchJob", async () => {
     const example = getExampleKernel("montecarlo_pi");
     const { kernelId } = await t.client.registerKernel(await exampleWasm("montecarlo_pi"));
-    const { jobId } = await t.client.submitJob({ kernelId, inputs: example.makeTasks({ tasks: 4 }) });
+    // Tasks long enough (10⁸ samples each) that the job is still running when the watch begins: a
+    // watch that begins after the end gets the final snapshot only (the second half of this test).
+    const { jobId } = await t.client.submitJob({ kernelId, inputs: example.makeTasks({ tasks: 4, size: 400_000_000 }), skipResultCache: true });
     const states: string[] = [];
     const job = await t.client.waitForJob(jobId, (ev) => ev.task && states.push(`${ev.task.taskIndex}:${ev.task.state}`));
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
