@@ -140,6 +140,11 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
     return this.recovery.restore();
   }
 
+  /** At start (or takeover): the finished jobs the store still keeps, so they stay answerable. */
+  restoreFinished(): Promise<void> {
+    return this.recovery.restoreFinished();
+  }
+
   async cancel(jobId: string): Promise<JobRecord> {
     return this.updates.cancel(this.getJob(jobId));
   }

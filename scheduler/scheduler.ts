@@ -137,6 +137,7 @@ export class Scheduler {
     if (!security.insecure) await ensureAdminToken(tokens, this.config.dataDir, this.log);
     this.addContractServices(security);
     const restored = await this.core.restore();
+    await this.core.restoreFinished();
     if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
     if (this.bus) {
       const bus = this.bus;

@@ -7,7 +7,7 @@ import { EventEmitter } from "node:events";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { TaskFailure } from "../pool/types.js";
+import { TaskFailure, type PoolResult, type TaskHandle } from "../pool/types.js";
 import { executorLaunch, executorScript } from "./executor-launch.js";
 import type { ExecutorReady, FromExecutor, GpuBackend, GpuMode, ToExecutor } from "./protocol.js";
 import { launchSandboxed, type SandboxPlan } from "./sandbox.js";
@@ -22,17 +22,11 @@ export interface GpuTask {
   onStart?: (waitMs: number) => void;
 }
 
-export interface GpuResult {
-  output: Buffer;
-  runMs: number;
-  waitMs: number;
+export interface GpuResult extends PoolResult {
   backend: GpuBackend;
 }
 
-export interface GpuHandle {
-  readonly promise: Promise<GpuResult>;
-  cancel(reason?: string): void;
-}
+export type GpuHandle = TaskHandle<GpuResult>;
 
 export interface GpuPoolOptions {
   mode: GpuMode;

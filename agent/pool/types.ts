@@ -34,10 +34,13 @@ export interface PoolResult {
   waitMs: number;
 }
 
-export interface PoolHandle {
-  readonly promise: Promise<PoolResult>;
+/** A task handed to a pool (worker threads, or GPU executors): its result, and a way to cancel it. */
+export interface TaskHandle<R> {
+  readonly promise: Promise<R>;
   cancel(reason?: string): void;
 }
+
+export type PoolHandle = TaskHandle<PoolResult>;
 
 export interface WorkerPoolOptions {
   size: number;

@@ -43,7 +43,6 @@ export class Recovery {
       }
       log.info({ event: "job_restored", jobId: id, tasks: job.tasks.length, done: done.size }, "resumed an unfinished job");
     }
-    await this.restoreFinished();
     this.wakeDispatch();
     return restored;
   }
@@ -52,9 +51,10 @@ export class Recovery {
    * Loads the newest finished jobs the store still keeps (up to retainFinishedJobs), so that a
    * scheduler taking over answers GetJob, GetResults and WatchJob for jobs that finished under
    * its predecessor, as that one would have. Their outputs stay in the store; only each task's
-   * outcome is held, as for any retained job.
+   * outcome is held, as for any retained job. Once, at start: restore() also runs when a
+   * retried SubmitJob finds its job only in the store, and that needs none of this.
    */
-  private async restoreFinished(): Promise<void> {
+  async restoreFinished(): Promise<void> {
     const { store, table, config } = this.ctx;
     const ids = await store.finishedJobs(config.retainFinishedJobs);
     const loaded: string[] = [];

@@ -6,7 +6,7 @@
 import net from "node:net";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LocalCluster, waitForListening } from "../../cli/local-cluster.js";
+import { LocalCluster, waitForListening, type ClusterProcess } from "../../cli/local-cluster.js";
 import { freePort, privateRedis, repo, sleep, testServices, uniquePrefix, until, type PrivateRedis } from "./helpers.js";
 
 let cluster: LocalCluster | undefined;
@@ -30,6 +30,15 @@ function forward(port: number, target: string): Promise<net.Server> {
   return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
 }
 
+/** The scheduler reports the outage (`event` in its log), and is still waiting, not listening, a few lease periods later. */
+async function expectWaiting(scheduler: ClusterProcess, log: () => string, event: string): Promise<void> {
+  await until("the scheduler reports the outage", async () => log().includes(`"${event}"`) || scheduler.child.exitCode !== null, 30_000, 100);
+  await sleep(4000);
+  expect(scheduler.child.exitCode, log()).toBeNull();
+  expect(log()).toContain(`"${event}"`);
+  expect(log()).not.toContain('"listening"');
+}
+
 describe("a scheduler starting during a backend outage", () => {
   it("waits while Redis refuses writes (maxmemory, noeviction), then starts", async () => {
     redis = await privateRedis();
@@ -40,12 +49,7 @@ describe("a scheduler starting during a backend outage", () => {
     const scheduler = cluster.spawnProcess("scheduler", ["scheduler", "--port", String(port), "--state", "redis", "--redis-url", redis.url, "--redis-prefix", uniquePrefix("wait"), "--lease-ttl-ms", "1000"]);
     let log = "";
     scheduler.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    // It reports the outage, and is still waiting a few lease periods later.
-    await until("the scheduler reports the outage", async () => log.includes('"lease_unavailable"') || scheduler.child.exitCode !== null, 30_000, 100);
-    await sleep(4000);
-    expect(scheduler.child.exitCode, log).toBeNull();
-    expect(log).toContain('"lease_unavailable"');
-    expect(log).not.toContain('"listening"');
+    await expectWaiting(scheduler, () => log, "lease_unavailable");
     redis.cli("config", "set", "maxmemory", "0");
     await waitForListening(scheduler, 30_000);
     expect(scheduler.child.exitCode).toBeNull();
@@ -60,10 +64,7 @@ describe("a scheduler starting during a backend outage", () => {
     const scheduler = cluster.spawnProcess("scheduler-kafka", args);
     let log = "";
     scheduler.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    await until("the scheduler reports the outage", async () => log.includes('"backend_unavailable"') || scheduler.child.exitCode !== null, 30_000, 100);
-    await sleep(4000);
-    expect(scheduler.child.exitCode, log).toBeNull();
-    expect(log).toContain('"backend_unavailable"');
+    await expectWaiting(scheduler, () => log, "backend_unavailable");
     forwarder = await forward(brokerPort, kafka);
     await waitForListening(scheduler, 60_000);
     expect(scheduler.child.exitCode).toBeNull();
