@@ -154,7 +154,9 @@ export class SchedulerLink {
    */
   async connect(profile: HardwareProfileIn, initial: boolean): Promise<void> {
     const deadline = initial && this.config.connectTimeoutMs ? Date.now() + this.config.connectTimeoutMs : Infinity;
-    const backoff = new Backoff(200, initial ? 5000 : 10_000);
+    // Capped at 2 s: a failover must reach every agent within the agent timeout + 2 s, and a
+    // refused connection to a scheduler that is down costs it nothing.
+    const backoff = new Backoff(200, initial ? 5000 : 2000);
     let lastLoggedMs = 0;
     let suppressed = 0;
     for (;;) {

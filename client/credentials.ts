@@ -118,6 +118,17 @@ export function resolveToken(address: string, explicit: { token?: string | null;
 export const profileDir = (dir?: string): string => dir ?? clientDataDir();
 
 /** Fills in what `explicit` leaves out, from the sources above, for `address`. */
+/**
+ * Credentials for a cluster named by several addresses (an active scheduler and its standbys):
+ * one CA and one token for all of them, found through whichever address something registered
+ * them for, so that a first address that is down (or unknown here) does not leave the client
+ * without the CA for the others.
+ */
+export function resolveClusterCredentials(addresses: string[], explicit: Credentials = {}): Credentials {
+  const known = addresses.find((a) => resolvers.some((resolve) => resolve(a) !== undefined));
+  return resolveCredentials(known ?? addresses[0]!, explicit);
+}
+
 export function resolveCredentials(address: string, explicit: Credentials = {}): Credentials {
   if (explicit.insecure || /^(1|true|yes)$/i.test(process.env.DISTX_INSECURE ?? "")) return { insecure: true };
   const given = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined)) as Credentials;

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { statusName } from "../common/errors.js";
-import { channelFor, clientDataDir, readProfile, resolveCredentials, type Credentials } from "./credentials.js";
+import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
@@ -87,11 +87,12 @@ export class DistributeXClient {
   ) {
     const V1 = v1();
     // Every address is one cluster (an active scheduler and its standbys): one CA, one token.
-    const resolved = resolveCredentials(address.split(",")[0]!.trim(), options);
+    const addresses = address.split(",").map((a) => a.trim());
+    const resolved = resolveClusterCredentials(addresses, options);
     this.token = resolved.token ?? undefined;
-    this.stubs = address.split(",").map((a) => {
-      const { credentials, options: tlsOptions } = channelFor(a.trim(), resolved);
-      return new V1.DistributeX(a.trim(), credentials, { ...CHANNEL_OPTIONS, ...tlsOptions }) as unknown as DistributeXGrpcClient;
+    this.stubs = addresses.map((a) => {
+      const { credentials, options: tlsOptions } = channelFor(a, resolved);
+      return new V1.DistributeX(a, credentials, { ...CHANNEL_OPTIONS, ...tlsOptions }) as unknown as DistributeXGrpcClient;
     });
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetry(options.retry);
@@ -278,7 +279,10 @@ export class DistributeXClient {
     let followedLive = false;
     for (let n = 0; ; n++) {
       if (options.signal?.aborted) return;
-      const resume = n > 0;
+      // Only a watch that saw the job running resumes; one whose earlier streams delivered
+      // nothing is a fresh watch (else a job that ended meanwhile would replay outcomes before
+      // the first snapshot this watcher ever saw).
+      const resume = followedLive;
       const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) }, this.metadata());
       const abort = () => stream.cancel();
       options.signal?.addEventListener("abort", abort);

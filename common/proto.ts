@@ -48,4 +48,10 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 1,
+  // grpc-js backs off reconnecting a failed channel from 1 s up to 120 s; a call made meanwhile
+  // fails at once without trying. Our callers (agents, the typed client) pace their own retries
+  // with jittered backoff, so the channel must try again when they ask: without this, an agent
+  // whose scheduler failed over came back up to ~30 s after the new one was listening.
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
 };

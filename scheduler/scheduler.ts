@@ -142,12 +142,16 @@ export class Scheduler {
     if (this.bus) {
       const bus = this.bus;
       this.core.journal = (rec) => bus.appendSubmission(rec);
-      await bus.consume({
-        submission: (rec) => this.core.adopt(rec),
-        rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
-        event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
-        load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
-      });
+      await bus.consume(
+        {
+          submission: (rec) => this.core.adopt(rec),
+          rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
+          event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
+          load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
+        },
+        // With a lease there is a predecessor to take over from (see ConsumerGroupHandoff).
+        this.lease && this.core.store instanceof RedisStateStore ? this.core.store.consumerGroupHandoff() : undefined,
+      );
     }
     const store = this.core.store;
     if (store instanceof RedisStateStore) {

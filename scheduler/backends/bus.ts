@@ -39,14 +39,26 @@ export interface BusHandlers {
   rejected?(topic: "submissions" | "node-load", reason: string): void;
 }
 
+/**
+ * Where the active scheduler records which Kafka consumer group holds its committed offsets, so
+ * the next one (after a failover) starts from them in a group of its own. Joining the shared
+ * group instead would wait for the dead holder's session to time out before any partition is
+ * assigned: seconds in which no result is processed.
+ */
+export interface ConsumerGroupHandoff {
+  /** The group the previous active scheduler consumed in, if one was recorded. */
+  previous(): Promise<string | undefined>;
+  record(groupId: string): Promise<void>;
+}
+
 export interface TaskBus {
   readonly kind: string;
   /** Durably appends a submission; resolves once the log holds it. */
   appendSubmission(rec: SubmissionRecord): Promise<void>;
   /** Queues assignments for one node, as few records as fit (retried until the broker takes them). */
   publishAssignments(nodeId: string, items: AssignmentIn[]): void;
-  /** Starts delivering submissions, task events and load samples to the handlers. */
-  consume(handlers: BusHandlers): Promise<void>;
+  /** Starts delivering submissions, task events and load samples to the handlers (from the predecessor's offsets, given a handoff). */
+  consume(handlers: BusHandlers, handoff?: ConsumerGroupHandoff): Promise<void>;
   /** Queues a cancel for one node behind the assignments already queued for it: it never overtakes them. */
   publishCancel(nodeId: string, cancel: CancellationIn): void;
   /** The agent's side, for tests and in-process agents: assignments and cancels for nodeId, in order. */

@@ -5,7 +5,10 @@
 //   <p>.task-events   key node id     task state changes and results, agent → scheduler
 //   <p>.node-load     key node id     load samples, a real-time stream
 // The scheduler consumes submissions, events and load in one consumer group and commits an
-// offset only after the handler for that record (and every earlier one) has resolved.
+// offset only after the handler for that record (and every earlier one) has resolved. With a
+// state store, each active scheduler consumes in a group of its own that starts at its
+// predecessor's offsets (takeOverOffsets): a failover does not wait out a dead member's session.
+import { randomUUID } from "node:crypto";
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
 import { KafkaAgentLink } from "../../agent/kafka-link.js";
@@ -31,7 +34,7 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -149,9 +152,10 @@ export class KafkaBus implements TaskBus {
     };
   }
 
-  async consume(handlers: BusHandlers): Promise<void> {
+  async consume(handlers: BusHandlers, handoff?: ConsumerGroupHandoff): Promise<void> {
+    const takeover = handoff ? await this.takeOverOffsets(handoff) : undefined;
     const consumer = this.kafka.consumer({
-      groupId: this.options.groupId ?? `${this.options.topicPrefix}-scheduler`,
+      groupId: takeover?.groupId ?? this.options.groupId ?? this.sharedGroupId,
       sessionTimeout: 6000,
       heartbeatInterval: 1000,
       rebalanceTimeout: 10_000,
@@ -159,7 +163,18 @@ export class KafkaBus implements TaskBus {
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
     this.consumer = consumer;
-    replaceWhenCrashed(consumer, () => this.consume(handlers), () => this.closed, (err, where) => this.options.onError?.(err, where));
+    replaceWhenCrashed(consumer, () => this.consume(handlers, handoff), () => this.closed, (err, where) => this.options.onError?.(err, where));
+    if (takeover) {
+      // Before the first fetch: kafkajs applies (and, with autoCommit, commits) a seek at the
+      // start of the next fetch, and GROUP_JOIN is emitted before the fetch loop starts. Only on
+      // the first join: a later one resumes from what this consumer committed itself.
+      let joined = false;
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        if (joined) return;
+        joined = true;
+        for (const at of takeover.offsets) consumer.seek(at);
+      });
+    }
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topics.submissions, this.topics.events, this.topics.load], fromBeginning: true });
     await consumer.run({
@@ -242,6 +257,57 @@ export class KafkaBus implements TaskBus {
         await commitOffsetsIfNecessary();
       },
     });
+  }
+
+  /** The group every scheduler shared before the handoff (and still does without one). */
+  private get sharedGroupId(): string {
+    return `${this.options.topicPrefix}-scheduler`;
+  }
+
+  /**
+   * A consumer group of this scheduler's own, to start at the offsets its predecessor committed.
+   * Joining the predecessor's group would wait for that member's session to time out (it was
+   * killed or is paused) before any partition is assigned; a new group is assigned at once.
+   * (kafkajs's admin.setOffsets joins the group to commit, which costs seconds: the consumer
+   * seeks to these offsets on joining instead.) Records the predecessor handled after they were
+   * read are handled again: delivery is at-least-once, and every handler is idempotent.
+   */
+  private async takeOverOffsets(handoff: ConsumerGroupHandoff): Promise<{ groupId: string; offsets: { topic: string; partition: number; offset: string }[] }> {
+    const previous = (await handoff.previous()) ?? this.sharedGroupId;
+    const groupId = `${this.sharedGroupId}-${randomUUID()}`;
+    const topics = [this.topics.submissions, this.topics.events, this.topics.load];
+    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: previous, topics })) {
+        for (const p of partitions) if (Number(p.offset) >= 0) offsets.push({ topic, partition: p.partition, offset: p.offset });
+      }
+      await handoff.record(groupId);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    this.deleteGroupLater(previous);
+    return { groupId, offsets };
+  }
+
+  /**
+   * The predecessor's group is no longer needed, but the broker refuses to delete it while its
+   * dead member's session lasts, and kafkajs retries that refusal for many seconds: never on
+   * the takeover's path. One try a minute later; a group left behind (its member paused) only
+   * holds offsets the broker expires.
+   */
+  private deleteGroupLater(groupId: string): void {
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      const admin = this.kafka.admin({ retry: { retries: 0 } });
+      void admin
+        .connect()
+        .then(() => admin.deleteGroups([groupId]))
+        .catch(() => undefined)
+        .finally(() => void admin.disconnect().catch(() => undefined));
+    }, 60_000);
+    timer.unref();
   }
 
   async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {

@@ -10,6 +10,7 @@
 //   P:jobs:finished        zset jobId → finishedAtMs         (read at start: finished jobs stay visible)
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
+//   P:scheduler:consumer-group  the active scheduler's Kafka consumer group (its offsets)
 //   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
 //   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
 //   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
@@ -17,6 +18,7 @@ import { Redis, type Result } from "ioredis";
 import { redactUrl, redisTls } from "../../common/backend-security.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
 import type { KernelRegistration, StateStore, StoredKernel, StoredResult } from "./types.js";
+import type { ConsumerGroupHandoff } from "./bus.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
 // never race a new registration into pointing at deleted bytes.
@@ -212,6 +214,15 @@ export class RedisStateStore implements StateStore {
       const slash = m.indexOf("/");
       return { tenant: m.slice(0, slash), kernelId: m.slice(slash + 1) };
     });
+  }
+
+  /** The active scheduler's Kafka consumer group (see ConsumerGroupHandoff). */
+  consumerGroupHandoff(): ConsumerGroupHandoff {
+    const key = `${this.p}:scheduler:consumer-group`;
+    return {
+      previous: async () => (await this.redis.get(key)) ?? undefined,
+      record: async (groupId) => void (await this.redis.set(key, groupId)),
+    };
   }
 
   async putJobMeta(jobId: string, meta: string): Promise<void> {

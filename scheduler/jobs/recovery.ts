@@ -6,6 +6,8 @@ import type { TaskStates } from "./task-states.js";
 
 /** Results read per store call when loading a finished job. */
 const RESTORE_PAGE = 1000;
+/** Finished jobs loaded at once at a takeover. */
+const RESTORE_CONCURRENCY = 32;
 
 export class Recovery {
   constructor(
@@ -56,14 +58,12 @@ export class Recovery {
    */
   async restoreFinished(): Promise<void> {
     const { store, table, config } = this.ctx;
-    const ids = await store.finishedJobs(config.retainFinishedJobs);
-    const loaded: string[] = [];
-    for (const id of ids) {
-      if (table.has(id)) continue;
+    const ids = (await store.finishedJobs(config.retainFinishedJobs)).filter((id) => !table.has(id));
+    const load = async (id: string): Promise<JobRecord | undefined> => {
       const metaJson = await store.getJobMeta(id);
-      if (!metaJson) continue; // expired
+      if (!metaJson) return undefined; // expired
       const meta = JSON.parse(metaJson) as Omit<JobRecord, "tasks">;
-      if (!isTerminalJob(meta.state)) continue; // the final snapshot was not stored: restore() finishes it
+      if (!isTerminalJob(meta.state)) return undefined; // the final snapshot was not stored: restore() finishes it
       const taskCount = Object.values(meta.counts).reduce((a, b) => a + b, 0);
       const tasks: TaskRecord[] = [];
       // Pages, so a large job's outputs are never all in memory at once.
@@ -74,8 +74,19 @@ export class Recovery {
       }
       // A task with no stored result never ran to an outcome: the job ended (cancelled or failed fast) first.
       for (let index = 0; index < taskCount; index++) tasks[index] ??= { index, state: "TASK_STATE_CANCELLED", attempt: 0, nodeId: "", input: undefined, runMs: 0 };
-      table.add({ ...meta, tasks });
-      loaded.push(id);
+      return { ...meta, tasks };
+    };
+    // A few jobs at a time: a takeover waits for this, and one job after another cost a store
+    // round trip or two each (seconds for a thousand jobs); all at once would hold every page.
+    const loaded: string[] = [];
+    for (let i = 0; i < ids.length; i += RESTORE_CONCURRENCY) {
+      const chunk = ids.slice(i, i + RESTORE_CONCURRENCY);
+      const jobs = await Promise.all(chunk.map(load));
+      jobs.forEach((job, k) => {
+        if (!job || table.has(chunk[k]!)) return;
+        table.add(job);
+        loaded.push(chunk[k]!);
+      });
     }
     table.prependFinished(loaded);
     if (loaded.length > 0) this.ctx.log.info({ event: "finished_jobs_restored", jobs: loaded.length }, `loaded ${loaded.length} finished job(s) from the store`);

@@ -278,5 +278,24 @@ describe("chaos checker", () => {
     ]);
     expect(r.stats.longestStall?.fault).toBe(1);
     expect(r.stats.faultsByKind).toEqual({ "kill-agent": 1, "kill-redis": 1 });
+    expect(r.stalls.map((s) => s.overlappedBy)).toEqual([[], []]);
+  });
+
+  it("says which later faults began before the cluster recovered from a stall", () => {
+    const h: HistoryEvent[] = [
+      meta(),
+      { t: 0, type: "progress", done: 0, pending: 10 },
+      { t: 100, type: "fault-start", fault: 1, kind: "kill-scheduler", target: "scheduler-0" },
+      { t: 1000, type: "fault-end", fault: 1, kind: "kill-scheduler", target: "scheduler-0" },
+      { t: 3000, type: "fault-start", fault: 2, kind: "kill-scheduler", target: "scheduler-1" },
+      { t: 3500, type: "fault-end", fault: 2, kind: "kill-scheduler", target: "scheduler-1" },
+      { t: 7000, type: "progress", done: 4, pending: 6 },
+      end,
+    ];
+    const r = check(h);
+    expect(r.stalls.map((s) => [s.fault, s.stallMs, s.overlappedBy])).toEqual([
+      [1, 6000, [2]],
+      [2, 3500, []],
+    ]);
   });
 });

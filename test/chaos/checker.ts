@@ -39,6 +39,8 @@ export interface Stall {
   stallMs: number;
   /** No task completed after this fault before the run ended, though work was pending. */
   unrecovered: boolean;
+  /** Faults that began before the cluster recovered from this one: the stall is theirs too. */
+  overlappedBy: number[];
 }
 
 export interface CheckOptions {
@@ -415,7 +417,9 @@ function measureStalls(history: HistoryEvent[], endT: number): Stall[] {
         break;
       }
     }
-    stalls.push({ fault: e.fault, kind: e.kind, target: e.target, endedAt: e.t, stallMs: (doneAt ?? endT) - e.t, unrecovered: doneAt === undefined });
+    const recoveredAt = doneAt ?? endT;
+    const overlappedBy = history.filter((f): f is Extract<HistoryEvent, { type: "fault-start" }> => f.type === "fault-start" && f.t > e.t && f.t < recoveredAt).map((f) => f.fault);
+    stalls.push({ fault: e.fault, kind: e.kind, target: e.target, endedAt: e.t, stallMs: recoveredAt - e.t, unrecovered: doneAt === undefined, overlappedBy });
   }
   return stalls;
 }

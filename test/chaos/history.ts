@@ -44,7 +44,7 @@ export type HistoryEvent =
   | { t: number; type: "proc"; name: string; event: "started" | "exited"; pid?: number; code?: number | null; signal?: string | null; expected?: boolean }
   | { t: number; type: "nodes"; nodes: { agent: string; nodeId: string; state: string; registeredAtMs: number }[] }
   | { t: number; type: "progress"; done: number; pending: number }
-  | { t: number; type: "final"; jobId: string; logical: string; spec: JobSpec; state: string; taskCount: number; results: FinalResult[]; stored?: number; error?: string }
+  | { t: number; type: "final"; jobId: string; logical: string; spec: JobSpec; state: string; taskCount: number; results: FinalResult[]; stored?: number; error?: string; source?: "api" | "store" }
   | { t: number; type: "jobs"; jobs: { jobId: string; name: string; state: string }[] }
   | { t: number; type: "end"; healedAt: number };
 

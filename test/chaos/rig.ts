@@ -11,6 +11,7 @@ import kafkajs from "kafkajs";
 import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster, waitForListening, type ClusterProcess } from "../../cli/local-cluster.js";
 import { topicNames } from "../../common/kafka-wire.js";
+import { RedisStateStore } from "../../scheduler/backends/redis-state.js";
 import { repoRoot } from "../../common/paths.js";
 import { freePort } from "../helpers/net.js";
 import type { HistoryInput } from "./history.js";
@@ -52,8 +53,11 @@ export class ChaosRig {
   /** pids the harness itself killed or stopped: their exit is expected. */
   private readonly expectedExit = new Set<number>();
   private stopping = false;
+  private storeConnection?: Promise<RedisStateStore>;
   readonly agentNames: string[];
   readonly schedulerNames = ["scheduler-0", "scheduler-1"];
+  /** The schedulers' retainFinishedJobs (their default): older finished jobs are read from the store. */
+  readonly retainFinishedJobs = 1000;
 
   constructor(readonly options: RigOptions) {
     this.agentNames = Array.from({ length: options.agents }, (_, i) => `agent-${i}`);
@@ -63,6 +67,7 @@ export class ChaosRig {
       logs: path.join(options.dir, "logs"),
       // The label ties a node in ListNodes to its agent process across re-registrations.
       agentArgs: (i) => ["--no-calibrate", "--labels", `chaos=agent-${i}`],
+      env: { DISTX_RETAIN_FINISHED_JOBS: String(this.retainFinishedJobs) },
     });
   }
 
@@ -272,8 +277,17 @@ export class ChaosRig {
 
   /** Redis records one hash of results per job. */
   async storedResults(jobId: string): Promise<number | undefined> {
-    const out = await this.redisCli("hlen", `${this.prefix}:job:${jobId}:results`).catch(() => undefined);
-    return out === undefined ? undefined : Number(out.trim());
+    const store = await this.store();
+    return store.redis.hlen(`${this.prefix}:job:${jobId}:results`).catch(() => undefined);
+  }
+
+  /**
+   * The schedulers' own store, read with the product's code: for jobs that finished so long ago
+   * that no scheduler retains them (retainFinishedJobs), the final read goes to the store.
+   */
+  store(): Promise<RedisStateStore> {
+    this.storeConnection ??= RedisStateStore.connect({ url: this.redisUrl, prefix: this.prefix, connectTimeoutMs: 5000 });
+    return this.storeConnection;
   }
 
   async until(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
@@ -296,6 +310,8 @@ export class ChaosRig {
       }
     }
     await this.cluster.stop(3000);
+    const store = await this.storeConnection?.catch(() => undefined);
+    await store?.close().catch(() => undefined);
     this.redisChild?.kill("SIGKILL");
     await run("bash", [path.join(repoRoot(), "scripts/kafka.sh"), "wipe"], { env: this.kafkaEnv(), timeout: 60_000 }).catch(() => undefined);
     if (existsSync(this.brokerPidFile())) {

@@ -11,8 +11,12 @@ import { repoRoot } from "../../common/paths.js";
 import { exampleKernels, saxpyInput } from "../../kernels/reference/index.js";
 import { jobNameFor } from "./checker.js";
 import type { ClientOp, FinalResult, HistoryInput, JobSpec, TaskCountsLite, WatchMode } from "./history.js";
+import type { StoredResult } from "../../scheduler/backends/types.js";
 import { Rng } from "./prng.js";
 import { connect, type ChaosRig } from "./rig.js";
+
+/** Jobs read back at once at the end (each is a GetJob, GetResults pages and a Redis read). */
+const FINAL_READ_CONCURRENCY = 8;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TERMINAL = new Set(["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
@@ -101,6 +105,8 @@ export class Workload {
   private call = 0;
   private watchSeq = 0;
   readonly acked = new Map<string, { logical: string; spec: JobSpec }>();
+  /** The client settle() and the final reads share (see onActive). */
+  private readClient?: Promise<DistributeXClient | undefined>;
   private readonly openWatches = new Map<number, { abort: (why: "disconnect" | "timeout") => void }>();
   private readonly kernelIds = new Map<string, string>();
   private stopped = false;
@@ -301,12 +307,13 @@ export class Workload {
     await Promise.all([...this.followers]);
   }
 
-  /** Runs `fn` on whichever scheduler answers, trying for up to `timeoutMs`. */
+  /** Runs `fn` on whichever scheduler answers (one client, kept while it answers), trying for up to `timeoutMs`. */
   private async onActive<T>(fn: (c: DistributeXClient) => Promise<T>, timeoutMs = 30_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown = new Error("no scheduler answered");
     while (Date.now() < deadline) {
-      const c = await this.rig.activeClient();
+      this.readClient ??= this.rig.activeClient();
+      const c = await this.readClient;
       if (c) {
         try {
           return await fn(c);
@@ -314,9 +321,12 @@ export class Workload {
           // NOT_FOUND and the like are answers, not unavailability: the caller records them.
           if (err instanceof DistributeXError && !["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"].includes(err.codeName)) throw err;
           last = err;
-        } finally {
-          c.close();
         }
+      }
+      // Not answering (or none found): the next try looks for the active scheduler again.
+      if (this.readClient && (await this.readClient) === c) {
+        c?.close();
+        this.readClient = undefined;
       }
       await sleep(500);
     }
@@ -331,7 +341,10 @@ export class Workload {
         const done = await this.onActive(async (c) => {
           const ready = (await c.listNodes()).filter((n) => n.state === "NODE_STATE_READY").length;
           const state = new Map((await c.listJobs(1_000_000)).map((j) => [j.jobId, j.state]));
-          return ready >= agents && [...this.acked.keys()].every((id) => TERMINAL.has(state.get(id) ?? ""));
+          // Jobs the scheduler no longer retains are finished if the store says so.
+          const store = await this.rig.store();
+          const finished = new Set(await store.redis.zrange(`${this.rig.prefix}:jobs:finished`, 0, -1));
+          return ready >= agents && [...this.acked.keys()].every((id) => TERMINAL.has(state.get(id) ?? "") || (!state.has(id) && finished.has(id)));
         }, Math.max(1000, deadline - Date.now()));
         if (done) return;
       } catch {
@@ -341,37 +354,76 @@ export class Workload {
     }
   }
 
-  /** Reads every acknowledged job back and checks each output against the reference. */
+  /**
+   * Reads every acknowledged job back (several at a time, through one client) and checks each
+   * output against the reference. A job the scheduler no longer retains (more than
+   * retainFinishedJobs finished after it) is read from the store, with the product's own code.
+   */
   async finalReads(): Promise<void> {
-    for (const [jobId, { logical, spec }] of this.acked) {
-      const stored = await this.rig.storedResults(jobId);
-      const storedField = stored !== undefined ? { stored } : {};
-      try {
-        const { job, results } = await this.onActive(async (c) => ({ job: await c.getJob(jobId), results: await c.getResults(jobId) }));
-        const inputs = buildInputs(spec);
-        const kernel = exampleKernels[spec.kernel]!;
-        const out: FinalResult[] = results.map((r) => {
-          const fr: FinalResult = { index: r.taskIndex, state: r.state };
-          if (r.state === "TASK_STATE_SUCCEEDED") {
-            const input = inputs[r.taskIndex];
-            const c = input ? kernel.check(input, r.output) : { ok: false, detail: "no such task index" };
-            fr.ok = c.ok;
-            if (!c.ok) fr.detail = c.detail.slice(0, 200);
-          } else if (r.error) fr.code = `${r.error.code}${r.error.message ? `: ${r.error.message.slice(0, 120)}` : ""}`;
-          return fr;
-        });
-        this.record({ type: "final", jobId, logical, spec, state: job.state, taskCount: job.taskCount, results: out, ...storedField });
-      } catch (err) {
-        const state = err instanceof DistributeXError ? err.codeName : "UNREADABLE";
-        this.record({ type: "final", jobId, logical, spec, state, taskCount: spec.tasks, results: [], error: (err as Error).message.slice(0, 300), ...storedField });
+    const jobs = [...this.acked];
+    let next = 0;
+    const reader = async () => {
+      while (next < jobs.length) {
+        const [jobId, { logical, spec }] = jobs[next++]!;
+        await this.finalRead(jobId, logical, spec);
       }
-    }
+    };
     try {
-      const jobs = await this.onActive((c) => c.listJobs(1_000_000));
-      this.record({ type: "jobs", jobs: jobs.map((j) => ({ jobId: j.jobId, name: j.name, state: j.state })) });
-    } catch {
-      // no listing: the checker says the idempotence property could not be checked
+      await Promise.all(Array.from({ length: FINAL_READ_CONCURRENCY }, reader));
+      try {
+        const listed = await this.onActive((c) => c.listJobs(1_000_000));
+        this.record({ type: "jobs", jobs: listed.map((j) => ({ jobId: j.jobId, name: j.name, state: j.state })) });
+      } catch {
+        // no listing: the checker says the idempotence property could not be checked
+      }
+    } finally {
+      const client = this.readClient;
+      this.readClient = undefined;
+      (await client)?.close();
     }
+  }
+
+  private async finalRead(jobId: string, logical: string, spec: JobSpec): Promise<void> {
+    const stored = await this.rig.storedResults(jobId);
+    const storedField = stored !== undefined ? { stored } : {};
+    const inputs = buildInputs(spec);
+    const kernel = exampleKernels[spec.kernel]!;
+    const judge = (r: { taskIndex: number; state: string; output: Buffer; error?: { code: string; message?: string } | null }): FinalResult => {
+      const fr: FinalResult = { index: r.taskIndex, state: r.state };
+      if (r.state === "TASK_STATE_SUCCEEDED") {
+        const input = inputs[r.taskIndex];
+        const c = input ? kernel.check(input, r.output) : { ok: false, detail: "no such task index" };
+        fr.ok = c.ok;
+        if (!c.ok) fr.detail = c.detail.slice(0, 200);
+      } else if (r.error) fr.code = `${r.error.code}${r.error.message ? `: ${r.error.message.slice(0, 120)}` : ""}`;
+      return fr;
+    };
+    try {
+      const { job, results } = await this.onActive(async (c) => ({ job: await c.getJob(jobId), results: await c.getResults(jobId) }));
+      this.record({ type: "final", jobId, logical, spec, state: job.state, taskCount: job.taskCount, results: results.map(judge), source: "api", ...storedField });
+    } catch (err) {
+      const fromStore = err instanceof DistributeXError && err.codeName === "NOT_FOUND" ? await this.readEvicted(jobId, spec.tasks) : undefined;
+      if (fromStore) {
+        this.record({ type: "final", jobId, logical, spec, state: fromStore.state, taskCount: spec.tasks, results: fromStore.results.map(judge), source: "store", ...storedField });
+        return;
+      }
+      const state = err instanceof DistributeXError ? err.codeName : "UNREADABLE";
+      this.record({ type: "final", jobId, logical, spec, state, taskCount: spec.tasks, results: [], error: (err as Error).message.slice(0, 300), ...storedField });
+    }
+  }
+
+  /**
+   * The job from the store, only if the scheduler was entitled to forget it: at least
+   * retainFinishedJobs jobs finished after it. A job the scheduler should still hold stays
+   * NOT_FOUND (a violation).
+   */
+  private async readEvicted(jobId: string, taskCount: number): Promise<{ state: string; results: StoredResult[] } | undefined> {
+    const store = await this.rig.store();
+    const newer = await store.redis.zrevrank(`${this.rig.prefix}:jobs:finished`, jobId);
+    if (newer === null || newer < this.rig.retainFinishedJobs) return undefined;
+    const meta = await store.getJobMeta(jobId);
+    if (!meta) return undefined;
+    return { state: (JSON.parse(meta) as { state: string }).state, results: await store.getResults(jobId, 0, taskCount) };
   }
 }
 

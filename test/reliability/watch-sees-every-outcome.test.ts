@@ -3,10 +3,11 @@
 // an agent used to be handled concurrently, and the first to see every task finished sent the
 // final snapshot and closed the stream before the others had sent their outcomes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobEvent } from "../../client/index.js";
+import { DistributeXClient, type JobEvent } from "../../client/index.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 import { exampleWasm } from "../helpers/fixtures.js";
+import { freePort } from "../helpers/net.js";
 
 const saxpy = exampleKernels.saxpy!;
 const TERMINAL_TASK = new Set(["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"]);
@@ -77,4 +78,30 @@ describe.each([false, true])("WatchJob (final_only=%s)", (finalOnly) => {
       expectComplete(run, 10_000);
     }
   }, 180_000);
+});
+
+describe("WatchJob whose first stream fails before any message", () => {
+  // Found by the chaos harness: the client asked for a *resumed* watch on every retry, even when
+  // the first stream had delivered nothing. For a job that had ended meanwhile, the scheduler then
+  // replayed every outcome before the first job snapshot the watcher ever saw. A watch that never
+  // saw the job running is a fresh watch: the final snapshot first (and alone), as when it opens late.
+  it.each([false, true])("gets the job snapshot first, as a fresh watch (final_only=%s)", async (finalOnly) => {
+    const inputs = saxpy.makeTasks({ tasks: 8, size: 64, seed: 7 });
+    const { jobId } = await t.client.submitJob({ kernelId, inputs, skipResultCache: true, name: "watch-first-fails" });
+    for (;;) {
+      const job = await t.client.getJob(jobId);
+      if (TERMINAL_JOB.has(job.state)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The first address has nobody listening: the first stream fails UNAVAILABLE, the retry reaches the scheduler.
+    const dead = await freePort();
+    const client = new DistributeXClient(`127.0.0.1:${dead},${t.address}`, { tokenFile: t.cluster.adminTokenFile, retry: { deadlineMs: 20_000 } });
+    try {
+      const events: string[] = [];
+      for await (const ev of client.watchJob(jobId, { finalOnly })) events.push(ev.job ? `job:${ev.job.state}` : `task:${ev.task?.taskIndex}`);
+      expect(events).toEqual(["job:JOB_STATE_SUCCEEDED"]);
+    } finally {
+      client.close();
+    }
+  }, 60_000);
 });
