@@ -35,8 +35,8 @@ export interface RigOptions {
  * The one place the harness makes a client. When LocalCluster hands clients their credentials
  * (TLS + tokens), take the client from it here so every chaos client carries them.
  */
-export function connect(_cluster: LocalCluster, address: string): DistributeXClient {
-  return new DistributeXClient(address, { timeoutMs: 5000 });
+export function connect(_cluster: LocalCluster, address: string, options: { retry?: false } = {}): DistributeXClient {
+  return new DistributeXClient(address, { timeoutMs: 5000, ...options });
 }
 
 export type ProcName = string; // "scheduler-0", "agent-1", "redis", "broker"
@@ -241,10 +241,14 @@ export class ChaosRig {
     return undefined;
   }
 
-  /** A client of whichever scheduler answers, or undefined. */
+  /**
+   * A client of whichever scheduler answers, or undefined. It does not retry by itself: the
+   * monitor and the final reads must notice at once that its scheduler is gone and look for the
+   * active one (a retrying client kept the monitor blind for a minute after a failover).
+   */
   async activeClient(): Promise<DistributeXClient | undefined> {
     for (const address of this.addresses) {
-      const c = connect(this.cluster, address);
+      const c = connect(this.cluster, address, { retry: false });
       try {
         await c.waitForReady(500);
         return c;
