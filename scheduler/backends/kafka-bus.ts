@@ -153,7 +153,11 @@ export class KafkaBus implements TaskBus {
   }
 
   async consume(handlers: BusHandlers, handoff?: ConsumerGroupHandoff): Promise<void> {
+    // A scheduler that stepped down while starting closes its bus before start() gets here: a
+    // consumer started now would handle records for a scheduler that no longer leads.
+    if (this.closed) return;
     const takeover = handoff ? await this.takeOverOffsets(handoff) : undefined;
+    if (this.closed) return;
     const consumer = this.kafka.consumer({
       groupId: takeover?.groupId ?? this.options.groupId ?? this.sharedGroupId,
       sessionTimeout: 6000,

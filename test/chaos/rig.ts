@@ -57,7 +57,7 @@ export class ChaosRig {
   readonly agentNames: string[];
   readonly schedulerNames = ["scheduler-0", "scheduler-1"];
   /** The schedulers' retainFinishedJobs (their default): older finished jobs are read from the store. */
-  readonly retainFinishedJobs = 1000;
+  readonly retainFinishedJobs = Number(process.env.DISTX_CHAOS_RETAIN_FINISHED_JOBS) || 1000;
 
   constructor(readonly options: RigOptions) {
     this.agentNames = Array.from({ length: options.agents }, (_, i) => `agent-${i}`);

@@ -404,7 +404,9 @@ export class Workload {
     } catch (err) {
       const fromStore = err instanceof DistributeXError && err.codeName === "NOT_FOUND" ? await this.readEvicted(jobId, spec.tasks) : undefined;
       if (fromStore) {
-        this.record({ type: "final", jobId, logical, spec, state: fromStore.state, taskCount: spec.tasks, results: fromStore.results.map(judge), source: "store", ...storedField });
+        // Stored outputs are views into one framed value at any offset; the checks read them as typed arrays.
+        const aligned = fromStore.results.map((r) => ({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) }));
+        this.record({ type: "final", jobId, logical, spec, state: fromStore.state, taskCount: spec.tasks, results: aligned.map(judge), source: "store", ...storedField });
         return;
       }
       const state = err instanceof DistributeXError ? err.codeName : "UNREADABLE";
@@ -413,17 +415,20 @@ export class Workload {
   }
 
   /**
-   * The job from the store, only if the scheduler was entitled to forget it: at least
-   * retainFinishedJobs jobs finished after it. A job the scheduler should still hold stays
-   * NOT_FOUND (a violation).
+   * The job from the store, only if the scheduler was entitled to forget it: it retired the job
+   * (a finished job leaves the store's finished set only when the scheduler retires it past
+   * retainFinishedJobs), the set is full, and the stored job is finished. A job the scheduler
+   * should still hold stays NOT_FOUND (a violation).
    */
   private async readEvicted(jobId: string, taskCount: number): Promise<{ state: string; results: StoredResult[] } | undefined> {
     const store = await this.rig.store();
-    const newer = await store.redis.zrevrank(`${this.rig.prefix}:jobs:finished`, jobId);
-    if (newer === null || newer < this.rig.retainFinishedJobs) return undefined;
+    const finished = `${this.rig.prefix}:jobs:finished`;
+    const [rank, retained] = await Promise.all([store.redis.zrank(finished, jobId), store.redis.zcard(finished)]);
+    if (rank !== null || retained < this.rig.retainFinishedJobs) return undefined;
     const meta = await store.getJobMeta(jobId);
-    if (!meta) return undefined;
-    return { state: (JSON.parse(meta) as { state: string }).state, results: await store.getResults(jobId, 0, taskCount) };
+    const state = meta ? (JSON.parse(meta) as { state: string }).state : undefined;
+    if (!state || !["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"].includes(state)) return undefined;
+    return { state, results: await store.getResults(jobId, 0, taskCount) };
   }
 }
 
