@@ -248,17 +248,20 @@ export class DistributeXClient {
     return (await this.call<unknown, { nodes: Node[] }>("ListNodes", { includeDown })).nodes;
   }
 
-  /** All results of a job, fetched in pages, ordered by task index. */
-  async getResults(jobId: string, pageSize = 1000): Promise<TaskResult[]> {
+  /**
+   * All results of a job, ordered by task index, fetched page by page: the scheduler bounds each
+   * page in bytes and names the next with a token.
+   */
+  async getResults(jobId: string): Promise<TaskResult[]> {
     const out: TaskResult[] = [];
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await this.call<unknown, { results: TaskResult[] }>("GetResults", { jobId, offset, limit: pageSize });
+    let pageToken = "";
+    do {
+      const page = await this.call<unknown, { results: TaskResult[]; nextPageToken: string }>("GetResults", { jobId, offset: 0, limit: 0, pageToken });
       // Outputs arrive as views into the gRPC message at any byte offset; give each its own
       // buffer so callers can read it as a typed array (new Float32Array(output.buffer)).
       for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) });
-      const job = await this.getJob(jobId);
-      if (offset + pageSize >= job.taskCount) break;
-    }
+      pageToken = page.nextPageToken;
+    } while (pageToken);
     return out;
   }
 

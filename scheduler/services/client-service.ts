@@ -16,6 +16,7 @@ import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
 import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
+import { resultsPage } from "./results-pages.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -222,12 +223,13 @@ export function clientHandlers(
 
     GetResults: unary(async (req, scope) => {
       const job = core.getJob(req.jobId, visibleTo(scope));
-      const limit = req.limit || job.tasks.length;
-      const results = await core.results(job.id, req.offset, limit);
+      const page = await resultsPage((offset, limit) => core.results(job.id, offset, limit), req, job.tasks.length);
       return {
         jobId: job.id,
         state: job.state,
-        results: results.map((r) => ({
+        nextPageToken: page.nextPageToken,
+        total: job.tasks.length,
+        results: page.results.map((r) => ({
           taskIndex: r.taskIndex,
           state: r.state,
           output: r.output,
