@@ -317,7 +317,9 @@ export class DistributeXClient {
         if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
         if (typeof e.code !== "number") throw err;
         const mapped = new DistributeXError(e.code, e.details || e.message, "WatchJob");
-        if (!this.retry || this.closed || !isSafeToRetry(e.code) || Date.now() > until) throw mapped;
+        // RESOURCE_EXHAUSTED here: the scheduler dropped this watch for falling behind; resuming is safe.
+        const fellBehind = e.code === grpc.status.RESOURCE_EXHAUSTED;
+        if (!this.retry || this.closed || !(isSafeToRetry(e.code) || fellBehind) || Date.now() > until) throw mapped;
         if (e.code === grpc.status.UNAVAILABLE) this.failover();
       } finally {
         options.signal?.removeEventListener("abort", abort);

@@ -17,6 +17,7 @@ import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
 import { resultsPage } from "./results-pages.js";
+import { WatchOutbox } from "./watch-outbox.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -167,27 +168,31 @@ export function clientHandlers(
       const jobId = job.id;
       let unwatch = (): void => undefined;
       const finalOnly = call.request.finalOnly;
+      const stop = () => {
+        unwatch();
+        outcomes.clear();
+      };
+      // Bounded in bytes: a watcher that falls behind is told so and dropped (watch-outbox.ts).
+      const outbox = new WatchOutbox(call, stop);
       // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
-      const outcomes = new Coalescer<TaskEventIn>((items) => call.write({ jobId, atMs: Date.now(), tasks: { items } }));
+      const outcomes = new Coalescer<TaskEventIn>((items) => outbox.write({ jobId, atMs: Date.now(), tasks: { items } }));
       const send = (ev: JobEventIn) => {
         if (finalOnly && ev.task) {
           if (isTerminalTask(ev.task.state as never)) outcomes.push(ev.task);
           return;
         }
         outcomes.flush();
-        call.write(ev);
+        outbox.write(ev);
+        if (outbox.isDropped) return;
         if (ev.job && isTerminalJob(ev.job.state as never)) finish();
       };
       const finish = () => {
         unwatch();
         call.end();
       };
-      const stop = () => {
-        unwatch();
-        outcomes.clear();
-      };
       call.on("cancelled", stop);
       call.on("error", stop);
+      call.on("close", stop);
       // A resumed watch (after a reconnect or failover) names the outcomes it has already seen.
       const seen = call.request.resume ? call.request.seenOutcomes : Buffer.alloc(0);
       const wasSeen = (i: number) => (i >> 3) < seen.length && (seen[i >> 3]! & (1 << (i & 7))) !== 0;
@@ -195,23 +200,25 @@ export function clientHandlers(
         // Tasks that ended before this watch began are replayed once with their final state, so a
         // watcher sees every task's outcome however late it subscribed (a small job can finish
         // tasks between SubmitJob's reply and this call), less those a resumed watch has seen.
+        // The replay is bounded by the job's size and is not checked against the outbox bound.
         const now = Date.now();
+        const pending: TaskEventIn[] = [];
         for (const task of job.tasks) {
           if (!isTerminalTask(task.state) || wasSeen(task.index)) continue;
           const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ? taskErrorProto(task.error) : null, runMs: task.runMs };
-          if (finalOnly) outcomes.push(ev);
-          else call.write({ jobId, atMs: now, task: ev });
+          if (finalOnly) pending.push(ev);
+          else outbox.write({ jobId, atMs: now, task: ev }, false);
         }
-        outcomes.flush();
+        if (pending.length > 0) outbox.write({ jobId, atMs: now, tasks: { items: pending } }, false);
       };
       if (isTerminalJob(job.state)) {
         // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
         if (call.request.resume) replay();
-        call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
+        outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
         call.end();
         return;
       }
-      call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
+      outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
       replay();
       unwatch = core.watchJob(jobId, send);
     },
