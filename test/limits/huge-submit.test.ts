@@ -1,0 +1,69 @@
+// SubmitJob's limits are checked before the request is decoded. One SubmitJob of 40 MB (20
+// million empty tasks) exhausted the scheduler's heap and killed it; 2 MB with a million tasks
+// stalled its event loop for seconds and lost an agent. Now both get RESOURCE_EXHAUSTED at once.
+import * as grpc from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHANNEL_OPTIONS } from "../../common/proto.js";
+import { fixtureKernel } from "../helpers/fixtures.js";
+import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
+import { MiB, mib, procMemory, schedulerPid } from "../helpers/rss.js";
+
+let c: TestCluster;
+let kernelId = "";
+
+beforeAll(async () => {
+  c = await startTestCluster("huge-submit", { agents: 1 });
+  ({ kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" }));
+}, 60_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+/** A SubmitJobRequest's bytes, written directly: kernel_id, then `tasks` empty TaskInputs. */
+function submitBytes(tasks: number): Buffer {
+  const id = Buffer.from(kernelId);
+  const head = Buffer.concat([Buffer.from([0x0a, id.length]), id]);
+  // Field 2 (tasks), length 0: an empty TaskInput, two bytes each.
+  return Buffer.concat([head, Buffer.alloc(tasks * 2, Buffer.from([0x12, 0x00]))]);
+}
+
+function sendRaw(body: Buffer): Promise<grpc.ServiceError | null> {
+  const client = new grpc.Client(c.address, grpc.credentials.createSsl(readFileSync(c.cluster.credentialFiles().caFile)), CHANNEL_OPTIONS);
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${c.adminToken}`);
+  return new Promise((resolve) =>
+    client.makeUnaryRequest("/distributex.v1.DistributeX/SubmitJob", (b: Buffer) => b, (b: Buffer) => b, body, md, { deadline: Date.now() + 60_000 }, (err) => {
+      client.close();
+      resolve(err);
+    }),
+  );
+}
+
+describe("huge SubmitJob", () => {
+  it.each([
+    ["40 MB, 20 million empty tasks", 20_000_000],
+    ["2 MB, a million empty tasks", 1_000_000],
+  ])("%s: a clear RESOURCE_EXHAUSTED, the scheduler stays up and its agent READY", async (_, tasks) => {
+    const pid = schedulerPid(c.cluster);
+    const before = procMemory(pid, "VmHWM");
+    const started = Date.now();
+    const err = await sendRaw(submitBytes(tasks));
+    expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err?.details).toMatch(/maxTasksPerJob/);
+    // Refused from a scan of the raw bytes, not after decoding millions of objects.
+    expect(Date.now() - started).toBeLessThan(5000);
+    const peak = procMemory(pid, "VmHWM");
+    console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)}`);
+    // The request as received (40 MB, and the chunks it was assembled from: ~80 MB) and nothing
+    // decoded from it; decoding 20 million tasks took GBs.
+    expect(peak - before).toBeLessThan(160 * MiB);
+    expect(c.cluster.processes.find((p) => p.name === "scheduler")!.child.exitCode).toBeNull();
+    expect((await c.client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
+    // And it still runs jobs.
+    const input = Buffer.alloc(8);
+    const { job } = await c.client.run({ kernelId, inputs: [input] });
+    expect(job.state).toBe("JOB_STATE_SUCCEEDED");
+  }, 120_000);
+});
