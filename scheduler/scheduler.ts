@@ -190,7 +190,7 @@ export class Scheduler {
     const bus = this.bus;
     const ctx = security.context;
     const client = {
-      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas }),
+      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
       ...adminSecurityHandlers(security, this.core),
     };
     const submitLimits = (bytes: Buffer) => precheckSubmitBytes(bytes, this.config);

@@ -5,7 +5,8 @@ import { failedPrecondition, invalidArgument, notFound, toServiceError } from ".
 import { isKernelId, sha256Hex } from "../../common/hash.js";
 import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
-import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
+import type { DistributeXHandlers, JobEventIn, SubmitJobRequest, TaskEventIn } from "../../common/types.js";
+import { submitJobStream, type SubmitLimits } from "./submit-stream.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob, isTerminalTask, type JobRecord } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
@@ -53,7 +54,7 @@ function withReason(core: SchedulerCore, job: JobRecord) {
 /** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
 export type ClientRpcHandlers = Pick<
   DistributeXHandlers,
-  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
+  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
 >;
 
 /** A job the scope may see: its own tenant's, or any (admin). Others' look exactly like unknown ones. */
@@ -67,10 +68,37 @@ const visibleTo = (scope: Scope) => (job: JobRecord) => scope.all || (job.tenant
 export function clientHandlers(
   core: SchedulerCore,
   alerts: Pick<DistributeXHandlers, "WatchAlerts">,
-  access: { auth: AuthContext; quotas: TenantQuotas },
+  access: { auth: AuthContext; quotas: TenantQuotas; limits: SubmitLimits },
 ): ClientRpcHandlers {
-  const { auth, quotas } = access;
+  const { auth, quotas, limits } = access;
   const submitter = new IdempotentSubmitter(core);
+  const submitJob = async (req: SubmitJobRequest, scope: Scope) => {
+    const r = req.resources;
+    // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
+    // deleted or expire while its jobs run.
+    if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
+    return submitter.submit({
+      tenant: scope.tenant,
+      ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
+      kernelId: req.kernelId,
+      inputs: req.tasks.map((t) => t.data),
+      needs: {
+        cores: r?.cores ?? 0,
+        memoryBytes: Number(r?.memoryBytes ?? 0),
+        gpu: r?.gpu ?? false,
+        nodeSelector: r?.nodeSelector ?? {},
+      },
+      priority: req.priority,
+      timeoutMs: req.timeoutMs,
+      maxAttempts: req.maxAttempts,
+      name: req.name,
+      gpuFallback: req.gpuFallback,
+      skipCache: req.skipResultCache,
+      ...(req.requestId ? { requestId: req.requestId } : {}),
+      ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
+    });
+  };
+
   return {
     ...alerts,
     RegisterKernel: unary(async (req, scope) => {
@@ -126,32 +154,8 @@ export function clientHandlers(
     ListTokens: unary(async (req) => listTokens(auth, req)),
     RevokeToken: unary(async (req) => revokeToken(auth, req)),
 
-    SubmitJob: unary(async (req, scope) => {
-      const r = req.resources;
-      // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
-      // deleted or expire while its jobs run.
-      if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
-      return submitter.submit({
-        tenant: scope.tenant,
-        ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
-        kernelId: req.kernelId,
-        inputs: req.tasks.map((t) => t.data),
-        needs: {
-          cores: r?.cores ?? 0,
-          memoryBytes: Number(r?.memoryBytes ?? 0),
-          gpu: r?.gpu ?? false,
-          nodeSelector: r?.nodeSelector ?? {},
-        },
-        priority: req.priority,
-        timeoutMs: req.timeoutMs,
-        maxAttempts: req.maxAttempts,
-        name: req.name,
-        gpuFallback: req.gpuFallback,
-        skipCache: req.skipResultCache,
-        ...(req.requestId ? { requestId: req.requestId } : {}),
-        ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
-      });
-    }),
+    SubmitJob: unary(submitJob),
+    SubmitJobStream: submitJobStream(limits, submitJob),
 
     GetJob: unary(async (req, scope) => withReason(core, core.getJob(req.jobId, visibleTo(scope)))),
 

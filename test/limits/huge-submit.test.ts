@@ -3,8 +3,8 @@
 // stalled its event loop for seconds and lost an agent. Now both get RESOURCE_EXHAUSTED at once.
 import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHANNEL_OPTIONS } from "../../common/proto.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { CHANNEL_OPTIONS, v1 } from "../../common/proto.js";
 import { fixtureKernel } from "../helpers/fixtures.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 import { MiB, mib, procMemory, schedulerPid } from "../helpers/rss.js";
@@ -66,4 +66,36 @@ describe("huge SubmitJob", () => {
     const { job } = await c.client.run({ kernelId, inputs: [input] });
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
   }, 120_000);
+
+  it("a big job submitted as a stream of chunks (the typed client's way above 4 MiB) completes", async () => {
+    const stub = (c.client as unknown as { stub: { SubmitJobStream: (...a: unknown[]) => unknown } }).stub;
+    const streamed = vi.spyOn(stub, "SubmitJobStream");
+    const TASKS = 20_000;
+    const input = Buffer.alloc(512); // no spins; 10 MB in all
+    const { jobId, taskCount } = await c.client.submitJob({ kernelId, inputs: Array.from({ length: TASKS }, () => input) });
+    expect(streamed).toHaveBeenCalledTimes(1);
+    expect(taskCount).toBe(TASKS);
+    expect((await c.client.waitForJob(jobId, undefined, { finalOnly: true })).state).toBe("JOB_STATE_SUCCEEDED");
+    const results = await c.client.getResults(jobId);
+    expect(results.length).toBe(TASKS);
+    expect(results.every((r, i) => r.taskIndex === i && r.output.byteLength === 512)).toBe(true);
+  }, 180_000);
+
+  it("a stream over maxTasksPerJob is refused as it arrives, before it ends", async () => {
+    const V1 = v1();
+    const stub = new V1.DistributeX(c.address, grpc.credentials.createSsl(readFileSync(c.cluster.credentialFiles().caFile)), CHANNEL_OPTIONS);
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${c.adminToken}`);
+    const answer = new Promise<grpc.ServiceError | null>((resolve) => {
+      const stream = stub.SubmitJobStream(md, (err) => resolve(err));
+      stream.write({ header: { kernelId, tasks: [] } });
+      // 11 chunks of 10,000 empty tasks, never ended: over the default limit of 100,000.
+      for (let i = 0; i < 11; i++) stream.write({ tasks: { items: Array.from({ length: 10_000 }, () => ({ data: Buffer.alloc(0) })) } });
+    });
+    const err = await answer;
+    stub.close();
+    expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err?.details).toMatch(/maxTasksPerJob/);
+    expect((await c.client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
+  }, 60_000);
 });
