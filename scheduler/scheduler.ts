@@ -23,7 +23,7 @@ import { adminSecurityHandlers, joinHandlers } from "./services/security-service
 import { ClusterSecurity } from "./auth/security.js";
 import { ensureAdminToken } from "./auth/bootstrap.js";
 import { toServiceError } from "../common/errors.js";
-import { precheckSubmitBytes } from "./submit-precheck.js";
+import { precheckSubmitBytes, precheckSubmitChunkBytes, refusedMessage } from "./submit-precheck.js";
 import { distributeXAuthorizer, guardService, requireNode } from "./auth/policy.js";
 import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
@@ -46,6 +46,24 @@ function rejectMalformedRequests(
   const wrappedHandlers: grpc.UntypedServiceImplementation = {};
   for (const [name, def] of Object.entries(service)) {
     const handler = handlers[name];
+    const precheck = prechecks[name];
+    if (def.requestStream && handler && precheck) {
+      // Each streamed message is checked before it is decoded; a refused one reaches the handler
+      // as a marker (submit-precheck.ts refusalOf), which answers with its status.
+      wrappedService[name] = {
+        ...def,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            precheck(bytes);
+          } catch (err) {
+            return refusedMessage(toServiceError(err));
+          }
+          return def.requestDeserialize(bytes);
+        },
+      };
+      wrappedHandlers[name] = handler;
+      continue;
+    }
     if (def.requestStream || !handler) {
       wrappedService[name] = def;
       if (handler) wrappedHandlers[name] = handler;
@@ -55,7 +73,7 @@ function rejectMalformedRequests(
       ...def,
       requestDeserialize: (bytes: Buffer) => {
         try {
-          prechecks[name]?.(bytes);
+          precheck?.(bytes);
         } catch (err) {
           return { [MALFORMED]: toServiceError(err) };
         }
@@ -193,9 +211,9 @@ export class Scheduler {
       ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
       ...adminSecurityHandlers(security, this.core),
     };
-    const submitLimits = (bytes: Buffer) => precheckSubmitBytes(bytes, this.config);
+    const submitLimits = { SubmitJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), SubmitJobStream: (bytes: Buffer) => precheckSubmitChunkBytes(bytes, this.config) };
     this.server.addService(
-      ...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) }), { SubmitJob: submitLimits }),
+      ...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) }), submitLimits),
     );
     const agent = {
       ...agentHandlers(

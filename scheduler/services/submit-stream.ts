@@ -7,6 +7,7 @@ import type { SchedulerConfig } from "../../common/config.js";
 import type { SubmitJobChunk, SubmitJobRequest } from "../../common/types.js";
 import type { SubmitJobResponse } from "../../generated/proto/distributex/v1/SubmitJobResponse.js";
 import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
+import { refusalOf } from "../submit-precheck.js";
 
 export type SubmitLimits = Pick<SchedulerConfig, "maxTasksPerJob" | "maxJobBytes">;
 
@@ -24,12 +25,14 @@ export function submitJobStream(
       answered = true;
       call.removeAllListeners("data");
       tasks.length = 0;
-      if (err) callback(toServiceError(err));
+      // A chunk refused before decoding carries its status already.
+      if (err) callback(refusalOf(err) ?? toServiceError(err));
       else callback(null, res);
     };
     call.on("data", (chunk: SubmitJobChunk) => {
       if (answered) return;
       try {
+        if (refusalOf(chunk)) return answer(chunk);
         if (chunk.header) {
           if (header) throw invalidArgument("SubmitJobStream: the header came twice; send it once, first");
           if (chunk.header.tasks.length > 0) throw invalidArgument("SubmitJobStream: the header carries no tasks; send them in task chunks after it");

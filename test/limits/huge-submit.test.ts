@@ -98,4 +98,38 @@ describe("huge SubmitJob", () => {
     expect(err?.details).toMatch(/maxTasksPerJob/);
     expect((await c.client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
   }, 60_000);
+
+  it("one stream chunk of 20 million empty tasks is refused before it is decoded", async () => {
+    const pid = schedulerPid(c.cluster);
+    const before = procMemory(pid, "VmHWM");
+    // A SubmitJobChunk's bytes: tasks (field 2) = TaskInputs whose items (field 1) are empty.
+    const items = Buffer.alloc(20_000_000 * 2, Buffer.from([0x0a, 0x00]));
+    const lenBytes: number[] = [];
+    for (let n = items.length; ; n = Math.floor(n / 128)) {
+      if (n < 128) {
+        lenBytes.push(n);
+        break;
+      }
+      lenBytes.push((n % 128) | 0x80);
+    }
+    const chunk = Buffer.concat([Buffer.from([0x12, ...lenBytes]), items]);
+    const id = Buffer.from(kernelId);
+    const header = Buffer.concat([Buffer.from([0x0a, id.length + 2, 0x0a, id.length]), id]);
+    const client = new grpc.Client(c.address, grpc.credentials.createSsl(readFileSync(c.cluster.credentialFiles().caFile)), CHANNEL_OPTIONS);
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${c.adminToken}`);
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const stream = client.makeClientStreamRequest("/distributex.v1.DistributeX/SubmitJobStream", (b: Buffer) => b, (b: Buffer) => b, md, { deadline: Date.now() + 60_000 }, (e) => resolve(e));
+      stream.write(header);
+      stream.write(chunk);
+      stream.end();
+    });
+    client.close();
+    expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err?.details).toMatch(/20000000 tasks; the limit is/);
+    const peak = procMemory(pid, "VmHWM");
+    console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)} (streamed chunk)`);
+    expect(peak - before).toBeLessThan(160 * MiB); // the chunk as received, nothing decoded
+    expect((await c.client.listNodes()).map((n) => n.state)).toEqual(["NODE_STATE_READY"]);
+  }, 60_000);
 });

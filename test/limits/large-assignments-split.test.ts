@@ -52,9 +52,9 @@ describe("assignments split by size", () => {
     // encoding and its gRPC framing (2 × 98 MiB), and one more that GC has not yet returned.
     // 512 MiB holds that; one 392 MiB batch (encoded twice, 784 MiB) could not fit in it.
     expect(peak - queuedPeak).toBeLessThan(512 * MiB);
-    // In all: the two unary SubmitJob requests as received and decoded (~865 MiB measured before
-    // the agent joined; streaming submission is what shrinks that) plus the above. The issue saw
-    // 2.3 GB for three such jobs.
+    // In all: the two jobs' inputs as received (the typed client streams them, but a 98 MiB task
+    // is one chunk on its own; ~720 MiB measured before the agent joined, ~860 MiB with unary
+    // SubmitJob) plus the above. The issue saw 2.3 GB for three such jobs.
     expect(peak).toBeLessThan(1536 * MiB);
   }, 300_000);
 });
