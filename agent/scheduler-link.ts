@@ -20,6 +20,8 @@ import type {
 import { kafkaSecurity } from "../common/backend-security.js";
 import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
+import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../common/split-by-bytes.js";
+import { updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
@@ -259,7 +261,9 @@ export class SchedulerLink {
       this.kafka.sendUpdates(items);
       return true;
     }
-    this.session?.write(items.length === 1 ? { update: items[0]! } : { updates: { items } });
+    // In messages of at most SESSION_MESSAGE_BUDGET_BYTES: outputs that end together never add
+    // up to one message over the limit (one larger output goes alone).
+    for (const run of splitByBytes(items, updateBytes, SESSION_MESSAGE_BUDGET_BYTES)) this.session?.write(run.length === 1 ? { update: run[0]! } : { updates: { items: run } });
     return false;
   }
 

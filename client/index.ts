@@ -9,6 +9,7 @@ import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
+import { splitByBytes } from "../common/split-by-bytes.js";
 import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOptions } from "./retry.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
@@ -68,6 +69,11 @@ export interface ClientOptions extends Credentials {
    */
   retry?: RetryOptions | false;
 }
+
+/** Above these a job is submitted with SubmitJobStream, in chunks of SUBMIT_CHUNK_BYTES. */
+const STREAM_SUBMIT_ABOVE_BYTES = 4 * 1024 * 1024;
+const STREAM_SUBMIT_ABOVE_TASKS = 10_000;
+const SUBMIT_CHUNK_BYTES = 1024 * 1024;
 
 /** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
 const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "ListNodes", "CancelJob", "SubmitJob"]);
@@ -135,12 +141,36 @@ export class DistributeXClient {
     });
   }
 
-  private async call<Req, Res>(method: string, req: Req): Promise<Res> {
+  /** One attempt of SubmitJobStream: the header, then the tasks in chunks of about a MiB. */
+  private attemptSubmitStream(header: Record<string, unknown>, inputs: Uint8Array[]): Promise<{ jobId: string; taskCount: number }> {
+    return new Promise((resolve, reject) => {
+      const stream = this.stub.SubmitJobStream(this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err) {
+          const pushback = err.metadata?.get("grpc-retry-pushback-ms")[0];
+          reject(new DistributeXError(err.code, err.details || err.message, "SubmitJobStream", pushback !== undefined && !(Number(pushback) >= 0)));
+        } else resolve(res as { jobId: string; taskCount: number });
+      });
+      const chunks = splitByBytes(inputs, (b) => b.byteLength, SUBMIT_CHUNK_BYTES);
+      let next = 0;
+      // Written as flow control allows: the client never buffers the whole job a second time.
+      const pump = () => {
+        while (next < chunks.length) {
+          const ok = stream.write({ tasks: { items: chunks[next++]!.map((data) => ({ data })) } });
+          if (!ok) return void stream.once("drain", pump);
+        }
+        stream.end();
+      };
+      stream.write({ header });
+      pump();
+    });
+  }
+
+  private async call<Req, Res>(method: string, req: Req, attempt = () => this.attempt<Req, Res>(method, req)): Promise<Res> {
     const retry = IDEMPOTENT.has(method) ? this.retry : undefined;
     const until = Date.now() + (retry?.deadlineMs ?? 0);
     for (let n = 0; ; n++) {
       try {
-        return await this.attempt<Req, Res>(method, req);
+        return await attempt();
       } catch (err) {
         const e = err as DistributeXError;
         const delay = retry ? backoffDelay(retry, n) : 0;
@@ -199,7 +229,7 @@ export class DistributeXClient {
 
   async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
     const r = options.resources ?? {};
-    return this.call("SubmitJob", {
+    const request = {
       // Every attempt of this submit carries the same id: a retry can never run the job twice.
       requestId: options.requestId ?? randomUUID(),
       unschedulable: options.unschedulable === "fail" ? "UNSCHEDULABLE_FAIL" : "UNSCHEDULABLE_WAIT",
@@ -212,7 +242,12 @@ export class DistributeXClient {
       skipResultCache: options.skipResultCache ?? false,
       resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
       gpuFallback: options.gpuFallback === "cpu" ? "GPU_FALLBACK_CPU" : options.gpuFallback === "reject" ? "GPU_FALLBACK_REJECT" : "GPU_FALLBACK_WAIT",
-    });
+    };
+    // A big job goes as a stream of chunks: no one message (here or at the scheduler) holds it all.
+    const bytes = options.inputs.reduce((sum, b) => sum + b.byteLength, 0);
+    if (bytes <= STREAM_SUBMIT_ABOVE_BYTES && options.inputs.length <= STREAM_SUBMIT_ABOVE_TASKS) return this.call("SubmitJob", request);
+    const { tasks: _, ...header } = request;
+    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs));
   }
 
   /** Removes this tenant's registration of a kernel (admin: `tenant`'s); FAILED_PRECONDITION while a job of it runs. */
@@ -249,17 +284,20 @@ export class DistributeXClient {
     return (await this.call<unknown, { nodes: Node[] }>("ListNodes", { includeDown })).nodes;
   }
 
-  /** All results of a job, fetched in pages, ordered by task index. */
-  async getResults(jobId: string, pageSize = 1000): Promise<TaskResult[]> {
+  /**
+   * All results of a job, ordered by task index, fetched page by page: the scheduler bounds each
+   * page in bytes and names the next with a token.
+   */
+  async getResults(jobId: string): Promise<TaskResult[]> {
     const out: TaskResult[] = [];
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await this.call<unknown, { results: TaskResult[] }>("GetResults", { jobId, offset, limit: pageSize });
+    let pageToken = "";
+    do {
+      const page = await this.call<unknown, { results: TaskResult[]; nextPageToken: string }>("GetResults", { jobId, offset: 0, limit: 0, pageToken });
       // Outputs arrive as views into the gRPC message at any byte offset; give each its own
       // buffer so callers can read it as a typed array (new Float32Array(output.buffer)).
       for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) });
-      const job = await this.getJob(jobId);
-      if (offset + pageSize >= job.taskCount) break;
-    }
+      pageToken = page.nextPageToken;
+    } while (pageToken);
     return out;
   }
 
@@ -318,7 +356,9 @@ export class DistributeXClient {
         if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
         if (typeof e.code !== "number") throw err;
         const mapped = new DistributeXError(e.code, e.details || e.message, "WatchJob");
-        if (!this.retry || this.closed || !isSafeToRetry(e.code) || Date.now() > until) throw mapped;
+        // RESOURCE_EXHAUSTED here: the scheduler dropped this watch for falling behind; resuming is safe.
+        const fellBehind = e.code === grpc.status.RESOURCE_EXHAUSTED;
+        if (!this.retry || this.closed || !(isSafeToRetry(e.code) || fellBehind) || Date.now() > until) throw mapped;
         if (e.code === grpc.status.UNAVAILABLE) this.failover();
       } finally {
         options.signal?.removeEventListener("abort", abort);

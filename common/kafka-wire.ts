@@ -1,6 +1,7 @@
 // What the scheduler and the agents agree on over Kafka: topic names, which assignments
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
+import { splitByBytes as splitBatch } from "./split-by-bytes.js";
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
 import type protobuf from "protobufjs";
@@ -286,26 +287,9 @@ export function decodeSubmission(buf: Buffer): JobSubmission {
 /** Bytes one record may hold before a batch is split (the topics allow 64 MiB; requests stay ~1 MiB). */
 const RECORD_BUDGET_BYTES = 512 * 1024;
 
-/**
- * Splits a batch into runs whose payloads fit one record. An item larger than the budget goes
- * alone in its record (the topic's max.message.bytes is the real limit).
- */
+/** Splits a batch into runs that fit one record (see common/split-by-bytes.ts). */
 export function splitByBytes<T>(items: T[], size: (item: T) => number, budget = RECORD_BUDGET_BYTES): T[][] {
-  const out: T[][] = [];
-  let run: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const n = size(item) + 64;
-    if (run.length > 0 && bytes + n > budget) {
-      out.push(run);
-      run = [];
-      bytes = 0;
-    }
-    run.push(item);
-    bytes += n;
-  }
-  if (run.length > 0) out.push(run);
-  return out;
+  return splitBatch(items, size, budget);
 }
 
 export const assignmentBytes = (a: AssignmentIn): number => (a.input as Uint8Array | undefined)?.byteLength ?? 0;

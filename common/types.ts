@@ -17,6 +17,7 @@ export type { AgentMessage__Output as AgentMessage, AgentMessage as AgentMessage
 export type { SchedulerMessage__Output as SchedulerMessage, SchedulerMessage as SchedulerMessageIn } from "../generated/proto/distributex/v1/SchedulerMessage.js";
 export type { KernelInfo__Output as KernelInfo, KernelInfo as KernelInfoIn } from "../generated/proto/distributex/v1/KernelInfo.js";
 export type { SubmitJobRequest__Output as SubmitJobRequest, SubmitJobRequest as SubmitJobRequestIn } from "../generated/proto/distributex/v1/SubmitJobRequest.js";
+export type { SubmitJobChunk__Output as SubmitJobChunk, SubmitJobChunk as SubmitJobChunkIn } from "../generated/proto/distributex/v1/SubmitJobChunk.js";
 export type { KernelKind__Output as KernelKind } from "../generated/proto/distributex/v1/KernelKind.js";
 export type { JobState__Output as JobState } from "../generated/proto/distributex/v1/JobState.js";
 export type { TaskState__Output as TaskState } from "../generated/proto/distributex/v1/TaskState.js";

@@ -22,6 +22,8 @@ import { clientHandlers } from "./services/client-service.js";
 import { adminSecurityHandlers, joinHandlers } from "./services/security-service.js";
 import { ClusterSecurity } from "./auth/security.js";
 import { ensureAdminToken } from "./auth/bootstrap.js";
+import { toServiceError } from "../common/errors.js";
+import { precheckSubmitBytes, precheckSubmitChunkBytes, refusedMessage } from "./submit-precheck.js";
 import { distributeXAuthorizer, guardService, requireNode } from "./auth/policy.js";
 import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
@@ -37,11 +39,31 @@ const MALFORMED = Symbol("malformed request");
 function rejectMalformedRequests(
   service: grpc.ServiceDefinition,
   handlers: grpc.UntypedServiceImplementation,
+  /** Checks of a method's raw request bytes before they are decoded; a throw is the answer. */
+  prechecks: Record<string, (bytes: Buffer) => void> = {},
 ): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const wrappedService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const wrappedHandlers: grpc.UntypedServiceImplementation = {};
   for (const [name, def] of Object.entries(service)) {
     const handler = handlers[name];
+    const precheck = prechecks[name];
+    if (def.requestStream && handler && precheck) {
+      // Each streamed message is checked before it is decoded; a refused one reaches the handler
+      // as a marker (submit-precheck.ts refusalOf), which answers with its status.
+      wrappedService[name] = {
+        ...def,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            precheck(bytes);
+          } catch (err) {
+            return refusedMessage(toServiceError(err));
+          }
+          return def.requestDeserialize(bytes);
+        },
+      };
+      wrappedHandlers[name] = handler;
+      continue;
+    }
     if (def.requestStream || !handler) {
       wrappedService[name] = def;
       if (handler) wrappedHandlers[name] = handler;
@@ -51,16 +73,20 @@ function rejectMalformedRequests(
       ...def,
       requestDeserialize: (bytes: Buffer) => {
         try {
+          precheck?.(bytes);
+        } catch (err) {
+          return { [MALFORMED]: toServiceError(err) };
+        }
+        try {
           return def.requestDeserialize(bytes);
         } catch (err) {
-          return { [MALFORMED]: (err as Error).message };
+          return { [MALFORMED]: { code: grpc.status.INVALID_ARGUMENT, details: `malformed ${name} request: ${(err as Error).message}` } };
         }
       },
     };
-    wrappedHandlers[name] = ((call: grpc.ServerUnaryCall<Record<symbol, string>, unknown>, callbackOrUndefined?: grpc.sendUnaryData<unknown>) => {
-      const problem = call.request?.[MALFORMED];
-      if (problem === undefined) return (handler as (...a: unknown[]) => void)(call, callbackOrUndefined);
-      const error = { code: grpc.status.INVALID_ARGUMENT, details: `malformed ${name} request: ${problem}` };
+    wrappedHandlers[name] = ((call: grpc.ServerUnaryCall<Record<symbol, { code: grpc.status; details: string }>, unknown>, callbackOrUndefined?: grpc.sendUnaryData<unknown>) => {
+      const error = call.request?.[MALFORMED];
+      if (error === undefined) return (handler as (...a: unknown[]) => void)(call, callbackOrUndefined);
       if (callbackOrUndefined) callbackOrUndefined(error);
       else (call as unknown as grpc.ServerWritableStream<unknown, unknown>).emit("error", error);
     }) as grpc.UntypedHandleCall;
@@ -186,10 +212,13 @@ export class Scheduler {
     const bus = this.bus;
     const ctx = security.context;
     const client = {
-      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas }),
+      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
       ...adminSecurityHandlers(security, this.core),
     };
-    this.server.addService(...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) })));
+    const submitLimits = { SubmitJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), SubmitJobStream: (bytes: Buffer) => precheckSubmitChunkBytes(bytes, this.config) };
+    this.server.addService(
+      ...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) }), submitLimits),
+    );
     const agent = {
       ...agentHandlers(
         this.core,

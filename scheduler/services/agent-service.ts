@@ -4,6 +4,8 @@ import { invalidArgument, notFound, toServiceError } from "../../common/errors.j
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
+import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../../common/split-by-bytes.js";
+import { assignmentBytes } from "../../common/kafka-wire.js";
 import type { AgentMessage, AgentServiceHandlers, AssignmentIn, CancellationIn, SchedulerMessageIn } from "../../common/types.js";
 import type { KafkaRouteShape } from "../../agent/kafka-link.js";
 
@@ -67,11 +69,13 @@ export function agentHandlers(
             call.emit("error", toServiceError(permissionDenied(`this certificate belongs to node ${principal.nodeId}, not ${id}`)));
             return;
           }
-          // Assignments of one dispatch round go out as one message; a cancel never overtakes them.
-          // With Kafka they go to the node's assignments partition instead, as one record.
-          const assigns = new Coalescer<AssignmentIn>((items) =>
-            routing ? routing.sendAssignments(id, items) : call.write(items.length === 1 ? { assign: items[0]! } : { assigns: { items } }),
-          );
+          // Assignments of one dispatch round go out together, in messages of at most
+          // SESSION_MESSAGE_BUDGET_BYTES (one larger task alone); a cancel never overtakes them.
+          // With Kafka they go to the node's assignments partition instead (split the same way there).
+          const assigns = new Coalescer<AssignmentIn>((items) => {
+            if (routing) return routing.sendAssignments(id, items);
+            for (const run of splitByBytes(items, assignmentBytes, SESSION_MESSAGE_BUDGET_BYTES)) call.write(run.length === 1 ? { assign: run[0]! } : { assigns: { items: run } });
+          });
           const send = (m: SchedulerMessageIn) => {
             if (m.assign) assigns.push(m.assign);
             else {

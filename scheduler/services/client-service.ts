@@ -5,7 +5,8 @@ import { failedPrecondition, invalidArgument, notFound, toServiceError } from ".
 import { isKernelId, sha256Hex } from "../../common/hash.js";
 import { taskErrorProto } from "../../common/task-errors.js";
 import { Coalescer } from "../../common/coalescer.js";
-import type { DistributeXHandlers, JobEventIn, TaskEventIn } from "../../common/types.js";
+import type { DistributeXHandlers, JobEventIn, SubmitJobRequest, TaskEventIn } from "../../common/types.js";
+import { submitJobStream, type SubmitLimits } from "./submit-stream.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
 import { isTerminalJob, isTerminalTask, type JobRecord } from "../model.js";
 import type { StoredKernel } from "../backends/types.js";
@@ -16,6 +17,8 @@ import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
 import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
+import { resultsPage } from "./results-pages.js";
+import { WatchOutbox } from "./watch-outbox.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -51,7 +54,7 @@ function withReason(core: SchedulerCore, job: JobRecord) {
 /** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
 export type ClientRpcHandlers = Pick<
   DistributeXHandlers,
-  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
+  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
 >;
 
 /** A job the scope may see: its own tenant's, or any (admin). Others' look exactly like unknown ones. */
@@ -65,10 +68,37 @@ const visibleTo = (scope: Scope) => (job: JobRecord) => scope.all || (job.tenant
 export function clientHandlers(
   core: SchedulerCore,
   alerts: Pick<DistributeXHandlers, "WatchAlerts">,
-  access: { auth: AuthContext; quotas: TenantQuotas },
+  access: { auth: AuthContext; quotas: TenantQuotas; limits: SubmitLimits },
 ): ClientRpcHandlers {
-  const { auth, quotas } = access;
+  const { auth, quotas, limits } = access;
   const submitter = new IdempotentSubmitter(core);
+  const submitJob = async (req: SubmitJobRequest, scope: Scope) => {
+    const r = req.resources;
+    // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
+    // deleted or expire while its jobs run.
+    if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
+    return submitter.submit({
+      tenant: scope.tenant,
+      ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
+      kernelId: req.kernelId,
+      inputs: req.tasks.map((t) => t.data),
+      needs: {
+        cores: r?.cores ?? 0,
+        memoryBytes: Number(r?.memoryBytes ?? 0),
+        gpu: r?.gpu ?? false,
+        nodeSelector: r?.nodeSelector ?? {},
+      },
+      priority: req.priority,
+      timeoutMs: req.timeoutMs,
+      maxAttempts: req.maxAttempts,
+      name: req.name,
+      gpuFallback: req.gpuFallback,
+      skipCache: req.skipResultCache,
+      ...(req.requestId ? { requestId: req.requestId } : {}),
+      ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
+    });
+  };
+
   return {
     ...alerts,
     RegisterKernel: unary(async (req, scope) => {
@@ -124,32 +154,8 @@ export function clientHandlers(
     ListTokens: unary(async (req) => listTokens(auth, req)),
     RevokeToken: unary(async (req) => revokeToken(auth, req)),
 
-    SubmitJob: unary(async (req, scope) => {
-      const r = req.resources;
-      // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
-      // deleted or expire while its jobs run.
-      if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
-      return submitter.submit({
-        tenant: scope.tenant,
-        ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
-        kernelId: req.kernelId,
-        inputs: req.tasks.map((t) => t.data),
-        needs: {
-          cores: r?.cores ?? 0,
-          memoryBytes: Number(r?.memoryBytes ?? 0),
-          gpu: r?.gpu ?? false,
-          nodeSelector: r?.nodeSelector ?? {},
-        },
-        priority: req.priority,
-        timeoutMs: req.timeoutMs,
-        maxAttempts: req.maxAttempts,
-        name: req.name,
-        gpuFallback: req.gpuFallback,
-        skipCache: req.skipResultCache,
-        ...(req.requestId ? { requestId: req.requestId } : {}),
-        ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
-      });
-    }),
+    SubmitJob: unary(submitJob),
+    SubmitJobStream: submitJobStream(limits, submitJob),
 
     GetJob: unary(async (req, scope) => withReason(core, core.getJob(req.jobId, visibleTo(scope)))),
 
@@ -166,27 +172,31 @@ export function clientHandlers(
       const jobId = job.id;
       let unwatch = (): void => undefined;
       const finalOnly = call.request.finalOnly;
+      const stop = () => {
+        unwatch();
+        outcomes.clear();
+      };
+      // Bounded in bytes: a watcher that falls behind is told so and dropped (watch-outbox.ts).
+      const outbox = new WatchOutbox(call, stop);
       // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
-      const outcomes = new Coalescer<TaskEventIn>((items) => call.write({ jobId, atMs: Date.now(), tasks: { items } }));
+      const outcomes = new Coalescer<TaskEventIn>((items) => outbox.write({ jobId, atMs: Date.now(), tasks: { items } }));
       const send = (ev: JobEventIn) => {
         if (finalOnly && ev.task) {
           if (isTerminalTask(ev.task.state as never)) outcomes.push(ev.task);
           return;
         }
         outcomes.flush();
-        call.write(ev);
+        outbox.write(ev);
+        if (outbox.isDropped) return;
         if (ev.job && isTerminalJob(ev.job.state as never)) finish();
       };
       const finish = () => {
         unwatch();
         call.end();
       };
-      const stop = () => {
-        unwatch();
-        outcomes.clear();
-      };
       call.on("cancelled", stop);
       call.on("error", stop);
+      call.on("close", stop);
       // A resumed watch (after a reconnect or failover) names the outcomes it has already seen.
       const seen = call.request.resume ? call.request.seenOutcomes : Buffer.alloc(0);
       const wasSeen = (i: number) => (i >> 3) < seen.length && (seen[i >> 3]! & (1 << (i & 7))) !== 0;
@@ -194,23 +204,25 @@ export function clientHandlers(
         // Tasks that ended before this watch began are replayed once with their final state, so a
         // watcher sees every task's outcome however late it subscribed (a small job can finish
         // tasks between SubmitJob's reply and this call), less those a resumed watch has seen.
+        // The replay is bounded by the job's size and is not checked against the outbox bound.
         const now = Date.now();
+        const pending: TaskEventIn[] = [];
         for (const task of job.tasks) {
           if (!isTerminalTask(task.state) || wasSeen(task.index)) continue;
           const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ? taskErrorProto(task.error) : null, runMs: task.runMs };
-          if (finalOnly) outcomes.push(ev);
-          else call.write({ jobId, atMs: now, task: ev });
+          if (finalOnly) pending.push(ev);
+          else outbox.write({ jobId, atMs: now, task: ev }, false);
         }
-        outcomes.flush();
+        if (pending.length > 0) outbox.write({ jobId, atMs: now, tasks: { items: pending } }, false);
       };
       if (isTerminalJob(job.state)) {
         // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
         if (call.request.resume) replay();
-        call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
+        outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
         call.end();
         return;
       }
-      call.write({ jobId, atMs: Date.now(), job: withReason(core, job) });
+      outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
       replay();
       unwatch = core.watchJob(jobId, send);
     },
@@ -222,12 +234,13 @@ export function clientHandlers(
 
     GetResults: unary(async (req, scope) => {
       const job = core.getJob(req.jobId, visibleTo(scope));
-      const limit = req.limit || job.tasks.length;
-      const results = await core.results(job.id, req.offset, limit);
+      const page = await resultsPage((offset, limit) => core.results(job.id, offset, limit), req, job.tasks.length);
       return {
         jobId: job.id,
         state: job.state,
-        results: results.map((r) => ({
+        nextPageToken: page.nextPageToken,
+        total: job.tasks.length,
+        results: page.results.map((r) => ({
           taskIndex: r.taskIndex,
           state: r.state,
           output: r.output,

@@ -36,6 +36,7 @@ const EXPECTED: Record<string, Record<Column, grpc.status>> = {
   GetKernel: { none: UNAUTH, wrongTenant: NOT_FOUND, read: OK, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   DeleteKernel: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   SubmitJob: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
+  SubmitJobStream: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   GetJob: { none: UNAUTH, wrongTenant: NOT_FOUND, read: OK, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   ListJobs: { none: UNAUTH, wrongTenant: OK, read: OK, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   WatchJob: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
@@ -77,6 +78,8 @@ const REQUESTS: Record<string, () => Promise<object>> = {
   // Named tenant: the admin deletes t1's registration; a t1 token may name its own tenant.
   DeleteKernel: async () => ({ kernelId: (await t1.registerKernel(kernelVariant(variant++))).kernelId, tenant: "t1" }),
   SubmitJob: async () => ({ kernelId, tasks: [{ data: Buffer.alloc(12) }] }),
+  // Client streaming: the messages of the stream, in order.
+  SubmitJobStream: async () => [{ header: { kernelId, tasks: [] } }, { tasks: { items: [{ data: Buffer.alloc(12) }] } }],
   GetJob: async () => ({ jobId }),
   ListJobs: async () => ({ limit: 1000 }),
   WatchJob: async () => ({ jobId }),
@@ -102,6 +105,15 @@ const metadataFor = (token: string | undefined) => {
 function callAs(rpc: string, req: object, token: string | undefined, via: RawClient = raw): Promise<{ code: grpc.status; details: string; reply?: unknown }> {
   const def = v1().DistributeX.service[rpc]!;
   const md = metadataFor(token);
+  if (def.requestStream) {
+    return new Promise((resolve) => {
+      const call = via[rpc]!(md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: unknown) =>
+        resolve(err ? { code: err.code, details: err.details } : { code: OK, details: "", reply }),
+      ) as grpc.ClientWritableStream<object>;
+      for (const m of req as object[]) call.write(m);
+      call.end();
+    });
+  }
   if (!def.responseStream) {
     return new Promise((resolve) =>
       via[rpc]!(req, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: unknown) =>
