@@ -12,6 +12,7 @@ import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
 import type { KafkaBus } from "./backends/kafka-bus.js";
 import type { RedisLease } from "./backends/redis-lease.js";
+import { SchedulerLifecycle } from "./lifecycle.js";
 import { RedisStateStore } from "./backends/redis-state.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
@@ -86,6 +87,8 @@ export class Scheduler {
   /** A token store given by the embedder (tests); otherwise opened at start() beside the state. */
   private readonly tokens: TokenStore | undefined;
   address = "";
+  /** The one lifecycle state (scheduler/lifecycle.ts): logged on each change, answered on /readyz. */
+  readonly lifecycle: SchedulerLifecycle;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -99,6 +102,9 @@ export class Scheduler {
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
+    this.lifecycle = new SchedulerLifecycle(log);
+    this.core.acceptsJobs = () => this.lifecycle.acceptsJobs;
+    this.monitoring.notReady = () => this.lifecycle.notReady();
     this.core.resultCache = config.resultCacheTtlS > 0;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     // The two contract services are added at start(), once the security setup (async) is open.
@@ -115,9 +121,13 @@ export class Scheduler {
       // A standby neither listens nor consumes until it holds the lease.
       let lastWarnAt = 0;
       await this.lease.acquire(
-        (holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"),
+        (holder) => {
+          this.lifecycle.to("standby", { holder });
+          this.log.info({ event: "standby", holder }, "another scheduler is active; standing by");
+        },
         undefined,
         (err) => {
+          this.lifecycle.to("waiting-for-backends", { err: err.message });
           // At most one line per 10 s: the wait polls several times a second.
           if (Date.now() - lastWarnAt < 10_000) return;
           lastWarnAt = Date.now();
@@ -126,6 +136,7 @@ export class Scheduler {
       );
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
     }
+    this.lifecycle.to("restoring");
     const tokens = this.tokens ?? (await openTokenStore(this.config, this.core.store));
     const security = await ClusterSecurity.open(
       { ...this.config, certHosts: [this.config.certHosts, /^(0\.0\.0\.0|::)$/.test(this.config.host) ? "" : this.config.host].filter(Boolean).join(",") },
@@ -173,6 +184,7 @@ export class Scheduler {
       `scheduler listening on ${this.address}${security.insecure ? " (INSECURE)" : " (TLS 1.3)"}`,
     );
     security.startInsecureWarning();
+    this.lifecycle.to("active", { address: this.address });
     return this.address;
   }
 
@@ -237,6 +249,9 @@ export class Scheduler {
         this.log.error({ event: "stop_step_failed", step: name, err: (err as Error).message }, `stopping: ${name} failed; going on with the rest`);
       }
     };
+    // A step-down skips the drain (the new leader owns the jobs); a stop drains first.
+    if (!leaseLost) this.lifecycle.to("draining");
+    else this.lifecycle.to("stopping", { reason: "lease lost" });
     if (leaseLost) {
       await step("fence", () => {
         this.core.close();
@@ -246,12 +261,12 @@ export class Scheduler {
     }
     await step("health", () => {
       for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
-      this.monitoring.setServing(false);
     });
     await step("drain", async () => {
       const clean = await this.core.drain(graceMs);
       this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
     });
+    this.lifecycle.to("stopping");
     await step("registry", () => this.registry.stop());
     await step("grpc server", () => this.shutdownServer());
     await step("monitoring", () => this.monitoring.stop());
@@ -263,6 +278,7 @@ export class Scheduler {
     await step("security", () => this.security?.stop());
     await step("quotas", () => this.quotas.stop());
     if (failed.length > 0) this.log.warn({ event: "stopped_with_errors", failed }, `stopped; ${failed.length} step(s) failed`);
+    this.lifecycle.to("stopped", failed.length > 0 ? { failed } : undefined);
   }
 
   private shutdownServer(): Promise<void> {
