@@ -13,7 +13,6 @@ import type { StateStore, TaskQueue } from "./backends/types.js";
 import type { KafkaBus } from "./backends/kafka-bus.js";
 import type { RedisLease } from "./backends/redis-lease.js";
 import { SchedulerLifecycle } from "./lifecycle.js";
-import { RedisStateStore } from "./backends/redis-state.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
 import { alertHandlers } from "./alerts/grpc.js";
@@ -142,7 +141,7 @@ export class Scheduler {
       { ...this.config, certHosts: [this.config.certHosts, /^(0\.0\.0\.0|::)$/.test(this.config.host) ? "" : this.config.host].filter(Boolean).join(",") },
       this.log,
       tokens,
-      this.core.store instanceof RedisStateStore ? this.core.store.redis : undefined,
+      this.core.store.shared?.redis,
     );
     this.security = security;
     if (!security.insecure) await ensureAdminToken(tokens, this.config.dataDir, this.log);
@@ -160,8 +159,8 @@ export class Scheduler {
         load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
       });
     }
-    const store = this.core.store;
-    if (store instanceof RedisStateStore) {
+    const store = this.core.store.shared;
+    if (store) {
       const ttl = this.config.agentTimeoutMs * 3;
       this.nodeCacheTimer = setInterval(() => {
         for (const n of this.registry.all()) void store.putNode(n.id, JSON.stringify(this.registry.toProto(n)), ttl).catch(() => undefined);
