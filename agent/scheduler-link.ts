@@ -22,7 +22,7 @@ import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
-import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure } from "./pool/types.js";
 

@@ -10,7 +10,7 @@ import type { NodeLoad } from "../common/types.js";
 import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
-import type { KafkaBus } from "./backends/kafka-bus.js";
+import type { TaskBus } from "./backends/bus.js";
 import type { RedisLease } from "./backends/redis-lease.js";
 import { SchedulerLifecycle } from "./lifecycle.js";
 import { SchedulerCore } from "./core.js";
@@ -77,7 +77,7 @@ export class Scheduler {
   readonly monitoring: SchedulerMonitoring;
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
-  private readonly bus: KafkaBus | undefined;
+  private readonly bus: TaskBus | undefined;
   private readonly lease: RedisLease | undefined;
   private nodeCacheTimer?: NodeJS.Timeout;
   /** TLS, tokens and node identities; set by start(). */
@@ -92,7 +92,7 @@ export class Scheduler {
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: TaskBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
     this.bus = backends.bus;
     this.lease = backends.lease;
@@ -191,6 +191,7 @@ export class Scheduler {
   private addContractServices(security: ClusterSecurity): void {
     const V1 = v1();
     const bus = this.bus;
+    const routing = bus?.agentRouting;
     const ctx = security.context;
     const client = {
       ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas }),
@@ -202,8 +203,8 @@ export class Scheduler {
         this.core,
         this.config.heartbeatIntervalMs,
         this.log,
-        bus && {
-          route: (nodeId) => bus.routeFor(nodeId),
+        bus && routing && {
+          route: (nodeId) => routing.routeFor(nodeId),
           sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
           sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
         },

@@ -8,7 +8,7 @@
 // offset only after the handler for that record (and every earlier one) has resolved.
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
-import { KafkaAgentLink } from "../../agent/kafka-link.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "../../common/kafka-agent-link.js";
 import {
   assignmentBytes,
   BatchingSender,
@@ -31,7 +31,7 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { fromJobSubmission, toJobSubmission, type AgentRouting, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -139,7 +139,11 @@ export class KafkaBus implements TaskBus {
     }
   }
 
-  routeFor(nodeId: string) {
+  get agentRouting(): AgentRouting {
+    return this;
+  }
+
+  routeFor(nodeId: string): KafkaRouteShape {
     return {
       brokers: this.options.agentBrokers ?? this.options.brokers,
       assignmentsTopic: this.topics.assignments,

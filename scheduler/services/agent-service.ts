@@ -5,7 +5,7 @@ import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
 import type { AgentMessage, AgentServiceHandlers, AssignmentIn, CancellationIn, SchedulerMessageIn } from "../../common/types.js";
-import type { KafkaRouteShape } from "../../agent/kafka-link.js";
+import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 
 /** With a Kafka bus: where each agent reads its assignments, and how they and cancels are sent there. */
 export interface AgentRouting {
