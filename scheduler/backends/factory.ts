@@ -38,7 +38,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
     store = redis;
   }
   let bus: KafkaBus | undefined;
-  if (config.queue === "kafka") {
+  if (config.bus === "kafka") {
     let security: ReturnType<typeof kafkaSecurity>;
     try {
       security = kafkaSecurity(config); // its errors name their own setting

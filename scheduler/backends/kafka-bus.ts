@@ -122,7 +122,7 @@ export class KafkaBus implements TaskBus {
     const value = encodeSubmission(toJobSubmission(rec));
     if (value.length > MAX_SUBMISSION_BYTES) {
       // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
-      throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
+      throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --bus kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
     }
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
