@@ -41,14 +41,14 @@ export interface BusHandlers {
 }
 
 /** Where an agent on another machine reads its assignments and writes its updates (Register's answer). */
-export interface AgentRouting {
+export interface RemoteAgentRoutes {
   routeFor(nodeId: string): KafkaRouteShape;
 }
 
 export interface TaskBus {
   readonly kind: string;
   /** Present when agents on other machines reach this bus themselves (Kafka); absent for an in-process bus. */
-  readonly agentRouting?: AgentRouting;
+  readonly agentRouting?: RemoteAgentRoutes;
   /** Durably appends a submission; resolves once the log holds it. */
   appendSubmission(rec: SubmissionRecord): Promise<void>;
   /** Queues assignments for one node, as few records as fit (retried until the broker takes them). */

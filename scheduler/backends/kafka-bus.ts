@@ -31,7 +31,7 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type AgentRouting, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { fromJobSubmission, toJobSubmission, type RemoteAgentRoutes, type BusHandlers, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -139,7 +139,7 @@ export class KafkaBus implements TaskBus {
     }
   }
 
-  get agentRouting(): AgentRouting {
+  get agentRouting(): RemoteAgentRoutes {
     return this;
   }
 
