@@ -24,7 +24,7 @@ import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../common/split-by-b
 import { updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
-import { KafkaAgentLink, type KafkaRouteShape } from "./kafka-link.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure } from "./pool/types.js";
 

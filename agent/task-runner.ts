@@ -13,11 +13,11 @@ import { TaskFailure, type PoolHandle } from "./pool/types.js";
 import { WorkerPool } from "./pool/worker-pool.js";
 import type { UpdateOutbox, UpdateReceipt } from "./update-outbox.js";
 import { ModuleCache } from "./wasm/module-cache.js";
+import { taskKey } from "../common/task-key.js";
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
 
-const taskKey = (jobId: string, index: number) => `${jobId}/${index}`;
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");
 
 export class TaskRunner {

@@ -121,9 +121,10 @@ export const schedulerConfigSchema = z
     saturationCooldownMs: int(0, 86_400_000).default(60_000),
     /** Move queued, not-started tasks off nodes that fall behind their forecast. */
     rebalance: boolFromString.default(true),
-    queue: z.enum(["memory", "kafka"]).default("memory"),
+    /** The task bus between scheduler and agents (and the submissions log): in memory, or Kafka. Was `queue`. */
+    bus: z.enum(["memory", "kafka"]).default("memory"),
     state: z.enum(["memory", "redis"]).default("memory"),
-    /** Kafka bootstrap brokers, "host:port[,host:port…]" (used with queue=kafka). */
+    /** Kafka bootstrap brokers, "host:port[,host:port…]" (used with bus=kafka). */
     kafkaBrokers: z.string().regex(/^[^,\s]+:\d{1,5}(,[^,\s]+:\d{1,5})*$/, "must be host:port[,host:port…]").default("127.0.0.1:9092"),
     /** Prefix of every topic name (submissions, assignments, events, load). */
     kafkaTopicPrefix: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ -").default("distx"),
@@ -239,15 +240,28 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Values given on the command line (undefined entries are ignored). */
   flags?: Record<string, unknown>;
+  /** Told about each renamed setting still used; default: a Node DeprecationWarning on stderr. */
+  onDeprecated?: (message: string) => void;
 }
+
+/** Settings renamed, old name → new name: the old name still works, with a deprecation message. */
+const RENAMED_SETTINGS: Readonly<Record<LoadConfigOptions["section"], Readonly<Record<string, string>>>> = {
+  // "queue" selected the bus; the ready queue is in memory whatever it said.
+  scheduler: { queue: "bus" },
+  agent: {},
+};
 
 const envName = (key: string) => "DISTX_" + key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
 
 export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfigOptions): z.infer<S> {
   const merged: Record<string, unknown> = {};
   const sources = new Map<string, string>();
-  const set = (key: string, value: unknown, source: Source, where: string) => {
+  const renamed = RENAMED_SETTINGS[options.section];
+  const deprecated = options.onDeprecated ?? ((message: string) => process.emitWarning(message, { type: "DeprecationWarning", code: "DISTX_SETTING_RENAMED" }));
+  const set = (given: string, value: unknown, source: Source, where: string) => {
     if (value === undefined) return;
+    const key = renamed[given] ?? given;
+    if (key !== given) deprecated(`setting "${given}" (${source} ${where}) is now "${key}"; the old name will be removed in a later release`);
     merged[key] = value;
     sources.set(key, `${source} ${where}`.trim());
   };
@@ -270,7 +284,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
     for (const [k, v] of Object.entries(section)) set(k, v, "file", options.file);
   }
   const env = options.env ?? process.env;
-  for (const key of Object.keys(schema.shape)) {
+  for (const key of [...Object.keys(renamed), ...Object.keys(schema.shape)]) {
     const name = envName(key);
     if (env[name] !== undefined && env[name] !== "") set(key, env[name], "env", name);
   }

@@ -50,6 +50,8 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
   private readonly states: TaskStates;
   private readonly updates: TaskUpdates;
   private readonly dispatcher: Dispatcher;
+  /** Whether SubmitJob takes new jobs; the Scheduler points it at its lifecycle (always yes for a bare core). */
+  acceptsJobs: () => boolean = () => true;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -70,7 +72,7 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
     this.states = new TaskStates(ctx, this.durable, wake);
     this.dispatcher = new Dispatcher(ctx, this.states, () => this.placement);
     this.updates = new TaskUpdates(ctx, this.states, this.dispatcher, (key, kernelId, nodeId, runMs) => this.placement.observeRun(key, kernelId, nodeId, runMs));
-    this.submissions = new Submissions(ctx, this.states, wake);
+    this.submissions = new Submissions(ctx, this.states, wake, () => this.acceptsJobs());
     this.recovery = new Recovery(ctx, this.states, wake);
     registry.on("ready", wake);
     registry.on("capacity", wake);
@@ -204,13 +206,11 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
 
   /** Ends the store-write retries (what is not stored by now is finished again after a restart). */
   close(): void {
-    this.submissions.accepting = false;
     this.durable.stop();
   }
 
-  /** Stop taking jobs, then wait for running ones to end (up to graceMs). */
+  /** Waits for running jobs to end (up to graceMs); the caller stops new jobs first (acceptsJobs). */
   async drain(graceMs: number): Promise<boolean> {
-    this.submissions.accepting = false;
     const deadline = Date.now() + graceMs;
     while (this.activeJobs() > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));

@@ -1,4 +1,6 @@
 // In-memory shapes the scheduler works with. Wire shapes live in proto/ (see common/types.ts).
+import { parseTaskKey, taskKey } from "../common/task-key.js";
+
 export type TaskStateName =
   | "TASK_STATE_PENDING"
   | "TASK_STATE_ASSIGNED"
@@ -53,14 +55,10 @@ export interface TaskRecord {
  * hash V8 has cached, instead of building and hashing a fresh one per event.
  */
 export function taskKeyOf(job: { id: string }, task: TaskRecord): string {
-  return (task.key ??= `${job.id}/${task.index}`);
+  return (task.key ??= taskKey(job.id, task.index));
 }
 
-/** The job id and task index a task key names (the inverse of taskKeyOf; job ids hold no "/"). */
-export function parseTaskKey(key: string): { jobId: string; taskIndex: number } {
-  const slash = key.lastIndexOf("/");
-  return { jobId: key.slice(0, slash), taskIndex: Number(key.slice(slash + 1)) };
-}
+export { parseTaskKey };
 
 export interface JobRecord {
   id: string;

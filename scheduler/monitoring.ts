@@ -29,7 +29,6 @@ export class SchedulerMonitoring {
   readonly dashboard: DashboardState;
   private admin?: AdminServer;
   private readonly sseClients = new Set<http.ServerResponse>();
-  private serving = false;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -116,8 +115,10 @@ export class SchedulerMonitoring {
   /** Set by the scheduler when the dashboard needs a token (admin host not on loopback; auth/dashboard-auth.ts). */
   dashboardGate?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
 
+  /** Why /readyz says no (the scheduler's lifecycle, scheduler/lifecycle.ts); set before start(). */
+  notReady: () => string | undefined = () => "starting";
+
   async start(): Promise<string | undefined> {
-    this.serving = true;
     this.dashboard.start(() => this.broadcastTick());
     if (this.config.adminPort === undefined) return undefined;
     const gate = this.dashboardGate;
@@ -131,7 +132,7 @@ export class SchedulerMonitoring {
       port: this.config.adminPort,
       registry: this.metrics.registry,
       log: this.log,
-      notReady: () => (this.serving ? undefined : "the scheduler is not serving (starting or draining)"),
+      notReady: () => this.notReady(),
       routes: {
         "/": (_req, res) => void res.writeHead(302, { location: "/dashboard" }).end(),
         "/dashboard": guarded((_req, res) => void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(DASHBOARD_HTML)),
@@ -146,13 +147,7 @@ export class SchedulerMonitoring {
     return this.admin?.address ?? "";
   }
 
-  /** Marks the scheduler not ready (readyz 503) while it drains. */
-  setServing(serving: boolean): void {
-    this.serving = serving;
-  }
-
   async stop(): Promise<void> {
-    this.serving = false;
     this.dashboard.stop();
     this.alerts.close();
     for (const res of this.sseClients) res.end();

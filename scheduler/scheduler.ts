@@ -10,9 +10,9 @@ import type { NodeLoad } from "../common/types.js";
 import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
-import type { KafkaBus } from "./backends/kafka-bus.js";
+import type { TaskBus } from "./backends/bus.js";
 import type { RedisLease } from "./backends/redis-lease.js";
-import { RedisStateStore } from "./backends/redis-state.js";
+import { SchedulerLifecycle } from "./lifecycle.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
 import { alertHandlers } from "./alerts/grpc.js";
@@ -103,7 +103,7 @@ export class Scheduler {
   readonly monitoring: SchedulerMonitoring;
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
-  private readonly bus: KafkaBus | undefined;
+  private readonly bus: TaskBus | undefined;
   private readonly lease: RedisLease | undefined;
   private nodeCacheTimer?: NodeJS.Timeout;
   /** TLS, tokens and node identities; set by start(). */
@@ -112,11 +112,13 @@ export class Scheduler {
   /** A token store given by the embedder (tests); otherwise opened at start() beside the state. */
   private readonly tokens: TokenStore | undefined;
   address = "";
+  /** The one lifecycle state (scheduler/lifecycle.ts): logged on each change, answered on /readyz. */
+  readonly lifecycle: SchedulerLifecycle;
 
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue; bus?: KafkaBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: TaskBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
     this.bus = backends.bus;
     this.lease = backends.lease;
@@ -125,6 +127,9 @@ export class Scheduler {
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
     this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
+    this.lifecycle = new SchedulerLifecycle(log);
+    this.core.acceptsJobs = () => this.lifecycle.acceptsJobs;
+    this.monitoring.notReady = () => this.lifecycle.notReady();
     this.core.resultCache = config.resultCacheTtlS > 0;
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     // The two contract services are added at start(), once the security setup (async) is open.
@@ -141,9 +146,13 @@ export class Scheduler {
       // A standby neither listens nor consumes until it holds the lease.
       let lastWarnAt = 0;
       await this.lease.acquire(
-        (holder) => this.log.info({ event: "standby", holder }, "another scheduler is active; standing by"),
+        (holder) => {
+          this.lifecycle.to("standby", { holder });
+          this.log.info({ event: "standby", holder }, "another scheduler is active; standing by");
+        },
         undefined,
         (err) => {
+          this.lifecycle.to("waiting-for-backends", { err: err.message });
           // At most one line per 10 s: the wait polls several times a second.
           if (Date.now() - lastWarnAt < 10_000) return;
           lastWarnAt = Date.now();
@@ -152,12 +161,13 @@ export class Scheduler {
       );
       this.log.info({ event: "leader", owner: this.lease.owner }, "holding the scheduler lease");
     }
+    this.lifecycle.to("restoring");
     const tokens = this.tokens ?? (await openTokenStore(this.config, this.core.store));
     const security = await ClusterSecurity.open(
       { ...this.config, certHosts: [this.config.certHosts, /^(0\.0\.0\.0|::)$/.test(this.config.host) ? "" : this.config.host].filter(Boolean).join(",") },
       this.log,
       tokens,
-      this.core.store instanceof RedisStateStore ? this.core.store.redis : undefined,
+      this.core.store.shared?.redis,
     );
     this.security = security;
     if (!security.insecure) await ensureAdminToken(tokens, this.config.dataDir, this.log);
@@ -176,11 +186,11 @@ export class Scheduler {
           load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
         },
         // With a lease there is a predecessor to take over from (see ConsumerGroupHandoff).
-        this.lease && this.core.store instanceof RedisStateStore ? this.core.store.consumerGroupHandoff() : undefined,
+        this.lease ? this.core.store.shared?.consumerGroupHandoff() : undefined,
       );
     }
-    const store = this.core.store;
-    if (store instanceof RedisStateStore) {
+    const store = this.core.store.shared;
+    if (store) {
       const ttl = this.config.agentTimeoutMs * 3;
       this.nodeCacheTimer = setInterval(() => {
         for (const n of this.registry.all()) void store.putNode(n.id, JSON.stringify(this.registry.toProto(n)), ttl).catch(() => undefined);
@@ -199,10 +209,11 @@ export class Scheduler {
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
     this.log.info(
-      { event: "listening", address: this.address, queue: this.config.queue, state: this.config.state, tls: !security.insecure, caHash: security.caHash },
+      { event: "listening", address: this.address, bus: this.config.bus, state: this.config.state, tls: !security.insecure, caHash: security.caHash },
       `scheduler listening on ${this.address}${security.insecure ? " (INSECURE)" : " (TLS 1.3)"}`,
     );
     security.startInsecureWarning();
+    this.lifecycle.to("active", { address: this.address });
     return this.address;
   }
 
@@ -210,6 +221,7 @@ export class Scheduler {
   private addContractServices(security: ClusterSecurity): void {
     const V1 = v1();
     const bus = this.bus;
+    const routing = bus?.agentRouting;
     const ctx = security.context;
     const client = {
       ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
@@ -224,8 +236,8 @@ export class Scheduler {
         this.core,
         this.config.heartbeatIntervalMs,
         this.log,
-        bus && {
-          route: (nodeId) => bus.routeFor(nodeId),
+        bus && routing && {
+          route: (nodeId) => routing.routeFor(nodeId),
           sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
           sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
         },
@@ -270,6 +282,9 @@ export class Scheduler {
         this.log.error({ event: "stop_step_failed", step: name, err: (err as Error).message }, `stopping: ${name} failed; going on with the rest`);
       }
     };
+    // A step-down skips the drain (the new leader owns the jobs); a stop drains first.
+    if (!leaseLost) this.lifecycle.to("draining");
+    else this.lifecycle.to("stopping", { reason: "lease lost" });
     if (leaseLost) {
       await step("fence", () => {
         this.core.close();
@@ -279,12 +294,12 @@ export class Scheduler {
     }
     await step("health", () => {
       for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
-      this.monitoring.setServing(false);
     });
     await step("drain", async () => {
       const clean = await this.core.drain(graceMs);
       this.log.info({ event: "drained", clean, activeJobs: this.core.activeJobs() }, clean ? "all jobs finished" : "drain grace expired");
     });
+    this.lifecycle.to("stopping");
     await step("registry", () => this.registry.stop());
     await step("grpc server", () => this.shutdownServer());
     await step("monitoring", () => this.monitoring.stop());
@@ -296,6 +311,7 @@ export class Scheduler {
     await step("security", () => this.security?.stop());
     await step("quotas", () => this.quotas.stop());
     if (failed.length > 0) this.log.warn({ event: "stopped_with_errors", failed }, `stopped; ${failed.length} step(s) failed`);
+    this.lifecycle.to("stopped", failed.length > 0 ? { failed } : undefined);
   }
 
   private shutdownServer(): Promise<void> {

@@ -18,7 +18,7 @@ import { EventEmitter } from "node:events";
 import type { FromWorker, RunResponse } from "./messages.js";
 import { epochMs } from "./messages.js";
 import { DEFAULT_MAX_PIPELINE_DEPTH, KernelDepths, lowWater, mayTake } from "./pipelining.js";
-import { TaskQueue } from "./task-queue.js";
+import { FifoQueue } from "./fifo-queue.js";
 import { shutdownFailure, TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type PoolTask, type WorkerPoolOptions } from "./types.js";
 import { transfers, workerEntry, WorkerSlot, type Pending, type SlotEvents, type SlotOptions } from "./worker-slot.js";
 
@@ -27,7 +27,7 @@ export { TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type Poo
 
 export class WorkerPool extends EventEmitter {
   private readonly slots: WorkerSlot[] = [];
-  private readonly queue = new TaskQueue<Pending>();
+  private readonly queue = new FifoQueue<Pending>();
   private nextId = 1;
   private closed = false;
   private readonly stats = { completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 0, requeued: 0, messagesSent: 0, messagesReceived: 0 };

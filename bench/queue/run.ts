@@ -126,7 +126,7 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, kern
   const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_TASKS_PER_JOB: "1000000" };
   const schedulerArgs = ["--drain-grace-ms", "0"];
   if (mode === "kafka+redis") {
-    schedulerArgs.push("--queue", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
+    schedulerArgs.push("--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
   const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs(), insecure: mode === "memory --insecure" });
   const address = await cluster.start();

@@ -6,7 +6,6 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import type { SchedulerConfig } from "../../common/config.js";
 import type { StateStore } from "../backends/types.js";
-import { RedisStateStore } from "../backends/redis-state.js";
 import type { TokenRecord, TokenStore } from "./tokens.js";
 
 /**
@@ -14,7 +13,7 @@ import type { TokenRecord, TokenStore } from "./tokens.js";
  * state=redis (shared by active and standby schedulers), else in memory kept in <dataDir>/tokens.json.
  */
 export async function openTokenStore(config: Pick<SchedulerConfig, "dataDir" | "redisPrefix">, store: StateStore): Promise<TokenStore> {
-  if (store instanceof RedisStateStore) return new RedisTokenStore(store.redis, config.redisPrefix);
+  if (store.shared) return new RedisTokenStore(store.shared.redis, config.redisPrefix);
   return MemoryTokenStore.open(path.join(config.dataDir, "tokens.json"));
 }
 

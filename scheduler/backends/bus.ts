@@ -5,6 +5,7 @@
 import type { ResourceNeeds } from "../model.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
+import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 
 export interface SubmissionRecord {
   jobId: string;
@@ -51,8 +52,15 @@ export interface ConsumerGroupHandoff {
   record(groupId: string): Promise<void>;
 }
 
+/** Where an agent on another machine reads its assignments and writes its updates (Register's answer). */
+export interface RemoteAgentRoutes {
+  routeFor(nodeId: string): KafkaRouteShape;
+}
+
 export interface TaskBus {
   readonly kind: string;
+  /** Present when agents on other machines reach this bus themselves (Kafka); absent for an in-process bus. */
+  readonly agentRouting?: RemoteAgentRoutes;
   /** Durably appends a submission; resolves once the log holds it. */
   appendSubmission(rec: SubmissionRecord): Promise<void>;
   /** Queues assignments for one node, as few records as fit (retried until the broker takes them). */

@@ -38,7 +38,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
     store = redis;
   }
   let bus: KafkaBus | undefined;
-  if (config.queue === "kafka") {
+  if (config.bus === "kafka") {
     let security: ReturnType<typeof kafkaSecurity>;
     try {
       security = kafkaSecurity(config); // its errors name their own setting
@@ -66,8 +66,8 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
   }
   let lease: RedisLease | undefined;
   // Last, once nothing else can fail: its own connection would leak if a later step threw.
-  if (store instanceof RedisStateStore) {
-    const connection = store.redis.duplicate();
+  if (store.shared) {
+    const connection = store.shared.redis.duplicate();
     // Its errors are the store connection's too (logged there); without a listener ioredis prints each one.
     connection.on("error", () => undefined);
     lease = new RedisLease(connection, `${config.redisPrefix}:leader`, config.leaseTtlMs, undefined, true);

@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
-import { KafkaAgentLink } from "../../agent/kafka-link.js";
+import { KafkaAgentLink, type KafkaRouteShape } from "../../common/kafka-agent-link.js";
 import {
   assignmentBytes,
   BatchingSender,
@@ -34,7 +34,7 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { fromJobSubmission, toJobSubmission, type RemoteAgentRoutes, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -125,7 +125,7 @@ export class KafkaBus implements TaskBus {
     const value = encodeSubmission(toJobSubmission(rec));
     if (value.length > MAX_SUBMISSION_BYTES) {
       // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
-      throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --queue kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
+      throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --bus kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
     }
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
@@ -142,7 +142,11 @@ export class KafkaBus implements TaskBus {
     }
   }
 
-  routeFor(nodeId: string) {
+  get agentRouting(): RemoteAgentRoutes {
+    return this;
+  }
+
+  routeFor(nodeId: string): KafkaRouteShape {
     return {
       brokers: this.options.agentBrokers ?? this.options.brokers,
       assignmentsTopic: this.topics.assignments,

@@ -17,7 +17,7 @@
 import { Redis, type Result } from "ioredis";
 import { redactUrl, redisTls } from "../../common/backend-security.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
-import type { KernelRegistration, StateStore, StoredKernel, StoredResult } from "./types.js";
+import type { KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
@@ -109,8 +109,12 @@ interface ResultHeader {
   runMs: number;
 }
 
-export class RedisStateStore implements StateStore {
+export class RedisStateStore implements StateStore, SharedStoreCapability {
   readonly kind = "redis";
+  /** Shared by every scheduler on this Redis: its connection and node cache (types.ts). */
+  get shared(): SharedStoreCapability {
+    return this;
+  }
   private readonly p: string;
   private readonly resultTtlS: number;
   private readonly cacheTtlS: number;

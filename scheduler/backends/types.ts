@@ -1,7 +1,21 @@
 // The two backend seams of the scheduler. On one machine both are in memory (memory.ts);
 // a multi-machine cluster implements the same interfaces over Kafka and Redis, and the same
 // contract tests run against every implementation.
+import type { Redis } from "ioredis";
 import type { TaskErrorShape } from "../model.js";
+import type { ConsumerGroupHandoff } from "./bus.js";
+
+/**
+ * What a store shared by several schedulers offers beyond the StateStore calls: the connection
+ * that tokens, node identities and the lease live on, and the node cache that standbys and the
+ * dashboard read. Asked for through StateStore.shared, never by testing the store's class.
+ */
+export interface SharedStoreCapability {
+  readonly redis: Redis;
+  putNode(nodeId: string, snapshot: string, ttlMs: number): Promise<void>;
+  /** Which Kafka consumer group the active scheduler's offsets are in (a failover starts from them). */
+  consumerGroupHandoff(): ConsumerGroupHandoff;
+}
 
 export interface StoredKernel {
   kernelId: string;
@@ -43,6 +57,8 @@ export interface StoredResult {
 /** Durable-ish state: kernels, results (recorded once per task), and job metadata snapshots. */
 export interface StateStore {
   readonly kind: string;
+  /** Present when several schedulers share this store (a lease elects the active one); absent in memory. */
+  readonly shared?: SharedStoreCapability;
   putKernel(kernel: StoredKernel): Promise<{ created: boolean }>;
   getKernel(kernelId: string): Promise<StoredKernel | undefined>;
   /**

@@ -30,7 +30,8 @@ export interface ResidualAlerterOptions {
   direction?: "up" | "down" | "both";
 }
 
-export interface AlertEvent {
+/** A residual that left its band for long enough (a forecast signal; operator alerts are alerts/bus.ts AlertEvent). */
+export interface ResidualExcursion {
   tMs: number;
   direction: "up" | "down";
   residual: number;
@@ -77,10 +78,10 @@ export class ResidualAlerter {
   }
 
   /** Feeds the value at tMs and the forecast made for it; returns an alert or null. */
-  update(tMs: number, actual: number, predicted: number): AlertEvent | null {
+  update(tMs: number, actual: number, predicted: number): ResidualExcursion | null {
     if (!Number.isFinite(actual) || !Number.isFinite(predicted)) return null;
     const r = actual - predicted;
-    let event: AlertEvent | null = null;
+    let event: ResidualExcursion | null = null;
     if (this.seen >= this.minSamples) {
       const { low, high } = this.band();
       const side: "up" | "down" | null = r > high ? "up" : r < low ? "down" : null;

@@ -6,7 +6,7 @@ export {
   type ForecastBound,
   type AccuracyEntry,
 } from "./node-forecaster.js";
-export { ResidualAlerter, type ResidualAlerterOptions, type AlertEvent } from "./alerts.js";
+export { ResidualAlerter, type ResidualAlerterOptions, type ResidualExcursion } from "./alerts.js";
 export { DecayingHistogram, type DecayingHistogramOptions } from "./decaying-histogram.js";
 export { OnlineAccuracy, type HorizonAccuracy } from "./accuracy.js";
 export { StepForecaster, type StepForecasterOptions, type ModelDescription, type MemberName } from "./model.js";

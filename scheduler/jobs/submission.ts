@@ -32,8 +32,6 @@ export interface SubmitRequest extends SubmitFields {
 const KERNEL_KINDS_KEPT = 4096;
 
 export class Submissions {
-  /** Cleared by close() and drain(): no new jobs from then on. */
-  accepting = true;
   /** Kinds of kernels seen: a kernel is immutable (addressed by its hash), so one store read each is enough. */
   private readonly kernelKinds = new Map<string, ResourceNeeds["kind"]>();
 
@@ -41,6 +39,8 @@ export class Submissions {
     private readonly ctx: CoreContext,
     private readonly states: Pick<TaskStates, "finishTask">,
     private readonly wakeDispatch: WakeDispatch,
+    /** Whether new jobs are taken: the daemon's lifecycle answers (scheduler/lifecycle.ts). */
+    private readonly acceptsJobs: () => boolean,
   ) {}
 
   private async kernelKind(kernelId: string): Promise<ResourceNeeds["kind"] | undefined> {
@@ -55,7 +55,7 @@ export class Submissions {
 
   async submit(req: SubmitRequest): Promise<JobRecord> {
     const { config, registry, settings, table } = this.ctx;
-    if (!this.accepting) throw shuttingDown("the scheduler is shutting down and takes no new jobs");
+    if (!this.acceptsJobs()) throw shuttingDown("the scheduler is shutting down and takes no new jobs");
     // The same checks as a record read back from the submissions log (submit-validation.ts).
     checkKernelId(req.kernelId);
     const kind = await this.kernelKind(req.kernelId);

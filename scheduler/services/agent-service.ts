@@ -7,7 +7,7 @@ import { Coalescer } from "../../common/coalescer.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../../common/split-by-bytes.js";
 import { assignmentBytes } from "../../common/kafka-wire.js";
 import type { AgentMessage, AgentServiceHandlers, AssignmentIn, CancellationIn, SchedulerMessageIn } from "../../common/types.js";
-import type { KafkaRouteShape } from "../../agent/kafka-link.js";
+import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 
 /** With a Kafka bus: where each agent reads its assignments, and how they and cancels are sent there. */
 export interface AgentRouting {

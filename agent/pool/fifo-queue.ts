@@ -1,7 +1,7 @@
 // A FIFO queue with O(1) push and shift at any length (Array#shift copies the whole array once
 // it is large, which made a queue of tens of thousands of tiny tasks quadratic), plus putting
 // items back at the front and removing one from the middle.
-export class TaskQueue<T> {
+export class FifoQueue<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
 

@@ -1,13 +1,14 @@
-// An agent's Kafka side: it reads its assignments (and the cancels behind them) from one
+// An agent's Kafka side (in common/: the agent uses it, and so does the Kafka bus for in-process
+// agents and tests, so the scheduler never imports agent/): it reads its assignments (and the cancels behind them) from one
 // partition of the assignments topic (hash of its node id; messages for other nodes on that
 // partition are skipped) and writes its
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
 import { AssignerProtocol, type Consumer, type PartitionAssigner, type Producer, type ProducerBatch } from "kafkajs";
-import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample, type OutMessage } from "../common/kafka-wire.js";
-import type { Assignment, Cancellation, TaskUpdateIn } from "../common/types.js";
-import type { KafkaSecurity } from "../common/backend-security.js";
-import { taskErrorProto } from "../common/task-errors.js";
+import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample, type OutMessage } from "./kafka-wire.js";
+import type { Assignment, Cancellation, TaskUpdateIn } from "./types.js";
+import type { KafkaSecurity } from "./backend-security.js";
+import { taskErrorProto } from "./task-errors.js";
 
 /**
  * The broker refused a record of task updates for good (a result over the events topic's
