@@ -117,12 +117,14 @@ acls() {
   local pids=() log="$RUN/acls-$p.log"
   : > "$log"
   # Scheduler: owns every topic of the prefix (creates them, writes submissions/assignments,
-  # reads submissions/events/load) and its consumer group.
+  # reads submissions/events/load) and its consumer groups: each active scheduler consumes in a
+  # group of its own named <prefix>-scheduler-<uuid> (a failover does not wait for the old one's
+  # session to expire) and deletes its predecessor's, hence a prefixed group ACL with Delete.
   java_tool kafka.admin.AclCommand "${cfg[@]}" --allow-principal "User:$SCHEDULER_USER" \
     --operation Create --operation Read --operation Write --operation Describe --operation DescribeConfigs \
     --resource-pattern-type prefixed --topic "$p." >>"$log" 2>&1 & pids+=($!)
   java_tool kafka.admin.AclCommand "${cfg[@]}" --allow-principal "User:$SCHEDULER_USER" \
-    --operation Read --operation Describe --group "$p-scheduler" >>"$log" 2>&1 & pids+=($!)
+    --operation Read --operation Describe --operation Delete --resource-pattern-type prefixed --group "$p-scheduler" >>"$log" 2>&1 & pids+=($!)
   # Agents: read assignments; write task events and load samples; nothing else (no submissions,
   # no results of other topics, no topic creation, no other group than distx-agent-<node>).
   java_tool kafka.admin.AclCommand "${cfg[@]}" --allow-principal "User:$AGENT_USER" \
