@@ -48,7 +48,7 @@ async function makeRig(opts: { schedulers?: number; agents?: number; redisUrl?: 
   const cluster = new LocalCluster({ agents: 0, logs: path.join(repo, "test-output", `kafka-${prefix}`) });
   const schedulers = new Map<number, ClusterProcess>();
   const schedArgs = [
-    "--queue", "kafka", "--state", "redis",
+    "--bus", "kafka", "--state", "redis",
     "--kafka-brokers", opts.kafka ?? services.kafka, "--kafka-topic-prefix", prefix,
     "--redis-url", opts.redisUrl ?? services.redis, "--redis-prefix", prefix,
     "--lease-ttl-ms", "2000", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",

@@ -88,7 +88,7 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     // A scheduler with a wrong password stops at start, names the setting, shows no password.
     const wrongFile = path.join(mkdtempSync(path.join(os.tmpdir(), "distx-pw-")), "pw");
     writeFileSync(wrongFile, "not-the-password-either\n");
-    const run = spawnSync(process.execPath, [cliEntry(), "scheduler", "--port", "0", "--queue", "kafka", "--kafka-brokers", brokers,
+    const run = spawnSync(process.execPath, [cliEntry(), "scheduler", "--port", "0", "--bus", "kafka", "--kafka-brokers", brokers,
       "--kafka-sasl-mechanism", "scram-sha-512", "--kafka-username", "distx-scheduler", "--kafka-password-file", wrongFile,
       "--kafka-ca-file", path.join(dir, "ca.pem")], { encoding: "utf8", timeout: 30_000 });
     expect(run.status).not.toBe(0);
@@ -103,7 +103,7 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
       workersPerAgent: 1,
       logs: path.join(repo, "test-output", `secure-kafka-${redisPrefix}`),
       schedulerArgs: [
-        "--queue", "kafka", "--state", "redis", "--kafka-brokers", brokers, "--kafka-topic-prefix", prefix,
+        "--bus", "kafka", "--state", "redis", "--kafka-brokers", brokers, "--kafka-topic-prefix", prefix,
         "--redis-ca-file", redis.caFile, "--redis-prefix", redisPrefix, "--drain-grace-ms", "0",
         ...common, "--kafka-username", "distx-scheduler", "--kafka-password-file", path.join(dir, "scheduler.password"),
       ],

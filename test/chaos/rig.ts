@@ -129,7 +129,7 @@ export class ChaosRig {
     const o = this.options;
     const args = [
       "scheduler", "--port", String(this.schedulerPorts[i]),
-      "--queue", "kafka", "--state", "redis",
+      "--bus", "kafka", "--state", "redis",
       "--kafka-brokers", this.brokers, "--kafka-topic-prefix", this.prefix,
       "--redis-url", this.redisUrl, "--redis-prefix", this.prefix,
       "--lease-ttl-ms", String(o.leaseTtlMs),

@@ -35,7 +35,7 @@ describe("client failover", () => {
     const ports = [await freePort(), await freePort()];
     cluster = new LocalCluster({ agents: 0, logs: path.join(repo, "test-output", "logs", `failover-${prefix}`) });
     const args = [
-      "--queue", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--redis-url", redis, "--redis-prefix", prefix,
+      "--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--redis-url", redis, "--redis-prefix", prefix,
       "--lease-ttl-ms", "2000", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
     ];
     const schedulers: ClusterProcess[] = [];

@@ -33,7 +33,7 @@ beforeAll(async () => {
   cluster = new LocalCluster({
     agents: 0,
     logs: path.join(repo, "test-output", "logs", `journal-errors-${prefix}`),
-    schedulerArgs: ["--queue", "kafka", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--drain-grace-ms", "0"],
+    schedulerArgs: ["--bus", "kafka", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--drain-grace-ms", "0"],
   });
   client = new DistributeXClient(await cluster.start(), { retry: false });
 }, 90_000);

@@ -36,7 +36,7 @@ describe("a produce the broker refuses", () => {
       agents: 1,
       workersPerAgent: 1,
       logs: path.join(repo, "test-output", "logs", `produce-refused-${prefix}`),
-      schedulerArgs: ["--queue", "kafka", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--drain-grace-ms", "0", "--heartbeat-interval-ms", "200"],
+      schedulerArgs: ["--bus", "kafka", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--drain-grace-ms", "0", "--heartbeat-interval-ms", "200"],
       agentArgs: () => ["--no-calibrate"],
     });
     client = new DistributeXClient(await cluster.start());

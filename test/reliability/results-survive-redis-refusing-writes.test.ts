@@ -57,7 +57,7 @@ describe.each([
       // Longer than the outage: a lease that cannot be renewed is another fault, not this one.
       "--lease-ttl-ms", "20000",
       "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
-      ...(kafka ? ["--queue", "kafka", "--kafka-brokers", testServices().kafka, "--kafka-topic-prefix", prefix] : []),
+      ...(kafka ? ["--bus", "kafka", "--kafka-brokers", testServices().kafka, "--kafka-topic-prefix", prefix] : []),
     ];
     cluster = new LocalCluster({ agents: 2, workersPerAgent: 1, logs, schedulerArgs, agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"] });
     const address = await cluster.start();

@@ -60,7 +60,7 @@ describe("a scheduler starting during a backend outage", () => {
     const brokerPort = await freePort(); // nothing listens here yet: connections are refused
     const port = await freePort();
     cluster ??= new LocalCluster({ agents: 0, logs: path.join(repo, "test-output", "logs", `backend-wait-kafka-${Date.now()}`) });
-    const args = ["scheduler", "--port", String(port), "--queue", "kafka", "--kafka-brokers", `127.0.0.1:${brokerPort}`, "--kafka-topic-prefix", uniquePrefix("wait")];
+    const args = ["scheduler", "--port", String(port), "--bus", "kafka", "--kafka-brokers", `127.0.0.1:${brokerPort}`, "--kafka-topic-prefix", uniquePrefix("wait")];
     const scheduler = cluster.spawnProcess("scheduler-kafka", args);
     let log = "";
     scheduler.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));

@@ -31,7 +31,7 @@ async function start(tag: string, backend: "memory" | "redis" | "kafka+redis"): 
     redis = await privateRedis();
     args.push("--state", "redis", "--redis-url", redis.url, "--redis-prefix", prefix);
   }
-  if (backend === "kafka+redis") args.push("--queue", "kafka", "--kafka-brokers", testServices().kafka, "--kafka-topic-prefix", prefix);
+  if (backend === "kafka+redis") args.push("--bus", "kafka", "--kafka-brokers", testServices().kafka, "--kafka-topic-prefix", prefix);
   cluster = new LocalCluster({ agents: 1, workersPerAgent: 1, logs: path.join(repo, "test-output", "logs", `idem-${prefix}`), schedulerArgs: args, agentArgs: () => ["--no-calibrate"] });
   const address = await cluster.start();
   const c = new DistributeXClient(address, { timeoutMs: 400, retry: { deadlineMs: 30_000 } });
