@@ -174,6 +174,7 @@ export class Scheduler {
     this.addContractServices(security);
     const restored = await this.core.restore();
     await this.core.restoreFinished();
+    this.abandonIfStopping();
     if (restored > 0) this.log.info({ event: "restored", jobs: restored }, `resumed ${restored} unfinished job(s)`);
     if (this.bus) {
       const bus = this.bus;
@@ -189,6 +190,7 @@ export class Scheduler {
         this.lease ? this.core.store.shared?.consumerGroupHandoff() : undefined,
       );
     }
+    this.abandonIfStopping();
     const store = this.core.store.shared;
     if (store) {
       const ttl = this.config.agentTimeoutMs * 3;
@@ -202,6 +204,7 @@ export class Scheduler {
         err ? reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`)) : resolve(p),
       ),
     );
+    this.abandonIfStopping();
     this.registry.start();
     this.quotas.start();
     if (!security.insecure && !isLoopbackHost(this.config.adminHost)) this.monitoring.dashboardGate = dashboardGate(security.tokens);
@@ -215,6 +218,16 @@ export class Scheduler {
     security.startInsecureWarning();
     this.lifecycle.to("active", { address: this.address });
     return this.address;
+  }
+
+  /**
+   * stop() or stepDown() may begin while start() is still loading (the lease lost during a long
+   * restore): start() must then not go on to consume, listen or start timers for a scheduler that
+   * no longer leads. Its promise rejects; the caller has already moved on.
+   */
+  private abandonIfStopping(): void {
+    const state = this.lifecycle.state;
+    if (state === "stopping" || state === "stopped") throw new Error(`scheduler start abandoned: it is ${state}`);
   }
 
   /** DistributeX and AgentService, each behind authentication (scheduler/auth/guard.ts). */
