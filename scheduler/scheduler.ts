@@ -11,6 +11,7 @@ import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
 import type { TaskBus } from "./backends/bus.js";
+import { fenceWrites } from "./backends/fenced-store.js";
 import type { RedisLease } from "./backends/redis-lease.js";
 import { SchedulerLifecycle } from "./lifecycle.js";
 import { SchedulerCore } from "./core.js";
@@ -125,7 +126,9 @@ export class Scheduler {
     this.tokens = backends.tokens;
     if (backends.onLeaseLost) this.lease?.on("lost", backends.onLeaseLost);
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
-    this.core = new SchedulerCore(config, this.registry, backends.store ?? new MemoryStateStore(), backends.queue ?? new MemoryTaskQueue(), log);
+    const store = backends.store ?? new MemoryStateStore();
+    // With a lease, nothing is written unless Redis confirmed it within its ttl (fenced-store.ts).
+    this.core = new SchedulerCore(config, this.registry, backends.lease ? fenceWrites(store, backends.lease) : store, backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);
     this.lifecycle = new SchedulerLifecycle(log);
     this.core.acceptsJobs = () => this.lifecycle.acceptsJobs;

@@ -18,6 +18,8 @@ export class RedisLease extends EventEmitter {
   readonly owner: string;
   private timer?: NodeJS.Timeout;
   private held = false;
+  /** When the last successful take or renewal was sent (see trusted). */
+  private confirmedAt = 0;
   private stopped = false;
 
   constructor(
@@ -36,8 +38,20 @@ export class RedisLease extends EventEmitter {
     return this.held;
   }
 
+  /**
+   * Held, and confirmed by Redis within the last ttl (timed from when that confirmation was
+   * asked for): no other scheduler can have taken it since. A process that was paused, or whose
+   * renewals failed, for longer than the ttl is not trusted until its next renewal answers,
+   * though it has not yet heard that the lease was lost: it must not write meanwhile.
+   */
+  get trusted(): boolean {
+    return this.held && Date.now() < this.confirmedAt + this.ttlMs;
+  }
+
   async tryAcquire(): Promise<boolean> {
+    const sentAt = Date.now();
     const ok = await this.redis.set(this.key, this.owner, "PX", this.ttlMs, "NX");
+    if (ok === "OK") this.confirmedAt = sentAt;
     return ok === "OK";
   }
 
@@ -80,7 +94,9 @@ export class RedisLease extends EventEmitter {
 
   private async renew(): Promise<void> {
     try {
+      const sentAt = Date.now();
       const ok = await this.redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs);
+      if (ok === 1) this.confirmedAt = sentAt;
       if (ok !== 1 && this.held) {
         this.held = false;
         clearInterval(this.timer);

@@ -110,7 +110,13 @@ export class TaskStates {
     } finally {
       this.committing.delete(task);
     }
-    if (!recorded) counters.duplicateResults++;
+    if (!recorded) {
+      counters.duplicateResults++;
+      // Another record came first (a predecessor's result, written before it failed over): the
+      // store is the truth, and the job's state must follow what GetResults will say.
+      const stored = await this.storedOutcome(job, task);
+      if (stored) outcome = stored;
+    }
     // ── from here to the end, synchronous: the task's outcome, then (if last) the job's. ──
     const { state, error, output, from } = outcome;
     if (from) {
@@ -164,6 +170,18 @@ export class TaskStates {
       ...((from?.backend ?? task.backend) ? { backend: (from?.backend ?? task.backend)! } : {}),
     };
     return this.durable.run("a task result", { jobId: job.id, task: task.index }, () => this.ctx.store.recordResult(job.id, result));
+  }
+
+  /** The task's recorded result, as an outcome (read back after our own record lost the race). */
+  private async storedOutcome(job: JobRecord, task: TaskRecord): Promise<FinalOutcome | undefined> {
+    const [r] = await this.durable.run("reading a recorded result", { jobId: job.id, task: task.index }, () => this.ctx.store.getResults(job.id, task.index, 1));
+    if (!r || r.taskIndex !== task.index) return undefined;
+    return {
+      state: r.state,
+      output: r.output,
+      ...(r.error ? { error: r.error } : {}),
+      from: { nodeId: r.nodeId, attempt: r.attempt, runMs: r.runMs, ...(r.backend ? { backend: r.backend } : {}) },
+    };
   }
 
   /** When every task has ended: the job's final state, in memory now and in the store (awaited). */
