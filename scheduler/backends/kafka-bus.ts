@@ -288,7 +288,9 @@ export class KafkaBus implements TaskBus {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: previous, topics })) {
+      // Right after a broker starts, its group coordinator answers "not the correct coordinator"
+      // for a few seconds: wait that out as topic metadata is waited out.
+      for (const { topic, partitions } of await retryWhileTopicsSettle(() => admin.fetchOffsets({ groupId: previous, topics }))) {
         for (const p of partitions) if (Number(p.offset) >= 0) offsets.push({ topic, partition: p.partition, offset: p.offset });
       }
       await handoff.record(groupId);
@@ -354,7 +356,7 @@ async function retryWhileTopicsSettle<T>(fn: () => Promise<T>, deadlineMs = 30_0
       return await fn();
     } catch (err) {
       const e = err as { retriable?: boolean; message?: string };
-      const settling = e.retriable === true || /does not host this topic-partition|leader not available|not the leader/i.test(e.message ?? "");
+      const settling = e.retriable === true || /does not host this topic-partition|leader not available|not the leader|coordinator/i.test(e.message ?? "");
       if (!settling || Date.now() + delay > until) throw err;
       await new Promise((r) => setTimeout(r, delay));
     }
