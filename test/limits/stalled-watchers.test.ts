@@ -32,8 +32,12 @@ function openStalled(n: number, jobId: string) {
   md.set("authorization", `Bearer ${c.adminToken}`);
   const streams = Array.from({ length: n }, () => stub.WatchJob({ jobId, finalOnly: false, resume: false, seenOutcomes: Buffer.alloc(0) }, md));
   for (const s of streams) s.on("error", () => undefined).pause();
+  // Listened for from the start: grpc-js emits 'status' when the trailers arrive, which may be
+  // before the test gets to read the stream (a listener added later would wait for ever).
+  const statuses = streams.map((s) => new Promise<grpc.StatusObject>((resolve) => s.on("status", resolve)));
   return {
     streams,
+    statuses,
     close() {
       for (const s of streams) s.cancel();
       stub.close();
@@ -85,10 +89,8 @@ describe("stalled watchers", () => {
     expect(peak - before).toBeLessThan(256 * MiB);
 
     // A stalled watcher that reads at last finds it was told to resume.
-    const status = await new Promise<grpc.StatusObject>((resolve) => {
-      stalled.streams[0]!.on("status", resolve);
-      stalled.streams[0]!.on("data", (_: JobEvent) => undefined).resume();
-    });
+    stalled.streams[0]!.on("data", (_: JobEvent) => undefined).resume();
+    const status = await stalled.statuses[0]!;
     expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(status.details).toMatch(/resume/);
     stalled.close();
