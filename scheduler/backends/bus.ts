@@ -49,7 +49,14 @@ export interface BusHandlers {
 export interface ConsumerGroupHandoff {
   /** The group the previous active scheduler consumed in, if one was recorded. */
   previous(): Promise<string | undefined>;
-  record(groupId: string): Promise<void>;
+  /**
+   * The offsets the previous active scheduler started from ("topic:partition" → offset). A
+   * scheduler killed right after taking over has committed nothing in its own group yet; its
+   * successor starts from these rather than from the beginning of the logs.
+   */
+  startOffsets(): Promise<Map<string, string>>;
+  /** Recorded before the new group is: the offsets first, so a successor never lacks both. */
+  record(groupId: string, start: Map<string, string>): Promise<void>;
 }
 
 /** Where an agent on another machine reads its assignments and writes its updates (Register's answer). */

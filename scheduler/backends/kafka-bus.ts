@@ -284,20 +284,29 @@ export class KafkaBus implements TaskBus {
     const previous = (await handoff.previous()) ?? this.sharedGroupId;
     const groupId = `${this.sharedGroupId}-${randomUUID()}`;
     const topics = [this.topics.submissions, this.topics.events, this.topics.load];
-    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    // Where the predecessor started, moved forward by whatever it committed since (offsets only
+    // grow): a predecessor that died before committing anything passes its own start on.
+    const start = await handoff.startOffsets();
     const admin = this.kafka.admin();
     await admin.connect();
     try {
       // Right after a broker starts, its group coordinator answers "not the correct coordinator"
       // for a few seconds: wait that out as topic metadata is waited out.
       for (const { topic, partitions } of await retryWhileTopicsSettle(() => admin.fetchOffsets({ groupId: previous, topics }))) {
-        for (const p of partitions) if (Number(p.offset) >= 0) offsets.push({ topic, partition: p.partition, offset: p.offset });
+        for (const p of partitions) {
+          const at = `${topic}:${p.partition}`;
+          if (Number(p.offset) > Number(start.get(at) ?? -1)) start.set(at, p.offset);
+        }
       }
-      await handoff.record(groupId);
+      await handoff.record(groupId, start);
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
     this.deleteGroupLater(previous);
+    const offsets = [...start].map(([at, offset]) => {
+      const cut = at.lastIndexOf(":");
+      return { topic: at.slice(0, cut), partition: Number(at.slice(cut + 1)), offset };
+    });
     return { groupId, offsets };
   }
 

@@ -18,7 +18,7 @@ export class RedisLease extends EventEmitter {
   readonly owner: string;
   private timer?: NodeJS.Timeout;
   private held = false;
-  /** When the last successful take or renewal was sent (see trusted). */
+  /** When the last successful take or renewal was sent (see trusted), on the monotonic clock: a wall-clock step must not extend trust. */
   private confirmedAt = 0;
   private stopped = false;
 
@@ -45,11 +45,11 @@ export class RedisLease extends EventEmitter {
    * though it has not yet heard that the lease was lost: it must not write meanwhile.
    */
   get trusted(): boolean {
-    return this.held && Date.now() < this.confirmedAt + this.ttlMs;
+    return this.held && performance.now() < this.confirmedAt + this.ttlMs;
   }
 
   async tryAcquire(): Promise<boolean> {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const ok = await this.redis.set(this.key, this.owner, "PX", this.ttlMs, "NX");
     if (ok === "OK") this.confirmedAt = sentAt;
     return ok === "OK";
@@ -94,7 +94,7 @@ export class RedisLease extends EventEmitter {
 
   private async renew(): Promise<void> {
     try {
-      const sentAt = Date.now();
+      const sentAt = performance.now();
       const ok = await this.redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs);
       if (ok === 1) this.confirmedAt = sentAt;
       if (ok !== 1 && this.held) {

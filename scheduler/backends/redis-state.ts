@@ -11,6 +11,7 @@
 //   P:rc:<kernel>:<hash>   cached output                     TTL resultCacheTtlS
 //   P:node:<id>            JSON snapshot of an agent         TTL a few heartbeats
 //   P:scheduler:consumer-group  the active scheduler's Kafka consumer group (its offsets)
+//   P:scheduler:consumer-start  hash topic:partition → the offset that group started from
 //   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
 //   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
 //   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
@@ -223,9 +224,16 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   /** The active scheduler's Kafka consumer group (see ConsumerGroupHandoff). */
   consumerGroupHandoff(): ConsumerGroupHandoff {
     const key = `${this.p}:scheduler:consumer-group`;
+    const startKey = `${this.p}:scheduler:consumer-start`;
     return {
       previous: async () => (await this.redis.get(key)) ?? undefined,
-      record: async (groupId) => void (await this.redis.set(key, groupId)),
+      startOffsets: async () => new Map(Object.entries(await this.redis.hgetall(startKey))),
+      // One transaction: the group is never recorded without the offsets it starts from.
+      record: async (groupId, start) => {
+        const tx = this.redis.multi().del(startKey);
+        if (start.size > 0) tx.hset(startKey, Object.fromEntries(start));
+        await tx.set(key, groupId).exec();
+      },
     };
   }
 

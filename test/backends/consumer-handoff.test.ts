@@ -56,5 +56,22 @@ describe("Kafka consumer-group handoff", () => {
     for (const [i, node] of nodes.entries()) b.publishEvents(node, [update("job-after", i)]);
     await until("B handled every node's new event", async () => new Set(seenByB.filter((e) => e.update.jobId === "job-after").map((e) => e.nodeId)).size === 8, 30_000, 20);
     expect(seenByB.filter((e) => e.update.jobId === "job-before"), "events A had committed are not handled again").toEqual([]);
+    await until("B committed them", async () => (await kafkaAdmin.fetchOffsets({ groupId: groupB!, topics: [b.topics.events] }))[0]!.partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0) >= 16, 30_000, 50);
+
+    // A leader killed right after it took over from B, before its own group committed anything:
+    // it had recorded its new (empty) group with the offsets it started from, B's. The next one
+    // must start from those, not replay the logs from the beginning.
+    const startOfDead = new Map<string, string>();
+    for (const { topic, partitions } of await kafkaAdmin.fetchOffsets({ groupId: groupB!, topics: [b.topics.submissions, b.topics.events, b.topics.load] })) {
+      for (const p of partitions) if (Number(p.offset) >= 0) startOfDead.set(`${topic}:${p.partition}`, p.offset);
+    }
+    await handoff.record(`${prefix}-scheduler-died-at-once`, startOfDead);
+    const seenByC: TaskEventRecord[] = [];
+    const c = await open();
+    closers.push(() => c.close());
+    await c.consume({ submission: async () => undefined, event: async (rec) => void seenByC.push(rec), load: () => undefined }, handoff);
+    for (const [i, node] of nodes.entries()) c.publishEvents(node, [update("job-later", i)]);
+    await until("C handled every node's new event", async () => new Set(seenByC.filter((e) => e.update.jobId === "job-later").map((e) => e.nodeId)).size === 8, 30_000, 20);
+    expect(seenByC.filter((e) => e.update.jobId !== "job-later").map((e) => e.update.jobId), "events committed before are not handled again").toEqual([]);
   }, 90_000);
 });
