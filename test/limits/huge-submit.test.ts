@@ -48,12 +48,12 @@ describe("huge SubmitJob", () => {
   ])("%s: a clear RESOURCE_EXHAUSTED, the scheduler stays up and its agent READY", async (_, tasks) => {
     const pid = schedulerPid(c.cluster);
     const before = procMemory(pid, "VmHWM");
-    const started = Date.now();
     const err = await sendRaw(submitBytes(tasks));
     expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(err?.details).toMatch(/maxTasksPerJob/);
-    // Refused from a scan of the raw bytes, not after decoding millions of objects.
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Refused from a scan of the raw bytes (submit-precheck.ts; only it counts the tasks of a
+    // request that was never decoded and says a retry is useless), not after decoding millions of
+    // objects. (Speed is for bench/; this test asserts where the refusal came from, and the memory.)
+    expect(err?.details).toBe(`job has ${tasks} tasks; the limit is 100000 (maxTasksPerJob); not retryable: split the job`);
     const peak = procMemory(pid, "VmHWM");
     console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)}`);
     // The request as received (40 MB, and the chunks it was assembled from: ~80 MB) and nothing
