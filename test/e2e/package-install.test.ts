@@ -5,7 +5,7 @@
 // of a shipped example kernel and checks its results. Nothing may depend on the current
 // directory or on a git checkout.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -45,7 +45,7 @@ describe("the npm package", () => {
     const out = JSON.parse(sh("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], repo)) as { filename: string; files: { path: string }[] }[];
     tarball = path.join(work, out[0]!.filename);
     const files = new Set(out[0]!.files.map((f) => f.path));
-    for (const f of ["bin/distx.js", "dist/cli/main.js", "dist/client/index.js", "dist/client/index.d.ts", "dist/agent/gpu/executor.js", "proto/distributex/v1/distributex.proto", "build/kernels/saxpy.wasm", "build/kernels/calibration.wasm", "kernels/assembly/distx.ts", "LICENSE.md", "README.md"]) {
+    for (const f of ["bin/distx.js", "dist/cli/main.js", "dist/client/index.js", "dist/client/index.d.ts", "dist/agent/gpu/executor.js", "proto/distributex/v1/distributex.proto", "build/kernels/saxpy.wasm", "build/kernels/calibration.wasm", "kernels/assembly/distx.ts", "deploy/systemd/distx-agent.service", "deploy/kubernetes/agents.yaml", "LICENSE.md", "README.md"]) {
       expect(files.has(f), f).toBe(true);
     }
     for (const f of files) expect(f, "tests, benches and sources stay out").not.toMatch(/^(dist\/(test|bench)\/|test\/|bench\/|scheduler\/|agent\/|\.ci\/)/);
@@ -56,6 +56,10 @@ describe("the npm package", () => {
     sh("npm", [...NPM_INSTALL, "-g", "--prefix", prefix, tarball], work);
     const distx = path.join(prefix, "bin", "distx");
     expect(sh(distx, ["--help"], work)).toMatch(/Usage: distx/);
+    // The service unit comes from the package too, and runs the installed command.
+    const etc = path.join(work, "etc");
+    sh(distx, ["agent", "install", "--scheduler", "10.1.2.3:7070", "--ca-hash", `sha256:${"0".repeat(64)}`, "--user", "root", "--no-create-user", "--unit-dir", etc, "--config-dir", etc, "--no-systemctl"], work);
+    expect(readFileSync(path.join(etc, "distx-agent.service"), "utf8")).toMatch(new RegExp(`^ExecStart=\\S+ --initial-old-space-size=128 ${prefix}/lib/node_modules/distributex/bin/distx\\.js agent --config ${etc}/agent\\.json$`, "m"));
 
     // 2. A fresh project depending on the tarball, with a TypeScript program using the client.
     mkdirSync(app, { recursive: true });
