@@ -11,7 +11,8 @@
 import { randomUUID } from "node:crypto";
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
-import { KafkaAgentLink, type KafkaRouteShape } from "../../common/kafka-agent-link.js";
+import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
+import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 import {
   assignmentBytes,
   BatchingSender,
@@ -34,7 +35,7 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type RemoteAgentRoutes, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -327,19 +328,6 @@ export class KafkaBus implements TaskBus {
         .finally(() => void admin.disconnect().catch(() => undefined));
     }, 60_000);
     timer.unref();
-  }
-
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) }, undefined, undefined, this.options.security);
-    return { close: () => link.close() };
-  }
-
-  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
-    for (const run of splitByBytes(updates, updateBytes)) this.sender.push({ topic: this.topics.events, key: nodeId, value: encodeUpdates(run) });
-  }
-
-  publishLoad(sample: LoadSample): void {
-    this.sender.push({ topic: this.topics.load, key: sample.nodeId, value: Buffer.from(JSON.stringify(sample)) });
   }
 
   flush(): Promise<void> {

@@ -1,7 +1,10 @@
 // In-process TaskBus: same contract as the Kafka bus (ordered per node, at-least-once to the
-// scheduler's handlers: a handler that throws gets the record again), nothing durable.
+// scheduler's handlers: a handler that throws gets the record again), nothing durable. Its
+// agents' side (`agents`, an AgentBus) is the other end of the same in-process queues, so it
+// lives here; the Kafka bus's agents' side is common/kafka-agent-bus.ts.
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, SchedulerMessage, TaskUpdateIn } from "../../common/types.js";
 import { assignmentsOf, decodeSchedulerMessage, decodeSubmission, decodeUpdates, encodeAssignments, encodeCancel, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
+import type { AgentBus } from "../../common/agent-bus.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus, type TaskEventRecord } from "./bus.js";
 
 type Item = { kind: "submission"; rec: SubmissionRecord } | { kind: "event"; rec: TaskEventRecord };
@@ -14,6 +17,26 @@ export class MemoryBus implements TaskBus {
   /** What was published for a node before it subscribed, in order. */
   private readonly pendingForNode = new Map<string, SchedulerMessage[]>();
   private pumping?: Promise<void>;
+
+  /** The agents' end of this bus (in-process agents, the contract tests). */
+  readonly agents: AgentBus = {
+    subscribeAssignments: async (nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void) => {
+      const deliver = (msg: SchedulerMessage) => {
+        for (const a of assignmentsOf(msg)) onAssign(a);
+        if (msg.cancel) onCancel?.(msg.cancel);
+      };
+      this.subscribers.set(nodeId, deliver);
+      for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
+      this.pendingForNode.delete(nodeId);
+      return { close: async () => void this.subscribers.delete(nodeId) };
+    },
+    publishEvents: (nodeId: string, updates: TaskUpdateIn[]) => {
+      for (const update of decodeUpdates(encodeUpdates(updates))) this.enqueue({ kind: "event", rec: { nodeId, update } });
+    },
+    publishLoad: (sample: LoadSample) => this.handlers?.load(sample),
+    flush: () => this.flush(),
+    close: async () => undefined,
+  };
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
     // Through the same encoding as Kafka, so both buses deliver the same shape.
@@ -42,25 +65,6 @@ export class MemoryBus implements TaskBus {
   async consume(handlers: BusHandlers): Promise<void> {
     this.handlers = handlers;
     this.pump();
-  }
-
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const deliver = (msg: SchedulerMessage) => {
-      for (const a of assignmentsOf(msg)) onAssign(a);
-      if (msg.cancel) onCancel?.(msg.cancel);
-    };
-    this.subscribers.set(nodeId, deliver);
-    for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
-    this.pendingForNode.delete(nodeId);
-    return { close: async () => void this.subscribers.delete(nodeId) };
-  }
-
-  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
-    for (const update of decodeUpdates(encodeUpdates(updates))) this.enqueue({ kind: "event", rec: { nodeId, update } });
-  }
-
-  publishLoad(sample: LoadSample): void {
-    this.handlers?.load(sample);
   }
 
   private enqueue(item: Item): void {

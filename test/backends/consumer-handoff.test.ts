@@ -5,6 +5,7 @@
 // every partition at once, and nothing its predecessor had committed is handled again.
 import kafkajs from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
+import { KafkaAgentBus } from "../../common/kafka-agent-bus.js";
 import type { TaskEventRecord } from "../../scheduler/backends/bus.js";
 import { KafkaBus } from "../../scheduler/backends/kafka-bus.js";
 import { RedisStateStore } from "../../scheduler/backends/redis-state.js";
@@ -22,6 +23,12 @@ describe("Kafka consumer-group handoff", () => {
     const services = testServices();
     const prefix = uniquePrefix("handoff");
     const open = () => KafkaBus.connect({ brokers: [services.kafka], topicPrefix: prefix, partitions: 2, assignmentPartitions: 2, connectTimeoutMs: 10_000 });
+    // The agents' side of the bus (the scheduler's KafkaBus has none), writing the same topics.
+    const agentsOf = async (bus: KafkaBus) => {
+      const agents = await KafkaAgentBus.open(bus.agentRouting);
+      closers.push(() => agents.close());
+      return agents;
+    };
     const store = await RedisStateStore.connect({ url: services.redis, prefix });
     closers.push(() => store.close());
     const handoff = store.consumerGroupHandoff();
@@ -35,7 +42,8 @@ describe("Kafka consumer-group handoff", () => {
 
     // Eight nodes' events (spread over both partitions), handled and committed by A.
     const nodes = Array.from({ length: 8 }, (_, i) => `node-${i}`);
-    for (const [i, node] of nodes.entries()) a.publishEvents(node, [update("job-before", i)]);
+    const agentsA = await agentsOf(a);
+    for (const [i, node] of nodes.entries()) agentsA.publishEvents(node, [update("job-before", i)]);
     await until("A handled the first events", async () => seenByA.filter((e) => e.update.jobId === "job-before").length >= 8, 30_000, 20);
     const kafka = new kafkajs.Kafka({ brokers: [services.kafka], logLevel: kafkajs.logLevel.NOTHING });
     const kafkaAdmin = kafka.admin();
@@ -53,7 +61,8 @@ describe("Kafka consumer-group handoff", () => {
     const groupB = await handoff.previous();
     expect(groupB).not.toBe(groupA);
 
-    for (const [i, node] of nodes.entries()) b.publishEvents(node, [update("job-after", i)]);
+    const agentsB = await agentsOf(b);
+    for (const [i, node] of nodes.entries()) agentsB.publishEvents(node, [update("job-after", i)]);
     await until("B handled every node's new event", async () => new Set(seenByB.filter((e) => e.update.jobId === "job-after").map((e) => e.nodeId)).size === 8, 30_000, 20);
     expect(seenByB.filter((e) => e.update.jobId === "job-before"), "events A had committed are not handled again").toEqual([]);
     await until("B committed them", async () => (await kafkaAdmin.fetchOffsets({ groupId: groupB!, topics: [b.topics.events] }))[0]!.partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0) >= 16, 30_000, 50);
@@ -70,7 +79,8 @@ describe("Kafka consumer-group handoff", () => {
     const c = await open();
     closers.push(() => c.close());
     await c.consume({ submission: async () => undefined, event: async (rec) => void seenByC.push(rec), load: () => undefined }, handoff);
-    for (const [i, node] of nodes.entries()) c.publishEvents(node, [update("job-later", i)]);
+    const agentsC = await agentsOf(c);
+    for (const [i, node] of nodes.entries()) agentsC.publishEvents(node, [update("job-later", i)]);
     await until("C handled every node's new event", async () => new Set(seenByC.filter((e) => e.update.jobId === "job-later").map((e) => e.nodeId)).size === 8, 30_000, 20);
     expect(seenByC.filter((e) => e.update.jobId !== "job-later").map((e) => e.update.jobId), "events committed before are not handled again").toEqual([]);
   }, 90_000);

@@ -2,6 +2,8 @@
 // and Kafka bus against the real Redis and the real broker.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AgentBus } from "../../common/agent-bus.js";
+import { KafkaAgentBus } from "../../common/kafka-agent-bus.js";
 import type { Assignment } from "../../common/types.js";
 import type { SubmissionRecord, TaskBus, TaskEventRecord } from "../../scheduler/backends/bus.js";
 import { resultCacheKey } from "../../scheduler/backends/codec.js";
@@ -123,22 +125,32 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
   });
 });
 
-const buses: [string, () => Promise<TaskBus>][] = [
-  ["memory", async () => new MemoryBus()],
+/** Each bus with its agents' side (the scheduler's TaskBus has none). */
+const buses: [string, () => Promise<{ bus: TaskBus; agents: AgentBus }>][] = [
+  [
+    "memory",
+    async () => {
+      const bus = new MemoryBus();
+      return { bus, agents: bus.agents };
+    },
+  ],
   [
     "kafka",
-    async () =>
-      KafkaBus.connect({ brokers: [services.kafka], topicPrefix: uniquePrefix("b"), partitions: 2, assignmentPartitions: 4, connectTimeoutMs: 5000 }),
+    async () => {
+      const bus = await KafkaBus.connect({ brokers: [services.kafka], topicPrefix: uniquePrefix("b"), partitions: 2, assignmentPartitions: 4, connectTimeoutMs: 5000 });
+      return { bus, agents: await KafkaAgentBus.open(bus.agentRouting) };
+    },
   ],
 ];
 
 describe.each(buses)("TaskBus contract: %s", (_name, open) => {
   let bus: TaskBus;
+  let agents: AgentBus;
   const submissions: SubmissionRecord[] = [];
   const events: TaskEventRecord[] = [];
   let failNextEvent = true;
   beforeAll(async () => {
-    bus = await open();
+    ({ bus, agents } = await open());
     await bus.consume({
       submission: async (rec) => void submissions.push(rec),
       event: async (rec) => {
@@ -152,7 +164,10 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
       load: () => undefined,
     });
   }, 60_000);
-  afterAll(async () => bus.close());
+  afterAll(async () => {
+    await agents.close();
+    await bus.close();
+  });
 
   it("delivers a durably appended submission with its inputs", async () => {
     const rec: SubmissionRecord = {
@@ -181,7 +196,7 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
   it("routes assignments to their node only, in order, singly or in batches", async () => {
     const got = new Map<string, Assignment[]>();
     const nodes = ["node-aaaa1111", "node-bbbb2222"];
-    const subs = await Promise.all(nodes.map((n) => bus.subscribeAssignments(n, (a) => got.set(n, [...(got.get(n) ?? []), a]))));
+    const subs = await Promise.all(nodes.map((n) => agents.subscribeAssignments(n, (a) => got.set(n, [...(got.get(n) ?? []), a]))));
     try {
       const assignment = (n: string, i: number) => ({ jobId: `job-${n}`, taskIndex: i, attempt: 1, kernelId, kind: "KERNEL_KIND_WASM" as const, input: Buffer.from([i]), timeoutMs: 5, memoryLimitBytes: "0" });
       for (let i = 0; i < 10; i++) for (const n of nodes) bus.publishAssignments(n, [assignment(n, i)]);
@@ -202,7 +217,7 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
   it("delivers a cancel behind the assignments published before it, never ahead of them", async () => {
     const node = `node-${randomUUID().slice(0, 8)}`;
     const seen: string[] = [];
-    const sub = await bus.subscribeAssignments(
+    const sub = await agents.subscribeAssignments(
       node,
       (a) => seen.push(`assign ${a.taskIndex}`),
       (c) => seen.push(`cancel ${c.jobId} [${c.taskIndexes.join(",")}]`),
@@ -225,7 +240,7 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
     const jobId = `job-${randomUUID()}`;
     const update = { jobId, taskIndex: 4, attempt: 2, state: "TASK_STATE_SUCCEEDED" as const, output: Buffer.from("ok"), error: null, runMs: 3, waitMs: 0, backend: "wasm" };
     // One batch of two: the first delivery of the first fails, so the batch comes again.
-    bus.publishEvents("node-x", [update, { ...update, taskIndex: 5, output: Buffer.from("ok5") }]);
+    agents.publishEvents("node-x", [update, { ...update, taskIndex: 5, output: Buffer.from("ok5") }]);
     const got = await until("the event after a failed first delivery", async () => events.find((e) => e.update.jobId === jobId && e.update.taskIndex === 4), 30_000, 20);
     expect(got.nodeId).toBe("node-x");
     expect(got.update.output.toString()).toBe("ok");
