@@ -6,7 +6,7 @@
 // fingerprint is kept with the job, so reusing an id for a different request is refused.
 import { createHash } from "node:crypto";
 import { status } from "@grpc/grpc-js";
-import { DistxError, invalidArgument } from "../common/errors.js";
+import { DistributeXError, invalidArgument } from "../common/errors.js";
 import { backendError } from "./backends/errors.js";
 import type { SchedulerCore, SubmitRequest } from "./core.js";
 import { isTerminalJob } from "./model.js";
@@ -45,7 +45,7 @@ export interface SubmitResult {
   taskCount: number;
 }
 
-const alreadyExists = (msg: string) => new DistxError(status.ALREADY_EXISTS, msg);
+const alreadyExists = (msg: string) => new DistributeXError(status.ALREADY_EXISTS, msg);
 
 export class IdempotentSubmitter {
   /** One attempt per request id at a time: a retry that overtakes a slow first attempt waits for it. */
