@@ -53,6 +53,6 @@ export function toServiceError(err: unknown): Partial<ServiceError> & { code: st
   return { code: status.INTERNAL, details: `internal error: ${message}`, message };
 }
 
-export function statusName(code: number): string {
+function statusName(code: number): string {
   return (status as unknown as Record<number, string>)[code] ?? `CODE_${code}`;
 }

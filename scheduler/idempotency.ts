@@ -18,7 +18,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
  * job-<uuid shape> from the tenant and the request id: stable across attempts, schedulers and
  * restarts. The tenant is part of it, so one tenant can neither find nor claim another's ids.
  */
-export function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): string {
+function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): string {
   const h = createHash("sha256").update("distx-request-id\0").update(tenant).update("\0").update(requestId).digest("hex");
   // RFC 4122 layout, version 8 (custom), variant 10.
   return `job-${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;

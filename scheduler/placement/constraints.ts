@@ -28,11 +28,6 @@ export interface PlacementNode {
   state?: string;
 }
 
-export interface Rejection {
-  nodeId: string;
-  reason: string;
-}
-
 /**
  * The hard constraints, named (Nomad's feasibility checks): each says why one node is filtered
  * out (`unmet`), and how a count of such nodes reads in a job's unschedulable reason (`summary`).
