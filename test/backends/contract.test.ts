@@ -11,7 +11,8 @@ import { KafkaBus } from "../../scheduler/backends/kafka-bus.js";
 import { MemoryStateStore } from "../../scheduler/backends/memory.js";
 import { MemoryBus } from "../../scheduler/backends/memory-bus.js";
 import { RedisLease } from "../../scheduler/backends/redis-lease.js";
-import { RedisStateStore, connectRedis } from "../../scheduler/backends/redis-state.js";
+import { connectRedis } from "../../scheduler/backends/redis-connection.js";
+import { RedisStateStore } from "../../scheduler/backends/redis-state.js";
 import type { StateStore, StoredResult } from "../../scheduler/backends/types.js";
 import { testServices, uniquePrefix, until } from "./services.js";
 

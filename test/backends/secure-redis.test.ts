@@ -5,7 +5,8 @@
 // the user cannot touch keys outside its prefix; no error message shows the password.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectRedis, RedisStateStore } from "../../scheduler/backends/redis-state.js";
+import { connectRedis } from "../../scheduler/backends/redis-connection.js";
+import { RedisStateStore } from "../../scheduler/backends/redis-state.js";
 import { RedisLease } from "../../scheduler/backends/redis-lease.js";
 import { startSecureRedis, type SecureRedis } from "./secure-redis.js";
 import { uniquePrefix } from "./services.js";

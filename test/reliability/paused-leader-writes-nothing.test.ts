@@ -7,7 +7,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { fenceWrites } from "../../scheduler/backends/fenced-store.js";
 import { RedisLease } from "../../scheduler/backends/redis-lease.js";
-import { RedisStateStore, connectRedis } from "../../scheduler/backends/redis-state.js";
+import { connectRedis } from "../../scheduler/backends/redis-connection.js";
+import { RedisStateStore } from "../../scheduler/backends/redis-state.js";
 import type { StoredResult } from "../../scheduler/backends/types.js";
 import { testServices, uniquePrefix, until } from "./helpers.js";
 

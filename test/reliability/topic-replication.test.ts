@@ -3,7 +3,8 @@
 // single replica is warned about, and a factor above the broker count is refused at start.
 import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
-import { KafkaBus, replicationFor } from "../../scheduler/backends/kafka-bus.js";
+import { KafkaBus } from "../../scheduler/backends/kafka-bus.js";
+import { replicationFor } from "../../scheduler/backends/kafka-topics.js";
 import { testServices, uniquePrefix } from "./helpers.js";
 
 const opened: KafkaBus[] = [];
