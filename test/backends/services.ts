@@ -21,22 +21,7 @@ export const uniquePrefix = (tag: string) => `t${tag}${randomUUID().slice(0, 8)}
 
 export { freePort } from "../helpers/net.js";
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await sleep(everyMs);
-  }
-}
+export { sleep, until } from "../helpers/poll.js";
 
 /** The SASL_SSL broker of scripts/kafka-secure.sh: its address and the folder with ca.pem and the roles' password files. */
 export function secureKafka(): { brokers: string; dir: string } {

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { repoRoot } from "../../common/paths.js";
 import { freePort } from "../helpers/net.js";
+import { until } from "../helpers/poll.js";
 
 /** The path of a required system binary, or a clear error saying how to install it. */
 export function requireBinary(name: string, pkg: string): string {
@@ -84,16 +85,10 @@ export async function promQuery(baseUrl: string, query: string): Promise<PromSam
 
 /** Polls `fn` until it returns a value that is not undefined, or throws after timeoutMs with the last error. */
 export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  // Through the one poll helper; a value here may be falsy (0, ""), so it travels boxed.
+  const box = await until(what, async () => {
+    const v = await fn();
+    return v === undefined ? undefined : { v };
+  }, timeoutMs, 250);
+  return box.v;
 }

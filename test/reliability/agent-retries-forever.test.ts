@@ -12,17 +12,8 @@ import { repoRoot } from "../../common/paths.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
 import { exampleWasm } from "../helpers/fixtures.js";
 import { freePort } from "../helpers/net.js";
+import { sleep, until } from "../helpers/poll.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -68,7 +59,7 @@ it("an agent outlives a scheduler outage longer than connectTimeoutMs, says so, 
   const back = cluster.spawnProcess("scheduler", ["scheduler", "--port", String(port), "--admin-port", "0", "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000"]);
   await waitForListening(back, 30_000);
   await cluster.waitForNodes(1);
-  await until("distx_agent_connected 1", async () => (await metric(admin, "distx_agent_connected")) === 1, 10_000);
+  await until("distx_agent_connected 1", async () => (await metric(admin, "distx_agent_connected")) === 1, 10_000, 100);
   const client = new DistributeXClient(address);
   try {
     const { kernelId } = await client.registerKernel(await exampleWasm("saxpy"));
@@ -116,17 +107,17 @@ it("`distx up` says which child exited and why instead of exiting silently", asy
   up.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   up.stdout!.resume();
   try {
-    await until("distx up to be ready", async () => stderr.includes("distx up: scheduler at"), 60_000);
+    await until("distx up to be ready", async () => stderr.includes("distx up: scheduler at"), 60_000, 100);
     const children = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(up.pid)], { encoding: "utf8" }).trim().split("\n");
     const agentLine = children.find((l) => l.includes(" agent ") && l.includes("agent-1"))!;
     expect(agentLine, children.join("\n")).toBeDefined();
     process.kill(Number(agentLine.trim().split(/\s+/)[0]), "SIGKILL");
-    await until("distx up to report the dead agent", async () => /agent-1\b.*(SIGKILL|signal)/.test(stderr), 10_000);
+    await until("distx up to report the dead agent", async () => /agent-1\b.*(SIGKILL|signal)/.test(stderr), 10_000, 100);
     // The rest of the cluster keeps serving.
     expect(up.exitCode).toBeNull();
     const client = new DistributeXClient(`127.0.0.1:${port}`);
     try {
-      await until("one node READY", async () => (await client.listNodes()).filter((n) => n.state === "NODE_STATE_READY").length === 1, 10_000);
+      await until("one node READY", async () => (await client.listNodes()).filter((n) => n.state === "NODE_STATE_READY").length === 1, 10_000, 100);
     } finally {
       client.close();
     }

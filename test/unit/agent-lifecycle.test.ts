@@ -7,16 +7,9 @@ import { AgentLifecycle } from "../../agent/lifecycle.js";
 import { agentConfigSchema, schedulerConfigSchema } from "../../common/config.js";
 import { createLogger } from "../../common/logger.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
+import { until } from "../helpers/poll.js";
 
 const log = createLogger("test", "error");
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("AgentLifecycle", () => {
   it("follows the table and ignores transitions it does not allow", () => {
@@ -64,7 +57,7 @@ describe("an agent's lifecycle on /readyz", () => {
 
     await scheduler.stop(0);
     scheduler = undefined;
-    await until(() => agent!.state === "connecting");
+    await until("the agent connecting", async () => agent!.state === "connecting", 30_000, 50);
     const down = await readyz();
     expect(down.status).toBe(503);
     expect(down.body).toMatch(/connecting: not connected to the scheduler/);

@@ -8,17 +8,9 @@ import { createLogger } from "../../common/logger.js";
 import { RedisLease } from "../../scheduler/backends/redis-lease.js";
 import { SchedulerLifecycle } from "../../scheduler/lifecycle.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
-import { testServices, uniquePrefix } from "../backends/services.js";
+import { testServices, uniquePrefix, until } from "../backends/services.js";
 
 const log = createLogger("test", "silent");
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("SchedulerLifecycle", () => {
   it("follows the table, takes jobs until the drain and ignores transitions it does not allow", () => {
@@ -84,7 +76,7 @@ describe("a scheduler's lifecycle over a real lease and /readyz", () => {
 
     const standby = scheduler(key);
     const standbyStarted = standby.start();
-    await until(() => standby.lifecycle.state === "standby");
+    await until("the standby", async () => standby.lifecycle.state === "standby", 30_000, 50);
 
     const first = leader.stop(0);
     expect(leader.stop(0)).toBe(first);
