@@ -1,10 +1,9 @@
 // In-process TaskBus: same contract as the Kafka bus (ordered per node, at-least-once to the
 // scheduler's handlers: a handler that throws gets the record again), nothing durable. Its
-// agents' side (`agents`, an AgentBus) is the other end of the same in-process queues, so it
-// lives here; the Kafka bus's agents' side is common/kafka-agent-bus.ts.
-import type { Assignment, AssignmentIn, Cancellation, CancellationIn, SchedulerMessage, TaskUpdateIn } from "../../common/types.js";
-import { assignmentsOf, decodeSchedulerMessage, decodeSubmission, decodeUpdates, encodeAssignments, encodeCancel, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
-import type { AgentBus } from "../../common/agent-bus.js";
+// agents' side (`agents`) is a MemoryAgentBus (common/agent-bus.ts) over these same queues.
+import type { AssignmentIn, CancellationIn, SchedulerMessage } from "../../common/types.js";
+import { decodeSchedulerMessage, decodeSubmission, encodeAssignments, encodeCancel, encodeSubmission } from "../../common/kafka-wire.js";
+import { MemoryAgentBus, type AgentBus } from "../../common/agent-bus.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus, type TaskEventRecord } from "./bus.js";
 
 type Item = { kind: "submission"; rec: SubmissionRecord } | { kind: "event"; rec: TaskEventRecord };
@@ -18,25 +17,20 @@ export class MemoryBus implements TaskBus {
   private readonly pendingForNode = new Map<string, SchedulerMessage[]>();
   private pumping?: Promise<void>;
 
-  /** The agents' end of this bus (in-process agents, the contract tests). */
-  readonly agents: AgentBus = {
-    subscribeAssignments: async (nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void) => {
-      const deliver = (msg: SchedulerMessage) => {
-        for (const a of assignmentsOf(msg)) onAssign(a);
-        if (msg.cancel) onCancel?.(msg.cancel);
-      };
+  /** The agents' end of this bus (in-process agents, the contract tests); its code is in common/agent-bus.ts. */
+  readonly agents: AgentBus = new MemoryAgentBus({
+    attach: (nodeId, deliver) => {
       this.subscribers.set(nodeId, deliver);
       for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
       this.pendingForNode.delete(nodeId);
-      return { close: async () => void this.subscribers.delete(nodeId) };
+      return () => void this.subscribers.delete(nodeId);
     },
-    publishEvents: (nodeId: string, updates: TaskUpdateIn[]) => {
-      for (const update of decodeUpdates(encodeUpdates(updates))) this.enqueue({ kind: "event", rec: { nodeId, update } });
+    deliverUpdates: (nodeId, updates) => {
+      for (const update of updates) this.enqueue({ kind: "event", rec: { nodeId, update } });
     },
-    publishLoad: (sample: LoadSample) => this.handlers?.load(sample),
+    deliverLoad: (sample) => this.handlers?.load(sample),
     flush: () => this.flush(),
-    close: async () => undefined,
-  };
+  });
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
     // Through the same encoding as Kafka, so both buses deliver the same shape.
