@@ -22,8 +22,6 @@ const WRITES = new Set<keyof StateStore>([
   "putCachedResult",
 ]);
 
-export class NotConfirmedLeaderError extends Error {}
-
 export function fenceWrites(store: StateStore, lease: { readonly trusted: boolean }): StateStore {
   return new Proxy(store, {
     get(target, prop, receiver) {

@@ -16,7 +16,7 @@
 //   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
 //   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
 import { Redis, type Result } from "ioredis";
-import { redactUrl, redisTls } from "../../common/backend-security.js";
+import { connectRedis } from "./redis-connection.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
 import type { KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
@@ -64,41 +64,6 @@ export interface RedisStateOptions {
   connectTimeoutMs?: number;
   /** PEM CA that must have signed Redis's certificate (rediss://). */
   caFile?: string | undefined;
-}
-
-/**
- * Opens a connection that fails fast at start (a bad address is an error within
- * connectTimeoutMs) and, once up, rides out Redis restarts: commands wait for the reconnect
- * instead of failing, so a result is never dropped because Redis blinked.
- */
-export async function connectRedis(url: string, connectTimeoutMs = 5000, name = "distx", caFile?: string): Promise<Redis> {
-  // rediss://user:password@…: TLS plus an ACL user; the URL's password never reaches a message.
-  const tls = redisTls(url, caFile);
-  const shown = redactUrl(url);
-  const redis = new Redis(url, {
-    ...(tls ? { tls } : {}),
-    lazyConnect: true,
-    connectionName: name,
-    maxRetriesPerRequest: null,
-    enableAutoPipelining: true,
-    connectTimeout: connectTimeoutMs,
-    retryStrategy: (times) => Math.min(50 * times, 1000),
-  });
-  let lastError = "";
-  redis.on("error", (err: Error) => (lastError = err.message));
-  const timer = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`cannot reach Redis at ${shown} within ${connectTimeoutMs} ms${lastError ? `: ${lastError}` : ""}`)), connectTimeoutMs).unref(),
-  );
-  try {
-    await Promise.race([redis.connect().then(() => redis.ping()), timer]);
-  } catch (err) {
-    redis.disconnect();
-    let msg = (err as Error).message;
-    // "Connection is closed." alone hides why (NOAUTH, WRONGPASS, a TLS failure): add the last error.
-    if (lastError && !msg.includes(lastError)) msg += ` (${lastError})`;
-    throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${shown}: ${msg}`);
-  }
-  return redis;
 }
 
 interface ResultHeader {
