@@ -8,18 +8,23 @@
 import { unavailable } from "../../common/errors.js";
 import type { StateStore } from "./types.js";
 
-/** The StateStore calls that change the store. */
-const WRITES = new Set<keyof StateStore>([
-  "putKernel",
-  "putKernelRegistration",
-  "touchKernelRegistration",
-  "deleteKernelRegistration",
-  "putJobMeta",
-  "recordResult",
-  "deleteJob",
-  "putJob",
-  "markJobFinished",
-  "putCachedResult",
+/**
+ * The StateStore calls that only read (and close). Every other call is fenced: a write method
+ * added later is fenced without anyone remembering to list it (a forgotten one would have let a
+ * deposed leader write).
+ */
+export const UNFENCED = new Set<string>([
+  "getKernel",
+  "getKernelRegistration",
+  "listKernelRegistrations",
+  "staleKernelRegistrations",
+  "getJobMeta",
+  "getResults",
+  "getJobInputs",
+  "unfinishedJobs",
+  "finishedJobs",
+  "getCachedResults",
+  "close",
 ]);
 
 export function fenceWrites(store: StateStore, lease: { readonly trusted: boolean }): StateStore {
@@ -27,7 +32,7 @@ export function fenceWrites(store: StateStore, lease: { readonly trusted: boolea
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
-      if (!WRITES.has(prop as keyof StateStore)) return value.bind(target);
+      if (typeof prop !== "string" || UNFENCED.has(prop)) return value.bind(target);
       return (...args: unknown[]) => {
         if (!lease.trusted) {
           return Promise.reject(unavailable("this scheduler's lease is not confirmed (it was paused or cut off from Redis); not writing until it is; retry is safe"));

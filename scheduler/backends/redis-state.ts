@@ -313,6 +313,10 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .exec();
   }
 
+  async trimFinishedJobs(keep: number): Promise<void> {
+    await this.redis.zremrangebyrank(`${this.p}:jobs:finished`, 0, -Math.max(0, keep) - 1); // ranks ascend by finish time; meta and results expire by TTL
+  }
+
   async finishedJobs(limit: number): Promise<string[]> {
     if (limit <= 0) return [];
     return this.redis.zrange(`${this.p}:jobs:finished`, 0, limit - 1, "REV");

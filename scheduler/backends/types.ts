@@ -100,6 +100,12 @@ export interface StateStore {
    * that takes over loads them, so jobs finished under its predecessor still answer GetJob.
    */
   finishedJobs(limit: number): Promise<string[]>;
+  /**
+   * Forgets every finished job but the newest `keep` (the scheduler's retainFinishedJobs), as the
+   * scheduler's memory does. A trim, not a delete of named jobs: one that failed (a fenced or
+   * refused write) is made good by the next.
+   */
+  trimFinishedJobs(keep: number): Promise<void>;
   /** The result cache, keyed by resultCacheKey(kernel, seed, input). */
   getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]>;
   putCachedResult(key: string, output: Buffer): Promise<void>;

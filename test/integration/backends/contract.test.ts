@@ -114,6 +114,31 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
     expect(await store.getJobMeta(job)).toBe(JSON.stringify({ id: job }));
   });
 
+  it("trims its finished jobs to the newest N, and a later trim makes good one that never ran", async () => {
+    const jobs: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const job = `job-${randomUUID()}`;
+      await store.putJob(job, [Buffer.from("x")], JSON.stringify({ id: job }));
+      await store.markJobFinished(job);
+      jobs.push(job);
+      await new Promise((r) => setTimeout(r, 3)); // distinct finish times
+    }
+    await store.trimFinishedJobs(3);
+    expect(await store.finishedJobs(100)).toEqual(jobs.slice(2).reverse());
+    // Two more finish with no trim in between (it failed, say): the next trim catches up.
+    for (let i = 0; i < 2; i++) {
+      const job = `job-${randomUUID()}`;
+      await store.putJob(job, [Buffer.from("x")], JSON.stringify({ id: job }));
+      await store.markJobFinished(job);
+      jobs.push(job);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await store.trimFinishedJobs(3);
+    expect(await store.finishedJobs(100)).toEqual(jobs.slice(4).reverse());
+    await store.trimFinishedJobs(0);
+    expect(await store.finishedJobs(100)).toEqual([]);
+  });
+
   it("serves the result cache by (kernel, seed, input)", async () => {
     const input = Buffer.from(randomUUID());
     const k1 = resultCacheKey(kernelId, 1, input);
