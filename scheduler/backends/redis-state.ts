@@ -274,7 +274,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   }
 
   async deleteJob(jobId: string): Promise<void> {
-    // Finished jobs expire by TTL; an explicit delete only forgets what the scheduler retired.
+    // Finished jobs expire by TTL: this only drops the job from the sets.
     await this.redis.multi().zrem(`${this.p}:jobs:unfinished`, jobId).zrem(`${this.p}:jobs:finished`, jobId).exec();
   }
 
@@ -306,15 +306,14 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .del(this.job(jobId, "inputs"))
       .expire(this.job(jobId, "meta"), this.resultTtlS)
       .expire(this.job(jobId, "results"), this.resultTtlS)
-      // Scored by finish time; entries older than the TTL are trimmed here, so the set stays
-      // bounded by what the TTL keeps (and the scheduler's retention trims it further).
+      // Scored by finish time; entries past the TTL go here, the rest past retention in trimFinishedJobs.
       .zadd(`${this.p}:jobs:finished`, now, jobId)
       .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
   }
 
   async trimFinishedJobs(keep: number): Promise<void> {
-    await this.redis.zremrangebyrank(`${this.p}:jobs:finished`, 0, -Math.max(0, keep) - 1); // ranks ascend by finish time; meta and results expire by TTL
+    await this.redis.zremrangebyrank(`${this.p}:jobs:finished`, 0, -Math.max(0, keep) - 1); // ranks ascend by finish time
   }
 
   async finishedJobs(limit: number): Promise<string[]> {
