@@ -130,4 +130,60 @@ describe("real-time alerts", () => {
     expect(out.stdout).toMatch(/FIRING\s+warning\s+JobFailing/);
     expect(out.stdout).not.toContain("PredictedSaturation"); // resolved above
   });
+
+  it("a withdrawn prediction resolves on the webhook, gRPC and CLI and leaves the gauges; a later one fires again", async () => {
+    const scrape = async () => (await fetch(`http://${scheduler.monitoring.adminAddress}/metrics`)).text();
+    const predicted = (at: number, scope: "node" | "cluster") => ({
+      ...(scope === "node" ? { scope, nodeId: "node-forecast2" } : { scope }),
+      etaMs: 12_000,
+      crossingAtMs: at + 12_000,
+      horizonMs: 15_000,
+      forecast: 0.95,
+      threshold: 0.9,
+      atMs: at,
+    });
+    const ofNode = (list: Alert[], state: string) => list.filter((a) => a.name === "PredictedSaturation" && a.labels.node === "node-forecast2" && a.state === state);
+    const everywhere = (state: string, count: number) =>
+      eventually(
+        async () => ([hookAlerts(), streamed, cliLines].every((l) => ofNode(l, state).length === count) ? true : undefined),
+        10_000,
+        `${count} ${state} PredictedSaturation on the webhook, gRPC and CLI`,
+      );
+
+    const firstAt = Date.now();
+    scheduler.core.emit("predicted_saturation", predicted(firstAt, "node"));
+    await everywhere("firing", 1);
+    const crossing = new RegExp(`^distx_node_predicted_saturation_timestamp_seconds\\{node="node-forecast2"\\} ([0-9.e+]+)$`, "m");
+    const at = Number(crossing.exec(await scrape())?.[1]);
+    expect(at).toBeCloseTo((firstAt + 12_000) / 1000, 3);
+    // Seconds to the crossing count down from when it was predicted.
+    const left = Number(/^distx_node_predicted_saturation_seconds\{node="node-forecast2"\} ([0-9.e+-]+)$/m.exec(await scrape())?.[1]);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(12 - (Date.now() - firstAt) / 1000 + 0.5);
+
+    scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId: "node-forecast2", atMs: Date.now() });
+    await everywhere("resolved", 1);
+    const after = await scrape();
+    expect(after).not.toMatch(/^distx_node_predicted_saturation_(timestamp_)?seconds\{node="node-forecast2"\}/m);
+
+    // The same node predicted again: a new firing (a new alert id), not a silent refresh.
+    scheduler.core.emit("predicted_saturation", predicted(Date.now(), "node"));
+    await everywhere("firing", 2);
+    const ids = new Set(ofNode(hookAlerts(), "firing").map((a) => a.alertId));
+    expect(ids.size).toBe(2);
+    scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId: "node-forecast2", atMs: Date.now() });
+    await everywhere("resolved", 2);
+
+    // The cluster's prediction: its own metric and alert label, not node="cluster"; withdrawn the same way.
+    scheduler.core.emit("predicted_saturation", predicted(Date.now(), "cluster"));
+    const ofCluster = (state: string) => hookAlerts().filter((a) => a.name === "PredictedSaturation" && a.labels.scope === "cluster" && a.state === state);
+    await eventually(async () => (ofCluster("firing").length === 1 ? true : undefined), 10_000, "cluster prediction at the webhook");
+    expect(ofCluster("firing")[0]!.labels).toEqual({ scope: "cluster" });
+    const withCluster = await scrape();
+    expect(withCluster).toMatch(/^distx_cluster_predicted_saturation_timestamp_seconds\{scope="cluster"\} [0-9.e+]+$/m);
+    expect(withCluster).not.toContain('node="cluster"');
+    scheduler.core.emit("saturation_withdrawn", { scope: "cluster", atMs: Date.now() });
+    await eventually(async () => (ofCluster("resolved").length === 1 ? true : undefined), 10_000, "cluster prediction resolved at the webhook");
+    expect(await scrape()).not.toMatch(/^distx_cluster_predicted_saturation_timestamp_seconds\{/m);
+  });
 });
