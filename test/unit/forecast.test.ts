@@ -87,6 +87,31 @@ describe("Holt-Winters", () => {
   });
 });
 
+describe("ensemble selection when the season goes away", () => {
+  it("never selects (or describes) the seasonal-naive member once a refit finds no season, and answers with the member it describes", () => {
+    // A clean square wave (period 12) that turns into noise: the refit at step ~600 drops the season.
+    const r = rng(7);
+    const series = (i: number) => (i < 480 ? (i % 12 < 6 ? 0.8 : 0.2) : 0.5 + 0.1 * (r() - 0.5));
+    const model = new StepForecaster({ historySteps: 240, refitEverySteps: 48 });
+    let seasonless = 0;
+    const wrong: string[] = [];
+    for (let i = 0; i < 1400; i++) {
+      model.observe(series(i));
+      if (i < 100) continue;
+      const d = model.describe();
+      if (d.period !== null) continue;
+      seasonless++;
+      for (const { horizon, member } of d.selection) {
+        if (member === "seasonal-naive") wrong.push(`step ${i} h=${horizon}: seasonal-naive selected without a season`);
+        // What describe() says answers is what forecast() answers with.
+        if (member === "naive" && model.forecast(horizon) !== model.lastValue) wrong.push(`step ${i} h=${horizon}: described naive, forecast differs`);
+      }
+    }
+    expect(seasonless).toBeGreaterThan(500);
+    expect(wrong.slice(0, 5)).toEqual([]);
+  });
+});
+
 describe("decaying histogram", () => {
   it("gives percentiles within the bucket resolution", () => {
     const h = new DecayingHistogram({ halfLife: 1e9 });
