@@ -201,6 +201,21 @@ describe("NodeLoadForecaster", () => {
     expect(f.dropped).toBe(1);
   });
 
+  it("folds a second sample at the exact end of a step that just closed into the next step", () => {
+    const f = new NodeLoadForecaster({ stepMs: 1000 });
+    f.observe(0, 1); // step 0 closes at once
+    f.observe(1000, 2); // step 1 closes at once (exactly on its end)
+    f.observe(1000, 6); // same timestamp: step 1 is closed, so it opens step 2
+    expect(f.dropped).toBe(0);
+    expect(f.completedSteps).toBe(2);
+    f.observe(2000, 8); // step 2 = mean(6, 8) = 7
+    expect(f.completedSteps).toBe(3);
+    expect(f.lastStepTimeMs).toBe(2000);
+    expect(f.forecast(0).mean).toBe(7);
+    f.observe(1999, 0); // older than the newest sample: still dropped
+    expect(f.dropped).toBe(1);
+  });
+
   it("forecast() gives mean <= upper, and upper tracks residual spread", () => {
     const f = new NodeLoadForecaster({ stepMs: 1000 });
     seasonalSeries(600, 30, { noise: 0.3 }).forEach((v, i) => f.observe(i * 1000, v));
