@@ -49,6 +49,11 @@ export class SchedulerMonitoring {
 
     this.alerts.on("alert", (a: AlertEvent) => {
       if (a.state === "firing") this.metrics.alertsFired.inc({ alertname: a.name, severity: a.severity });
+      // However it ended (withdrawn, node down, or expired unrefreshed), the gauges go with it.
+      if (a.name === "PredictedSaturation" && a.state === "resolved") {
+        if (a.labels.node !== undefined) this.metrics.predictedCrossings.delete(a.labels.node);
+        else this.metrics.clusterPredictedCrossing = undefined;
+      }
       this.webhook?.push(a);
       this.broadcast("alerts", this.alerts.activeAlerts());
     });
@@ -77,6 +82,10 @@ export class SchedulerMonitoring {
     const horizonMs = config.saturationHorizonMs;
     let lastAccuracyAt = 0;
     nodes.on("load", (node: NodeEntry) => {
+      // A standing prediction is kept alive by the heartbeats that sustain it: the bus's expiry
+      // must not resolve it while the controller still holds it (it withdraws it itself).
+      if (this.metrics.predictedCrossings.has(node.id)) this.alerts.refresh("PredictedSaturation", { node: node.id });
+      if (this.metrics.clusterPredictedCrossing !== undefined) this.alerts.refresh("PredictedSaturation", CLUSTER_LABELS);
       const f = core.placement.forecastUtilization(node.id, horizonMs);
       if (f !== undefined) this.setNodeForecast(node.id, f, horizonMs / 1000);
       const now = Date.now();

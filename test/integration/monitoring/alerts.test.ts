@@ -15,6 +15,9 @@ import { builtKernelsDir } from "../../../common/paths.js";
 import { cliEntry } from "../../../cli/local-cluster.js";
 import { getExampleKernel } from "../../../kernels/reference/index.js";
 import { Scheduler } from "../../../scheduler/scheduler.js";
+import { SchedulerMonitoring } from "../../../scheduler/monitoring.js";
+import { NodeRegistry } from "../../../scheduler/registry.js";
+import type { HardwareProfile } from "../../../common/types.js";
 import { eventually } from "../../helpers/monitoring.js";
 
 interface Received {
@@ -185,5 +188,34 @@ describe("real-time alerts", () => {
     scheduler.core.emit("saturation_withdrawn", { scope: "cluster", atMs: Date.now() });
     await eventually(async () => (ofCluster("resolved").length === 1 ? true : undefined), 10_000, "cluster prediction resolved at the webhook");
     expect(await scrape()).not.toMatch(/^distx_cluster_predicted_saturation_timestamp_seconds\{/m);
+  });
+
+  it("a standing prediction does not expire while its node's heartbeats sustain it; unsustained, it resolves with its gauge", async () => {
+    // A second monitoring on the same core, over a registry of its own, with a 400 ms alert expiry.
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+    let nodeId = "";
+    const monitoring = new SchedulerMonitoring(schedulerConfigSchema.parse({}), scheduler.core, registry, createLogger("monitoring", "error"), { alertTtlMs: 400 });
+    try {
+      const profile = { hostname: "h", workers: 1, cpu: { model: "x", logicalCores: 1 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} };
+      const node = registry.register(profile as unknown as HardwareProfile);
+      nodeId = node.id;
+      registry.attachSession(node.id, () => {});
+      const now = Date.now();
+      scheduler.core.emit("predicted_saturation", { scope: "node", nodeId: node.id, etaMs: 5000, crossingAtMs: now + 5000, horizonMs: 15_000, forecast: 0.95, threshold: 0.9, atMs: now });
+      const standing = () => monitoring.alerts.activeAlerts().some((a) => a.name === "PredictedSaturation" && a.labels.node === node.id);
+      expect(standing()).toBe(true);
+      for (let i = 0; i < 15; i++) {
+        registry.heartbeat(node.id, { cpuUtilization: 0.95, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: Date.now() }, false);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(standing()).toBe(true); // 1.5 s: well past the 400 ms expiry
+      expect(monitoring.metrics.predictedCrossings.get(node.id)).toBe(now + 5000);
+      await eventually(async () => (standing() ? undefined : true), 3000, "the unsustained prediction to expire");
+      expect(monitoring.metrics.predictedCrossings.has(node.id)).toBe(false);
+    } finally {
+      // The scheduler's own monitoring raised it too: end it there.
+      if (nodeId) scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId, atMs: Date.now() });
+      await monitoring.stop();
+    }
   });
 });
