@@ -90,6 +90,10 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
         this.log.warn({ event: "predicted_saturation", ...e }, `${e.scope === "node" ? `node ${e.nodeId}` : "cluster"} predicted to saturate in ${e.etaMs} ms`);
         this.emit("predicted_saturation", e);
       },
+      saturationWithdrawn: (e) => {
+        this.log.info({ event: "saturation_withdrawn", ...e }, `${e.scope === "node" ? `node ${e.nodeId}` : "cluster"} no longer predicted to saturate`);
+        this.emit("saturation_withdrawn", e);
+      },
       queuedOn: (node) => this.dispatcher.queuedOn(node),
       takeBack: (node, keys, reason) => this.dispatcher.takeBack(node, keys, reason),
     });

@@ -49,7 +49,10 @@ export class SchedulerMetrics {
   readonly rejectedRecords: Counter<"topic" | "reason">;
   /** Set by the forecaster (see SchedulerMonitoring.setNodeForecast / predictedSaturation). */
   readonly forecasts = new Map<string, NodeForecast>();
-  readonly saturationSeconds = new Map<string, number>();
+  /** Standing saturation predictions: node id → predicted crossing (unix ms); deleted when withdrawn. */
+  readonly predictedCrossings = new Map<string, number>();
+  /** The cluster's standing prediction (unix ms), if any. */
+  clusterPredictedCrossing: number | undefined;
 
   constructor(core: SchedulerCore, nodes: NodeRegistry) {
     const registry = this.registry;
@@ -120,11 +123,42 @@ export class SchedulerMetrics {
     nodeGauge("distx_node_assigned_tasks", "Tasks placed on the node and not yet finished.", (id) => nodes.get(id)?.assigned);
     nodeGauge("distx_node_capacity_tasks", "Task slots the scheduler fills on the node (workers plus prefetch).", (id) => nodes.get(id)?.capacity);
     nodeGauge("distx_node_forecast_cpu_utilization", "Forecast CPU utilisation 0..1 of the node over the forecaster's horizon.", (id) => this.forecasts.get(id)?.cpuUtilization);
-    nodeGauge(
-      "distx_node_predicted_saturation_seconds",
-      "Seconds until the forecaster predicts the node saturates; absent when no saturation is predicted.",
-      (id) => this.saturationSeconds.get(id),
-    );
+    // Predicted saturation. The timestamp is what a rule should use: it stays right between
+    // scrapes and after the crossing. Both series exist only while a prediction stands.
+    const crossings = this.predictedCrossings;
+    new Gauge({
+      name: "distx_node_predicted_saturation_timestamp_seconds",
+      help: "Unix time at which the forecaster predicts the node crosses the saturation threshold; absent when no saturation is predicted.",
+      labelNames: ["node"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [node, atMs] of crossings) this.set({ node }, atMs / 1000);
+      },
+    });
+    new Gauge({
+      name: "distx_node_predicted_saturation_seconds",
+      help: "Seconds from this scrape to the node's predicted saturation (0 once it is past); absent when no saturation is predicted.",
+      labelNames: ["node"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const [node, atMs] of crossings) this.set({ node }, Math.max(0, atMs - now) / 1000);
+      },
+    });
+    const metrics = this;
+    new Gauge({
+      // A label, not a bare gauge: an unlabelled gauge always exports a value, and this one must be absent.
+      name: "distx_cluster_predicted_saturation_timestamp_seconds",
+      help: 'Unix time at which the forecaster predicts the cluster\'s mean utilisation crosses the saturation threshold (scope="cluster"); absent when none is predicted.',
+      labelNames: ["scope"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (metrics.clusterPredictedCrossing !== undefined) this.set({ scope: "cluster" }, metrics.clusterPredictedCrossing / 1000);
+      },
+    });
 
     this.tasksSubmitted = new Counter({ name: "distx_tasks_submitted_total", help: "Tasks accepted in submitted jobs.", registers: [registry] });
     this.tasksFinished = new Counter({

@@ -2,7 +2,7 @@
 // (with its webhook), the admin HTTP server (/metrics, /healthz, /readyz) and the live
 // dashboard (/dashboard, /api/state, /api/events). The forecaster and the result cache report
 // here through the small setter API at the bottom.
-import type { PredictedSaturation } from "./placement/controller.js";
+import type { PredictedSaturation, SaturationWithdrawn } from "./placement/controller.js";
 import type http from "node:http";
 import { AdminServer, type AdminRoute } from "../common/admin-http.js";
 import type { SchedulerConfig } from "../common/config.js";
@@ -15,6 +15,9 @@ import { AlertWebhook } from "./alerts/webhook.js";
 import { DASHBOARD_HTML } from "./dashboard/page.js";
 import { DashboardState } from "./dashboard/state.js";
 import { SchedulerMetrics } from "./metrics.js";
+
+/** Alert labels of the cluster-wide prediction: a scope of its own, never mistaken for a node. */
+const CLUSTER_LABELS = { scope: "cluster" } as const;
 
 export interface MonitoringOptions {
   /** Dashboard sampling / push interval. */
@@ -46,6 +49,11 @@ export class SchedulerMonitoring {
 
     this.alerts.on("alert", (a: AlertEvent) => {
       if (a.state === "firing") this.metrics.alertsFired.inc({ alertname: a.name, severity: a.severity });
+      // However it ended (withdrawn, node down, or expired unrefreshed), the gauges go with it.
+      if (a.name === "PredictedSaturation" && a.state === "resolved") {
+        if (a.labels.node !== undefined) this.metrics.predictedCrossings.delete(a.labels.node);
+        else this.metrics.clusterPredictedCrossing = undefined;
+      }
       this.webhook?.push(a);
       this.broadcast("alerts", this.alerts.activeAlerts());
     });
@@ -54,24 +62,30 @@ export class SchedulerMonitoring {
     const drained = new Set<string>();
     nodes.on("draining", (node: NodeEntry) => drained.add(node.id));
     core.on("node_down", (node: NodeEntry) => {
-      this.metrics.saturationSeconds.delete(node.id);
       this.metrics.forecasts.delete(node.id);
-      this.alerts.resolve("PredictedSaturation", { node: node.id });
+      this.clearPredictedSaturation(node.id);
       if (drained.delete(node.id)) return;
       this.alerts.fire("AgentLost", "critical", `agent ${node.profile.hostname} (${node.id}) was lost; its tasks are being re-placed`, { node: node.id });
     });
     core.on("result_cache_hit", (count: number) => this.resultCacheHit(count));
     // The placement forecaster feeds the forecast gauges, its accuracy, and predictive alerts.
-    core.on("predicted_saturation", (e: PredictedSaturation) =>
-      this.predictedSaturation(
-        e.nodeId ?? "cluster",
-        e.etaMs / 1000,
-        `${e.scope === "node" ? `node ${e.nodeId}` : "the cluster"}: forecast utilisation ${e.forecast.toFixed(2)} reaches ${e.threshold} within ${Math.round(e.horizonMs / 1000)} s`,
-      ),
-    );
+    // The controller's clock is wall time, so its crossing is a unix time as it stands.
+    core.on("predicted_saturation", (e: PredictedSaturation) => {
+      const detail = `forecast utilisation ${e.forecast.toFixed(2)} reaches ${e.threshold} within ${Math.round(e.horizonMs / 1000)} s`;
+      if (e.scope === "node" && e.nodeId !== undefined) this.raiseSaturation({ node: e.nodeId }, e.crossingAtMs, detail);
+      else if (e.scope === "cluster") this.raiseSaturation(CLUSTER_LABELS, e.crossingAtMs, detail);
+    });
+    core.on("saturation_withdrawn", (e: SaturationWithdrawn) => {
+      if (e.scope === "node" && e.nodeId !== undefined) this.clearPredictedSaturation(e.nodeId);
+      else if (e.scope === "cluster") this.clearPredictedClusterSaturation();
+    });
     const horizonMs = config.saturationHorizonMs;
     let lastAccuracyAt = 0;
     nodes.on("load", (node: NodeEntry) => {
+      // A standing prediction is kept alive by the heartbeats that sustain it: the bus's expiry
+      // must not resolve it while the controller still holds it (it withdraws it itself).
+      if (this.metrics.predictedCrossings.has(node.id)) this.alerts.refresh("PredictedSaturation", { node: node.id });
+      if (this.metrics.clusterPredictedCrossing !== undefined) this.alerts.refresh("PredictedSaturation", CLUSTER_LABELS);
       const f = core.placement.forecastUtilization(node.id, horizonMs);
       if (f !== undefined) this.setNodeForecast(node.id, f, horizonMs / 1000);
       const now = Date.now();
@@ -158,9 +172,10 @@ export class SchedulerMonitoring {
 
   // ───────────── for the forecaster and the result cache ─────────────
 
-  /** Forecast CPU utilisation (0..1) of a node over the next `horizonSeconds`; drawn against the load. */
+  /** Forecast CPU utilisation of a node over the next `horizonSeconds`, shown clamped to 0..1; drawn against the load. */
   setNodeForecast(nodeId: string, cpuUtilization: number, horizonSeconds: number): void {
-    this.metrics.forecasts.set(nodeId, { cpuUtilization, horizonSeconds, atMs: Date.now() });
+    if (!Number.isFinite(cpuUtilization)) return;
+    this.metrics.forecasts.set(nodeId, { cpuUtilization: Math.min(1, Math.max(0, cpuUtilization)), horizonSeconds, atMs: Date.now() });
   }
 
   /** Forecaster error divided by the naive forecast's error (< 1 means it beats naive). */
@@ -170,18 +185,36 @@ export class SchedulerMonitoring {
 
   /**
    * The forecaster predicts that `nodeId` saturates in `inSeconds`: exported as
-   * distx_node_predicted_saturation_seconds{node} and raised as a PredictedSaturation alert.
-   * Call clearPredictedSaturation when the prediction no longer holds.
+   * distx_node_predicted_saturation_timestamp_seconds{node} (and _seconds, counting down) and
+   * raised as a PredictedSaturation alert {node}. Call clearPredictedSaturation when the
+   * prediction no longer holds; predicting it again after that is a new alert.
    */
   predictedSaturation(nodeId: string, inSeconds: number, detail = ""): AlertEvent {
-    this.metrics.saturationSeconds.set(nodeId, Math.max(0, inSeconds));
-    const summary = `node ${nodeId} is predicted to saturate in ${Math.round(inSeconds)} s${detail ? `: ${detail}` : ""}`;
-    return this.alerts.fire("PredictedSaturation", "warning", summary, { node: nodeId });
+    return this.raiseSaturation({ node: nodeId }, Date.now() + Math.max(0, inSeconds) * 1000, detail);
   }
 
   clearPredictedSaturation(nodeId: string): void {
-    this.metrics.saturationSeconds.delete(nodeId);
+    this.metrics.predictedCrossings.delete(nodeId);
     this.alerts.resolve("PredictedSaturation", { node: nodeId });
+  }
+
+  /** The same for the whole cluster: distx_cluster_predicted_saturation_timestamp_seconds, alert {scope="cluster"}. */
+  predictedClusterSaturation(inSeconds: number, detail = ""): AlertEvent {
+    return this.raiseSaturation(CLUSTER_LABELS, Date.now() + Math.max(0, inSeconds) * 1000, detail);
+  }
+
+  clearPredictedClusterSaturation(): void {
+    this.metrics.clusterPredictedCrossing = undefined;
+    this.alerts.resolve("PredictedSaturation", CLUSTER_LABELS);
+  }
+
+  private raiseSaturation(labels: { node: string } | typeof CLUSTER_LABELS, crossingAtMs: number, detail: string): AlertEvent {
+    if ("node" in labels) this.metrics.predictedCrossings.set(labels.node, crossingAtMs);
+    else this.metrics.clusterPredictedCrossing = crossingAtMs;
+    const who = "node" in labels ? `node ${labels.node}` : "the cluster";
+    const inSeconds = Math.max(0, Math.round((crossingAtMs - Date.now()) / 1000));
+    const summary = `${who} is predicted to saturate in ${inSeconds} s${detail ? `: ${detail}` : ""}`;
+    return this.alerts.fire("PredictedSaturation", "warning", summary, { ...labels });
   }
 
   resultCacheHit(count = 1): void {

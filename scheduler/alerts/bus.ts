@@ -69,6 +69,13 @@ export class AlertBus extends EventEmitter {
     return view;
   }
 
+  /** Keeps an active alert from expiring (a condition that still holds); false when it is not active. */
+  refresh(name: AlertName, labels: Record<string, string>): boolean {
+    const alert = this.active.get(fingerprint(name, labels));
+    if (alert) alert.refreshedAtMs = Date.now();
+    return alert !== undefined;
+  }
+
   /** Resolves an active alert, if there is one. */
   resolve(name: AlertName, labels: Record<string, string>): void {
     const key = fingerprint(name, labels);

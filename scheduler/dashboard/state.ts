@@ -27,6 +27,7 @@ export interface DashNode {
   completed: number;
   /** Forecast CPU utilisation, -1 when no forecaster has spoken for this node. */
   forecast: number;
+  /** Seconds to the node's predicted saturation (0 once past), -1 when none is predicted. */
   saturationInSeconds: number;
 }
 
@@ -125,7 +126,7 @@ export class DashboardState {
         capacity: n.capacity,
         completed: n.completed,
         forecast: round(this.metrics.forecasts.get(n.id)?.cpuUtilization ?? -1),
-        saturationInSeconds: this.metrics.saturationSeconds.get(n.id) ?? -1,
+        saturationInSeconds: secondsUntil(this.metrics.predictedCrossings.get(n.id)),
       });
     }
     nodes.sort((a, b) => (a.host + a.id).localeCompare(b.host + b.id));
@@ -168,3 +169,8 @@ function dashJob(j: JobRecord): DashJob {
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;
+
+/** Seconds from now to a unix-ms time, 0 once it is past; -1 without one. */
+function secondsUntil(atMs: number | undefined): number {
+  return atMs === undefined ? -1 : Math.max(0, atMs - Date.now()) / 1000;
+}

@@ -32,6 +32,7 @@ import { detectPeriod } from "./period.js";
 /** Ensemble members. */
 export type MemberName = "holt-winters" | "naive" | "seasonal-naive" | "hw-naive-mean" | "direct-ar";
 const MEMBERS: readonly MemberName[] = ["holt-winters", "naive", "seasonal-naive", "hw-naive-mean", "direct-ar"];
+const SEASONAL_NAIVE = MEMBERS.indexOf("seasonal-naive");
 /** Relative loss reduction a season must bring over the non-seasonal fit to be kept. */
 const SEASON_GAIN = 0.02;
 /** Lags of the direct autoregression member. */
@@ -150,6 +151,10 @@ export class StepForecaster {
         period = p;
       }
     }
+    // The seasonal-naive member's record belongs to the old season: without a season it cannot
+    // answer, and with another it is a different forecast. Its stale (often low) error would keep
+    // it selected for hundreds of steps, so it starts over.
+    if (period !== this.period) this.forgetMember(SEASONAL_NAIVE);
     this.period = period;
     this.params = fit.params;
     this.ar = [];
@@ -172,6 +177,12 @@ export class StepForecaster {
     this.state = s;
     this.sinceFit = 0;
     this.fits++;
+  }
+
+  private forgetMember(m: number): void {
+    this.errSum[m]!.fill(0);
+    this.errW[m]!.fill(0);
+    for (const ring of this.pending[m]!) ring.fill(Number.NaN);
   }
 
   private memberForecast(m: number, h: number): number {
@@ -254,7 +265,9 @@ export class StepForecaster {
     let bestMae = base * (1 - this.options.selectionMargin);
     for (let m = 1; m < MEMBERS.length; m++) {
       const e = mae(m);
-      if (e < bestMae) {
+      // A member that cannot answer now (no season, no AR fit) is not chosen: forecast() would
+      // fall back to Holt-Winters while describe() named it.
+      if (e < bestMae && !Number.isNaN(this.memberForecast(m, h))) {
         best = m;
         bestMae = e;
       }

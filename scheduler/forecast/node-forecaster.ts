@@ -144,12 +144,9 @@ export class NodeLoadForecaster {
     this.lastSampleT = tMs;
     if (this.t0 === null) this.t0 = tMs;
     const pos = (tMs - this.t0) / this.stepMs;
-    const idx = Math.max(0, Math.ceil(pos - 1e-9));
-    if (idx <= this.lastIdx) {
-      // Belongs to a step already closed at its exact end: fold into the next one.
-      this.droppedSamples++;
-      return;
-    }
+    // A sample not older than the newest can only land in a closed step when it has the same time
+    // as the sample that closed it at its exact end: it is folded into the next step, not lost.
+    const idx = Math.max(this.lastIdx + 1, Math.ceil(pos - 1e-9));
     if (this.openIdx >= 0 && idx > this.openIdx) this.closeOpen();
     if (this.openIdx !== idx) {
       this.openIdx = idx;
@@ -158,7 +155,7 @@ export class NodeLoadForecaster {
     }
     this.openSum += value;
     this.openCount++;
-    if (Math.abs(pos - idx) < 1e-9) this.closeOpen();
+    if (Math.abs(pos - idx) < 1e-9) this.closeOpen(); // exactly at the step's end
   }
 
   private closeOpen(): void {

@@ -6,7 +6,7 @@ import type { JobEventIn } from "../../common/types.js";
 import type { RejectReason } from "../update-guard.js";
 import type { JobRecord, TaskErrorShape, TaskRecord } from "../model.js";
 import type { NodeEntry } from "../registry.js";
-import type { PredictedSaturation } from "../placement/controller.js";
+import type { PredictedSaturation, SaturationWithdrawn } from "../placement/controller.js";
 import type { StoreWriteFailure } from "../store-writes.js";
 
 export interface CoreEvents {
@@ -25,6 +25,8 @@ export interface CoreEvents {
   node_down: [node: NodeEntry];
   node_recovered: [node: NodeEntry];
   predicted_saturation: [event: PredictedSaturation];
+  /** A raised prediction no longer holds (its forecast fell below the threshold). */
+  saturation_withdrawn: [event: SaturationWithdrawn];
   /** A Kafka record dropped instead of used: its topic, and the reason (a status name, or undecodable…). */
   record_rejected: [topic: string, reason: string];
   /** A task update not applied: from a node not holding that attempt, or for an unknown task. */

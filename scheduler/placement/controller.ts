@@ -1,8 +1,9 @@
 // Glue between the registry's event stream and the placement strategy, owned by SchedulerCore.
 // It reads nodes and decides; it writes none of their fields (the registry owns them):
 //   * keeps the strategy's node index and load models current (ready / load / down / capacity);
-//   * raises predicted-saturation events for nodes and for the whole cluster, with hysteresis
-//     and a cooldown so a node hovering near the threshold does not raise a stream of them;
+//   * raises predicted-saturation events for nodes and for the whole cluster (two samples in a
+//     row must predict it, and at most one is raised per cooldown), and withdraws each on the
+//     first step its forecast no longer reaches the threshold, so every prediction ends;
 //   * dynamic load balancing: once per heartbeat step, a node whose queue of not-yet-started
 //     tasks is predicted to run much later than another node could finish them gives some back.
 import type { SchedulerConfig } from "../../common/config.js";
@@ -18,11 +19,21 @@ export interface PredictedSaturation {
   nodeId?: string;
   /** Predicted time until the threshold is crossed (ms). */
   etaMs: number;
+  /** When the threshold is predicted to be crossed (scheduler clock, ms): atMs + etaMs. */
+  crossingAtMs: number;
   horizonMs: number;
-  /** Forecast utilisation at the end of the horizon. */
+  /** Forecast utilisation at the end of the horizon, clamped to [0, 1] (the model's raw value may leave it). */
   forecast: number;
   threshold: number;
   /** When the prediction was made (scheduler clock, ms). */
+  atMs: number;
+}
+
+/** A raised prediction no longer holds: the forecast stays below the threshold over the horizon. */
+export interface SaturationWithdrawn {
+  scope: "node" | "cluster";
+  nodeId?: string;
+  /** When it was withdrawn (scheduler clock, ms). */
   atMs: number;
 }
 
@@ -37,6 +48,8 @@ export interface ForecastAccuracyEntry {
 
 export interface PlacementHooks {
   saturation(event: PredictedSaturation): void;
+  /** Called once for every raised prediction that stops holding (not for a node that went down). */
+  saturationWithdrawn(event: SaturationWithdrawn): void;
   /** Tasks placed on the node and not started, oldest first, with what they need. */
   queuedOn(node: NodeEntry): { key: string; req: PlacementRequest }[];
   /** Take these tasks back from the node (cancel there, place again elsewhere). */
@@ -49,7 +62,9 @@ type PlacementConfig = Pick<
 >;
 
 interface AlertState {
-  alerting: boolean;
+  /** The predicted crossing (scheduler clock, ms) while a raised prediction stands. */
+  crossingAtMs: number | undefined;
+  /** When the last prediction was raised (the cooldown counts from it). */
   lastAt: number;
   /** Consecutive samples predicting a crossing: one noisy sample is not enough. */
   streak: number;
@@ -57,8 +72,8 @@ interface AlertState {
 
 /** Steps a forecaster must have seen before it may predict saturation: start-up samples (calibration) are noise, and the headroom needs residuals to be calibrated. */
 const MIN_STEPS_BEFORE_ALERTS = 30;
-/** Utilisation must fall this far below the threshold before a node can alert again. */
-const HYSTERESIS = 0.1;
+/** The alert-state key of the cluster-wide series (node ids are UUIDs, so it cannot collide). */
+const CLUSTER = "\0cluster";
 
 export class PlacementController {
   readonly strategy: PlanningStrategy<NodeEntry>;
@@ -124,11 +139,17 @@ export class PlacementController {
     const threshold = this.config.saturationThreshold;
     const horizonMs = this.config.saturationHorizonMs;
     let st = this.alerts.get(id);
-    if (!st) this.alerts.set(id, (st = { alerting: false, lastAt: Number.NEGATIVE_INFINITY, streak: 0 }));
+    if (!st) this.alerts.set(id, (st = { crossingAtMs: undefined, lastAt: Number.NEGATIVE_INFINITY, streak: 0 }));
     if (f.completedSteps < MIN_STEPS_BEFORE_ALERTS) return;
     const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
-    if (st.alerting) {
-      if (eta === null && last < threshold - HYSTERESIS) st.alerting = false;
+    const subject = scope === "node" ? { scope, nodeId: id } : { scope };
+    if (st.crossingAtMs !== undefined) {
+      // A raised prediction stands while the forecast still reaches the threshold (also once the
+      // node is over it), and is withdrawn on the first sample where it does not.
+      if (eta !== null) return;
+      st.crossingAtMs = undefined;
+      st.streak = 0;
+      this.hooks.saturationWithdrawn({ ...subject, atMs: now });
       return;
     }
     // Predictive only: a node already over the threshold is saturated, not about to be.
@@ -137,16 +158,20 @@ export class PlacementController {
       return;
     }
     if (++st.streak < 2) return;
-    st.alerting = true;
+    // Within the cooldown the prediction waits (it is raised once the cooldown has passed, if it
+    // still holds) rather than standing unannounced.
     if (now - st.lastAt < this.config.saturationCooldownMs) return;
     st.lastAt = now;
     const base = f.lastStepTimeMs ?? now;
+    const etaMs = Math.max(0, Math.round(eta - base));
+    st.crossingAtMs = now + etaMs;
+    const forecast = f.forecast(horizonMs)[this.config.saturationBound];
     const event: PredictedSaturation = {
-      scope,
-      ...(scope === "node" ? { nodeId: id } : {}),
-      etaMs: Math.max(0, Math.round(eta - base)),
+      ...subject,
+      etaMs,
+      crossingAtMs: now + etaMs,
       horizonMs,
-      forecast: f.forecast(horizonMs)[this.config.saturationBound],
+      forecast: Math.min(1, Math.max(0, Number.isFinite(forecast) ? forecast : last)),
       threshold,
       atMs: now,
     };
@@ -168,7 +193,7 @@ export class PlacementController {
     if (weight > 0) {
       const u = sum / weight;
       this.cluster.observe(now, u);
-      this.checkSaturation("cluster", "cluster", this.cluster, u, now);
+      this.checkSaturation("cluster", CLUSTER, this.cluster, u, now);
     }
     if (this.config.rebalance) this.rebalance(ready, now);
   }
@@ -190,6 +215,11 @@ export class PlacementController {
       this.stats.takenBack += keys.length;
       this.hooks.takeBack(node, keys, `behind forecast (lag ${strategy.lagOf(node.id).toFixed(2)})`);
     }
+  }
+
+  /** The predicted crossing of a standing prediction (scheduler clock, ms), for a node or, without an id, the cluster. */
+  predictedCrossing(nodeId?: string): number | undefined {
+    return this.alerts.get(nodeId ?? CLUSTER)?.crossingAtMs;
   }
 
   /** The forecast utilisation of a node `horizonMs` ahead, once its model has data (for metrics and the dashboard). */

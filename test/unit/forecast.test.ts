@@ -87,6 +87,31 @@ describe("Holt-Winters", () => {
   });
 });
 
+describe("ensemble selection when the season goes away", () => {
+  it("never selects (or describes) the seasonal-naive member once a refit finds no season, and answers with the member it describes", () => {
+    // A clean square wave (period 12) that turns into noise: the refit at step ~600 drops the season.
+    const r = rng(7);
+    const series = (i: number) => (i < 480 ? (i % 12 < 6 ? 0.8 : 0.2) : 0.5 + 0.1 * (r() - 0.5));
+    const model = new StepForecaster({ historySteps: 240, refitEverySteps: 48 });
+    let seasonless = 0;
+    const wrong: string[] = [];
+    for (let i = 0; i < 1400; i++) {
+      model.observe(series(i));
+      if (i < 100) continue;
+      const d = model.describe();
+      if (d.period !== null) continue;
+      seasonless++;
+      for (const { horizon, member } of d.selection) {
+        if (member === "seasonal-naive") wrong.push(`step ${i} h=${horizon}: seasonal-naive selected without a season`);
+        // What describe() says answers is what forecast() answers with.
+        if (member === "naive" && model.forecast(horizon) !== model.lastValue) wrong.push(`step ${i} h=${horizon}: described naive, forecast differs`);
+      }
+    }
+    expect(seasonless).toBeGreaterThan(500);
+    expect(wrong.slice(0, 5)).toEqual([]);
+  });
+});
+
 describe("decaying histogram", () => {
   it("gives percentiles within the bucket resolution", () => {
     const h = new DecayingHistogram({ halfLife: 1e9 });
@@ -173,6 +198,21 @@ describe("NodeLoadForecaster", () => {
     expect(f.lastStepTimeMs).toBe(4000);
     expect(f.forecast(0).mean).toBe(10);
     f.observe(3500, 1); // out of order: dropped
+    expect(f.dropped).toBe(1);
+  });
+
+  it("folds a second sample at the exact end of a step that just closed into the next step", () => {
+    const f = new NodeLoadForecaster({ stepMs: 1000 });
+    f.observe(0, 1); // step 0 closes at once
+    f.observe(1000, 2); // step 1 closes at once (exactly on its end)
+    f.observe(1000, 6); // same timestamp: step 1 is closed, so it opens step 2
+    expect(f.dropped).toBe(0);
+    expect(f.completedSteps).toBe(2);
+    f.observe(2000, 8); // step 2 = mean(6, 8) = 7
+    expect(f.completedSteps).toBe(3);
+    expect(f.lastStepTimeMs).toBe(2000);
+    expect(f.forecast(0).mean).toBe(7);
+    f.observe(1999, 0); // older than the newest sample: still dropped
     expect(f.dropped).toBe(1);
   });
 

@@ -5,7 +5,7 @@ import { slowdownFactor, backgroundOf } from "../../scheduler/placement/load-mod
 import { NodeIndex, classKey } from "../../scheduler/placement/node-index.js";
 import { RuntimeModel, DEFAULT_WORK } from "../../scheduler/placement/runtime-model.js";
 import { CapacityPlacement, ForecastPlacement, finishEstimate } from "../../scheduler/placement/strategy.js";
-import { PlacementController, type PredictedSaturation } from "../../scheduler/placement/controller.js";
+import { PlacementController, type PredictedSaturation, type SaturationWithdrawn } from "../../scheduler/placement/controller.js";
 import { NodeRegistry, type NodeEntry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 
@@ -167,7 +167,7 @@ describe("predicted saturation", () => {
     new PlacementController(
       { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: 0.9, saturationHorizonMs: 10_000, saturationBound: "upper", saturationCooldownMs: 0, rebalance: false },
       registry,
-      { saturation: (e) => events.push(e), queuedOn: () => [], takeBack: () => {} },
+      { saturation: (e) => events.push(e), saturationWithdrawn: () => {}, queuedOn: () => [], takeBack: () => {} },
       () => now,
     );
     const n = registry.register(profile(2));
@@ -193,6 +193,95 @@ describe("predicted saturation", () => {
     for (let i = 0; i < 40; i++) beat(Math.min(1, 0.2 + 0.025 * i));
     expect(events.filter((e) => e.scope === "node")).toHaveLength(2);
     expect(events.some((e) => e.scope === "cluster")).toBe(true);
+  });
+});
+
+describe("predicted saturation: withdrawn and raised again", () => {
+  const profile = (workers: number): HardwareProfile =>
+    ({ hostname: "h", workers, cpu: { model: "x", logicalCores: workers }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} }) as unknown as HardwareProfile;
+
+  function rig(cooldownMs: number, horizonMs = 10_000) {
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+    const clock = { now: 0 };
+    const raised: PredictedSaturation[] = [];
+    const withdrawn: SaturationWithdrawn[] = [];
+    const controller = new PlacementController(
+      { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: 0.9, saturationHorizonMs: horizonMs, saturationBound: "upper", saturationCooldownMs: cooldownMs, rebalance: false },
+      registry,
+      { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
+      () => clock.now,
+    );
+    const n = registry.register(profile(2));
+    registry.attachSession(n.id, () => {});
+    const beat = (u: number) => {
+      registry.heartbeat(n.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: clock.now }, false);
+      clock.now += 1000;
+    };
+    return { controller, clock, raised, withdrawn, beat, nodeId: n.id };
+  }
+  const nodeOnly = <T extends { scope: string }>(list: T[]) => list.filter((e) => e.scope === "node");
+
+  it("withdraws a node's prediction within one step of its forecast dropping below the threshold, and raises a later one again", () => {
+    const r = rig(0);
+    for (let i = 0; i < 40; i++) r.beat(0.2 + 0.01 * Math.sin(i));
+    // Ramp until the node's prediction is raised, but stop before it saturates.
+    for (let u = 0.2; nodeOnly(r.raised).length === 0; u += 0.05) {
+      expect(u).toBeLessThan(0.9);
+      r.beat(u);
+    }
+    const first = nodeOnly(r.raised)[0]!;
+    expect(first.crossingAtMs).toBe(first.atMs + first.etaMs);
+    expect(r.controller.predictedCrossing(r.nodeId)).toBe(first.crossingAtMs);
+    // The load falls away: the forecast drops below the threshold; the prediction goes with it.
+    let steps = 0;
+    let droppedAt = -1;
+    while (nodeOnly(r.withdrawn).length === 0 && steps < 30) {
+      r.beat(0.05);
+      steps++;
+      const util = r.controller.strategy.loadModel?.(r.nodeId)?.util;
+      if (droppedAt < 0 && util?.saturationEta(0.9, 10_000, "upper") === null) droppedAt = steps;
+    }
+    expect(nodeOnly(r.withdrawn)).toHaveLength(1);
+    expect(droppedAt).toBeGreaterThan(0);
+    expect(steps - droppedAt).toBeLessThanOrEqual(1);
+    expect(nodeOnly(r.withdrawn)[0]).toMatchObject({ scope: "node", nodeId: r.nodeId });
+    expect(r.controller.predictedCrossing(r.nodeId)).toBeUndefined();
+    // A later ramp is a new prediction, raised again (not silently folded into the first).
+    for (let i = 0; i < 20; i++) r.beat(0.2);
+    for (let i = 0; i < 40; i++) r.beat(Math.min(1, 0.2 + 0.025 * i));
+    expect(nodeOnly(r.raised)).toHaveLength(2);
+    // The cluster's prediction has its own scope and is withdrawn too.
+    for (let i = 0; i < 30; i++) r.beat(0.05);
+    expect(r.withdrawn.some((e) => e.scope === "cluster" && e.nodeId === undefined)).toBe(true);
+    expect(r.raised.filter((e) => e.scope === "cluster").every((e) => e.nodeId === undefined)).toBe(true);
+  });
+
+  it("a prediction held back by the cooldown is raised once the cooldown has passed, never silently", () => {
+    const r = rig(30_000);
+    for (let i = 0; i < 40; i++) r.beat(0.2 + 0.01 * Math.sin(i));
+    for (let i = 0; i < 10; i++) r.beat(0.2 + 0.07 * i);
+    expect(nodeOnly(r.raised)).toHaveLength(1);
+    for (let i = 0; i < 6; i++) r.beat(0.05);
+    expect(nodeOnly(r.withdrawn)).toHaveLength(1);
+    // A second ramp inside the cooldown: held back while it lasts, then raised.
+    for (let i = 0; i < 60 && nodeOnly(r.raised).length < 2; i++) r.beat(0.5 + 0.003 * i);
+    expect(nodeOnly(r.raised)).toHaveLength(2);
+    const [a, b] = nodeOnly(r.raised);
+    expect(b!.atMs - a!.atMs).toBeGreaterThanOrEqual(30_000);
+    // Every raise has its withdrawal or is still standing: the hooks never disagree.
+    expect(nodeOnly(r.withdrawn).length).toBe(nodeOnly(r.raised).length - (r.controller.predictedCrossing(r.nodeId) === undefined ? 0 : 1));
+  });
+
+  it("reports forecast utilisation clamped to [0, 1] in the event", () => {
+    // A steep ramp with a short horizon: the raw upper forecast is 1.3 when the event is raised.
+    const r = rig(0, 3000);
+    for (let i = 0; i < 40; i++) r.beat(0.2 + 0.01 * Math.sin(i));
+    for (let i = 0; i < 7; i++) r.beat(0.2 + 0.1 * i);
+    expect(r.raised.length).toBeGreaterThan(0);
+    for (const e of r.raised) {
+      expect(e.forecast).toBeGreaterThanOrEqual(0);
+      expect(e.forecast).toBeLessThanOrEqual(1);
+    }
   });
 });
 

@@ -15,6 +15,9 @@ import { builtKernelsDir } from "../../../common/paths.js";
 import { cliEntry } from "../../../cli/local-cluster.js";
 import { getExampleKernel } from "../../../kernels/reference/index.js";
 import { Scheduler } from "../../../scheduler/scheduler.js";
+import { SchedulerMonitoring } from "../../../scheduler/monitoring.js";
+import { NodeRegistry } from "../../../scheduler/registry.js";
+import type { HardwareProfile } from "../../../common/types.js";
 import { eventually } from "../../helpers/monitoring.js";
 
 interface Received {
@@ -129,5 +132,90 @@ describe("real-time alerts", () => {
     expect(out.stdout).toMatch(/FIRING\s+critical\s+AgentLost/);
     expect(out.stdout).toMatch(/FIRING\s+warning\s+JobFailing/);
     expect(out.stdout).not.toContain("PredictedSaturation"); // resolved above
+  });
+
+  it("a withdrawn prediction resolves on the webhook, gRPC and CLI and leaves the gauges; a later one fires again", async () => {
+    const scrape = async () => (await fetch(`http://${scheduler.monitoring.adminAddress}/metrics`)).text();
+    const predicted = (at: number, scope: "node" | "cluster") => ({
+      ...(scope === "node" ? { scope, nodeId: "node-forecast2" } : { scope }),
+      etaMs: 12_000,
+      crossingAtMs: at + 12_000,
+      horizonMs: 15_000,
+      forecast: 0.95,
+      threshold: 0.9,
+      atMs: at,
+    });
+    const ofNode = (list: Alert[], state: string) => list.filter((a) => a.name === "PredictedSaturation" && a.labels.node === "node-forecast2" && a.state === state);
+    const everywhere = (state: string, count: number) =>
+      eventually(
+        async () => ([hookAlerts(), streamed, cliLines].every((l) => ofNode(l, state).length === count) ? true : undefined),
+        10_000,
+        `${count} ${state} PredictedSaturation on the webhook, gRPC and CLI`,
+      );
+
+    const firstAt = Date.now();
+    scheduler.core.emit("predicted_saturation", predicted(firstAt, "node"));
+    await everywhere("firing", 1);
+    const crossing = new RegExp(`^distx_node_predicted_saturation_timestamp_seconds\\{node="node-forecast2"\\} ([0-9.e+]+)$`, "m");
+    const at = Number(crossing.exec(await scrape())?.[1]);
+    expect(at).toBeCloseTo((firstAt + 12_000) / 1000, 3);
+    // Seconds to the crossing count down from when it was predicted.
+    const left = Number(/^distx_node_predicted_saturation_seconds\{node="node-forecast2"\} ([0-9.e+-]+)$/m.exec(await scrape())?.[1]);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(12 - (Date.now() - firstAt) / 1000 + 0.5);
+
+    scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId: "node-forecast2", atMs: Date.now() });
+    await everywhere("resolved", 1);
+    const after = await scrape();
+    expect(after).not.toMatch(/^distx_node_predicted_saturation_(timestamp_)?seconds\{node="node-forecast2"\}/m);
+
+    // The same node predicted again: a new firing (a new alert id), not a silent refresh.
+    scheduler.core.emit("predicted_saturation", predicted(Date.now(), "node"));
+    await everywhere("firing", 2);
+    const ids = new Set(ofNode(hookAlerts(), "firing").map((a) => a.alertId));
+    expect(ids.size).toBe(2);
+    scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId: "node-forecast2", atMs: Date.now() });
+    await everywhere("resolved", 2);
+
+    // The cluster's prediction: its own metric and alert label, not node="cluster"; withdrawn the same way.
+    scheduler.core.emit("predicted_saturation", predicted(Date.now(), "cluster"));
+    const ofCluster = (state: string) => hookAlerts().filter((a) => a.name === "PredictedSaturation" && a.labels.scope === "cluster" && a.state === state);
+    await eventually(async () => (ofCluster("firing").length === 1 ? true : undefined), 10_000, "cluster prediction at the webhook");
+    expect(ofCluster("firing")[0]!.labels).toEqual({ scope: "cluster" });
+    const withCluster = await scrape();
+    expect(withCluster).toMatch(/^distx_cluster_predicted_saturation_timestamp_seconds\{scope="cluster"\} [0-9.e+]+$/m);
+    expect(withCluster).not.toContain('node="cluster"');
+    scheduler.core.emit("saturation_withdrawn", { scope: "cluster", atMs: Date.now() });
+    await eventually(async () => (ofCluster("resolved").length === 1 ? true : undefined), 10_000, "cluster prediction resolved at the webhook");
+    expect(await scrape()).not.toMatch(/^distx_cluster_predicted_saturation_timestamp_seconds\{/m);
+  });
+
+  it("a standing prediction does not expire while its node's heartbeats sustain it; unsustained, it resolves with its gauge", async () => {
+    // A second monitoring on the same core, over a registry of its own, with a 400 ms alert expiry.
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+    let nodeId = "";
+    const monitoring = new SchedulerMonitoring(schedulerConfigSchema.parse({}), scheduler.core, registry, createLogger("monitoring", "error"), { alertTtlMs: 400 });
+    try {
+      const profile = { hostname: "h", workers: 1, cpu: { model: "x", logicalCores: 1 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} };
+      const node = registry.register(profile as unknown as HardwareProfile);
+      nodeId = node.id;
+      registry.attachSession(node.id, () => {});
+      const now = Date.now();
+      scheduler.core.emit("predicted_saturation", { scope: "node", nodeId: node.id, etaMs: 5000, crossingAtMs: now + 5000, horizonMs: 15_000, forecast: 0.95, threshold: 0.9, atMs: now });
+      const standing = () => monitoring.alerts.activeAlerts().some((a) => a.name === "PredictedSaturation" && a.labels.node === node.id);
+      expect(standing()).toBe(true);
+      for (let i = 0; i < 15; i++) {
+        registry.heartbeat(node.id, { cpuUtilization: 0.95, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: Date.now() }, false);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(standing()).toBe(true); // 1.5 s: well past the 400 ms expiry
+      expect(monitoring.metrics.predictedCrossings.get(node.id)).toBe(now + 5000);
+      await eventually(async () => (standing() ? undefined : true), 3000, "the unsustained prediction to expire");
+      expect(monitoring.metrics.predictedCrossings.has(node.id)).toBe(false);
+    } finally {
+      // The scheduler's own monitoring raised it too: end it there.
+      if (nodeId) scheduler.core.emit("saturation_withdrawn", { scope: "node", nodeId, atMs: Date.now() });
+      await monitoring.stop();
+    }
   });
 });

@@ -124,7 +124,8 @@ describe("dashboard and rule queries name only exported metrics", () => {
     for (const name of [
       "distx_jobs", "distx_tasks", "distx_placements_total", "distx_placement_latency_seconds_bucket", "distx_queue_depth", "distx_agents",
       "distx_task_retries_total", "distx_result_cache_hits_total", "distx_forecast_error_ratio", "distx_alerts_fired_total",
-      "distx_node_predicted_saturation_seconds", "distx_agent_tasks_running", "distx_agent_tasks_completed_total", "distx_kernel_run_seconds_bucket",
+      "distx_node_predicted_saturation_seconds", "distx_node_predicted_saturation_timestamp_seconds", "distx_cluster_predicted_saturation_timestamp_seconds",
+      "distx_agent_tasks_running", "distx_agent_tasks_completed_total", "distx_kernel_run_seconds_bucket",
       "distx_kernel_wait_seconds_bucket", "distx_agent_worker_restarts_total", "distx_agent_cpu_utilization", "distx_agent_memory_utilization",
       "distx_agent_gpu_utilization",
     ]) expect(exported, name).toContain(name);
