@@ -21,6 +21,8 @@ export interface PoolTask {
   kernelId: string;
   module: WebAssembly.Module;
   input: Uint8Array;
+  /** The job's shared inputs, in order; views over SharedArrayBuffers, so workers read them without a copy. */
+  shared?: Uint8Array[];
   timeoutMs: number;
   memoryLimitBytes: number;
   seed?: number;

@@ -20,6 +20,8 @@ const WRITES = new Set<keyof StateStore>([
   "putJob",
   "markJobFinished",
   "putCachedResult",
+  "putBlob",
+  "releaseBlobs",
 ]);
 
 export class NotConfirmedLeaderError extends Error {}

@@ -15,10 +15,14 @@
 //   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
 //   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
 //   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
+//   P:job:<id>:refs        JSON: which inputs are stored by reference   deleted when the job finishes
+//   P:job:<id>:blobs       set of sha256 the job holds                  deleted when the job finishes
+//   P:blob:<sha256>        a blob's bytes (input by reference, shared input)  deleted with its last holder
+//   P:blob:<sha256>:jobs   set of jobs holding it
 import { Redis, type Result } from "ioredis";
 import { redactUrl, redisTls } from "../../common/backend-security.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
-import type { KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
+import type { BlobRefShape, KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
@@ -46,6 +50,23 @@ const TOUCH_REGISTRATION = `
 local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not old then return 0 end
 if tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+return 1`;
+
+// A job's hold on a blob; answers whether the bytes are there already (then they are not sent again).
+const HOLD_BLOB = `
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+return redis.call('EXISTS', KEYS[1])`;
+
+// Drops the job's holds; a blob no job holds any more goes. KEYS[1] = the job's blob set,
+// ARGV[1] = the job id, ARGV[2] = the blob key prefix.
+const RELEASE_BLOBS = `
+for _, sha in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local holders = ARGV[2] .. sha .. ':jobs'
+  redis.call('SREM', holders, ARGV[1])
+  if redis.call('SCARD', holders) == 0 then redis.call('DEL', ARGV[2] .. sha, holders) end
+end
+redis.call('DEL', KEYS[1])
 return 1`;
 
 declare module "ioredis" {
@@ -138,7 +159,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     return new RedisStateStore(redis, options);
   }
 
-  private job(jobId: string, part: "meta" | "inputs" | "results"): string {
+  private job(jobId: string, part: "meta" | "inputs" | "results" | "refs" | "blobs"): string {
     return `${this.p}:job:${jobId}:${part}`;
   }
 
@@ -311,14 +332,15 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   async deleteJob(jobId: string): Promise<void> {
     // Finished jobs expire by TTL; an explicit delete only forgets what the scheduler retired.
     await this.redis.multi().zrem(`${this.p}:jobs:unfinished`, jobId).zrem(`${this.p}:jobs:finished`, jobId).exec();
+    await this.releaseBlobs(jobId);
   }
 
-  async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
+  async putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void> {
     // One transaction, one round trip: a job is never seen with metadata and no inputs (adopt()
     // would skip it as recorded, and restore() could not resume it).
-    await this.redis
-      .multi()
-      .set(this.job(jobId, "inputs"), encodeBuffers(inputs))
+    const tx = this.redis.multi().set(this.job(jobId, "inputs"), encodeBuffers(inputs));
+    if (inputRefs) tx.set(this.job(jobId, "refs"), JSON.stringify(inputRefs));
+    await tx
       .set(this.job(jobId, "meta"), meta)
       .zadd(`${this.p}:jobs:unfinished`, Date.now(), jobId)
       .exec();
@@ -327,6 +349,33 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
     const buf = await this.redis.getBuffer(this.job(jobId, "inputs"));
     return buf ? decodeBuffers(buf) : undefined;
+  }
+
+  async getJobInputRefs(jobId: string): Promise<(BlobRefShape | null)[] | undefined> {
+    const json = await this.redis.get(this.job(jobId, "refs"));
+    return json ? (JSON.parse(json) as (BlobRefShape | null)[]) : undefined;
+  }
+
+  private blob(sha256: string): string {
+    return `${this.p}:blob:${sha256}`;
+  }
+
+  async putBlob(sha256: string, data: Buffer, jobId: string): Promise<void> {
+    // The hold first: once it is there, no release can drop the bytes written after it.
+    const present = await this.redis.eval(HOLD_BLOB, 3, this.blob(sha256), `${this.blob(sha256)}:jobs`, this.job(jobId, "blobs"), jobId, sha256);
+    if (present !== 1) await this.redis.set(this.blob(sha256), data);
+  }
+
+  async readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined> {
+    if (length <= 0) return (await this.redis.exists(this.blob(sha256))) ? Buffer.alloc(0) : undefined;
+    const bytes = await this.redis.getrangeBuffer(this.blob(sha256), offset, offset + length - 1);
+    // GETRANGE answers "" for a missing key as for a range past the end: tell them apart.
+    if (bytes.byteLength === 0 && !(await this.redis.exists(this.blob(sha256)))) return undefined;
+    return bytes;
+  }
+
+  async releaseBlobs(jobId: string): Promise<void> {
+    await this.redis.eval(RELEASE_BLOBS, 1, this.job(jobId, "blobs"), jobId, `${this.p}:blob:`);
   }
 
   async unfinishedJobs(): Promise<string[]> {
@@ -339,6 +388,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .multi()
       .zrem(`${this.p}:jobs:unfinished`, jobId)
       .del(this.job(jobId, "inputs"))
+      .del(this.job(jobId, "refs"))
       .expire(this.job(jobId, "meta"), this.resultTtlS)
       .expire(this.job(jobId, "results"), this.resultTtlS)
       // Scored by finish time; entries older than the TTL are trimmed here, so the set stays
@@ -346,6 +396,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .zadd(`${this.p}:jobs:finished`, now, jobId)
       .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
+    await this.releaseBlobs(jobId);
   }
 
   async finishedJobs(limit: number): Promise<string[]> {
