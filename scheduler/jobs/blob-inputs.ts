@@ -19,8 +19,11 @@ export interface BlobPlan {
 /** Decides what goes by reference and hashes it; stores nothing yet (storeBlobs does). */
 export function planBlobs(inputs: Buffer[], shared: { name: string; data: Buffer }[] | undefined, thresholdBytes: number): BlobPlan {
   const blobs = new Map<string, Buffer>();
+  // Tasks often share one buffer (a stream's blob named by many tasks): hash it once.
+  const hashed = new Map<Buffer, string>();
   const refOf = (data: Buffer): BlobRefShape => {
-    const sha256 = sha256Hex(data);
+    let sha256 = hashed.get(data);
+    if (!sha256) hashed.set(data, (sha256 = sha256Hex(data)));
     if (!blobs.has(sha256)) blobs.set(sha256, data);
     return { sha256, sizeBytes: data.byteLength };
   };

@@ -47,7 +47,9 @@ function randomHistogramInput(bytes: number): Buffer {
 
 async function agentMetric(name: string): Promise<number> {
   const admin = await c.cluster.adminAddress("agent-0");
-  const text = await (await fetch(`http://${admin}/metrics`)).text();
+  // A kept-alive connection the agent's server closed meanwhile fails once: ask again.
+  const scrape = () => fetch(`http://${admin}/metrics`).then((r) => r.text());
+  const text = await scrape().catch(scrape);
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(" ")[1]) : NaN;
 }
