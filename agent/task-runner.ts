@@ -14,12 +14,20 @@ import { WorkerPool } from "./pool/worker-pool.js";
 import type { UpdateOutbox, UpdateReceipt } from "./update-outbox.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 import { taskKey } from "../common/task-key.js";
+import { MAX_SESSION_OUTPUT_BYTES } from "../common/proto.js";
 import { BlobCache, type BlobFetcher } from "./blob-cache.js";
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
 
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");
+
+/** An output no message may carry would reset the session and come back on every retry: fail it for good instead. */
+function checkOutputSize(output: Uint8Array): void {
+  if (output.byteLength > MAX_SESSION_OUTPUT_BYTES) {
+    throw new TaskFailure("OUTPUT_TOO_LARGE", `the task's ${output.byteLength}-byte output is over the ${MAX_SESSION_OUTPUT_BYTES} bytes a result may have; not retryable: make the task's output smaller (split the task)`);
+  }
+}
 
 export class TaskRunner {
   readonly pool: WorkerPool;
@@ -120,6 +128,7 @@ export class TaskRunner {
           if (entry.cancelled) h.cancel("job cancelled");
         });
         if (this.running.get(key) !== entry) return;
+        checkOutputSize(result.output);
         update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
         return;
       }
@@ -143,6 +152,7 @@ export class TaskRunner {
       entry.handle = handle;
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
+      checkOutputSize(result.output);
       update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" }, succeeded(result.runMs, result.waitMs));
     } catch (err) {
       if (this.running.get(key) !== entry) return;
