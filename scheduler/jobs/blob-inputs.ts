@@ -6,6 +6,12 @@ import { sha256Hex } from "../../common/hash.js";
 import type { BlobRefShape, StateStore } from "../backends/types.js";
 import type { SharedInputShape } from "../model.js";
 
+/**
+ * Buffers whose sha256 is already known and checked (SubmitJobStream hashes each blob as it
+ * arrives): planBlobs takes the hash from here instead of hashing the bytes a second time.
+ */
+export const verifiedSha256 = new WeakMap<Buffer, string>();
+
 export interface BlobPlan {
   /** The tasks' inputs, empty where the input goes by reference. */
   inputs: Buffer[];
@@ -22,7 +28,7 @@ export function planBlobs(inputs: Buffer[], shared: { name: string; data: Buffer
   // Tasks often share one buffer (a stream's blob named by many tasks): hash it once.
   const hashed = new Map<Buffer, string>();
   const refOf = (data: Buffer): BlobRefShape => {
-    let sha256 = hashed.get(data);
+    let sha256 = hashed.get(data) ?? verifiedSha256.get(data);
     if (!sha256) hashed.set(data, (sha256 = sha256Hex(data)));
     if (!blobs.has(sha256)) blobs.set(sha256, data);
     return { sha256, sizeBytes: data.byteLength };

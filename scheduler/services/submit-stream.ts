@@ -14,6 +14,7 @@ import type { SubmitJobChunk, SubmitJobRequest } from "../../common/types.js";
 import type { SubmitJobResponse } from "../../generated/proto/distributex/v1/SubmitJobResponse.js";
 import { callerOf, scopeOf, type Scope } from "../auth/policy.js";
 import { refusalOf } from "../submit-precheck.js";
+import { verifiedSha256 } from "../jobs/blob-inputs.js";
 
 export type SubmitLimits = Pick<SchedulerConfig, "maxTasksPerJob" | "maxJobBytes">;
 
@@ -66,6 +67,7 @@ export function submitJobStream(
       if (blob.received === size) {
         if (blob.hash.digest("hex") !== piece.sha256) throw invalidArgument(`SubmitJobStream: the bytes of blob ${piece.sha256} do not match that sha256`);
         blob.hash = undefined;
+        verifiedSha256.set(blob.data, piece.sha256);
       }
     };
     /** The bytes a reference names: a blob received complete earlier in this stream. */
