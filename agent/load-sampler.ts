@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 
 /** CPU indexes the process may run on (Linux), or undefined for "all". */
-export function allowedCpus(): number[] | undefined {
+function allowedCpus(): number[] | undefined {
   try {
     const m = /Cpus_allowed_list:\s*([0-9,\-]+)/.exec(readFileSync("/proc/self/status", "utf8"));
     if (!m) return undefined;

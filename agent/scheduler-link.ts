@@ -4,8 +4,7 @@
 // the scheduler hands out a Kafka route, and kernel fetches. It knows nothing of tasks: what
 // arrives goes to the handlers, what leaves comes from the agent.
 import * as grpc from "@grpc/grpc-js";
-import { createHash } from "node:crypto";
-import type { BlobData__Output } from "../generated/proto/distributex/v1/BlobData.js";
+import { fetchBlobOnce } from "./blob-fetch.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
@@ -302,13 +301,13 @@ export class SchedulerLink {
 
   /**
    * Streams a blob (an input by reference, a shared input) into `into`, checking its size and
-   * sha256. Transient failures are retried like kernel fetches; what still fails is INTERNAL
-   * (transient: the scheduler places the task again).
+   * sha256 (blob-fetch.ts). Transient failures are retried like kernel fetches; what still fails
+   * is INTERNAL (transient: the scheduler places the task again).
    */
   async fetchBlob(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<void> {
     const until = Date.now() + FETCH_RETRY_MS;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      const failure = await this.fetchBlobOnce(ref, into, use);
+      const failure = await fetchBlobOnce(this.client, ref, into, use);
       if (!failure) return;
       if (failure.code !== grpc.status.UNAVAILABLE && failure.code !== grpc.status.DEADLINE_EXCEEDED) {
         throw new TaskFailure("INTERNAL", `cannot fetch input ${ref.sha256.slice(0, 12)}… of task ${use.jobId}/${use.taskIndex}: ${failure.message}`);
@@ -317,36 +316,6 @@ export class SchedulerLink {
       this.log.warn({ event: "blob_fetch_retry", sha256: ref.sha256, err: failure.message, retryInMs: delay }, "blob fetch failed; retrying");
       await new Promise((r) => setTimeout(r, delay));
     }
-  }
-
-  private fetchBlobOnce(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<{ code: number | undefined; message: string } | undefined> {
-    return new Promise((resolve) => {
-      const hash = createHash("sha256");
-      let received = 0;
-      let settled = false;
-      const settle = (v: { code: number | undefined; message: string } | undefined) => {
-        if (settled) return;
-        settled = true;
-        resolve(v);
-      };
-      const call = this.client.FetchBlob({ sha256: ref.sha256, jobId: use.jobId, taskIndex: use.taskIndex }, { deadline: Date.now() + 120_000 });
-      call.on("data", (chunk: BlobData__Output) => {
-        const offset = Number(chunk.offset);
-        if (offset !== received || received + chunk.data.byteLength > into.byteLength) {
-          call.cancel();
-          return settle({ code: grpc.status.DATA_LOSS, message: `blob chunk at ${offset} does not follow ${received} or passes the size ${into.byteLength}` });
-        }
-        into.set(chunk.data, received);
-        hash.update(chunk.data);
-        received += chunk.data.byteLength;
-      });
-      call.on("error", (err: grpc.ServiceError) => settle({ code: err.code, message: err.details || err.message }));
-      call.on("end", () => {
-        if (received !== into.byteLength) return settle({ code: grpc.status.DATA_LOSS, message: `blob ended after ${received} of ${into.byteLength} bytes` });
-        if (hash.digest("hex") !== ref.sha256) return settle({ code: grpc.status.DATA_LOSS, message: "blob bytes do not match their sha256" });
-        settle(undefined);
-      });
-    });
   }
 
   // Stopping, step by step (the agent runs each step even when an earlier one failed).

@@ -46,7 +46,7 @@ export interface ClusterProcess {
 }
 
 /** "agent-1 (pid 42) was killed by SIGKILL" / "... exited with code 1; its last error: ...". */
-export function describeExit(proc: ClusterProcess, code: number | null, signal: NodeJS.Signals | null): string {
+function describeExit(proc: ClusterProcess, code: number | null, signal: NodeJS.Signals | null): string {
   const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
   return `${proc.name} (pid ${proc.child.pid}) ${how}${proc.lastError ? `; its last error: ${proc.lastError}` : ""}`;
 }

@@ -13,6 +13,9 @@ const program = new Command()
   .description("DistributeX: run WebAssembly kernels across machines, placed by hardware fit")
   .version("0.1.0")
   .showHelpAfterError()
+  // A command's options are read before its subcommands only (`distx agent install --scheduler`
+  // is install's option, not agent's); the root has none of its own but --help/--version.
+  .enablePositionalOptions()
   .configureOutput({ outputError: (str, write) => write(`distx: ${str.replace(/^error: /, "")}`) })
   .exitOverride((err) => {
     // commander's own usage errors (unknown option, missing argument) exit 2; help/version exit 0.

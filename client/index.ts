@@ -4,7 +4,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { statusName } from "../common/errors.js";
+import { DistributeXError } from "../common/errors.js";
 import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type Credentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
@@ -14,21 +14,8 @@ import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOpt
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
 export type { RetryOptions };
 
-export class DistributeXError extends Error {
-  override readonly name = "DistributeXError";
-  constructor(
-    readonly code: grpc.status,
-    readonly details: string,
-    readonly method: string,
-    /** The server asked not to retry this call against it (gRFC A6 pushback < 0). */
-    readonly noRetryHere = false,
-  ) {
-    super(`${method}: ${statusName(code)}: ${details}`);
-  }
-  get codeName(): string {
-    return statusName(this.code);
-  }
-}
+/** What every call rejects with: the gRPC status, its details and the RPC (common/errors.ts, shared with the scheduler). */
+export { DistributeXError };
 
 export interface SubmitOptions {
   kernelId: string;

@@ -54,7 +54,7 @@ export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_E
   return module;
 }
 
-export function checkWasmKernel(module: WebAssembly.Module, entry: string = ABI_EXPORTS.run): void {
+function checkWasmKernel(module: WebAssembly.Module, entry: string = ABI_EXPORTS.run): void {
   const imports = WebAssembly.Module.imports(module);
   for (const imp of imports) {
     const key = `${imp.module}.${imp.name}`;

@@ -21,9 +21,6 @@ export const TASK_ERROR_CODES = [
 
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];
 
-/** The proto enum's value name for a code. */
-export type TaskErrorKind = `TASK_ERROR_CODE_${TaskErrorCode}`;
-
 /** Codes that say something about the kernel, the input or the job: another attempt fails again. */
 const PERMANENT: ReadonlySet<TaskErrorCode> = new Set(["TRAP", "TIMEOUT", "MEMORY_LIMIT", "INVALID_KERNEL", "CANCELLED", "OUTPUT_TOO_LARGE", "UNSCHEDULABLE"]);
 
@@ -60,9 +57,4 @@ export function taskErrorProto(e: { code: string; message: string }): TaskErrorI
  */
 export function fetchErrorCode(grpcCode: number | undefined): "INVALID_KERNEL" | "KERNEL_FETCH_FAILED" {
   return grpcCode === status.NOT_FOUND || grpcCode === status.INVALID_ARGUMENT ? "INVALID_KERNEL" : "KERNEL_FETCH_FAILED";
-}
-
-/** gRPC codes after which the same call may be made again without harm (nothing was changed, or it is idempotent). */
-export function isTransientGrpc(grpcCode: number | undefined): boolean {
-  return grpcCode === status.UNAVAILABLE || grpcCode === status.DEADLINE_EXCEEDED || grpcCode === status.ABORTED || grpcCode === status.INTERNAL || grpcCode === status.UNKNOWN;
 }

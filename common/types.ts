@@ -33,12 +33,6 @@ export const TERMINAL_JOB_STATES: ReadonlySet<string> = new Set([
   "JOB_STATE_CANCELLED",
 ]);
 
-export const TERMINAL_TASK_STATES: ReadonlySet<string> = new Set([
-  "TASK_STATE_SUCCEEDED",
-  "TASK_STATE_FAILED",
-  "TASK_STATE_CANCELLED",
-]);
-
 /** Short display names: JOB_STATE_RUNNING → running. */
 export function shortState(state: string): string {
   return state.replace(/^(JOB|TASK|NODE)_STATE_/, "").toLowerCase();

@@ -13,7 +13,7 @@ const MAX_OFFSETS = 4096;
 const WINDOW = 12;
 
 /** Byte offsets (in the module) of `unreachable`s guarded by `if` right after a memory.grow. */
-export function findGrowTraps(bytes: Uint8Array): number[] {
+function findGrowTraps(bytes: Uint8Array): number[] {
   const out: number[] = [];
   for (let i = 3; i < bytes.length && out.length < MAX_OFFSETS; i++) {
     // unreachable (0x00) as the first instruction of a void `if` (0x04 0x40)

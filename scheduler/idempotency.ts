@@ -6,7 +6,7 @@
 // fingerprint is kept with the job, so reusing an id for a different request is refused.
 import { createHash } from "node:crypto";
 import { status } from "@grpc/grpc-js";
-import { DistxError, invalidArgument } from "../common/errors.js";
+import { DistributeXError, invalidArgument } from "../common/errors.js";
 import { backendError } from "./backends/errors.js";
 import type { SchedulerCore, SubmitRequest } from "./core.js";
 import { isTerminalJob } from "./model.js";
@@ -18,7 +18,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
  * job-<uuid shape> from the tenant and the request id: stable across attempts, schedulers and
  * restarts. The tenant is part of it, so one tenant can neither find nor claim another's ids.
  */
-export function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): string {
+function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): string {
   const h = createHash("sha256").update("distx-request-id\0").update(tenant).update("\0").update(requestId).digest("hex");
   // RFC 4122 layout, version 8 (custom), variant 10.
   return `job-${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
@@ -46,7 +46,7 @@ export interface SubmitResult {
   taskCount: number;
 }
 
-const alreadyExists = (msg: string) => new DistxError(status.ALREADY_EXISTS, msg);
+const alreadyExists = (msg: string) => new DistributeXError(status.ALREADY_EXISTS, msg);
 
 export class IdempotentSubmitter {
   /** One attempt per request id at a time: a retry that overtakes a slow first attempt waits for it. */

@@ -12,7 +12,7 @@ import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
 import type { TaskBus } from "./backends/bus.js";
 import { fenceWrites } from "./backends/fenced-store.js";
-import type { RedisLease } from "./backends/redis-lease.js";
+import type { Lease } from "./backends/lease.js";
 import { SchedulerLifecycle } from "./lifecycle.js";
 import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
@@ -105,7 +105,7 @@ export class Scheduler {
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
   private readonly bus: TaskBus | undefined;
-  private readonly lease: RedisLease | undefined;
+  private readonly lease: Lease | undefined;
   private nodeCacheTimer?: NodeJS.Timeout;
   /** TLS, tokens and node identities; set by start(). */
   security?: ClusterSecurity;
@@ -119,7 +119,7 @@ export class Scheduler {
   constructor(
     private readonly config: SchedulerConfig,
     private readonly log: Logger,
-    backends: { store?: StateStore; queue?: TaskQueue; bus?: TaskBus; lease?: RedisLease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
+    backends: { store?: StateStore; queue?: TaskQueue; bus?: TaskBus; lease?: Lease; tokens?: TokenStore; onLeaseLost?: (holder: string | null) => void } = {},
   ) {
     this.bus = backends.bus;
     this.lease = backends.lease;

@@ -2,7 +2,7 @@
 // request or as a record read back from the submissions log (Kafka): anyone who can write to
 // that topic must get no further than a client calling the API. One function, used by both.
 import type { SchedulerConfig } from "../common/config.js";
-import { DistxError, invalidArgument, resourceExhausted } from "../common/errors.js";
+import { DistributeXError, invalidArgument, resourceExhausted } from "../common/errors.js";
 import { isKernelId } from "../common/hash.js";
 import type { SubmissionRecord } from "./backends/bus.js";
 import type { ResourceNeeds } from "./model.js";
@@ -37,7 +37,7 @@ export function checkKernelId(kernelId: string): void {
 }
 
 /**
- * Throws the DistxError (INVALID_ARGUMENT / RESOURCE_EXHAUSTED, naming the field) that SubmitJob
+ * Throws the DistributeXError (INVALID_ARGUMENT / RESOURCE_EXHAUSTED, naming the field) that SubmitJob
  * answers for a bad field; returns the inputs' total bytes. Kernel existence and GPU
  * availability depend on the scheduler's state and are checked by the caller.
  */
@@ -93,7 +93,7 @@ const JOB_ID = /^job-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 /**
  * A submissions-log record: the SubmitJob checks, plus what only a record can get wrong (the
- * job id and time the scheduler set). Throws a DistxError; the caller drops the record.
+ * job id and time the scheduler set). Throws a DistributeXError; the caller drops the record.
  */
 export function checkLoggedSubmission(rec: SubmissionRecord, limits: Limits): void {
   if (!JOB_ID.test(rec.jobId)) throw invalidArgument(`job_id must be job-<uuid>, got ${JSON.stringify(String(rec.jobId).slice(0, 80))}`);
@@ -102,7 +102,7 @@ export function checkLoggedSubmission(rec: SubmissionRecord, limits: Limits): vo
 }
 
 /** The metric label for a refused record: the gRPC status SubmitJob would have answered. */
-export function rejectionReason(err: DistxError): string {
+export function rejectionReason(err: DistributeXError): string {
   const names: Record<number, string> = { 3: "invalid_argument", 5: "not_found", 8: "resource_exhausted", 9: "failed_precondition" };
   return names[err.code] ?? `code_${err.code}`;
 }

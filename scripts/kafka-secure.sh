@@ -139,7 +139,7 @@ acls() {
   touch "$RUN/acls-$p"
 }
 
-# "distx" is the default prefix; "distx-test" is the one test/backends/secure-kafka.test.ts uses.
+# "distx" is the default prefix; "distx-test" is the one test/e2e/backends/secure-kafka.test.ts uses.
 default_acls() { for p in ${KAFKA_SECURE_ACL_PREFIXES:-distx distx-test}; do acls "$p"; done; }
 
 up() {

@@ -40,10 +40,10 @@ if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-ru
 # bounds how long nodes may stay DOWN.
 solo=test/e2e/placement.test.ts
 chaos=test/chaos/chaos.test.ts
-# The size-limit tests (test/limits) assert the scheduler's RSS and drive hundreds of streams that
+# The size-limit tests (test/e2e/limits) assert the scheduler's RSS and drive hundreds of streams that
 # never read against HTTP/2 flow control: other files' processes beside them change both, so
 # they too run on their own after the main pass.
-limits=test/limits
+limits=test/e2e/limits
 "${runner[@]}" npx vitest run --exclude "$solo" --exclude "$chaos" --exclude "$limits/**" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
 if [ $# -eq 0 ]; then
   # Alone on the machine, the CPU-contention cases are reliable (DISTX_E2E_CONTENTION turns them on).

@@ -30,7 +30,7 @@ function credentialFlags(): typeof globalCredentials {
 }
 
 export let globalCredentials: { ca?: string; token?: string; tokenFile?: string; insecure?: boolean } = {};
-export const setGlobalCredentials = (c: typeof globalCredentials): void => void (globalCredentials = c);
+const setGlobalCredentials = (c: typeof globalCredentials): void => void (globalCredentials = c);
 
 /**
  * `submit` rides out a scheduler restart or failover (60 s by default: longer than a lease
@@ -57,7 +57,7 @@ export const schedulerOption = (cmd: Command, retryDeadlineMs = 5000): Command =
       });
     });
 
-export function jobTable(jobs: Job[]): string {
+function jobTable(jobs: Job[]): string {
   const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);
   for (const j of jobs) {
     const end = j.finishedAtMs || Date.now();

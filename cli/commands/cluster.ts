@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { DistributeXClient } from "../../client/index.js";
 import { defaultDataDir } from "../../common/config.js";
-import { builtKernelsDir, repoRoot } from "../../common/paths.js";
+import { builtKernelsDir } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { LocalCluster } from "../local-cluster.js";
 import { fail, onShutdownSignal, parseIntOption, UsageError } from "../util.js";
@@ -60,7 +60,8 @@ export function registerClusterCommands(program: Command): void {
     .option("-a, --agents <n>", "agents to start", parseIntOption("--agents"), 2)
     .option("-w, --workers <n>", "workers per agent (0 = one per core)", parseIntOption("--workers"), 1)
     .action(async (opts: { agents: number; workers: number }) => {
-      const logs = path.join(repoRoot(), ".distx", "demo-logs");
+      // Beside the cluster data (~/.distx), not in the package: an installed one may be read-only.
+      const logs = path.join(defaultDataDir(), "demo-logs");
       const cluster = new LocalCluster({ agents: opts.agents, workersPerAgent: opts.workers, logs });
       let client: DistributeXClient | undefined;
       try {

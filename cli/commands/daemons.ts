@@ -6,6 +6,7 @@ import { createLogger } from "../../common/logger.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
 import { openBackendsPatiently } from "../../scheduler/backends/factory.js";
 import { fail, onShutdownSignal } from "../util.js";
+import { registerServiceCommands } from "./service.js";
 
 export function registerDaemonCommands(program: Command): void {
   program
@@ -91,9 +92,12 @@ export function registerDaemonCommands(program: Command): void {
       }
     });
 
-  program
+  const agentCommand = program
     .command("agent")
-    .description("run an agent that profiles this host and executes kernels")
+    .description("run an agent that profiles this host and executes kernels (install/uninstall: as a systemd service)")
+    // Its options are read before `install`/`uninstall` only, which have their own --scheduler
+    // (positional options are on from the root down: cli/main.ts).
+    .enablePositionalOptions()
     .option("-c, --config <file>", "JSON config file (its \"agent\" section)")
     .option("-s, --scheduler <host:port>", "scheduler address (env DISTX_SCHEDULER)")
     .option("--kafka-brokers <host:port,...>", "override the Kafka brokers the scheduler hands out (env DISTX_KAFKA_BROKERS)")
@@ -143,4 +147,5 @@ export function registerDaemonCommands(program: Command): void {
         fail(err);
       }
     });
+  registerServiceCommands(agentCommand);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates dashboards/distributex.json (kept in git). Edit here, run it, commit both.
-Every query may use only metrics the code exports (test/monitoring/grafana.test.ts checks)."""
+Every query may use only metrics the code exports (test/integration/monitoring/grafana.test.ts checks)."""
 import json, os
 
 DS = {"type": "prometheus", "uid": "${datasource}"}

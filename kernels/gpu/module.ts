@@ -117,7 +117,7 @@ export function parseGpuModule(bytes: Uint8Array): GpuKernelModule {
 // ───────────── the kernel source subset ─────────────
 
 /** The kernel's arguments as the source checker sees them: scalars, or arrays of their shape's rank. */
-export function kernelArgSpecs(m: Pick<GpuKernelModule, "args">): KernelArgSpec[] {
+function kernelArgSpecs(m: Pick<GpuKernelModule, "args">): KernelArgSpec[] {
   return m.args.map((a) => ({ name: a.name, depth: a.kind === "scalar" ? 0 : a.shape.length }));
 }
 

@@ -17,7 +17,7 @@ export interface GpuExample {
 const f = Math.fround;
 
 /** Mandelbrot with every operation rounded to float32, as a GPU computes it. */
-export function mandelbrotF32(input: Uint8Array): Uint8Array {
+function mandelbrotF32(input: Uint8Array): Uint8Array {
   const d = new DataView(input.buffer, input.byteOffset, input.byteLength);
   const x0 = f(d.getFloat64(0, true));
   const y0 = f(d.getFloat64(8, true));
@@ -55,7 +55,7 @@ export function mandelbrotF32(input: Uint8Array): Uint8Array {
  */
 export const MANDELBROT_MAX_DIFF_FRACTION = 0.01;
 
-export function checkMandelbrotF32(input: Uint8Array, output: Uint8Array): CheckResult {
+function checkMandelbrotF32(input: Uint8Array, output: Uint8Array): CheckResult {
   const ref = new Uint32Array(mandelbrotF32(input).buffer);
   if (output.byteLength !== ref.byteLength) return { ok: false, detail: `output has ${output.byteLength} bytes, expected ${ref.byteLength}` };
   const got = new Uint32Array(output.buffer.slice(output.byteOffset, output.byteOffset + output.byteLength));

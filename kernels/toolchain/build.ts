@@ -36,7 +36,7 @@ export class KernelBuildError extends Error {
  * memory; --runtime stub is a bump allocator with no GC (a fresh instance per task makes
  * freeing pointless); SIMD is part of the baseline every agent's V8 supports.
  */
-export function kernelCompilerFlags(optimize = true): string[] {
+function kernelCompilerFlags(optimize = true): string[] {
   return [
     optimize ? "-O3" : "-O0",
     "--runtime",

@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { AlertIn, DistributeXHandlers } from "../../common/types.js";
 import type { AlertBus, AlertEvent } from "./bus.js";
 
-export const toAlertProto = (a: AlertEvent): AlertIn => ({ ...a });
+const toAlertProto = (a: AlertEvent): AlertIn => ({ ...a });
 
 export function alertHandlers(bus: AlertBus): Pick<DistributeXHandlers, "WatchAlerts"> {
   return {

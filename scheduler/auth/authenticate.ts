@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
-import { DistxError } from "../../common/errors.js";
+import { DistributeXError } from "../../common/errors.js";
 import { nodeIdFromSubjectAltName } from "./pki.js";
 import type { Principal } from "./principal.js";
 import type { Revocations } from "./revocations.js";
@@ -37,8 +37,8 @@ export interface AuthenticatedCall {
   getAuthContext?(): { sslPeerCertificate?: PeerCertificate } | null;
 }
 
-export const unauthenticated = (msg: string) => new DistxError(grpc.status.UNAUTHENTICATED, msg);
-export const permissionDenied = (msg: string) => new DistxError(grpc.status.PERMISSION_DENIED, msg);
+export const unauthenticated = (msg: string) => new DistributeXError(grpc.status.UNAUTHENTICATED, msg);
+export const permissionDenied = (msg: string) => new DistributeXError(grpc.status.PERMISSION_DENIED, msg);
 
 /**
  * The node principal of a call that presented a certificate issued by the cluster CA for a node

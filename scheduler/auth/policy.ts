@@ -4,7 +4,7 @@
 // handlers' part (scopeOf): a non-admin sees and touches only its own tenant's jobs, results and
 // kernels. An RPC with no entry here cannot be served: distributeXAuthorizer refuses to build.
 import * as grpc from "@grpc/grpc-js";
-import { DistxError, toServiceError } from "../../common/errors.js";
+import { DistributeXError, toServiceError } from "../../common/errors.js";
 import { authenticate, permissionDenied, principalOf, setPrincipal, type AuthContext, type AuthenticatedCall } from "./authenticate.js";
 import { DEFAULT_TENANT, roleAtLeast, type Principal, type Role } from "./principal.js";
 
@@ -68,7 +68,7 @@ export function scopeOf(who: Principal): Scope {
 /** The authenticated caller of a call that went through guardService. */
 export function callerOf(call: object): Principal {
   const who = principalOf(call);
-  if (!who) throw new DistxError(grpc.status.INTERNAL, "internal error: a handler ran without an authenticated caller");
+  if (!who) throw new DistributeXError(grpc.status.INTERNAL, "internal error: a handler ran without an authenticated caller");
   return who;
 }
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
-import { DistxError, failedPrecondition, invalidArgument } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
 import { unauthenticated } from "./authenticate.js";
@@ -177,4 +177,3 @@ export class ClusterSecurity extends EventEmitter {
 
 /** The bootstrap admin API token, written once (0600) beside the PKI: `distx init` / first start. */
 
-export { DistxError };

@@ -1,12 +1,14 @@
-// The message seam between scheduler and agents when they span machines. The in-memory bus is
-// the one-process stand-in (the contract tests run against both); the Kafka bus is the real one.
-// Delivery to the scheduler's handlers is at-least-once: a record counts as consumed only after
-// its handler resolved (for Kafka: its offset is committed only then).
+// The message seam between scheduler and agents when they span machines: the scheduler's side
+// (TaskBus). The agents' side is AgentBus (common/agent-bus.ts): the scheduler neither calls it
+// nor holds its code. The in-memory bus is the one-process stand-in (the contract tests run
+// against both); the Kafka bus is the real one. Delivery to the scheduler's handlers is
+// at-least-once: a record counts as consumed only after its handler resolved (for Kafka: its
+// offset is committed only then).
 import type { ResourceNeeds, SharedInputShape } from "../model.js";
 import type { BlobRefShape } from "./types.js";
-import type { Assignment, AssignmentIn, Cancellation, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
+import type { AssignmentIn, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
-import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
+import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
 
 export interface SubmissionRecord {
   jobId: string;
@@ -64,11 +66,6 @@ export interface ConsumerGroupHandoff {
   record(groupId: string, start: Map<string, string>): Promise<void>;
 }
 
-/** Where an agent on another machine reads its assignments and writes its updates (Register's answer). */
-export interface RemoteAgentRoutes {
-  routeFor(nodeId: string): KafkaRouteShape;
-}
-
 export interface TaskBus {
   readonly kind: string;
   /** Present when agents on other machines reach this bus themselves (Kafka); absent for an in-process bus. */
@@ -81,11 +78,6 @@ export interface TaskBus {
   consume(handlers: BusHandlers, handoff?: ConsumerGroupHandoff): Promise<void>;
   /** Queues a cancel for one node behind the assignments already queued for it: it never overtakes them. */
   publishCancel(nodeId: string, cancel: CancellationIn): void;
-  /** The agent's side, for tests and in-process agents: assignments and cancels for nodeId, in order. */
-  subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }>;
-  /** The agent's side: task updates (one record per batch) or a load sample back to the scheduler. */
-  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void;
-  publishLoad(sample: LoadSample): void;
   /** Resolves once everything queued has been written. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -8,6 +8,7 @@ import type { Logger } from "../../common/logger.js";
 import type { TaskBus } from "./bus.js";
 import { KafkaBus } from "./kafka-bus.js";
 import { MemoryStateStore } from "./memory.js";
+import type { Lease } from "./lease.js";
 import { RedisLease } from "./redis-lease.js";
 import { RedisStateStore } from "./redis-state.js";
 import type { StateStore } from "./types.js";
@@ -15,7 +16,7 @@ import type { StateStore } from "./types.js";
 export interface OpenedBackends {
   store: StateStore;
   bus?: KafkaBus;
-  lease?: RedisLease;
+  lease?: Lease;
 }
 
 export async function openBackends(config: SchedulerConfig, log: Logger): Promise<OpenedBackends> {
@@ -64,7 +65,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
       throw new Error(`kafkaBrokers: ${(err as Error).message}`);
     }
   }
-  let lease: RedisLease | undefined;
+  let lease: Lease | undefined;
   // Last, once nothing else can fail: its own connection would leak if a later step threw.
   if (store.shared) {
     const connection = store.shared.redis.duplicate();

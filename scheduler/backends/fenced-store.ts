@@ -8,30 +8,33 @@
 import { unavailable } from "../../common/errors.js";
 import type { StateStore } from "./types.js";
 
-/** The StateStore calls that change the store. */
-const WRITES = new Set<keyof StateStore>([
-  "putKernel",
-  "putKernelRegistration",
-  "touchKernelRegistration",
-  "deleteKernelRegistration",
-  "putJobMeta",
-  "recordResult",
-  "deleteJob",
-  "putJob",
-  "markJobFinished",
-  "putCachedResult",
-  "putBlob",
-  "releaseBlobs",
+/**
+ * The StateStore calls that only read (and close). Every other call is fenced: a write method
+ * added later is fenced without anyone remembering to list it (a forgotten one would have let a
+ * deposed leader write).
+ */
+export const UNFENCED = new Set<string>([
+  "getKernel",
+  "getKernelRegistration",
+  "listKernelRegistrations",
+  "staleKernelRegistrations",
+  "getJobMeta",
+  "getResults",
+  "getJobInputs",
+  "getJobInputRefs",
+  "readBlob",
+  "unfinishedJobs",
+  "finishedJobs",
+  "getCachedResults",
+  "close",
 ]);
-
-export class NotConfirmedLeaderError extends Error {}
 
 export function fenceWrites(store: StateStore, lease: { readonly trusted: boolean }): StateStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
-      if (!WRITES.has(prop as keyof StateStore)) return value.bind(target);
+      if (typeof prop !== "string" || UNFENCED.has(prop)) return value.bind(target);
       return (...args: unknown[]) => {
         if (!lease.trusted) {
           return Promise.reject(unavailable("this scheduler's lease is not confirmed (it was paused or cut off from Redis); not writing until it is; retry is safe"));

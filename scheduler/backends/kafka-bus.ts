@@ -9,9 +9,10 @@
 // state store, each active scheduler consumes in a group of its own that starts at its
 // predecessor's offsets (takeOverOffsets): a failover does not wait out a dead member's session.
 import { randomUUID } from "node:crypto";
-import type { Admin, Consumer, Kafka } from "kafkajs";
+import type { Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
-import { KafkaAgentLink, type KafkaRouteShape } from "../../common/kafka-agent-link.js";
+import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
+import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 import {
   assignmentBytes,
   BatchingSender,
@@ -34,7 +35,8 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
-import { fromJobSubmission, toJobSubmission, type RemoteAgentRoutes, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
+import { ensureTopics, replicationFor, retryWhileTopicsSettle } from "./kafka-topics.js";
+import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -52,19 +54,6 @@ export interface KafkaBusOptions {
   onError?: (err: Error, where: string) => void;
   /** Durability warnings (a single replica): the operator should know. */
   onWarning?: (message: string, details: Record<string, unknown>) => void;
-}
-
-/**
- * The replication of the topics we create, set explicitly: the broker's default is 1 on a
- * default broker, which makes "acks from all in-sync replicas" mean one copy. A majority of the
- * replicas must be in sync for a write to be acknowledged.
- */
-export function replicationFor(requested: number | undefined, brokers: number): { replicationFactor: number; minInsyncReplicas: number } {
-  if (requested && requested > brokers) {
-    throw new Error(`kafkaReplicationFactor ${requested} is above the ${brokers} broker(s) of the cluster; lower it or add brokers`);
-  }
-  const replicationFactor = requested || Math.max(1, Math.min(3, brokers));
-  return { replicationFactor, minInsyncReplicas: Math.max(1, Math.ceil(replicationFactor / 2)) };
 }
 
 /** The submissions topic is created with max.message.bytes = 64 MiB; leave room for framing. */
@@ -329,19 +318,6 @@ export class KafkaBus implements TaskBus {
     timer.unref();
   }
 
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const link = await KafkaAgentLink.open(this.routeFor(nodeId), nodeId, { assign: onAssign, cancel: (c) => onCancel?.(c) }, undefined, undefined, this.options.security);
-    return { close: () => link.close() };
-  }
-
-  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
-    for (const run of splitByBytes(updates, updateBytes)) this.sender.push({ topic: this.topics.events, key: nodeId, value: encodeUpdates(run) });
-  }
-
-  publishLoad(sample: LoadSample): void {
-    this.sender.push({ topic: this.topics.load, key: sample.nodeId, value: Buffer.from(JSON.stringify(sample)) });
-  }
-
   flush(): Promise<void> {
     return this.sender.idle();
   }
@@ -350,36 +326,5 @@ export class KafkaBus implements TaskBus {
     this.closed = true;
     await this.sender.close();
     await this.consumer?.disconnect().catch(() => undefined);
-  }
-}
-
-/**
- * Right after a broker starts, or right after topics are created by another scheduler, metadata
- * requests can answer "does not host this topic-partition" or "leader not available" for a few
- * seconds. Those are retriable: wait them out (bounded) instead of failing start-up.
- */
-async function retryWhileTopicsSettle<T>(fn: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
-    try {
-      return await fn();
-    } catch (err) {
-      const e = err as { retriable?: boolean; message?: string };
-      const settling = e.retriable === true || /does not host this topic-partition|leader not available|not the leader|coordinator/i.test(e.message ?? "");
-      if (!settling || Date.now() + delay > until) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
-async function ensureTopics(admin: Admin, replicationFactor: number, wanted: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
-  const existing = new Set(await admin.listTopics());
-  const missing = wanted.filter((t) => !existing.has(t.topic)).map((t) => ({ ...t, replicationFactor }));
-  if (missing.length === 0) return;
-  try {
-    await admin.createTopics({ topics: missing, waitForLeaders: true });
-  } catch (err) {
-    // Another scheduler may have created them a moment ago.
-    if (!/already exists/i.test((err as Error).message)) throw err;
   }
 }

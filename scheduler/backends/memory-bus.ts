@@ -1,7 +1,9 @@
 // In-process TaskBus: same contract as the Kafka bus (ordered per node, at-least-once to the
-// scheduler's handlers: a handler that throws gets the record again), nothing durable.
-import type { Assignment, AssignmentIn, Cancellation, CancellationIn, SchedulerMessage, TaskUpdateIn } from "../../common/types.js";
-import { assignmentsOf, decodeSchedulerMessage, decodeSubmission, decodeUpdates, encodeAssignments, encodeCancel, encodeSubmission, encodeUpdates, type LoadSample } from "../../common/kafka-wire.js";
+// scheduler's handlers: a handler that throws gets the record again), nothing durable. Its
+// agents' side (`agents`) is a MemoryAgentBus (common/agent-bus.ts) over these same queues.
+import type { AssignmentIn, CancellationIn, SchedulerMessage } from "../../common/types.js";
+import { decodeSchedulerMessage, decodeSubmission, encodeAssignments, encodeCancel, encodeSubmission } from "../../common/kafka-wire.js";
+import { MemoryAgentBus, type AgentBus } from "../../common/agent-bus.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type SubmissionRecord, type TaskBus, type TaskEventRecord } from "./bus.js";
 
 type Item = { kind: "submission"; rec: SubmissionRecord } | { kind: "event"; rec: TaskEventRecord };
@@ -14,6 +16,21 @@ export class MemoryBus implements TaskBus {
   /** What was published for a node before it subscribed, in order. */
   private readonly pendingForNode = new Map<string, SchedulerMessage[]>();
   private pumping?: Promise<void>;
+
+  /** The agents' end of this bus (in-process agents, the contract tests); its code is in common/agent-bus.ts. */
+  readonly agents: AgentBus = new MemoryAgentBus({
+    attach: (nodeId, deliver) => {
+      this.subscribers.set(nodeId, deliver);
+      for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
+      this.pendingForNode.delete(nodeId);
+      return () => void this.subscribers.delete(nodeId);
+    },
+    deliverUpdates: (nodeId, updates) => {
+      for (const update of updates) this.enqueue({ kind: "event", rec: { nodeId, update } });
+    },
+    deliverLoad: (sample) => this.handlers?.load(sample),
+    flush: () => this.flush(),
+  });
 
   async appendSubmission(rec: SubmissionRecord): Promise<void> {
     // Through the same encoding as Kafka, so both buses deliver the same shape.
@@ -42,25 +59,6 @@ export class MemoryBus implements TaskBus {
   async consume(handlers: BusHandlers): Promise<void> {
     this.handlers = handlers;
     this.pump();
-  }
-
-  async subscribeAssignments(nodeId: string, onAssign: (a: Assignment) => void, onCancel?: (c: Cancellation) => void): Promise<{ close(): Promise<void> }> {
-    const deliver = (msg: SchedulerMessage) => {
-      for (const a of assignmentsOf(msg)) onAssign(a);
-      if (msg.cancel) onCancel?.(msg.cancel);
-    };
-    this.subscribers.set(nodeId, deliver);
-    for (const msg of this.pendingForNode.get(nodeId) ?? []) queueMicrotask(() => deliver(msg));
-    this.pendingForNode.delete(nodeId);
-    return { close: async () => void this.subscribers.delete(nodeId) };
-  }
-
-  publishEvents(nodeId: string, updates: TaskUpdateIn[]): void {
-    for (const update of decodeUpdates(encodeUpdates(updates))) this.enqueue({ kind: "event", rec: { nodeId, update } });
-  }
-
-  publishLoad(sample: LoadSample): void {
-    this.handlers?.load(sample);
   }
 
   private enqueue(item: Item): void {

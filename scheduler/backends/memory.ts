@@ -185,6 +185,11 @@ export class MemoryStateStore implements StateStore {
     this.finished.add(jobId);
   }
 
+  async trimFinishedJobs(keep: number): Promise<void> {
+    // Oldest first (insertion order); nothing here expires by itself, so the data goes too.
+    for (const id of [...this.finished].slice(0, Math.max(0, this.finished.size - Math.max(0, keep)))) await this.deleteJob(id);
+  }
+
   async finishedJobs(limit: number): Promise<string[]> {
     return [...this.finished].reverse().slice(0, Math.max(0, limit));
   }

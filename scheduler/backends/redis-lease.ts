@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
+import type { Lease, LeaseEvents } from "./lease.js";
 
 // Renew only our own lease; re-take it if it vanished (e.g. Redis restarted without it).
 const RENEW = `
@@ -14,7 +15,7 @@ return 0`;
 
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
-export class RedisLease extends EventEmitter {
+export class RedisLease extends EventEmitter<LeaseEvents> implements Lease {
   readonly owner: string;
   private timer?: NodeJS.Timeout;
   private held = false;

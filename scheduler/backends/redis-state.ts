@@ -19,11 +19,14 @@
 //   P:job:<id>:blobs       set of sha256 the job holds                  deleted when the job finishes
 //   P:blob:<sha256>        a blob's bytes (input by reference, shared input)  deleted with its last holder
 //   P:blob:<sha256>:jobs   set of jobs holding it
+// (This file is longer than 350 lines because it is the one place that lays out every key of the
+// Redis state store, above; the blob scripts live in redis-blobs.ts.)
 import { Redis, type Result } from "ioredis";
-import { redactUrl, redisTls } from "../../common/backend-security.js";
+import { connectRedis } from "./redis-connection.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
 import type { BlobRefShape, KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
+import { RedisBlobs } from "./redis-blobs.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
 // never race a new registration into pointing at deleted bytes.
@@ -52,23 +55,6 @@ if not old then return 0 end
 if tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
 return 1`;
 
-// A job's hold on a blob; answers whether the bytes are there already (then they are not sent again).
-const HOLD_BLOB = `
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-return redis.call('EXISTS', KEYS[1])`;
-
-// Drops the job's holds; a blob no job holds any more goes. KEYS[1] = the job's blob set,
-// ARGV[1] = the job id, ARGV[2] = the blob key prefix.
-const RELEASE_BLOBS = `
-for _, sha in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local holders = ARGV[2] .. sha .. ':jobs'
-  redis.call('SREM', holders, ARGV[1])
-  if redis.call('SCARD', holders) == 0 then redis.call('DEL', ARGV[2] .. sha, holders) end
-end
-redis.call('DEL', KEYS[1])
-return 1`;
-
 declare module "ioredis" {
   interface RedisCommander<Context> {
     /** HSETNX of field/value pairs into one hash; 1 per pair that was set, 0 per pair already there. */
@@ -85,41 +71,6 @@ export interface RedisStateOptions {
   connectTimeoutMs?: number;
   /** PEM CA that must have signed Redis's certificate (rediss://). */
   caFile?: string | undefined;
-}
-
-/**
- * Opens a connection that fails fast at start (a bad address is an error within
- * connectTimeoutMs) and, once up, rides out Redis restarts: commands wait for the reconnect
- * instead of failing, so a result is never dropped because Redis blinked.
- */
-export async function connectRedis(url: string, connectTimeoutMs = 5000, name = "distx", caFile?: string): Promise<Redis> {
-  // rediss://user:password@…: TLS plus an ACL user; the URL's password never reaches a message.
-  const tls = redisTls(url, caFile);
-  const shown = redactUrl(url);
-  const redis = new Redis(url, {
-    ...(tls ? { tls } : {}),
-    lazyConnect: true,
-    connectionName: name,
-    maxRetriesPerRequest: null,
-    enableAutoPipelining: true,
-    connectTimeout: connectTimeoutMs,
-    retryStrategy: (times) => Math.min(50 * times, 1000),
-  });
-  let lastError = "";
-  redis.on("error", (err: Error) => (lastError = err.message));
-  const timer = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`cannot reach Redis at ${shown} within ${connectTimeoutMs} ms${lastError ? `: ${lastError}` : ""}`)), connectTimeoutMs).unref(),
-  );
-  try {
-    await Promise.race([redis.connect().then(() => redis.ping()), timer]);
-  } catch (err) {
-    redis.disconnect();
-    let msg = (err as Error).message;
-    // "Connection is closed." alone hides why (NOAUTH, WRONGPASS, a TLS failure): add the last error.
-    if (lastError && !msg.includes(lastError)) msg += ` (${lastError})`;
-    throw new Error(msg.startsWith("cannot reach Redis") ? msg : `cannot reach Redis at ${shown}: ${msg}`);
-  }
-  return redis;
 }
 
 interface ResultHeader {
@@ -140,6 +91,8 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   private readonly p: string;
   private readonly resultTtlS: number;
   private readonly cacheTtlS: number;
+  /** Blobs (inputs by reference, shared inputs) and the jobs holding them: redis-blobs.ts. */
+  private readonly blobs: RedisBlobs;
 
   private constructor(
     readonly redis: Redis,
@@ -148,6 +101,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     this.p = options.prefix ?? "distx";
     this.resultTtlS = options.resultTtlS ?? 7 * 86400;
     this.cacheTtlS = options.resultCacheTtlS ?? 86400;
+    this.blobs = new RedisBlobs(redis, this.p, (jobId) => this.job(jobId, "blobs"));
   }
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
@@ -330,7 +284,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   }
 
   async deleteJob(jobId: string): Promise<void> {
-    // Finished jobs expire by TTL; an explicit delete only forgets what the scheduler retired.
+    // Finished jobs expire by TTL: this only drops the job from the sets.
     await this.redis.multi().zrem(`${this.p}:jobs:unfinished`, jobId).zrem(`${this.p}:jobs:finished`, jobId).exec();
     await this.releaseBlobs(jobId);
   }
@@ -356,26 +310,16 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     return json ? (JSON.parse(json) as (BlobRefShape | null)[]) : undefined;
   }
 
-  private blob(sha256: string): string {
-    return `${this.p}:blob:${sha256}`;
+  putBlob(sha256: string, data: Buffer, jobId: string): Promise<void> {
+    return this.blobs.put(sha256, data, jobId);
   }
 
-  async putBlob(sha256: string, data: Buffer, jobId: string): Promise<void> {
-    // The hold first: once it is there, no release can drop the bytes written after it.
-    const present = await this.redis.eval(HOLD_BLOB, 3, this.blob(sha256), `${this.blob(sha256)}:jobs`, this.job(jobId, "blobs"), jobId, sha256);
-    if (present !== 1) await this.redis.set(this.blob(sha256), data);
+  readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return this.blobs.read(sha256, offset, length);
   }
 
-  async readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined> {
-    if (length <= 0) return (await this.redis.exists(this.blob(sha256))) ? Buffer.alloc(0) : undefined;
-    const bytes = await this.redis.getrangeBuffer(this.blob(sha256), offset, offset + length - 1);
-    // GETRANGE answers "" for a missing key as for a range past the end: tell them apart.
-    if (bytes.byteLength === 0 && !(await this.redis.exists(this.blob(sha256)))) return undefined;
-    return bytes;
-  }
-
-  async releaseBlobs(jobId: string): Promise<void> {
-    await this.redis.eval(RELEASE_BLOBS, 1, this.job(jobId, "blobs"), jobId, `${this.p}:blob:`);
+  releaseBlobs(jobId: string): Promise<void> {
+    return this.blobs.release(jobId);
   }
 
   async unfinishedJobs(): Promise<string[]> {
@@ -391,12 +335,15 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .del(this.job(jobId, "refs"))
       .expire(this.job(jobId, "meta"), this.resultTtlS)
       .expire(this.job(jobId, "results"), this.resultTtlS)
-      // Scored by finish time; entries older than the TTL are trimmed here, so the set stays
-      // bounded by what the TTL keeps (and the scheduler's retention trims it further).
+      // Scored by finish time; entries past the TTL go here, the rest past retention in trimFinishedJobs.
       .zadd(`${this.p}:jobs:finished`, now, jobId)
       .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
     await this.releaseBlobs(jobId);
+  }
+
+  async trimFinishedJobs(keep: number): Promise<void> {
+    await this.redis.zremrangebyrank(`${this.p}:jobs:finished`, 0, -Math.max(0, keep) - 1); // ranks ascend by finish time
   }
 
   async finishedJobs(limit: number): Promise<string[]> {

@@ -1,6 +1,9 @@
-// The two backend seams of the scheduler. On one machine both are in memory (memory.ts);
-// a multi-machine cluster implements the same interfaces over Kafka and Redis, and the same
-// contract tests run against every implementation.
+// The scheduler's backend seams, each an interface: the state store and the ready queue (here),
+// the task bus (bus.ts; the agents' side is common/agent-bus.ts) and the lease (lease.ts). On one
+// machine they are in memory (memory.ts, memory-bus.ts, MemoryLease); a multi-machine cluster
+// uses Redis (store, lease) and Kafka (bus) behind the same interfaces, and the same contract
+// tests run against every implementation. The ready queue is always in memory: each scheduler
+// rebuilds it from the store's unfinished jobs when it becomes active.
 import type { Redis } from "ioredis";
 import type { TaskErrorShape } from "../model.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
@@ -114,6 +117,12 @@ export interface StateStore {
    * that takes over loads them, so jobs finished under its predecessor still answer GetJob.
    */
   finishedJobs(limit: number): Promise<string[]>;
+  /**
+   * Forgets every finished job but the newest `keep` (the scheduler's retainFinishedJobs), as the
+   * scheduler's memory does. A trim, not a delete of named jobs: one that failed (a fenced or
+   * refused write) is made good by the next.
+   */
+  trimFinishedJobs(keep: number): Promise<void>;
   /** The result cache, keyed by resultCacheKey(kernel, seed, input). */
   getCachedResults(keys: string[]): Promise<(Buffer | undefined)[]>;
   putCachedResult(key: string, output: Buffer): Promise<void>;

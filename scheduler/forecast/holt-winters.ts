@@ -42,13 +42,13 @@ export interface HoltWintersConfig {
   scaleAlpha: number;
 }
 
-export function dampedSum(phi: number, h: number): number {
+function dampedSum(phi: number, h: number): number {
   if (phi === 1) return h;
   return (phi * (1 - Math.pow(phi, h))) / (1 - phi);
 }
 
 /** Initial state from the first cycle(s) of `values` (period <= 1: non-seasonal). */
-export function initHoltWinters(values: ArrayLike<number>, period: number): HoltWintersState {
+function initHoltWinters(values: ArrayLike<number>, period: number): HoltWintersState {
   const m = period > 1 ? period : 0;
   const n = values.length;
   if (m > 0 && n >= m) {
@@ -83,10 +83,6 @@ export function initHoltWinters(values: ArrayLike<number>, period: number): Holt
   }
   const first = n > 0 ? values[0]! : 0;
   return { level: first, trend: 0, season: new Float64Array(0), period: 0, pos: n > 0 ? 1 : 0, scale: 0 };
-}
-
-export function cloneState(s: HoltWintersState): HoltWintersState {
-  return { ...s, season: Float64Array.from(s.season) };
 }
 
 /** Forecast h >= 1 steps ahead of the last observation. */
@@ -143,7 +139,7 @@ export const DEFAULT_GRID: FitGrid = {
  * in `horizons` relative to the last-value naive forecast (scale-free, so
  * horizons weigh equally). Returns the final state too.
  */
-export function evaluateHoltWinters(
+function evaluateHoltWinters(
   values: ArrayLike<number>,
   period: number,
   params: HoltWintersParams,

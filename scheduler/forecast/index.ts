@@ -9,6 +9,7 @@ export {
 export { ResidualAlerter, type ResidualAlerterOptions, type ResidualExcursion } from "./alerts.js";
 export { DecayingHistogram, type DecayingHistogramOptions } from "./decaying-histogram.js";
 export { OnlineAccuracy, type HorizonAccuracy } from "./accuracy.js";
-export { StepForecaster, type StepForecasterOptions, type ModelDescription, type MemberName } from "./model.js";
+export { StepForecaster, type ModelDescription, type MemberName } from "./model.js";
+export type { StepForecasterOptions } from "./model-options.js";
 export { detectPeriod, autocorrelation, type PeriodDetectionOptions, type PeriodDetection } from "./period.js";
 export { ForecastOptionError } from "./options.js";

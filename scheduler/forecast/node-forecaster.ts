@@ -17,7 +17,8 @@
  */
 import { OnlineAccuracy } from "./accuracy.js";
 import { DecayingHistogram } from "./decaying-histogram.js";
-import { StepForecaster, type StepForecasterOptions, resolveStepForecasterOptions } from "./model.js";
+import { StepForecaster } from "./model.js";
+import { type StepForecasterOptions, resolveStepForecasterOptions } from "./model-options.js";
 import {
   ForecastOptionError,
   checkInt,

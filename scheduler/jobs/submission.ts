@@ -2,7 +2,7 @@
 // checked, built into a job record, journaled (with a durable queue), recorded in the store,
 // answered from the result cache where it can be, and its remaining tasks queued.
 import { randomUUID } from "node:crypto";
-import { DistxError, failedPrecondition, notFound, shuttingDown } from "../../common/errors.js";
+import { DistributeXError, failedPrecondition, notFound, shuttingDown } from "../../common/errors.js";
 import type { SubmissionRecord } from "../backends/bus.js";
 import { resultCacheKey } from "../backends/codec.js";
 import { backendError } from "../backends/errors.js";
@@ -107,7 +107,7 @@ export class Submissions {
         await storeBlobs(this.ctx.store, id, plan.blobs);
       } catch (err) {
         table.forget(id);
-        if (err instanceof DistxError) throw err; // the store is full: RESOURCE_EXHAUSTED, retry later
+        if (err instanceof DistributeXError) throw err; // the store is full: RESOURCE_EXHAUSTED, retry later
         throw backendError("could not store the job's inputs", err);
       }
     }
@@ -150,7 +150,7 @@ export class Submissions {
       kind = await this.kernelKind(rec.kernelId);
       if (!kind) throw notFound(`unknown kernel ${rec.kernelId}`);
     } catch (err) {
-      if (!(err instanceof DistxError)) throw err; // the store failed: not consumed, retried
+      if (!(err instanceof DistributeXError)) throw err; // the store failed: not consumed, retried
       this.ctx.events.emit("record_rejected", "submissions", rejectionReason(err));
       log.warn({ event: "submission_rejected", reason: rejectionReason(err), err: err.message }, "refused a submissions-log record");
       return;

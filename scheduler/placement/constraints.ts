@@ -1,8 +1,11 @@
-// Placement's constraints and the capacity scorer: first keep the nodes that can run the task at
-// all (hard constraints, named feasibility checks), then score the rest by free capacity times
-// calibrated speed and take the best. Pure functions over a small view of each node, so the
-// simulator in bench/ runs the same code. They decide; they never change the scheduler's nodes
-// (the registry counts what is placed).
+// Placement's two stages, as Nomad stages them. Feasibility: named checks (FEASIBILITY_CHECKS)
+// keep the nodes that can run the task at all and say, per node, why one is filtered
+// (feasibility.ts records those verdicts for both strategies and for a pending job's reason).
+// Ranking: the capacity strategy's scorer is here (free capacity times calibrated speed, best
+// first); the forecast strategy ranks by estimated finish time (strategy.ts). Both skip a full
+// node the same way (hasRoom), recorded as exhausted. Pure functions over a small view of each
+// node, so the simulator in bench/ runs the same code. They decide; they never change the
+// scheduler's nodes (the registry counts what is placed).
 import type { ResourceNeeds } from "../model.js";
 
 export interface PlacementNode {
@@ -21,11 +24,8 @@ export interface PlacementNode {
   speed: number;
   /** The node's gpu.js executor backend: "headlessgl", "cpu", or "" / unset when it has none. */
   gpuBackend?: string;
-}
-
-export interface Rejection {
-  nodeId: string;
-  reason: string;
+  /** The registry's state name (NODE_STATE_DRAINING, …), when the view has one: says why a node is not ready. */
+  state?: string;
 }
 
 /**
@@ -33,16 +33,22 @@ export interface Rejection {
  * out (`unmet`), and how a count of such nodes reads in a job's unschedulable reason (`summary`).
  * The filter below and the reason a pending job shows (feasibility.ts) run the very same checks.
  */
+export type FeasibilityCheckName = "state" | "kernel_kind" | "gpu" | "cores" | "memory" | "node_selector";
+
 export interface FeasibilityCheck {
-  name: "ready" | "kernel_kind" | "gpu" | "cores" | "memory" | "node_selector";
+  name: FeasibilityCheckName;
   unmet(needs: ResourceNeeds, node: PlacementNode): string | undefined;
   summary(count: number, needs: ResourceNeeds): string;
 }
 
 const have = (n: number) => (n === 1 ? "has" : "have");
 
+/** Why a node is not ready, as far as its view tells: draining, down, or (no state, or still registering) not ready. */
+const notReadyDetail = (node: PlacementNode): string =>
+  node.state === "NODE_STATE_DRAINING" ? "draining" : node.state === "NODE_STATE_DOWN" ? "down" : "not ready";
+
 export const FEASIBILITY_CHECKS: readonly FeasibilityCheck[] = [
-  { name: "ready", unmet: (_, node) => (node.ready ? undefined : "not ready"), summary: (k) => `${k} ${k === 1 ? "is" : "are"} not ready` },
+  { name: "state", unmet: (_, node) => (node.ready ? undefined : notReadyDetail(node)), summary: (k) => `${k} ${k === 1 ? "is" : "are"} not ready` },
   {
     name: "kernel_kind",
     unmet: (needs, node) => (node.kernelKinds.has(needs.kind) ? undefined : `cannot run ${needs.kind} kernels`),
@@ -102,6 +108,16 @@ export type BatchTally = Map<string, number>;
 /** Tasks on the node, counting those the batch in progress has placed there. */
 export const assignedIn = (node: PlacementNode, tally: BatchTally): number => node.assigned + (tally.get(node.id) ?? 0);
 
+/**
+ * The ranking stage's room check, shared by both strategies: a feasible node that already holds
+ * its capacity (counting the batch's own choices) takes no more now. Nomad calls such a node
+ * exhausted; the metrics record it apart from the filtered ones (it may take the task later).
+ */
+export const hasRoom = (node: PlacementNode, tally?: BatchTally): boolean => (tally ? assignedIn(node, tally) : node.assigned) < node.capacity;
+
+/** How an exhausted node reads in the placement metrics. */
+export const exhaustedDetail = (node: PlacementNode, tally?: BatchTally): string => `full (${tally ? assignedIn(node, tally) : node.assigned}/${node.capacity} tasks)`;
+
 /** Free capacity times speed: a fast node with room scores highest; a full node scores ≤ 0. */
 export function score(node: PlacementNode): number {
   return (node.capacity - node.assigned) * node.speed;
@@ -112,7 +128,7 @@ export function chooseNode<N extends PlacementNode>(candidates: readonly N[]): N
   let best: N | undefined;
   let bestScore = 0;
   for (const n of candidates) {
-    if (n.assigned >= n.capacity) continue;
+    if (!hasRoom(n)) continue;
     const s = score(n);
     if (s > bestScore) {
       best = n;
@@ -144,7 +160,7 @@ export function planBatch<N extends PlacementNode>(candidates: readonly N[], cou
     const top: { node: N; score: number; order: number }[] = [];
     for (let i = 0; i < candidates.length; i++) {
       const n = candidates[i]!;
-      if (n.assigned >= n.capacity) continue;
+      if (!hasRoom(n)) continue;
       const sc = score(n);
       if (sc <= 0 || (top.length === count && sc <= top[count - 1]!.score)) continue;
       let at = top.length;

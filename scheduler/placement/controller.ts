@@ -9,6 +9,7 @@ import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
 import { NodeLoadForecaster } from "../forecast/index.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
+import type { PlacementMetrics } from "./feasibility.js";
 import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
 import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlanningStrategy } from "./strategy.js";
 
@@ -88,9 +89,12 @@ export class PlacementController {
     registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
   }
 
-  /** Where each task (key) goes, in order (fewer when nodes are full); the caller counts them on the nodes through the registry. */
-  plan(req: PlacementRequest, keys: readonly string[]): NodeEntry[] {
-    return this.strategy.plan(req, keys);
+  /**
+   * Where each task (key) goes, in order (fewer when nodes are full); the caller counts them on
+   * the nodes through the registry. Given `metrics`, the nodes dropped are recorded with why.
+   */
+  plan(req: PlacementRequest, keys: readonly string[], metrics?: PlacementMetrics): NodeEntry[] {
+    return this.strategy.plan(req, keys, metrics);
   }
 
   observeRun(key: string, kernelId: string, nodeId: string, runMs: number): void {

@@ -5,10 +5,6 @@
 import type { ResourceNeeds } from "../model.js";
 import { filterNodes, unmetConstraint, type PlacementNode } from "./constraints.js";
 
-export type GpuFallbackName = "GPU_FALLBACK_WAIT" | "GPU_FALLBACK_CPU" | "GPU_FALLBACK_REJECT";
-
-export const hasGpuBackend = (n: PlacementNode): boolean => n.kernelKinds.has("KERNEL_KIND_GPU");
-
 export function candidatesFor<N extends PlacementNode>(needs: ResourceNeeds, nodes: readonly N[]): N[] {
   const strict = filterNodes(needs, nodes);
   if (needs.kind !== "KERNEL_KIND_GPU" || strict.length > 0 || needs.gpuFallback !== "GPU_FALLBACK_CPU") return strict;

@@ -4,7 +4,7 @@
 // model care about: kernel kinds, GPU count, cores, labels and calibrated speed (bucketed);
 // memory varies a little between otherwise equal hosts, so a class keeps its min and max.
 import type { ResourceNeeds } from "../model.js";
-import { fits, type PlacementNode } from "./constraints.js";
+import { firstUnmet, type FeasibilityCheckName, type PlacementNode } from "./constraints.js";
 
 export interface NodeClass<N extends PlacementNode> {
   key: string;
@@ -32,11 +32,18 @@ export interface EligibleClass<N extends PlacementNode> {
   allFit: boolean;
 }
 
+/** A class the feasibility checks filtered as a whole, with the check that did (recorded per node when asked). */
+export interface FilteredClass<N extends PlacementNode> {
+  cls: NodeClass<N>;
+  check: FeasibilityCheckName;
+  detail: string;
+}
+
 export class NodeIndex<N extends PlacementNode> {
   private readonly classes = new Map<string, NodeClass<N>>();
   private readonly where = new Map<string, { cls: NodeClass<N>; pos: number }>();
   private version = 0;
-  private cache = new Map<string, { version: number; list: EligibleClass<N>[] }>();
+  private cache = new Map<string, { version: number; list: EligibleClass<N>[]; filtered: FilteredClass<N>[] }>();
 
   get size(): number {
     return this.where.size;
@@ -80,19 +87,32 @@ export class NodeIndex<N extends PlacementNode> {
 
   /** Classes that can hold a task with these needs (readiness and room are per node, checked by the caller). */
   eligible(needs: ResourceNeeds): EligibleClass<N>[] {
+    return this.judge(needs).list;
+  }
+
+  /** Classes no node of which can hold a task with these needs, each with the feasibility check that filtered it. */
+  filtered(needs: ResourceNeeds): FilteredClass<N>[] {
+    return this.judge(needs).filtered;
+  }
+
+  /** The feasibility stage at class level: the same named checks as node by node (feasibleNodes), run once per class. */
+  private judge(needs: ResourceNeeds): { list: EligibleClass<N>[]; filtered: FilteredClass<N>[] } {
     const key = needsKey(needs);
     const hit = this.cache.get(key);
-    if (hit && hit.version === this.version) return hit.list;
+    if (hit && hit.version === this.version) return hit;
     const list: EligibleClass<N>[] = [];
+    const filtered: FilteredClass<N>[] = [];
     for (const cls of this.classes.values()) {
       // Memory aside, every node of a class answers the constraints alike: test one, as if ready.
       const probe = { ...cls.sample, ready: true, memoryBytes: cls.maxMemory };
-      if (!fits(needs, probe)) continue;
-      list.push({ cls, allFit: needs.memoryBytes <= cls.minMemory });
+      const unmet = firstUnmet(needs, probe);
+      if (unmet) filtered.push({ cls, check: unmet.check.name, detail: unmet.detail });
+      else list.push({ cls, allFit: needs.memoryBytes <= cls.minMemory });
     }
     if (this.cache.size > 1024) this.cache.clear();
-    this.cache.set(key, { version: this.version, list });
-    return list;
+    const judged = { version: this.version, list, filtered };
+    this.cache.set(key, judged);
+    return judged;
   }
 
   *nodes(): IterableIterator<N> {

@@ -1,12 +1,16 @@
 // Placement strategies: the object the scheduler's dispatch asks where tasks go. The
 // simulator in bench/placement/ drives the very same classes. A strategy decides (plan); it
 // does not write to the scheduler's nodes: the registry counts each placed task (addTask).
+// Both run the same two stages: feasibility (the named checks of constraints.ts, through
+// feasibility.ts, which records per node why it was filtered), then ranking, where a full node
+// is skipped (hasRoom) and recorded as exhausted. Only the ranking differs:
 //
 //   capacity — the original scorer: free capacity × calibrated speed, over every node.
 //   forecast — estimated finish time = forecast wait on the node + expected run time there,
 //              over a power-of-k sample of each eligible resource class (see docs/placement.md).
 import type { ResourceNeeds } from "../model.js";
-import { assignedIn, countPlacedOnViews, filterNodes, planBatch, type BatchTally, type PlacementNode } from "./constraints.js";
+import { assignedIn, countPlacedOnViews, firstUnmet, hasRoom, planBatch, type BatchTally, type PlacementNode } from "./constraints.js";
+import { feasibleNodes, type PlacementMetrics } from "./feasibility.js";
 import { NodeLoadModel, type LoadModelOptions, type NodeLoadObservation } from "./load-model.js";
 import { NodeIndex } from "./node-index.js";
 import { RuntimeModel, type RuntimeNode } from "./runtime-model.js";
@@ -36,8 +40,11 @@ export interface PlacementStrategy<N extends PlacementNode> {
 
 /** A strategy the scheduler can use: it also decides without counting (the registry counts). */
 export interface PlanningStrategy<N extends PlacementNode> extends PlacementStrategy<N> {
-  /** As placeBatch, but the nodes are left unchanged: the caller applies the decisions. */
-  plan(req: PlacementRequest, keys: readonly string[]): N[];
+  /**
+   * As placeBatch, but the nodes are left unchanged: the caller applies the decisions. Given
+   * `metrics`, records each node it dropped and why (filtered by a named check, or full).
+   */
+  plan(req: PlacementRequest, keys: readonly string[], metrics?: PlacementMetrics): N[];
 }
 
 /** Deterministic xorshift32, so placements (and the tests) are reproducible with a seed. */
@@ -73,8 +80,10 @@ export class CapacityPlacement<N extends PlacementNode> implements PlanningStrat
   observeLoad(): void {}
   observeRun(): void {}
   released(): void {}
-  plan(req: PlacementRequest, keys: readonly string[]): N[] {
-    return planBatch(filterNodes(req.needs, this.nodes.values()), keys.length);
+  plan(req: PlacementRequest, keys: readonly string[], metrics?: PlacementMetrics): N[] {
+    const feasible = feasibleNodes(req.needs, this.nodes.values(), metrics);
+    if (metrics) for (const n of feasible) if (!hasRoom(n)) metrics.exhaust(n);
+    return planBatch(feasible, keys.length);
   }
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
     const out = this.plan(req, keys);
@@ -216,10 +225,12 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
     return out;
   }
 
-  plan(req: PlacementRequest, keys: readonly string[]): N[] {
+  plan(req: PlacementRequest, keys: readonly string[], metrics?: PlacementMetrics): N[] {
     const out: N[] = [];
     const tally: BatchTally = new Map();
     const eligible = this.index.eligible(req.needs);
+    // A filtered class's nodes are recorded node by node, through the same stage as the capacity strategy's.
+    if (metrics) for (const f of this.index.filtered(req.needs)) feasibleNodes(req.needs, f.cls.nodes, metrics);
     if (eligible.length === 0) return out;
     let total = 0;
     for (const e of eligible) total += e.cls.nodes.length;
@@ -232,11 +243,19 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
       let bestT = Number.POSITIVE_INFINITY;
       let fullT = Number.POSITIVE_INFINITY;
       const consider = (n: N, allFit: boolean) => {
-        if (!n.ready || (!allFit && n.memoryBytes < mem)) return;
+        if (!n.ready || (!allFit && n.memoryBytes < mem)) {
+          // Per node, the class's checks left to run (state, memory): the same named checks.
+          if (metrics) {
+            const unmet = firstUnmet(req.needs, n);
+            if (unmet) metrics.filter(n.id, unmet.check.name, unmet.detail);
+          }
+          return;
+        }
         const st = this.state.get(n.id);
         if (!st) return;
         const assigned = assignedIn(n, tally);
-        const full = assigned >= n.capacity;
+        const full = !hasRoom(n, tally);
+        if (full) metrics?.exhaust(n, tally);
         if (full && !this.waitForBetter) return;
         this.stats.evaluated++;
         const t = this.estimateWith(assigned, st, req.kernelId);
@@ -299,7 +318,7 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
       const k = Math.min(nodes.length, 8);
       for (let s = 0; s < k; s++) {
         const n = nodes.length <= 8 ? nodes[s]! : nodes[this.rng.int(nodes.length)]!;
-        if (n.id === node.id || !n.ready || n.assigned >= n.capacity) continue;
+        if (n.id === node.id || !n.ready || !hasRoom(n)) continue;
         alt = Math.min(alt, this.estimate(n, req.kernelId));
       }
     }

@@ -16,7 +16,7 @@ export interface ResultsPage {
 }
 
 /** The bytes a result takes in a GetResultsResponse, near enough to keep a page under its budget. */
-export function resultWireBytes(r: StoredResult): number {
+function resultWireBytes(r: StoredResult): number {
   return r.output.byteLength + r.nodeId.length + (r.error ? JSON.stringify(r.error).length : 0) + RESULT_OVERHEAD_BYTES;
 }
 

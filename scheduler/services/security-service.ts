@@ -2,7 +2,7 @@
 // admin's DistributeX.CreateJoinToken / RemoveNode. Who may call the admin pair is decided once,
 // by the policy table (scheduler/auth/policy.ts, applied by guardService before these run).
 import { status, type sendUnaryData } from "@grpc/grpc-js";
-import { DistxError, invalidArgument, toServiceError } from "../../common/errors.js";
+import { DistributeXError, invalidArgument, toServiceError } from "../../common/errors.js";
 import type { AgentServiceHandlers, DistributeXHandlers } from "../../common/types.js";
 import { permissionDenied, principalOf } from "../auth/authenticate.js";
 import { NODE_ID_PATTERN } from "../auth/pki.js";
@@ -49,7 +49,7 @@ export function adminSecurityHandlers(security: ClusterSecurity, core: Scheduler
         if (!NODE_ID_PATTERN.test(id)) throw invalidArgument("node_id must look like node-<hex>");
         const node = core.registry.get(id);
         if (security.insecure) {
-          if (!node) throw new DistxError(status.NOT_FOUND, `unknown node ${id}`);
+          if (!node) throw new DistributeXError(status.NOT_FOUND, `unknown node ${id}`);
         } else await security.removeNode(id);
         const wasConnected = !!node && node.state !== "NODE_STATE_DOWN";
         core.registry.markDown(id, "removed by an admin");

@@ -1,7 +1,7 @@
 // CreateToken / ListTokens / RevokeToken (admin only, by the policy table): API tokens with a
 // role and a tenant. The token text is returned once by CreateToken; the store keeps its hash.
 import * as grpc from "@grpc/grpc-js";
-import { DistxError, invalidArgument, notFound } from "../../common/errors.js";
+import { DistributeXError, invalidArgument, notFound } from "../../common/errors.js";
 import type { TokenInfoIn } from "../../common/types.js";
 import type { AuthContext } from "../auth/authenticate.js";
 import { ROLES, type Role } from "../auth/principal.js";
@@ -23,7 +23,7 @@ export function tokenInfo(r: TokenRecord): TokenInfoIn {
 }
 
 const store = (auth: AuthContext): TokenStore => {
-  if (!auth.tokens) throw new DistxError(grpc.status.UNAVAILABLE, "the scheduler is starting; retry");
+  if (!auth.tokens) throw new DistributeXError(grpc.status.UNAVAILABLE, "the scheduler is starting; retry");
   return auth.tokens;
 };
 
@@ -43,7 +43,7 @@ export async function createToken(auth: AuthContext, req: { role: string; tenant
   } catch (err) {
     if (err instanceof TokenError) throw invalidArgument(err.message);
     if (err instanceof Error && err.message.startsWith("token store is full")) {
-      throw new DistxError(grpc.status.RESOURCE_EXHAUSTED, `${err.message} (limit ${MAX_TOKENS}); retrying will not help until some are revoked`);
+      throw new DistributeXError(grpc.status.RESOURCE_EXHAUSTED, `${err.message} (limit ${MAX_TOKENS}); retrying will not help until some are revoked`);
     }
     throw err;
   }

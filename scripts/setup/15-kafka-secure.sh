@@ -1,7 +1,7 @@
 # Sourced by scripts/test.sh. The SASL_SSL broker with SCRAM users and ACLs that
-# test/backends/secure-kafka.test.ts runs against (scripts/kafka-secure.sh); exports
+# test/e2e/backends/secure-kafka.test.ts runs against (scripts/kafka-secure.sh); exports
 # DISTX_TEST_KAFKA_SECURE and DISTX_TEST_KAFKA_SECURE_DIR. Quiet when it is already up.
-# openssl makes the certificates (here and in test/backends/secure-redis.ts).
+# openssl makes the certificates (here and in test/helpers/secure-redis.ts).
 if ! command -v openssl >/dev/null; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; } >&2
 fi

@@ -1,2 +1,2 @@
-# Sourced by scripts/test.sh. Prometheus (+ promtool) and Chromium for test/monitoring; no-op when present.
+# Sourced by scripts/test.sh. Prometheus (+ promtool) and Chromium for the monitoring tests (test/integration/monitoring, test/e2e/monitoring); no-op when present.
 bash scripts/install-monitoring-deps.sh

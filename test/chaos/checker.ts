@@ -67,6 +67,8 @@ export interface CheckReport {
     watches: number;
     faultsByKind: Partial<Record<FaultKind, number>>;
     longestStall?: Stall;
+    /** The longest a workload call (submit, getJob, cancel, ...) waited for its answer, retries included: what a user felt. */
+    longestCall?: { ms: number; op: string; client: string; call: number; at: number; outcome: string };
   };
   stalls: Stall[];
 }
@@ -224,6 +226,17 @@ export function check(history: HistoryEvent[], options: CheckOptions = {}): Chec
   const stalls = measureStalls(history, end?.t ?? lastT);
   const longestStall = stalls.reduce<Stall | undefined>((a, s) => (!a || s.stallMs > a.stallMs ? s : a), undefined);
 
+  // ── what the clients felt: a call's wait from invoke to answer, through the client's own retries ──
+  const invoked = new Map<number, Extract<HistoryEvent, { type: "invoke" }>>();
+  let longestCall: CheckReport["stats"]["longestCall"];
+  for (const e of history) {
+    if (e.type === "invoke") invoked.set(e.call, e);
+    else if (e.type === "ok" || e.type === "fail") {
+      const i = invoked.get(e.call);
+      if (i && (!longestCall || e.t - i.t > longestCall.ms)) longestCall = { ms: e.t - i.t, op: i.op, client: i.client, call: i.call, at: i.t, outcome: e.type === "ok" ? "ok" : e.code };
+    }
+  }
+
   const faultsByKind: Partial<Record<FaultKind, number>> = {};
   for (const e of history) if (e.type === "fault-start") faultsByKind[e.kind] = (faultsByKind[e.kind] ?? 0) + 1;
   const byProperty = Object.fromEntries(PROPERTIES.map((p) => [p, 0])) as Record<Property, number>;
@@ -233,7 +246,7 @@ export function check(history: HistoryEvent[], options: CheckOptions = {}): Chec
     byProperty,
     skipped,
     notes,
-    stats: { submits, acknowledged: acked.size, unacknowledgedThatRan, jobsByState, tasks, watches: watches.size, faultsByKind, longestStall },
+    stats: { submits, acknowledged: acked.size, unacknowledgedThatRan, jobsByState, tasks, watches: watches.size, faultsByKind, longestStall, longestCall },
     stalls,
   };
 }

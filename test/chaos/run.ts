@@ -56,6 +56,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   log(`chaos: run ${run}: seed ${o.seed}, ${o.minutes} min, ${agents} agents, ${clients} clients; request ids ${requestIds ? "on" : "absent"}; output ${dir}`);
   let monitorStop = false;
   let monitor: Promise<void> | undefined;
+  // Ctrl-C or a supervisor's TERM: take the cluster down (daemons, broker, Redis) rather than
+  // leave it running as orphans, then exit as interrupted.
+  const interrupted = (signal: NodeJS.Signals) => {
+    log(`chaos: ${signal}: stopping the cluster`);
+    void rig.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     await rig.start();
     record({ type: "meta", seed: o.seed, minutes: o.minutes, requestIds, ...settings, agents: rig.agentNames, schedulers: rig.schedulerNames });
@@ -86,6 +94,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await monitor?.catch(() => undefined);
     await rig.stop().catch((err: Error) => log(`chaos: stopping the cluster: ${err.message}`));
     await history.close();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
   const report = check(history.events);
   const info: RunInfo = {

@@ -41,6 +41,8 @@ export function renderSummary(info: RunInfo, r: CheckReport, examples = 3): stri
     const skip = r.skipped.find((s) => s.property === p);
     lines.push(`| &nbsp; ${p} | ${skip ? `skipped: ${skip.reason}` : r.byProperty[p]} |`);
   }
+  const lc = r.stats.longestCall;
+  if (lc) lines.push(`| longest client call (invoke → answer, retries included) | ${(lc.ms / 1000).toFixed(1)} s: ${lc.client} ${lc.op} at t=${(lc.at / 1000).toFixed(1)} s, ${lc.outcome} |`);
   const ls = r.stats.longestStall;
   lines.push(`| longest stall after a fault | ${ls ? `${(ls.stallMs / 1000).toFixed(1)} s after ${ls.kind} ${ls.target} (fault ${ls.fault})${ls.unrecovered ? ", never recovered before the run ended" : ""}` : "none measured"} |`);
   // The goal excludes stalls while the broker or Redis is down, and stalls another fault began

@@ -81,15 +81,23 @@ export interface WorkloadOptions {
 type Mode = "watch" | "watch-final" | "poll" | "cancel";
 
 /** One client process's view: its own connection, moved to another scheduler address on failures. */
+/**
+ * A workload client, given every scheduler address as a user of an HA cluster gives them
+ * (`distx submit --scheduler a,b`): the typed client's own failover is part of what is tested.
+ * With one address it retried a dead scheduler for its whole retry deadline (60 s) while the
+ * standby was already serving.
+ */
 class Handle {
   private index = 0;
   private client: DistributeXClient | undefined;
   constructor(private readonly rig: ChaosRig) {}
   get(): DistributeXClient {
-    this.client ??= connect(this.rig.cluster, this.rig.addresses[this.index % this.rig.addresses.length]!);
+    const all = this.rig.addresses;
+    const start = this.index % all.length;
+    this.client ??= connect(this.rig.cluster, [...all.slice(start), ...all.slice(0, start)].join(","));
     return this.client;
   }
-  /** The next scheduler address (a standby may be active now). */
+  /** A fresh client that tries the next scheduler address first (after its own retries gave up). */
   rotate(): void {
     this.client?.close();
     this.client = undefined;
