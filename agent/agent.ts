@@ -64,7 +64,7 @@ export class Agent {
       replaced: (updates, instead) => this.outbox.replaced(updates, instead),
     });
     this.outbox = new UpdateOutbox((items) => this.link.sendUpdates(items));
-    this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id));
+    this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id), (ref, into, use) => this.link.fetchBlob(ref, into, use));
     this.runner.pool.on("restart", () => {
       this.metrics.workerRestarted();
       this.log.warn({ event: "worker_restarted" }, "kernel worker replaced");

@@ -4,6 +4,7 @@
 // user registering many kernels cannot blow up the series count. No per-task labels.
 import { execFile } from "node:child_process";
 import os from "node:os";
+import type { BlobCacheStats } from "./blob-cache.js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PoolStats } from "./pool/types.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
@@ -125,6 +126,23 @@ export class AgentMetrics {
       help: "Attempts to register with the scheduler again after losing it (each retry counts).",
       registers: [registry],
     });
+  }
+
+  /** The blob cache's counts (inputs by reference, shared inputs), read at each scrape. */
+  observeBlobs(read: () => BlobCacheStats): void {
+    const gauge = (name: string, help: string, pick: (s: BlobCacheStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(pick(read()));
+        },
+      });
+    gauge("distx_agent_blob_fetches_total", "Blobs (inputs by reference, shared inputs) fetched from the scheduler.", (s) => s.fetches);
+    gauge("distx_agent_blob_fetched_bytes_total", "Bytes of blobs fetched from the scheduler.", (s) => s.fetchedBytes);
+    gauge("distx_agent_blob_cache_hits_total", "Blob reads answered by the agent's cache (or a fetch already under way).", (s) => s.hits);
+    gauge("distx_agent_blob_cache_bytes", "Bytes of blobs the agent holds now.", (s) => s.bytes);
   }
 
   setConnected(up: boolean): void {

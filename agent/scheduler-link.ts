@@ -4,6 +4,7 @@
 // the scheduler hands out a Kafka route, and kernel fetches. It knows nothing of tasks: what
 // arrives goes to the handlers, what leaves comes from the agent.
 import * as grpc from "@grpc/grpc-js";
+import { fetchBlobOnce } from "./blob-fetch.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
@@ -294,6 +295,25 @@ export class SchedulerLink {
         throw new TaskFailure(code, `cannot fetch kernel ${kernelId}: ${got.message}`);
       }
       this.log.warn({ event: "kernel_fetch_retry", kernelId, err: got.message, retryInMs: delay }, "kernel fetch failed; retrying");
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /**
+   * Streams a blob (an input by reference, a shared input) into `into`, checking its size and
+   * sha256 (blob-fetch.ts). Transient failures are retried like kernel fetches; what still fails
+   * is INTERNAL (transient: the scheduler places the task again).
+   */
+  async fetchBlob(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<void> {
+    const until = Date.now() + FETCH_RETRY_MS;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      const failure = await fetchBlobOnce(this.client, ref, into, use);
+      if (!failure) return;
+      if (failure.code !== grpc.status.UNAVAILABLE && failure.code !== grpc.status.DEADLINE_EXCEEDED) {
+        throw new TaskFailure("INTERNAL", `cannot fetch input ${ref.sha256.slice(0, 12)}… of task ${use.jobId}/${use.taskIndex}: ${failure.message}`);
+      }
+      if (this.closing || Date.now() + delay > until) throw new TaskFailure("INTERNAL", `cannot fetch input ${ref.sha256.slice(0, 12)}…: ${failure.message}`);
+      this.log.warn({ event: "blob_fetch_retry", sha256: ref.sha256, err: failure.message, retryInMs: delay }, "blob fetch failed; retrying");
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -14,16 +14,27 @@ import { WorkerPool } from "./pool/worker-pool.js";
 import type { UpdateOutbox, UpdateReceipt } from "./update-outbox.js";
 import { ModuleCache } from "./wasm/module-cache.js";
 import { taskKey } from "../common/task-key.js";
+import { MAX_SESSION_OUTPUT_BYTES } from "../common/proto.js";
+import { BlobCache, type BlobFetcher } from "./blob-cache.js";
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
 
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");
 
+/** An output no message may carry would reset the session and come back on every retry: fail it for good instead. */
+function checkOutputSize(output: Uint8Array): void {
+  if (output.byteLength > MAX_SESSION_OUTPUT_BYTES) {
+    throw new TaskFailure("OUTPUT_TOO_LARGE", `the task's ${output.byteLength}-byte output is over the ${MAX_SESSION_OUTPUT_BYTES} bytes a result may have; not retryable: make the task's output smaller (split the task)`);
+  }
+}
+
 export class TaskRunner {
   readonly pool: WorkerPool;
   readonly gpu: GpuSupport;
   private readonly modules: ModuleCache;
+  /** Inputs by reference and shared inputs, fetched once per agent and kept by sha256. */
+  readonly blobs: BlobCache;
   private readonly running = new Map<string, RunningEntry>();
 
   constructor(
@@ -32,7 +43,10 @@ export class TaskRunner {
     private readonly metrics: AgentMetrics,
     private readonly outbox: UpdateOutbox,
     fetchKernel: (kernelId: string) => Promise<Uint8Array>,
+    fetchBlob: BlobFetcher,
   ) {
+    this.blobs = new BlobCache(config.blobCacheMb * 1024 * 1024, fetchBlob);
+    metrics.observeBlobs(() => this.blobs.snapshot());
     const workers = config.workers || os.availableParallelism();
     this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
     this.modules = new ModuleCache(fetchKernel);
@@ -93,13 +107,28 @@ export class TaskRunner {
       failed: (code) => this.metrics.taskDone(a.kernelId, backendOf(a), "failed", runMs, waitMs, code),
     });
     const started = (waitMs: number) => this.outbox.noteRunning(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, state: "TASK_STATE_RUNNING", waitMs });
+    // Blobs this attempt holds pinned in the cache (released when it ends).
+    const pinned: string[] = [];
+    const use = { jobId: a.jobId, taskIndex: a.taskIndex };
+    const blob = async (ref: { sha256: string; sizeBytes: string }) => {
+      const data = await this.blobs.acquire(ref, use);
+      pinned.push(ref.sha256);
+      return data;
+    };
     try {
+      // One after another: a failed fetch leaves no acquire running that would pin after the release below.
+      const input = a.inputRef ? await blob(a.inputRef) : a.input;
+      const shared: Uint8Array[] = [];
+      for (const s of a.sharedInputs) shared.push(await blob(s.ref!));
+      if (entry.cancelled) throw new TaskFailure("CANCELLED", "job cancelled");
       if (a.kind === "KERNEL_KIND_GPU") {
-        const result = await this.gpu.run(a, started, (h) => {
+        // gpu.js reads an input it owns (the executor is another process): a plain copy.
+        const result = await this.gpu.run({ ...a, input: input.buffer instanceof SharedArrayBuffer ? Buffer.from(input) : input }, started, (h) => {
           entry.handle = h;
           if (entry.cancelled) h.cancel("job cancelled");
         });
         if (this.running.get(key) !== entry) return;
+        checkOutputSize(result.output);
         update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
         return;
       }
@@ -113,7 +142,8 @@ export class TaskRunner {
       const handle = this.pool.run({
         kernelId: a.kernelId,
         module,
-        input: a.input,
+        input,
+        ...(shared.length > 0 ? { shared } : {}),
         timeoutMs: a.timeoutMs || 60_000,
         memoryLimitBytes: requested || this.config.memoryLimitMb * 1024 * 1024,
         seed: a.taskIndex + 1,
@@ -122,6 +152,7 @@ export class TaskRunner {
       entry.handle = handle;
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
+      checkOutputSize(result.output);
       update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" }, succeeded(result.runMs, result.waitMs));
     } catch (err) {
       if (this.running.get(key) !== entry) return;
@@ -134,6 +165,7 @@ export class TaskRunner {
         this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
       }
     } finally {
+      for (const sha of pinned) this.blobs.release(sha);
       this.outbox.forget(entry);
       if (this.running.get(key) === entry) this.running.delete(key);
     }

@@ -1,6 +1,6 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -9,7 +9,6 @@ import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { TERMINAL_JOB_STATES } from "../common/types.js";
-import { splitByBytes } from "../common/split-by-bytes.js";
 import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOptions } from "./retry.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
@@ -37,6 +36,11 @@ export interface SubmitOptions {
   requestId?: string;
   /** When no node could ever take the job: wait for one (default; GetJob says why) or fail at once. */
   unschedulable?: "wait" | "fail";
+  /**
+   * Inputs every task reads (a matrix, a lookup table, weights), in order: sent and stored once,
+   * fetched once per agent; kernels read them by index (kernels/README.md, "Shared inputs").
+   */
+  sharedInputs?: { name: string; data: Uint8Array }[];
 }
 
 export interface WatchOptions {
@@ -61,6 +65,8 @@ export interface ClientOptions extends Credentials {
 const STREAM_SUBMIT_ABOVE_BYTES = 4 * 1024 * 1024;
 const STREAM_SUBMIT_ABOVE_TASKS = 10_000;
 const SUBMIT_CHUNK_BYTES = 1024 * 1024;
+/** In a stream, a task input this big goes as a blob in chunks (then the task names it): no message holds more than a chunk. */
+const BLOB_UPLOAD_ABOVE_BYTES = SUBMIT_CHUNK_BYTES;
 
 /** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
 const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "ListNodes", "CancelJob", "SubmitJob"]);
@@ -129,7 +135,7 @@ export class DistributeXClient {
   }
 
   /** One attempt of SubmitJobStream: the header, then the tasks in chunks of about a MiB. */
-  private attemptSubmitStream(header: Record<string, unknown>, inputs: Uint8Array[]): Promise<{ jobId: string; taskCount: number }> {
+  private attemptSubmitStream(header: Record<string, unknown>, inputs: Uint8Array[], shared: { name: string; data: Uint8Array }[]): Promise<{ jobId: string; taskCount: number }> {
     return new Promise((resolve, reject) => {
       const stream = this.stub.SubmitJobStream(this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) {
@@ -137,17 +143,14 @@ export class DistributeXClient {
           reject(new DistributeXError(err.code, err.details || err.message, "SubmitJobStream", pushback !== undefined && !(Number(pushback) >= 0)));
         } else resolve(res as { jobId: string; taskCount: number });
       });
-      const chunks = splitByBytes(inputs, (b) => b.byteLength, SUBMIT_CHUNK_BYTES);
-      let next = 0;
+      const messages = submitStreamMessages(header, inputs, shared);
       // Written as flow control allows: the client never buffers the whole job a second time.
       const pump = () => {
-        while (next < chunks.length) {
-          const ok = stream.write({ tasks: { items: chunks[next++]!.map((data) => ({ data })) } });
-          if (!ok) return void stream.once("drain", pump);
+        for (let next = messages.next(); !next.done; next = messages.next()) {
+          if (!stream.write(next.value)) return void stream.once("drain", pump);
         }
         stream.end();
       };
-      stream.write({ header });
       pump();
     });
   }
@@ -231,10 +234,11 @@ export class DistributeXClient {
       gpuFallback: options.gpuFallback === "cpu" ? "GPU_FALLBACK_CPU" : options.gpuFallback === "reject" ? "GPU_FALLBACK_REJECT" : "GPU_FALLBACK_WAIT",
     };
     // A big job goes as a stream of chunks: no one message (here or at the scheduler) holds it all.
-    const bytes = options.inputs.reduce((sum, b) => sum + b.byteLength, 0);
-    if (bytes <= STREAM_SUBMIT_ABOVE_BYTES && options.inputs.length <= STREAM_SUBMIT_ABOVE_TASKS) return this.call("SubmitJob", request);
+    const shared = options.sharedInputs ?? [];
+    const bytes = options.inputs.reduce((sum, b) => sum + b.byteLength, 0) + shared.reduce((sum, s) => sum + s.data.byteLength, 0);
+    if (bytes <= STREAM_SUBMIT_ABOVE_BYTES && options.inputs.length <= STREAM_SUBMIT_ABOVE_TASKS) return this.call("SubmitJob", { ...request, sharedInputs: shared.map((s) => ({ name: s.name, data: s.data })) });
     const { tasks: _, ...header } = request;
-    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs));
+    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs, shared));
   }
 
   /** Removes this tenant's registration of a kernel (admin: `tenant`'s); FAILED_PRECONDITION while a job of it runs. */
@@ -411,4 +415,51 @@ export class DistributeXClient {
     this.closed = true;
     for (const s of this.stubs) s.close();
   }
+}
+
+/**
+ * The messages of one SubmitJobStream, made as they are written: the header (shared inputs named
+ * by reference), each shared input as blob chunks, then the tasks in chunks of about
+ * SUBMIT_CHUNK_BYTES; a task input above BLOB_UPLOAD_ABOVE_BYTES goes as blob chunks first (once
+ * per distinct input) and the task names it. So no message is bigger than about one chunk.
+ */
+function* submitStreamMessages(header: Record<string, unknown>, inputs: Uint8Array[], shared: { name: string; data: Uint8Array }[]): Generator<Record<string, unknown>> {
+  const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+  const sent = new Set<string>();
+  function* blob(data: Uint8Array, sha: string): Generator<Record<string, unknown>> {
+    if (sent.has(sha)) return;
+    sent.add(sha);
+    const sizeBytes = String(data.byteLength);
+    if (data.byteLength === 0) yield { blob: { sha256: sha, sizeBytes, data: new Uint8Array(0) } };
+    for (let at = 0; at < data.byteLength; at += SUBMIT_CHUNK_BYTES) yield { blob: { sha256: sha, sizeBytes, data: data.subarray(at, at + SUBMIT_CHUNK_BYTES) } };
+  }
+  const sharedRefs = shared.map((s) => ({ name: s.name, sha: sha256(s.data), data: s.data }));
+  yield { header: { ...header, sharedInputs: sharedRefs.map((s) => ({ name: s.name, ref: { sha256: s.sha, sizeBytes: String(s.data.byteLength) } })) } };
+  for (const s of sharedRefs) yield* blob(s.data, s.sha);
+  // The same input object is hashed once (jobs often repeat one buffer).
+  const known = new Map<Uint8Array, string>();
+  let items: Record<string, unknown>[] = [];
+  let itemBytes = 0;
+  for (const data of inputs) {
+    if (data.byteLength > BLOB_UPLOAD_ABOVE_BYTES) {
+      let sha = known.get(data);
+      if (!sha) known.set(data, (sha = sha256(data)));
+      yield* blob(data, sha);
+      items.push({ ref: { sha256: sha, sizeBytes: String(data.byteLength) } });
+    } else {
+      if (itemBytes + data.byteLength > SUBMIT_CHUNK_BYTES && items.length > 0) {
+        yield { tasks: { items } };
+        items = [];
+        itemBytes = 0;
+      }
+      items.push({ data });
+      itemBytes += data.byteLength;
+    }
+    if (items.length >= 10_000) {
+      yield { tasks: { items } };
+      items = [];
+      itemBytes = 0;
+    }
+  }
+  if (items.length > 0) yield { tasks: { items } };
 }

@@ -96,6 +96,13 @@ export const schedulerConfigSchema = z
     maxTaskTimeoutMs: int(1, 86_400_000).default(3_600_000),
     maxTasksPerJob: int(1, 10_000_000).default(100_000),
     maxJobBytes: int(1, 2 ** 31).default(200 * 1024 * 1024),
+    /**
+     * A task input of at least this many bytes is stored once in the state store (by sha256)
+     * and assignments carry only its reference; agents fetch it with FetchBlob. 0 = never.
+     */
+    inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
+    /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs). */
+    blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
     defaultMaxAttempts: int(1, 100).default(5),
     /** Tasks an agent may hold beyond its worker count, so workers never wait on the network. */
     prefetchPerWorker: int(0, 64).default(2),
@@ -198,6 +205,8 @@ export const agentConfigSchema = z
     memoryLimitMb: int(1, 65_536).default(256),
     /** The largest cap a job may ask for, in MiB. */
     maxMemoryLimitMb: int(1, 65_536).default(2048),
+    /** Blobs fetched from the scheduler (inputs by reference, shared inputs) kept by sha256, least recently used dropped first, in MiB. */
+    blobCacheMb: int(1, 1_048_576).default(1024),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),

@@ -4,6 +4,11 @@
 import { withGrowTrapsSection } from "./wasm-grow-traps.js";
 
 export const WASM_ABI = "distx-abi-1";
+/**
+ * The versions distx_abi_version() may answer. 2 adds the shared-input imports
+ * (env.shared_input, env.shared_input_len) to 1; a version-1 kernel runs unchanged.
+ */
+export const ABI_VERSIONS: readonly number[] = [1, 2];
 export const WASM_PAGE_BYTES = 65536;
 
 export const ABI_EXPORTS = {
@@ -18,6 +23,9 @@ export const ALLOWED_IMPORTS: ReadonlyMap<string, WebAssembly.ImportExportKind> 
   ["env.memory", "memory"],
   ["env.abort", "function"],
   ["env.seed", "function"],
+  // ABI version 2: the job's shared inputs (read only; the agent copies one in on its first read).
+  ["env.shared_input", "function"],
+  ["env.shared_input_len", "function"],
 ]);
 
 export class KernelAbiError extends Error {

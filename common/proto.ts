@@ -39,8 +39,18 @@ export function contractMessage(name: string): protobuf.Type {
   return root.lookupType(`distributex.v1.${name}`);
 }
 
-/** Allow large task payloads; the scheduler enforces its own job-size limit with a clear message. */
-export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * The largest gRPC message either side takes or sends. Big data no longer needs big messages:
+ * SubmitJobStream carries inputs in ~1 MiB chunks, FetchBlob returns them in 1 MiB chunks,
+ * GetResults pages are ~3 MiB. What still travels whole is one task's output on the session (the
+ * same 64 MiB a result record may have on Kafka), one kernel module, and a unary SubmitJob, whose
+ * task count and bytes are checked on its raw bytes first (submit-precheck.ts) — so a request of
+ * tens of MB still gets that check's RESOURCE_EXHAUSTED naming the limit, and anything larger is
+ * refused by gRPC from its length prefix, before it is buffered. Was 256 MiB.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** A task output the session can carry: the message limit less room for the update's other fields and framing. */
+export const MAX_SESSION_OUTPUT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024;
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,

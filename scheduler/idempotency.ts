@@ -37,6 +37,7 @@ export function requestFingerprint(req: SubmitRequest): string {
     ]),
   );
   for (const input of req.inputs) h.update(String(input.byteLength)).update(":").update(input);
+  for (const shared of req.sharedInputs ?? []) h.update(`shared:${shared.name}:${shared.data.byteLength}:`).update(shared.data);
   return h.digest("hex");
 }
 

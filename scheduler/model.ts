@@ -1,5 +1,6 @@
 // In-memory shapes the scheduler works with. Wire shapes live in proto/ (see common/types.ts).
 import { parseTaskKey, taskKey } from "../common/task-key.js";
+import type { BlobRefShape } from "./backends/types.js";
 
 export type TaskStateName =
   | "TASK_STATE_PENDING"
@@ -38,6 +39,8 @@ export interface TaskRecord {
   nodeId: string;
   /** Dropped once the task ends, so finished jobs hold no inputs. */
   input: Buffer | undefined;
+  /** Set instead of input when the input is stored by reference (a blob in the state store). */
+  inputRef?: BlobRefShape;
   runMs: number;
   error?: TaskErrorShape;
   /** When the task last entered the queue (submit or retry): placement latency is measured from here. */
@@ -88,6 +91,14 @@ export interface JobRecord {
   tokenId?: string;
   /** Bytes of its inputs, held until it finishes (the tenant's jobBytes quota counts them). */
   inputBytes?: number;
+  /** Inputs every task reads, stored as blobs; a kernel reads them by index (their order). */
+  sharedInputs?: SharedInputShape[];
+}
+
+/** A job's named input every task reads, by reference. */
+export interface SharedInputShape {
+  name: string;
+  ref: BlobRefShape;
 }
 
 export const emptyCounts = (): Record<TaskStateName, number> => ({

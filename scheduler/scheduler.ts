@@ -126,7 +126,7 @@ export class Scheduler {
     this.tokens = backends.tokens;
     if (backends.onLeaseLost) this.lease?.on("lost", backends.onLeaseLost);
     this.registry = new NodeRegistry({ agentTimeoutMs: config.agentTimeoutMs, prefetchPerWorker: config.prefetchPerWorker, pipelineWindowMs: config.pipelineWindowMs });
-    const store = backends.store ?? new MemoryStateStore();
+    const store = backends.store ?? new MemoryStateStore(undefined, undefined, config.blobStoreBytes);
     // With a lease, nothing is written unless Redis confirmed it within its ttl (fenced-store.ts).
     this.core = new SchedulerCore(config, this.registry, backends.lease ? fenceWrites(store, backends.lease) : store, backends.queue ?? new MemoryTaskQueue(), log);
     this.monitoring = new SchedulerMonitoring(config, this.core, this.registry, log);

@@ -5,6 +5,7 @@ import { resourceExhausted } from "../common/errors.js";
 import type { SchedulerConfig } from "../common/config.js";
 
 const SUBMIT_TASKS_FIELD = 2; // SubmitJobRequest.tasks (proto/distributex/v1/distributex.proto)
+const SUBMIT_SHARED_INPUTS_FIELD = 12; // SubmitJobRequest.shared_inputs: their bytes count too
 const CHUNK_TASKS_FIELD = 2; // SubmitJobChunk.tasks
 const TASK_INPUTS_ITEMS_FIELD = 1; // TaskInputs.items
 /** A TaskInput's own framing around its data: tag and length, at most 6 bytes. */
@@ -63,6 +64,7 @@ export function precheckSubmitBytes(buf: Uint8Array, limits: Limits): void {
     tasks++;
     taskBytes += Math.max(0, len - TASK_FRAMING_BYTES);
   });
+  eachField(buf, 0, buf.length, SUBMIT_SHARED_INPUTS_FIELD, (_, len) => (taskBytes += len));
   checkCounts(tasks, taskBytes, limits);
 }
 

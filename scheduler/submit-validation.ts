@@ -6,11 +6,20 @@ import { DistributeXError, invalidArgument, resourceExhausted } from "../common/
 import { isKernelId } from "../common/hash.js";
 import type { SubmissionRecord } from "./backends/bus.js";
 import type { ResourceNeeds } from "./model.js";
+import type { BlobRefShape } from "./backends/types.js";
+
+/** Most shared inputs one job may declare. */
+export const MAX_SHARED_INPUTS = 16;
+const SHARED_INPUT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The fields of a submission the checks read (SubmitRequest and SubmissionRecord both have them). */
 export interface SubmitFields {
   kernelId: string;
   inputs: Buffer[];
+  /** Inputs stored by reference (a record read back from the log): their sizes count as bytes. */
+  inputRefs?: (BlobRefShape | null)[];
+  /** Shared inputs: by their bytes (a request) or by reference (a logged record). */
+  sharedInputs?: { name: string; data?: Buffer; ref?: BlobRefShape }[];
   needs: Partial<ResourceNeeds>;
   priority: number;
   timeoutMs: number;
@@ -38,7 +47,20 @@ export function checkSubmitFields(req: SubmitFields, limits: Limits): number {
   if (req.inputs.length > limits.maxTasksPerJob) {
     throw resourceExhausted(`job has ${req.inputs.length} tasks; the limit is ${limits.maxTasksPerJob} (maxTasksPerJob)`);
   }
-  const totalBytes = req.inputs.reduce((s, b) => s + b.byteLength, 0);
+  let totalBytes = req.inputs.reduce((s, b) => s + b.byteLength, 0);
+  if (req.inputRefs) {
+    if (req.inputRefs.length !== req.inputs.length) throw invalidArgument("input references do not match the tasks");
+    for (const ref of req.inputRefs) if (ref) totalBytes += checkBlobRef(ref, "tasks.ref");
+  }
+  const shared = req.sharedInputs ?? [];
+  if (shared.length > MAX_SHARED_INPUTS) throw invalidArgument(`a job may have at most ${MAX_SHARED_INPUTS} shared_inputs, got ${shared.length}`);
+  const names = new Set<string>();
+  for (const s of shared) {
+    if (!SHARED_INPUT_NAME.test(s.name)) throw invalidArgument(`shared_inputs.name must be 1-64 letters, digits, . _ -; got ${JSON.stringify(String(s.name).slice(0, 80))}`);
+    if (names.has(s.name)) throw invalidArgument(`shared_inputs.name ${s.name} appears twice`);
+    names.add(s.name);
+    totalBytes += s.ref ? checkBlobRef(s.ref, "shared_inputs.ref") : (s.data?.byteLength ?? 0);
+  }
   if (totalBytes > limits.maxJobBytes) {
     throw resourceExhausted(`job inputs total ${totalBytes} bytes; the limit is ${limits.maxJobBytes} (maxJobBytes)`);
   }
@@ -57,6 +79,13 @@ export function checkSubmitFields(req: SubmitFields, limits: Limits): number {
     throw invalidArgument(`resources.memory_bytes must be a non-negative number, got ${memoryBytes}`);
   }
   return totalBytes;
+}
+
+/** A well-formed reference; returns its size. */
+function checkBlobRef(ref: BlobRefShape, field: string): number {
+  if (!isKernelId(ref.sha256)) throw invalidArgument(`${field}.sha256 must be 64 lowercase hex digits`);
+  if (!Number.isSafeInteger(ref.sizeBytes) || ref.sizeBytes < 0) throw invalidArgument(`${field}.size_bytes must be a byte count, got ${ref.sizeBytes}`);
+  return ref.sizeBytes;
 }
 
 /** Job ids the scheduler makes: `job-` and a UUID. A record with any other id was not written by us. */

@@ -65,7 +65,8 @@ function run(req: RunRequest): void {
   } else {
     try {
       const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
-      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool });
+      const shared = req.shared?.map((s) => new Uint8Array(s.buffer, s.offset, s.length));
+      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}) });
       stretch(started);
       reply = { type: "done", id: req.id, output, runMs: performance.now() - started };
       // Large outputs move by transfer; a small one is cheaper to copy with the message.

@@ -7,9 +7,12 @@ export interface RunRequest {
   kernelId: string;
   /** Sent only the first time this worker sees the kernel; workers keep compiled modules by id. */
   module?: WebAssembly.Module;
-  input: ArrayBuffer;
+  /** An ArrayBuffer (transferred or packed), or a blob's SharedArrayBuffer (shared, never copied). */
+  input: ArrayBuffer | SharedArrayBuffer;
   inputOffset: number;
   inputLength: number;
+  /** The job's shared inputs (kernels read them through the shared_input imports). */
+  shared?: { buffer: SharedArrayBuffer; offset: number; length: number }[];
   memoryLimitBytes: number;
   seed: number;
 }

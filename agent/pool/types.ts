@@ -2,7 +2,7 @@
 // side, the kernel-module cache and the scheduler link use TaskFailure too, without the pool.
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
 
-export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "INTERNAL";
+export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "OUTPUT_TOO_LARGE" | "INTERNAL";
 
 /** A task that did not succeed, classified where that happened (see common/task-errors.ts). */
 export class TaskFailure extends Error {
@@ -21,6 +21,8 @@ export interface PoolTask {
   kernelId: string;
   module: WebAssembly.Module;
   input: Uint8Array;
+  /** The job's shared inputs, in order; views over SharedArrayBuffers, so workers read them without a copy. */
+  shared?: Uint8Array[];
   timeoutMs: number;
   memoryLimitBytes: number;
   seed?: number;

@@ -132,19 +132,22 @@ export class WorkerSlot implements WorkerPipeline {
     this.inFlight.push(pending);
     this.kernelsInFlight.set(task.kernelId, (this.kernelsInFlight.get(task.kernelId) ?? 0) + 1);
     const input = task.input;
-    const large = input.byteLength >= TRANSFER_THRESHOLD_BYTES;
+    // A blob fetched by reference is in shared memory: the worker reads it where it is.
+    const inShared = input.buffer instanceof SharedArrayBuffer;
+    const large = !inShared && input.byteLength >= TRANSFER_THRESHOLD_BYTES;
     // A large input moves by transfer (its own buffer when it owns one, else a copy: new
     // Uint8Array(view) copies, Buffer#slice would not); small ones are packed at flush.
-    const buffer = large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : EMPTY;
+    const buffer = inShared ? (input.buffer as SharedArrayBuffer) : large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : EMPTY;
     const req: RunRequest = {
       type: "run",
       id: pending.id,
       kernelId: task.kernelId,
       input: buffer,
-      inputOffset: 0,
+      inputOffset: inShared ? input.byteOffset : 0,
       inputLength: input.byteLength,
       memoryLimitBytes: task.memoryLimitBytes,
       seed: task.seed ?? pending.id,
+      ...(task.shared && task.shared.length > 0 ? { shared: task.shared.map((v) => ({ buffer: v.buffer as SharedArrayBuffer, offset: v.byteOffset, length: v.byteLength })) } : {}),
     };
     // The worker keeps modules by kernel id and reads its messages in order: the first message
     // of a kernel to this worker carries the module, whether or not tasks are ahead of it.
@@ -153,8 +156,8 @@ export class WorkerSlot implements WorkerPipeline {
       this.kernels.add(task.kernelId);
     }
     this.outbox.requests.push(req);
-    if (large) this.outbox.transfer.push(buffer);
-    else this.outbox.small.push({ req, input });
+    if (large) this.outbox.transfer.push(buffer as ArrayBuffer);
+    else if (!inShared) this.outbox.small.push({ req, input });
     if (idle) this.startHead();
     // It may begin as soon as the tasks ahead of it finish: look no later than its timeout from now.
     else if (epochMs() + task.timeoutMs < this.timerDue) this.armTimeout();

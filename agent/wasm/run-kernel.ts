@@ -5,7 +5,7 @@
 // handed to a later task, which saves the allocation (and the GC of the old one) that
 // dominate tiny tasks. A zeroed memory of the same size is indistinguishable from a fresh one,
 // and instantiation re-initialises the module's globals and data segments.
-import { ABI_EXPORTS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
+import { ABI_EXPORTS, ABI_VERSIONS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
 import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
@@ -28,6 +28,8 @@ export interface RunKernelOptions {
   entry?: string;
   /** Where to take the task's linear memory from and give it back to; without one, each task gets a new Memory. */
   memoryPool?: MemoryPool;
+  /** The job's shared inputs, in order: what env.shared_input(i) / env.shared_input_len(i) read (ABI version 2). */
+  sharedInputs?: Uint8Array[];
 }
 
 export interface MemoryPoolOptions {
@@ -149,6 +151,19 @@ function runIn(
 ): ArrayBuffer {
   let abortMessage: string | undefined;
   let seed = options.seed ?? Date.now();
+  const shared = options.sharedInputs ?? [];
+  // Where each shared input was copied into the instance's memory: copied on its first read only,
+  // so a kernel that never reads one pays nothing for it.
+  const sharedAt: number[] = [];
+  let kernel: KernelExports | undefined;
+  const sharedInput = (index: number): Uint8Array => {
+    const bytes = shared[index];
+    if (!bytes) {
+      abortMessage = `shared_input(${index}): the job has ${shared.length} shared input(s)`;
+      throw new WebAssembly.RuntimeError(abortMessage);
+    }
+    return bytes;
+  };
   const imports = {
     env: {
       memory,
@@ -160,6 +175,21 @@ function runIn(
       seed() {
         seed = (seed * 1103515245 + 12345) % 2147483648;
         return seed;
+      },
+      /** Bytes of shared input `index`, or -1 when the job has no such input. */
+      shared_input_len(index: number): number {
+        return shared[index]?.byteLength ?? -1;
+      },
+      /** Where shared input `index` starts in the kernel's memory (copied there on the first call); traps when there is none. */
+      shared_input(index: number): number {
+        const bytes = sharedInput(index);
+        let at = sharedAt[index];
+        if (at === undefined) {
+          at = kernel!.distx_alloc(bytes.byteLength);
+          new Uint8Array(memory.buffer, at, bytes.byteLength).set(bytes);
+          sharedAt[index] = at;
+        }
+        return at;
       },
     },
   };
@@ -177,11 +207,12 @@ function runIn(
     throw new KernelRunError("INVALID_KERNEL", `kernel could not be instantiated: ${message}`);
   }
   const exports = instance.exports as unknown as KernelExports;
+  kernel = exports;
   const run = exports[entry];
   if (typeof run !== "function") throw new KernelRunError("INVALID_KERNEL", `kernel does not export ${entry}`);
   try {
     const version = exports.distx_abi_version();
-    if (version !== 1) throw new KernelRunError("INVALID_KERNEL", `kernel speaks ABI version ${version}; this agent speaks 1`);
+    if (!ABI_VERSIONS.includes(version)) throw new KernelRunError("INVALID_KERNEL", `kernel speaks ABI version ${version}; this agent speaks ${ABI_VERSIONS.join(" and ")}`);
     const inPtr = exports.distx_alloc(input.byteLength);
     new Uint8Array(memory.buffer, inPtr, input.byteLength).set(input);
     const outLen = run(inPtr, input.byteLength);

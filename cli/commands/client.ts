@@ -184,6 +184,8 @@ export function registerClientCommands(program: Command): void {
       .option("-k, --kernel <id|file.wasm>", "a registered kernel id, or a .wasm file to register")
       .option("-i, --input <file...>", "task input files, one task each")
       .option("--input-dir <dir>", "a folder whose files are the task inputs, in name order")
+      .option("--shared-input <name=file...>", "inputs every task reads (sent once, fetched once per agent), in order; kernels read them by index")
+      .option("--shared", "with --example: send the data every task reads once, as a shared input (gemm: B)")
       .option("-t, --tasks <n>", "tasks for --example", parseIntOption("--tasks"), 16)
       .option("--size <n>", "work size for --example (see each kernel)", parseIntOption("--size"))
       .option("--priority <n>", "-100..100, higher first", parseIntOption("--priority"), 0)
@@ -202,21 +204,31 @@ export function registerClientCommands(program: Command): void {
       const client = connect(opts.scheduler, opts.retryDeadlineMs);
       let kernelId: string;
       let inputs: Uint8Array[];
+      let sharedInputs: { name: string; data: Uint8Array }[] = [];
       const example = opts.example ? getExampleKernelOrUsage(opts.example) : undefined;
       if (example) {
         const wasm = path.join(builtKernelsDir(), `${example.name}.wasm`);
         if (!existsSync(wasm)) throw new UsageError(`${wasm} is missing; run \`npm run build:kernels\``);
         kernelId = (await client.registerKernelFile(wasm)).kernelId;
-        inputs = example.makeTasks({ tasks: opts.tasks, size: opts.size });
+        if (opts.shared) {
+          if (!example.shared) throw new UsageError(`--shared: the ${example.name} example has no data that every task reads`);
+          ({ inputs, shared: sharedInputs } = example.shared.makeTasks({ tasks: opts.tasks, size: opts.size }));
+        } else inputs = example.makeTasks({ tasks: opts.tasks, size: opts.size });
       } else {
         if (!opts.kernel) throw new UsageError("give --example NAME, or --kernel with --input/--input-dir");
         kernelId = /^[0-9a-f]{64}$/.test(opts.kernel) ? opts.kernel : (await client.registerKernelFile(opts.kernel)).kernelId;
         inputs = await readInputs(opts.input ?? [], opts.inputDir);
         if (inputs.length === 0) throw new UsageError("no task inputs: give --input FILE... or --input-dir DIR");
       }
+      for (const spec of (opts.sharedInput ?? []) as string[]) {
+        const eq = spec.indexOf("=");
+        if (eq < 1) throw new UsageError(`--shared-input ${spec}: write it as name=file`);
+        sharedInputs.push({ name: spec.slice(0, eq), data: await readFile(spec.slice(eq + 1)) });
+      }
       const submit = {
         kernelId,
         inputs,
+        ...(sharedInputs.length > 0 ? { sharedInputs } : {}),
         priority: opts.priority,
         timeoutMs: opts.timeoutMs,
         name: opts.name ?? example?.name ?? "",
@@ -236,8 +248,10 @@ export function registerClientCommands(program: Command): void {
       printJobOutcome(job, results, elapsedMs);
       if (example && job.state === "JOB_STATE_SUCCEEDED") {
         const outputs = results.map((r) => r.output);
-        const bad = results.map((r, i) => example.check(inputs[i]!, r.output)).filter((c) => !c.ok);
-        console.log(`result: ${example.summarize(inputs, outputs)}`);
+        // Checked against the self-contained form of each task (B put back in, for gemm).
+        const whole = sharedInputs.length > 0 && example.shared ? inputs.map((input) => example.shared!.inline(input, sharedInputs.map((s) => s.data))) : inputs;
+        const bad = results.map((r, i) => example.check(whole[i]!, r.output)).filter((c) => !c.ok);
+        console.log(`result: ${example.summarize(whole, outputs)}`);
         console.log(bad.length === 0 ? `check: all ${results.length} task outputs match the JS reference` : `check: ${bad.length} outputs differ: ${bad[0]!.detail}`);
         if (bad.length) process.exitCode = 1;
       }

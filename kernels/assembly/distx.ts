@@ -4,9 +4,35 @@
 
 let outputPtr: usize = 0;
 
-/** ABI marker the agent checks before it runs anything. */
+/**
+ * ABI marker the agent checks before it runs anything. 2 = version 1 plus the shared-input
+ * imports below; agents run 1 and 2 (a kernel built against an older distx.ts answers 1).
+ */
 export function distx_abi_version(): i32 {
-  return 1;
+  return 2;
+}
+
+// The job's shared inputs (SubmitJobRequest.shared_inputs), by index in the order the job
+// declared them. The module imports these only if the kernel calls them.
+// @ts-ignore: decorator
+@external("env", "shared_input_len")
+declare function host_shared_input_len(index: i32): i32;
+// @ts-ignore: decorator
+@external("env", "shared_input")
+declare function host_shared_input(index: i32): usize;
+
+/** Bytes of shared input `index`, or -1 when the job has no such input. */
+export function shared_input_len(index: i32): i32 {
+  return host_shared_input_len(index);
+}
+
+/**
+ * Where shared input `index` starts in memory (16-byte aligned; the agent copies it in on the
+ * first call of a task and answers the same pointer after). Treat it as read-only. Traps when
+ * the job has no such input: check shared_input_len first when it is optional.
+ */
+export function shared_input(index: i32): usize {
+  return host_shared_input(index);
 }
 
 /** The agent calls this to reserve room for a task's input bytes, then copies them in. */

@@ -36,6 +36,21 @@ export function gemmInput(m: number, n: number, k: number, a: Float32Array, b: F
   return bytes;
 }
 
+/** flags bit 0 of the header: B is not in the task input but the job's shared input 0. */
+export const GEMM_B_SHARED = 1;
+
+/** A task input for the shared-B form: the header (flags = GEMM_B_SHARED) and A's rows only. */
+export function gemmInputSharedB(m: number, n: number, k: number, a: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(16 + m * k * 4);
+  const d = view(bytes);
+  d.setUint32(0, m, true);
+  d.setUint32(4, n, true);
+  d.setUint32(8, k, true);
+  d.setUint32(12, GEMM_B_SHARED, true);
+  new Float32Array(bytes.buffer, 16, m * k).set(a.subarray(0, m * k));
+  return bytes;
+}
+
 export const gemm: ExampleKernel = {
   name: "gemm",
   description: "C = A·B, float32 matrix multiply (blocked, 4x8 f32x4 register micro-kernel); split by row blocks",
@@ -120,5 +135,25 @@ export const gemm: ExampleKernel = {
   flops(input) {
     const d = view(input);
     return 2 * d.getUint32(0, true) * d.getUint32(4, true) * d.getUint32(8, true);
+  },
+  shared: {
+    // The same matrices as makeTasks, with B sent once as the shared input "B".
+    makeTasks({ tasks, size, seed = 1 }) {
+      const n = positiveInt(size, gemm.defaultSize, "size");
+      const a = fillUniform(new Float32Array(n * n), seed);
+      const b = fillUniform(new Float32Array(n * n), seed + 1);
+      const inputs = splitRange(n, tasks).map(([r0, r1]) => gemmInputSharedB(r1 - r0, n, n, a.subarray(r0 * n, r1 * n)));
+      return { inputs, shared: [{ name: "B", data: asBytes(b) }] };
+    },
+    inline(input, shared) {
+      const d = view(input);
+      if ((d.getUint32(12, true) & GEMM_B_SHARED) === 0) return input;
+      const m = d.getUint32(0, true);
+      const n = d.getUint32(4, true);
+      const k = d.getUint32(8, true);
+      const b = shared[0];
+      if (!b || b.byteLength < k * n * 4) throw new RangeError("gemm with a shared B needs shared input 0 of k*n floats");
+      return gemmInput(m, n, k, f32(input, 16, m * k), f32(b, 0, k * n));
+    },
   },
 };

@@ -31,4 +31,13 @@ export interface ExampleKernel {
   summarize(inputs: Uint8Array[], outputs: Uint8Array[]): string;
   /** Floating-point operations one task input costs (for GFLOP/s), when that makes sense. */
   flops?(input: Uint8Array, output: Uint8Array): number;
+  /**
+   * The same job with the data every task reads as shared inputs (sent once, fetched once per
+   * agent), for kernels that can take it that way; `inline` turns one such task input back into
+   * the self-contained one that reference, check and summarize read.
+   */
+  shared?: {
+    makeTasks(opts: MakeTasksOptions): { inputs: Uint8Array[]; shared: { name: string; data: Uint8Array }[] };
+    inline(input: Uint8Array, shared: Uint8Array[]): Uint8Array;
+  };
 }

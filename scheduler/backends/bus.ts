@@ -4,7 +4,8 @@
 // against both); the Kafka bus is the real one. Delivery to the scheduler's handlers is
 // at-least-once: a record counts as consumed only after its handler resolved (for Kafka: its
 // offset is committed only then).
-import type { ResourceNeeds } from "../model.js";
+import type { ResourceNeeds, SharedInputShape } from "../model.js";
+import type { BlobRefShape } from "./types.js";
 import type { AssignmentIn, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
 import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
@@ -20,6 +21,10 @@ export interface SubmissionRecord {
   skipCache: boolean;
   needs: { cores: number; memoryBytes: number; gpu: boolean; nodeSelector: Record<string, string>; gpuFallback?: ResourceNeeds["gpuFallback"] };
   inputs: Buffer[];
+  /** Inputs stored by reference (their `inputs` entry is empty); null: inline. Absent: none. */
+  inputRefs?: (BlobRefShape | null)[];
+  /** The job's shared inputs, stored as blobs. */
+  sharedInputs?: SharedInputShape[];
   /** The client's idempotency key and the request's fingerprint (the job id is derived from the key). */
   requestId?: string;
   requestFingerprint?: string;
@@ -85,7 +90,11 @@ export function toJobSubmission(rec: SubmissionRecord): JobSubmissionIn {
     submittedAtMs: rec.submittedAtMs,
     request: {
       kernelId: rec.kernelId,
-      tasks: rec.inputs.map((data) => ({ data })),
+      tasks: rec.inputs.map((data, i) => {
+        const ref = rec.inputRefs?.[i];
+        return ref ? { ref: { sha256: ref.sha256, sizeBytes: String(ref.sizeBytes) } } : { data };
+      }),
+      sharedInputs: (rec.sharedInputs ?? []).map((s) => ({ name: s.name, ref: { sha256: s.ref.sha256, sizeBytes: String(s.ref.sizeBytes) } })),
       resources: { cores: rec.needs.cores, memoryBytes: String(rec.needs.memoryBytes), gpu: rec.needs.gpu, nodeSelector: rec.needs.nodeSelector },
       priority: rec.priority,
       timeoutMs: rec.timeoutMs,
@@ -123,9 +132,16 @@ export function fromJobSubmission(sub: JobSubmission): SubmissionRecord {
       gpuFallback: req.gpuFallback as ResourceNeeds["gpuFallback"],
     },
     inputs: req.tasks.map((t) => t.data),
+    ...(req.tasks.some((t) => t.ref) ? { inputRefs: req.tasks.map((t) => (t.ref ? blobRefOf(t.ref) : null)) } : {}),
+    ...(req.sharedInputs.length > 0 ? { sharedInputs: req.sharedInputs.map((s) => ({ name: s.name, ref: blobRefOf(s.ref ?? { sha256: "", sizeBytes: "0" }) })) } : {}),
     ...(req.requestId ? { requestId: req.requestId, requestFingerprint: sub.requestFingerprint } : {}),
     ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: "UNSCHEDULABLE_FAIL" as const } : {}),
     ...(sub.tenant ? { tenant: sub.tenant } : {}),
     ...(sub.tokenId ? { tokenId: sub.tokenId } : {}),
   };
+}
+
+/** The wire BlobRef as the scheduler holds it (sizes as numbers: blobs are far below 2^53). */
+export function blobRefOf(ref: { sha256: string; sizeBytes: string | number }): BlobRefShape {
+  return { sha256: ref.sha256, sizeBytes: Number(ref.sizeBytes) };
 }

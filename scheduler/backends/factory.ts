@@ -20,7 +20,7 @@ export interface OpenedBackends {
 }
 
 export async function openBackends(config: SchedulerConfig, log: Logger): Promise<OpenedBackends> {
-  let store: StateStore = new MemoryStateStore();
+  let store: StateStore = new MemoryStateStore(undefined, undefined, config.blobStoreBytes);
   if (config.state === "redis") {
     let redis: RedisStateStore;
     try {

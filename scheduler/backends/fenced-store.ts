@@ -21,6 +21,8 @@ export const UNFENCED = new Set<string>([
   "getJobMeta",
   "getResults",
   "getJobInputs",
+  "getJobInputRefs",
+  "readBlob",
   "unfinishedJobs",
   "finishedJobs",
   "getCachedResults",

@@ -1,5 +1,6 @@
 // The embedded defaults: an in-memory state store and ready queue for a one-machine cluster.
-import type { KernelRegistration, QueuedTask, StateStore, StoredKernel, StoredResult, TaskQueue } from "./types.js";
+import { resourceExhausted } from "../../common/errors.js";
+import type { BlobRefShape, KernelRegistration, QueuedTask, StateStore, StoredKernel, StoredResult, TaskQueue } from "./types.js";
 
 export class MemoryStateStore implements StateStore {
   readonly kind = "memory";
@@ -12,12 +13,60 @@ export class MemoryStateStore implements StateStore {
   /** Insertion-ordered, so the oldest entry is dropped first when the cache is full. */
   private readonly cache = new Map<string, Buffer>();
   private cacheBytes = 0;
+  private readonly inputRefs = new Map<string, (BlobRefShape | null)[]>();
+  /** sha256 → the bytes and the jobs holding them; job → the blobs it holds. */
+  private readonly blobs = new Map<string, { data: Buffer; holders: Set<string> }>();
+  private readonly blobsOfJob = new Map<string, Set<string>>();
+  private blobBytes = 0;
 
-  /** The cache is bounded by entries and by bytes, so large outputs cannot exhaust the scheduler's heap. */
+  /**
+   * The cache is bounded by entries and by bytes, so large outputs cannot exhaust the scheduler's
+   * heap; so are the blobs (maxBlobBytes), dropped with the last job that holds them.
+   */
   constructor(
     private readonly maxCacheEntries = 100_000,
     private readonly maxCacheBytes = 256 * 1024 * 1024,
+    private readonly maxBlobBytes = 2 * 1024 * 1024 * 1024,
   ) {}
+
+  /** Bytes of blobs held now. */
+  get storedBlobBytes(): number {
+    return this.blobBytes;
+  }
+
+  async putBlob(sha256: string, data: Buffer, jobId: string): Promise<void> {
+    let blob = this.blobs.get(sha256);
+    if (!blob) {
+      if (this.blobBytes + data.byteLength > this.maxBlobBytes) {
+        throw resourceExhausted(`the scheduler holds ${this.blobBytes} bytes of stored inputs; ${data.byteLength} more would pass blobStoreBytes (${this.maxBlobBytes}); retry once running jobs finish`);
+      }
+      blob = { data, holders: new Set() };
+      this.blobs.set(sha256, blob);
+      this.blobBytes += data.byteLength;
+    }
+    blob.holders.add(jobId);
+    let held = this.blobsOfJob.get(jobId);
+    if (!held) this.blobsOfJob.set(jobId, (held = new Set()));
+    held.add(sha256);
+  }
+
+  async readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined> {
+    const blob = this.blobs.get(sha256);
+    return blob?.data.subarray(offset, offset + length);
+  }
+
+  async releaseBlobs(jobId: string): Promise<void> {
+    for (const sha of this.blobsOfJob.get(jobId) ?? []) {
+      const blob = this.blobs.get(sha);
+      if (!blob) continue;
+      blob.holders.delete(jobId);
+      if (blob.holders.size === 0) {
+        this.blobs.delete(sha);
+        this.blobBytes -= blob.data.byteLength;
+      }
+    }
+    this.blobsOfJob.delete(jobId);
+  }
 
   async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
     if (this.kernels.has(kernel.kernelId)) return { created: false };
@@ -106,15 +155,22 @@ export class MemoryStateStore implements StateStore {
     this.jobMeta.delete(jobId);
     this.results.delete(jobId);
     this.inputs.delete(jobId);
+    this.inputRefs.delete(jobId);
+    await this.releaseBlobs(jobId);
   }
 
-  async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
+  async putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void> {
     this.inputs.set(jobId, inputs);
+    if (inputRefs) this.inputRefs.set(jobId, inputRefs);
     this.jobMeta.set(jobId, meta);
   }
 
   async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
     return this.inputs.get(jobId);
+  }
+
+  async getJobInputRefs(jobId: string): Promise<(BlobRefShape | null)[] | undefined> {
+    return this.inputRefs.get(jobId);
   }
 
   async unfinishedJobs(): Promise<string[]> {
@@ -123,6 +179,8 @@ export class MemoryStateStore implements StateStore {
 
   async markJobFinished(jobId: string): Promise<void> {
     this.inputs.delete(jobId);
+    this.inputRefs.delete(jobId);
+    await this.releaseBlobs(jobId);
     this.finished.delete(jobId);
     this.finished.add(jobId);
   }

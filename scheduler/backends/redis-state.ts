@@ -15,11 +15,18 @@
 //   P:kreg:<tenant>        hash kernelId → registration JSON (a tenant's kernels)
 //   P:kernel:<id>:tenants  set of tenants holding the kernel (its bytes go with the last one)
 //   P:kused                zset "<tenant>/<kernelId>" → last use (kernel expiry reads it)
+//   P:job:<id>:refs        JSON: which inputs are stored by reference   deleted when the job finishes
+//   P:job:<id>:blobs       set of sha256 the job holds                  deleted when the job finishes
+//   P:blob:<sha256>        a blob's bytes (input by reference, shared input)  deleted with its last holder
+//   P:blob:<sha256>:jobs   set of jobs holding it
+// (This file is longer than 350 lines because it is the one place that lays out every key of the
+// Redis state store, above; the blob scripts live in redis-blobs.ts.)
 import { Redis, type Result } from "ioredis";
 import { connectRedis } from "./redis-connection.js";
 import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
-import type { KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
+import type { BlobRefShape, KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
+import { RedisBlobs } from "./redis-blobs.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
 // never race a new registration into pointing at deleted bytes.
@@ -84,6 +91,8 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   private readonly p: string;
   private readonly resultTtlS: number;
   private readonly cacheTtlS: number;
+  /** Blobs (inputs by reference, shared inputs) and the jobs holding them: redis-blobs.ts. */
+  private readonly blobs: RedisBlobs;
 
   private constructor(
     readonly redis: Redis,
@@ -92,6 +101,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     this.p = options.prefix ?? "distx";
     this.resultTtlS = options.resultTtlS ?? 7 * 86400;
     this.cacheTtlS = options.resultCacheTtlS ?? 86400;
+    this.blobs = new RedisBlobs(redis, this.p, (jobId) => this.job(jobId, "blobs"));
   }
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
@@ -103,7 +113,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     return new RedisStateStore(redis, options);
   }
 
-  private job(jobId: string, part: "meta" | "inputs" | "results"): string {
+  private job(jobId: string, part: "meta" | "inputs" | "results" | "refs" | "blobs"): string {
     return `${this.p}:job:${jobId}:${part}`;
   }
 
@@ -276,14 +286,15 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   async deleteJob(jobId: string): Promise<void> {
     // Finished jobs expire by TTL: this only drops the job from the sets.
     await this.redis.multi().zrem(`${this.p}:jobs:unfinished`, jobId).zrem(`${this.p}:jobs:finished`, jobId).exec();
+    await this.releaseBlobs(jobId);
   }
 
-  async putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void> {
+  async putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void> {
     // One transaction, one round trip: a job is never seen with metadata and no inputs (adopt()
     // would skip it as recorded, and restore() could not resume it).
-    await this.redis
-      .multi()
-      .set(this.job(jobId, "inputs"), encodeBuffers(inputs))
+    const tx = this.redis.multi().set(this.job(jobId, "inputs"), encodeBuffers(inputs));
+    if (inputRefs) tx.set(this.job(jobId, "refs"), JSON.stringify(inputRefs));
+    await tx
       .set(this.job(jobId, "meta"), meta)
       .zadd(`${this.p}:jobs:unfinished`, Date.now(), jobId)
       .exec();
@@ -292,6 +303,23 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
     const buf = await this.redis.getBuffer(this.job(jobId, "inputs"));
     return buf ? decodeBuffers(buf) : undefined;
+  }
+
+  async getJobInputRefs(jobId: string): Promise<(BlobRefShape | null)[] | undefined> {
+    const json = await this.redis.get(this.job(jobId, "refs"));
+    return json ? (JSON.parse(json) as (BlobRefShape | null)[]) : undefined;
+  }
+
+  putBlob(sha256: string, data: Buffer, jobId: string): Promise<void> {
+    return this.blobs.put(sha256, data, jobId);
+  }
+
+  readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return this.blobs.read(sha256, offset, length);
+  }
+
+  releaseBlobs(jobId: string): Promise<void> {
+    return this.blobs.release(jobId);
   }
 
   async unfinishedJobs(): Promise<string[]> {
@@ -304,12 +332,14 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .multi()
       .zrem(`${this.p}:jobs:unfinished`, jobId)
       .del(this.job(jobId, "inputs"))
+      .del(this.job(jobId, "refs"))
       .expire(this.job(jobId, "meta"), this.resultTtlS)
       .expire(this.job(jobId, "results"), this.resultTtlS)
       // Scored by finish time; entries past the TTL go here, the rest past retention in trimFinishedJobs.
       .zadd(`${this.p}:jobs:finished`, now, jobId)
       .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
+    await this.releaseBlobs(jobId);
   }
 
   async trimFinishedJobs(keep: number): Promise<void> {

@@ -45,6 +45,12 @@ export interface KernelRegistration {
   lastUsedAtMs: number;
 }
 
+/** A blob stored once by sha256 (an input kept by reference, or a shared input): proto BlobRef. */
+export interface BlobRefShape {
+  sha256: string;
+  sizeBytes: number;
+}
+
 export interface StoredResult {
   taskIndex: number;
   state: "TASK_STATE_SUCCEEDED" | "TASK_STATE_FAILED" | "TASK_STATE_CANCELLED";
@@ -89,8 +95,19 @@ export interface StateStore {
    * Records a new job: its inputs (kept while it is unfinished, so that a restarted or standby
    * scheduler can resume it) and its metadata, at once: never one without the other.
    */
-  putJob(jobId: string, inputs: Buffer[], meta: string): Promise<void>;
+  putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void>;
   getJobInputs(jobId: string): Promise<Buffer[] | undefined>;
+  /** Which of the job's inputs are stored by reference (null: inline in getJobInputs), as putJob recorded them. */
+  getJobInputRefs(jobId: string): Promise<(BlobRefShape | null)[] | undefined>;
+  /**
+   * Stores a blob under the sha256 of its bytes, held by the job (the bytes are stored once
+   * however many jobs hold them). RESOURCE_EXHAUSTED (retryable) when the store is full.
+   */
+  putBlob(sha256: string, data: Buffer, jobId: string): Promise<void>;
+  /** Up to `length` bytes of a blob from `offset`; undefined when no job holds it. */
+  readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined>;
+  /** The job holds its blobs no longer: a blob no job holds is dropped. markJobFinished and deleteJob do this too. */
+  releaseBlobs(jobId: string): Promise<void>;
   /** Ids of jobs accepted and not yet finished, oldest first (read at start to resume them). */
   unfinishedJobs(): Promise<string[]>;
   /** The job is final: drop its inputs, leave the unfinished set, let meta and results expire. */

@@ -121,6 +121,8 @@ export class Dispatcher {
         kernelId: job.kernelId,
         kind: job.needs.kind,
         input: task.input,
+        ...(task.inputRef ? { inputRef: { sha256: task.inputRef.sha256, sizeBytes: String(task.inputRef.sizeBytes) } } : {}),
+        ...(job.sharedInputs ? { sharedInputs: job.sharedInputs.map((s) => ({ name: s.name, ref: { sha256: s.ref.sha256, sizeBytes: String(s.ref.sizeBytes) } })) } : {}),
         timeoutMs: job.timeoutMs,
         memoryLimitBytes: String(job.needs.memoryBytes),
       },

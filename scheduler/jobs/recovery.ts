@@ -22,7 +22,7 @@ export class Recovery {
     let restored = 0;
     for (const id of await store.unfinishedJobs()) {
       if (table.has(id)) continue;
-      const [metaJson, inputs] = await Promise.all([store.getJobMeta(id), store.getJobInputs(id)]);
+      const [metaJson, inputs, refs] = await Promise.all([store.getJobMeta(id), store.getJobInputs(id), store.getJobInputRefs(id)]);
       if (!metaJson || !inputs) continue;
       const meta = JSON.parse(metaJson) as Omit<JobRecord, "tasks">;
       const done = new Map((await store.getResults(id, 0, inputs.length)).map((r) => [r.taskIndex, r]));
@@ -31,7 +31,9 @@ export class Recovery {
         const r = done.get(index);
         const task: TaskRecord = r
           ? { index, state: r.state, attempt: r.attempt, nodeId: r.nodeId, input: undefined, runMs: r.runMs, ...(r.error ? { error: r.error } : {}) }
-          : { index, state: "TASK_STATE_PENDING", attempt: 1, nodeId: "", input: inputs[index], runMs: 0 };
+          : refs?.[index]
+            ? { index, state: "TASK_STATE_PENDING", attempt: 1, nodeId: "", input: undefined, inputRef: refs[index]!, runMs: 0 }
+            : { index, state: "TASK_STATE_PENDING", attempt: 1, nodeId: "", input: inputs[index], runMs: 0 };
         job.counts[task.state]++;
         job.tasks.push(task);
       }

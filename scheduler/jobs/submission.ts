@@ -13,6 +13,7 @@ import { checkKernelId, checkLoggedSubmission, checkSubmitFields, rejectionReaso
 import type { CoreContext, WakeDispatch } from "./context.js";
 import { jobMetaJson } from "./proto.js";
 import type { TaskStates } from "./task-states.js";
+import { planBlobs, storeBlobs } from "./blob-inputs.js";
 
 export interface SubmitRequest extends SubmitFields {
   gpuFallback?: ResourceNeeds["gpuFallback"];
@@ -26,6 +27,8 @@ export interface SubmitRequest extends SubmitFields {
   /** Whose job: the submitting token's tenant and id. */
   tenant?: string;
   tokenId?: string;
+  /** Inputs every task reads (stored once, fetched once per agent). */
+  sharedInputs?: { name: string; data: Buffer }[];
 }
 
 /** Kernel kinds remembered (a kernel is immutable, addressed by its hash). */
@@ -76,6 +79,8 @@ export class Submissions {
       if (why.eligible === 0) throw failedPrecondition(`no node could ever take this job: ${why.reason}; not retryable until a node that fits joins (or submit with unschedulable=WAIT)`);
     }
     const id = req.jobId ?? `job-${randomUUID()}`;
+    // Big inputs and shared inputs go by reference: hashed now, stored once the job is admitted.
+    const plan = planBlobs(req.inputs, req.sharedInputs, config.inputByRefBytes);
     const rec: SubmissionRecord = {
       jobId: id,
       submittedAtMs: Date.now(),
@@ -86,7 +91,9 @@ export class Submissions {
       name: req.name,
       skipCache: req.skipCache ?? false,
       needs: { cores: needs.cores, memoryBytes: needs.memoryBytes, gpu: needs.gpu, nodeSelector: needs.nodeSelector, gpuFallback: needs.gpuFallback },
-      inputs: req.inputs,
+      inputs: plan.inputs,
+      ...(plan.inputRefs ? { inputRefs: plan.inputRefs } : {}),
+      ...(plan.sharedInputs ? { sharedInputs: plan.sharedInputs } : {}),
       ...(req.requestId ? { requestId: req.requestId, requestFingerprint: req.requestFingerprint ?? "" } : {}),
       ...(req.unschedulable === "UNSCHEDULABLE_FAIL" ? { unschedulable: req.unschedulable } : {}),
       ...(req.tenant ? { tenant: req.tenant } : {}),
@@ -95,20 +102,32 @@ export class Submissions {
     const job = this.buildJob(rec, kind);
     settings.admit?.(job);
     table.add(job);
+    if (plan.blobs.size > 0) {
+      try {
+        await storeBlobs(this.ctx.store, id, plan.blobs);
+      } catch (err) {
+        table.forget(id);
+        if (err instanceof DistributeXError) throw err; // the store is full: RESOURCE_EXHAUSTED, retry later
+        throw backendError("could not store the job's inputs", err);
+      }
+    }
+    const release = () => (plan.blobs.size > 0 ? this.ctx.store.releaseBlobs(id).catch(() => undefined) : undefined);
     if (settings.journal) {
       try {
         await settings.journal(rec);
       } catch (err) {
         table.forget(id);
+        await release();
         throw backendError("could not write the submission durably", err);
       }
     }
     try {
-      await this.accept(job, req.inputs);
+      await this.accept(job, rec.inputs, rec.inputRefs);
     } catch (err) {
       // Not recorded: forget it here, so a retry (same request id, same job id) records it afresh
       // and a journaled copy can still be adopted; nothing waits on a job that will never run.
       if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) table.forget(id);
+      if (!settings.journal) await release(); // a journaled copy still needs its blobs to be adopted
       throw backendError("could not record the job", err);
     }
     this.ctx.log.info({ event: "job_submitted", jobId: id, tasks: job.tasks.length, kernelId: req.kernelId, bytes: totalBytes }, "job submitted");
@@ -139,7 +158,7 @@ export class Submissions {
     const job = this.buildJob(rec, kind);
     table.add(job);
     try {
-      await this.accept(job, rec.inputs);
+      await this.accept(job, rec.inputs, rec.inputRefs);
     } catch (err) {
       // Not recorded: forget it, so the record's redelivery adopts it again rather than skipping it.
       if (job.tasks.every((t) => t.state === "TASK_STATE_PENDING")) table.forget(job.id);
@@ -164,28 +183,36 @@ export class Submissions {
       finishedAtMs: 0,
       retries: 0,
       counts: { ...emptyCounts(), TASK_STATE_PENDING: rec.inputs.length },
-      tasks: rec.inputs.map((input, index) => ({
-        index,
-        state: "TASK_STATE_PENDING",
-        attempt: 1,
-        nodeId: "",
-        input,
-        runMs: 0,
-        queuedAtMs: rec.submittedAtMs,
-      })),
+      tasks: rec.inputs.map((input, index) => {
+        const ref = rec.inputRefs?.[index];
+        return {
+          index,
+          state: "TASK_STATE_PENDING",
+          attempt: 1,
+          nodeId: "",
+          input: ref ? undefined : input,
+          ...(ref ? { inputRef: ref } : {}),
+          runMs: 0,
+          queuedAtMs: rec.submittedAtMs,
+        };
+      }),
       ...(rec.skipCache ? { skipCache: true } : {}),
       ...(rec.requestId ? { requestId: rec.requestId, requestFingerprint: rec.requestFingerprint ?? "" } : {}),
       ...(rec.unschedulable ? { unschedulable: rec.unschedulable } : {}),
       ...(rec.tenant ? { tenant: rec.tenant } : {}),
       ...(rec.tokenId ? { tokenId: rec.tokenId } : {}),
-      inputBytes: rec.inputs.reduce((s, b) => s + b.byteLength, 0),
+      inputBytes:
+        rec.inputs.reduce((s, b) => s + b.byteLength, 0) +
+        (rec.inputRefs ?? []).reduce((s, r) => s + (r?.sizeBytes ?? 0), 0) +
+        (rec.sharedInputs ?? []).reduce((s, r) => s + r.ref.sizeBytes, 0),
+      ...(rec.sharedInputs ? { sharedInputs: rec.sharedInputs } : {}),
     };
   }
 
   /** Records a new job (inputs and metadata at once), answers what the cache can, and queues the rest. */
-  private async accept(job: JobRecord, inputs: Buffer[]): Promise<void> {
+  private async accept(job: JobRecord, inputs: Buffer[], inputRefs: SubmissionRecord["inputRefs"]): Promise<void> {
     try {
-      await this.ctx.store.putJob(job.id, inputs, jobMetaJson(job));
+      await this.ctx.store.putJob(job.id, inputs, jobMetaJson(job), inputRefs);
     } catch (err) {
       // Not recorded, so not ours: a job left in the table would never run and drain would wait on it.
       this.ctx.table.forget(job.id);

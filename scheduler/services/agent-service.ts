@@ -20,6 +20,7 @@ import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
 import { permissionDenied, principalOf, unauthenticated } from "../auth/authenticate.js";
 import type { ClusterSecurity } from "../auth/security.js";
+import { fetchBlobHandler } from "./blob-service.js";
 
 export function agentHandlers(
   core: SchedulerCore,
@@ -27,11 +28,12 @@ export function agentHandlers(
   log: Logger,
   routing?: AgentRouting,
   security?: ClusterSecurity,
-): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel"> {
+): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel" | "FetchBlob"> {
   // Open sessions by node, so that removing a node closes its session at once.
   const sessions = new Map<string, (reason: string) => void>();
   security?.on("node_removed", (id: string) => sessions.get(id)?.("the node was removed by an admin"));
   return {
+    FetchBlob: fetchBlobHandler(core, log),
     Register: (call, callback) => {
       const profile = call.request.profile;
       if (!profile || !profile.cpu || profile.workers < 1) {

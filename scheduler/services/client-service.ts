@@ -77,11 +77,17 @@ export function clientHandlers(
     // Every job, admin's too, uses a kernel its own tenant holds: what a tenant holds cannot be
     // deleted or expire while its jobs run.
     if (isKernelId(req.kernelId)) await quotas.useKernel(scope.tenant, req.kernelId);
+    // References name blobs sent in the same SubmitJobStream (submit-stream.ts resolves them to
+    // bytes before this); a client cannot name a stored blob it did not send.
+    if (req.tasks.some((t) => t.ref) || req.sharedInputs.some((s) => s.ref)) {
+      throw invalidArgument("a task input or shared input by reference (ref) names a blob sent earlier in the same SubmitJobStream; SubmitJob takes data only");
+    }
     return submitter.submit({
       tenant: scope.tenant,
       ...(scope.tokenId ? { tokenId: scope.tokenId } : {}),
       kernelId: req.kernelId,
       inputs: req.tasks.map((t) => t.data),
+      ...(req.sharedInputs.length > 0 ? { sharedInputs: req.sharedInputs.map((x) => ({ name: x.name, data: x.data })) } : {}),
       needs: {
         cores: r?.cores ?? 0,
         memoryBytes: Number(r?.memoryBytes ?? 0),

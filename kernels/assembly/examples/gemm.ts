@@ -1,14 +1,15 @@
 // gemm: C = A · B over float32, row-major, blocked with a 4x8 SIMD register micro-kernel.
 //
 // Input (little-endian, packed, 16-byte header so A and B stay 16-byte aligned):
-//   u32 m, u32 n, u32 k, u32 reserved (0)
+//   u32 m, u32 n, u32 k, u32 flags
 //   f32 A[m*k]   row-major, m rows of k
-//   f32 B[k*n]   row-major, k rows of n
+//   f32 B[k*n]   row-major, k rows of n; absent when flags bit 0 (B_SHARED) is set: B is then
+//                the job's shared input 0 (every task reads the same B, fetched once per agent)
 // Output:
 //   f32 C[m*n]   row-major
 //
-// A job is split by row blocks: every task carries a block of rows of A and the whole of B,
-// and its output is the same block of rows of C (see kernels/README.md).
+// A job is split by row blocks: every task carries a block of rows of A and the whole of B (or
+// B once, as a shared input), and its output is the same block of rows of C (see kernels/README.md).
 //
 // Method (GotoBLAS-style): B is packed once into panels of 8 columns ([panel][kk][8], zero
 // padded), A is packed per (MC x KC) block into slivers of 4 rows ([sliver][kk][4]); the
@@ -18,7 +19,10 @@
 // rounded like a plain float32 loop, but the summation order differs from a naive loop:
 // compare with a tolerance.
 export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output } from "../distx";
+import { output, shared_input, shared_input_len } from "../distx";
+
+// @ts-ignore: decorator
+@inline const B_SHARED: u32 = 1;
 
 // @ts-ignore: decorator
 @inline const MR: i32 = 4;
@@ -34,10 +38,16 @@ export function distx_run(input: usize, len: i32): i32 {
   const m = <i32>load<u32>(input);
   const n = <i32>load<u32>(input, 4);
   const k = <i32>load<u32>(input, 8);
-  const need = 16 + (<u64>m * <u64>k + <u64>k * <u64>n) * 4;
-  if (<u64>len < need) abort("gemm: input shorter than m*k + k*n floats");
+  const bShared = (load<u32>(input, 12) & B_SHARED) != 0;
+  const need = 16 + (<u64>m * <u64>k + (bShared ? 0 : <u64>k * <u64>n)) * 4;
+  if (<u64>len < need) abort("gemm: input shorter than its m*k (+ k*n) floats");
   const A = input + 16;
-  const B = A + ((<usize>m * <usize>k) << 2);
+  let B = A + ((<usize>m * <usize>k) << 2);
+  if (bShared) {
+    const bLen = shared_input_len(0);
+    if (bLen < 0 || <u64>bLen < <u64>k * <u64>n * 4) abort("gemm: flags say B is shared input 0, but the job has no shared input 0 of k*n floats");
+    B = shared_input(0);
+  }
   const outBytes = m * n * 4;
   const C = output(outBytes);
   memory.fill(C, 0, <usize>outBytes);

@@ -1,0 +1,67 @@
+// AgentService.FetchBlob: an input stored by reference, or a shared input, streamed to the agent
+// in chunks of at most BLOB_CHUNK_BYTES read from the state store one at a time (with Redis,
+// GETRANGE), so neither side ever holds a message bigger than a chunk. Only a node that holds a
+// task of the job that refers to the blob may read it: a node cannot read another tenant's data
+// by guessing or overhearing a hash.
+import type * as grpc from "@grpc/grpc-js";
+import { invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { isKernelId } from "../../common/hash.js";
+import type { Logger } from "../../common/logger.js";
+import type { BlobData } from "../../generated/proto/distributex/v1/BlobData.js";
+import type { FetchBlobRequest__Output } from "../../generated/proto/distributex/v1/FetchBlobRequest.js";
+import { permissionDenied, principalOf } from "../auth/authenticate.js";
+import type { SchedulerCore } from "../core.js";
+import { isTerminalTask } from "../model.js";
+
+/** What one FetchBlob message carries at most: gRPC's guidance is to stream large data in pieces of about this size. */
+export const BLOB_CHUNK_BYTES = 1024 * 1024;
+
+export function fetchBlobHandler(core: SchedulerCore, log: Logger): grpc.handleServerStreamingCall<FetchBlobRequest__Output, BlobData> {
+  return (call) => {
+    void serve(core, call).catch((err: unknown) => {
+      log.warn({ event: "blob_fetch_failed", sha256: call.request.sha256, jobId: call.request.jobId, err: (err as Error).message }, "a blob fetch failed");
+      call.emit("error", toServiceError(err));
+    });
+  };
+}
+
+async function serve(core: SchedulerCore, call: grpc.ServerWritableStream<FetchBlobRequest__Output, BlobData>): Promise<void> {
+  const { sha256, jobId, taskIndex } = call.request;
+  if (!isKernelId(sha256)) throw invalidArgument("sha256 must be 64 lowercase hex digits");
+  const job = core.peekJob(jobId);
+  const task = job?.tasks[taskIndex];
+  const principal = principalOf(call);
+  const nodeId = principal?.kind === "node" ? principal.nodeId : undefined;
+  const refers = !!job && (task?.inputRef?.sha256 === sha256 || (job.sharedInputs ?? []).some((s) => s.ref.sha256 === sha256));
+  // With node certificates: only the node holding that (unfinished) task. With --insecure there
+  // is no node identity; the task must still exist and refer to the blob.
+  const holds = !!task && !isTerminalTask(task.state) && (nodeId === undefined || task.nodeId === nodeId);
+  if (!refers || !holds) {
+    throw permissionDenied(`blob ${sha256.slice(0, 12)}… is not an input of a task of job ${jobId} that this node holds; not retryable`);
+  }
+  const size = task.inputRef?.sha256 === sha256 ? task.inputRef.sizeBytes : job.sharedInputs!.find((s) => s.ref.sha256 === sha256)!.ref.sizeBytes;
+  let offset = 0;
+  do {
+    if (call.cancelled) return;
+    const length = Math.min(BLOB_CHUNK_BYTES, size - offset);
+    const data = await core.store.readBlob(sha256, offset, length);
+    if (!data || data.byteLength !== length) throw notFound(`blob ${sha256} is no longer stored (its job finished or was retired)`);
+    // Flow control: wait for the agent to take a chunk before reading the next one.
+    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) })) await drained(call);
+    offset += length;
+  } while (offset < size);
+  call.end();
+}
+
+/** Resolves when the stream can take more, or when the caller went away. */
+function drained(call: grpc.ServerWritableStream<FetchBlobRequest__Output, BlobData>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
+}
