@@ -47,6 +47,7 @@ export class MultiHostCluster {
   private constructor(
     readonly net: Topology,
     readonly timing: Timing,
+    private readonly agentEnv: NodeJS.ProcessEnv,
   ) {
     this.logDir = path.join(repoRoot(), "test-output", "logs", `multihost-${Date.now()}`);
     mkdirSync(this.logDir, { recursive: true });
@@ -63,9 +64,9 @@ export class MultiHostCluster {
   }
 
   /** The topology with hosts redis, broker and scheduler, each running its process. No agents yet. */
-  static async start(timing: Timing): Promise<MultiHostCluster> {
+  static async start(timing: Timing, options: { agentEnv?: NodeJS.ProcessEnv } = {}): Promise<MultiHostCluster> {
     const net = await Topology.create();
-    const c = new MultiHostCluster(net, timing);
+    const c = new MultiHostCluster(net, timing, options.agentEnv ?? {});
     try {
       await Promise.all([net.addHost("redis"), net.addHost("broker"), net.addHost("scheduler")]);
       await Promise.all([c.startRedis(), c.startBroker()]);
@@ -172,7 +173,7 @@ export class MultiHostCluster {
       "--join-token-file", path.join(this.dataDir, "local-join.token"),
       "--ca", path.join(this.dataDir, "pki", "ca.crt"),
     ];
-    return this.spawnDaemon(`agent-${host}-${seq}`, host, process.execPath, args);
+    return this.spawnDaemon(`agent-${host}-${seq}`, host, process.execPath, args, { ...process.env, ...this.agentEnv });
   }
 
   /** The node id an agent process registered as (from its `registered` log line). */
@@ -210,6 +211,10 @@ export class MultiHostCluster {
   /** Stops every process (SIGTERM, then SIGKILL) and removes the whole topology. Never throws. */
   async stop(): Promise<void> {
     for (const c of this.clients) c.close();
+    // Agents first (they drain), then the scheduler, then what it uses; destroy() sweeps the rest.
+    const agents = [...this.net.hosts.keys()].filter((h) => !["scheduler", "redis", "broker"].includes(h));
+    await Promise.all(agents.map((h) => this.net.removeHost(h, 3000).catch(() => undefined)));
+    await this.net.removeHost("scheduler", 5000).catch(() => undefined);
     await this.net.destroy(3000).catch(() => undefined);
     for (const l of this.logs) l.end();
     if (existsSync(this.dataDir)) rmSync(this.dataDir, { recursive: true, force: true });

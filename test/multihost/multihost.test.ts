@@ -13,6 +13,8 @@ import { multihostUnavailable } from "./topology.js";
 const unavailable = multihostUnavailable();
 const example = getExampleKernel("montecarlo_pi");
 const TIMING = { heartbeatIntervalMs: 500, agentTimeoutMs: 3000, leaseTtlMs: 2000 };
+/** Agents' kafkaStallMs here (default 30 s): how long an agent's assignment consumer may go without hearing from the broker. */
+const KAFKA_STALL_MS = 6000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let c: MultiHostCluster;
@@ -65,7 +67,7 @@ const succeeded = (seen: TaskSeen[]) => seen.filter((e) => e.state === "TASK_STA
 
 describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (skipped: ${unavailable})` : "multi-host topology", () => {
   beforeAll(async () => {
-    c = await MultiHostCluster.start(TIMING);
+    c = await MultiHostCluster.start(TIMING, { agentEnv: { DISTX_KAFKA_STALL_MS: String(KAFKA_STALL_MS) } });
     const [a, b] = [await c.startAgent("agent-a"), await c.startAgent("agent-b")];
     [nodeA, nodeB] = await Promise.all([c.nodeIdOf(a), c.nodeIdOf(b)]);
     await Promise.all([c.waitForNodeState(nodeA, "NODE_STATE_READY", 30_000), c.waitForNodeState(nodeB, "NODE_STATE_READY", 30_000)]);
@@ -124,5 +126,112 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
     // The same node (its identity is its certificate) comes back and runs work pinned to it.
     const pinned = await runJob(4, 200_000, { nodeSelector: { host: "agent-a" }, name: "after-heal" });
     expect(new Set(pinned.results.map((r) => r.nodeId))).toEqual(new Set([nodeA]));
+  }, 180_000);
+  it("an agent that reaches the scheduler but not the broker gives up its session: it goes DOWN, its tasks complete elsewhere while it is cut off, and it takes work again after the heal", async () => {
+    const agentC = await c.startAgent("agent-c");
+    const nodeC = await c.nodeIdOf(agentC);
+    await c.waitForNodeState(nodeC, "NODE_STATE_READY", 30_000);
+    let cutAt = 0;
+    const cut = (e: TaskSeen, seen: TaskSeen[]) => {
+      if (cutAt || e.state !== "TASK_STATE_SUCCEEDED" || !succeeded(seen).some((s) => s.node === nodeC) || succeeded(seen).length < 6) return;
+      cutAt = Date.now();
+      void c.net.blackhole("agent-c", "broker");
+    };
+    try {
+      const downSeen = (async () => {
+        await until("the cut", async () => cutAt > 0, 120_000, 50);
+        return c.waitForNodeState(nodeC, "NODE_STATE_DOWN", KAFKA_STALL_MS + TIMING.agentTimeoutMs + 20_000);
+      })();
+      const job = runJob(45, 2_000_000, { onEvent: cut, name: "broker-cut" });
+      const downAt = await downSeen;
+      const { results, seen, doneAt } = await job;
+      expect(cutAt).toBeGreaterThan(0);
+      console.info(`[multihost] broker cut: node C DOWN ${downAt - cutAt} ms after the cut, job done ${doneAt - cutAt} ms after it; C finished ${results.filter((r) => r.nodeId === nodeC).length} tasks; ${results.filter((r) => r.attempt > 1).length} retried`);
+      // The agent, not the scheduler, can tell its broker is out of reach: it waits kafkaStallMs first.
+      expect(downAt - cutAt).toBeGreaterThanOrEqual(KAFKA_STALL_MS - 1000);
+      // Nothing that finished after the cut (plus the blackhole's own second) came from agent-c,
+      // and the job finished while agent-c was still cut off.
+      expect(succeeded(seen).filter((s) => s.node === nodeC && s.at > cutAt + 1000)).toHaveLength(0);
+      expect(await c.nodeState(nodeC)).toBe("NODE_STATE_DOWN");
+    } finally {
+      await c.net.unblackhole("agent-c", "broker").catch(() => undefined);
+    }
+    await c.waitForNodeState(nodeC, "NODE_STATE_READY", 60_000);
+    const pinned = await runJob(4, 200_000, { nodeSelector: { host: "agent-c" }, name: "after-broker-heal" });
+    expect(new Set(pinned.results.map((r) => r.nodeId))).toEqual(new Set([nodeC]));
+    await c.net.removeHost("agent-c");
+  }, 150_000);
+
+  it("two agents started with the same --name on two hosts both work, as two nodes, and losing one touches only its own node", async () => {
+    const [t1, t2] = [await c.startAgent("twin-1", { name: "twin", labels: "role=twin" }), await c.startAgent("twin-2", { name: "twin", labels: "role=twin" })];
+    const [id1, id2] = await Promise.all([c.nodeIdOf(t1), c.nodeIdOf(t2)]);
+    expect(id1).not.toBe(id2);
+    await Promise.all([c.waitForNodeState(id1, "NODE_STATE_READY", 30_000), c.waitForNodeState(id2, "NODE_STATE_READY", 30_000)]);
+    const twins = (await c.nodes()).filter((n) => n.profile?.labels?.role === "twin");
+    expect(twins.map((n) => n.nodeId).sort()).toEqual([id1, id2].sort());
+    expect(twins.every((n) => n.state === "NODE_STATE_READY")).toBe(true);
+
+    const both = await runJob(16, 1_000_000, { nodeSelector: { role: "twin" }, name: "twins" });
+    expect(new Set(both.results.map((r) => r.nodeId))).toEqual(new Set([id1, id2]));
+
+    t1.child.kill("SIGKILL");
+    await c.waitForNodeState(id1, "NODE_STATE_DOWN", TIMING.agentTimeoutMs + 15_000);
+    expect(await c.nodeState(id2)).toBe("NODE_STATE_READY");
+    const one = await runJob(6, 200_000, { nodeSelector: { role: "twin" }, name: "one-twin" });
+    expect(new Set(one.results.map((r) => r.nodeId))).toEqual(new Set([id2]));
+    await Promise.all([c.net.removeHost("twin-1"), c.net.removeHost("twin-2")]);
+  }, 180_000);
+
+  it("an agent behind a slow link (5 mbit/s, and 100 ms each way where the kernel has netem) registers, takes its share of work and returns correct results", async () => {
+    await c.net.addHost("slow");
+    const shaped = await c.net.shape("slow", { delayMs: 100, rate: "5mbit" });
+    const rtt = Number(/time=([\d.]+)/.exec(await c.net.exec("slow", "bash", ["-c", `start=$(date +%s%N); exec 3<>/dev/tcp/${c.net.host("scheduler").ip}/7070; echo time=$(( ($(date +%s%N) - start) / 1000000 ))`]))?.[1]);
+    // A TCP connect is one round trip: 2 × 100 ms where the kernel has netem.
+    if (shaped.delay) expect(rtt).toBeGreaterThanOrEqual(190);
+    else console.info("[multihost] slow link: this kernel has no netem qdisc; the link is rate-limited (tbf 5mbit) without added delay");
+    const slow = await c.startAgent("slow");
+    const nodeSlow = await c.nodeIdOf(slow);
+    await c.waitForNodeState(nodeSlow, "NODE_STATE_READY", 60_000);
+    // The slow node takes part in an open job, and stays READY (heartbeats arrive in time).
+    const open = await runJob(30, 2_000_000, { name: "with-slow" });
+    const bySlow = open.results.filter((r) => r.nodeId === nodeSlow).length;
+    console.info(`[multihost] slow link (${shaped.qdisc}): connect rtt ${rtt} ms; the slow node ran ${bySlow}/30 tasks of an open job`);
+    expect(bySlow).toBeGreaterThan(0);
+    expect(await c.nodeState(nodeSlow)).toBe("NODE_STATE_READY");
+    const pinned = await runJob(6, 200_000, { nodeSelector: { host: "slow" }, name: "slow-only" });
+    expect(new Set(pinned.results.map((r) => r.nodeId))).toEqual(new Set([nodeSlow]));
+    expect(slow.events.some((e) => e.event === "session_lost")).toBe(false);
+    await c.net.removeHost("slow");
+  }, 180_000);
+
+  it("the scheduler cut from Redis for 3 lease ttls: nothing is reported that is not stored, and every job completes after the heal", async () => {
+    const sched = c.daemons.get("scheduler")!;
+    const mark = sched.events.length;
+    let cutAt = 0;
+    let healAt = 0;
+    let healed: Promise<void> | undefined;
+    const cutMs = 3 * TIMING.leaseTtlMs;
+    const cut = (e: TaskSeen, seen: TaskSeen[]) => {
+      if (cutAt || e.state !== "TASK_STATE_SUCCEEDED" || succeeded(seen).length < 4) return;
+      cutAt = Date.now();
+      healed = c.net
+        .blackhole("scheduler", "redis")
+        .then(() => sleep(cutMs))
+        .then(() => c.net.unblackhole("scheduler", "redis"))
+        .then(() => void (healAt = Date.now()));
+    };
+    const { seen, doneAt } = await runJob(40, 2_000_000, { onEvent: cut, name: "redis-cut" });
+    await healed;
+    expect(cutAt).toBeGreaterThan(0);
+    expect(healAt).toBeGreaterThan(cutAt);
+    const during = succeeded(seen).filter((s) => s.at > cutAt + 1000 && s.at < healAt);
+    const events = sched.events.slice(mark).map((e) => String(e.event));
+    const counts = Object.fromEntries([...new Set(events)].map((k) => [k, events.filter((x) => x === k).length]));
+    console.info(`[multihost] redis cut: ${during.length} outcomes reported during the cut; job done ${doneAt - healAt} ms after the heal; scheduler said ${JSON.stringify(counts)}`);
+    // A result is reported only once it is stored: none while Redis is out of reach.
+    expect(during).toHaveLength(0);
+    expect(doneAt).toBeGreaterThan(healAt);
+    // The scheduler is serving again, with every node READY.
+    await until("both agents READY after the Redis heal", async () => (await c.nodeState(nodeA)) === "NODE_STATE_READY" && (await c.nodeState(nodeB)) === "NODE_STATE_READY", 60_000);
   }, 180_000);
 });

@@ -213,11 +213,26 @@ export class Topology {
     await ip("-n", this.host(host).ns, "route", "del", "blackhole", `${this.host(target).ip}/32`);
   }
 
-  /** A netem qdisc on both ends of the host's veth, e.g. ["delay", "100ms", "rate", "5mbit"]: both directions get it. */
-  async shape(host: string, netem: string[]): Promise<void> {
+  /**
+   * A slow link on both ends of the host's veth (so both directions get it): `delayMs` of latency
+   * and `rate` (tc's syntax, e.g. "5mbit"). With netem (CONFIG_NET_SCH_NETEM) both; a kernel
+   * without it (some VM kernels ship only tbf and htb) gets the rate alone through tbf, and the
+   * result says so.
+   */
+  async shape(host: string, link: { delayMs: number; rate: string }): Promise<{ delay: boolean; qdisc: "netem" | "tbf" }> {
     const h = this.host(host);
-    await run("tc", ["qdisc", "replace", "dev", h.veth, "root", "netem", ...netem], { timeout: 15_000 });
-    await run("ip", ["netns", "exec", h.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", ...netem], { timeout: 15_000 });
+    const both = async (qdisc: string[]) => {
+      await run("tc", ["qdisc", "replace", "dev", h.veth, "root", ...qdisc], { timeout: 15_000 });
+      await run("ip", ["netns", "exec", h.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", ...qdisc], { timeout: 15_000 });
+    };
+    try {
+      await both(["netem", "delay", `${link.delayMs}ms`, "rate", link.rate]);
+      return { delay: true, qdisc: "netem" };
+    } catch (err) {
+      if (!/qdisc kind is unknown/.test((err as { stderr?: string }).stderr ?? "")) throw err;
+    }
+    await both(["tbf", "rate", link.rate, "burst", "32kbit", "latency", "400ms"]);
+    return { delay: false, qdisc: "tbf" };
   }
 
   async unshape(host: string): Promise<void> {
