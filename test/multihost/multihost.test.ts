@@ -204,7 +204,7 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
     await c.net.removeHost("slow");
   }, 180_000);
 
-  it("the scheduler cut from Redis for 3 lease ttls: nothing is reported that is not stored, and every job completes after the heal", async () => {
+  it("the scheduler cut from Redis for 3 lease ttls: its writes are fenced and retried, nothing is reported that is not stored, it keeps the lease (no standby), and the job completes after the heal", async () => {
     const sched = c.daemons.get("scheduler")!;
     const mark = sched.events.length;
     let cutAt = 0;
@@ -230,6 +230,13 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
     console.info(`[multihost] redis cut: ${during.length} outcomes reported during the cut; job done ${doneAt - healAt} ms after the heal; scheduler said ${JSON.stringify(counts)}`);
     // A result is reported only once it is stored: none while Redis is out of reach.
     expect(during).toHaveLength(0);
+    // Its writes were fenced (Redis has not confirmed the lease within its ttl) and retried...
+    const fenced = sched.events.slice(mark).filter((e) => e.event === "store_write_failed" && /lease is not confirmed/.test(String(e.err)));
+    expect(fenced.length).toBeGreaterThan(0);
+    // ...and with no standby to take the lease, its first renewal after the heal re-takes the
+    // expired key: it never lost leadership, so no step-down and no failover for clients or agents.
+    expect(events).not.toContain("lease_lost");
+    expect(sched.events.slice(mark).filter((e) => e.event === "scheduler_state")).toHaveLength(0);
     expect(doneAt).toBeGreaterThan(healAt);
     // The scheduler is serving again, with every node READY.
     await until("both agents READY after the Redis heal", async () => (await c.nodeState(nodeA)) === "NODE_STATE_READY" && (await c.nodeState(nodeB)) === "NODE_STATE_READY", 60_000);
