@@ -218,7 +218,7 @@ export const agentConfigSchema = z
      * Longer than a broker restart, so a broker that every agent lost does not send them all
      * away (0 = never).
      */
-    kafkaStallMs: int(0, 86_400_000).default(30_000),
+    kafkaStallMs: int(0, 86_400_000).default(60_000),
     /** auto: use a GPU through headless-gl when a GL context really opens; off: gpu.js cpu mode only. */
     gpu: z.enum(["auto", "off"]).default("auto"),
     /** V8 heap cap of each GPU executor process, MiB. */

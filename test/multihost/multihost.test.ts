@@ -13,7 +13,7 @@ import { multihostUnavailable } from "./topology.js";
 const unavailable = multihostUnavailable();
 const example = getExampleKernel("montecarlo_pi");
 const TIMING = { heartbeatIntervalMs: 500, agentTimeoutMs: 3000, leaseTtlMs: 2000 };
-/** Agents' kafkaStallMs here (default 30 s): how long an agent's assignment consumer may go without hearing from the broker. */
+/** Agents' kafkaStallMs here (default 60 s): how long an agent's assignment consumer may go without hearing from the broker. */
 const KAFKA_STALL_MS = 6000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -108,16 +108,19 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
       await until("the cut", async () => cutAt > 0, 120_000, 50);
       return c.waitForNodeState(nodeA, "NODE_STATE_DOWN", TIMING.agentTimeoutMs + 15_000);
     })();
-    const job = runJob(40, 2_000_000, { onEvent: cut, name: "link-down" });
+    const jobRun = runJob(40, 2_000_000, { onEvent: cut, name: "link-down" });
     const downAt = await downSeen;
-    const { results, seen, doneAt } = await job;
+    const { job: finished, results, seen, doneAt } = await jobRun;
     expect(cutAt).toBeGreaterThan(0);
     // DOWN is declared by the liveness sweep, about agentTimeoutMs after the last heartbeat.
     expect(downAt - cutAt).toBeGreaterThanOrEqual(TIMING.agentTimeoutMs - TIMING.heartbeatIntervalMs - 500);
     // The job finished while agent-a was still cut off: everything after the cut ran on agent-b.
     const afterCut = results.filter((r) => seen.find((s) => s.index === r.taskIndex && s.state === "TASK_STATE_SUCCEEDED")!.at > cutAt + 2000);
     expect(afterCut.every((r) => r.nodeId === nodeB)).toBe(true);
-    if (heldAtCut > 0) expect(results.some((r) => r.attempt > 1 && r.nodeId === nodeB)).toBe(true);
+    // agent-a held tasks when it was cut (a one-worker node holds 1 + prefetch): they ran again on agent-b.
+    expect(finished.retries).toBeGreaterThan(0);
+    expect(results.some((r) => r.attempt > 1 && r.nodeId === nodeB)).toBe(true);
+    console.info(`[multihost] link down: node A DOWN ${downAt - cutAt} ms after the cut (the watch showed it holding ${heldAtCut}); job done ${doneAt - cutAt} ms after the cut, ${finished.retries} retries`);
     expect(doneAt).toBeGreaterThan(cutAt);
 
     await c.net.linkUp("agent-a");
