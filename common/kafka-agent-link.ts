@@ -83,15 +83,16 @@ export class KafkaAgentLink {
     private readonly brokerHeard: { atMs: number } = { atMs: Date.now() },
   ) {}
 
+  /** The brokers this link talks to. */
+  get brokers(): string[] {
+    return this.route.brokers;
+  }
+
   /**
    * How long ago the assignment consumer last heard from the broker (a fetch answered or a group
    * heartbeat acknowledged; an idle consumer still fetches every maxWaitTimeInMs). While the broker
    * is out of reach this grows, though the agent's gRPC session may be fine.
    */
-  get brokers(): string[] {
-    return this.route.brokers;
-  }
-
   brokerSilentForMs(now = Date.now()): number {
     return now - this.brokerHeard.atMs;
   }
