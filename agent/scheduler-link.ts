@@ -22,7 +22,7 @@ import { kafkaSecurity } from "../common/backend-security.js";
 import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../common/split-by-bytes.js";
-import { updateBytes } from "../common/kafka-wire.js";
+import { checkBrokers, updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
@@ -76,6 +76,12 @@ export class SchedulerLink {
   private session?: Session;
   private heartbeatTimer?: NodeJS.Timeout;
   private sessionEnded?: () => void;
+  /**
+   * The brokers of a Kafka link given up because they fell silent (kafkaStallMs): the agent
+   * registers again only once they answer, so the scheduler never sees it READY while it still
+   * cannot read its assignments.
+   */
+  private brokersLost?: string[];
   /** Set once the agent stops: no reconnect, no renewal, no fetch retries from then on. */
   private closing = false;
   nodeId = "";
@@ -165,6 +171,11 @@ export class SchedulerLink {
     for (;;) {
       if (this.closing) throw new AgentStoppedError();
       try {
+        if (this.brokersLost) {
+          await checkBrokers(this.brokersLost, 5000, kafkaSecurity(this.config));
+          this.log.info({ event: "kafka_reachable", brokers: this.brokersLost.join(",") }, "the Kafka broker answers again; registering");
+          this.brokersLost = undefined;
+        }
         const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
           this.client.Register(
             { profile, agentVersion: AGENT_VERSION },
@@ -248,7 +259,22 @@ export class SchedulerLink {
     };
     session.on("error", (err: grpc.ServiceError) => ended(err.details || err.message));
     session.on("end", () => ended("scheduler closed the session"));
-    this.heartbeatTimer = setInterval(() => this.handlers.heartbeat(), heartbeatIntervalMs);
+    this.heartbeatTimer = setInterval(() => {
+      const silentMs = this.kafka?.brokerSilentForMs() ?? 0;
+      if (this.config.kafkaStallMs > 0 && silentMs >= this.config.kafkaStallMs) {
+        // The session alone would keep this node READY, holding assignments it cannot read and
+        // results it cannot send: give it up, so that the scheduler places them elsewhere.
+        this.brokersLost = this.kafka!.brokers;
+        this.log.warn(
+          { event: "kafka_unreachable", silentMs, kafkaStallMs: this.config.kafkaStallMs, brokers: this.brokersLost.join(",") },
+          "no word from the Kafka broker: giving up the session so that the scheduler places this agent's tasks elsewhere; registering again once the broker answers",
+        );
+        ended(`no word from the Kafka broker for ${silentMs} ms (kafkaStallMs)`);
+        session.cancel();
+        return;
+      }
+      this.handlers.heartbeat();
+    }, heartbeatIntervalMs);
     this.heartbeatTimer.unref();
     this.handlers.heartbeat();
   }

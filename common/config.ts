@@ -219,6 +219,15 @@ export const agentConfigSchema = z
      * for it, as it does for a scheduler lost later; set it to fail fast in scripts).
      */
     connectTimeoutMs: int(0, 86_400_000).default(0),
+    /**
+     * With the Kafka bus: how long the agent's assignment consumer may go without a word from the
+     * broker (no fetch, no group heartbeat answered) before the agent gives up its session, so that
+     * the scheduler marks it DOWN and places what it held elsewhere; it registers again once the
+     * broker answers. Its gRPC heartbeats alone would keep it READY with tasks it cannot read.
+     * Longer than a broker restart, so a broker that every agent lost does not send them all
+     * away (0 = never).
+     */
+    kafkaStallMs: int(0, 86_400_000).default(60_000),
     /** auto: use a GPU through headless-gl when a GL context really opens; off: gpu.js cpu mode only. */
     gpu: z.enum(["auto", "off"]).default("auto"),
     /** V8 heap cap of each GPU executor process, MiB. */

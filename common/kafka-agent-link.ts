@@ -80,7 +80,22 @@ export class KafkaAgentLink {
     private consumer: Consumer,
     private readonly sender: BatchingSender,
     private readonly receipts?: UpdateReceipts,
+    private readonly brokerHeard: { atMs: number } = { atMs: Date.now() },
   ) {}
+
+  /** The brokers this link talks to. */
+  get brokers(): string[] {
+    return this.route.brokers;
+  }
+
+  /**
+   * How long ago the assignment consumer last heard from the broker (a fetch answered or a group
+   * heartbeat acknowledged; an idle consumer still fetches every maxWaitTimeInMs). While the broker
+   * is out of reach this grows, though the agent's gRPC session may be fine.
+   */
+  brokerSilentForMs(now = Date.now()): number {
+    return now - this.brokerHeard.atMs;
+  }
 
   closed = false;
   /** Update records sent and not acknowledged or refused yet, by their bytes (the sender hands back the same Buffer). */
@@ -143,8 +158,10 @@ export class KafkaAgentLink {
     const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`, security);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     const admin = kafka.admin();
-    const makeConsumer = () =>
-      kafka.consumer({
+    const brokerHeard = { atMs: Date.now() };
+    const heard = () => void (brokerHeard.atMs = Date.now());
+    const makeConsumer = (): Consumer => {
+      const c = kafka.consumer({
         groupId: `distx-agent-${nodeId}`,
         partitionAssigners: [fixedPartition(route.assignmentsTopic, route.assignmentsPartition)],
         sessionTimeout: 6000,
@@ -152,6 +169,11 @@ export class KafkaAgentLink {
         maxWaitTimeInMs: 20,
         maxBytesPerPartition: 64 * 1024 * 1024,
       });
+      c.on(c.events.FETCH, heard);
+      c.on(c.events.HEARTBEAT, heard);
+      c.on(c.events.GROUP_JOIN, heard);
+      return c;
+    };
     const consumer = makeConsumer();
     const runConsumer = (c: Consumer) =>
       c.run({
@@ -213,7 +235,8 @@ export class KafkaAgentLink {
     const sender = new BatchingSender(receipts ? receiptProducer : producer);
     if (onError) sender.onError = onError;
     sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic && link ? link.refused(msg, errorType) : {});
-    link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts);
+    heard();
+    link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts, brokerHeard);
     const opened = link;
     const watch = (c: Consumer): void =>
       replaceWhenCrashed(

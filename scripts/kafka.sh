@@ -4,7 +4,10 @@
 #   scripts/kafka.sh up|down|status|restart|addr|libs
 # A broker with a SASL_SSL listener, SCRAM users and ACLs: scripts/kafka-secure.sh.
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1000), KAFKA_HOME (.cache/kafka),
-#      KAFKA_VERSION (3.9.1), KAFKA_HEAP_OPTS (-Xmx512m -Xms256m), KAFKA_PARTITIONS (8).
+#      KAFKA_VERSION (3.9.1), KAFKA_HEAP_OPTS (-Xmx512m -Xms256m), KAFKA_PARTITIONS (8),
+#      KAFKA_HOST (127.0.0.1: the address both listeners bind to and the broker advertises; the
+#      multi-host tests run it inside a network namespace on that namespace's address),
+#      KAFKA_RUN_DIR ($KAFKA_HOME/run-$KAFKA_PORT: config, data, logs, pid file).
 # Jars come from Maven Central through `mvn dependency:copy-dependencies` and are cached in
 # $KAFKA_HOME/libs (git-ignored). Each port gets its own data dir, so tests can run a private
 # broker next to the shared one.
@@ -14,7 +17,8 @@ KAFKA_NAME=kafka.sh
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/.cache/kafka}"
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1000))}"
-RUN="$KAFKA_HOME/run-$PORT"
+BROKER_HOST="${KAFKA_HOST:-127.0.0.1}"
+RUN="${KAFKA_RUN_DIR:-$KAFKA_HOME/run-$PORT}"
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 # shellcheck source=scripts/kafka/lib.sh
 source "$ROOT/scripts/kafka/lib.sh"
@@ -24,9 +28,9 @@ write_config() {
   cat > "$RUN/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.quorum.voters=1@$BROKER_HOST:$CPORT
+listeners=PLAINTEXT://$BROKER_HOST:$PORT,CONTROLLER://$BROKER_HOST:$CPORT
+advertised.listeners=PLAINTEXT://$BROKER_HOST:$PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -51,13 +55,13 @@ PROPS
 }
 
 up() {
-  if pid="$(running_pid)"; then echo "kafka.sh: already running (pid $pid) on 127.0.0.1:$PORT" >&2; return 0; fi
+  if pid="$(running_pid)"; then echo "kafka.sh: already running (pid $pid) on $BROKER_HOST:$PORT" >&2; return 0; fi
   if port_open "$PORT"; then die "port $PORT is taken by another process; set KAFKA_PORT"; fi
   fetch_libs
   write_config
   storage_formatted || format_storage
   start_broker 90
-  echo "kafka.sh: up on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))" >&2
+  echo "kafka.sh: up on $BROKER_HOST:$PORT (pid $(cat "$PIDFILE"))" >&2
 }
 
 down() {
@@ -66,7 +70,7 @@ down() {
 }
 
 status() {
-  if pid="$(running_pid)" && port_open "$PORT"; then echo "running pid=$pid addr=127.0.0.1:$PORT"; else echo "stopped addr=127.0.0.1:$PORT"; return 3; fi
+  if pid="$(running_pid)" && port_open "$PORT"; then echo "running pid=$pid addr=$BROKER_HOST:$PORT"; else echo "stopped addr=$BROKER_HOST:$PORT"; return 3; fi
 }
 
 case "${1:-}" in
@@ -75,7 +79,7 @@ case "${1:-}" in
   restart) down; up ;;
   status) status ;;
   wipe) down; rm -rf "$RUN" ;;
-  addr) echo "127.0.0.1:$PORT" ;;
+  addr) echo "$BROKER_HOST:$PORT" ;;
   libs) fetch_libs; echo "$LIBS" ;;
   *) echo "usage: scripts/kafka.sh up|down|restart|status|wipe|addr|libs   (SASL_SSL broker: scripts/kafka-secure.sh)" >&2; exit 2 ;;
 esac

@@ -114,6 +114,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-calibrate", "skip the start-up speed calibration")
     .option("--speed-factor <f>", "testing aid: run kernels this fraction as fast (0 < f ≤ 1)")
     .option("--drain-grace-ms <ms>", "how long SIGTERM lets running tasks finish")
+    .option("--kafka-stall-ms <ms>", "with the Kafka bus: give up the session (the scheduler re-places this agent's tasks) after this long without a word from the broker; register again once it answers; 0 = never (env DISTX_KAFKA_STALL_MS)")
     .option("--connect-timeout-ms <ms>", "at start-up, give up if the scheduler is unreachable this long (default 0 = wait for ever); once registered, a lost scheduler is retried for ever")
     .option("--admin-port <port>", "admin HTTP port for /metrics, /healthz, /readyz; 0 picks a free one (env DISTX_ADMIN_PORT)")
     .option("--admin-host <host>", "address the admin HTTP server listens on (env DISTX_ADMIN_HOST)")

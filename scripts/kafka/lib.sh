@@ -4,7 +4,8 @@
 #   ROOT        the checkout
 #   KAFKA_NAME  the script's name, for messages (kafka.sh, kafka-secure.sh)
 #   RUN         the broker's run dir (config, data, logs, pid file)
-#   PORT        the client listener's port on 127.0.0.1
+#   PORT        the client listener's port
+#   BROKER_HOST (optional) the address it listens on; default 127.0.0.1
 # and may set KAFKA_HOME (.cache/kafka), KAFKA_VERSION (3.9.1), KAFKA_START_TIMEOUT (seconds).
 # shellcheck shell=bash
 
@@ -16,7 +17,7 @@ LOG="$RUN/server.log"
 
 die() { echo "$KAFKA_NAME: $*" >&2; exit 1; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/${BROKER_HOST:-127.0.0.1}/$1") 2>/dev/null; }
 
 running_pid() {
   [[ -f "$PIDFILE" ]] || return 1
@@ -79,7 +80,7 @@ start_broker() {
   local deadline=$((SECONDS + timeout))
   until grep -q "Kafka Server started" "$RUN/kafka-internal.log" 2>/dev/null && port_open "$PORT"; do
     if ! running_pid >/dev/null; then tail -30 "$LOG" "$RUN/kafka-internal.log" >&2 || true; die "broker exited during start"; fi
-    if (( SECONDS > deadline )); then tail -30 "$RUN/kafka-internal.log" >&2 || true; die "broker did not answer on 127.0.0.1:$PORT in time"; fi
+    if (( SECONDS > deadline )); then tail -30 "$RUN/kafka-internal.log" >&2 || true; die "broker did not answer on ${BROKER_HOST:-127.0.0.1}:$PORT in time"; fi
     sleep 0.5
   done
 }
