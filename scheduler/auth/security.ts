@@ -5,13 +5,14 @@ import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import type { Redis } from "ioredis";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
 import { unauthenticated } from "./authenticate.js";
 import { caPin, ensurePki, NODE_LIFETIME_MS, signNodeCsr, type ClusterPki } from "./pki.js";
+import { RecordVerifier } from "./record-verifier.js";
 import { Revocations } from "./revocations.js";
 import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
 
@@ -97,6 +98,18 @@ export class ClusterSecurity extends EventEmitter {
     const { token } = await issueToken(this.tokens, { kind: "join", ttlMs: 7 * 86_400_000, description: "local agents (LocalCluster)" });
     await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await fs.writeFile(file, token + "\n", { mode: 0o600 });
+  }
+
+  private verifier?: RecordVerifier;
+
+  /**
+   * Checks the node signature on agents' Kafka records (task events, load samples); undefined
+   * with --insecure, where a record's key is believed as before.
+   */
+  get recordVerifier(): RecordVerifier | undefined {
+    if (!this.pki) return undefined;
+    const cas = [new X509Certificate(this.pki.caPem)];
+    return (this.verifier ??= new RecordVerifier(() => cas, this.revocations));
   }
 
   /** One context for the scheduler's life: it holds the cache of verified tokens. */
