@@ -23,7 +23,7 @@ import { fixtureKernel } from "../../helpers/fixtures.js";
 import { grantKafkaAcls, secureKafka, until } from "../../helpers/services.js";
 
 /** This file's own topics on the shared secure broker (ACLs granted once, by kafka-secure.sh). */
-const PREFIX = "distx-sec2";
+const PREFIX = "distx-nodeid";
 
 let brokers: string;
 let secrets: string;
