@@ -1,6 +1,6 @@
 // The files of a CA rotation (scheduler/auth/pki.ts): which CA signs, which one issued the
 // served certificate, what is trusted at each step, and what a half-written set looks like.
-// End to end with a running cluster: test/security/ca-rotation.test.ts.
+// End to end with a running cluster: test/e2e/security/ca-rotation.test.ts.
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";

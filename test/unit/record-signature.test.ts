@@ -1,6 +1,6 @@
 // The node signature on agents' Kafka records (common/record-signature.ts) and the scheduler's
 // check of it (scheduler/auth/record-verifier.ts), with real certificates from the cluster PKI
-// code. The end-to-end refusals over a real broker: test/security/kafka-node-identity.test.ts.
+// code. The end-to-end refusals over a real broker: test/e2e/security/kafka-node-identity.test.ts.
 import { X509Certificate } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CERT_HEADER, recordSigner, SIGNATURE_HEADER, type SigningIdentity } from "../../common/record-signature.js";

@@ -182,7 +182,7 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     await producer.connect();
     try {
       await producer.send({ topic: topics.events, acks: -1, messages: [{ key: "n", value: Buffer.alloc(0) }] });
-      // It may write load samples: one without the node's signature (test/security/kafka-node-identity.test.ts)
+      // It may write load samples: one without the node's signature (test/e2e/security/kafka-node-identity.test.ts)
       // is dropped before it is read and counted, and harms nothing (malformed ones: test/unit/kafka-records.test.ts).
       const nodeId = (await client.listNodes())[0]!.nodeId;
       await producer.send({ topic: topics.load, acks: -1, messages: [{ key: nodeId, value: Buffer.from(JSON.stringify({ nodeId, draining: false, load: { cpuUtilization: "all of it" } })) }] });
