@@ -26,6 +26,7 @@ import { checkBrokers, updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
+import { recordSigner } from "../common/record-signature.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure } from "./pool/types.js";
 
@@ -229,6 +230,9 @@ export class SchedulerLink {
       undefined,
       kafkaSecurity(this.config),
       { delivered: (u) => this.handlers.delivered(u), replaced: (u, instead) => this.handlers.replaced(u, instead) },
+      // The scheduler believes a record's node id only with this node's signature on it; the
+      // current identity each time, so records are signed with the renewed key once renewed.
+      this.identity && recordSigner(() => this.identity!),
     );
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }

@@ -35,6 +35,8 @@ export interface LocalClusterOptions {
   writeProfile?: boolean;
   /** No TLS, no tokens (every process gets --insecure). */
   insecure?: boolean;
+  /** The `distx` entry point the processes run (default this checkout's dist/cli/main.js): a bench runs another build as its baseline. */
+  cliEntry?: string;
 }
 
 export interface ClusterProcess {
@@ -138,7 +140,7 @@ export class LocalCluster {
 
   spawnProcess(name: string, args: string[]): ClusterProcess {
     args = [...args, ...this.securityArgs(args)];
-    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), cliEntry(), ...args], {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), this.options.cliEntry ?? cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, DISTX_DATA_DIR: this.dataDir, ...this.options.env },
     });

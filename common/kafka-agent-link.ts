@@ -9,6 +9,7 @@ import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, e
 import type { Assignment, Cancellation, TaskUpdateIn } from "./types.js";
 import type { KafkaSecurity } from "./backend-security.js";
 import { taskErrorProto } from "./task-errors.js";
+import type { RecordSigner } from "./record-signature.js";
 
 /**
  * The broker refused a record of task updates for good (a result over the events topic's
@@ -81,7 +82,14 @@ export class KafkaAgentLink {
     private readonly sender: BatchingSender,
     private readonly receipts?: UpdateReceipts,
     private readonly brokerHeard: { atMs: number } = { atMs: Date.now() },
+    private readonly signer?: RecordSigner,
   ) {}
+
+  /** A record this node writes: signed with its node certificate when it has one (secure clusters). */
+  private record(topic: string, value: Buffer): OutMessage {
+    const key = this.nodeId;
+    return this.signer ? { topic, key, value, headers: this.signer.headers(topic, key, value) } : { topic, key, value };
+  }
 
   /** The brokers this link talks to. */
   get brokers(): string[] {
@@ -136,13 +144,13 @@ export class KafkaAgentLink {
         split: updates.map((u) => {
           const value = encodeUpdates([u]);
           if (this.receipts) this.unacknowledged.set(value, [u]);
-          return { topic: this.route.eventsTopic, key: this.nodeId, value };
+          return this.record(this.route.eventsTopic, value);
         }),
       };
     }
     const instead = failedInstead(updates, errorType);
     this.receipts?.replaced(updates, instead);
-    return { instead: splitByBytes(instead, updateBytes).map((run) => ({ topic: this.route.eventsTopic, key: this.nodeId, value: encodeUpdates(run) })) };
+    return { instead: splitByBytes(instead, updateBytes).map((run) => this.record(this.route.eventsTopic, encodeUpdates(run))) };
   }
 
   static async open(
@@ -154,6 +162,8 @@ export class KafkaAgentLink {
     /** The agent's own principal: the scheduler's route never carries credentials. */
     security: KafkaSecurity = {},
     receipts?: UpdateReceipts,
+    /** The node certificate's signer: every task-event and load record is signed (secure clusters; absent with --insecure). */
+    signer?: RecordSigner,
   ): Promise<KafkaAgentLink> {
     const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`, security);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -236,7 +246,7 @@ export class KafkaAgentLink {
     if (onError) sender.onError = onError;
     sender.onRejected = (msg, errorType) => (msg.topic === route.eventsTopic && link ? link.refused(msg, errorType) : {});
     heard();
-    link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts, brokerHeard);
+    link = new KafkaAgentLink(route, nodeId, consumer, sender, receipts, brokerHeard, signer);
     const opened = link;
     const watch = (c: Consumer): void =>
       replaceWhenCrashed(
@@ -261,12 +271,12 @@ export class KafkaAgentLink {
     for (const run of splitByBytes(updates, updateBytes)) {
       const value = encodeUpdates(run);
       if (this.receipts) this.unacknowledged.set(value, run);
-      this.sender.push({ topic: this.route.eventsTopic, key: this.nodeId, value });
+      this.sender.push(this.record(this.route.eventsTopic, value));
     }
   }
 
   sendLoad(sample: LoadSample): void {
-    this.sender.push({ topic: this.route.loadTopic, key: this.nodeId, value: Buffer.from(JSON.stringify(sample)) });
+    this.sender.push(this.record(this.route.loadTopic, Buffer.from(JSON.stringify(sample))));
   }
 
   flush(): Promise<void> {

@@ -108,7 +108,18 @@ export interface OutMessage {
   partition?: number;
   key: string;
   value: Buffer;
+  /** A node's signature and certificate (common/record-signature.ts), on agents' records. */
+  headers?: Record<string, Buffer>;
 }
+
+/** A record's bytes in a request: its value and its headers' values (keys and framing are small). */
+function recordBytes(m: OutMessage): number {
+  let n = m.value.length;
+  if (m.headers) for (const h of Object.values(m.headers)) n += h.length;
+  return n;
+}
+
+const toKafkaMessage = (m: OutMessage) => ({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}), ...(m.headers ? { headers: m.headers } : {}) });
 
 /**
  * A durable, batching sender: messages queued in one tick go out as one request per topic
@@ -146,7 +157,7 @@ export class BatchingSender {
 
   /** Sends now and resolves once the broker has acknowledged it durably. */
   async sendNow(msg: OutMessage): Promise<void> {
-    await this.producer.send({ topic: msg.topic, acks: -1, messages: [{ key: msg.key, value: msg.value, ...(msg.partition !== undefined ? { partition: msg.partition } : {}) }] });
+    await this.producer.send({ topic: msg.topic, acks: -1, messages: [toKafkaMessage(msg)] });
   }
 
   private async flush(): Promise<void> {
@@ -157,8 +168,8 @@ export class BatchingSender {
         // limit); the rest waits for the next round.
         let take = 0;
         let bytes = 0;
-        while (take < this.queue.length && (take === 0 || bytes + this.queue[take]!.value.length < MAX_REQUEST_BYTES)) {
-          bytes += this.queue[take]!.value.length;
+        while (take < this.queue.length && (take === 0 || bytes + recordBytes(this.queue[take]!) < MAX_REQUEST_BYTES)) {
+          bytes += recordBytes(this.queue[take]!);
           take++;
         }
         await this.sendAll(this.queue.splice(0, take), false);
@@ -191,7 +202,7 @@ export class BatchingSender {
           acks: -1,
           topicMessages: [...byTopic].map(([topic, msgs]) => ({
             topic,
-            messages: msgs.map((m) => ({ key: m.key, value: m.value, ...(m.partition !== undefined ? { partition: m.partition } : {}) })),
+            messages: msgs.map(toKafkaMessage),
           })),
         });
         return;

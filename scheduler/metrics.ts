@@ -186,7 +186,7 @@ export class SchedulerMetrics {
     this.retries = new Counter({ name: "distx_task_retries_total", help: "Task attempts re-queued after a lost agent or a transient failure.", registers: [registry] });
     this.rejectedUpdates = new Counter({
       name: "distx_rejected_updates_total",
-      help: "Task updates dropped because they did not come from the node and attempt the task was given to (update-guard.ts).",
+      help: "Task updates dropped because they did not come from the node and attempt the task was given to (update-guard.ts), and Kafka task-event records refused before decoding because their node signature was missing or wrong (one per record; record-verifier.ts).",
       labelNames: ["reason"],
       registers: [registry],
     });

@@ -182,10 +182,23 @@ export class Scheduler {
     if (this.bus) {
       const bus = this.bus;
       this.core.journal = (rec) => bus.appendSubmission(rec);
+      const verifier = security.recordVerifier;
+      const warned = new Map<string, number>();
       await bus.consume(
         {
           submission: (rec) => this.core.adopt(rec),
           rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
+          ...(verifier && {
+            verify: (topic, key, value, headers) => verifier.verify(topic, key, value, headers),
+            eventRejected: (reason, claimedNodeId) => {
+              this.core.emit("update_rejected", reason, claimedNodeId);
+              // Counted every time; logged at most every 10 s per reason (a flood of forgeries must not flood the log).
+              const now = Date.now();
+              if (now - (warned.get(reason) ?? 0) < 10_000) return;
+              warned.set(reason, now);
+              this.log.warn({ event: "kafka_record_refused", reason, claimedNodeId }, "refused a task-event record from Kafka: its node signature is missing or does not prove the node it claims");
+            },
+          }),
           event: (rec) => this.core.onTaskUpdate(rec.nodeId, rec.update),
           load: (sample) => this.registry.setLoad(sample.nodeId, sample.load as NodeLoad),
         },

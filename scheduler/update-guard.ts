@@ -3,10 +3,13 @@
 // documented late-result case: a node we gave up on, or one we took a not-yet-started task back
 // from, may still finish its attempt, and if the task is unfinished its result is the first).
 // Everything else is dropped and counted by reason in distx_rejected_updates_total.
+// Over Kafka, a record's node id is first proven by its signature (common/record-signature.ts);
+// records refused there are counted here too, by the reasons RECORD_REJECT_REASONS names.
+import { RECORD_REJECT_REASONS, type RecordRejectReason } from "../common/record-signature.js";
 import type { TaskRecord } from "./model.js";
 
-export type RejectReason = "unknown_task" | "not_assigned" | "wrong_attempt";
-export const REJECT_REASONS: readonly RejectReason[] = ["unknown_task", "not_assigned", "wrong_attempt"];
+export type RejectReason = "unknown_task" | "not_assigned" | "wrong_attempt" | RecordRejectReason;
+export const REJECT_REASONS: readonly RejectReason[] = ["unknown_task", "not_assigned", "wrong_attempt", ...RECORD_REJECT_REASONS];
 
 /** Earlier holders kept per task: attempts are ≤ 100 and take-backs rare, so this bound is loose. */
 const MAX_FORMER_HOLDERS = 32;

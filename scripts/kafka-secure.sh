@@ -8,7 +8,7 @@
 #   scripts/kafka-secure.sh up|down|status|restart|wipe|env|acls PREFIX
 # `env` prints the export lines the tests read (DISTX_TEST_KAFKA_SECURE, DISTX_TEST_KAFKA_SECURE_DIR);
 # `acls PREFIX` grants the role ACLs for another topic prefix (up grants them for
-# $KAFKA_SECURE_ACL_PREFIXES, default "distx distx-test").
+# $KAFKA_SECURE_ACL_PREFIXES, default "distx distx-test distx-nodeid").
 # Files in the secrets dir: ca.pem, {admin,scheduler,agent}.password, admin.properties.
 # Env: KAFKA_SECURE_PORT (9094), controller port = port + 1000, KAFKA_HOME (.cache/kafka).
 set -euo pipefail
@@ -139,8 +139,9 @@ acls() {
   touch "$RUN/acls-$p"
 }
 
-# "distx" is the default prefix; "distx-test" is the one test/e2e/backends/secure-kafka.test.ts uses.
-default_acls() { for p in ${KAFKA_SECURE_ACL_PREFIXES:-distx distx-test}; do acls "$p"; done; }
+# "distx" is the default prefix; "distx-test" is the one test/e2e/backends/secure-kafka.test.ts uses,
+# "distx-nodeid" test/e2e/security/kafka-node-identity.test.ts's (its own topics on the shared broker).
+default_acls() { for p in ${KAFKA_SECURE_ACL_PREFIXES:-distx distx-test distx-nodeid}; do acls "$p"; done; }
 
 up() {
   if pid="$(running_pid)"; then default_acls; return 0; fi

@@ -36,6 +36,20 @@ interface Row {
   cpuMsPer1k: number;
   /** The same, split by process (user + system of each, threads included), ms per 1,000 tasks. */
   cpuByProcess?: Record<string, number>;
+  /** Kafka: records on the task-events topic after the run, warm-up included (one signature each in a secure cluster). */
+  eventRecords?: number;
+}
+
+/** Records written to `<prefix>.task-events` so far (the sum of its partitions' end offsets). */
+async function taskEventRecords(prefix: string): Promise<number> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({ clientId: "bench-offsets", brokers: kafka.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(`${prefix}.task-events`)).reduce((sum, p) => sum + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Busy CPU time of the whole machine so far, ms (from /proc/stat; steal and idle excluded). */
@@ -121,19 +135,19 @@ type Mode = "memory" | "kafka+redis" | "memory --insecure";
  * the CLI, and this process as the client. Tiny tasks rely on the defaults (prefetch 2, pipeline
  * window 100 ms); only the result cache is off, so every task really runs.
  */
-async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, kernelId: string, cluster: LocalCluster) => Promise<T>): Promise<T> {
+async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, kernelId: string, cluster: LocalCluster, topicPrefix: string) => Promise<T>, cli?: string): Promise<T> {
   const prefix = `bench${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_TASKS_PER_JOB: "1000000" };
   const schedulerArgs = ["--drain-grace-ms", "0"];
   if (mode === "kafka+redis") {
     schedulerArgs.push("--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
-  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs(), insecure: mode === "memory --insecure" });
+  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-queue-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false, nodeArgs: nodeArgs(), insecure: mode === "memory --insecure", ...(cli ? { cliEntry: cli } : {}) });
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
     const { kernelId } = await client.registerKernel(await readFile(path.join(repoRoot(), "build/kernels/saxpy.wasm")), { name: "saxpy" });
-    return await body(client, kernelId, cluster);
+    return await body(client, kernelId, cluster, prefix);
   } finally {
     client.close();
     await cluster.stop(2000);
@@ -204,8 +218,9 @@ async function bullmqSequential(): Promise<LatencyRow> {
   });
 }
 
-async function distx(mode: Mode, work: "no-op" | "saxpy-4k"): Promise<Row> {
-  return withCluster(mode, async (client, kernelId, cluster) => {
+/** `cli`: another build's dist/cli/main.js for the scheduler and agent (a baseline); default this one. */
+async function distx(mode: Mode, work: "no-op" | "saxpy-4k", cli?: string): Promise<Row> {
+  return withCluster(mode, async (client, kernelId, cluster, topicPrefix) => {
     const n = work === "no-op" ? 0 : 4096;
     // The small kernel's tasks carry 32 KiB each: they go as several jobs of 1,500 (one job stays
     // under the 64 MiB Kafka submission limit), submitted together.
@@ -241,8 +256,9 @@ async function distx(mode: Mode, work: "no-op" | "saxpy-4k"): Promise<Row> {
     const failed = jobs.find((j) => j.state !== "JOB_STATE_SUCCEEDED");
     if (failed) throw new Error(`bench job ended ${failed.state}`);
     latencies.sort((a, b) => a - b);
-    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess };
-  });
+    const eventRecords = mode === "kafka+redis" ? await taskEventRecords(topicPrefix) : undefined;
+    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess, ...(eventRecords !== undefined ? { eventRecords } : {}) };
+  }, cli);
 }
 
 async function bullmq(): Promise<Row> {
@@ -458,8 +474,90 @@ async function tlsEchoFloor(): Promise<{ calls: number; rounds: number; plainP50
   }
 }
 
+/**
+ * The cost of signing agents' Kafka records (common/record-signature.ts): no-op throughput on
+ * Kafka+Redis (secure, the default) with this build against a baseline build without signing
+ * (BENCH_BASELINE_CLI=<its dist/cli/main.js>, e.g. a worktree of the commit before), rounds
+ * interleaved, same run. Writes bench/results/queue-kafka-signing.{json,md}.
+ */
+async function kafkaSigningCost(baselineCli: string): Promise<never> {
+  const load0 = os.loadavg();
+  const through: Record<"signed" | "baseline", Row[]> = { signed: [], baseline: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const k of i % 2 ? (["baseline", "signed"] as const) : (["signed", "baseline"] as const)) {
+      const row = await distx("kafka+redis", "no-op", k === "baseline" ? baselineCli : undefined);
+      console.log(JSON.stringify({ build: k, ...row }));
+      through[k].push(row);
+    }
+  }
+  const load1 = os.loadavg();
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const tps = (k: "signed" | "baseline") => med(through[k].map((r) => r.tasksPerSecond));
+  // What one record's signature costs here and now (4 KiB: larger than a no-op turn's record, so an upper bound).
+  const records = med(through.signed.map((r) => r.eventRecords ?? NaN));
+  const perRecord = await signatureCost(4096);
+  const recordsPer1k = (records * 1000) / (TASKS + 500);
+  const cpu = (k: "signed" | "baseline", proc: string) => med(through[k].map((r) => Object.entries(r.cpuByProcess ?? {}).find(([n]) => n.startsWith(proc))?.[1] ?? NaN));
+  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(" / ");
+  const md = [
+    `# Cost of signed Kafka records (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version})`,
+    "",
+    `Load average (1 / 5 / 15 min) at start ${load(load0)}, at end ${load(load1)}: a shared machine, so the comparison is made inside one run.`,
+    "",
+    `${TASKS} no-op tasks submitted at once, Kafka + Redis, TLS + tokens (the default), one agent with 2 workers; ${ROUNDS} rounds, the two builds interleaved, median. Baseline: ${baselineCli}.`,
+    "",
+    "| build | no-op tasks/s | rounds | × baseline | CPU scheduler ms / 1k tasks | CPU agent ms / 1k tasks |",
+    "| --- | ---: | --- | ---: | ---: | ---: |",
+    ...(["baseline", "signed"] as const).map(
+      (k) => `| ${k === "signed" ? "signed records (this build)" : "unsigned (baseline build)"} | ${tps(k).toFixed(0)} | ${through[k].map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("baseline")).toFixed(3)} | ${cpu(k, "scheduler").toFixed(0)} | ${cpu(k, "agent").toFixed(0)} |`,
+    ),
+    "",
+    `Task-event records per 1,000 tasks (one turn's updates each; warm-up included): signed build ${recordsPer1k.toFixed(0)}, baseline ${((med(through.baseline.map((r) => r.eventRecords ?? NaN)) * 1000) / (TASKS + 500)).toFixed(0)}.`,
+    `One record's signature, measured in this process at the end of the run (${perRecord.bytes}-byte value, ${perRecord.n} records): sign ${perRecord.signUs.toFixed(0)} µs, verify ${perRecord.verifyUs.toFixed(0)} µs (CPU, on the thread pool),`,
+    `i.e. about ${((recordsPer1k * perRecord.signUs) / 1000).toFixed(1)} ms of agent CPU and ${((recordsPer1k * perRecord.verifyUs) / 1000).toFixed(1)} ms of scheduler CPU per 1,000 tasks.`,
+  ].join("\n");
+  console.log(md);
+  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
+  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-signing.json"), JSON.stringify({ tasks: TASKS, baselineCli, loadAverage: { start: load0, end: load1 }, through, recordsPer1k, perRecord }, null, 2));
+  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-signing.md"), md + "\n");
+  process.exit(0);
+}
+
+/** Sign and verify `n` records of `bytes` with a real node certificate (CPU µs per record, each). */
+async function signatureCost(bytes: number, n = 2000): Promise<{ bytes: number; n: number; signUs: number; verifyUs: number }> {
+  const { X509Certificate } = await import("node:crypto");
+  const { createCa, createCsr, signNodeCsr } = await import("../../scheduler/auth/pki.js");
+  const { recordSigner } = await import("../../common/record-signature.js");
+  const { RecordVerifier } = await import("../../scheduler/auth/record-verifier.js");
+  const ca = await createCa("bench CA");
+  const csr = await createCsr();
+  const nodeId = "node-00c0ffee";
+  const identity = { keyPem: csr.keyPem, certPem: (await signNodeCsr(ca.certPem, ca.keyPem, csr.csrPem, nodeId)).certPem };
+  const signer = recordSigner(() => identity);
+  const verifier = new RecordVerifier(() => [new X509Certificate(ca.certPem)], { isRevoked: () => false });
+  const value = Buffer.alloc(Math.max(1, bytes), 7);
+  const key = Buffer.from(nodeId);
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  let c0 = cpu();
+  const headers = [];
+  for (let i = 0; i < n; i++) headers.push(signer.headers("bench.task-events", nodeId, value));
+  const signUs = (cpu() - c0) / n;
+  c0 = cpu();
+  // One at a time, so the thread pool's work lands in this process's CPU time just the same.
+  for (const h of headers) if ((await verifier.verify("bench.task-events", key, value, h)).rejected) throw new Error("bench signature refused");
+  const verifyUs = (cpu() - c0) / n;
+  return { bytes, n, signUs, verifyUs };
+}
+
 // After every declaration the TLS bench uses (a top-level await runs in place).
 if (process.env.BENCH_TLS === "1") await tlsCost();
+if (process.env.BENCH_KAFKA_SIGNING === "1") {
+  if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SIGNING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
+  await kafkaSigningCost(process.env.BENCH_BASELINE_CLI);
+}
 
 const runs: [string, () => Promise<Row>][] = [
   ["bullmq", () => bullmq()],

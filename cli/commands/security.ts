@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { DistributeXClient } from "../../client/index.js";
 import { defaultDataDir } from "../../common/config.js";
-import { caPin, ensurePki } from "../../scheduler/auth/pki.js";
+import { caPin, ensurePki, retireOldCa, rotateCa } from "../../scheduler/auth/pki.js";
 import { MemoryTokenStore } from "../../scheduler/auth/token-stores.js";
 import { adminTokenFile, ensureAdminToken } from "../../scheduler/auth/bootstrap.js";
 import { createLogger } from "../../common/logger.js";
@@ -41,10 +41,42 @@ export function registerSecurityCommands(program: Command, schedulerOption: (cmd
         const profile = { scheduler: opts.scheduler, caFile: pki.paths.caCert, tokenFile: adminTokenFile(dir) };
         await fs.writeFile(path.join(dir, "client.json"), JSON.stringify(profile, null, 2) + "\n", { mode: 0o600 });
         console.log(`${pki.created ? "created" : "kept the existing"} cluster PKI in ${pki.paths.dir}`);
-        console.log(`CA hash:       ${caPin(pki.caPem)}`);
+        console.log(`CA hash:       ${caPin(pki.servingCaPem)}`);
         console.log(`admin token:   ${profile.tokenFile} (0600)`);
         console.log(`client profile: ${path.join(dir, "client.json")}`);
         console.log(`next: distx scheduler --data-dir ${dir}   then   distx join-token create`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  // CA rotation without downtime (docs/security.md, Rotation): run on the scheduler's data dir;
+  // a running scheduler picks the change up within a second.
+  const ca = program.command("ca").description("rotate the cluster CA without downtime (operator, on the scheduler's data dir)");
+  ca.command("rotate")
+    .description("create a new CA trusted beside the current one; joins and renewals get certificates from the new one")
+    .option("--data-dir <dir>", "cluster data dir (default $DISTX_HOME or ~/.distx)")
+    .action(async (opts: { dataDir?: string }) => {
+      try {
+        const dir = path.resolve(opts.dataDir ?? defaultDataDir());
+        const { newCaPem, oldCaPem } = await rotateCa(dir);
+        console.log(`new CA:      ${caPin(newCaPem)} (issues node certificates from now on)`);
+        console.log(`old CA:      ${caPin(oldCaPem)} (still trusted; the scheduler's certificate is still from it)`);
+        console.log(`trust both:  ${path.join(dir, "pki", "ca.crt")} (clients using the profile have it; copy it to clients that use --ca)`);
+        console.log("next: wait until every agent has renewed (2/3 of its certificate's lifetime), then: distx ca retire-old");
+      } catch (err) {
+        fail(err);
+      }
+    });
+  ca.command("retire-old")
+    .description("end a CA rotation: the scheduler's certificate comes from the new CA and the old CA is no longer trusted")
+    .option("--data-dir <dir>", "cluster data dir (default $DISTX_HOME or ~/.distx)")
+    .action(async (opts: { dataDir?: string }) => {
+      try {
+        const dir = path.resolve(opts.dataDir ?? defaultDataDir());
+        const { retiredCaPem } = await retireOldCa(dir);
+        console.log(`retired CA:  ${caPin(retiredCaPem)} (certificates from it are refused from now on)`);
+        console.log(`CA hash:     ${caPin((await ensurePki(dir)).servingCaPem)} (for new join tokens)`);
       } catch (err) {
         fail(err);
       }

@@ -5,7 +5,7 @@
 // but it signs certificates only with RSA.
 import "reflect-metadata"; // @peculiar/x509 resolves its parsers through tsyringe, which needs it
 import * as x509 from "@peculiar/x509";
-import { createHash, KeyObject, randomBytes, webcrypto } from "node:crypto";
+import { createHash, createPublicKey, KeyObject, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 
@@ -36,11 +36,47 @@ export const pkiPaths = (dataDir: string): PkiPaths => {
 };
 
 export interface ClusterPki {
+  /**
+   * What `pki/ca.crt` holds: the CAs everyone trusts. One CA, or two during a CA rotation (the
+   * new one first, then the old one: `distx ca rotate` … `distx ca retire-old`). Clients, agents
+   * and the scheduler's check of node certificates trust every CA in it.
+   */
   caPem: string;
+  /** The CA new node and scheduler certificates are issued from (the first in ca.crt; its key is ca.key). */
+  signingCaPem: string;
   caKeyPem: string;
+  /** The CA that issued the scheduler certificate being served (the old one until the old CA is retired). */
+  servingCaPem: string;
   serverCertPem: string;
   serverKeyPem: string;
   paths: PkiPaths;
+}
+
+/** The certificates of a PEM bundle, each as its own PEM text. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? [];
+}
+
+/** The bundle's CA that issued `certPem` (signature checked), or undefined. */
+function issuerIn(bundle: string[], certPem: string): string | undefined {
+  const cert = new X509Certificate(certPem);
+  return bundle.find((ca) => {
+    const c = new X509Certificate(ca);
+    return cert.checkIssued(c) && cert.verify(c.publicKey);
+  });
+}
+
+/** The PKI as read from its files: which CA signs, which one issued the served certificate. Throws when they do not fit together. */
+function assemble(caPem: string, caKeyPem: string, serverCertPem: string, serverKeyPem: string, paths: PkiPaths): ClusterPki {
+  const cas = splitPem(caPem);
+  const signingCaPem = cas[0];
+  if (!signingCaPem) throw new Error(`${paths.caCert} holds no certificate`);
+  const signing = new X509Certificate(signingCaPem);
+  if (!signing.publicKey.equals(createPublicKey(caKeyPem))) throw new Error(`${paths.caKey} is not the key of the first CA in ${paths.caCert}`);
+  if (!new X509Certificate(serverCertPem).publicKey.equals(createPublicKey(serverKeyPem))) throw new Error(`${paths.serverKey} is not the key of ${paths.serverCert}`);
+  const servingCaPem = issuerIn(cas, serverCertPem);
+  if (!servingCaPem) throw new Error(`${paths.serverCert} was not issued by a CA in ${paths.caCert}`);
+  return { caPem, signingCaPem, caKeyPem, servingCaPem, serverCertPem, serverKeyPem, paths };
 }
 
 const serial = () => {
@@ -138,8 +174,7 @@ async function issue(o: IssueOptions): Promise<x509.X509Certificate> {
 export async function ensurePki(dataDir: string, hosts: string[] = []): Promise<ClusterPki & { created: boolean }> {
   const paths = pkiPaths(dataDir);
   if (existsSync(paths.caCert) && existsSync(paths.caKey) && existsSync(paths.serverCert) && existsSync(paths.serverKey)) {
-    const [caPem, caKeyPem, serverCertPem, serverKeyPem] = await Promise.all([paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((f) => fs.readFile(f, "utf8")));
-    return { caPem: caPem!, caKeyPem: caKeyPem!, serverCertPem: serverCertPem!, serverKeyPem: serverKeyPem!, paths, created: false };
+    return { ...(await loadPki(dataDir)), created: false };
   }
   await fs.mkdir(paths.dir, { recursive: true, mode: 0o700 });
   let caPem: string;
@@ -153,10 +188,62 @@ export async function ensurePki(dataDir: string, hosts: string[] = []): Promise<
     await writeSecret(paths.caKey, caKeyPem);
     await fs.writeFile(paths.caCert, caPem, { mode: 0o644 });
   }
-  const server = await issueServerCertificate(caPem, caKeyPem, hosts);
+  const server = await issueServerCertificate(splitPem(caPem)[0]!, caKeyPem, hosts);
   await writeSecret(paths.serverKey, server.keyPem);
   await fs.writeFile(paths.serverCert, server.certPem, { mode: 0o644 });
-  return { caPem, caKeyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem, paths, created: true };
+  return { ...assemble(caPem, caKeyPem, server.certPem, server.keyPem, paths), created: true };
+}
+
+/** Reads the cluster PKI of `<dataDir>/pki` (all four files must be there); throws if they do not fit together. */
+export async function loadPki(dataDir: string): Promise<ClusterPki> {
+  const paths = pkiPaths(dataDir);
+  const [caPem, caKeyPem, serverCertPem, serverKeyPem] = await Promise.all([paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((f) => fs.readFile(f, "utf8")));
+  return assemble(caPem!, caKeyPem!, serverCertPem!, serverKeyPem!, paths);
+}
+
+/**
+ * CA rotation, step 1 (`distx ca rotate`): a new CA, trusted beside the old one. ca.crt becomes
+ * "new, old" and ca.key the new CA's key, so new node certificates (joins, and every renewal:
+ * renewal moves nodes over) come from the new CA, and joins and renewals hand out both CAs. The
+ * scheduler keeps serving its certificate from the old CA, which every agent and client already
+ * trusts, until step 2. Running schedulers pick the change up by themselves (ClusterSecurity
+ * watches the files). Refused while a rotation is under way (two CAs already).
+ */
+export async function rotateCa(dataDir: string): Promise<{ newCaPem: string; oldCaPem: string }> {
+  const pki = await loadPki(dataDir);
+  const cas = splitPem(pki.caPem);
+  if (cas.length > 1) throw new Error(`a CA rotation is already under way (${pki.paths.caCert} holds ${cas.length} CAs): run \`distx ca retire-old\` first`);
+  const next = await createCa();
+  // The key first: a reader that sees the new ca.crt with the old key refuses the pair (assemble) and reads again later.
+  await writeSecret(pki.paths.caKey, next.keyPem);
+  await writePublic(pki.paths.caCert, `${next.certPem.trim()}\n${cas[0]!.trim()}\n`);
+  return { newCaPem: next.certPem, oldCaPem: cas[0]! };
+}
+
+/**
+ * CA rotation, step 2 (`distx ca retire-old`): the scheduler gets a certificate from the new CA
+ * (same names as before), and ca.crt keeps only the new CA. From then on a certificate from the
+ * old CA is refused, so do this once every agent has renewed (each renews at 2/3 of its
+ * certificate's lifetime) and every client has the new ca.crt (the client profile points at it).
+ */
+export async function retireOldCa(dataDir: string): Promise<{ retiredCaPem: string }> {
+  const pki = await loadPki(dataDir);
+  const cas = splitPem(pki.caPem);
+  if (cas.length < 2) throw new Error(`no CA rotation is under way (${pki.paths.caCert} holds one CA): \`distx ca rotate\` starts one`);
+  const served = new X509Certificate(pki.serverCertPem);
+  const names = (served.subjectAltName ?? "").split(/,\s*/).map((n) => n.replace(/^(DNS|IP Address):/, "")).filter((n) => n && !n.startsWith("URI:"));
+  const server = await issueServerCertificate(pki.signingCaPem, pki.caKeyPem, names);
+  // The served certificate before the bundle shrinks: while both CAs are trusted, either certificate verifies.
+  await writeSecret(pki.paths.serverKey, server.keyPem);
+  await writePublic(pki.paths.serverCert, server.certPem);
+  await writePublic(pki.paths.caCert, pki.signingCaPem);
+  return { retiredCaPem: cas.slice(1).join("") };
+}
+
+async function writePublic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, text, { mode: 0o644 });
+  await fs.rename(tmp, file);
 }
 
 const IP_PATTERN = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;

@@ -110,24 +110,43 @@ export function guardService<H extends object>(service: grpc.ServiceDefinition, 
       out[name] = handler;
       continue;
     }
+    const refuse = (call: Parameters<Handler>[0], callback: Parameters<Handler>[1], err: unknown): void => {
+      const status = toServiceError(err);
+      if (callback) callback(status);
+      else call.emit("error", status);
+    };
+    /** Authorizes a known caller and runs the handler; false (after answering) when refused. */
+    const admit = (call: Parameters<Handler>[0], callback: Parameters<Handler>[1], who: Principal): boolean => {
+      try {
+        options.authorize(name, who);
+      } catch (err) {
+        refuse(call, callback, err);
+        return false;
+      }
+      setPrincipal(call, who);
+      return true;
+    };
     out[name] = (call, callback) => {
-      authenticate(call, ctx)
-        .then((who) => {
-          options.authorize(name, who);
-          setPrincipal(call, who);
-        })
-        .then(
-          // Outside the catch: a handler answers for itself, never twice. A stream the caller
-          // dropped while it was being authenticated is not started (its listeners would never go).
-          () => {
-            if (!call.cancelled) handler(call, callback);
-          },
-          (err: unknown) => {
-            const status = toServiceError(err);
-            if (callback) callback(status);
-            else call.emit("error", status);
-          },
-        );
+      let who: Principal | Promise<Principal>;
+      try {
+        who = authenticate(call, ctx);
+      } catch (err) {
+        refuse(call, callback, err);
+        return;
+      }
+      // The common case (a token verified within the last second, a node certificate): the handler
+      // runs in this tick. Outside the try: a handler answers for itself, never twice.
+      if (!(who instanceof Promise)) {
+        if (admit(call, callback, who)) handler(call, callback);
+        return;
+      }
+      who.then(
+        // A stream the caller dropped while it was being authenticated is not started (its listeners would never go).
+        (principal) => {
+          if (admit(call, callback, principal) && !call.cancelled) handler(call, callback);
+        },
+        (err: unknown) => refuse(call, callback, err),
+      );
     };
   }
   return out as unknown as H;

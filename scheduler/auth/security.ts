@@ -2,16 +2,17 @@
 // the revocation list, TLS 1.3 server credentials, and the node lifecycle operations (join,
 // renew, remove). One instance per scheduler, built at start (docs/security.md).
 import { EventEmitter } from "node:events";
-import { promises as fs } from "node:fs";
+import { promises as fs, statSync } from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import type { Redis } from "ioredis";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
 import { unauthenticated } from "./authenticate.js";
-import { caPin, ensurePki, NODE_LIFETIME_MS, signNodeCsr, type ClusterPki } from "./pki.js";
+import { caPin, ensurePki, loadPki, NODE_LIFETIME_MS, signNodeCsr, splitPem, type ClusterPki } from "./pki.js";
+import { RecordVerifier } from "./record-verifier.js";
 import { Revocations } from "./revocations.js";
 import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
 
@@ -32,16 +33,27 @@ export interface SecuritySettings {
  */
 class Tls13ServerCredentials extends grpc.ServerCredentials {
   constructor(pki: ClusterPki) {
-    super(
-      { requestCert: true, rejectUnauthorized: false },
-      // The chain includes the CA so that a joining agent can check it against its pin.
-      { ca: pki.caPem, cert: `${pki.serverCertPem.trim()}\n${pki.caPem.trim()}\n`, key: pki.serverKeyPem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3" },
-    );
+    super({ requestCert: true, rejectUnauthorized: false }, Tls13ServerCredentials.contextOptions(pki));
   }
+
+  /** Client certificates from any CA of ca.crt verify (both, during a CA rotation). */
+  static contextOptions(pki: ClusterPki) {
+    // The chain includes the issuing CA so that a joining agent can check it against its pin.
+    return { ca: pki.caPem, cert: `${pki.serverCertPem.trim()}\n${pki.servingCaPem.trim()}\n`, key: pki.serverKeyPem, minVersion: "TLSv1.3" as const, maxVersion: "TLSv1.3" as const };
+  }
+
+  /** New certificates for connections from now on (grpc-js applies them with setSecureContext); open ones keep theirs. */
+  reload(pki: ClusterPki): void {
+    this.updateSecureContextOptions(Tls13ServerCredentials.contextOptions(pki));
+  }
+
   _equals(other: grpc.ServerCredentials): boolean {
     return other === this;
   }
 }
+
+/** How often a running scheduler looks whether `distx ca rotate|retire-old` changed its PKI files. */
+export const PKI_WATCH_MS = 1000;
 
 export const DEFAULT_JOIN_TTL_MS = 3_600_000;
 export const INSECURE_WARNING_INTERVAL_MS = 60_000;
@@ -51,9 +63,13 @@ export class ClusterSecurity extends EventEmitter {
   /** Node certificate lifetime (tests shorten it to exercise renewal). */
   nodeCertLifetimeMs = Number(process.env.DISTX_NODE_CERT_LIFETIME_MS) || NODE_LIFETIME_MS;
 
+  private pkiWatch?: NodeJS.Timeout;
+  private credentials?: Tls13ServerCredentials;
+
   private constructor(
     readonly insecure: boolean,
-    readonly pki: ClusterPki | undefined,
+    /** Replaced as a whole when the files change (a CA rotation); never edited in place. */
+    public pki: ClusterPki | undefined,
     readonly tokens: TokenStore,
     readonly revocations: Revocations,
     private readonly log: Logger,
@@ -66,7 +82,7 @@ export class ClusterSecurity extends EventEmitter {
     if (settings.insecure) return new ClusterSecurity(true, undefined, tokens, Revocations.inMemory(), log);
     const pki = await ensurePki(settings.dataDir, settings.certHosts.split(",").filter(Boolean));
     if (pki.created) {
-      log.info({ event: "pki_created", dir: pki.paths.dir, caHash: caPin(pki.caPem) }, `created the cluster CA and scheduler certificate in ${pki.paths.dir}`);
+      log.info({ event: "pki_created", dir: pki.paths.dir, caHash: caPin(pki.servingCaPem) }, `created the cluster CA and scheduler certificate in ${pki.paths.dir}`);
     }
     const revocations =
       redis
@@ -75,6 +91,7 @@ export class ClusterSecurity extends EventEmitter {
           })
         : await Revocations.file(path.join(settings.dataDir, "revoked.json"));
     const security = new ClusterSecurity(false, pki, tokens, revocations, log);
+    security.watchPki();
     // A node another scheduler removed: its sessions here end too, as if removed here.
     revocations.on("node_revoked", (nodeId) => {
       log.warn({ event: "node_removed", nodeId, by: "another scheduler" }, "node removed through another scheduler; its certificate is refused from now on");
@@ -99,6 +116,68 @@ export class ClusterSecurity extends EventEmitter {
     await fs.writeFile(file, token + "\n", { mode: 0o600 });
   }
 
+  private verifier?: RecordVerifier;
+
+  /**
+   * Checks the node signature on agents' Kafka records (task events, load samples); undefined
+   * with --insecure, where a record's key is believed as before.
+   */
+  get recordVerifier(): RecordVerifier | undefined {
+    if (!this.pki) return undefined;
+    return (this.verifier ??= new RecordVerifier(() => this.trustedCas, this.revocations));
+  }
+
+  private trustedCasOf?: { pki: ClusterPki; cas: X509Certificate[] };
+  /** Every CA of ca.crt (two during a rotation), parsed once per PKI. */
+  private get trustedCas(): X509Certificate[] {
+    if (!this.pki) return [];
+    if (this.trustedCasOf?.pki !== this.pki) this.trustedCasOf = { pki: this.pki, cas: splitPem(this.pki.caPem).map((c) => new X509Certificate(c)) };
+    return this.trustedCasOf.cas;
+  }
+
+  /**
+   * Watches the PKI files so that `distx ca rotate` and `distx ca retire-old`, run on this data
+   * dir, take effect without a restart: new TLS settings for new connections, the new signing CA
+   * for joins and renewals, the new trust for node certificates and signed Kafka records. A set
+   * of files caught half-written (a key that does not fit its certificate) is read again on the
+   * next look; until then the last good PKI stays in force.
+   */
+  private watchPki(): void {
+    const files = this.pki ? [this.pki.paths.caCert, this.pki.paths.caKey, this.pki.paths.serverCert, this.pki.paths.serverKey] : [];
+    const stamp = () => files.map((f) => { try { const st = statSync(f); return `${st.mtimeMs}:${st.size}:${st.ino}`; } catch { return "-"; } }).join("|");
+    let seen = stamp();
+    let loading = false;
+    this.pkiWatch = setInterval(() => {
+      const now = stamp();
+      if (now === seen || loading || !this.pki) return;
+      loading = true;
+      loadPki(path.dirname(this.pki.paths.dir)).then(
+        (next) => {
+          loading = false;
+          seen = now;
+          this.applyPki(next);
+        },
+        (err: Error) => {
+          loading = false;
+          this.log.warn({ event: "pki_reload_failed", err: err.message }, "the PKI files changed but do not fit together (yet); keeping the current ones and looking again");
+        },
+      );
+    }, PKI_WATCH_MS);
+    this.pkiWatch.unref();
+  }
+
+  private applyPki(next: ClusterPki): void {
+    const before = this.pki;
+    if (before && before.caPem === next.caPem && before.caKeyPem === next.caKeyPem && before.serverCertPem === next.serverCertPem) return;
+    this.pki = next;
+    this.credentials?.reload(next);
+    this.verifier?.reset();
+    this.log.warn(
+      { event: "pki_reloaded", trustedCas: splitPem(next.caPem).map(caPin), signingCa: caPin(next.signingCaPem), servingCa: caPin(next.servingCaPem) },
+      "cluster PKI reloaded (CA rotation): new connections, joins and renewals use it now",
+    );
+  }
+
   /** One context for the scheduler's life: it holds the cache of verified tokens. */
   private readonly authContext: AuthenticationContext;
 
@@ -107,11 +186,13 @@ export class ClusterSecurity extends EventEmitter {
   }
 
   serverCredentials(): grpc.ServerCredentials {
-    return this.pki ? new Tls13ServerCredentials(this.pki) : grpc.ServerCredentials.createInsecure();
+    if (!this.pki) return grpc.ServerCredentials.createInsecure();
+    return (this.credentials ??= new Tls13ServerCredentials(this.pki));
   }
 
+  /** The pin a joining agent checks: the CA that issued the certificate served now (the old one during a rotation). */
   get caHash(): string | undefined {
-    return this.pki && caPin(this.pki.caPem);
+    return this.pki && caPin(this.pki.servingCaPem);
   }
 
   /** --insecure is loud: one warning at start and one every minute after. */
@@ -126,6 +207,7 @@ export class ClusterSecurity extends EventEmitter {
 
   stop(): void {
     clearInterval(this.warnTimer);
+    clearInterval(this.pkiWatch);
     this.revocations.close();
   }
 
@@ -133,7 +215,7 @@ export class ClusterSecurity extends EventEmitter {
     if (!this.pki) throw failedPrecondition("the cluster runs with --insecure: agents connect without joining");
     const { token, record } = await issueToken(this.tokens, { kind: "join", ttlMs, uses, description: description || "agent join" });
     this.log.info({ event: "join_token_created", tokenId: record.id, uses, expiresAtMs: record.expiresAtMs }, "join token created");
-    return { token, caHash: caPin(this.pki.caPem), expiresAtMs: record.expiresAtMs ?? 0 };
+    return { token, caHash: caPin(this.pki.servingCaPem), expiresAtMs: record.expiresAtMs ?? 0 };
   }
 
   /** Takes one use of the join token, assigns a node id and signs the agent's CSR for it. */
@@ -161,7 +243,8 @@ export class ClusterSecurity extends EventEmitter {
 
   private async sign(csrPem: string, nodeId: string) {
     try {
-      return await signNodeCsr(this.pki!.caPem, this.pki!.caKeyPem, csrPem, nodeId, this.nodeCertLifetimeMs);
+      // From the signing CA: during a rotation the new one, so renewal moves nodes over.
+      return await signNodeCsr(this.pki!.signingCaPem, this.pki!.caKeyPem, csrPem, nodeId, this.nodeCertLifetimeMs);
     } catch (err) {
       throw invalidArgument(`bad certificate request: ${(err as Error).message}`);
     }

@@ -9,6 +9,7 @@ import type { BlobRefShape } from "./types.js";
 import type { AssignmentIn, CancellationIn, JobSubmission, JobSubmissionIn, TaskUpdate } from "../../common/types.js";
 import type { LoadSample } from "../../common/kafka-wire.js";
 import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
+import type { RecordRejectReason, VerifyRecord } from "../../common/record-signature.js";
 
 export interface SubmissionRecord {
   jobId: string;
@@ -45,6 +46,13 @@ export interface BusHandlers {
   load(sample: LoadSample): void;
   /** A record dropped before it reached a handler (undecodable, oversized, malformed), by topic kind. */
   rejected?(topic: "submissions" | "node-load", reason: string): void;
+  /**
+   * Secure clusters: proves which node wrote a task-event or node-load record (its signature),
+   * before the value is decoded. Absent (--insecure): the node id is the record's key, believed.
+   */
+  verify?: VerifyRecord;
+  /** A task-event record refused by `verify`: nothing in it was decoded or applied. */
+  eventRejected?(reason: RecordRejectReason, claimedNodeId: string): void;
 }
 
 /**

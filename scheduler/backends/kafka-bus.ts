@@ -56,6 +56,9 @@ export interface KafkaBusOptions {
   onWarning?: (message: string, details: Record<string, unknown>) => void;
 }
 
+/** Records whose signatures are checked at once (on the thread pool) before any of them is handled. */
+const VERIFY_WINDOW = 64;
+
 /** The submissions topic is created with max.message.bytes = 64 MiB; leave room for framing. */
 export const MAX_SUBMISSION_BYTES = 64 * 1024 * 1024 - 64 * 1024;
 
@@ -180,19 +183,29 @@ export class KafkaBus implements TaskBus {
       autoCommit: true,
       eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
         const msgs = batch.messages;
+        const verify = handlers.verify;
         if (batch.topic === this.topics.load) {
-          for (const m of msgs) {
-            if (m.value) {
-              let sample: LoadSample | undefined;
-              try {
-                sample = decodeLoadSample(m.value);
-              } catch {
-                // A malformed sample is only a lost sample: counted, never handed on.
-                handlers.rejected?.("node-load", m.value.length > 64 * 1024 ? "oversized" : "malformed");
+          for (let at = 0; at < msgs.length; at += VERIFY_WINDOW) {
+            const window = msgs.slice(at, at + VERIFY_WINDOW);
+            const verdicts = verify && (await Promise.all(window.map((m) => (m.value ? verify(batch.topic, m.key, m.value, m.headers) : undefined))));
+            for (const [i, m] of window.entries()) {
+              const verdict = verdicts?.[i];
+              if (m.value && verdict?.rejected) {
+                handlers.rejected?.("node-load", verdict.rejected);
+              } else if (m.value) {
+                let sample: LoadSample | undefined;
+                try {
+                  sample = decodeLoadSample(m.value);
+                } catch {
+                  // A malformed sample is only a lost sample: counted, never handed on.
+                  handlers.rejected?.("node-load", m.value.length > 64 * 1024 ? "oversized" : "malformed");
+                }
+                // The sample names its node inside too: it must be the node that signed it.
+                if (sample && verdict && sample.nodeId !== verdict.nodeId) handlers.rejected?.("node-load", "claims_other_node");
+                else if (sample) handlers.load(sample);
               }
-              if (sample) handlers.load(sample);
+              resolveOffset(m.offset);
             }
-            resolveOffset(m.offset);
           }
           return;
         }
@@ -234,21 +247,30 @@ export class KafkaBus implements TaskBus {
           slice = [];
           await heartbeat();
         };
-        for (const m of msgs) {
+        // With a verifier (secure clusters), a record's node id is the one its signature proves,
+        // checked before the value is decoded; the signatures of a window are checked together.
+        for (let at = 0; at < msgs.length; at += VERIFY_WINDOW) {
           if (!isRunning() || isStale()) return;
-          if (m.value && m.key) {
-            const nodeId = m.key.toString();
-            let updates: TaskUpdate[] = [];
-            try {
-              updates = decodeUpdates(m.value);
-            } catch (err) {
-              // Not ours (or corrupt): nothing in it can be recorded, so skip it rather than stall.
-              this.options.onError?.(err as Error, `undecodable task-event record at offset ${m.offset}`);
+          const window = msgs.slice(at, at + VERIFY_WINDOW);
+          const verdicts = verify && (await Promise.all(window.map((m) => (m.value ? verify(batch.topic, m.key, m.value, m.headers) : undefined))));
+          for (const [i, m] of window.entries()) {
+            const verdict = verdicts?.[i];
+            if (m.value && verdict?.rejected) {
+              handlers.eventRejected?.(verdict.rejected, m.key?.toString("utf8").slice(0, 64) ?? "");
+            } else if (m.value && m.key) {
+              const nodeId = verdict?.nodeId ?? m.key.toString();
+              let updates: TaskUpdate[] = [];
+              try {
+                updates = decodeUpdates(m.value);
+              } catch (err) {
+                // Not ours (or corrupt): nothing in it can be recorded, so skip it rather than stall.
+                this.options.onError?.(err as Error, `undecodable task-event record at offset ${m.offset}`);
+              }
+              for (const update of updates) slice.push({ nodeId, update });
             }
-            for (const update of updates) slice.push({ nodeId, update });
+            lastOffset = m.offset;
+            if (slice.length >= 1024) await handleSlice();
           }
-          lastOffset = m.offset;
-          if (slice.length >= 1024) await handleSlice();
         }
         await handleSlice();
         await commitOffsetsIfNecessary();
