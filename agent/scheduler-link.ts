@@ -1,8 +1,6 @@
-// The agent's link to its scheduler: the node certificate (and its renewal), one gRPC client per
-// configured scheduler with failover between them, Register, the session stream (assignments
-// and cancellations in; heartbeats and, without Kafka, task updates out), the Kafka link when
-// the scheduler hands out a Kafka route, and kernel fetches. It knows nothing of tasks: what
-// arrives goes to the handlers, what leaves comes from the agent.
+// The agent's link to its scheduler: the node certificate (renewal: cert-renewal.ts), gRPC clients
+// with failover, Register, the session (assignments in; heartbeats and, without Kafka, updates out),
+// the Kafka link, kernel and blob fetches. It knows nothing of tasks: it only carries them.
 import * as grpc from "@grpc/grpc-js";
 import { fetchBlobOnce } from "./blob-fetch.js";
 import type { AgentConfig } from "../common/config.js";
@@ -24,7 +22,8 @@ import { Backoff } from "../common/backoff.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../common/split-by-bytes.js";
 import { checkBrokers, updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
-import { identityDir, join, loadIdentity, mtlsChannel, renew, type NodeIdentity } from "./identity.js";
+import { CertRenewal } from "./cert-renewal.js";
+import { identityDir, join, loadIdentity, mtlsChannel, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
 import { recordSigner } from "../common/record-signature.js";
 import type { AgentMetrics } from "./metrics.js";
@@ -72,7 +71,7 @@ export class SchedulerLink {
   private current = 0;
   /** The node certificate (absent with --insecure) and the timer that renews it. */
   identity?: NodeIdentity;
-  private renewTimer?: NodeJS.Timeout;
+  private readonly renewal: CertRenewal;
   private kafka?: KafkaAgentLink;
   private session?: Session;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -93,6 +92,10 @@ export class SchedulerLink {
     private readonly metrics: AgentMetrics,
     private readonly handlers: LinkHandlers,
   ) {
+    this.renewal = new CertRenewal(config, log, {
+      client: () => this.client,
+      renewed: (next) => this.useIdentity(next), // new calls only; the open session keeps its connection
+    });
     // Secure clusters: the clients are made in setUpIdentity(), once the node certificate is at hand.
     this.clients = config.insecure ? this.makeClients(() => ({ credentials: grpc.credentials.createInsecure(), options: {} })) : [];
   }
@@ -109,6 +112,11 @@ export class SchedulerLink {
     });
   }
 
+  private useIdentity(identity: NodeIdentity): void {
+    this.identity = identity;
+    this.clients = this.makeClients((addr) => mtlsChannel(addr, identity));
+  }
+
   private get client(): AgentServiceGrpcClient {
     return this.clients[this.current % this.clients.length]!;
   }
@@ -119,42 +127,9 @@ export class SchedulerLink {
       this.log.warn({ event: "insecure_mode" }, "running with --insecure: no TLS, the scheduler is not verified");
       return;
     }
-    this.identity = loadIdentity(identityDir(this.config)) ?? (await join(this.config, this.log));
-    const identity = this.identity;
-    this.clients = this.makeClients((addr) => mtlsChannel(addr, identity));
-    this.scheduleRenewal();
-  }
-
-  /** Renews at 2/3 of the certificate's lifetime; on failure, tries again after a tenth of what is left. */
-  private scheduleRenewal(): void {
-    const id = this.identity;
-    if (!id || this.closing) return;
-    const at = id.notBeforeMs + ((id.notAfterMs - id.notBeforeMs) * 2) / 3;
-    clearTimeout(this.renewTimer);
-    if (at - Date.now() > 86_400_000) {
-      // setTimeout cannot wait longer than ~24.8 days; look again tomorrow.
-      this.renewTimer = setTimeout(() => this.scheduleRenewal(), 86_400_000);
-      this.renewTimer.unref();
-      return;
-    }
-    this.renewTimer = setTimeout(() => {
-      renew(this.config, id, this.client).then(
-        (next) => {
-          this.identity = next;
-          // New calls use the new certificate; the open session keeps its connection.
-          this.clients = this.makeClients((addr) => mtlsChannel(addr, next));
-          this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
-          this.scheduleRenewal();
-        },
-        (err: Error) => {
-          this.log.warn({ event: "cert_renew_failed", err: (err as grpc.ServiceError).details || err.message }, "could not renew the node certificate; retrying");
-          clearTimeout(this.renewTimer);
-          this.renewTimer = setTimeout(() => this.scheduleRenewal(), Math.max(1000, (id.notAfterMs - Date.now()) / 10));
-          this.renewTimer.unref();
-        },
-      );
-    }, Math.max(0, at - Date.now()));
-    this.renewTimer.unref();
+    const identity = loadIdentity(identityDir(this.config)) ?? (await join(this.config, this.log));
+    this.useIdentity(identity);
+    if (!this.closing) this.renewal.schedule(identity);
   }
 
   /**
@@ -352,7 +327,7 @@ export class SchedulerLink {
 
   /** No certificate renewal from here on. */
   stopRenewal(): void {
-    clearTimeout(this.renewTimer);
+    this.renewal.stop();
   }
 
   /** From here on a lost session is not reconnected and a failed fetch is not retried. */
