@@ -47,7 +47,10 @@ describe("journal errors", () => {
   it("a submission the broker refuses as too large is RESOURCE_EXHAUSTED and says it is not retryable", async () => {
     const wasm = await readFile(path.join(repo, "build/kernels/saxpy.wasm"));
     const { kernelId } = await client.registerKernel(wasm, { name: "saxpy" });
-    const err = await client.submitJob({ kernelId, inputs: [new Uint8Array(200_000)] }).then(() => undefined, (e: unknown) => e);
+    // 200 KB of inputs in pieces under inputByRefBytes (64 KiB): they travel inside the journal
+    // record (bigger inputs go by reference and would leave it small).
+    const inputs = Array.from({ length: 5 }, () => new Uint8Array(40_000));
+    const err = await client.submitJob({ kernelId, inputs }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(DistributeXError);
     const e = err as DistributeXError;
     expect(e.codeName, e.message).toBe("RESOURCE_EXHAUSTED");
