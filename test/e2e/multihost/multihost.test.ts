@@ -207,7 +207,7 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
     await c.net.removeHost("slow");
   }, 180_000);
 
-  it("the scheduler cut from Redis for 3 lease ttls: its writes are fenced and retried, nothing is reported that is not stored, it keeps the lease (no standby), and the job completes after the heal", async () => {
+  it("the scheduler cut from Redis for 3 lease ttls: its writes wait (held or fenced) and are retried, nothing is reported that is not stored, it keeps the lease (no standby), and the job completes after the heal", async () => {
     const sched = c.daemons.get("scheduler")!;
     const mark = sched.events.length;
     let cutAt = 0;
@@ -233,11 +233,13 @@ describe.skipIf(unavailable !== undefined)(unavailable ? `multi-host topology (s
     console.info(`[multihost] redis cut: ${during.length} outcomes reported during the cut; job done ${doneAt - healAt} ms after the heal; scheduler said ${JSON.stringify(counts)}`);
     // A result is reported only once it is stored: none while Redis is out of reach.
     expect(during).toHaveLength(0);
-    // Its writes were fenced (Redis has not confirmed the lease within its ttl) and retried...
-    const fenced = sched.events.slice(mark).filter((e) => e.event === "store_write_failed" && /lease is not confirmed/.test(String(e.err)));
-    expect(fenced.length).toBeGreaterThan(0);
-    // ...and with no standby to take the lease, its first renewal after the heal re-takes the
+    // How the writes were held is timing, not contract: a write sent while the lease was still
+    // trusted waits in the cut connection and the ones behind it wait for it (CI saw 0 fenced
+    // refusals in one run, 1 in another), while a write begun after the ttl is refused by the fence
+    // and retried. Either way nothing was reported before it was stored (above). With no standby
+    // to take the lease, its first renewal after the heal re-takes the
     // expired key: it never lost leadership, so no step-down and no failover for clients or agents.
+    // (The fence itself: test/integration/reliability/paused-leader-writes-nothing.test.ts.)
     expect(events).not.toContain("lease_lost");
     expect(sched.events.slice(mark).filter((e) => e.event === "scheduler_state")).toHaveLength(0);
     expect(doneAt).toBeGreaterThan(healAt);
