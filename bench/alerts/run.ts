@@ -106,7 +106,7 @@ function table(title: string, pred: Row[], base: Row[]): string {
   ];
   for (const { kind, o } of byKind(pred)) {
     const q = b.get(kind)!;
-    const ratio = median(q.leads) > 0 ? (median(o.leads) / median(q.leads)).toFixed(2) : "–";
+    const ratio = median(q.leads) > 0 && o.leads.length > 0 ? (median(o.leads) / median(q.leads)).toFixed(2) : "–";
     lines.push(
       `| ${kind} | ${o.crossings} | ${o.leads.length} (${o.missed}) | ${s1(min(o.leads))} / ${s1(median(o.leads))} | ${s1(min(q.leads))} / ${s1(median(q.leads))} (${q.missed}) | ${ratio} | ${o.afterTheFact} (${q.afterTheFact}) | ${perDay(o).toFixed(1)} (${perDay(q).toFixed(1)}) | ${o.worstResolveSteps} |`,
     );
