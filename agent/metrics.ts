@@ -10,6 +10,8 @@ import type { PoolStats } from "./pool/types.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
 
 const MAX_KERNEL_LABELS = 64;
+/** The window of distx_agent_cpu_utilization: long enough that os.cpus()'s 10 ms ticks do not dominate it. */
+const CPU_WINDOW_MS = 2000;
 /** Kernel times from 100 µs to 10 min. */
 const KERNEL_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];
 
@@ -30,11 +32,19 @@ export class AgentMetrics {
   private readonly reconnects: Counter;
   private gpuUtil: number[] = [];
   private gpuTimer?: NodeJS.Timeout;
+  private cpuTimer?: NodeJS.Timeout;
+  /** Host CPU utilisation over the last complete CPU_WINDOW_MS window. */
+  private cpuUtil = 0;
 
   constructor(pool: () => PoolStats, version: string) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry });
+    // Sampled on a timer of its own, not per scrape: a "since the previous scrape" gauge was
+    // corrupted by any second scraper (eight curls in a row at 3 % CPU read 0.03..1, the
+    // shortest windows being a few os.cpus() ticks).
     const cpu = new CpuSampler();
+    this.cpuTimer = setInterval(() => (this.cpuUtil = cpu.sample()), CPU_WINDOW_MS);
+    this.cpuTimer.unref();
     const stat = (name: string, help: string, read: (s: PoolStats) => number) =>
       new Gauge({
         name,
@@ -48,13 +58,11 @@ export class AgentMetrics {
     stat("distx_agent_tasks_queued", "Tasks accepted by the agent and waiting for a worker.", (s) => s.queued);
     stat("distx_agent_workers", "Kernel worker threads.", (s) => s.size);
     stat("distx_agent_pipeline_max_in_flight", "Most tasks one kernel worker has held at once (tiny tasks are pipelined; 1 = never).", (s) => s.maxInFlight);
-    new Gauge({
+    const cpuGauge: Gauge = new Gauge({
       name: "distx_agent_cpu_utilization",
-      help: "Host CPU utilisation 0..1 since the previous scrape.",
+      help: `Host CPU utilisation 0..1 over the last ${CPU_WINDOW_MS / 1000} s (the same for every scraper).`,
       registers: [registry],
-      collect() {
-        this.set(cpu.sample());
-      },
+      collect: () => cpuGauge.set(this.cpuUtil),
     });
     new Gauge({
       name: "distx_agent_memory_utilization",
@@ -222,5 +230,6 @@ export class AgentMetrics {
 
   stop(): void {
     clearInterval(this.gpuTimer);
+    clearInterval(this.cpuTimer);
   }
 }

@@ -27,6 +27,8 @@ export interface LocalClusterOptions {
   nodeArgs?: string[];
   /** Give every process an admin HTTP server on a free port (default true); see adminAddress(). */
   adminPorts?: boolean;
+  /** The scheduler's admin HTTP port (metrics, dashboard) instead of a free one (distx up --admin-port). */
+  schedulerAdminPort?: number;
   /** Called when a process exits on its own (not by stop()), with a sentence saying which and why. */
   onUnexpectedExit?: (proc: ClusterProcess, why: string) => void;
   /** The cluster data dir (PKI, tokens, client profile); default a fresh temporary folder. */
@@ -199,7 +201,7 @@ export class LocalCluster {
   }
 
   async start(): Promise<string> {
-    const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
+    const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", String(this.options.schedulerAdminPort ?? 0)];
     const scheduler = this.spawnProcess("scheduler", ["scheduler", "--port", String(this.options.port ?? 0), ...adminArgs, ...(this.options.schedulerArgs ?? [])]);
     this.address = await waitForListening(scheduler, this.options.readyTimeoutMs ?? 30_000);
     this.schedulerPorts.add(portOf(this.address));

@@ -57,7 +57,8 @@ export class AdminServer {
     }
     const route = this.options.routes?.[url.pathname];
     if (route) return route(req, res, url);
-    res.writeHead(404, { "content-type": "text/plain" }).end(`no route ${url.pathname}; try /metrics, /healthz, /readyz\n`);
+    const extra = Object.keys(this.options.routes ?? {}).filter((r) => r !== "/");
+    res.writeHead(404, { "content-type": "text/plain" }).end(`no route ${url.pathname}; try ${["/metrics", "/healthz", "/readyz", ...extra].join(", ")}\n`);
   }
 
   async start(): Promise<string> {
@@ -73,7 +74,9 @@ export class AdminServer {
     const a = this.server.address() as AddressInfo;
     const h = a.family === "IPv6" ? `[${a.address}]` : a.address;
     this.address = `${h}:${a.port}`;
-    this.options.log.info({ event: "admin_listening", address: this.address }, `admin HTTP (metrics, health, dashboard) on http://${this.address}`);
+    // Name only what this process serves: agents have no dashboard, and saying so sent operators to a 404.
+    const served = ["/metrics", "/healthz", "/readyz", ...Object.keys(this.options.routes ?? {}).filter((r) => r.startsWith("/") && !r.startsWith("/api/") && r !== "/")];
+    this.options.log.info({ event: "admin_listening", address: this.address, routes: served }, `admin HTTP (${served.join(", ")}) on http://${this.address}`);
     return this.address;
   }
 

@@ -167,8 +167,10 @@ export const schedulerConfigSchema = z
     /** Admin HTTP port (/metrics, /healthz, /readyz, /dashboard); 0 picks a free one; unset = no admin server. */
     adminPort: int(0, 65535).optional(),
     adminHost: z.string().min(1).default("127.0.0.1"),
-    /** Alerts are POSTed here as JSON when set. */
+    /** Alerts are POSTed here when set, as Alertmanager's webhook message (version "4"). */
     alertWebhookUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+    /** An Alertmanager (base URL): alerts are POSTed to its /api/v2/alerts, active ones re-posted every minute. */
+    alertmanagerUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
     ...securitySettings,
     /**
      * Local clusters (LocalCluster): keep a reusable, time-limited join token for this machine's

@@ -28,7 +28,8 @@ export interface MonitoringOptions {
 export class SchedulerMonitoring {
   readonly metrics: SchedulerMetrics;
   readonly alerts: AlertBus;
-  readonly webhook: AlertWebhook | undefined;
+  /** --alert-webhook-url (Alertmanager's webhook format) and --alertmanager-url (its /api/v2/alerts). */
+  readonly webhooks: AlertWebhook[] = [];
   readonly dashboard: DashboardState;
   private admin?: AdminServer;
   private readonly sseClients = new Set<http.ServerResponse>();
@@ -42,9 +43,11 @@ export class SchedulerMonitoring {
   ) {
     this.metrics = new SchedulerMetrics(core, nodes);
     this.alerts = new AlertBus(log, { activeTtlMs: options.alertTtlMs });
-    this.webhook = config.alertWebhookUrl
-      ? new AlertWebhook({ url: config.alertWebhookUrl, onFailure: () => this.metrics.webhookFailures.inc() }, log)
-      : undefined;
+    const hook = { onFailure: () => this.metrics.webhookFailures.inc(), generatorURL: () => (this.adminAddress ? `http://${this.adminAddress}/dashboard` : "") };
+    if (config.alertWebhookUrl) this.webhooks.push(new AlertWebhook({ ...hook, url: config.alertWebhookUrl }, log));
+    if (config.alertmanagerUrl) {
+      this.webhooks.push(new AlertWebhook({ ...hook, url: config.alertmanagerUrl, format: "alertmanager", active: () => this.alerts.activeAlerts() }, log));
+    }
     this.dashboard = new DashboardState(core, nodes, this.alerts, this.metrics, options.dashboardIntervalMs ?? 1000);
 
     this.alerts.on("alert", (a: AlertEvent) => {
@@ -54,7 +57,7 @@ export class SchedulerMonitoring {
         if (a.labels.node !== undefined) this.metrics.predictedCrossings.delete(a.labels.node);
         else this.metrics.clusterPredictedCrossing = undefined;
       }
-      this.webhook?.push(a);
+      for (const w of this.webhooks) w.push(a);
       this.broadcast("alerts", this.alerts.activeAlerts());
     });
 
@@ -101,14 +104,14 @@ export class SchedulerMonitoring {
       const why = isTerminalJob(job.state) ? "" : core.unschedulableReason(job);
       if (why) {
         unschedulable.add(job.id);
-        this.alerts.fire("JobUnschedulable", "warning", `job ${job.name || job.id} cannot be placed: ${why}`.slice(0, 500), { job: job.id });
-      } else if (unschedulable.delete(job.id)) this.alerts.resolve("JobUnschedulable", { job: job.id });
+        this.alerts.fire("JobUnschedulable", "warning", `job ${job.name || job.id} cannot be placed: ${why}`.slice(0, 500), { distx_job: job.id });
+      } else if (unschedulable.delete(job.id)) this.alerts.resolve("JobUnschedulable", { distx_job: job.id });
     };
     const rejudge = () => {
       for (const id of [...unschedulable]) {
         const job = core.peekJob(id);
         if (job) judge(job);
-        else if (unschedulable.delete(id)) this.alerts.resolve("JobUnschedulable", { job: id });
+        else if (unschedulable.delete(id)) this.alerts.resolve("JobUnschedulable", { distx_job: id });
       }
     };
     core.on("job_submitted", judge);
@@ -121,7 +124,7 @@ export class SchedulerMonitoring {
       failing.add(job.id);
       if (failing.size > 10_000) failing.clear(); // only a guard against unbounded growth; a repeat alert is harmless
       this.alerts.fire("JobFailing", "warning", `job ${job.name || job.id}: task ${task.index} failed (${task.error?.code ?? "ERROR"}: ${task.error?.message ?? ""})`.slice(0, 500), {
-        job: job.id,
+        distx_job: job.id,
       });
     });
   }
@@ -166,7 +169,8 @@ export class SchedulerMonitoring {
     this.alerts.close();
     for (const res of this.sseClients) res.end();
     this.sseClients.clear();
-    await this.webhook?.idle();
+    for (const w of this.webhooks) w.close();
+    await Promise.all(this.webhooks.map((w) => w.idle()));
     await this.admin?.stop();
   }
 

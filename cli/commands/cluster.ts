@@ -18,8 +18,9 @@ export function registerClusterCommands(program: Command): void {
     .option("-w, --workers <n>", "workers per agent (0 = one per core)", parseIntOption("--workers"), 0)
     .option("-p, --port <port>", "scheduler port", parseIntOption("--port"), 7070)
     .option("--data-dir <dir>", "cluster data dir (default $DISTX_HOME or ~/.distx); the client profile goes there")
+    .option("--admin-port <port>", "the scheduler's admin HTTP port (/dashboard, /metrics); 0 picks a free one", parseIntOption("--admin-port"), 0)
     .option("--insecure", "no TLS, no tokens (the scheduler warns every minute)")
-    .action(async (opts: { agents: number; workers: number; port: number; dataDir?: string; insecure?: boolean }) => {
+    .action(async (opts: { agents: number; workers: number; port: number; adminPort: number; dataDir?: string; insecure?: boolean }) => {
       try {
         if (opts.agents < 1) throw new UsageError("--agents must be at least 1");
         let stopping = false;
@@ -27,6 +28,7 @@ export function registerClusterCommands(program: Command): void {
           agents: opts.agents,
           workersPerAgent: opts.workers,
           port: opts.port,
+          schedulerAdminPort: opts.adminPort,
           logs: "inherit",
           // Never exit silently: say which process ended and why; without a scheduler or any agent, stop.
           onUnexpectedExit: (proc, why) => {
@@ -49,6 +51,9 @@ export function registerClusterCommands(program: Command): void {
         });
         const address = await cluster.start();
         console.error(`distx up: scheduler at ${address} with ${opts.agents} agents; submit with \`distx submit -s ${address} --example mandelbrot\`; Ctrl-C stops`);
+        // The scheduler logged its admin address before the agents joined, so this does not wait.
+        const admin = await cluster.adminAddress("scheduler", 5000);
+        console.error(`distx up: dashboard at http://${admin}/dashboard, metrics at http://${admin}/metrics`);
       } catch (err) {
         fail(err);
       }

@@ -16,7 +16,7 @@ export interface AlertEvent {
   severity: AlertSeverity;
   state: "firing" | "resolved";
   summary: string;
-  /** Bounded, identifying labels: node, job. */
+  /** Bounded, identifying labels: node, distx_job (not `job`: Prometheus/Alertmanager own that one), scope. */
   labels: Record<string, string>;
   firedAtMs: number;
   resolvedAtMs: number;

@@ -1,35 +1,67 @@
-// Delivers alert events to an HTTP webhook as JSON POSTs, Alertmanager-webhook-like:
-// {version, status, alerts:[...]}. Delivery is in order, retried with backoff, and never
-// blocks the scheduler: a slow or dead receiver only costs a log line and a counter.
+// Delivers alert events over HTTP, in Alertmanager's formats (alerts/alertmanager.ts):
+//   * "webhook": each event POSTed to the URL as Alertmanager's webhook message (version "4"),
+//     so any receiver written for Alertmanager takes it;
+//   * "alertmanager": each event POSTed to <url>/api/v2/alerts, as Prometheus does; active alerts
+//     are re-posted every `resendMs` (their end lies `4 × resendMs` ahead), so Alertmanager keeps
+//     them firing while the scheduler does, routes, groups and silences them.
+// Delivery is in order, retried with backoff for about 15 s (a receiver restarting is not a lost
+// page; it used to give up after 0.8 s), and never blocks the scheduler: a slow or dead receiver
+// costs a log line and a counter.
 import type { Logger } from "../../common/logger.js";
+import { apiAlert, webhookMessage } from "./alertmanager.js";
 import type { AlertEvent } from "./bus.js";
 
 export interface WebhookOptions {
   url: string;
+  format?: "webhook" | "alertmanager";
+  /** Where the alerts come from, for generatorURL (the scheduler's dashboard). */
+  generatorURL?: () => string;
+  /** "alertmanager": the active alerts to re-post every resendMs. */
+  active?: () => AlertEvent[];
+  resendMs?: number;
   attempts?: number;
   timeoutMs?: number;
+  /** First retry delay; each next one doubles, up to 8 s. */
+  backoffMs?: number;
   /** Events waiting beyond this are dropped (oldest first) rather than growing memory. */
   maxQueue?: number;
   onFailure?: () => void;
 }
 
 export class AlertWebhook {
-  private readonly queue: AlertEvent[] = [];
+  private readonly queue: AlertEvent[][] = [];
   private sending = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly timer?: NodeJS.Timeout;
+  private readonly target: string;
 
   constructor(
     private readonly options: WebhookOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const am = options.format === "alertmanager";
+    this.target = am ? options.url.replace(/\/+$/, "") + "/api/v2/alerts" : options.url;
+    if (am && options.active) {
+      const active = options.active;
+      this.timer = setInterval(() => {
+        const list = active();
+        if (list.length > 0) this.enqueue(list);
+      }, this.resendMs);
+      this.timer.unref();
+    }
+  }
+
+  private get resendMs(): number {
+    return this.options.resendMs ?? 60_000;
+  }
 
   push(alert: AlertEvent): void {
-    this.queue.push(alert);
-    while (this.queue.length > (this.options.maxQueue ?? 1000)) {
-      const dropped = this.queue.shift();
-      this.log.warn({ event: "alert_webhook_dropped", alert: dropped?.name }, "alert webhook backlog full; dropped the oldest alert");
-    }
-    void this.drain();
+    this.enqueue([alert]);
+  }
+
+  /** Stops re-posting; what is queued is still delivered (see idle()). */
+  close(): void {
+    clearInterval(this.timer);
   }
 
   /** Resolves once everything queued has been delivered or given up on. */
@@ -38,39 +70,54 @@ export class AlertWebhook {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  private enqueue(alerts: AlertEvent[]): void {
+    this.queue.push(alerts);
+    while (this.queue.length > (this.options.maxQueue ?? 1000)) {
+      const dropped = this.queue.shift();
+      this.log.warn({ event: "alert_webhook_dropped", alert: dropped?.[0]?.name }, "alert webhook backlog full; dropped the oldest alert");
+    }
+    void this.drain();
+  }
+
   private async drain(): Promise<void> {
     if (this.sending) return;
     this.sending = true;
     try {
-      for (let alert = this.queue.shift(); alert; alert = this.queue.shift()) await this.deliver(alert);
+      for (let batch = this.queue.shift(); batch; batch = this.queue.shift()) await this.deliver(batch);
     } finally {
       this.sending = false;
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 
-  private async deliver(alert: AlertEvent): Promise<void> {
-    const attempts = this.options.attempts ?? 3;
-    const body = JSON.stringify({ version: "distx-1", status: alert.state, alerts: [alert] });
+  private body(alerts: AlertEvent[]): string {
+    const gen = this.options.generatorURL?.() ?? "";
+    if (this.options.format === "alertmanager") return JSON.stringify(alerts.map((a) => apiAlert(a, gen, Date.now(), 4 * this.resendMs)));
+    return JSON.stringify(webhookMessage(alerts[0]!, gen));
+  }
+
+  private async deliver(alerts: AlertEvent[]): Promise<void> {
+    const attempts = this.options.attempts ?? 6;
+    const body = this.body(alerts);
     let lastError = "";
     for (let i = 1; i <= attempts; i++) {
       try {
-        const res = await fetch(this.options.url, {
+        const res = await fetch(this.target, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body,
           signal: AbortSignal.timeout(this.options.timeoutMs ?? 5000),
         });
-        await res.arrayBuffer().catch(() => undefined);
+        const text = await res.text().catch(() => "");
         if (res.ok) return;
-        lastError = `HTTP ${res.status}`;
+        lastError = `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
         if (res.status >= 400 && res.status < 500 && res.status !== 429) break; // the receiver refuses it; retrying won't help
       } catch (err) {
         lastError = (err as Error).message;
       }
-      if (i < attempts) await new Promise((r) => setTimeout(r, 250 * 2 ** (i - 1)));
+      if (i < attempts) await new Promise((r) => setTimeout(r, Math.min(8000, (this.options.backoffMs ?? 500) * 2 ** (i - 1))));
     }
     this.options.onFailure?.();
-    this.log.warn({ event: "alert_webhook_failed", alert: alert.name, url: this.options.url, err: lastError }, "could not deliver an alert to the webhook");
+    this.log.warn({ event: "alert_webhook_failed", alert: alerts[0]?.name, url: this.target, err: lastError }, "could not deliver an alert to the webhook");
   }
 }

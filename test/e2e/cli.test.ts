@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient } from "../../client/index.js";
 import { cliEntry, DAEMON_NODE_FLAGS } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
+import { freePort } from "../helpers/net.js";
 
 const run = promisify(execFile);
 
@@ -23,14 +24,18 @@ async function distx(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ cod
 
 let up: ReturnType<typeof spawn>;
 let address = "";
+let adminPort = 0;
+let upOutput = "";
 
 beforeAll(async () => {
   // `distx up` runs the scheduler and its agents as separate processes until it is signalled.
-  up = spawn(process.execPath, [cliEntry(), "up", "--agents", "2", "--workers", "1", "--port", "0"], { stdio: ["ignore", "ignore", "pipe"] });
+  adminPort = await freePort();
+  up = spawn(process.execPath, [cliEntry(), "up", "--agents", "2", "--workers", "1", "--port", "0", "--admin-port", String(adminPort)], { stdio: ["ignore", "ignore", "pipe"] });
   address = await new Promise<string>((resolve, reject) => {
     let buf = "";
     up.stderr!.on("data", (d: Buffer) => {
       buf += d.toString();
+      upOutput = buf;
       const m = /scheduler at (\S+) with 2 agents/.exec(buf);
       if (m) resolve(m[1]!);
     });
@@ -53,6 +58,17 @@ describe("distx CLI", () => {
     const daemons = execFileSync("pgrep", ["-P", String(up.pid)]).toString().trim().split("\n").map(Number);
     expect(daemons).toHaveLength(3); // the scheduler and two agents
     for (const pid of daemons) expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(expect.arrayContaining(DAEMON_NODE_FLAGS));
+  });
+
+  it("`distx up --admin-port` serves the scheduler's dashboard there and prints its URL", async () => {
+    const deadline = Date.now() + 10_000;
+    while (!/dashboard at \S+/.test(upOutput) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const url = /dashboard at (\S+?),/.exec(upOutput)?.[1];
+    expect(url, upOutput).toBe(`http://127.0.0.1:${adminPort}/dashboard`);
+    const res = await fetch(url!);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    expect(upOutput).toMatch(new RegExp(`metrics at http://127\\.0\\.0\\.1:${adminPort}/metrics`));
   });
 
   it("rejects bad configuration with the field named and exit code 2", async () => {

@@ -92,3 +92,38 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs:
   }, timeoutMs, 250);
   return box.v;
 }
+
+/** Starts Debian's prometheus-alertmanager with `configYaml` on a free loopback port (no cluster peer port), state in a temp dir. */
+export async function startAlertmanager(configYaml: string): Promise<RunningPrometheus> {
+  const bin = requireBinary("prometheus-alertmanager", "prometheus-alertmanager");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "distx-am-"));
+  writeFileSync(path.join(dir, "alertmanager.yml"), configYaml);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const logs: string[] = [];
+  const child = spawn(
+    bin,
+    [`--config.file=${path.join(dir, "alertmanager.yml")}`, `--storage.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", "--log.level=warn"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout!.on("data", (d: Buffer) => logs.push(d.toString()));
+  child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
+  const exited = new Promise<void>((r) => child.on("exit", () => r()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`alertmanager exited with ${child.exitCode}: ${logs.join("").slice(-2000)}`);
+    if (await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw new Error(`alertmanager not ready in 30 s: ${logs.join("").slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    child,
+    dir,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}

@@ -20,10 +20,9 @@ import { NodeRegistry } from "../../../scheduler/registry.js";
 import type { HardwareProfile } from "../../../common/types.js";
 import { eventually } from "../../helpers/monitoring.js";
 
-interface Received {
-  status: string;
-  alerts: Alert[];
-}
+import type { AlertmanagerWebhookMessage } from "../../../scheduler/alerts/alertmanager.js";
+
+type Received = AlertmanagerWebhookMessage;
 
 let receiver: http.Server;
 const received: Received[] = [];
@@ -73,7 +72,11 @@ afterAll(async () => {
 });
 
 const names = (list: Alert[]) => list.filter((a) => a.state === "firing").map((a) => a.name);
-const hookAlerts = () => received.flatMap((r) => r.alerts);
+/** The webhook's alerts (Alertmanager's format) read back as our events: alertname/severity labels, alert_id annotation. */
+const hookAlerts = (): Alert[] =>
+  received.flatMap((r) =>
+    r.alerts.map(({ labels: { alertname, severity, ...labels }, status, annotations }) => ({ name: alertname, severity, state: status, labels, alertId: annotations.alert_id, summary: annotations.summary }) as unknown as Alert),
+  );
 
 describe("real-time alerts", () => {
   it("an agent killed without draining raises AgentLost everywhere", async () => {
@@ -84,6 +87,11 @@ describe("real-time alerts", () => {
     const hooked = hookAlerts().find((a) => a.name === "AgentLost")!;
     expect(hooked).toMatchObject({ state: "firing", severity: "critical", labels: { node: node.nodeId } });
     expect(received[0]).toMatchObject({ status: "firing" });
+    // Alertmanager's webhook message, as a receiver written for Alertmanager expects it.
+    const msg = received.find((r) => r.alerts[0]?.labels.alertname === "AgentLost")!;
+    expect(msg).toMatchObject({ version: "4", status: "firing", groupLabels: { alertname: "AgentLost" }, commonLabels: { alertname: "AgentLost", severity: "critical", node: node.nodeId } });
+    expect(msg.alerts[0]).toMatchObject({ status: "firing", endsAt: "0001-01-01T00:00:00Z", generatorURL: `http://${scheduler.monitoring.adminAddress}/dashboard` });
+    expect(Date.parse(msg.alerts[0]!.startsAt)).toBeGreaterThan(Date.now() - 60_000);
     await eventually(async () => (names(streamed).includes("AgentLost") && names(cliLines).includes("AgentLost") ? true : undefined), 10_000, "AgentLost on gRPC and CLI");
     expect(cliLines.find((a) => a.name === "AgentLost")?.labels).toEqual({ node: node.nodeId });
   });
@@ -97,7 +105,7 @@ describe("real-time alerts", () => {
       const inputs = getExampleKernel("montecarlo_pi").makeTasks({ tasks: 2, size: 100_000_000 });
       const { job } = await client.run({ kernelId, inputs, timeoutMs: 1, name: "doomed-job" });
       expect(job.state).toBe("JOB_STATE_FAILED");
-      await eventually(async () => (hookAlerts().some((a) => a.name === "JobFailing" && a.labels.job === job.jobId) ? true : undefined), 20_000, "JobFailing at the webhook");
+      await eventually(async () => (hookAlerts().some((a) => a.name === "JobFailing" && a.labels.distx_job === job.jobId) ? true : undefined), 20_000, "JobFailing at the webhook");
       await eventually(async () => (names(streamed).includes("JobFailing") && names(cliLines).includes("JobFailing") ? true : undefined), 10_000, "JobFailing on gRPC and CLI");
       expect(hookAlerts().filter((a) => a.name === "JobFailing")).toHaveLength(1); // once per job, not once per task
     } finally {
