@@ -7,6 +7,7 @@
 // and instantiation re-initialises the module's globals and data segments.
 import { ABI_EXPORTS, ABI_VERSIONS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
 import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
+import { formatLocation, trapLocation } from "../../common/kernel-srcmap.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -235,6 +236,9 @@ function runIn(
         `kernel exceeded its memory cap of ${capBytes} bytes (it had grown to ${grownBytes} bytes when it trapped: ${message})`,
       );
     }
-    throw new KernelRunError("TRAP", `kernel trapped: ${message}`);
+    // The author's file, line and function, when the build left a source map in the module
+    // (common/kernel-srcmap.ts); an abort() already names its own place.
+    const loc = abortMessage ? undefined : trapLocation(module, err);
+    throw new KernelRunError("TRAP", `kernel trapped: ${message}${loc ? ` ${formatLocation(loc)}` : ""}`);
   }
 }

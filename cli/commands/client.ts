@@ -136,8 +136,8 @@ export function registerClientCommands(program: Command): void {
   const kernel = program.command("kernel").description("build and register kernels");
   kernel
     .command("build")
-    .description("compile AssemblyScript kernels to .wasm plus a manifest (name, entry, ABI, sha256)")
-    .argument("<files...>", "AssemblyScript sources")
+    .description("compile kernels to .wasm plus a manifest (name, entry, ABI, sha256): AssemblyScript .ts, C .c (clang), Cargo project folders (rustc), gpu.js")
+    .argument("<files...>", "kernel sources: .ts, .c, a Cargo project folder (or its Cargo.toml), .gpu.js")
     .option("-o, --out-dir <dir>", "where to write <name>.wasm and <name>.manifest.json", "build/kernels")
     .option("--debug", "build without optimisation")
     .action(async (files: string[], opts: { outDir: string; debug?: boolean }) => {

@@ -1,12 +1,18 @@
-// Builds an AssemblyScript kernel into a .wasm plus its manifest, checked against the
-// kernel ABI ("distx-abi-1") before anything is written. Used by `distx kernel build`
-// and by the tests and benchmarks.
+// Builds a kernel into a .wasm plus its manifest, checked against the kernel ABI
+// ("distx-abi-1") before anything is written: AssemblyScript (.ts), C (.c) or a Cargo project
+// (a folder with Cargo.toml; kernels/toolchain/native.ts). Every build carries a compact source
+// map in the module's "distx.srcmap" section so a trap names the author's file and line
+// (common/kernel-srcmap.ts). Used by `distx kernel build` and by the tests and benchmarks.
 import { createHash } from "node:crypto";
+import { existsSync, statSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import asc from "assemblyscript/asc";
+import { decode } from "@jridgewell/sourcemap-codec";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
+import { appendCustomSection, encodeSrcmap, MAX_SRCMAP_BYTES, SRCMAP_SECTION, type KernelSrcmap } from "../../common/kernel-srcmap.js";
 import { parseManifest, type KernelManifest } from "./manifest.js";
+import { buildC, buildRust, NativeBuildError, type NativeBuild } from "./native.js";
 
 export interface BuildKernelOptions {
   outDir: string;
@@ -45,8 +51,37 @@ function kernelCompilerFlags(optimize = true): string[] {
     "--noExportMemory",
     "--enable",
     "simd",
+    // A source map (turned into the distx.srcmap section) and a name section for trap
+    // locations; with -O3 the code they describe is byte-for-byte the same as without them.
+    "--sourceMap",
+    "--debug",
     "--noColors",
   ];
+}
+
+/** An AssemblyScript source map (binaryen's: generated column = module byte offset) as srcmap rows. */
+export function sourceMapToSrcmap(mapJson: string): KernelSrcmap | undefined {
+  try {
+    const map = JSON.parse(mapJson) as { sources?: unknown; mappings?: unknown };
+    if (!Array.isArray(map.sources) || typeof map.mappings !== "string") return undefined;
+    const rows: Array<[number, number, number, number]> = [];
+    for (const line of decode(map.mappings)) {
+      for (const seg of line) {
+        if (seg.length >= 4) rows.push([seg[0], seg[1]!, seg[2]! + 1, seg[3]! + 1]);
+      }
+    }
+    rows.sort((a, b) => a[0] - b[0]);
+    return { files: map.sources.map(String), rows: rows.flat() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Appends the srcmap section when there is one and it fits the agent's bound (else the kernel just has no trap locations). */
+function withSrcmap(binary: Uint8Array, srcmap: KernelSrcmap | undefined): Uint8Array {
+  if (!srcmap) return binary;
+  const payload = encodeSrcmap(srcmap);
+  return payload.byteLength <= MAX_SRCMAP_BYTES ? appendCustomSection(binary, SRCMAP_SECTION, payload) : binary;
 }
 
 export const ASSEMBLYSCRIPT_VERSION: string = asc.version;
@@ -77,15 +112,28 @@ const CATEGORY = ["PEDANTIC", "INFO", "WARNING", "ERROR"];
 
 async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Promise<BuildKernelResult> {
   const source = path.resolve(sourceFile);
-  if (!source.endsWith(".ts")) throw new KernelBuildError(`kernel source must be a .ts file: ${sourceFile}`);
+  const cargo = path.basename(source) === "Cargo.toml" ? path.dirname(source) : isDir(source) && existsSync(path.join(source, "Cargo.toml")) ? source : undefined;
+  if (cargo !== undefined || source.endsWith(".c")) {
+    let built: NativeBuild;
+    try {
+      built = cargo !== undefined ? await buildRust(cargo, opts.optimize ?? true) : await buildC(source, opts.optimize ?? true);
+    } catch (err) {
+      if (err instanceof NativeBuildError) throw new KernelBuildError(`failed to compile ${sourceFile}: ${err.message}`);
+      throw err;
+    }
+    return writeKernel(sourceFile, cargo ?? source, built.name, withSrcmap(built.binary, built.srcmap), built.compiler, [], opts);
+  }
+  if (!source.endsWith(".ts")) {
+    throw new KernelBuildError(`kernel source must be an AssemblyScript .ts file, a C .c file or a Cargo project folder: ${sourceFile}`);
+  }
   const name = path.basename(source, ".ts");
   const baseDir = path.dirname(source);
-  const outDir = path.resolve(opts.outDir);
   const flags = kernelCompilerFlags(opts.optimize ?? true);
 
   const diagnostics: string[] = [];
   const sourceTexts = new Map<string, string>();
   let binary: Uint8Array | undefined;
+  let sourceMap: string | undefined;
   const stdout = asc.createMemoryStream();
   const stderr = asc.createMemoryStream();
   let result: Awaited<ReturnType<typeof asc.main>>;
@@ -104,6 +152,7 @@ async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Pro
       },
       writeFile: (filename, contents) => {
         if (filename === `${name}.wasm` && typeof contents !== "string") binary = contents;
+        if (filename === `${name}.wasm.map` && typeof contents === "string") sourceMap = contents;
       },
       reportDiagnostic: (d) => {
         const category = CATEGORY[d.category] ?? "ERROR";
@@ -134,7 +183,28 @@ async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Pro
     throw new KernelBuildError(`failed to compile ${sourceFile} (${result.error.message}):\n${detail}`, diagnostics);
   }
   if (!binary) throw new KernelBuildError(`assemblyscript produced no binary for ${sourceFile}`, diagnostics);
+  const compiler = { name: "assemblyscript" as const, version: ASSEMBLYSCRIPT_VERSION, flags: flags.filter((f) => f !== "--noColors") };
+  return writeKernel(sourceFile, source, name, withSrcmap(binary, sourceMap ? sourceMapToSrcmap(sourceMap) : undefined), compiler, diagnostics, opts);
+}
 
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function writeKernel(
+  sourceFile: string,
+  source: string,
+  name: string,
+  binary: Uint8Array,
+  compiler: KernelManifest["compiler"],
+  diagnostics: string[],
+  opts: BuildKernelOptions,
+): Promise<BuildKernelResult> {
+  const outDir = path.resolve(opts.outDir);
   try {
     await compileWasmKernel(binary, ABI_EXPORTS.run);
   } catch (err) {
@@ -152,7 +222,7 @@ async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Pro
     sha256: createHash("sha256").update(binary).digest("hex"),
     sizeBytes: binary.byteLength,
     source: path.relative(outDir, source).split(path.sep).join("/"),
-    compiler: { name: "assemblyscript", version: ASSEMBLYSCRIPT_VERSION, flags: flags.filter((f) => f !== "--noColors") },
+    compiler,
     builtAt: new Date().toISOString(),
   } satisfies KernelManifest);
 

@@ -5,7 +5,7 @@ import { z } from "zod";
 
 export const KernelManifestSchema = z
   .object({
-    /** Kernel name: the source file's basename without .ts; also the .wasm basename. */
+    /** Kernel name: the source file's basename without .ts/.c, or the Cargo package (- as _); also the .wasm basename. */
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "must be a file-name-safe kernel name"),
     kind: z.literal("wasm"),
     /** The exported function the agent calls. */
@@ -14,10 +14,10 @@ export const KernelManifestSchema = z
     /** Lower-case hex SHA-256 of the .wasm bytes. */
     sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits"),
     sizeBytes: z.number().int().positive(),
-    /** Source path relative to the manifest's directory (forward slashes). */
+    /** Source path (a .ts or .c file, or a Cargo project folder) relative to the manifest's directory (forward slashes). */
     source: z.string().min(1),
     compiler: z.object({
-      name: z.literal("assemblyscript"),
+      name: z.enum(["assemblyscript", "clang", "rustc"]),
       version: z.string().min(1),
       flags: z.array(z.string()),
     }),

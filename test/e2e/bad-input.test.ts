@@ -29,7 +29,7 @@ async function rejection(p: Promise<unknown>): Promise<DistributeXError> {
   throw new Error("expected the call to be rejected");
 }
 
-async function register(name: "trap" | "spin" | "hog" | "echo") {
+async function register(name: "trap" | "trap_line" | "spin" | "hog" | "echo") {
   return (await t.client.registerKernel(await fixtureKernel(name), { name })).kernelId;
 }
 
@@ -63,6 +63,16 @@ describe("bad input", () => {
     expect(job.firstError?.message).toMatch(/deliberate trap/);
     expect(results.every((r) => r.state === "TASK_STATE_FAILED" && r.error?.code === "TRAP")).toBe(true);
     expect(job.retries).toBe(0); // a trap is the kernel's fault: it is not retried elsewhere
+  });
+
+  it("a real wasm trap's error names the author's file, line and function", async () => {
+    // trap_line.ts divides by zero on its line 8; the build's distx.srcmap section maps it.
+    const kernelId = await register("trap_line");
+    const { job, results } = await t.client.run({ kernelId, inputs: [Buffer.alloc(4)] });
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(results[0]?.error?.code).toBe("TRAP");
+    expect(results[0]?.error?.message).toMatch(/^kernel trapped: divide by zero at trap_line\.ts:8:\d+ in \S*distx_run$/);
+    expect(job.firstError?.message).toBe(results[0]?.error?.message);
   });
 
   it("times out a kernel that never returns, and replaces its worker", async () => {

@@ -1,5 +1,7 @@
 // Builds every example kernel with the real toolchain and runs task inputs through the real
 // agent path (compileWasmKernel + runWasmKernel), comparing with the plain-JS references.
+// The C and Rust examples (kernels/c, kernels/rust) run the same tests as their AssemblyScript
+// namesakes; without clang/rustc for wasm32 they skip, except in CI (scripts/setup/50-kernel-langs.sh).
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
 import { runWasmKernel } from "../../agent/wasm/run-kernel.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
+import { haveToolchain } from "../../kernels/toolchain/native.js";
 import {
   exampleKernels,
   gemmInput,
@@ -23,18 +26,30 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const examplesDir = path.join(repo, "kernels/assembly/examples");
 const MEMORY = 256 * 1024 * 1024;
 
+type Lang = "assemblyscript" | "c" | "rust";
+/** The examples written in C and Rust too, and where their sources are. */
+const NATIVE: Record<Exclude<Lang, "assemblyscript">, { names: string[]; source: (name: string) => string }> = {
+  c: { names: ["saxpy", "histogram"], source: (n) => path.join(repo, "kernels/c", `${n}.c`) },
+  rust: { names: ["saxpy", "histogram"], source: (n) => path.join(repo, "kernels/rust", n) },
+};
+const requireLangs = process.env.DISTX_KERNEL_LANG_TESTS === "require";
+const nativeLangs = (["c", "rust"] as const).filter((l) => requireLangs || haveToolchain(l));
+/** The languages an example is tested in (AssemblyScript always). */
+const langsOf = (name: string): Lang[] => ["assemblyscript", ...nativeLangs.filter((l) => NATIVE[l].names.includes(name))];
+const titled = (name: string, lang: Lang) => (lang === "assemblyscript" ? name : `${name} (${lang})`);
+
 let outDir: string;
 const modules = new Map<string, WebAssembly.Module>();
 
-function run(name: string, input: Uint8Array): Uint8Array {
-  const module = modules.get(name);
-  if (!module) throw new Error(`${name} was not built`);
+function run(name: string, input: Uint8Array, lang: Lang = "assemblyscript"): Uint8Array {
+  const module = modules.get(lang === "assemblyscript" ? name : `${lang}:${name}`);
+  if (!module) throw new Error(`${titled(name, lang)} was not built`);
   return new Uint8Array(runWasmKernel(module, input, { memoryLimitBytes: MEMORY, seed: 7 }));
 }
 
-function expectMatches(name: string, input: Uint8Array): Uint8Array {
+function expectMatches(name: string, input: Uint8Array, lang: Lang = "assemblyscript"): Uint8Array {
   const kernel = exampleKernels[name]!;
-  const out = run(name, input);
+  const out = run(name, input, lang);
   const result = kernel.check(input, out);
   expect(result.ok, `${name}: ${result.detail}`).toBe(true);
   return out;
@@ -47,7 +62,14 @@ beforeAll(async () => {
     const { wasmPath, manifest } = await buildKernel(path.join(examplesDir, file), { outDir });
     modules.set(manifest.name, await compileWasmKernel(await readFile(wasmPath)));
   }
-});
+  for (const lang of nativeLangs) {
+    for (const name of NATIVE[lang].names) {
+      const { wasmPath, manifest } = await buildKernel(NATIVE[lang].source(name), { outDir: path.join(outDir, lang) });
+      expect(manifest.compiler.name).toBe(lang === "c" ? "clang" : "rustc");
+      modules.set(`${lang}:${name}`, await compileWasmKernel(await readFile(wasmPath)));
+    }
+  }
+}, 180_000);
 
 afterAll(async () => {
   if (outDir) await rm(outDir, { recursive: true, force: true });
@@ -60,14 +82,14 @@ describe("example kernels", () => {
     for (const [key, k] of Object.entries(exampleKernels)) expect(k.name).toBe(key);
   });
 
-  for (const name of Object.keys(exampleKernels)) {
-    it(`${name}: default job (16 tasks) matches the reference and summarizes`, () => {
+  for (const name of Object.keys(exampleKernels)) for (const lang of langsOf(name)) {
+    it(`${titled(name, lang)}: default job (16 tasks) matches the reference and summarizes`, () => {
       const kernel = exampleKernels[name]!;
       const t0 = performance.now();
       const inputs = kernel.makeTasks({ tasks: 16, seed: 3 });
       expect(performance.now() - t0).toBeLessThan(1000);
       expect(inputs).toHaveLength(16);
-      const outputs = inputs.slice(0, 4).map((input) => expectMatches(name, input));
+      const outputs = inputs.slice(0, 4).map((input) => expectMatches(name, input, lang));
       // The reference's own output passes its check, and summaries are one line.
       for (const input of inputs.slice(0, 2)) expect(kernel.check(input, kernel.reference(input)).ok).toBe(true);
       const line = kernel.summarize(inputs.slice(0, 4), outputs);
@@ -75,12 +97,12 @@ describe("example kernels", () => {
       expect(line.length).toBeGreaterThan(10);
     });
 
-    it(`${name}: odd sizes and uneven splits`, () => {
+    it(`${titled(name, lang)}: odd sizes and uneven splits`, () => {
       const kernel = exampleKernels[name]!;
       const size = name === "gemm" ? 37 : name === "mandelbrot" ? 45 : 1001;
-      for (const input of kernel.makeTasks({ tasks: 3, size, seed: 11 })) expectMatches(name, input);
+      for (const input of kernel.makeTasks({ tasks: 3, size, seed: 11 })) expectMatches(name, input, lang);
       // More tasks than rows/items: empty tasks are valid too.
-      for (const input of kernel.makeTasks({ tasks: 5, size: 3, seed: 2 })) expectMatches(name, input);
+      for (const input of kernel.makeTasks({ tasks: 5, size: 3, seed: 2 })) expectMatches(name, input, lang);
     });
   }
 
@@ -109,13 +131,15 @@ describe("example kernels", () => {
     expect(result.detail).toMatch(/C\[0\]\[10\]/);
   });
 
-  it("saxpy: tails that are not a multiple of 4", () => {
-    for (const n of [0, 1, 3, 5, 8, 1023]) {
-      const x = fillUniform(new Float32Array(n), n + 1);
-      const y = fillUniform(new Float32Array(n), n + 2);
-      expectMatches("saxpy", saxpyInput(-0.75, x, y));
-    }
-  });
+  for (const lang of langsOf("saxpy")) {
+    it(`${titled("saxpy", lang)}: tails that are not a multiple of 4`, () => {
+      for (const n of [0, 1, 3, 5, 8, 1023]) {
+        const x = fillUniform(new Float32Array(n), n + 1);
+        const y = fillUniform(new Float32Array(n), n + 2);
+        expectMatches("saxpy", saxpyInput(-0.75, x, y), lang);
+      }
+    });
+  }
 
   it("mandelbrot: exact counts on zoomed tiles, widths not a multiple of 4", () => {
     for (const [w, h] of [[1, 1], [3, 2], [7, 5], [64, 9]] as const) {
@@ -145,14 +169,16 @@ describe("example kernels", () => {
     expect(line).toMatch(/^pi ≈ 3\.1\d+ from 1,000,000 samples/);
   });
 
-  it("histogram: every shift and a short tail", () => {
-    const values = new Uint32Array(1027);
-    for (let i = 0; i < values.length; i++) values[i] = (i * 2654435761) >>> 0;
-    for (const shift of [0, 5, 24, 31]) {
-      const out = expectMatches("histogram", histogramInput(values, shift));
-      expect(new Uint32Array(out.buffer).reduce((s, c) => s + c, 0)).toBe(values.length);
-    }
-  });
+  for (const lang of langsOf("histogram")) {
+    it(`${titled("histogram", lang)}: every shift and a short tail`, () => {
+      const values = new Uint32Array(1027);
+      for (let i = 0; i < values.length; i++) values[i] = (i * 2654435761) >>> 0;
+      for (const shift of [0, 5, 24, 31]) {
+        const out = expectMatches("histogram", histogramInput(values, shift), lang);
+        expect(new Uint32Array(out.buffer).reduce((s, c) => s + c, 0)).toBe(values.length);
+      }
+    });
+  }
 
   it("makeTasks refuses a non-positive task count or size", () => {
     for (const k of Object.values(exampleKernels)) {
@@ -167,4 +193,12 @@ describe("example kernels", () => {
     const g = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 8 })[0]!;
     expect(() => run("gemm", g.subarray(0, 40))).toThrow(/gemm: input shorter/);
   });
+
+  for (const lang of nativeLangs) {
+    it(`saxpy (${lang}): a truncated input traps that task, naming the function`, () => {
+      const input = exampleKernels.saxpy!.makeTasks({ tasks: 1, size: 100 })[0]!;
+      // Both checks' traps may be merged into one by LLVM (no single source line), so only the function is certain.
+      expect(() => run("saxpy", input.subarray(0, 100), lang)).toThrow(/^kernel trapped: unreachable .*in distx_run$/);
+    });
+  }
 });

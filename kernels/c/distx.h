@@ -1,0 +1,51 @@
+/* DistributeX kernel ABI "distx-abi-1" for C authors (kernels/README.md, "C kernels").
+ * Include it once in your kernel (it defines the three ABI functions) and implement
+ *   int32_t distx_run(uint8_t *input, int32_t len);
+ * reserving the output with distx_output(len) and returning len. Build with
+ * `distx kernel build kernel.c` (Debian clang + lld, --target=wasm32, memory imported so the
+ * agent can cap it, no libc). A trap (e.g. __builtin_trap()) fails the task as TRAP with the
+ * file and line; distx_abort(msg) fails it with a message. */
+#ifndef DISTX_H
+#define DISTX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define DISTX_EXPORT(name) __attribute__((export_name(#name), visibility("default")))
+
+/* The host's imports: abort (AssemblyScript's signature: message, file, line, column as
+ * AssemblyScript strings; 0 for "none") and log (bytes of UTF-8 text). */
+__attribute__((import_module("env"), import_name("abort"))) void distx_host_abort(int32_t, int32_t, int32_t, int32_t);
+
+extern unsigned char __heap_base;
+static uintptr_t distx_heap_top = (uintptr_t)&__heap_base;
+static uintptr_t distx_out_ptr = 0;
+
+/* 16-byte-aligned bump allocator over the imported memory: a fresh instance per task makes
+ * freeing pointless. Traps (unreachable) when the memory cannot grow, as AssemblyScript's does. */
+static inline void *distx_alloc_bytes(size_t len) {
+  uintptr_t at = (distx_heap_top + 15) & ~(uintptr_t)15;
+  uintptr_t end = at + (len < 16 ? 16 : len);
+  size_t have = __builtin_wasm_memory_size(0) * 65536;
+  if (end > have) {
+    size_t pages = (end - have + 65535) / 65536;
+    if (__builtin_wasm_memory_grow(0, pages) == (size_t)-1) __builtin_trap();
+  }
+  distx_heap_top = end;
+  return (void *)at;
+}
+
+DISTX_EXPORT(distx_abi_version) int32_t distx_abi_version(void) { return 1; }
+DISTX_EXPORT(distx_alloc) void *distx_alloc(int32_t len) { return distx_alloc_bytes(len < 0 ? 0 : (size_t)len); }
+DISTX_EXPORT(distx_output_ptr) void *distx_output_ptr(void) { return (void *)distx_out_ptr; }
+
+/* Reserve `len` bytes of output; distx_run then returns len. */
+static inline void *distx_output(int32_t len) {
+  void *p = distx_alloc_bytes(len < 0 ? 0 : (size_t)len);
+  distx_out_ptr = (uintptr_t)p;
+  return p;
+}
+
+/* Fails the task (as TRAP) at this point. */
+#define distx_abort() __builtin_trap()
+
+#endif
