@@ -15,7 +15,7 @@ a{color:inherit}a:hover{color:var(--load)}
 header{display:flex;flex-wrap:wrap;gap:8px 22px;align-items:baseline;padding:10px 16px;background:var(--panel);position:sticky;top:0;z-index:1}
 header h1{font-size:16px;margin:0}header h1 a{text-decoration:none}.kpi b{font-size:18px;margin-right:4px}.dim{color:var(--dim)}
 #conn.ok{color:var(--ok)}#conn.bad{color:var(--bad)}
-.view{padding:12px;display:grid;gap:12px}.cols{display:grid;grid-template-columns:minmax(0,2fr) minmax(300px,1fr);gap:12px;align-items:start}
+.view{padding:12px;display:grid;gap:12px}.view[hidden]{display:none}.cols{display:grid;grid-template-columns:minmax(0,2fr) minmax(300px,1fr);gap:12px;align-items:start}
 section{background:var(--panel);border-radius:6px;padding:10px;min-width:0}h2{font-size:14px;margin:0 0 8px}h3{font-size:13px;margin:10px 0 6px}
 #nodes{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:8px}
 .node{border:1px solid var(--line);border-radius:5px;padding:6px 8px;contain:content;min-width:0}

@@ -111,6 +111,7 @@ describe("dashboard for operators", () => {
       await page.click(`tr[data-job="${bad.jobId}"] a`);
       await page.waitForSelector("#view-job tr[data-task]", { timeout: 10_000 });
       expect(await page.locator("#job-name").innerText()).toBe("<b>op-bad</b>");
+      expect(await page.locator("#view-overview").isVisible()).toBe(false);
       expect(await page.locator('#job-counts [data-state="failed"]').innerText()).toBe("failed 3");
       const failure = page.locator("#view-job tr[data-task]").first();
       expect(await failure.locator(".code").innerText()).toBe("TRAP");
@@ -129,6 +130,7 @@ describe("dashboard for operators", () => {
       const node = nodes[0]!;
       await page.goto(`http://${admin}/dashboard#/node/${node.nodeId}`);
       await page.waitForSelector("#node-hw", { timeout: 10_000 });
+      expect(await page.locator("#view-overview").isVisible()).toBe(false);
       const hw = await page.locator("#node-hw").innerText();
       expect(hw).toContain(`${node.profile!.cpu!.logicalCores} logical`);
       expect(hw).toMatch(/calibrated speed\s+\d+\.\d{3}/);
