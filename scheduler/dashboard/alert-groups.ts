@@ -40,7 +40,6 @@ export class AlertGroups {
       if (a.state !== "firing") return; // a resolution of something no longer kept
       g = { name: a.name, node, severity: a.severity, count: 0, firing: 0, firstSeenMs: a.firedAtMs, lastSeenMs: 0, lastSummary: "", ids: new Set() };
       this.groups.set(key, g);
-      this.evict();
     }
     if (a.state === "firing") {
       if (!g.ids.has(a.alertId)) g.count++;
@@ -53,6 +52,8 @@ export class AlertGroups {
     }
     g.firing = g.ids.size;
     g.lastSummary = a.summary.slice(0, 300);
+    // After the update, so the new group is judged by what it now is.
+    if (this.groups.size > this.maxGroups) this.evict();
   }
 
   /**
