@@ -1,6 +1,6 @@
 // The admin HTTP server every daemon runs beside its gRPC port: /metrics (Prometheus text
 // format), /healthz (the process is alive), /readyz (it can do its job) plus any extra routes
-// a role adds (the scheduler's dashboard). Plain node:http: a handful of GET routes needs no framework.
+// a role adds (the scheduler's dashboard). Plain node:http: a handful of GET routes (and a POST action or two) needs no framework.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
@@ -15,6 +15,8 @@ export interface AdminServerOptions {
   /** Readiness: a reason string when not ready, undefined when ready. */
   notReady: () => string | undefined;
   routes?: Record<string, AdminRoute>;
+  /** Routes that change something: POST only (never a GET a link or an <img> could trigger). */
+  postRoutes?: Record<string, AdminRoute>;
   log: Logger;
 }
 
@@ -36,6 +38,12 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://admin");
+    const post = this.options.postRoutes?.[url.pathname];
+    if (post) {
+      if (req.method !== "POST") return void res.writeHead(405, { allow: "POST", "content-type": "text/plain" }).end("method not allowed: POST only\n");
+      req.resume(); // the action is in the query; a body is not read
+      return post(req, res, url);
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;

@@ -1,6 +1,7 @@
 // Everything an operator watches on the scheduler, wired together: metrics, the alert bus
 // (with its webhook), the admin HTTP server (/metrics, /healthz, /readyz) and the live
-// dashboard (/dashboard, /api/state, /api/events). The forecaster and the result cache report
+// dashboard (/dashboard, /api/state, /api/events, /api/jobs, /api/job, /api/node, and the
+// POST /api/nodes/drain action behind an admin token). The forecaster and the result cache report
 // here through the small setter API at the bottom.
 import type { PredictedSaturation, SaturationWithdrawn } from "./placement/controller.js";
 import type http from "node:http";
@@ -14,6 +15,9 @@ import { AlertBus, type AlertEvent } from "./alerts/bus.js";
 import { AlertWebhook } from "./alerts/webhook.js";
 import { DASHBOARD_HTML } from "./dashboard/page.js";
 import { DashboardState } from "./dashboard/state.js";
+import { parseJobListQuery } from "./dashboard/views.js";
+import { dashboardActionGate, dashboardGate } from "./auth/dashboard-auth.js";
+import type { TokenStore } from "./auth/tokens.js";
 import { SchedulerMetrics } from "./metrics.js";
 
 /** Alert labels of the cluster-wide prediction: a scope of its own, never mistaken for a node. */
@@ -37,7 +41,7 @@ export class SchedulerMonitoring {
   constructor(
     private readonly config: SchedulerConfig,
     core: SchedulerCore,
-    nodes: NodeRegistry,
+    private readonly nodes: NodeRegistry,
     private readonly log: Logger,
     options: MonitoringOptions = {},
   ) {
@@ -58,7 +62,7 @@ export class SchedulerMonitoring {
         else this.metrics.clusterPredictedCrossing = undefined;
       }
       for (const w of this.webhooks) w.push(a);
-      this.broadcast("alerts", this.alerts.activeAlerts());
+      this.broadcast("alerts", this.dashboard.alertGroups.view());
     });
 
     // Built-in alert sources. An agent that drained first left on purpose: no page for it.
@@ -129,8 +133,19 @@ export class SchedulerMonitoring {
     });
   }
 
-  /** Set by the scheduler when the dashboard needs a token (admin host not on loopback; auth/dashboard-auth.ts). */
+  /** Set by useAuth when the dashboard needs a token (admin host not on loopback; auth/dashboard-auth.ts). */
   dashboardGate?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
+  /** Who may act from the dashboard (drain a node); nobody until useAuth says. */
+  private actionGate: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean> = async (_req, res) => {
+    res.writeHead(503, { "content-type": "text/plain" }).end("dashboard actions are not configured\n");
+    return false;
+  };
+
+  /** The scheduler's security: tokens (undefined with --insecure), and whether the admin host is off loopback. */
+  useAuth(tokens: TokenStore | undefined, offLoopback: boolean): void {
+    if (tokens && offLoopback) this.dashboardGate = dashboardGate(tokens);
+    this.actionGate = dashboardActionGate(tokens);
+  }
 
   /** Why /readyz says no (the scheduler's lifecycle, scheduler/lifecycle.ts); set before start(). */
   notReady: () => string | undefined = () => "starting";
@@ -155,6 +170,18 @@ export class SchedulerMonitoring {
         "/dashboard": guarded((_req, res) => void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(DASHBOARD_HTML)),
         "/api/state": guarded((_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.dashboard.snapshot(true)))),
         "/api/events": guarded((req, res) => this.openSse(req, res)),
+        "/api/jobs": guarded((_req, res, url) => json(res, 200, this.dashboard.jobs(parseJobListQuery(url)))),
+        "/api/job": guarded((_req, res, url) => found(res, this.dashboard.job(url.searchParams.get("id") ?? ""))),
+        "/api/node": guarded((_req, res, url) => found(res, this.dashboard.node(url.searchParams.get("id") ?? ""))),
+      },
+      postRoutes: {
+        "/api/nodes/drain": async (req, res, url) => {
+          if (!(await this.actionGate(req, res))) return;
+          const id = url.searchParams.get("node") ?? "";
+          if (!this.nodes.drain(id)) return json(res, 404, { error: `no live node ${JSON.stringify(id.slice(0, 80))}` });
+          this.log.info({ event: "node_drain_requested", nodeId: id, via: "dashboard" }, "node drain requested from the dashboard");
+          json(res, 200, { nodeId: id, state: "draining" });
+        },
       },
     });
     return this.admin.start();
@@ -259,3 +286,7 @@ export class SchedulerMonitoring {
     if (this.sseClients.size > 0) this.broadcast("tick", this.dashboard.snapshot(false));
   }
 }
+
+const json = (res: http.ServerResponse, status: number, body: unknown) =>
+  void res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
+const found = (res: http.ServerResponse, body: unknown) => (body === undefined ? json(res, 404, { error: "not found" }) : json(res, 200, body));

@@ -191,6 +191,21 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     }
   }
 
+  /**
+   * An operator drains the node (the dashboard's action): it takes no new tasks, its running ones
+   * finish. The same state an agent reports when it drains itself; false for an unknown or DOWN node.
+   */
+  drain(id: string): boolean {
+    const node = this.nodes.get(id);
+    if (!node || node.state === "NODE_STATE_DOWN") return false;
+    if (node.state !== "NODE_STATE_DRAINING") {
+      node.state = "NODE_STATE_DRAINING";
+      node.ready = false;
+      this.emit("draining", node);
+    }
+    return true;
+  }
+
   /** A load sample that came another way than the heartbeat (the Kafka load stream). */
   setLoad(id: string, load: NodeLoad): void {
     const node = this.nodes.get(id);

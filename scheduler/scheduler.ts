@@ -29,7 +29,7 @@ import { distributeXAuthorizer, guardService, requireNode } from "./auth/policy.
 import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
 import type { TokenStore } from "./auth/tokens.js";
-import { dashboardGate, isLoopbackHost } from "./auth/dashboard-auth.js";
+import { isLoopbackHost } from "./auth/dashboard-auth.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -223,7 +223,7 @@ export class Scheduler {
     this.abandonIfStopping();
     this.registry.start();
     this.quotas.start();
-    if (!security.insecure && !isLoopbackHost(this.config.adminHost)) this.monitoring.dashboardGate = dashboardGate(security.tokens);
+    this.monitoring.useAuth(security.insecure ? undefined : security.tokens, !isLoopbackHost(this.config.adminHost));
     await this.monitoring.start();
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;

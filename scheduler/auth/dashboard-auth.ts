@@ -41,3 +41,38 @@ export function dashboardGate(tokens: TokenStore) {
     return true;
   };
 }
+
+/**
+ * The gate of the dashboard's actions (drain a node), on every admin host, loopback included:
+ * the same rule as the admin RPCs (policy.ts: an admin API token). The token must come in the
+ * Authorization header, never from the cookie or the query, so another site cannot make a
+ * browser send it (CSRF): a cross-origin page cannot set that header without a CORS preflight,
+ * which this server never grants. With --insecure there are no tokens (as for the RPCs) and any
+ * caller may act, but the request must still carry the dashboard's own header for the same reason.
+ * True when the request may act; otherwise the refusal was already sent.
+ */
+export function dashboardActionGate(tokens: TokenStore | undefined) {
+  return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
+    if (!tokens) {
+      if (req.headers["x-distx-dashboard"] === "1") return true;
+      res.writeHead(403, { "content-type": "text/plain" }).end("a dashboard action needs the X-Distx-Dashboard: 1 header\n");
+      return false;
+    }
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+    if (!token) {
+      res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" }).end("a dashboard action needs an admin API token in the Authorization header (a cookie is not enough)\n");
+      return false;
+    }
+    try {
+      const record = await verifyToken(tokens, token, "api");
+      if (record.role !== "admin") {
+        res.writeHead(403, { "content-type": "text/plain" }).end(`token ${record.id} has role ${record.role}; this action needs an admin token\n`);
+        return false;
+      }
+      return true;
+    } catch (err) {
+      res.writeHead(401, { "content-type": "text/plain" }).end(`token refused: ${err instanceof TokenError ? err.message : "error"}\n`);
+      return false;
+    }
+  };
+}

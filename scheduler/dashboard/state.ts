@@ -1,12 +1,14 @@
 // What the live dashboard shows, built from the scheduler's own state: nodes (profile, load,
-// forecast, a short load history), running and recent jobs with progress, and alerts.
+// forecast, a short load history), totals and the grouped alerts on the live stream; the job
+// table, a job's page and a node's page on request (views.ts), each bounded.
 // The history is sampled here once a second so every browser sees the same series and a page
 // opened late still gets the last few minutes.
 import type { SchedulerCore } from "../core.js";
-import type { JobRecord } from "../model.js";
 import type { NodeRegistry } from "../registry.js";
 import type { AlertBus, AlertEvent } from "../alerts/bus.js";
 import type { SchedulerMetrics } from "../metrics.js";
+import { AlertGroups, type AlertGroupsView } from "./alert-groups.js";
+import { jobDetail, listJobs, nodeDetail, short, type JobDetail, type JobList, type JobListQuery, type NodeDetail } from "./views.js";
 
 export interface DashNode {
   id: string;
@@ -31,37 +33,21 @@ export interface DashNode {
   saturationInSeconds: number;
 }
 
-export interface DashJob {
-  id: string;
-  name: string;
-  state: string;
-  tasks: number;
-  succeeded: number;
-  failed: number;
-  running: number;
-  pending: number;
-  submittedAtMs: number;
-  finishedAtMs: number;
-}
-
 export interface DashSnapshot {
   atMs: number;
   nodes: DashNode[];
-  jobs: DashJob[];
-  alerts: AlertEvent[];
-  recentAlerts: AlertEvent[];
+  alerts: AlertGroupsView;
   totals: { nodesReady: number; jobsRunning: number; queueDepth: number; tasksDone: number };
   /** Present in the first message only: nodeId → [cpu[], forecast[]] oldest first. */
   history?: Record<string, [number[], number[]]>;
   historyIntervalMs: number;
 }
 
-const short = (s: string) => s.replace(/^(JOB|TASK|NODE)_STATE_/, "").toLowerCase();
-const RECENT_JOBS = 20;
 
 export class DashboardState {
   private readonly history = new Map<string, { cpu: number[]; forecast: number[] }>();
   private timer?: NodeJS.Timeout;
+  readonly alertGroups = new AlertGroups();
 
   constructor(
     private readonly core: SchedulerCore,
@@ -70,7 +56,9 @@ export class DashboardState {
     private readonly metrics: SchedulerMetrics,
     readonly intervalMs = 1000,
     private readonly historyPoints = 120,
-  ) {}
+  ) {
+    alerts.on("alert", (a: AlertEvent) => this.alertGroups.add(a));
+  }
 
   start(onTick: () => void): void {
     this.timer = setInterval(() => {
@@ -130,42 +118,43 @@ export class DashboardState {
       });
     }
     nodes.sort((a, b) => (a.host + a.id).localeCompare(b.host + b.id));
-    const all = this.core.listJobs(Number.MAX_SAFE_INTEGER);
-    const running = all.filter((j) => j.state === "JOB_STATE_PENDING" || j.state === "JOB_STATE_RUNNING");
-    const finished = all.filter((j) => !running.includes(j)).slice(0, RECENT_JOBS);
     let queueDepth = 0;
     let tasksDone = 0;
-    for (const j of all) {
+    let jobsRunning = 0;
+    for (const j of this.core.listJobs(Number.MAX_SAFE_INTEGER)) {
+      if (j.state === "JOB_STATE_PENDING" || j.state === "JOB_STATE_RUNNING") jobsRunning++;
       queueDepth += j.counts.TASK_STATE_PENDING;
       tasksDone += j.counts.TASK_STATE_SUCCEEDED + j.counts.TASK_STATE_FAILED;
     }
     const snap: DashSnapshot = {
       atMs: Date.now(),
       nodes,
-      jobs: [...running, ...finished].map(dashJob),
-      alerts: this.alerts.activeAlerts(),
-      recentAlerts: this.alerts.recentResolved().slice(0, 20),
-      totals: { nodesReady: ready, jobsRunning: running.length, queueDepth, tasksDone },
+      alerts: this.alertGroups.view(),
+      totals: { nodesReady: ready, jobsRunning, queueDepth, tasksDone },
       historyIntervalMs: this.intervalMs,
     };
     if (withHistory) snap.history = Object.fromEntries([...this.history].map(([id, h]) => [id, [h.cpu, h.forecast]]));
     return snap;
   }
-}
 
-function dashJob(j: JobRecord): DashJob {
-  return {
-    id: j.id,
-    name: j.name,
-    state: short(j.state),
-    tasks: j.tasks.length,
-    succeeded: j.counts.TASK_STATE_SUCCEEDED,
-    failed: j.counts.TASK_STATE_FAILED,
-    running: j.counts.TASK_STATE_RUNNING + j.counts.TASK_STATE_ASSIGNED,
-    pending: j.counts.TASK_STATE_PENDING,
-    submittedAtMs: j.submittedAtMs,
-    finishedAtMs: j.finishedAtMs,
-  };
+  /** A page of the job table (filtered, at most JOB_PAGE_MAX rows). */
+  jobs(q: JobListQuery): JobList {
+    return listJobs(this.core, q);
+  }
+
+  /** One job, aggregated; undefined when this scheduler does not hold it. */
+  job(id: string): JobDetail | undefined {
+    const j = this.core.peekJob(id);
+    return j && jobDetail(j, this.nodes);
+  }
+
+  /** One node with its load and forecast history; undefined when unknown. */
+  node(id: string): (NodeDetail & { history: [number[], number[]] }) | undefined {
+    const n = this.nodes.get(id);
+    if (!n) return undefined;
+    const h = this.history.get(id);
+    return { ...nodeDetail(n, this.core, this.metrics.forecasts.get(id)), history: [h?.cpu ?? [], h?.forecast ?? []] };
+  }
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;
