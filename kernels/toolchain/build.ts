@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import asc from "assemblyscript/asc";
+import { sdkSearchPath } from "./sdk-path.js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
 import { parseManifest, type KernelManifest } from "./manifest.js";
 
@@ -90,7 +91,7 @@ async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Pro
   const stderr = asc.createMemoryStream();
   let result: Awaited<ReturnType<typeof asc.main>>;
   try {
-    result = await asc.main([path.basename(source), "--outFile", `${name}.wasm`, "--baseDir", baseDir, ...flags], {
+    result = await asc.main([path.basename(source), "--outFile", `${name}.wasm`, "--baseDir", baseDir, ...flags, "--path", sdkSearchPath()], {
       stdout,
       stderr,
       readFile: async (filename, dir) => {
