@@ -6,6 +6,7 @@ import { registerSecurityCommands } from "./commands/security.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerDaemonCommands } from "./commands/daemons.js";
 import { registerTokenCommands } from "./commands/tokens.js";
+import { registerKernelDevCommands } from "./commands/kernel-dev.js";
 import { fail } from "./util.js";
 
 const program = new Command()
@@ -28,6 +29,7 @@ registerClientCommands(program);
 registerAlertCommands(program);
 registerSecurityCommands(program, schedulerOption);
 registerTokenCommands(program);
+registerKernelDevCommands(program);
 
 // Errors thrown before an action runs (a preAction hook checking flags) get the same treatment as its own.
 await program.parseAsync(process.argv).catch(fail);

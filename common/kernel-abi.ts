@@ -1,6 +1,7 @@
 // The host side of the kernel ABI "distx-abi-1" (kernels/README.md documents it for authors).
 // Both the scheduler (at registration) and the agent (before running) check modules here,
 // so a bad module is refused once, with a message that says what is wrong.
+import { readAbiVersion } from "./wasm-abi-version.js";
 import { withGrowTrapsSection } from "./wasm-grow-traps.js";
 
 export const WASM_ABI = "distx-abi-1";
@@ -51,6 +52,7 @@ export async function compileWasmKernel(bytes: Uint8Array, entry: string = ABI_E
     throw new KernelAbiError(`invalid WebAssembly module: ${(err as Error).message}`);
   }
   checkWasmKernel(module, entry);
+  checkAbiVersion(bytes);
   return module;
 }
 
@@ -76,6 +78,19 @@ function checkWasmKernel(module: WebAssembly.Module, entry: string = ABI_EXPORTS
     if (exports.get(name) !== "function") {
       throw new KernelAbiError(`kernel does not export the function ${name} required by ${WASM_ABI}`);
     }
+  }
+}
+
+/** Refuses a kernel whose distx_abi_version() is not a constant the agents speak (read from the bytes, never run). */
+function checkAbiVersion(bytes: Uint8Array): void {
+  const r = readAbiVersion(bytes, ABI_EXPORTS.version);
+  if ("reason" in r) {
+    throw new KernelAbiError(`${ABI_EXPORTS.version}() must return a constant (i32.const N) so it can be checked without running the kernel: ${r.reason}`);
+  }
+  if (!ABI_VERSIONS.includes(r.version)) {
+    throw new KernelAbiError(
+      `kernel speaks ABI version ${r.version} (its ${ABI_EXPORTS.version}()); agents speak ${ABI_VERSIONS.join(" and ")}: build it against the distributex/kernel of this release`,
+    );
   }
 }
 

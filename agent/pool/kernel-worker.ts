@@ -29,7 +29,15 @@ const stretch = (started: number) => {
 };
 
 const modules = new Map<string, WebAssembly.Module>();
-const memoryPool = new MemoryPool();
+/** Notes each task's memory size as run-kernel gives the memory back (linear memory only grows: its peak). */
+class MeasuringMemoryPool extends MemoryPool {
+  lastBytes = 0;
+  override release(memory: WebAssembly.Memory, initialPages: number, maximumPages: number): void {
+    this.lastBytes = memory.buffer.byteLength;
+    super.release(memory, initialPages, maximumPages);
+  }
+}
+const memoryPool = new MeasuringMemoryPool();
 if (!parentPort) throw new Error("kernel-worker must run in a worker thread");
 const port = parentPort;
 
@@ -68,7 +76,7 @@ function run(req: RunRequest): void {
       const shared = req.shared?.map((s) => new Uint8Array(s.buffer, s.offset, s.length));
       const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}) });
       stretch(started);
-      reply = { type: "done", id: req.id, output, runMs: performance.now() - started };
+      reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes };
       // Large outputs move by transfer; a small one is cheaper to copy with the message.
       if (output.byteLength >= 64 * 1024) transfer.push(output);
     } catch (err) {

@@ -18,7 +18,7 @@ export interface RunRequest {
 }
 
 export type RunResponse =
-  | { type: "done"; id: number; output: ArrayBuffer; runMs: number }
+  | { type: "done"; id: number; output: ArrayBuffer; runMs: number; memoryBytes: number }
   | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number };
 
 /** What the pool posts: one request, or several for one worker at once (run in order). */

@@ -34,6 +34,8 @@ export interface PoolResult {
   output: Buffer;
   runMs: number;
   waitMs: number;
+  /** WebAssembly tasks: the size their linear memory had grown to when they ended (it never shrinks: the peak). */
+  memoryBytes?: number;
 }
 
 /** A task handed to a pool (worker threads, or GPU executors): its result, and a way to cancel it. */

@@ -227,7 +227,7 @@ export class WorkerPool extends EventEmitter {
     this.depths.noteRun(pending.task.kernelId, msg.runMs);
     // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
-      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt });
+      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes });
     } else {
       this.settle(pending, new TaskFailure(msg.code, msg.message));
     }

@@ -2,8 +2,8 @@
 // timed at agent start so the scheduler knows each node's real speed, not only its core count.
 // Input: u32 iterations. Output: f32 checksum (keeps the work from being optimised away).
 // Operations counted per iteration: 8 x f32x4 (mul + add) = 64 flops + 4 integer ops = 68.
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "./distx";
-import { output } from "./distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output } from "distributex/kernel";
 
 export function distx_run(input: usize, len: i32): i32 {
   if (len < 4) abort("calibration: input must hold a u32 iteration count");

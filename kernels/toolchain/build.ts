@@ -9,6 +9,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import asc from "assemblyscript/asc";
 import { decode } from "@jridgewell/sourcemap-codec";
+import { sdkSearchPath } from "./sdk-path.js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
 import { appendCustomSection, encodeSrcmap, MAX_SRCMAP_BYTES, SRCMAP_SECTION, type KernelSrcmap } from "../../common/kernel-srcmap.js";
 import { parseManifest, type KernelManifest } from "./manifest.js";
@@ -138,7 +139,7 @@ async function buildKernelNow(sourceFile: string, opts: BuildKernelOptions): Pro
   const stderr = asc.createMemoryStream();
   let result: Awaited<ReturnType<typeof asc.main>>;
   try {
-    result = await asc.main([path.basename(source), "--outFile", `${name}.wasm`, "--baseDir", baseDir, ...flags], {
+    result = await asc.main([path.basename(source), "--outFile", `${name}.wasm`, "--baseDir", baseDir, ...flags, "--path", sdkSearchPath()], {
       stdout,
       stderr,
       readFile: async (filename, dir) => {

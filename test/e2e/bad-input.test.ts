@@ -55,6 +55,19 @@ describe("bad input", () => {
     expect(err.details).toMatch(/imports env\.evil!/);
   });
 
+  it("refuses at registration a kernel whose ABI version the agents do not speak", async () => {
+    // The abi_v1 fixture with its distx_abi_version body (`i32.const 1; end`, 0 locals) made to answer 3.
+    const v1 = Buffer.from(await fixtureKernel("abi_v1"));
+    const body = Buffer.from([0x04, 0x00, 0x41, 0x01, 0x0b]);
+    const at = v1.indexOf(body);
+    expect(at).toBeGreaterThan(0);
+    expect(v1.indexOf(body, at + 1)).toBe(-1);
+    v1[at + 3] = 0x03;
+    const err = await rejection(t.client.registerKernel(v1, { name: "abi_v3" }));
+    expect(err.codeName).toBe("INVALID_ARGUMENT");
+    expect(err.details).toMatch(/kernel speaks ABI version 3 \(its distx_abi_version\(\)\); agents speak 1 and 2/);
+  });
+
   it("fails only the tasks of a kernel that traps, with the trap's message", async () => {
     const kernelId = await register("trap");
     const { job, results } = await t.client.run({ kernelId, inputs: [Buffer.alloc(4), Buffer.alloc(4)] });

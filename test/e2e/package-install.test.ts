@@ -4,13 +4,14 @@
 // client from "distributex/client" (type-checked against the shipped declarations), submits a job
 // of a shipped example kernel and checks its results. Nothing may depend on the current
 // directory or on a git checkout.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../../common/paths.js";
 import { freePort } from "../helpers/net.js";
+import { NPM_INSTALL, packTarball, sh, startInstalledCluster, stopCluster } from "../helpers/package.js";
 
 const repo = repoRoot();
 const work = mkdtempSync(path.join(os.tmpdir(), "distx-install-"));
@@ -20,32 +21,18 @@ const home = path.join(work, "home");
 let cluster: ChildProcess | undefined;
 
 afterAll(async () => {
-  if (cluster && cluster.exitCode === null) {
-    cluster.kill("SIGTERM");
-    await new Promise((r) => cluster!.once("exit", r));
-  }
+  await stopCluster(cluster);
   rmSync(work, { recursive: true, force: true });
 });
-
-/** Runs a command to completion; throws with its output when it fails. */
-function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", env: { ...process.env, ...env }, timeout: 300_000 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} (in ${cwd}) exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-// Dependencies come from npm's cache when CI's `npm ci` filled it, else from the registry.
-// Install scripts are skipped: the only one that matters is gl's (headless GL, optional).
-const NPM_INSTALL = ["install", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel", "error"];
 
 describe("the npm package", () => {
   let tarball = "";
 
   it("packs what a user needs and nothing of the checkout", () => {
-    const out = JSON.parse(sh("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], repo)) as { filename: string; files: { path: string }[] }[];
-    tarball = path.join(work, out[0]!.filename);
-    const files = new Set(out[0]!.files.map((f) => f.path));
-    for (const f of ["bin/distx.js", "dist/cli/main.js", "dist/client/index.js", "dist/client/index.d.ts", "dist/agent/gpu/executor.js", "proto/distributex/v1/distributex.proto", "build/kernels/saxpy.wasm", "build/kernels/calibration.wasm", "kernels/assembly/distx.ts", "deploy/systemd/distx-agent.service", "deploy/kubernetes/agents.yaml", "LICENSE.md", "README.md"]) {
+    const packed = packTarball(work);
+    tarball = packed.tarball;
+    const files = packed.files;
+    for (const f of ["bin/distx.js", "dist/cli/main.js", "dist/client/index.js", "dist/client/index.d.ts", "dist/agent/gpu/executor.js", "proto/distributex/v1/distributex.proto", "build/kernels/saxpy.wasm", "build/kernels/calibration.wasm", "kernels/assembly/distx.ts", "kernel/index.ts", "kernels/README.md", "deploy/systemd/distx-agent.service", "deploy/kubernetes/agents.yaml", "LICENSE.md", "README.md"]) {
       expect(files.has(f), f).toBe(true);
     }
     for (const f of files) expect(f, "tests, benches and sources stay out").not.toMatch(/^(dist\/(test|bench)\/|test\/|bench\/|scheduler\/|agent\/|\.ci\/)/);
@@ -99,24 +86,7 @@ client.close();
 
     // 3. A cluster from the installed distx, started from the app's directory.
     const port = await freePort();
-    cluster = spawn(distx, ["up", "--agents", "1", "--workers", "1", "--port", String(port)], { cwd: app, env: { ...process.env, DISTX_HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
-    let log = "";
-    cluster.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-    cluster.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`distx up did not come up in 90 s:\n${log}`)), 90_000);
-      const check = setInterval(() => {
-        if (/scheduler at /.test(log) && existsSync(path.join(home, "client.json"))) {
-          clearTimeout(timer);
-          clearInterval(check);
-          resolve();
-        } else if (cluster!.exitCode !== null) {
-          clearTimeout(timer);
-          clearInterval(check);
-          reject(new Error(`distx up exited ${cluster!.exitCode}:\n${log}`));
-        }
-      }, 100);
-    });
+    cluster = await startInstalledCluster(distx, app, home, port);
 
     // 4. The program, run from its own directory against that cluster.
     const answer = JSON.parse(sh(process.execPath, [path.join("out", "main.js")], app, { DISTX_HOME: home }).trim().split("\n").pop()!) as { state: string; outputs: number[][] };

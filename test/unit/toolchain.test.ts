@@ -9,6 +9,7 @@ import asc from "assemblyscript/asc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileWasmKernel, KernelAbiError } from "../../common/kernel-abi.js";
 import { buildKernel, KernelBuildError } from "../../kernels/toolchain/build.js";
+import { sdkSearchPath } from "../../kernels/toolchain/sdk-path.js";
 import { KernelManifestError, KernelManifestSchema, parseManifest, readManifest } from "../../kernels/toolchain/manifest.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -33,7 +34,8 @@ async function exists(p: string): Promise<boolean> {
 async function ascBytes(source: string, flags: string[]): Promise<Uint8Array> {
   let binary: Uint8Array | undefined;
   const stderr = asc.createMemoryStream();
-  const { error } = await asc.main([source, "--outFile", "out.wasm", "--noColors", ...flags], {
+  // --path: where "distributex/kernel" (the SDK) resolves, as buildKernel gives it.
+  const { error } = await asc.main([source, "--outFile", "out.wasm", "--noColors", "--path", sdkSearchPath(), ...flags], {
     stderr,
     writeFile: (_name, contents) => {
       if (typeof contents !== "string") binary = contents;
@@ -179,6 +181,29 @@ describe("ABI checks (compileWasmKernel)", () => {
     );
     const bytes = await ascBytes(file, ["--runtime", "stub", "--importMemory"]);
     await expect(compileWasmKernel(bytes)).rejects.toThrow(/imports env\.readFile \(function\); distx-abi-1 allows only/);
+  });
+
+  it("refuses an ABI version the agents do not speak, and a version that is not a constant, without running the module", async () => {
+    const kernel = async (name: string, versionBody: string) => {
+      const file = path.join(dir, `${name}.ts`);
+      await writeFile(
+        file,
+        [
+          'export { distx_alloc, distx_output_ptr } from "distributex/kernel";',
+          "let calls: i32 = 0;",
+          `export function distx_abi_version(): i32 { ${versionBody} }`,
+          "export function distx_run(input: usize, len: i32): i32 { return 0; }",
+        ].join("\n"),
+      );
+      return ascBytes(file, ["-O3", "--runtime", "stub", "--importMemory"]);
+    };
+    await expect(compileWasmKernel(await kernel("v3", "return 3;"))).rejects.toThrow(/kernel speaks ABI version 3 \(its distx_abi_version\(\)\); agents speak 1 and 2/);
+    await expect(compileWasmKernel(await kernel("vdyn", "calls++; return calls > 1 ? 2 : 1;"))).rejects.toThrow(/distx_abi_version\(\) must return a constant/);
+    // Both versions the agents speak pass, optimised or not.
+    for (const v of [1, 2]) await compileWasmKernel(await kernel(`v${v}`, `return ${v};`));
+    const file = path.join(dir, "v2dbg.ts");
+    await writeFile(file, 'export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";\nexport function distx_run(input: usize, len: i32): i32 { return 0; }\n');
+    await compileWasmKernel(await ascBytes(file, ["-O0", "--runtime", "stub", "--importMemory"]));
   });
 
   it("refuses bytes that are not WebAssembly", async () => {

@@ -18,8 +18,8 @@
 // Without FMA in WASM SIMD each step is a separate f32x4.mul and f32x4.add, so results are
 // rounded like a plain float32 loop, but the summation order differs from a naive loop:
 // compare with a tolerance.
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output, shared_input, shared_input_len } from "../distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output, shared_input, shared_input_len } from "distributex/kernel";
 
 // @ts-ignore: decorator
 @inline const B_SHARED: u32 = 1;

@@ -9,8 +9,8 @@
 // element-wise sum of the task outputs (kernels/reference/histogram.ts summarize()).
 // Method: four sub-histograms so consecutive increments to the same bin do not wait on each
 // other's store; when shift is a multiple of 8 the bin byte is loaded directly (no shift/mask).
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output } from "../distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output } from "distributex/kernel";
 
 export function distx_run(input: usize, len: i32): i32 {
   if (len < 8) abort("histogram: input shorter than its 8-byte header");

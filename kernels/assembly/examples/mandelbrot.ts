@@ -15,8 +15,8 @@
 //
 // Method: f64x2 SIMD, two vectors (four pixels) in flight per loop for instruction-level
 // parallelism; a lane stops counting once it escapes; the loop ends when all four escaped.
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output } from "../distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output } from "distributex/kernel";
 
 export function distx_run(input: usize, len: i32): i32 {
   if (len < 48) abort("mandelbrot: input shorter than its 48-byte header");

@@ -11,8 +11,8 @@
 // arithmetic, so the JS reference reproduces the count exactly. pi ~= 4 * hits / samples.
 // A job gives every task a distinct seed (see kernels/reference/montecarlo_pi.ts).
 // The kernel does not use Math.random / env.seed: the result depends only on the input.
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output } from "../distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output } from "distributex/kernel";
 
 export function distx_run(input: usize, len: i32): i32 {
   if (len < 16) abort("montecarlo_pi: input shorter than 16 bytes");

@@ -6,8 +6,8 @@
 // one f32 add (no FMA), rounded like the JS reference Math.fround(Math.fround(a*x) + y).
 // Method: f32x4, unrolled four vectors (16 floats) per loop so the loop overhead and V8's
 // per-iteration interrupt check are amortised; memory-bound at any real size.
-export { distx_abi_version, distx_alloc, distx_output_ptr } from "../distx";
-import { output } from "../distx";
+export { distx_abi_version, distx_alloc, distx_output_ptr } from "distributex/kernel";
+import { output } from "distributex/kernel";
 
 export function distx_run(input: usize, len: i32): i32 {
   if (len < 8) abort("saxpy: input shorter than its header says");
