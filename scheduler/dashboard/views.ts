@@ -95,7 +95,7 @@ export function listJobs(core: SchedulerCore, q: JobListQuery): JobList {
   return { rows: matching.slice(q.offset, q.offset + q.limit).map(jobRow), total: matching.length, offset: q.offset, limit: q.limit, byState };
 }
 
-export interface TaskFailure {
+export interface FailedTaskRow {
   index: number;
   attempt: number;
   code: string;
@@ -112,7 +112,7 @@ export interface JobDetail {
   retries: number;
   counts: Record<string, number>;
   /** The first failures by task index (at most 50); failuresTotal counts them all. */
-  failures: TaskFailure[];
+  failures: FailedTaskRow[];
   failuresTotal: number;
   failureCodes: Record<string, number>;
   /** Tasks per node that holds or ran them (at most 100 nodes, busiest first); nodesTotal counts them all. */
@@ -127,7 +127,7 @@ export interface JobDetail {
 const EDGES = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, Infinity];
 
 export function jobDetail(job: JobRecord, nodes: NodeRegistry): JobDetail {
-  const failures: TaskFailure[] = [];
+  const failures: FailedTaskRow[] = [];
   const failureCodes: Record<string, number> = {};
   const perNode = new Map<string, { running: number; succeeded: number; failed: number; other: number }>();
   const counts = new Array<number>(EDGES.length - 1).fill(0);
