@@ -30,6 +30,7 @@ import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
 import type { TokenStore } from "./auth/tokens.js";
 import { dashboardGate, isLoopbackHost } from "./auth/dashboard-auth.js";
+import { sealRecipient } from "../common/record-seal.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -267,12 +268,12 @@ export class Scheduler {
         this.log,
         bus && routing && {
           route: (nodeId) => routing.routeFor(nodeId),
-          sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
-          sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
+          sendAssignments: (nodeId, items, sealTo) => bus.publishAssignments(nodeId, items, sealTo),
+          sendCancel: (nodeId, cancel, sealTo) => bus.publishCancel(nodeId, cancel, sealTo),
         },
         security,
       ),
-      ...joinHandlers(security),
+      ...joinHandlers(security, (nodeId, pem) => this.registry.setSealKey(nodeId, sealRecipient(pem))),
     };
     this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
   }
