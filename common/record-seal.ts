@@ -155,7 +155,10 @@ export function open(topic: string, nodeId: string, value: Buffer, headers: Reco
 export class NodeKeyRing {
   private cur?: { identity: SigningIdentity; key: OpeningKey };
   private previous?: OpeningKey;
-  private pending?: { keyPem: string; key: OpeningKey };
+  /** A renewal's new keys before the certificate is back, newest first (two: one whose answer was lost, and its retry). */
+  private pending: { keyPem: string; key: OpeningKey }[] = [];
+  /** Pending keys of renewals that were not the one that came back: kept, like `previous`, until the current serial is seen. */
+  private stale: OpeningKey[] = [];
   /** Records dropped, by reason. */
   readonly refused = new Map<SealRefusal, number>();
 
@@ -167,7 +170,7 @@ export class NodeKeyRing {
 
   /** A renewal is about to ask for a certificate for `keyPem`. */
   expect(keyPem: string): void {
-    this.pending = { keyPem, key: openingKey(keyPem) };
+    this.pending = [{ keyPem, key: openingKey(keyPem) }, ...this.pending].slice(0, 2);
   }
 
   keys(): OpeningKey[] {
@@ -175,9 +178,14 @@ export class NodeKeyRing {
     if (identity && this.cur?.identity !== identity) {
       if (this.cur) this.previous = this.cur.key;
       this.cur = { identity, key: openingKey(identity.keyPem, identity.certPem) };
-      if (this.pending?.keyPem === identity.keyPem) this.pending = undefined;
+      // The renewal came back: its key is current now; an older pending one (its answer lost,
+      // though the scheduler may have sealed to it) is kept until the current serial is seen.
+      if (this.pending.some((p) => p.keyPem === identity.keyPem)) {
+        this.stale = this.pending.filter((p) => p.keyPem !== identity.keyPem).map((p) => p.key);
+        this.pending = [];
+      }
     }
-    return [this.cur?.key, this.previous, this.pending?.key].filter((k): k is OpeningKey => k !== undefined);
+    return [this.cur?.key, this.previous, ...this.pending.map((p) => p.key), ...this.stale].filter((k): k is OpeningKey => k !== undefined);
   }
 
   open(topic: string, nodeId: string, value: Buffer, headers: RecordHeaders | undefined): OpenResult {
@@ -185,8 +193,10 @@ export class NodeKeyRing {
     if (result.refused) {
       this.refused.set(result.refused, (this.refused.get(result.refused) ?? 0) + 1);
       this.onRefused?.(result.refused);
+    } else if (result.serial === this.cur?.key.serial) {
+      this.previous = undefined;
+      this.stale = [];
     }
-    else if (this.previous && result.serial === this.cur?.key.serial) this.previous = undefined;
     return result;
   }
 

@@ -154,6 +154,22 @@ describe("the agent's key ring across a renewal", () => {
     expect(ring.refused.get("other_key")).toBe(1);
   });
 
+  it("a renewal whose answer was lost: records sealed to its key still open after the retry succeeds", async () => {
+    let current = nodeA;
+    const ring = new NodeKeyRing(() => current);
+    const lost = await identity(A); // issued by the scheduler (which seals to it), answer never came back
+    ring.expect(lost.keyPem);
+    ring.expect(nodeA2.keyPem); // the retry
+    const toLost = seal(TOPIC, A, Buffer.from("sealed to the lost renewal"), sealRecipient(lost.certPem));
+    current = nodeA2;
+    expect(ring.open(TOPIC, A, toLost.value, toLost.headers).value?.toString()).toBe("sealed to the lost renewal");
+    // Once the current serial is seen, nothing for the lost key can follow: it is let go.
+    const next = seal(TOPIC, A, Buffer.from("after"), sealRecipient(nodeA2.certPem));
+    expect(ring.open(TOPIC, A, next.value, next.headers).value?.toString()).toBe("after");
+    const late = seal(TOPIC, A, Buffer.from("too late"), sealRecipient(lost.certPem));
+    expect(ring.open(TOPIC, A, late.value, late.headers)).toEqual({ refused: "other_key" });
+  });
+
   it("counts what it drops, by reason", () => {
     const ring = new NodeKeyRing(() => nodeB);
     const sealed = sealA();
