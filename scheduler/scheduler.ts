@@ -30,7 +30,6 @@ import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
 import type { TokenStore } from "./auth/tokens.js";
 import { dashboardGate, isLoopbackHost } from "./auth/dashboard-auth.js";
-import { sealRecipient } from "../common/record-seal.js";
 
 const MALFORMED = Symbol("malformed request");
 
@@ -273,7 +272,7 @@ export class Scheduler {
         },
         security,
       ),
-      ...joinHandlers(security, (nodeId, pem) => this.registry.setSealKey(nodeId, sealRecipient(pem))),
+      ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
     this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
   }
