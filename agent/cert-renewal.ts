@@ -17,7 +17,8 @@ export class CertRenewal {
     private readonly config: AgentConfig,
     private readonly log: Logger,
     /** The client to renew through, and what to do with the new identity. */
-    private readonly link: { client(): AgentServiceGrpcClient; renewed(next: NodeIdentity): void },
+    /** `expect`: told the new key before the renewal is asked for (Kafka assignments may be sealed to it before the answer comes). */
+    private readonly link: { client(): AgentServiceGrpcClient; renewed(next: NodeIdentity): void; expect?(keyPem: string): void },
   ) {}
 
   schedule(id: NodeIdentity): void {
@@ -30,7 +31,7 @@ export class CertRenewal {
       return;
     }
     this.timer = setTimeout(() => {
-      renew(this.config, id, this.link.client()).then(
+      renew(this.config, id, this.link.client(), this.link.expect?.bind(this.link)).then(
         (next) => {
           this.link.renewed(next);
           this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");

@@ -176,8 +176,9 @@ async function joinAt(address: string, config: AgentConfig, log: Logger): Promis
 }
 
 /** A new key and certificate for the same node, asked for over the current mTLS channel. */
-export async function renew(config: AgentConfig, current: NodeIdentity, client: AgentServiceGrpcClient): Promise<NodeIdentity> {
+export async function renew(config: AgentConfig, current: NodeIdentity, client: AgentServiceGrpcClient, expect?: (keyPem: string) => void): Promise<NodeIdentity> {
   const { csrPem, keyPem } = await createCsr();
+  expect?.(keyPem);
   const res = await unary<{ certificatePem: string; caPem: string }>((cb) => client.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, cb));
   const info = certInfo(res.certificatePem);
   if (info.nodeId !== current.nodeId) throw new Error(`renewal returned a certificate for ${info.nodeId}, not ${current.nodeId}`);

@@ -30,6 +30,7 @@ export class AgentMetrics {
   private readonly info: Gauge<"node" | "version">;
   private readonly connected: Gauge;
   private readonly reconnects: Counter;
+  private readonly droppedRecords: Counter<"reason">;
   private gpuUtil: number[] = [];
   private gpuTimer?: NodeJS.Timeout;
   private cpuTimer?: NodeJS.Timeout;
@@ -134,6 +135,17 @@ export class AgentMetrics {
       help: "Attempts to register with the scheduler again after losing it (each retry counts).",
       registers: [registry],
     });
+    this.droppedRecords = new Counter({
+      name: "distx_agent_dropped_assignment_records_total",
+      help: "Assignments records for this node dropped unread because they did not open with its key (secure clusters): unsealed, bad_header, other_key, bad_ciphertext.",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+  }
+
+  /** An assignments record for this node that did not open (common/record-seal.ts): dropped, never read. */
+  assignmentRecordDropped(reason: string): void {
+    this.droppedRecords.inc({ reason });
   }
 
   /** The blob cache's counts (inputs by reference, shared inputs), read at each scrape. */

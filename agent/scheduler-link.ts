@@ -6,16 +6,7 @@ import { fetchBlobOnce } from "./blob-fetch.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
-import type {
-  AgentMessageIn,
-  AgentServiceGrpcClient,
-  Assignment,
-  Cancellation,
-  HardwareProfileIn,
-  NodeLoadIn,
-  SchedulerMessage,
-  TaskUpdateIn,
-} from "../common/types.js";
+import type { AgentMessageIn, AgentServiceGrpcClient, Assignment, Cancellation, HardwareProfileIn, NodeLoadIn, SchedulerMessage, TaskUpdateIn } from "../common/types.js";
 import { kafkaSecurity } from "../common/backend-security.js";
 import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
@@ -26,6 +17,7 @@ import { CertRenewal } from "./cert-renewal.js";
 import { identityDir, join, loadIdentity, mtlsChannel, type NodeIdentity } from "./identity.js";
 import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
 import { recordSigner } from "../common/record-signature.js";
+import { NodeKeyRing } from "../common/record-seal.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TaskFailure } from "./pool/types.js";
 
@@ -72,6 +64,8 @@ export class SchedulerLink {
   /** The node certificate (absent with --insecure) and the timer that renews it. */
   identity?: NodeIdentity;
   private readonly renewal: CertRenewal;
+  /** Opens this node's sealed assignments records (secure clusters): the current key, the previous, a renewal's pending one. */
+  private readonly keys = new NodeKeyRing(() => this.identity, (reason) => this.metrics.assignmentRecordDropped(reason));
   private kafka?: KafkaAgentLink;
   private session?: Session;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -95,6 +89,7 @@ export class SchedulerLink {
     this.renewal = new CertRenewal(config, log, {
       client: () => this.client,
       renewed: (next) => this.useIdentity(next), // new calls only; the open session keeps its connection
+      expect: (keyPem) => this.keys.expect(keyPem), // the scheduler seals to the new key as soon as it issues the certificate
     });
     // Secure clusters: the clients are made in setUpIdentity(), once the node certificate is at hand.
     this.clients = config.insecure ? this.makeClients(() => ({ credentials: grpc.credentials.createInsecure(), options: {} })) : [];
@@ -208,6 +203,7 @@ export class SchedulerLink {
       // The scheduler believes a record's node id only with this node's signature on it; the
       // current identity each time, so records are signed with the renewed key once renewed.
       this.identity && recordSigner(() => this.identity!),
+      this.identity && this.keys,
     );
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }

@@ -10,6 +10,10 @@ import type { Assignment, Cancellation, TaskUpdateIn } from "./types.js";
 import type { KafkaSecurity } from "./backend-security.js";
 import { taskErrorProto } from "./task-errors.js";
 import type { RecordSigner } from "./record-signature.js";
+import type { NodeKeyRing } from "./record-seal.js";
+
+/** Dropped (unopenable) assignments records are logged at most this often, with counts. */
+const DROP_LOG_EVERY_MS = 60_000;
 
 /**
  * The broker refused a record of task updates for good (a result over the events topic's
@@ -164,6 +168,8 @@ export class KafkaAgentLink {
     receipts?: UpdateReceipts,
     /** The node certificate's signer: every task-event and load record is signed (secure clusters; absent with --insecure). */
     signer?: RecordSigner,
+    /** The node's keys: every assignments record must open with one (secure clusters; absent with --insecure). */
+    keys?: NodeKeyRing,
   ): Promise<KafkaAgentLink> {
     const kafka = kafkaClient(route.brokers, `distx-agent-${nodeId}`, security);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -185,6 +191,7 @@ export class KafkaAgentLink {
       return c;
     };
     const consumer = makeConsumer();
+    let droppedLoggedAt = 0;
     const runConsumer = (c: Consumer) =>
       c.run({
         autoCommit: true,
@@ -192,11 +199,21 @@ export class KafkaAgentLink {
           for (const m of batch.messages) {
             if (m.value && m.key?.toString() === nodeId) {
               let msg: ReturnType<typeof decodeSchedulerMessage> | undefined;
-              try {
-                msg = decodeSchedulerMessage(m.value);
-              } catch (err) {
-                // Not a record the scheduler wrote: skip it; throwing would replay it forever.
-                onError?.(new Error(`undecodable assignments record at offset ${m.offset}: ${(err as Error).message}`));
+              // Secure clusters: a record is read only if it opens with this node's key; an
+              // unsealed one is never decoded as plaintext (no downgrade).
+              const opened = keys?.open(batch.topic, nodeId, m.value, m.headers);
+              if (opened?.refused) {
+                if (Date.now() - droppedLoggedAt >= DROP_LOG_EVERY_MS) {
+                  droppedLoggedAt = Date.now();
+                  onError?.(new Error(`assignments record at offset ${m.offset} dropped (${opened.refused}); dropped so far: ${JSON.stringify(Object.fromEntries(keys!.refused))}`));
+                }
+              } else {
+                try {
+                  msg = decodeSchedulerMessage(opened ? opened.value : m.value);
+                } catch (err) {
+                  // Not a record the scheduler wrote: skip it; throwing would replay it forever.
+                  onError?.(new Error(`undecodable assignments record at offset ${m.offset}: ${(err as Error).message}`));
+                }
               }
               if (msg) {
                 for (const a of assignmentsOf(msg)) handlers.assign(a);

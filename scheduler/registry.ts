@@ -13,6 +13,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
 import type { PlacementNode } from "./placement/constraints.js";
+import type { SealRecipient } from "../common/record-seal.js";
 
 const WINDOW_TICK_MS = 100;
 
@@ -33,6 +34,8 @@ export interface NodeEntry extends PlacementNode {
   /** Keys (jobId/index) of tasks placed on this node and not yet finished. */
   tasks: Set<string>;
   send?: (msg: SchedulerMessageIn) => void;
+  /** The node certificate's key its Kafka assignments are sealed to (secure clusters; from Register, then each renewal). */
+  sealTo?: SealRecipient;
 }
 
 /** The registry's events and their arguments; listeners cannot get them wrong. */
@@ -204,6 +207,12 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       this.emit("draining", node);
     }
     return true;
+  }
+
+  /** The node's current certificate key (it registered over mTLS, or renewed its certificate). */
+  setSealKey(id: string, recipient: SealRecipient): void {
+    const node = this.nodes.get(id);
+    if (node) node.sealTo = recipient;
   }
 
   /** A load sample that came another way than the heartbeat (the Kafka load stream). */

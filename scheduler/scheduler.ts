@@ -267,12 +267,12 @@ export class Scheduler {
         this.log,
         bus && routing && {
           route: (nodeId) => routing.routeFor(nodeId),
-          sendAssignments: (nodeId, items) => bus.publishAssignments(nodeId, items),
-          sendCancel: (nodeId, cancel) => bus.publishCancel(nodeId, cancel),
+          sendAssignments: (nodeId, items, sealTo) => bus.publishAssignments(nodeId, items, sealTo),
+          sendCancel: (nodeId, cancel, sealTo) => bus.publishCancel(nodeId, cancel, sealTo),
         },
         security,
       ),
-      ...joinHandlers(security),
+      ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
     this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
   }

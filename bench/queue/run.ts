@@ -38,15 +38,17 @@ interface Row {
   cpuByProcess?: Record<string, number>;
   /** Kafka: records on the task-events topic after the run, warm-up included (one signature each in a secure cluster). */
   eventRecords?: number;
+  /** Kafka: records on the assignments topic after the run, warm-up included (one seal each in a secure cluster). */
+  assignmentRecords?: number;
 }
 
-/** Records written to `<prefix>.task-events` so far (the sum of its partitions' end offsets). */
-async function taskEventRecords(prefix: string): Promise<number> {
+/** Records written to `<prefix>.<topic>` so far (the sum of its partitions' end offsets). */
+async function taskEventRecords(prefix: string, topic = "task-events"): Promise<number> {
   const { Kafka, logLevel } = await import("kafkajs");
   const admin = new Kafka({ clientId: "bench-offsets", brokers: kafka.split(","), logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    return (await admin.fetchTopicOffsets(`${prefix}.task-events`)).reduce((sum, p) => sum + Number(p.high), 0);
+    return (await admin.fetchTopicOffsets(`${prefix}.${topic}`)).reduce((sum, p) => sum + Number(p.high), 0);
   } finally {
     await admin.disconnect();
   }
@@ -257,7 +259,8 @@ async function distx(mode: Mode, work: "no-op" | "saxpy-4k", cli?: string): Prom
     if (failed) throw new Error(`bench job ended ${failed.state}`);
     latencies.sort((a, b) => a - b);
     const eventRecords = mode === "kafka+redis" ? await taskEventRecords(topicPrefix) : undefined;
-    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess, ...(eventRecords !== undefined ? { eventRecords } : {}) };
+    const assignmentRecords = mode === "kafka+redis" ? await taskEventRecords(topicPrefix, "assignments") : undefined;
+    return { system: `distributex ${mode}`, work, tasks, seconds, tasksPerSecond: tasks / seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), cpuMsPer1k, cpuByProcess, ...(eventRecords !== undefined ? { eventRecords, assignmentRecords } : {}) };
   }, cli);
 }
 
@@ -552,11 +555,87 @@ async function signatureCost(bytes: number, n = 2000): Promise<{ bytes: number; 
   return { bytes, n, signUs, verifyUs };
 }
 
+/**
+ * The cost of sealing assignments records to their node's key (common/record-seal.ts): no-op
+ * throughput on Kafka+Redis (secure, the default) with this build against a baseline build that
+ * sends them in clear (BENCH_BASELINE_CLI=<its dist/cli/main.js>, e.g. a worktree of the commit
+ * before), rounds interleaved, same run. Writes bench/results/queue-kafka-sealing.{json,md}.
+ */
+async function kafkaSealingCost(baselineCli: string): Promise<never> {
+  const load0 = os.loadavg();
+  const through: Record<"sealed" | "baseline", Row[]> = { sealed: [], baseline: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const k of i % 2 ? (["baseline", "sealed"] as const) : (["sealed", "baseline"] as const)) {
+      const row = await distx("kafka+redis", "no-op", k === "baseline" ? baselineCli : undefined);
+      console.log(JSON.stringify({ build: k, ...row }));
+      through[k].push(row);
+    }
+  }
+  const load1 = os.loadavg();
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const tps = (k: "sealed" | "baseline") => med(through[k].map((r) => r.tasksPerSecond));
+  const per1k = (k: "sealed" | "baseline") => (med(through[k].map((r) => r.assignmentRecords ?? NaN)) * 1000) / (TASKS + 500);
+  const perRecord = await sealCost(4096);
+  const cpu = (k: "sealed" | "baseline", proc: string) => med(through[k].map((r) => Object.entries(r.cpuByProcess ?? {}).find(([n]) => n.startsWith(proc))?.[1] ?? NaN));
+  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(" / ");
+  const md = [
+    `# Cost of sealed assignments records (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version})`,
+    "",
+    `Load average (1 / 5 / 15 min) at start ${load(load0)}, at end ${load(load1)}: a shared machine, so the comparison is made inside one run.`,
+    "",
+    `${TASKS} no-op tasks submitted at once, Kafka + Redis, TLS + tokens (the default), one agent with 2 workers; ${ROUNDS} rounds, the two builds interleaved, median. Baseline: ${baselineCli}.`,
+    "",
+    "| build | no-op tasks/s | rounds | × baseline | CPU scheduler ms / 1k tasks | CPU agent ms / 1k tasks |",
+    "| --- | ---: | --- | ---: | ---: | ---: |",
+    ...(["baseline", "sealed"] as const).map(
+      (k) => `| ${k === "sealed" ? "sealed assignments (this build)" : "in clear (baseline build)"} | ${tps(k).toFixed(0)} | ${through[k].map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("baseline")).toFixed(3)} | ${cpu(k, "scheduler").toFixed(0)} | ${cpu(k, "agent").toFixed(0)} |`,
+    ),
+    "",
+    `Assignments records per 1,000 tasks (one dispatch round's batch each; warm-up included): sealed build ${per1k("sealed").toFixed(0)}, baseline ${per1k("baseline").toFixed(0)}.`,
+    `One record, measured in this process at the end of the run (${perRecord.bytes}-byte value, ${perRecord.n} records): seal ${perRecord.sealUs.toFixed(0)} µs (scheduler), open ${perRecord.openUs.toFixed(0)} µs (agent), CPU,`,
+    `i.e. about ${((per1k("sealed") * perRecord.sealUs) / 1000).toFixed(1)} ms of scheduler CPU and ${((per1k("sealed") * perRecord.openUs) / 1000).toFixed(1)} ms of agent CPU per 1,000 tasks.`,
+  ].join("\n");
+  console.log(md);
+  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
+  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-sealing.json"), JSON.stringify({ tasks: TASKS, baselineCli, loadAverage: { start: load0, end: load1 }, through, perRecord }, null, 2));
+  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-sealing.md"), md + "\n");
+  process.exit(0);
+}
+
+/** Seal and open `n` records of `bytes` with a real node certificate (CPU µs per record, each). */
+async function sealCost(bytes: number, n = 2000): Promise<{ bytes: number; n: number; sealUs: number; openUs: number }> {
+  const { createCa, createCsr, signNodeCsr } = await import("../../scheduler/auth/pki.js");
+  const { NodeKeyRing, seal, sealRecipient } = await import("../../common/record-seal.js");
+  const ca = await createCa("bench CA");
+  const csr = await createCsr();
+  const nodeId = "node-00c0ffee";
+  const identity = { keyPem: csr.keyPem, certPem: (await signNodeCsr(ca.certPem, ca.keyPem, csr.csrPem, nodeId)).certPem };
+  const to = sealRecipient(identity.certPem);
+  const ring = new NodeKeyRing(() => identity);
+  const value = Buffer.alloc(Math.max(1, bytes), 7);
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  let c0 = cpu();
+  const sealed = [];
+  for (let i = 0; i < n; i++) sealed.push(seal("bench.assignments", nodeId, value, to));
+  const sealUs = (cpu() - c0) / n;
+  c0 = cpu();
+  for (const r of sealed) if (ring.open("bench.assignments", nodeId, r.value, r.headers).refused) throw new Error("bench record did not open");
+  const openUs = (cpu() - c0) / n;
+  return { bytes, n, sealUs, openUs };
+}
+
 // After every declaration the TLS bench uses (a top-level await runs in place).
 if (process.env.BENCH_TLS === "1") await tlsCost();
 if (process.env.BENCH_KAFKA_SIGNING === "1") {
   if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SIGNING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
   await kafkaSigningCost(process.env.BENCH_BASELINE_CLI);
+}
+if (process.env.BENCH_KAFKA_SEALING === "1") {
+  if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SEALING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
+  await kafkaSealingCost(process.env.BENCH_BASELINE_CLI);
 }
 
 const runs: [string, () => Promise<Row>][] = [

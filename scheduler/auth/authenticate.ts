@@ -64,7 +64,7 @@ export function nodePrincipal(call: AuthenticatedCall, ctx: AuthenticationContex
   const nodeId = nodeIdFromSubjectAltName(cert.subjectaltname);
   if (!nodeId) return undefined;
   if (ctx.revocations.isRevoked(nodeId, cert.serialNumber)) throw unauthenticated(`the certificate of node ${nodeId} was revoked (the node was removed): join again with a new join token`);
-  return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase() };
+  return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase(), certDer: cert.raw };
 }
 
 /**

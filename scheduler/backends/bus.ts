@@ -10,6 +10,7 @@ import type { AssignmentIn, CancellationIn, JobSubmission, JobSubmissionIn, Task
 import type { LoadSample } from "../../common/kafka-wire.js";
 import type { RemoteAgentRoutes } from "../../common/agent-bus.js";
 import type { RecordRejectReason, VerifyRecord } from "../../common/record-signature.js";
+import type { SealRecipient } from "../../common/record-seal.js";
 
 export interface SubmissionRecord {
   jobId: string;
@@ -80,12 +81,15 @@ export interface TaskBus {
   readonly agentRouting?: RemoteAgentRoutes;
   /** Durably appends a submission; resolves once the log holds it. */
   appendSubmission(rec: SubmissionRecord): Promise<void>;
-  /** Queues assignments for one node, as few records as fit (retried until the broker takes them). */
-  publishAssignments(nodeId: string, items: AssignmentIn[]): void;
+  /**
+   * Queues assignments for one node, as few records as fit (retried until the broker takes them).
+   * `sealTo`: the node's certificate key; a bus that seals refuses (throws) without one.
+   */
+  publishAssignments(nodeId: string, items: AssignmentIn[], sealTo?: SealRecipient): void;
   /** Starts delivering submissions, task events and load samples to the handlers (from the predecessor's offsets, given a handoff). */
   consume(handlers: BusHandlers, handoff?: ConsumerGroupHandoff): Promise<void>;
   /** Queues a cancel for one node behind the assignments already queued for it: it never overtakes them. */
-  publishCancel(nodeId: string, cancel: CancellationIn): void;
+  publishCancel(nodeId: string, cancel: CancellationIn, sealTo?: SealRecipient): void;
   /** Resolves once everything queued has been written. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -58,6 +58,7 @@ export async function openBackends(config: SchedulerConfig, log: Logger): Promis
         onWarning: (message, details) => log.warn({ event: "kafka_warning", ...details }, message),
         connectTimeoutMs: config.backendConnectTimeoutMs,
         security,
+        sealAssignments: !config.insecure,
         onError: (err, where) => log.warn({ event: "kafka_error", where, err: err.message }, "Kafka problem; retrying"),
       });
     } catch (err) {

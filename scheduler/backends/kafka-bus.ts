@@ -35,6 +35,8 @@ import {
 } from "../../common/kafka-wire.js";
 import type { Assignment, AssignmentIn, Cancellation, CancellationIn, TaskUpdate, TaskUpdateIn } from "../../common/types.js";
 import { resourceExhausted } from "../../common/errors.js";
+import type { SealRecipient } from "../../common/record-seal.js";
+import { assignmentsRecord } from "./sealed-assignments.js";
 import { ensureTopics, replicationFor, retryWhileTopicsSettle } from "./kafka-topics.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
@@ -49,6 +51,8 @@ export interface KafkaBusOptions {
   groupId?: string;
   /** SASL and TLS of the scheduler's principal (kafkaSecurity() of its config). */
   security?: KafkaSecurity;
+  /** Secure clusters: assignments records are sealed to their node's key, never sent in clear (sealed-assignments.ts). */
+  sealAssignments?: boolean;
   /** Replicas of each topic created; 0 or unset = min(3, brokers). */
   replicationFactor?: number;
   onError?: (err: Error, where: string) => void;
@@ -122,16 +126,18 @@ export class KafkaBus implements TaskBus {
     await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
   }
 
-  publishCancel(nodeId: string, cancel: CancellationIn): void {
+  publishCancel(nodeId: string, cancel: CancellationIn, sealTo?: SealRecipient): void {
     // The node's assignments partition, through the same ordered sender: it lands behind them.
-    this.sender.push({ topic: this.topics.assignments, partition: partitionFor(nodeId, this.assignmentPartitions), key: nodeId, value: encodeCancel(cancel) });
+    this.sender.push(assignmentsRecord(this.assignmentsAt(nodeId), nodeId, encodeCancel(cancel), sealTo, !!this.options.sealAssignments));
   }
 
-  publishAssignments(nodeId: string, items: AssignmentIn[]): void {
-    const partition = partitionFor(nodeId, this.assignmentPartitions);
-    for (const run of splitByBytes(items, assignmentBytes)) {
-      this.sender.push({ topic: this.topics.assignments, partition, key: nodeId, value: encodeAssignments(run) });
-    }
+  publishAssignments(nodeId: string, items: AssignmentIn[], sealTo?: SealRecipient): void {
+    // Every record is built (a missing key refused) before any is queued.
+    for (const r of splitByBytes(items, assignmentBytes).map((run) => assignmentsRecord(this.assignmentsAt(nodeId), nodeId, encodeAssignments(run), sealTo, !!this.options.sealAssignments))) this.sender.push(r);
+  }
+
+  private assignmentsAt(nodeId: string): { topic: string; partition: number } {
+    return { topic: this.topics.assignments, partition: partitionFor(nodeId, this.assignmentPartitions) };
   }
 
   get agentRouting(): RemoteAgentRoutes {

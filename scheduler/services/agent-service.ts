@@ -1,6 +1,7 @@
 // The agent-facing gRPC service (distributex.v1.AgentService).
 import type * as grpc from "@grpc/grpc-js";
-import { invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { sealRecipient, type SealRecipient } from "../../common/record-seal.js";
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
@@ -12,9 +13,10 @@ import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 /** With a Kafka bus: where each agent reads its assignments, and how they and cancels are sent there. */
 export interface AgentRouting {
   route(nodeId: string): KafkaRouteShape;
-  sendAssignments(nodeId: string, items: AssignmentIn[]): void;
+  /** `sealTo`: the node's certificate key (secure clusters); throws when it is needed and absent. */
+  sendAssignments(nodeId: string, items: AssignmentIn[], sealTo: SealRecipient | undefined): void;
   /** Behind the assignments sent before it, on the same path: a cancel must not overtake what it cancels. */
-  sendCancel(nodeId: string, cancel: CancellationIn): void;
+  sendCancel(nodeId: string, cancel: CancellationIn, sealTo: SealRecipient | undefined): void;
 }
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
@@ -47,7 +49,20 @@ export function agentHandlers(
         const old = core.registry.get(boundId);
         if (old && old.state !== "NODE_STATE_DOWN") core.registry.markDown(boundId, "the node registered again");
       }
+      // A secure cluster's Kafka assignments are sealed to the certificate's key: a node whose
+      // key cannot take them is refused here, not sent its work in clear.
+      let sealTo: SealRecipient | undefined;
+      if (routing && principal?.kind === "node") {
+        try {
+          sealTo = sealRecipient(principal.certDer!);
+        } catch (err) {
+          log.warn({ event: "register_refused", nodeId: boundId, err: (err as Error).message }, "node refused: its certificate key cannot seal assignments");
+          callback(toServiceError(failedPrecondition(`the node certificate's key cannot seal Kafka assignments (${(err as Error).message}); not retryable: join again for a P-256 certificate`)));
+          return;
+        }
+      }
       const node = core.registry.register(profile, boundId);
+      if (sealTo) core.registry.setSealKey(node.id, sealTo);
       log.info(
         { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
@@ -74,15 +89,24 @@ export function agentHandlers(
           // Assignments of one dispatch round go out together, in messages of at most
           // SESSION_MESSAGE_BUDGET_BYTES (one larger task alone); a cancel never overtakes them.
           // With Kafka they go to the node's assignments partition instead (split the same way there).
+          // A send that cannot be made safely (no key to seal to): the node goes DOWN, its tasks are placed elsewhere.
+          const toKafka = (send: (sealTo: SealRecipient | undefined) => void) => {
+            try {
+              send(core.registry.get(id)?.sealTo);
+            } catch (err) {
+              log.error({ event: "assignments_refused", nodeId: id, err: (err as Error).message }, "assignments not sent; node marked down");
+              core.registry.markDown(id, (err as Error).message);
+            }
+          };
           const assigns = new Coalescer<AssignmentIn>((items) => {
-            if (routing) return routing.sendAssignments(id, items);
+            if (routing) return toKafka((sealTo) => routing.sendAssignments(id, items, sealTo));
             for (const run of splitByBytes(items, assignmentBytes, SESSION_MESSAGE_BUDGET_BYTES)) call.write(run.length === 1 ? { assign: run[0]! } : { assigns: { items: run } });
           });
           const send = (m: SchedulerMessageIn) => {
             if (m.assign) assigns.push(m.assign);
             else {
               assigns.flush();
-              if (m.cancel && routing) routing.sendCancel(id, m.cancel);
+              if (m.cancel && routing) toKafka((sealTo) => routing.sendCancel(id, m.cancel!, sealTo));
               else call.write(m);
             }
           };

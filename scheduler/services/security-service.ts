@@ -7,6 +7,7 @@ import type { AgentServiceHandlers, DistributeXHandlers } from "../../common/typ
 import { permissionDenied, principalOf } from "../auth/authenticate.js";
 import { NODE_ID_PATTERN } from "../auth/pki.js";
 import type { ClusterSecurity } from "../auth/security.js";
+import { sealRecipient, type SealRecipient } from "../../common/record-seal.js";
 import type { SchedulerCore } from "../core.js";
 
 const MAX_JOIN_TTL_MS = 7 * 86_400_000;
@@ -17,7 +18,11 @@ const answer = <T>(cb: sendUnaryData<T>, work: () => Promise<T>) =>
     (err) => cb(toServiceError(err)),
   );
 
-export function joinHandlers(security: ClusterSecurity): Pick<AgentServiceHandlers, "Join" | "RenewCertificate"> {
+/**
+ * `renewed`: told each node certificate renewed; its new key seals the node's Kafka assignments
+ * from then on, at once (the agent holds the new key before it asks: NodeKeyRing in common/record-seal.ts).
+ */
+export function joinHandlers(security: ClusterSecurity, renewed?: (nodeId: string, key: SealRecipient) => void): Pick<AgentServiceHandlers, "Join" | "RenewCertificate"> {
   return {
     Join: (call, callback) =>
       answer(callback, async () => {
@@ -28,7 +33,9 @@ export function joinHandlers(security: ClusterSecurity): Pick<AgentServiceHandle
       answer(callback, async () => {
         const p = principalOf(call);
         if (p?.kind !== "node") throw permissionDenied("renewal needs the node's current certificate");
-        return security.renew(p.nodeId, call.request.csrPem);
+        const res = await security.renew(p.nodeId, call.request.csrPem);
+        renewed?.(p.nodeId, sealRecipient(res.certificatePem));
+        return res;
       }),
   };
 }
