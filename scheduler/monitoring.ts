@@ -19,6 +19,7 @@ import { parseJobListQuery } from "./dashboard/views.js";
 import { dashboardActionGate, dashboardGate } from "./auth/dashboard-auth.js";
 import type { TokenStore } from "./auth/tokens.js";
 import { SchedulerMetrics } from "./metrics.js";
+import { pooledErrorRatio } from "./forecast/index.js";
 
 /** Alert labels of the cluster-wide prediction: a scope of its own, never mistaken for a node. */
 const CLUSTER_LABELS = { scope: "cluster" } as const;
@@ -98,8 +99,9 @@ export class SchedulerMonitoring {
       const now = Date.now();
       if (now - lastAccuracyAt < 5000) return;
       lastAccuracyAt = now;
-      const scored = core.forecastAccuracy().filter((a) => a.metric === "utilization" && a.count > 0 && Number.isFinite(a.ratio));
-      if (scored.length) this.setForecastErrorRatio(scored.reduce((s, a) => s + a.ratio, 0) / scored.length);
+      // Pooled over the nodes' utilisation forecasts (see pooledErrorRatio for why not a mean of ratios).
+      const ratio = pooledErrorRatio(core.forecastAccuracy().filter((a) => a.metric === "utilization"));
+      if (Number.isFinite(ratio)) this.setForecastErrorRatio(ratio);
     });
     // A job no live node could ever take: say why (the placement checks' own verdict) until a
     // node that fits joins or the job ends. Re-judged when nodes join and every minute (refresh).

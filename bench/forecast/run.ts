@@ -22,6 +22,7 @@ import { NodeLoadForecaster } from "../../scheduler/forecast/node-forecaster.js"
 import { ResidualAlerter, type ResidualAlerterOptions } from "../../scheduler/forecast/alerts.js";
 import { findCsvFiles, loadTraceCsv, parseTimestamp } from "./csv.js";
 import { type AlertScore, type Window, scoreAlerts } from "./score.js";
+import { type Method, type SplitErrors, loadSplit, mean, meanRatio, ratios, scoreSplit } from "./split.js";
 
 interface Args {
   data: string;
@@ -214,6 +215,7 @@ function main(): void {
   const scored = results.filter((r) => r.alerts.score !== null);
   const alertTotals = scored.length === 0 ? null : totalScore(scored.map((r) => r.alerts.score!), scored);
   const sensitivity = alertInputs.length === 0 ? [] : alertSensitivity(alertInputs);
+  const split = splitReport(root, files.map((f) => loadTraceCsv(f, relative(args.data, f))));
 
   const summary = {
     generatedAt: new Date().toISOString(),
@@ -239,13 +241,72 @@ function main(): void {
     series: results,
     alerts: alertTotals,
     alertSensitivity: sensitivity,
+    split,
     runtimeMs: Date.now() - started,
   };
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, "forecast.json"), JSON.stringify(summary, null, 2) + "\n");
-  const md = renderMarkdown(summary, results, avgByHorizon, overall, alertTotals, sensitivity);
+  const md = renderMarkdown(summary, results, avgByHorizon, overall, alertTotals, sensitivity) + renderSplit(split);
   writeFileSync(join(args.out, "forecast.md"), md);
   console.log(md);
+}
+
+/**
+ * Train / validation figures on the fixed split (bench/forecast/split.json): the settings chosen
+ * on training only (chosen.json, by tune.ts), the previous settings, and the baselines, all on
+ * the same forecast origins and targets in this run.
+ */
+function splitReport(root: string, series: ReturnType<typeof loadTraceCsv>[]) {
+  const specFile = join(root, "bench", "forecast", "split.json");
+  const chosenFile = join(root, "bench", "forecast", "chosen.json");
+  const spec = loadSplit(specFile);
+  const chosen = JSON.parse(readFileSync(chosenFile, "utf8")) as { chosen: { name: string; model: Record<string, unknown> } };
+  const previous = spec.candidates[0]!;
+  const runs: { label: string; errors: SplitErrors[] }[] = [
+    { label: `chosen on train: ${chosen.chosen.name} ${JSON.stringify(chosen.chosen.model)}`, errors: series.map((s) => scoreSplit(s, spec, chosen.chosen.model)) },
+    { label: `${previous.name} ${JSON.stringify(previous.model)}`, errors: series.map((s) => scoreSplit(s, spec, previous.model)) },
+  ];
+  const row = (label: string, errors: SplitErrors[], m: Method) => ({
+    label,
+    train: meanRatio(errors, "train", m),
+    validation: meanRatio(errors, "validation", m),
+    trainByHorizon: spec.horizonsMinutes.map((_, k) => mean(errors.map((e) => ratios(e, "train", m)[k]!))),
+    validationByHorizon: spec.horizonsMinutes.map((_, k) => mean(errors.map((e) => ratios(e, "validation", m)[k]!))),
+  });
+  const base = runs[0]!.errors;
+  return {
+    splitFile: relative(root, specFile),
+    trainFraction: spec.trainFraction,
+    horizonsMinutes: spec.horizonsMinutes,
+    rows: [
+      ...runs.map((r) => row(r.label, r.errors, "model")),
+      row("naive (last value)", base, "naive"),
+      row("seasonal naive, hourly (value 1 h before the target)", base, "seasonalNaiveHourly"),
+      row("seasonal naive, daily (value 24 h before the target)", base, "seasonalNaiveDaily"),
+    ],
+    perSeries: series.map((s, i) => ({
+      file: s.name,
+      train: mean(ratios(base[i]!, "train", "model")),
+      validation: mean(ratios(base[i]!, "validation", "model")),
+      previousValidation: mean(ratios(runs[1]!.errors[i]!, "validation", "model")),
+      counts: { train: base[i]!.train.count[0], validation: base[i]!.validation.count[0] },
+    })),
+  };
+}
+
+function renderSplit(r: ReturnType<typeof splitReport>): string {
+  const L: string[] = ["## Train / validation split", ""];
+  L.push(`Split: \`${r.splitFile}\` (fixed before tuning): by time, a forecast whose target lies in the first ${Math.round(r.trainFraction * 100)} % of its series' span is training, the rest validation. Settings were chosen by \`bench/forecast/tune.ts\` on training scores only (\`bench/forecast/chosen.json\`); validation was not read to choose. All rows: same run, same origins and targets; ratio = MAE / naive MAE, averaged over series and horizons.`, "");
+  const hs = r.horizonsMinutes.map((m) => `${m} min`);
+  L.push(`| forecaster | train mean | validation mean | train ${hs.join(" / ")} | validation ${hs.join(" / ")} |`);
+  L.push("| --- | ---: | ---: | --- | --- |");
+  for (const x of r.rows) {
+    L.push(`| ${x.label} | ${f3(x.train)} | ${f3(x.validation)} | ${x.trainByHorizon.map(f3).join(" / ")} | ${x.validationByHorizon.map(f3).join(" / ")} |`);
+  }
+  L.push("", "| series | chosen: train | chosen: validation | previous: validation | scored targets (5 min) train / validation |", "| --- | ---: | ---: | ---: | ---: |");
+  for (const s of r.perSeries) L.push(`| ${s.file} | ${f3(s.train)} | ${f3(s.validation)} | ${f3(s.previousValidation)} | ${s.counts.train} / ${s.counts.validation} |`);
+  L.push("");
+  return L.join("\n");
 }
 
 /** Alert rule settings used by the bench (the ResidualAlerter defaults, with a 1-day histogram half-life and 1-h cooldown). */

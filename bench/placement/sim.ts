@@ -26,6 +26,12 @@ export interface SimOptions {
   stepMs: number;
   /** Enable take-back rebalancing (only for ForecastPlacement). */
   rebalance?: boolean;
+  /**
+   * Heartbeats (and background load) run this long before the first job arrives (default 0),
+   * so that load models have history, as they do for nodes of a running cluster. Job times,
+   * JCT and makespan are counted from the end of the warm-up.
+   */
+  warmupMs?: number;
 }
 
 export interface SimResult {
@@ -97,6 +103,25 @@ class Heap<T> {
   }
 }
 
+/** Integration step (ms) of a task's progress against the node's changing background load. */
+const PROGRESS_DT_MS = 500;
+
+/**
+ * Wall time of `workMs` of unloaded work started at `startMs`: progress runs at 1/slowdown,
+ * the slowdown following the node's background as it changes during the run (a task started
+ * just before a batch begins is slowed by it). Our own running count is taken at the start.
+ */
+export function runTime(node: SimNode, running: number, workMs: number, startMs: number): number {
+  let t = startMs;
+  let left = workMs;
+  for (;;) {
+    const sd = slowdownFactor(node.workers, running, node.bg(t));
+    if (left * sd <= PROGRESS_DT_MS) return t + left * sd - startMs;
+    left -= PROGRESS_DT_MS / sd;
+    t += PROGRESS_DT_MS;
+  }
+}
+
 type Ev = { kind: "arrive"; job: SimJob } | { kind: "done"; ns: NodeSim; task: SimTask; dur: number } | { kind: "beat" };
 
 export function simulate(policy: PlacementStrategy<SimNode>, nodes: SimNode[], jobs: SimJob[], options: SimOptions): SimResult {
@@ -108,7 +133,8 @@ export function simulate(policy: PlacementStrategy<SimNode>, nodes: SimNode[], j
     sims.set(n.id, { node: n, queue: [], running: 0 });
     policy.addNode(n, n.workers);
   }
-  for (const j of jobs) heap.push(j.arriveMs, { kind: "arrive", job: j });
+  const warmup = options.warmupMs ?? 0;
+  for (const j of jobs) heap.push(j.arriveMs + warmup, { kind: "arrive", job: j });
   heap.push(0, { kind: "beat" });
   const central: SimJobState[] = [];
   const jct: number[] = [];
@@ -124,8 +150,7 @@ export function simulate(policy: PlacementStrategy<SimNode>, nodes: SimNode[], j
     while (ns.running < ns.node.workers && ns.queue.length > 0) {
       const task = ns.queue.shift()!;
       ns.running++;
-      const sd = slowdownFactor(ns.node.workers, ns.running, ns.node.bg(now));
-      const dur = (task.job.job.work[task.index]! / ns.node.speed) * sd;
+      const dur = runTime(ns.node, ns.running, task.job.job.work[task.index]! / ns.node.speed, now);
       heap.push(now + dur, { kind: "done", ns, task, dur });
     }
   };
@@ -175,10 +200,10 @@ export function simulate(policy: PlacementStrategy<SimNode>, nodes: SimNode[], j
       policy.observeRun(task.key, task.job.job.kernel, ns.node.id, dur);
       policy.released(task.key);
       if (--task.job.remaining === 0) {
-        jct.push(now - task.job.job.arriveMs);
+        jct.push(now - warmup - task.job.job.arriveMs);
         finished++;
         pendingJobs--;
-        makespan = now;
+        makespan = now - warmup;
       }
       tryStart(ns);
       dispatch();
@@ -246,6 +271,8 @@ export interface ScenarioOptions {
   burstEveryMs: number;
   burstJobs: [number, number];
   burstSpreadMs: number;
+  /** Multiplies every kernel's work (default 1): long tasks for the background-load scenarios. */
+  workScale?: number;
 }
 
 interface NodeSpec {
@@ -324,7 +351,7 @@ export function makeJobs(o: ScenarioOptions): SimJob[] {
       arriveMs: t,
       kernel: kernel.id,
       gpu: rng.next() < 0.1,
-      work: Array.from({ length: tasks }, () => kernel.work * Math.exp(0.25 * normal())),
+      work: Array.from({ length: tasks }, () => kernel.work * (o.workScale ?? 1) * Math.exp(0.25 * normal())),
     };
   });
 }

@@ -18,7 +18,7 @@ export interface StepForecasterOptions {
   period?: PeriodDetectionOptions;
   /** Allow a damped trend in the fit (default true). */
   damped?: boolean;
-  /** Robust update: clip residuals beyond robustK * running MAE (0 = off, default 3). */
+  /** Robust update: clip residuals beyond robustK * running MAE (0 = off, default 2: chosen on the training split, bench/forecast/chosen.json). */
   robustK?: number;
   /** Select per horizon among Holt-Winters, naive and seasonal naive by recent accuracy (default true). */
   ensemble?: boolean;
@@ -76,7 +76,7 @@ export function resolveStepForecasterOptions(raw: unknown, owner = "model"): Res
     seasonality,
     period: (o.period ?? {}) as PeriodDetectionOptions,
     damped,
-    robustK: o.robustK === undefined ? 3 : checkRange(`${owner}.robustK`, o.robustK, 0, 100),
+    robustK: o.robustK === undefined ? 2 : checkRange(`${owner}.robustK`, o.robustK, 0, 100),
     ensemble,
     selectionHalfLifeSteps:
       o.selectionHalfLifeSteps === undefined ? 144 : checkRange(`${owner}.selectionHalfLifeSteps`, o.selectionHalfLifeSteps, 1, 1e9),

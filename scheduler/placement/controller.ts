@@ -8,7 +8,7 @@
 //     tasks is predicted to run much later than another node could finish them gives some back.
 import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
-import { NodeLoadForecaster } from "../forecast/index.js";
+import { NodeLoadForecaster, type AccuracyEntry } from "../forecast/index.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
 import type { PlacementMetrics } from "./feasibility.js";
 import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
@@ -42,6 +42,8 @@ export interface ForecastAccuracyEntry {
   metric: "utilization" | "background" | "queue";
   horizonMs: number;
   count: number;
+  modelMae: number;
+  naiveMae: number;
   /** model MAE / last-value MAE: below 1 beats the naive forecast. */
   ratio: number;
 }
@@ -232,8 +234,8 @@ export class PlacementController {
 
   accuracy(): ForecastAccuracyEntry[] {
     const out: ForecastAccuracyEntry[] = [];
-    const push = (nodeId: string, metric: ForecastAccuracyEntry["metric"], list: { horizonMs: number; count: number; ratio: number }[]) => {
-      for (const a of list) out.push({ nodeId, metric, horizonMs: a.horizonMs, count: a.count, ratio: a.ratio });
+    const push = (nodeId: string, metric: ForecastAccuracyEntry["metric"], list: AccuracyEntry[]) => {
+      for (const a of list) out.push({ nodeId, metric, horizonMs: a.horizonMs, count: a.count, modelMae: a.modelMae, naiveMae: a.naiveMae, ratio: a.ratio });
     };
     for (const node of this.registry.all()) {
       const m = this.strategy.loadModel?.(node.id);

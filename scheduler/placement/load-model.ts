@@ -35,6 +35,9 @@ export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> 
   model: { historySteps: 240, refitEverySteps: 60, minFitSteps: 12 },
 };
 
+/** Steps ahead at which the background path is sampled (a task's finish is interpolated between). */
+const PATH_STEPS = [1, 2, 4, 8, 16, 32, 64] as const;
+
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
 /** Factor (≥ 1) by which kernels run slower when `ownThreads` of ours share `cores` with `background` (0..1) load. */
@@ -61,6 +64,11 @@ export class NodeLoadModel {
   lastBackground = 0;
   lastSample: NodeLoadObservation | undefined;
   private readonly horizonMs: number;
+  /**
+   * Mean forecast background over (now, PATH_STEPS[j] steps], cached per sample, so that
+   * placement can ask for the load a task will meet over its whole expected run (backgroundOver).
+   */
+  private readonly pathMean = new Float64Array(PATH_STEPS.length);
 
   constructor(private readonly options: LoadModelOptions) {
     const fo = { ...DEFAULT_LOAD_FORECASTER, ...options.forecaster, stepMs: options.stepMs };
@@ -90,6 +98,43 @@ export class NodeLoadModel {
     const f = this.bg.forecast(this.horizonMs).mean;
     // Before the first step completes the forecast is NaN: use the sample.
     this.background = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+    // Trapezoid running mean along the forecast path, from the latest sample.
+    let prevH = 0;
+    let prevF = this.lastBackground;
+    let area = 0;
+    for (let j = 0; j < PATH_STEPS.length; j++) {
+      const h = PATH_STEPS[j]!;
+      const fj = this.bg.forecast(h * this.options.stepMs).mean;
+      const v = Number.isFinite(fj) ? clamp01(fj) : prevF;
+      area += ((v + prevF) / 2) * (h - prevH);
+      this.pathMean[j] = area / h;
+      prevH = h;
+      prevF = v;
+    }
+  }
+
+  /**
+   * Mean background forecast over the next `horizonMs` (the span a task placed now is expected
+   * to occupy the node). Without the forecast, or before any sample, the latest sample's.
+   */
+  backgroundOver(horizonMs: number): number {
+    if (!this.options.useForecast || this.bg.completedSteps === 0) return this.lastBackground;
+    const h = horizonMs / this.options.stepMs;
+    if (!(h > 0)) return this.lastBackground;
+    if (h <= PATH_STEPS[0]) return this.lastBackground + (this.pathMean[0]! - this.lastBackground) * h;
+    for (let j = 1; j < PATH_STEPS.length; j++) {
+      const hi = PATH_STEPS[j]!;
+      if (h <= hi) {
+        const lo = PATH_STEPS[j - 1]!;
+        return this.pathMean[j - 1]! + ((this.pathMean[j]! - this.pathMean[j - 1]!) * (h - lo)) / (hi - lo);
+      }
+    }
+    return this.pathMean[PATH_STEPS.length - 1]!;
+  }
+
+  /** Slowdown a new task would see, on average, over the next `horizonMs` (forecast background). */
+  slowdownOver(ownThreads: number, horizonMs: number): number {
+    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs));
   }
 
   /** Slowdown a new task would see with `ownThreads` of our tasks busy on the node. */

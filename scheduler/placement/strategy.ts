@@ -214,9 +214,13 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
   /** `assigned`: the node's tasks, counting those the batch in progress has placed there. */
   private estimateWith(assigned: number, st: NodeState, kernelId: string): number {
     const run = this.runtime.estimate(kernelId, st.rt);
-    const sd = st.load.slowdown(Math.min(assigned + 1, st.workers));
+    const threads = Math.min(assigned + 1, st.workers);
     // A node running behind its forecast is believed only partly: lag stretches its queue wait.
-    return finishEstimate(run, st.backlogMs * Math.max(1, st.lag), assigned, st.workers, sd);
+    const backlog = st.backlogMs * Math.max(1, st.lag);
+    const first = finishEstimate(run, backlog, assigned, st.workers, st.load.slowdown(threads));
+    // Forecast term: the background the task meets over its whole expected span, not just now
+    // (a node whose periodic batch or owner's load is about to start is slower than it looks).
+    return finishEstimate(run, backlog, assigned, st.workers, st.load.slowdownOver(threads, first));
   }
 
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
