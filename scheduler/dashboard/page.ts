@@ -17,7 +17,7 @@ section{background:var(--panel);border-radius:6px;padding:10px}h2{font-size:14px
 #nodes{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:8px}
 .node{border:1px solid #2a3442;border-radius:5px;padding:6px 8px;contain:content}
 .node .t{display:flex;justify-content:space-between;gap:6px}.node .h{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.node .u{white-space:nowrap}
-.node.draining{opacity:.7}.node .p{color:var(--dim);font-size:11px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.node.draining{opacity:.7}.node.backoff{opacity:.7;outline:1px dashed var(--dim)}.node .p{color:var(--dim);font-size:11px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .node svg{width:100%;height:36px;display:block;background:#121920;margin-top:4px}
 .node .load{stroke:var(--load);fill:none;stroke-width:1.5}.node .fc{stroke:var(--fc);fill:none;stroke-width:1;stroke-dasharray:3 2}
 .node.sat{border-color:var(--bad)}
@@ -73,15 +73,16 @@ function renderNodes(nodes, history, append) {
     if (history && history[n.id]) { c.cpu = history[n.id][0].slice(-POINTS); c.fc = history[n.id][1].slice(-POINTS); }
     else if (append) { c.cpu.push(n.cpuUtil); c.fc.push(n.forecast); if (c.cpu.length > POINTS) { c.cpu.shift(); c.fc.shift(); } }
     const r = c.refs;
-    const key = n.host + n.state + n.cpu + n.cores + n.memoryBytes + n.gpus.join() + n.workers + JSON.stringify(n.labels);
+    const key = n.host + n.state + n.cpu + n.cores + n.memoryBytes + n.gpus.join() + n.workers + JSON.stringify(n.labels) + n.agentVersion + n.reservedCores;
     if (key !== c.key) {
       c.key = key;
       r.h.textContent = n.host + " · " + n.id;
-      r.prof.textContent = n.cores + " cores · " + gib(n.memoryBytes) + " · " + n.workers + " workers" + (n.gpus.length ? " · " + n.gpus.join(", ") : "") + " · " + n.cpu;
+      r.prof.textContent = n.cores + " cores · " + gib(n.memoryBytes) + " · " + n.workers + " workers" + (n.reservedCores ? " (" + n.reservedCores + " reserved)" : "") + (n.gpus.length ? " · " + n.gpus.join(", ") : "") + " · " + n.cpu + " · v" + n.agentVersion;
       r.lbl.textContent = Object.entries(n.labels).map(([k, v]) => k + "=" + v).join(" ");
       c.el.classList.toggle("draining", n.state === "draining");
     }
-    r.u.textContent = "CPU " + pct(n.cpuUtil) + (n.forecast >= 0 ? " → " + pct(n.forecast) : "");
+    r.u.textContent = "CPU " + pct(n.cpuUtil) + (n.forecast >= 0 ? " → " + pct(n.forecast) : "") + " · host " + pct(n.hostLoad) + (n.hostLoadForecast >= 0 ? " → " + pct(n.hostLoadForecast) : "") + (n.backingOff ? " · backing off: " + n.backingOff : "");
+    c.el.classList.toggle("backoff", n.backingOff !== "");
     r.tasks.textContent = n.running + " running · " + n.assigned + "/" + n.capacity + " slots · " + n.completed + " done" + (n.saturationInSeconds >= 0 ? " · saturates in " + Math.round(n.saturationInSeconds) + " s" : "");
     c.el.classList.toggle("sat", n.saturationInSeconds >= 0);
     r.load.setAttribute("points", pointsOf(c.cpu));

@@ -1,6 +1,7 @@
 // The agent-facing gRPC service (distributex.v1.AgentService).
 import type * as grpc from "@grpc/grpc-js";
-import { invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { agentVersionProblem, packageVersion } from "../../common/version.js";
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
@@ -40,6 +41,13 @@ export function agentHandlers(
         callback(toServiceError(invalidArgument("register needs a hardware profile with cpu and workers ≥ 1")));
         return;
       }
+      // Before anything is recorded: an agent this release cannot work with is told why, and stays out.
+      const refused = agentVersionProblem(call.request.agentVersion, packageVersion());
+      if (refused) {
+        log.warn({ event: "agent_refused", agentVersion: call.request.agentVersion, schedulerVersion: packageVersion(), host: profile.hostname }, refused);
+        callback(toServiceError(failedPrecondition(refused)));
+        return;
+      }
       // With mTLS the node id is the one in the caller's certificate, bound at join.
       const principal = principalOf(call);
       const boundId = principal?.kind === "node" ? principal.nodeId : undefined;
@@ -47,9 +55,9 @@ export function agentHandlers(
         const old = core.registry.get(boundId);
         if (old && old.state !== "NODE_STATE_DOWN") core.registry.markDown(boundId, "the node registered again");
       }
-      const node = core.registry.register(profile, boundId);
+      const node = core.registry.register(profile, boundId, call.request.agentVersion, call.request.reservedCores);
       log.info(
-        { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
+        { event: "node_registered", nodeId: node.id, agentVersion: call.request.agentVersion, reservedCores: call.request.reservedCores, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
       );
       callback(null, { nodeId: node.id, heartbeatIntervalMs, kafka: routing ? routing.route(node.id) : null });
@@ -66,6 +74,13 @@ export function agentHandlers(
       call.on("data", (msg: AgentMessage) => {
         if (msg.hello) {
           const id = msg.hello.nodeId;
+          // Register checked it already; a hello that names another release is refused the same way
+          // (an agent that announces none there is older than the announcement and was judged at Register).
+          const refused = msg.hello.agentVersion ? agentVersionProblem(msg.hello.agentVersion, packageVersion()) : undefined;
+          if (refused) {
+            call.emit("error", toServiceError(failedPrecondition(refused)));
+            return;
+          }
           const principal = principalOf(call);
           if (principal?.kind === "node" && principal.nodeId !== id) {
             call.emit("error", toServiceError(permissionDenied(`this certificate belongs to node ${principal.nodeId}, not ${id}`)));
@@ -107,7 +122,7 @@ export function agentHandlers(
           call.emit("error", toServiceError(invalidArgument("the first session message must be hello")));
           return;
         }
-        if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining);
+        if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining, msg.heartbeat.backingOff, msg.heartbeat.giveBack);
         else if (msg.update || msg.updates) {
           const from = nodeId;
           for (const update of msg.updates ? msg.updates.items : [msg.update!]) {
