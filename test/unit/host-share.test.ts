@@ -110,7 +110,7 @@ describe("the scheduler places around a node that backs off", () => {
     await turn();
     // (each goes back to the front of the queue, so their order is not asserted)
     const moved = other.filter((m) => m.assign).map((m) => ({ index: m.assign!.taskIndex, attempt: m.assign!.attempt }));
-    expect(moved.sort((a, b) => a.index - b.index)).toEqual([1, 2, 3, 4, 5].map((index) => ({ index, attempt: 1 })));
+    expect(moved.sort((a, b) => (a.index ?? 0) - (b.index ?? 0))).toEqual([1, 2, 3, 4, 5].map((index) => ({ index, attempt: 1 })));
 
     const done = (nodeId: string, i: number) =>
       core.onTaskUpdate(nodeId, { jobId: job.id, taskIndex: i, attempt: 1, state: "TASK_STATE_SUCCEEDED", output: Buffer.from([i]), error: null, runMs: 1, waitMs: 0, backend: "wasm" } as never);
