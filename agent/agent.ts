@@ -16,6 +16,7 @@ import type { GpuSupport } from "./gpu/gpu-support.js";
 import type { NodeIdentity } from "./identity.js";
 import { AgentLifecycle, type AgentState } from "./lifecycle.js";
 import { CpuSampler, memoryUsedBytes } from "./load-sampler.js";
+import { HostShare, hostLoadOf } from "./host-share.js";
 import { AgentMetrics } from "./metrics.js";
 import { AGENT_VERSION, SchedulerLink } from "./scheduler-link.js";
 import { describeProfile, profileHost } from "./startup.js";
@@ -33,6 +34,8 @@ export class Agent {
   private readonly outbox: UpdateOutbox;
   private readonly runner: TaskRunner;
   private readonly cpu = new CpuSampler();
+  private readonly share: HostShare;
+  private fatalListener?: (err: Error) => void;
   private admin?: AdminServer;
   /** The one stop in progress or done: stop() is memoised. */
   private stopping?: Promise<void>;
@@ -49,6 +52,7 @@ export class Agent {
     kafkaSecurity(config);
     useOptimizingWasmTier();
     this.lifecycle = new AgentLifecycle(log);
+    this.share = new HostShare(config);
     this.metrics = new AgentMetrics(() => this.runner.pool.getStats(), AGENT_VERSION);
     this.link = new SchedulerLink(config, log, this.metrics, {
       assign: (a) => void this.runner.run(a),
@@ -60,6 +64,7 @@ export class Agent {
         this.runner.abandonAll("scheduler session lost");
         this.lifecycle.to("connecting", { reason });
       },
+      refused: (err) => this.fatalListener?.(err),
       delivered: (updates) => this.outbox.delivered(updates),
       replaced: (updates, instead) => this.outbox.replaced(updates, instead),
     });
@@ -108,16 +113,29 @@ export class Agent {
     await this.link.connect(host.profile, true);
   }
 
+  /** Called when the scheduler refuses this agent for good (an incompatible version): it will not retry. */
+  onFatal(listener: (err: Error) => void): void {
+    this.fatalListener = listener;
+  }
+
   private sendHeartbeat(): void {
+    const cpu = this.cpu.sampleWithOwn();
+    const wasBackingOff = this.share.backingOff;
+    const share = this.share.observe(hostLoadOf(cpu), Date.now());
+    if (this.share.backingOff !== wasBackingOff) {
+      if (share.backingOff) this.log.warn({ event: "backing_off", hostLoad: share.hostLoad, maxHostLoad: this.config.maxHostLoad }, `backing off: ${share.backingOff}`);
+      else this.log.info({ event: "backing_off_ended", hostLoad: share.hostLoad, maxHostLoad: this.config.maxHostLoad }, "the host's own load went down; taking work again");
+    }
+    this.metrics.setHostShare(share.hostLoad, this.share.backingOff);
     const load = {
-      ...this.cpu.sampleWithOwn(),
+      ...cpu,
       memoryUsedBytes: String(memoryUsedBytes()),
       ...this.runner.load(),
       gpuUtilization: this.runner.gpu.utilization,
       sampledAtMs: Date.now(),
     };
     this.outbox.flush(); // a heartbeat never overtakes the updates before it
-    this.link.sendHeartbeat(this.lifecycle.draining, load);
+    this.link.sendHeartbeat(this.lifecycle.draining, load, share);
   }
 
   /**

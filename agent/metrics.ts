@@ -31,6 +31,8 @@ export class AgentMetrics {
   private readonly connected: Gauge;
   private readonly reconnects: Counter;
   private readonly droppedRecords: Counter<"reason">;
+  private readonly hostLoad: Gauge;
+  private readonly backingOff: Gauge;
   private gpuUtil: number[] = [];
   private gpuTimer?: NodeJS.Timeout;
   private cpuTimer?: NodeJS.Timeout;
@@ -129,6 +131,8 @@ export class AgentMetrics {
     });
     this.restarts = new Counter({ name: "distx_agent_worker_restarts_total", help: "Kernel workers replaced after a timeout, cancel or crash.", registers: [registry] });
     this.connected = new Gauge({ name: "distx_agent_connected", help: "1 while the agent holds a session with the scheduler, else 0.", registers: [registry] });
+    this.hostLoad = new Gauge({ name: "distx_agent_host_load", help: "The host's own CPU load 0..1 of the agent's cores: all use minus this agent's (its kernels').", registers: [registry] });
+    this.backingOff = new Gauge({ name: "distx_agent_backing_off", help: "1 while the agent backs off for its host's own load (maxHostLoad), else 0.", registers: [registry] });
     this.connected.set(0);
     this.reconnects = new Counter({
       name: "distx_agent_reconnects_total",
@@ -167,6 +171,11 @@ export class AgentMetrics {
 
   setConnected(up: boolean): void {
     this.connected.set(up ? 1 : 0);
+  }
+
+  setHostShare(hostLoad: number, backingOff: boolean): void {
+    this.hostLoad.set(hostLoad);
+    this.backingOff.set(backingOff ? 1 : 0);
   }
 
   reconnectAttempt(): void {

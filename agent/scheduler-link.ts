@@ -2,13 +2,12 @@
 // with failover, Register, the session (assignments in; heartbeats and, without Kafka, updates out),
 // the Kafka link, kernel and blob fetches. It knows nothing of tasks: it only carries them.
 import * as grpc from "@grpc/grpc-js";
-import { fetchBlobOnce } from "./blob-fetch.js";
+import { fetchBlobRetrying, fetchKernelRetrying, type FetchContext } from "./fetch-retry.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { AgentMessageIn, AgentServiceGrpcClient, Assignment, Cancellation, HardwareProfileIn, NodeLoadIn, SchedulerMessage, TaskUpdateIn } from "../common/types.js";
 import { kafkaSecurity } from "../common/backend-security.js";
-import { fetchErrorCode } from "../common/task-errors.js";
 import { Backoff } from "../common/backoff.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../common/split-by-bytes.js";
 import { checkBrokers, updateBytes } from "../common/kafka-wire.js";
@@ -19,17 +18,21 @@ import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link
 import { recordSigner } from "../common/record-signature.js";
 import { NodeKeyRing } from "../common/record-seal.js";
 import type { AgentMetrics } from "./metrics.js";
-import { TaskFailure } from "./pool/types.js";
+import { packageVersion } from "../common/version.js";
 
-export const AGENT_VERSION = "0.1.0";
+/** This agent's release (the package's version), announced at Register and in the session hello. */
+export const AGENT_VERSION = packageVersion();
+
+/** The scheduler refused this agent for good (FAILED_PRECONDITION: an incompatible version); retrying cannot help. */
+export class AgentRefusedError extends Error {
+  override readonly name = "AgentRefusedError";
+}
 
 type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
 
 /** After this many reconnect attempts in a row, a retry is logged at most once per RETRY_LOG_EVERY_MS. */
 const RETRIES_LOGGED_IN_FULL = 5;
 const RETRY_LOG_EVERY_MS = 30_000;
-/** How long a transient kernel-fetch failure is retried on the agent before the attempt fails (retryably). */
-const FETCH_RETRY_MS = 5000;
 
 /** What the link hands to the agent, and asks of it. */
 export interface LinkHandlers {
@@ -39,6 +42,8 @@ export interface LinkHandlers {
   heartbeat(): void;
   /** Registered and the session is open (at start, and after each reconnect). */
   connected(): void;
+  /** The scheduler refused this agent for good (after a reconnect; at start connect() throws it). */
+  refused(err: AgentRefusedError): void;
   /**
    * The session ended while the link was not closing: the scheduler re-places whatever this node
    * held, and the link is reconnecting. `updatesDeliverable` says whether updates still queued
@@ -149,7 +154,7 @@ export class SchedulerLink {
         }
         const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
           this.client.Register(
-            { profile, agentVersion: AGENT_VERSION },
+            { profile, agentVersion: AGENT_VERSION, reservedCores: this.config.reserveCores },
             { deadline: Date.now() + 5000 },
             (err, res) => (err || !res ? reject(err ?? new Error("empty reply")) : resolve(res)),
           ),
@@ -164,6 +169,11 @@ export class SchedulerLink {
         return;
       } catch (err) {
         if (this.closing) throw new AgentStoppedError();
+        if ((err as grpc.ServiceError).code === grpc.status.FAILED_PRECONDITION) {
+          const refused = new AgentRefusedError(`the scheduler at ${this.config.scheduler} refused this agent: ${(err as grpc.ServiceError).details}`);
+          this.log.error({ event: "agent_refused", agentVersion: AGENT_VERSION, err: refused.message }, refused.message);
+          throw refused;
+        }
         const delay = backoff.next();
         if (Date.now() + delay > deadline) {
           throw new Error(`cannot reach the scheduler at ${this.config.scheduler} within ${this.config.connectTimeoutMs} ms (connectTimeoutMs): ${(err as Error).message}`);
@@ -211,7 +221,7 @@ export class SchedulerLink {
   private openSession(profile: HardwareProfileIn, heartbeatIntervalMs: number): void {
     const session = this.client.Session();
     this.session = session;
-    session.write({ hello: { nodeId: this.nodeId } });
+    session.write({ hello: { nodeId: this.nodeId, agentVersion: AGENT_VERSION } });
     session.on("data", (msg: SchedulerMessage) => {
       if (msg.assign) this.handlers.assign(msg.assign);
       else if (msg.assigns) for (const a of msg.assigns.items) this.handlers.assign(a);
@@ -229,7 +239,8 @@ export class SchedulerLink {
       this.handlers.sessionLost(why, this.kafka !== undefined);
       // Retries for ever; it only ends when the agent stops.
       void this.connect(profile, false).catch((err: Error) => {
-        if (!(err instanceof AgentStoppedError)) this.log.error({ event: "reconnect_failed", err: err.message }, "reconnect loop ended unexpectedly");
+        if (err instanceof AgentRefusedError) this.handlers.refused(err);
+        else if (!(err instanceof AgentStoppedError)) this.log.error({ event: "reconnect_failed", err: err.message }, "reconnect loop ended unexpectedly");
       });
     };
     session.on("error", (err: grpc.ServiceError) => ended(err.details || err.message));
@@ -269,54 +280,23 @@ export class SchedulerLink {
     return false;
   }
 
-  sendHeartbeat(draining: boolean, load: NodeLoadIn): void {
-    this.session?.write({ heartbeat: { draining, load } });
+  sendHeartbeat(draining: boolean, load: NodeLoadIn, share?: { backingOff: string; giveBack: boolean }): void {
+    this.session?.write({ heartbeat: { draining, load, backingOff: share?.backingOff ?? "", giveBack: share?.giveBack ?? false } });
     this.kafka?.sendLoad({ nodeId: this.nodeId, draining, load });
   }
 
-  /**
-   * Fetches a kernel's bytes. Transient failures (scheduler or its store unreachable, deadline)
-   * are retried here with capped backoff for up to FETCH_RETRY_MS, then reported as
-   * KERNEL_FETCH_FAILED, which the scheduler retries within the attempt budget; only "unknown
-   * kernel" is INVALID_KERNEL.
-   */
-  async fetchKernel(kernelId: string): Promise<Uint8Array> {
-    const until = Date.now() + FETCH_RETRY_MS;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      const got = await new Promise<{ module: Uint8Array } | { code: number | undefined; message: string }>((resolve) =>
-        this.client.FetchKernel({ kernelId }, { deadline: Date.now() + 30_000 }, (err, res) =>
-          err || !res
-            ? resolve({ code: err?.code, message: err?.details || err?.message || "empty reply" })
-            : (this.metrics.noteKernel(kernelId, res.info?.name), resolve({ module: res.module })),
-        ),
-      );
-      if ("module" in got) return got.module;
-      const code = fetchErrorCode(got.code);
-      if (code !== "KERNEL_FETCH_FAILED" || this.closing || Date.now() + delay > until) {
-        throw new TaskFailure(code, `cannot fetch kernel ${kernelId}: ${got.message}`);
-      }
-      this.log.warn({ event: "kernel_fetch_retry", kernelId, err: got.message, retryInMs: delay }, "kernel fetch failed; retrying");
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  /** A kernel's bytes, transient failures retried for a while (fetch-retry.ts). */
+  fetchKernel(kernelId: string): Promise<Uint8Array> {
+    return fetchKernelRetrying(this.fetchContext(), kernelId, (name) => this.metrics.noteKernel(kernelId, name));
   }
 
-  /**
-   * Streams a blob (an input by reference, a shared input) into `into`, checking its size and
-   * sha256 (blob-fetch.ts). Transient failures are retried like kernel fetches; what still fails
-   * is INTERNAL (transient: the scheduler places the task again).
-   */
-  async fetchBlob(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<void> {
-    const until = Date.now() + FETCH_RETRY_MS;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      const failure = await fetchBlobOnce(this.client, ref, into, use);
-      if (!failure) return;
-      if (failure.code !== grpc.status.UNAVAILABLE && failure.code !== grpc.status.DEADLINE_EXCEEDED) {
-        throw new TaskFailure("INTERNAL", `cannot fetch input ${ref.sha256.slice(0, 12)}… of task ${use.jobId}/${use.taskIndex}: ${failure.message}`);
-      }
-      if (this.closing || Date.now() + delay > until) throw new TaskFailure("INTERNAL", `cannot fetch input ${ref.sha256.slice(0, 12)}…: ${failure.message}`);
-      this.log.warn({ event: "blob_fetch_retry", sha256: ref.sha256, err: failure.message, retryInMs: delay }, "blob fetch failed; retrying");
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  /** A blob streamed into `into`, checked, transient failures retried for a while (fetch-retry.ts). */
+  fetchBlob(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<void> {
+    return fetchBlobRetrying(this.fetchContext(), ref, into, use);
+  }
+
+  private fetchContext(): FetchContext {
+    return { client: () => this.client, log: this.log, closing: () => this.closing };
   }
 
   // Stopping, step by step (the agent runs each step even when an earlier one failed).

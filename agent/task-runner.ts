@@ -47,7 +47,9 @@ export class TaskRunner {
   ) {
     this.blobs = new BlobCache(config.blobCacheMb * 1024 * 1024, fetchBlob);
     metrics.observeBlobs(() => this.blobs.snapshot());
-    const workers = config.workers || os.availableParallelism();
+    // Reserved cores are the host's: fewer workers, never none.
+    const cores = os.availableParallelism();
+    const workers = Math.max(1, Math.min(config.workers || cores, cores - config.reserveCores));
     this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
     this.modules = new ModuleCache(fetchKernel);
     this.gpu = new GpuSupport(

@@ -140,9 +140,9 @@ export class LocalCluster {
     return this.options.logs === "inherit" ? undefined : this.options.logs;
   }
 
-  spawnProcess(name: string, args: string[]): ClusterProcess {
+  spawnProcess(name: string, args: string[], entry?: string): ClusterProcess {
     args = [...args, ...this.securityArgs(args)];
-    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), this.options.cliEntry ?? cliEntry(), ...args], {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(this.options.nodeArgs ?? []), entry ?? this.options.cliEntry ?? cliEntry(), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, DISTX_DATA_DIR: this.dataDir, ...this.options.env },
     });
@@ -216,11 +216,12 @@ export class LocalCluster {
     return this.address;
   }
 
-  startAgent(index: number, extraArgs: string[] = []): ClusterProcess {
+  /** `entry`: another build's `distx` for this agent (a rolling upgrade runs two versions side by side). */
+  startAgent(index: number, extraArgs: string[] = [], entry?: string): ClusterProcess {
     const adminArgs = this.options.adminPorts === false ? [] : ["--admin-port", "0"];
     const args = ["agent", "--scheduler", this.address, "--name", `agent-${index}`, ...adminArgs, ...(this.options.agentArgs?.(index) ?? []), ...extraArgs];
     if (this.options.workersPerAgent) args.push("--workers", String(this.options.workersPerAgent));
-    return this.spawnProcess(`agent-${index}`, args);
+    return this.spawnProcess(`agent-${index}`, args, entry);
   }
 
   /** The admin HTTP address of process `name` ("scheduler", "agent-0", ...), once it has logged it. */

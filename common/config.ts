@@ -26,6 +26,9 @@ const boolFromString = z.preprocess((v) => {
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(min, `must be ≥ ${min}`).max(max, `must be ≤ ${max}`);
 
+/** A share of something, 0 < x ≤ 1 (e.g. a load). */
+const fraction = z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1 (a share of the cores, e.g. 0.5)");
+
 const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
 
 /** "host:port", with a numeric port. */
@@ -203,6 +206,18 @@ export const agentConfigSchema = z
     ...kafkaSecurityFields,
     /** Kernel worker threads; 0 means one per logical core. */
     workers: int(0, 1024).default(0),
+    /** Cores left to the host's own work: the agent runs at most (cores − reserveCores) workers, never fewer than one. */
+    reserveCores: int(0, 1024).default(0),
+    /**
+     * Share the machine: above this host load (0..1 of the agent's cores busy with anything but
+     * this agent's own kernels) the agent backs off: the scheduler places nothing new on it.
+     * Unset: never (a dedicated machine).
+     */
+    maxHostLoad: fraction.optional(),
+    /** Above this host load a backing-off agent gives its unstarted tasks back at once; default: only after hostLoadGraceMs. */
+    giveBackHostLoad: fraction.optional(),
+    /** How long an agent backs off before it gives its unstarted tasks back (0 = at once). */
+    hostLoadGraceMs: int(0, 3_600_000).default(10_000),
     /** Default per-task memory cap for a kernel instance, in MiB. */
     memoryLimitMb: int(1, 65_536).default(256),
     /** The largest cap a job may ask for, in MiB. */

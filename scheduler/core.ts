@@ -85,6 +85,7 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
       this.emit("node_recovered", node);
     });
     registry.on("draining", (node) => this.log.info({ event: "node_draining", nodeId: node.id }, "node draining"));
+    registry.on("backing_off", (node, reason) => this.log.info({ event: "node_backing_off", nodeId: node.id, reason }, "node backs off for its host's own load; placing around it"));
     this.placement = new PlacementController(config, registry, {
       saturation: (e) => {
         this.log.warn({ event: "predicted_saturation", ...e }, `${e.scope === "node" ? `node ${e.nodeId}` : "cluster"} predicted to saturate in ${e.etaMs} ms`);

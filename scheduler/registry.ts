@@ -8,7 +8,9 @@
 // tasks are released (listed in the "down" event) so they can be placed again elsewhere. A node
 // that went DOWN for missed heartbeats while its session stayed open (the agent was paused, or
 // the network stalled) comes back READY with its next heartbeat ("recovered"). A node whose
-// session ended stays DOWN: its agent registers again as a new node.
+// session ended stays DOWN: its agent registers again as a new node. A READY node whose agent
+// backs off for its host's own load (Heartbeat.backing_off) is not ready while it does, and asks,
+// past its second threshold, that its unstarted tasks be taken back ("give_back").
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { HardwareProfile, NodeIn, NodeLoad, SchedulerMessageIn } from "../common/types.js";
@@ -33,6 +35,12 @@ export interface NodeEntry extends PlacementNode {
   completedAtLastTick: number;
   /** Keys (jobId/index) of tasks placed on this node and not yet finished. */
   tasks: Set<string>;
+  /** The release its agent announced. */
+  agentVersion: string;
+  /** Cores its agent leaves to the host (it runs that many fewer workers). */
+  reservedCores: number;
+  /** Why its agent backs off for the host's own load ("" when it does not): it takes no new work. */
+  backingOff: string;
   send?: (msg: SchedulerMessageIn) => void;
   /** The node certificate's key its Kafka assignments are sealed to (secure clusters; from Register, then each renewal). */
   sealTo?: SealRecipient;
@@ -48,6 +56,10 @@ export interface RegistryEvents {
   task_released: [node: NodeEntry, key: string, completed: boolean];
   load: [node: NodeEntry, load: NodeLoad];
   draining: [node: NodeEntry];
+  /** The node's agent began backing off for its host's own load: it is not ready until it stops. */
+  backing_off: [node: NodeEntry, reason: string];
+  /** The backing-off agent asks that its unstarted tasks be taken back (every heartbeat while it does). */
+  give_back: [node: NodeEntry, reason: string];
   /** The node went DOWN; `released` are the tasks it held, no longer counted on it. */
   down: [node: NodeEntry, reason: string, released: readonly string[]];
   /** A DOWN node whose session stayed open sent a heartbeat: it is READY again. */
@@ -122,7 +134,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** `id`: the node id bound in the agent's certificate; without one (--insecure) a fresh id. */
-  register(profile: HardwareProfile, id = `node-${randomUUID().slice(0, 8)}`): NodeEntry {
+  register(profile: HardwareProfile, id = `node-${randomUUID().slice(0, 8)}`, agentVersion = "", reservedCores = 0): NodeEntry {
     const workers = Math.max(1, profile.workers);
     const now = Date.now();
     const entry: NodeEntry = {
@@ -135,6 +147,9 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       lastHeartbeatMs: now,
       completed: 0,
       tasks: new Set(),
+      agentVersion,
+      reservedCores,
+      backingOff: "",
       logicalCores: profile.cpu?.logicalCores ?? workers,
       memoryBytes: Number(profile.memoryBytes),
       gpuCount: profile.gpus.length,
@@ -168,15 +183,16 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     const node = this.nodes.get(id);
     if (!node || node.state === "NODE_STATE_DOWN") return undefined;
     node.send = send;
-    node.ready = node.state === "NODE_STATE_READY";
+    node.ready = node.state === "NODE_STATE_READY" && !node.backingOff;
     node.lastHeartbeatMs = Date.now();
     this.emit("ready", node);
     return node;
   }
 
-  heartbeat(id: string, load: NodeLoad | null, draining: boolean): void {
+  heartbeat(id: string, load: NodeLoad | null, draining: boolean, backingOff = "", giveBack = false): void {
     const node = this.nodes.get(id);
     if (!node) return;
+    node.backingOff = backingOff;
     if (node.state === "NODE_STATE_DOWN") {
       // Only a node whose session is still open can send one: it was slow, not gone.
       if (!node.send) return;
@@ -192,6 +208,12 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       node.ready = false;
       this.emit("draining", node);
     }
+    if (node.state === "NODE_STATE_READY" && node.send && node.ready !== !backingOff) {
+      node.ready = !backingOff;
+      if (node.ready) this.emit("ready", node);
+      else this.emit("backing_off", node, backingOff);
+    }
+    if (backingOff && giveBack && node.state !== "NODE_STATE_DOWN") this.emit("give_back", node, backingOff);
   }
 
   /**
@@ -272,7 +294,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     const since = this.downSince.get(node.id) ?? Date.now();
     this.downSince.delete(node.id);
     node.state = draining ? "NODE_STATE_DRAINING" : "NODE_STATE_READY";
-    node.ready = !draining;
+    node.ready = !draining && !node.backingOff;
     node.lastHeartbeatMs = Date.now();
     this.emit("recovered", node, Date.now() - since);
     if (node.ready) this.emit("ready", node);
@@ -308,6 +330,9 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       registeredAtMs: node.registeredAtMs,
       lastHeartbeatMs: node.lastHeartbeatMs,
       completedTasks: String(node.completed),
+      agentVersion: node.agentVersion,
+      backingOff: node.backingOff,
+      reservedCores: node.reservedCores,
     };
   }
 }

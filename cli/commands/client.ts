@@ -285,21 +285,25 @@ export function registerClientCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify(nodes, null, 2));
       else if (nodes.length === 0) console.log("no nodes");
       else {
-        const table = makeTable(["node", "state", "host", "cpu", "cores", "simd", "memory", "gpus", "workers", "speed (Gop/s)", "cpu %", "tasks", "done"]);
+        const table = makeTable(["node", "state", "version", "host", "cpu", "cores", "simd", "memory", "gpus", "workers", "speed (Gop/s)", "cpu %", "host %", "tasks", "done"]);
         for (const n of nodes) {
           const p = n.profile!;
           table.push([
             n.nodeId,
-            shortState(n.state),
+            // A node backing off for its host's own load is READY but takes no new work: say so, and why.
+            n.backingOff ? `${shortState(n.state)}, backing off (${n.backingOff})` : shortState(n.state),
+            n.agentVersion || "-",
             p.hostname,
             (p.cpu?.model ?? "").slice(0, 28),
             `${p.cpu?.physicalCores}/${p.cpu?.logicalCores}`,
             (p.cpu?.simd ?? []).filter((s) => /^(sse4_2|avx|avx2|avx512f|fma|neon|asimd|sve)$/.test(s)).join(" "),
             formatBytes(Number(p.memoryBytes)),
             p.gpus.length ? p.gpus.map((g) => `${g.model} (${formatBytes(Number(g.memoryBytes))})`).join(", ") : "none",
-            p.workers,
+            n.reservedCores ? `${p.workers} (${n.reservedCores} reserved)` : p.workers,
             p.calibration ? (p.calibration.opsPerSecond / 1e9).toFixed(2) : "-",
             n.load ? (n.load.cpuUtilization * 100).toFixed(0) : "-",
+            // The host's own load: all CPU use minus the agent's (its kernels').
+            n.load ? (Math.max(0, n.load.cpuUtilization - n.load.agentCpuUtilization) * 100).toFixed(0) : "-",
             n.assignedTasks,
             n.completedTasks,
           ]);

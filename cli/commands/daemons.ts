@@ -108,6 +108,10 @@ export function registerDaemonCommands(program: Command): void {
     .option("--kafka-tls <on|off>", "TLS to the Kafka brokers (env DISTX_KAFKA_TLS)")
     .option("--kafka-ca-file <pem>", "CA that signed the brokers' certificates; implies --kafka-tls (env DISTX_KAFKA_CA_FILE)")
     .option("-w, --workers <n>", "kernel worker threads; 0 = one per core (env DISTX_WORKERS)")
+    .option("--reserve-cores <n>", "cores left to this host's own work: at most (cores - n) workers (env DISTX_RESERVE_CORES)")
+    .option("--max-host-load <f>", "share the machine: above this host load (0..1 of the cores busy with other work than ours) take no new work (env DISTX_MAX_HOST_LOAD)")
+    .option("--give-back-host-load <f>", "above this host load give unstarted tasks back at once (default: after --host-load-grace-ms)")
+    .option("--host-load-grace-ms <ms>", "how long to back off before giving unstarted tasks back (default 10000)")
     .option("--memory-limit-mb <mib>", "default kernel memory cap per task, MiB")
     .option("--max-memory-limit-mb <mib>", "largest kernel memory cap a job may ask for, MiB")
     .option("-l, --labels <k=v,...>", "node labels for job node selectors")
@@ -139,6 +143,12 @@ export function registerDaemonCommands(program: Command): void {
         });
         const log = createLogger("agent", config.logLevel).child({ agent: config.name });
         const agent = new Agent(config, log);
+        // Refused for good (an incompatible version) after a reconnect: exit non-zero, so a
+        // supervisor shows the failure (the message says what to install) instead of a silent agent.
+        agent.onFatal((err) => {
+          log.fatal({ event: "agent_refused", err: err.message }, err.message);
+          void agent.stop(0).finally(() => process.exit(1));
+        });
         onShutdownSignal(async (signal) => {
           log.info({ event: "shutdown", signal }, "draining running tasks before exit");
           await agent.stop();

@@ -57,6 +57,7 @@ function makeCard(n) {
   r.st = el("span", { class: "st" });
   r.id = el("div", { class: "id" });
   r.u = el("div", { class: "u" });
+  r.host = el("div", { class: "p hostload" });
   r.prof = el("div", { class: "p prof" });
   r.lbl = el("div", { class: "p lbl" });
   r.fc = svgEl("polyline", { class: "fc" });
@@ -64,13 +65,13 @@ function makeCard(n) {
   const svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none" });
   svg.append(r.fc, r.load);
   r.tasks = el("div", { class: "p tasks" });
-  c.el = el("div", { class: "node", "data-node": n.id }, el("div", { class: "t" }, r.h, r.st), r.id, r.u, r.prof, r.lbl, svg, r.tasks);
+  c.el = el("div", { class: "node", "data-node": n.id }, el("div", { class: "t" }, r.h, r.st), r.id, r.u, r.host, r.prof, r.lbl, svg, r.tasks);
   return c;
 }
 /** Everything a node card shows, in one place. */
 function fillCard(c, n) {
   const r = c.refs;
-  const key = n.host + n.state + n.cpu + n.cores + n.memoryBytes + n.gpus.join() + n.workers + n.speed + JSON.stringify(n.labels);
+  const key = n.host + n.state + n.cpu + n.cores + n.memoryBytes + n.gpus.join() + n.workers + n.speed + JSON.stringify(n.labels) + n.agentVersion + n.reservedCores;
   if (key !== c.key) {
     c.key = key;
     r.h.textContent = n.host;
@@ -78,11 +79,13 @@ function fillCard(c, n) {
     r.id.textContent = n.id;
     r.st.textContent = n.state;
     r.st.className = "st state-" + n.state;
-    r.prof.textContent = n.cores + " cores · " + gib(n.memoryBytes) + " · " + n.workers + " workers · speed " + n.speed + (n.gpus.length ? " · " + n.gpus.join(", ") : "") + " · " + n.cpu;
+    r.prof.textContent = n.cores + " cores · " + gib(n.memoryBytes) + " · " + n.workers + " workers" + (n.reservedCores ? " (" + n.reservedCores + " cores reserved)" : "") + " · speed " + n.speed + (n.gpus.length ? " · " + n.gpus.join(", ") : "") + " · " + n.cpu + " · v" + n.agentVersion;
     r.lbl.textContent = Object.entries(n.labels).map(([k, v]) => k + "=" + v).join(" ");
     c.el.classList.toggle("draining", n.state === "draining");
   }
   r.u.textContent = "CPU " + pct(n.cpuUtil) + (n.forecast >= 0 ? " → forecast " + pct(n.forecast) : "");
+  r.host.textContent = "host load " + pct(n.hostLoad) + (n.hostLoadForecast >= 0 ? " → " + pct(n.hostLoadForecast) : "") + (n.backingOff ? " · backing off: " + n.backingOff : "");
+  c.el.classList.toggle("backoff", n.backingOff !== "");
   r.tasks.textContent = n.running + " running · " + n.assigned + "/" + n.capacity + " slots · " + n.completed + " done" + (n.saturationInSeconds >= 0 ? " · saturates in " + Math.round(n.saturationInSeconds) + " s" : "");
   c.el.classList.toggle("sat", n.saturationInSeconds >= 0);
   r.load.setAttribute("points", pointsOf(c.cpu, W, H));

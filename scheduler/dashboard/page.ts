@@ -25,7 +25,7 @@ section{background:var(--panel);border-radius:6px;padding:10px;min-width:0}h2{fo
 .node .p{color:var(--dim);font-size:11px;overflow-wrap:anywhere}
 .node svg{width:100%;height:36px;display:block;background:#121920;margin-top:4px}
 .load{stroke:var(--load);fill:none;stroke-width:1.5}.fc{stroke:var(--fc);fill:none;stroke-width:1;stroke-dasharray:3 2}
-.node.draining{opacity:.7}.node.sat{border-color:var(--bad)}
+.node.draining{opacity:.7}.node.backoff{opacity:.7;outline:1px dashed var(--dim)}.node.sat{border-color:var(--bad)}
 .bar{height:8px;background:var(--line);border-radius:4px;overflow:hidden;display:flex;min-width:60px}.bar i{display:block;height:100%}
 .bar .s{background:var(--ok)}.bar .f{background:var(--bad)}.bar .r{background:var(--load)}
 table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:3px 5px;border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--dim);font-weight:500}

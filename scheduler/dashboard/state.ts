@@ -31,6 +31,13 @@ export interface DashNode {
   forecast: number;
   /** Seconds to the node's predicted saturation (0 once past), -1 when none is predicted. */
   saturationInSeconds: number;
+  agentVersion: string;
+  /** The host's own load 0..1 (CPU use minus the agent's), and what placement forecasts for it (-1: none yet). */
+  hostLoad: number;
+  hostLoadForecast: number;
+  /** Why the agent backs off for its host's load ("" when it does not). */
+  backingOff: string;
+  reservedCores: number;
 }
 
 export interface DashSnapshot {
@@ -115,6 +122,11 @@ export class DashboardState {
         completed: n.completed,
         forecast: round(this.metrics.forecasts.get(n.id)?.cpuUtilization ?? -1),
         saturationInSeconds: secondsUntil(this.metrics.predictedCrossings.get(n.id)),
+        agentVersion: n.agentVersion,
+        hostLoad: round(n.load ? Math.max(0, n.load.cpuUtilization - n.load.agentCpuUtilization) : 0),
+        hostLoadForecast: round(this.core.placement.hostLoadForecast(n.id) ?? -1),
+        backingOff: n.backingOff,
+        reservedCores: n.reservedCores,
       });
     }
     nodes.sort((a, b) => (a.host + a.id).localeCompare(b.host + b.id));

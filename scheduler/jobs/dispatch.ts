@@ -104,7 +104,7 @@ export class Dispatcher {
       byJob.set(jobId, list);
     }
     for (const [jobId, taskIndexes] of byJob) this.ctx.registry.sendTo(node, { cancel: { jobId, taskIndexes } });
-    this.ctx.log.info({ event: "tasks_taken_back", nodeId: node.id, tasks: keys.length, reason }, "moving queued tasks off a node that is behind");
+    this.ctx.log.info({ event: "tasks_taken_back", nodeId: node.id, tasks: keys.length, reason }, "moving queued tasks off a node (behind, or backing off for its host's load)");
   }
 
   private assign(job: JobRecord, task: TaskRecord, node: NodeEntry): void {

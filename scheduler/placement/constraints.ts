@@ -26,6 +26,8 @@ export interface PlacementNode {
   gpuBackend?: string;
   /** The registry's state name (NODE_STATE_DRAINING, …), when the view has one: says why a node is not ready. */
   state?: string;
+  /** Why the node's agent backs off for its host's own load, when it does (then it is not ready). */
+  backingOff?: string;
 }
 
 /**
@@ -45,7 +47,7 @@ const have = (n: number) => (n === 1 ? "has" : "have");
 
 /** Why a node is not ready, as far as its view tells: draining, down, or (no state, or still registering) not ready. */
 const notReadyDetail = (node: PlacementNode): string =>
-  node.state === "NODE_STATE_DRAINING" ? "draining" : node.state === "NODE_STATE_DOWN" ? "down" : "not ready";
+  node.backingOff ? `backing off: ${node.backingOff}` : node.state === "NODE_STATE_DRAINING" ? "draining" : node.state === "NODE_STATE_DOWN" ? "down" : "not ready";
 
 export const FEASIBILITY_CHECKS: readonly FeasibilityCheck[] = [
   { name: "state", unmet: (_, node) => (node.ready ? undefined : notReadyDetail(node)), summary: (k) => `${k} ${k === 1 ? "is" : "are"} not ready` },

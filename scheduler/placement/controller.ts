@@ -104,6 +104,7 @@ export class PlacementController {
     });
     registry.on("task_released", (_node, key) => this.strategy.released(key));
     registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
+    registry.on("give_back", (node, reason) => this.giveBack(node, reason));
   }
 
   /**
@@ -200,6 +201,22 @@ export class PlacementController {
     if (this.config.rebalance) this.rebalance(ready, now);
   }
 
+  /**
+   * A node's agent backs off for its host's own load and asks for its unstarted tasks to go: take
+   * them all back (cancelled there unstarted, queued again without using an attempt, then placed
+   * on the nodes that are ready; the backing-off one is not). At most once per two heartbeats,
+   * so the cancels in flight are answered before the same tasks are asked for again.
+   */
+  private giveBack(node: NodeEntry, reason: string): void {
+    const now = this.now();
+    if (now - (this.lastTakeBack.get(node.id) ?? 0) < 2 * this.config.heartbeatIntervalMs) return;
+    const keys = this.hooks.queuedOn(node).map((q) => q.key);
+    if (keys.length === 0) return;
+    this.lastTakeBack.set(node.id, now);
+    this.stats.takenBack += keys.length;
+    this.hooks.takeBack(node, keys, `host load: ${reason}`);
+  }
+
   private rebalance(ready: NodeEntry[], now: number): void {
     const strategy = this.strategy;
     if (!(strategy instanceof ForecastPlacement)) return;
@@ -230,6 +247,12 @@ export class PlacementController {
     if (!model || model.util.completedSteps === 0) return undefined;
     const mean = model.util.forecast(horizonMs).mean;
     return Number.isFinite(mean) ? Math.min(1, Math.max(0, mean)) : undefined;
+  }
+
+  /** The host's own load (background) placement assumes for the node over the next steps: its forecast, or the last sample without one. */
+  hostLoadForecast(nodeId: string): number | undefined {
+    const model = this.strategy.loadModel?.(nodeId);
+    return model?.lastSample ? model.background : undefined;
   }
 
   accuracy(): ForecastAccuracyEntry[] {

@@ -2,6 +2,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { sealRecipient, type SealRecipient } from "../../common/record-seal.js";
+import { agentVersionProblem, packageVersion } from "../../common/version.js";
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
@@ -42,6 +43,13 @@ export function agentHandlers(
         callback(toServiceError(invalidArgument("register needs a hardware profile with cpu and workers ≥ 1")));
         return;
       }
+      // Before anything is recorded: an agent this release cannot work with is told why, and stays out.
+      const refused = agentVersionProblem(call.request.agentVersion, packageVersion());
+      if (refused) {
+        log.warn({ event: "agent_refused", agentVersion: call.request.agentVersion, schedulerVersion: packageVersion(), host: profile.hostname }, refused);
+        callback(toServiceError(failedPrecondition(refused)));
+        return;
+      }
       // With mTLS the node id is the one in the caller's certificate, bound at join.
       const principal = principalOf(call);
       const boundId = principal?.kind === "node" ? principal.nodeId : undefined;
@@ -61,10 +69,10 @@ export function agentHandlers(
           return;
         }
       }
-      const node = core.registry.register(profile, boundId);
+      const node = core.registry.register(profile, boundId, call.request.agentVersion, call.request.reservedCores);
       if (sealTo) core.registry.setSealKey(node.id, sealTo);
       log.info(
-        { event: "node_registered", nodeId: node.id, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
+        { event: "node_registered", nodeId: node.id, agentVersion: call.request.agentVersion, reservedCores: call.request.reservedCores, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
       );
       callback(null, { nodeId: node.id, heartbeatIntervalMs, kafka: routing ? routing.route(node.id) : null });
@@ -81,6 +89,13 @@ export function agentHandlers(
       call.on("data", (msg: AgentMessage) => {
         if (msg.hello) {
           const id = msg.hello.nodeId;
+          // Register checked it already; a hello that names another release is refused the same way
+          // (an agent that announces none there is older than the announcement and was judged at Register).
+          const refused = msg.hello.agentVersion ? agentVersionProblem(msg.hello.agentVersion, packageVersion()) : undefined;
+          if (refused) {
+            call.emit("error", toServiceError(failedPrecondition(refused)));
+            return;
+          }
           const principal = principalOf(call);
           if (principal?.kind === "node" && principal.nodeId !== id) {
             call.emit("error", toServiceError(permissionDenied(`this certificate belongs to node ${principal.nodeId}, not ${id}`)));
@@ -131,7 +146,7 @@ export function agentHandlers(
           call.emit("error", toServiceError(invalidArgument("the first session message must be hello")));
           return;
         }
-        if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining);
+        if (msg.heartbeat) core.registry.heartbeat(nodeId, msg.heartbeat.load, msg.heartbeat.draining, msg.heartbeat.backingOff, msg.heartbeat.giveBack);
         else if (msg.update || msg.updates) {
           const from = nodeId;
           for (const update of msg.updates ? msg.updates.items : [msg.update!]) {
