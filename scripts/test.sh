@@ -39,9 +39,6 @@ if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-ru
 # three agents under a nemesis are the whole machine's work for two minutes, and its checker
 # bounds how long nodes may stay DOWN.
 solo=test/e2e/placement.test.ts
-# The sharing test (test/e2e/sharing) loads an agent's core with a burner and asserts the agent backs
-# off and resumes: the same reason to run alone.
-sharing=test/e2e/sharing
 chaos=test/chaos/chaos.test.ts
 # The size-limit tests (test/e2e/limits) assert the scheduler's RSS and drive hundreds of streams that
 # never read against HTTP/2 flow control: other files' processes beside them change both, so
@@ -51,14 +48,13 @@ limits=test/e2e/limits
 # Redis, scheduler and agents, and times how fast nodes go DOWN and come back: it too runs on its
 # own. It needs root (ip netns); as another user it skips itself and says why.
 multihost=test/e2e/multihost
-"${runner[@]}" npx vitest run --exclude "$solo" --exclude "$sharing/**" --exclude "$chaos" --exclude "$limits/**" --exclude "$multihost/**" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
+"${runner[@]}" npx vitest run --exclude "$solo" --exclude "$chaos" --exclude "$limits/**" --exclude "$multihost/**" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
 if [ $# -eq 0 ]; then
   # Alone on the machine, the CPU-contention cases are reliable (DISTX_E2E_CONTENTION turns them on).
   # They use no Kafka: the SASL_SSL broker (only the secure-backend tests need it) would be one
   # more JVM taking CPU from the agents whose load they measure, so it stops first.
   bash scripts/kafka-secure.sh down >/dev/null 2>&1 || true
   DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
-  DISTX_E2E_CONTENTION=1 npx vitest run "$sharing" --reporter=default --reporter=json --outputFile.json=test-output/vitest-sharing.json || status=$?
   npx vitest run "$limits" --reporter=default --reporter=json --outputFile.json=test-output/vitest-limits.json || status=$?
   npx vitest run "$multihost" --reporter=default --reporter=json --outputFile.json=test-output/vitest-multihost.json || status=$?
   DISTX_CHAOS=1 npx vitest run "$chaos" --reporter=default --reporter=json --outputFile.json=test-output/vitest-chaos.json || status=$?
@@ -67,7 +63,7 @@ fi
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
-  for (const f of ["test-output/vitest-main.json", "test-output/vitest-solo.json", "test-output/vitest-sharing.json", "test-output/vitest-limits.json", "test-output/vitest-multihost.json", "test-output/vitest-chaos.json"]) {
+  for (const f of ["test-output/vitest-main.json", "test-output/vitest-solo.json", "test-output/vitest-limits.json", "test-output/vitest-multihost.json", "test-output/vitest-chaos.json"]) {
     if (!fs.existsSync(f)) continue;
     const r = JSON.parse(fs.readFileSync(f, "utf8"));
     // A file whose setup failed has no failed test of its own: count it as one failure.

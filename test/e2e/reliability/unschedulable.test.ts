@@ -36,10 +36,10 @@ describe("unschedulable jobs", () => {
     expect((await t.client.getJob(sel.jobId)).unschedulableReason).toBe("0/2 nodes: 2 do not match node selector zone=mars");
     const { stdout } = await promisify(execFile)(process.execPath, [cliEntry(), "jobs", "-s", t.address], { env: t.cluster.clientEnv() });
     expect(stdout).toContain(`${jobId} cannot be placed: 0/2 nodes: 2 have fewer than 4096 cores`);
-    await until("the JobUnschedulable alert", async () => alerts.find((a) => a.name === "JobUnschedulable" && a.labels["job"] === jobId && a.state === "firing"), 10_000, 50);
+    await until("the JobUnschedulable alert", async () => alerts.find((a) => a.name === "JobUnschedulable" && a.labels["distx_job"] === jobId && a.state === "firing"), 10_000, 50);
     await t.client.cancelJob(jobId);
     await t.client.cancelJob(sel.jobId);
-    await until("the alert resolved", async () => alerts.find((a) => a.name === "JobUnschedulable" && a.labels["job"] === jobId && a.state === "resolved"), 10_000, 50);
+    await until("the alert resolved", async () => alerts.find((a) => a.name === "JobUnschedulable" && a.labels["distx_job"] === jobId && a.state === "resolved"), 10_000, 50);
     abort.abort();
     await watching;
   }, 60_000);

@@ -10,6 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packageVersion } from "../../../common/version.js";
 import { DistributeXClient } from "../../../client/index.js";
 import { cliEntry, LocalCluster } from "../../../cli/local-cluster.js";
 import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
@@ -112,7 +113,7 @@ describe("CA rotation without downtime", () => {
     // certificate from the new CA and both CAs.
     expect((await admin.listNodes()).length).toBeGreaterThanOrEqual(1);
     const s1 = staleStub();
-    await unary((cb) => s1.Register({ profile, agentVersion: "x" }, cb));
+    await unary((cb) => s1.Register({ profile, agentVersion: packageVersion() }, cb));
     s1.close();
     const fresh = await joinNode(admin, oldCa);
     expect(issuedBy(fresh.certPem, newCa!)).toBe(true);
@@ -136,7 +137,7 @@ describe("CA rotation without downtime", () => {
     // The node certificate from the old CA (still within its validity) is refused now.
     expect(Date.now()).toBeLessThan(Date.parse(new X509Certificate(stale.certPem).validTo));
     const s2 = agentStub({ ca: caFile(), key: Buffer.from(stale.keyPem), cert: Buffer.from(stale.certPem) });
-    const refused = await unary((cb) => s2.Register({ profile, agentVersion: "x" }, cb)).catch((e: grpc.ServiceError) => e);
+    const refused = await unary((cb) => s2.Register({ profile, agentVersion: packageVersion() }, cb)).catch((e: grpc.ServiceError) => e);
     expect((refused as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
     s2.close();
     // The agent (the new CA's certificate, trusting both) connects afresh after its next renewal and runs jobs.

@@ -9,6 +9,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packageVersion } from "../../../common/version.js";
 import { DistributeXClient } from "../../../client/index.js";
 import { LocalCluster } from "../../../cli/local-cluster.js";
 import { kafkaSecurity, type KafkaSecurity } from "../../../common/backend-security.js";
@@ -96,7 +97,7 @@ async function attach(node: Joined, labels: Record<string, string>): Promise<grp
     node.stub.Register(
       {
         profile: { hostname: "joined", platform: "linux", arch: "x64", cpu: { model: "x", logicalCores: 8, physicalCores: 8, simd: [] }, memoryBytes: String(8 << 30), gpus: [], workers: 8, labels, kernelKinds: ["KERNEL_KIND_WASM"] },
-        agentVersion: "x",
+        agentVersion: packageVersion(),
       },
       cb,
     ),

@@ -7,6 +7,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packageVersion } from "../../../common/version.js";
 import { DistributeXClient } from "../../../client/index.js";
 import { LocalCluster } from "../../../cli/local-cluster.js";
 import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
@@ -139,7 +140,7 @@ describe("TLS on the scheduler port", () => {
 describe("agent identity", () => {
   it("a fake agent without a join token gets nothing", async () => {
     const anon = agentStub({ ca: caPem });
-    await expect(unary((cb) => anon.Register({ profile: profile({}), agentVersion: "x" }, cb))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(unary((cb) => anon.Register({ profile: profile({}), agentVersion: packageVersion() }, cb))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     await expect(unary((cb) => anon.FetchKernel({ kernelId: "0".repeat(64) }, cb))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     const outcome = await sessionOutcome(anon, "node-00000000");
     expect(outcome).not.toBe("open");
@@ -156,7 +157,7 @@ describe("agent identity", () => {
         done(null, md);
       }),
     );
-    await expect(unary((cb) => withToken.Register({ profile: profile({}), agentVersion: "x" }, cb))).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    await expect(unary((cb) => withToken.Register({ profile: profile({}), agentVersion: packageVersion() }, cb))).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED });
     withToken.close();
     anon.close();
   });
@@ -189,7 +190,7 @@ describe("agent identity", () => {
     // Built first: node certificates live 9 s in this file, and an AssemblyScript build takes seconds.
     const { kernelId } = await client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     const fake = await joinFake();
-    const reg = await unary<{ nodeId: string }>((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: "x" }, cb));
+    const reg = await unary<{ nodeId: string }>((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: packageVersion() }, cb));
     expect(reg.nodeId).toBe(fake.nodeId); // the id is the certificate's, whatever the caller wants
     const before = await metric("distx_rejected_updates_total", 'reason="not_assigned"');
     const inputs = Array.from({ length: 6 }, (_, i) => Buffer.from([i + 1, i + 2, i + 3, i + 4]));
@@ -207,10 +208,10 @@ describe("agent identity", () => {
 
   it("a removed node's certificate is refused", async () => {
     const fake = await joinFake();
-    await unary((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: "x" }, cb));
+    await unary((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: packageVersion() }, cb));
     const { wasConnected } = await client.removeNode(fake.nodeId);
     expect(wasConnected).toBe(true);
-    const err = await unary((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: "x" }, cb)).catch((e: grpc.ServiceError) => e);
+    const err = await unary((cb) => fake.stub.Register({ profile: profile({ role: "fake" }), agentVersion: packageVersion() }, cb)).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
     expect((err as grpc.ServiceError).details).toMatch(/revoked/);
     const outcome = await sessionOutcome(fake.stub, fake.nodeId);
