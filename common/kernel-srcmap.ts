@@ -32,12 +32,6 @@ export function encodeSrcmap(map: KernelSrcmap): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ v: 1, files: map.files, rows: map.rows }));
 }
 
-/** `bytes` with a custom section appended: offsets of everything before it do not move. */
-export function appendCustomSection(bytes: Uint8Array, name: string, payload: Uint8Array): Uint8Array {
-  const nameBytes = new TextEncoder().encode(name);
-  const body = Buffer.concat([leb128(nameBytes.length), nameBytes, payload]);
-  return Buffer.concat([bytes, Buffer.from([0x00]), leb128(body.length), body]);
-}
 
 const isUint = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 
@@ -151,15 +145,4 @@ function isLibraryPath(file: string): boolean {
 export function formatLocation(loc: SourceLocation): string {
   const at = loc.file !== undefined ? `at ${loc.file}:${loc.line}:${loc.col}` : "";
   return [at, loc.fn ? `in ${loc.fn}` : ""].filter(Boolean).join(" ");
-}
-
-function leb128(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return Buffer.from(out);
 }

@@ -6,6 +6,8 @@
 // what workers receive, never the bytes). A trap is MEMORY_LIMIT only if it happened at one of
 // them: a trap after a large allocation that succeeded is a TRAP.
 
+import { appendCustomSection } from "./wasm-custom-section.js";
+
 export const GROW_TRAPS_SECTION = "distx.grow_traps";
 /** Bound on the offsets kept per module (an allocator has a handful). */
 const MAX_OFFSETS = 4096;
@@ -32,11 +34,9 @@ function findGrowTraps(bytes: Uint8Array): number[] {
 /** The module's bytes with a custom section listing its grow traps appended (offsets before it do not move). */
 export function withGrowTrapsSection(bytes: Uint8Array): Uint8Array {
   const offsets = findGrowTraps(bytes);
-  const name = new TextEncoder().encode(GROW_TRAPS_SECTION);
   const payload = Buffer.alloc(offsets.length * 4);
   offsets.forEach((o, k) => payload.writeUInt32LE(o, k * 4));
-  const body = Buffer.concat([leb128(name.length), name, payload]);
-  return Buffer.concat([bytes, Buffer.from([0x00]), leb128(body.length), body]);
+  return appendCustomSection(bytes, GROW_TRAPS_SECTION, payload);
 }
 
 const cache = new WeakMap<WebAssembly.Module, Set<number>>();
@@ -59,15 +59,4 @@ export function growTraps(module: WebAssembly.Module): Set<number> {
 export function trapOffset(err: unknown): number | undefined {
   const m = /wasm-function\[\d+\]:0x([0-9a-f]+)/.exec(String((err as Error)?.stack ?? ""));
   return m ? parseInt(m[1]!, 16) : undefined;
-}
-
-function leb128(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return Buffer.from(out);
 }

@@ -11,7 +11,8 @@ import asc from "assemblyscript/asc";
 import { decode } from "@jridgewell/sourcemap-codec";
 import { sdkSearchPath } from "./sdk-path.js";
 import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../common/kernel-abi.js";
-import { appendCustomSection, encodeSrcmap, MAX_SRCMAP_BYTES, SRCMAP_SECTION, type KernelSrcmap } from "../../common/kernel-srcmap.js";
+import { encodeSrcmap, MAX_SRCMAP_BYTES, SRCMAP_SECTION, type KernelSrcmap } from "../../common/kernel-srcmap.js";
+import { appendCustomSection } from "../../common/wasm-custom-section.js";
 import { parseManifest, type KernelManifest } from "./manifest.js";
 import { buildC, buildRust, NativeBuildError, type NativeBuild } from "./native.js";
 
