@@ -1,9 +1,10 @@
 // Shared helpers for the monitoring tests: binaries from Debian packages, a real Prometheus
-// on a free loopback port, PromQL over its HTTP API.
+// and Alertmanager on free loopback ports, PromQL over its HTTP API, headless Chromium.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { chromium, type Browser } from "playwright-core";
 import { repoRoot } from "../../common/paths.js";
 import { freePort } from "./net.js";
 import { until } from "./poll.js";
@@ -34,41 +35,61 @@ export interface RunningPrometheus {
   stop(): Promise<void>;
 }
 
+/**
+ * Runs a Prometheus-family daemon (prometheus, prometheus-alertmanager: same flags style, same
+ * /-/ready) on a free loopback port with its files in a temp dir, and waits until it is ready. A
+ * daemon that exits before it is ready (another process took the port between freePort and its
+ * bind) is started again on a new port, up to three times.
+ */
+async function startPromDaemon(name: string, bin: string, files: Record<string, string>, args: (dir: string, listen: string) => string[]): Promise<RunningPrometheus> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `distx-${name}-`));
+  for (const [file, body] of Object.entries(files)) writeFileSync(path.join(dir, file), body);
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const logs: string[] = [];
+    const child = spawn(bin, args(dir, `127.0.0.1:${port}`), { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (d: Buffer) => logs.push(d.toString()));
+    child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
+    const exited = new Promise<void>((r) => child.on("exit", () => r()));
+    const deadline = Date.now() + 30_000;
+    let ready = false;
+    while (child.exitCode === null) {
+      if (await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)) {
+        ready = true;
+        break;
+      }
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`${name} not ready in 30 s: ${logs.join("").slice(-2000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!ready) {
+      if (attempt < 3 && /address already in use/i.test(logs.join(""))) continue;
+      throw new Error(`${name} exited with ${child.exitCode}: ${logs.join("").slice(-2000)}`);
+    }
+    return {
+      url,
+      child,
+      dir,
+      async stop() {
+        if (child.exitCode === null) child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      },
+    };
+  }
+}
+
 /** Starts the Debian prometheus binary with `configYaml`, on a free loopback port, storage in a temp dir. */
 export async function startPrometheus(configYaml: string, extraFiles: Record<string, string> = {}): Promise<RunningPrometheus> {
-  const bin = requireBinary("prometheus", "prometheus");
-  const dir = mkdtempSync(path.join(os.tmpdir(), "distx-prom-"));
-  writeFileSync(path.join(dir, "prometheus.yml"), configYaml);
-  for (const [name, body] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), body);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const logs: string[] = [];
-  const child = spawn(
-    bin,
-    [`--config.file=${path.join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  child.stdout!.on("data", (d: Buffer) => logs.push(d.toString()));
-  child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${logs.join("").slice(-2000)}`);
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`prometheus not ready in 30 s: ${logs.join("").slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    url,
-    child,
-    dir,
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (child.exitCode === null) child.kill("SIGKILL");
-    },
-  };
+  return startPromDaemon("prometheus", requireBinary("prometheus", "prometheus"), { "prometheus.yml": configYaml, ...extraFiles }, (dir, listen) => [
+    `--config.file=${path.join(dir, "prometheus.yml")}`,
+    `--storage.tsdb.path=${path.join(dir, "data")}`,
+    `--web.listen-address=${listen}`,
+    "--log.level=warn",
+  ]);
 }
 
 export interface PromSample {
@@ -95,35 +116,19 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs:
 
 /** Starts Debian's prometheus-alertmanager with `configYaml` on a free loopback port (no cluster peer port), state in a temp dir. */
 export async function startAlertmanager(configYaml: string): Promise<RunningPrometheus> {
-  const bin = requireBinary("prometheus-alertmanager", "prometheus-alertmanager");
-  const dir = mkdtempSync(path.join(os.tmpdir(), "distx-am-"));
-  writeFileSync(path.join(dir, "alertmanager.yml"), configYaml);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const logs: string[] = [];
-  const child = spawn(
-    bin,
-    [`--config.file=${path.join(dir, "alertmanager.yml")}`, `--storage.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", "--log.level=warn"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  child.stdout!.on("data", (d: Buffer) => logs.push(d.toString()));
-  child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`alertmanager exited with ${child.exitCode}: ${logs.join("").slice(-2000)}`);
-    if (await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)) break;
-    if (Date.now() > deadline) throw new Error(`alertmanager not ready in 30 s: ${logs.join("").slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    url,
-    child,
-    dir,
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (child.exitCode === null) child.kill("SIGKILL");
-    },
-  };
+  return startPromDaemon("alertmanager", requireBinary("prometheus-alertmanager", "prometheus-alertmanager"), { "alertmanager.yml": configYaml }, (dir, listen) => [
+    `--config.file=${path.join(dir, "alertmanager.yml")}`,
+    `--storage.path=${path.join(dir, "data")}`,
+    `--web.listen-address=${listen}`,
+    "--cluster.listen-address=",
+    "--log.level=warn",
+  ]);
+}
+
+/** Debian's Chromium, headless, for the dashboard tests (driven by playwright-core). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: requireBinary("chromium", "chromium"),
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
 }

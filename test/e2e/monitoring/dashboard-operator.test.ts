@@ -7,7 +7,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { schedulerConfigSchema } from "../../../common/config.js";
 import { createLogger } from "../../../common/logger.js";
 import { builtKernelsDir } from "../../../common/paths.js";
@@ -16,7 +16,7 @@ import { tokenId } from "../../../scheduler/auth/tokens.js";
 import { Scheduler } from "../../../scheduler/scheduler.js";
 import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { requireBinary, testOutputDir } from "../../helpers/monitoring.js";
+import { launchChromium, testOutputDir } from "../../helpers/monitoring.js";
 import { until } from "../../helpers/poll.js";
 
 const shot = (name: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), "screenshots", name);
@@ -25,10 +25,7 @@ const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
 let browser: Browser;
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: requireBinary("chromium", "chromium"),
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

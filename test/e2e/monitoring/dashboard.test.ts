@@ -3,7 +3,7 @@
 // updates when the job finishes without a reload. A second check feeds it 200 nodes.
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { DistributeXClient } from "../../../client/index.js";
 import { schedulerConfigSchema } from "../../../common/config.js";
 import { createLogger } from "../../../common/logger.js";
@@ -11,15 +11,12 @@ import { builtKernelsDir } from "../../../common/paths.js";
 import { LocalCluster } from "../../../cli/local-cluster.js";
 import { getExampleKernel } from "../../../kernels/reference/index.js";
 import { Scheduler } from "../../../scheduler/scheduler.js";
-import { requireBinary, testOutputDir } from "../../helpers/monitoring.js";
+import { launchChromium, testOutputDir } from "../../helpers/monitoring.js";
 
 let browser: Browser;
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: requireBinary("chromium", "chromium"),
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
