@@ -19,7 +19,10 @@ import { fixtureKernel } from "../../helpers/fixtures.js";
 import { launchChromium, testOutputDir } from "../../helpers/monitoring.js";
 import { until } from "../../helpers/poll.js";
 
-const shot = (name: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), "screenshots", name);
+// Screenshots go to test-output/ on every run; DISTX_UPDATE_SCREENSHOTS=1 writes the committed ones
+// beside this file instead (so a plain test run leaves the checkout clean).
+const shot = (name: string) =>
+  process.env.DISTX_UPDATE_SCREENSHOTS === "1" ? path.join(path.dirname(fileURLToPath(import.meta.url)), "screenshots", name) : testOutputDir(`dashboard-${name}`);
 const VIEWPORT = { width: 1280, height: 800 };
 const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
 let browser: Browser;
