@@ -14,6 +14,7 @@
 import { PlacementController, type PredictedSaturation, type SaturationWithdrawn } from "../../scheduler/placement/controller.js";
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
+import { mulberry32 } from "../../kernels/reference/util.js";
 
 const STEP_MS = 1000;
 const THRESHOLD = 0.9;
@@ -38,22 +39,17 @@ export interface Outcome {
   steps: number;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Uniform in [0, 1) from the project's one seeded PRNG. */
+function uniform(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
 
 /** A load shape: per-step utilisation. */
 export function shape(kind: string, seed: number): number[] {
-  const r = mulberry32(seed * 7919 + kind.length * 104729);
+  const r = uniform(seed * 7919 + kind.length * 104729);
   const noise = (sd: number) => sd * gauss(r);
   const base = 0.25 + 0.1 * r();
   const out: number[] = [];

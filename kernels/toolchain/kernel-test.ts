@@ -5,6 +5,7 @@
 // simplest: the value 0), then reported at its smallest with the first element that differs.
 import type { CompareSpec, KernelReference } from "./reference.js";
 import type { LocalSandbox } from "./local-run.js";
+import { mulberry32 } from "../reference/util.js";
 
 /** What makeInput draws values from. Every draw takes one or two recorded choices. */
 export interface Draw {
@@ -54,17 +55,6 @@ class ChoiceDraw implements Draw {
   }
 }
 
-/** mulberry32: small, seeded, good enough to pick test values. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 export interface Mismatch {
   /** Element index (in compare.type units; bytes for "bytes"), or -1 for a length difference or a failed run. */
@@ -153,7 +143,7 @@ export async function testKernel(sandbox: LocalSandbox, ref: KernelReference, op
     return { ...(mismatch ? { mismatch } : {}), input, used: draw.used };
   };
 
-  const next = prng(opts.seed);
+  const next = mulberry32(opts.seed);
   let cases = 0;
   for (let run = 0; run < opts.runsPerSize; run++) {
     for (const size of opts.sizes) {

@@ -9,17 +9,12 @@ import { ForecastOptionError } from "../../scheduler/forecast/options.js";
 import { detectPeriod } from "../../scheduler/forecast/period.js";
 import { parseTimestamp, parseTraceCsv, TraceFormatError } from "../../bench/forecast/csv.js";
 import { scoreAlerts } from "../../bench/forecast/score.js";
+import { mulberry32 } from "../../kernels/reference/util.js";
 
 /** Deterministic PRNG (mulberry32) and a standard normal from it. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 function gauss(r: () => number): number {
   const u = Math.max(r(), 1e-12);
