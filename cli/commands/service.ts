@@ -21,6 +21,11 @@ export interface AgentInstallOptions {
   labels?: string;
   workers?: string;
   name?: string;
+  /** Sharing the machine with its owner (docs/operations.md, "Sharing the machine"). */
+  reserveCores?: string;
+  maxHostLoad?: string;
+  giveBackHostLoad?: string;
+  hostLoadGraceMs?: string;
   user: string;
   unitDir: string;
   configDir: string;
@@ -59,6 +64,11 @@ export function agentSettings(o: AgentInstallOptions): Record<string, unknown> {
   if (o.workers !== undefined) settings.workers = Number(o.workers);
   if (o.labels) settings.labels = o.labels;
   if (o.name) settings.name = o.name;
+  // Numbers as the agent's own flags take them; the schema below says what is out of range.
+  if (o.reserveCores !== undefined) settings.reserveCores = Number(o.reserveCores);
+  if (o.maxHostLoad !== undefined) settings.maxHostLoad = Number(o.maxHostLoad);
+  if (o.giveBackHostLoad !== undefined) settings.giveBackHostLoad = Number(o.giveBackHostLoad);
+  if (o.hostLoadGraceMs !== undefined) settings.hostLoadGraceMs = Number(o.hostLoadGraceMs);
   if (o.caHash) settings.caHash = o.caHash;
   if (o.ca) settings.ca = path.resolve(o.ca);
   if (o.joinToken || o.joinTokenFile) settings.joinTokenFile = path.join(o.configDir, "join-token");
@@ -135,6 +145,10 @@ export function registerServiceCommands(agent: Command): void {
     .option("-l, --labels <k=v,...>", "node labels for job node selectors")
     .option("-w, --workers <n>", "kernel worker threads; 0 = one per core")
     .option("--name <name>", "a name for this agent in logs")
+    .option("--reserve-cores <n>", "cores left to the machine's owner (the agent runs fewer workers)")
+    .option("--max-host-load <fraction>", "back off (take no new work) above this host load, 0..1")
+    .option("--give-back-host-load <fraction>", "while backing off, give queued tasks back at once above this host load")
+    .option("--host-load-grace-ms <ms>", "while backing off, give queued tasks back after this long")
     .option("--user <user>", "the unprivileged user the service runs as", "distx")
     .option("--no-create-user", "fail if the user does not exist instead of creating it")
     .option("--unit-dir <dir>", "where the unit goes", "/etc/systemd/system")

@@ -57,11 +57,15 @@ describe("distx agent install / uninstall", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/invalid agent settings: scheduler: must be host:port.*caHash: must be sha256:<64 hex digits>/);
     expect(existsSync(units) || existsSync(etc)).toBe(false);
+    const share = run(["agent", "install", "--scheduler", "127.0.0.1:1", "--ca-hash", `sha256:${"a".repeat(64)}`, "--max-host-load", "1.5", "--user", "root", "--no-create-user", "--unit-dir", units, "--config-dir", etc, "--no-systemctl"]);
+    expect(share.status).toBe(2);
+    expect(share.stderr).toMatch(/invalid agent settings: maxHostLoad:/);
+    expect(existsSync(units) || existsSync(etc)).toBe(false);
   });
 
   it("writes a unit that verifies and a config the agent joins the cluster with; uninstall removes them", async () => {
     const { token, caHash } = await c.client.createJoinToken({ uses: 1, ttlMs: 600_000 });
-    const r = run(["agent", "install", "--scheduler", c.address, "--join-token", token, "--ca-hash", caHash, "--labels", "zone=test,svc=yes", "--workers", "1", "--user", "root", "--no-create-user", "--unit-dir", units, "--config-dir", etc, "--no-systemctl"]);
+    const r = run(["agent", "install", "--scheduler", c.address, "--join-token", token, "--ca-hash", caHash, "--labels", "zone=test,svc=yes", "--workers", "1", "--reserve-cores", "0", "--max-host-load", "0.95", "--give-back-host-load", "0.99", "--host-load-grace-ms", "30000", "--user", "root", "--no-create-user", "--unit-dir", units, "--config-dir", etc, "--no-systemctl"]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
 
@@ -77,7 +81,7 @@ describe("distx agent install / uninstall", () => {
     expect(readFileSync(path.join(etc, "agent.json"), "utf8")).not.toContain(token);
     expect(unit).not.toContain(token);
     const config = loadConfig(agentConfigSchema, { file: path.join(etc, "agent.json"), section: "agent", env: {} });
-    expect(config).toMatchObject({ scheduler: c.address, caHash, workers: 1, labels: { zone: "test", svc: "yes" } });
+    expect(config).toMatchObject({ scheduler: c.address, caHash, workers: 1, labels: { zone: "test", svc: "yes" }, reserveCores: 0, maxHostLoad: 0.95, giveBackHostLoad: 0.99, hostLoadGraceMs: 30_000 });
 
     // What systemd would run: the unit's command line, with the unit's DISTX_HOME stand-in.
     const [node, ...args] = exec.split(" ");
