@@ -11,12 +11,17 @@ def row(title):
     panels.append({"type": "row", "title": title, "id": pid, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []})
     pid += 1; y += 1
 
-def panel(kind, title, targets, x, w, h=8, unit=None, desc="", extra=None):
+def panel(kind, title, targets, x, w, h=8, unit=None, desc="", extra=None, right=None):
+    """right: {refId: unit} for queries in another unit, drawn against a right-hand axis
+    (one axis per unit: test/unit/dashboard-units.test.ts)."""
     global pid
     p = {"type": kind, "title": title, "id": pid, "datasource": DS, "description": desc,
          "gridPos": {"x": x, "y": y, "w": w, "h": h},
          "targets": [{"refId": chr(65 + i), "datasource": DS, "expr": e, "legendFormat": l} for i, (e, l) in enumerate(targets)],
          "fieldConfig": {"defaults": {"unit": unit or "short"}, "overrides": []}, "options": {}}
+    for ref, u in (right or {}).items():
+        p["fieldConfig"]["overrides"].append({"matcher": {"id": "byFrameRefID", "options": ref},
+            "properties": [{"id": "unit", "value": u}, {"id": "custom.axisPlacement", "value": "right"}]})
     if extra: p.update(extra)
     panels.append(p); pid += 1
 
@@ -60,14 +65,14 @@ panel("timeseries", "Task latency (submit to final state)", [
 panel("timeseries", "Placement latency and rate", [
     ("histogram_quantile(0.99, sum by (le) (rate(distx_placement_latency_seconds_bucket[$__rate_interval])))", "p99 queue-to-placement"),
     ("sum(rate(distx_placements_total[$__rate_interval]))", "placements/s"),
-], 16, 8, 8, unit="s")
+], 16, 8, 8, unit="s", right={"B": "reqps"})
 nextrow(8)
 panel("timeseries", "Queue depth and jobs", [("sum(distx_queue_depth)", "queued tasks"), ("sum by (state) (distx_jobs)", "jobs {{state}}")], 0, 8, 8)
 panel("timeseries", "Retries, lost nodes, cache hits", [
     ("sum(rate(distx_task_retries_total[$__rate_interval]))", "retries/s"),
     ("sum(increase(distx_nodes_lost_total[$__rate_interval]))", "nodes lost"),
     ("sum(rate(distx_result_cache_hits_total[$__rate_interval]))", "cache hits/s"),
-], 8, 8, 8)
+], 8, 8, 8, unit="reqps", right={"B": "short"})
 panel("timeseries", "Forecast error vs naive", [("distx_forecast_error_ratio", "error ratio (<1 beats naive)")], 16, 8, 8)
 nextrow(8)
 
@@ -82,7 +87,7 @@ panel("timeseries", "Wait for a worker p99", [
 panel("timeseries", "Failure ratio by kernel", [
     ('distx:kernel_failure_ratio:rate5m{kernel=~"$kernel"}', "{{kernel}}/{{backend}}"),
     ('sum by (code) (rate(distx_agent_task_failures_total{kernel=~"$kernel"}[$__rate_interval]))', "failures/s {{code}}"),
-], 16, 8, 8, unit="percentunit")
+], 16, 8, 8, unit="percentunit", right={"B": "reqps"})
 nextrow(8)
 panel("timeseries", "Tasks completed by kernel", [('sum by (kernel, outcome) (rate(distx_agent_tasks_completed_total{kernel=~"$kernel"}[$__rate_interval]))', "{{kernel}} {{outcome}}")], 0, 12, 8, unit="reqps")
 panel("timeseries", "Running tasks and worker restarts", [
