@@ -14,7 +14,7 @@ import { checkBrokers, updateBytes } from "../common/kafka-wire.js";
 import type { SecureChannel } from "../common/secure-channel.js";
 import { CertRenewal } from "./cert-renewal.js";
 import { identityDir, join, loadIdentity, mtlsChannel, type NodeIdentity } from "./identity.js";
-import { KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
+import { DroppedRecordError, KafkaAgentLink, type KafkaRouteShape } from "../common/kafka-agent-link.js";
 import { recordSigner } from "../common/record-signature.js";
 import { NodeKeyRing } from "../common/record-seal.js";
 import type { AgentMetrics } from "./metrics.js";
@@ -206,7 +206,10 @@ export class SchedulerLink {
       { ...route, brokers },
       this.nodeId,
       { assign: (a) => this.handlers.assign(a), cancel: (c) => this.handlers.cancel(c) },
-      (err) => this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
+      (err) =>
+        err instanceof DroppedRecordError
+          ? this.log.warn({ event: "assignment_record_dropped", err: err.message }, "assignments record skipped")
+          : this.log.warn({ event: "kafka_error", err: err.message }, "Kafka problem; retrying"),
       undefined,
       kafkaSecurity(this.config),
       { delivered: (u) => this.handlers.delivered(u), replaced: (u, instead) => this.handlers.replaced(u, instead) },

@@ -78,6 +78,12 @@ const fixedPartition =
     },
   });
 
+/** A record on this node's assignments partition that was skipped (not sealed for it, or not
+ * decodable): reported through onError, but it is not a Kafka problem and nothing is retried. */
+export class DroppedRecordError extends Error {
+  override readonly name = "DroppedRecordError";
+}
+
 export class KafkaAgentLink {
   private constructor(
     private readonly route: KafkaRouteShape,
@@ -205,14 +211,14 @@ export class KafkaAgentLink {
               if (opened?.refused) {
                 if (Date.now() - droppedLoggedAt >= DROP_LOG_EVERY_MS) {
                   droppedLoggedAt = Date.now();
-                  onError?.(new Error(`assignments record at offset ${m.offset} dropped (${opened.refused}); dropped so far: ${JSON.stringify(Object.fromEntries(keys!.refused))}`));
+                  onError?.(new DroppedRecordError(`assignments record at offset ${m.offset} dropped (${opened.refused}); dropped so far: ${JSON.stringify(Object.fromEntries(keys!.refused))}`));
                 }
               } else {
                 try {
                   msg = decodeSchedulerMessage(opened ? opened.value : m.value);
                 } catch (err) {
                   // Not a record the scheduler wrote: skip it; throwing would replay it forever.
-                  onError?.(new Error(`undecodable assignments record at offset ${m.offset}: ${(err as Error).message}`));
+                  onError?.(new DroppedRecordError(`undecodable assignments record at offset ${m.offset}: ${(err as Error).message}`));
                 }
               }
               if (msg) {

@@ -5,6 +5,7 @@
 // another holder of the agent password reading A's partition gets only ciphertext; A's jobs
 // complete; unsealed and forged records put on A's partition are dropped and counted by A, never
 // run; and renewals in the middle of a stream of assignments lose none of them.
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Consumer, IHeaders, Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -155,6 +156,10 @@ describe("assignments on Kafka are sealed to their node", () => {
     }, 30_000);
     const after = await droppedNow();
     expect(after).toEqual({ ...before, unsealed: before.unsealed! + 1, bad_ciphertext: before.bad_ciphertext! + 1, bad_header: before.bad_header! + 1 });
+    // The agent says what happened: a skipped record, not a Kafka fault being retried.
+    const agentLog = readdirSync(cluster.logDir!).filter((f) => f.startsWith("agent-")).map((f) => readFileSync(path.join(cluster.logDir!, f), "utf8")).join("");
+    expect(agentLog).toMatch(/"event":"assignment_record_dropped"[^\n]*dropped \(unsealed\)/);
+    expect(agentLog).not.toMatch(/"event":"kafka_error"[^\n]*dropped/);
     // None of them became a task: A still works, and nothing reported for the forged job broke it.
     await runJob("after-forgery", 4);
   }, 180_000);
