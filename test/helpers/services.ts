@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { kafkaSecurity, type KafkaSecurity } from "../../common/backend-security.js";
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -37,4 +38,23 @@ export function secureKafka(): { brokers: string; dir: string } {
 export function grantKafkaAcls(prefix: string): void {
   const env = { ...process.env, KAFKA_SECURE_PORT: process.env.DISTX_TEST_KAFKA_SECURE!.split(":")[1]! };
   execFileSync("bash", [path.join(repo, "scripts/kafka-secure.sh"), "acls", prefix], { stdio: ["ignore", "inherit", "inherit"], env });
+}
+
+export type KafkaRole = "scheduler" | "agent";
+
+/** The secure broker's two role principals (SCRAM over TLS, the password files in `dir`): a role's
+ * kafkajs settings (another password: a wrong one), and the CLI flags that run a process as it. */
+export function secureKafkaRoles(dir: string): { security: (user: KafkaRole, password?: string) => KafkaSecurity; args: (user: KafkaRole) => string[] } {
+  const ca = path.join(dir, "ca.pem");
+  return {
+    security: (user, password) =>
+      kafkaSecurity({
+        kafkaSaslMechanism: "scram-sha-512",
+        kafkaUsername: `distx-${user}`,
+        ...(password !== undefined ? { kafkaPassword: password } : { kafkaPasswordFile: path.join(dir, `${user}.password`) }),
+        kafkaTls: true,
+        kafkaCaFile: ca,
+      }),
+    args: (user) => ["--kafka-sasl-mechanism", "scram-sha-512", "--kafka-ca-file", ca, "--kafka-username", `distx-${user}`, "--kafka-password-file", path.join(dir, `${user}.password`)],
+  };
 }

@@ -13,11 +13,11 @@ import { Kafka as KafkaClient } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient } from "../../../client/index.js";
 import { cliEntry, LocalCluster } from "../../../cli/local-cluster.js";
-import { kafkaSecurity, type KafkaSecurity } from "../../../common/backend-security.js";
+import type { KafkaSecurity } from "../../../common/backend-security.js";
 import { encodeSubmission, kafkaClient, topicNames } from "../../../common/kafka-wire.js";
 import { exampleKernels } from "../../../kernels/reference/index.js";
 import { startSecureRedis, type SecureRedis } from "../../helpers/secure-redis.js";
-import { grantKafkaAcls, repo, secureKafka, uniquePrefix, until } from "../../helpers/services.js";
+import { grantKafkaAcls, type KafkaRole, repo, secureKafka, secureKafkaRoles, uniquePrefix, until } from "../../helpers/services.js";
 
 const saxpy = exampleKernels.saxpy!;
 let brokers: string;
@@ -28,14 +28,7 @@ let redisPrefix: string;
 let cluster: LocalCluster | undefined;
 let client: DistributeXClient | undefined;
 
-const role = (user: "scheduler" | "agent", password?: string): KafkaSecurity =>
-  kafkaSecurity({
-    kafkaSaslMechanism: "scram-sha-512",
-    kafkaUsername: `distx-${user}`,
-    ...(password !== undefined ? { kafkaPassword: password } : { kafkaPasswordFile: path.join(dir, `${user}.password`) }),
-    kafkaTls: true,
-    kafkaCaFile: path.join(dir, "ca.pem"),
-  });
+const role = (user: KafkaRole, password?: string): KafkaSecurity => secureKafkaRoles(dir).security(user, password);
 
 /** A client that fails at once instead of retrying for half a minute. */
 const quick = (security: KafkaSecurity): Kafka =>
@@ -97,7 +90,7 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
   }, 60_000);
 
   it("runs a job end to end, refuses forged submissions records, and keeps the agent principal out of what is not its own", async () => {
-    const common = ["--kafka-sasl-mechanism", "scram-sha-512", "--kafka-ca-file", path.join(dir, "ca.pem")];
+    const roles = secureKafkaRoles(dir);
     cluster = new LocalCluster({
       agents: 2,
       workersPerAgent: 1,
@@ -105,9 +98,9 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
       schedulerArgs: [
         "--bus", "kafka", "--state", "redis", "--kafka-brokers", brokers, "--kafka-topic-prefix", prefix,
         "--redis-ca-file", redis.caFile, "--redis-prefix", redisPrefix, "--drain-grace-ms", "0",
-        ...common, "--kafka-username", "distx-scheduler", "--kafka-password-file", path.join(dir, "scheduler.password"),
+        ...roles.args("scheduler"),
       ],
-      agentArgs: () => ["--no-calibrate", ...common, "--kafka-username", "distx-agent", "--kafka-password-file", path.join(dir, "agent.password")],
+      agentArgs: () => ["--no-calibrate", ...roles.args("agent")],
       readyTimeoutMs: 60_000,
       // The password-bearing URL through the environment, as a deployment would (not in ps).
       env: { DISTX_REDIS_URL: redis.url },

@@ -11,13 +11,13 @@ import type { Consumer, IHeaders, Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributeXClient } from "../../../client/index.js";
 import { LocalCluster } from "../../../cli/local-cluster.js";
-import { kafkaSecurity, type KafkaSecurity } from "../../../common/backend-security.js";
+import type { KafkaSecurity } from "../../../common/backend-security.js";
 import { encodeAssignments, kafkaClient, topicNames } from "../../../common/kafka-wire.js";
 import { EPHEMERAL_KEY_HEADER, seal, SEAL_SERIAL_HEADER, sealRecipient } from "../../../common/record-seal.js";
 import { repoRoot } from "../../../common/paths.js";
 import { createCa, createCsr, signNodeCsr } from "../../../scheduler/auth/pki.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { grantKafkaAcls, secureKafka, until } from "../../helpers/services.js";
+import { grantKafkaAcls, type KafkaRole, secureKafka, secureKafkaRoles, until } from "../../helpers/services.js";
 
 /** This file's own topics on the shared secure broker. */
 const PREFIX = "distx-seal";
@@ -46,13 +46,12 @@ interface Seen {
 }
 const seenForA: Seen[] = [];
 
-const role = (user: "scheduler" | "agent"): KafkaSecurity =>
-  kafkaSecurity({ kafkaSaslMechanism: "scram-sha-512", kafkaUsername: `distx-${user}`, kafkaPasswordFile: path.join(secrets, `${user}.password`), kafkaTls: true, kafkaCaFile: path.join(secrets, "ca.pem") });
+const role = (user: KafkaRole): KafkaSecurity => secureKafkaRoles(secrets).security(user);
 
 beforeAll(async () => {
   ({ brokers, dir: secrets } = secureKafka());
   grantKafkaAcls(PREFIX);
-  const kafkaArgs = ["--kafka-sasl-mechanism", "scram-sha-512", "--kafka-ca-file", path.join(secrets, "ca.pem")];
+  const roles = secureKafkaRoles(secrets);
   cluster = new LocalCluster({
     agents: 1,
     workersPerAgent: 2,
@@ -60,9 +59,9 @@ beforeAll(async () => {
     env: { DISTX_NODE_CERT_LIFETIME_MS: String(CERT_LIFETIME_MS) },
     schedulerArgs: [
       "--bus", "kafka", "--kafka-brokers", brokers, "--kafka-topic-prefix", PREFIX, "--drain-grace-ms", "0",
-      ...kafkaArgs, "--kafka-username", "distx-scheduler", "--kafka-password-file", path.join(secrets, "scheduler.password"),
+      ...roles.args("scheduler"),
     ],
-    agentArgs: () => ["--no-calibrate", "--gpu", "off", ...kafkaArgs, "--kafka-username", "distx-agent", "--kafka-password-file", path.join(secrets, "agent.password")],
+    agentArgs: () => ["--no-calibrate", "--gpu", "off", ...roles.args("agent")],
     readyTimeoutMs: 90_000,
   });
   await cluster.start();

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packageVersion } from "../../../common/version.js";
 import { DistributeXClient } from "../../../client/index.js";
 import { LocalCluster } from "../../../cli/local-cluster.js";
-import { kafkaSecurity, type KafkaSecurity } from "../../../common/backend-security.js";
+import type { KafkaSecurity } from "../../../common/backend-security.js";
 import { encodeUpdates, kafkaClient, topicNames } from "../../../common/kafka-wire.js";
 import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
 import { recordSigner, type SigningIdentity } from "../../../common/record-signature.js";
@@ -21,7 +21,7 @@ import { secureChannel, type TlsMaterial } from "../../../common/secure-channel.
 import type { AgentServiceGrpcClient, TaskUpdateIn } from "../../../common/types.js";
 import { createCa, createCsr, signNodeCsr } from "../../../scheduler/auth/pki.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { grantKafkaAcls, secureKafka, until } from "../../helpers/services.js";
+import { grantKafkaAcls, type KafkaRole, secureKafka, secureKafkaRoles, until } from "../../helpers/services.js";
 
 /** This file's own topics on the shared secure broker (ACLs granted once, by kafka-secure.sh). */
 const PREFIX = "distx-nodeid";
@@ -33,13 +33,12 @@ let client: DistributeXClient;
 let caPem: Buffer;
 let producer: Producer;
 
-const role = (user: "scheduler" | "agent"): KafkaSecurity =>
-  kafkaSecurity({ kafkaSaslMechanism: "scram-sha-512", kafkaUsername: `distx-${user}`, kafkaPasswordFile: path.join(secrets, `${user}.password`), kafkaTls: true, kafkaCaFile: path.join(secrets, "ca.pem") });
+const role = (user: KafkaRole): KafkaSecurity => secureKafkaRoles(secrets).security(user);
 
 beforeAll(async () => {
   ({ brokers, dir: secrets } = secureKafka());
   grantKafkaAcls(PREFIX);
-  const kafkaArgs = ["--kafka-sasl-mechanism", "scram-sha-512", "--kafka-ca-file", path.join(secrets, "ca.pem")];
+  const roles = secureKafkaRoles(secrets);
   cluster = new LocalCluster({
     agents: 1,
     workersPerAgent: 1,
@@ -48,9 +47,9 @@ beforeAll(async () => {
       "--bus", "kafka", "--kafka-brokers", brokers, "--kafka-topic-prefix", PREFIX, "--drain-grace-ms", "0",
       // The identities this test joins hold a session but send no heartbeats.
       "--agent-timeout-ms", "120000",
-      ...kafkaArgs, "--kafka-username", "distx-scheduler", "--kafka-password-file", path.join(secrets, "scheduler.password"),
+      ...roles.args("scheduler"),
     ],
-    agentArgs: () => ["--no-calibrate", "--gpu", "off", "--labels", "role=real", ...kafkaArgs, "--kafka-username", "distx-agent", "--kafka-password-file", path.join(secrets, "agent.password")],
+    agentArgs: () => ["--no-calibrate", "--gpu", "off", "--labels", "role=real", ...roles.args("agent")],
     readyTimeoutMs: 90_000,
   });
   await cluster.start();
