@@ -13,6 +13,7 @@ import { repoRoot } from "../../common/paths.js";
 import { fileURLToPath } from "node:url";
 import { saxpyInput } from "../../kernels/reference/index.js";
 import { ECHO_SERVICE } from "./tls-echo-server.js";
+import { compareBuilds, sealedAssignments, signedEvents } from "./build-cost.js";
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 40_000);
 const SAXPY_TASKS = Number(process.env.BENCH_SAXPY_TASKS ?? 6000);
@@ -477,165 +478,15 @@ async function tlsEchoFloor(): Promise<{ calls: number; rounds: number; plainP50
   }
 }
 
-/**
- * The cost of signing agents' Kafka records (common/record-signature.ts): no-op throughput on
- * Kafka+Redis (secure, the default) with this build against a baseline build without signing
- * (BENCH_BASELINE_CLI=<its dist/cli/main.js>, e.g. a worktree of the commit before), rounds
- * interleaved, same run. Writes bench/results/queue-kafka-signing.{json,md}.
- */
-async function kafkaSigningCost(baselineCli: string): Promise<never> {
-  const load0 = os.loadavg();
-  const through: Record<"signed" | "baseline", Row[]> = { signed: [], baseline: [] };
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const k of i % 2 ? (["baseline", "signed"] as const) : (["signed", "baseline"] as const)) {
-      const row = await distx("kafka+redis", "no-op", k === "baseline" ? baselineCli : undefined);
-      console.log(JSON.stringify({ build: k, ...row }));
-      through[k].push(row);
-    }
-  }
-  const load1 = os.loadavg();
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const tps = (k: "signed" | "baseline") => med(through[k].map((r) => r.tasksPerSecond));
-  // What one record's signature costs here and now (4 KiB: larger than a no-op turn's record, so an upper bound).
-  const records = med(through.signed.map((r) => r.eventRecords ?? NaN));
-  const perRecord = await signatureCost(4096);
-  const recordsPer1k = (records * 1000) / (TASKS + 500);
-  const cpu = (k: "signed" | "baseline", proc: string) => med(through[k].map((r) => Object.entries(r.cpuByProcess ?? {}).find(([n]) => n.startsWith(proc))?.[1] ?? NaN));
-  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(" / ");
-  const md = [
-    `# Cost of signed Kafka records (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version})`,
-    "",
-    `Load average (1 / 5 / 15 min) at start ${load(load0)}, at end ${load(load1)}: a shared machine, so the comparison is made inside one run.`,
-    "",
-    `${TASKS} no-op tasks submitted at once, Kafka + Redis, TLS + tokens (the default), one agent with 2 workers; ${ROUNDS} rounds, the two builds interleaved, median. Baseline: ${baselineCli}.`,
-    "",
-    "| build | no-op tasks/s | rounds | × baseline | CPU scheduler ms / 1k tasks | CPU agent ms / 1k tasks |",
-    "| --- | ---: | --- | ---: | ---: | ---: |",
-    ...(["baseline", "signed"] as const).map(
-      (k) => `| ${k === "signed" ? "signed records (this build)" : "unsigned (baseline build)"} | ${tps(k).toFixed(0)} | ${through[k].map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("baseline")).toFixed(3)} | ${cpu(k, "scheduler").toFixed(0)} | ${cpu(k, "agent").toFixed(0)} |`,
-    ),
-    "",
-    `Task-event records per 1,000 tasks (one turn's updates each; warm-up included): signed build ${recordsPer1k.toFixed(0)}, baseline ${((med(through.baseline.map((r) => r.eventRecords ?? NaN)) * 1000) / (TASKS + 500)).toFixed(0)}.`,
-    `One record's signature, measured in this process at the end of the run (${perRecord.bytes}-byte value, ${perRecord.n} records): sign ${perRecord.signUs.toFixed(0)} µs, verify ${perRecord.verifyUs.toFixed(0)} µs (CPU, on the thread pool),`,
-    `i.e. about ${((recordsPer1k * perRecord.signUs) / 1000).toFixed(1)} ms of agent CPU and ${((recordsPer1k * perRecord.verifyUs) / 1000).toFixed(1)} ms of scheduler CPU per 1,000 tasks.`,
-  ].join("\n");
-  console.log(md);
-  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
-  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-signing.json"), JSON.stringify({ tasks: TASKS, baselineCli, loadAverage: { start: load0, end: load1 }, through, recordsPer1k, perRecord }, null, 2));
-  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-signing.md"), md + "\n");
-  process.exit(0);
-}
-
-/** Sign and verify `n` records of `bytes` with a real node certificate (CPU µs per record, each). */
-async function signatureCost(bytes: number, n = 2000): Promise<{ bytes: number; n: number; signUs: number; verifyUs: number }> {
-  const { X509Certificate } = await import("node:crypto");
-  const { createCa, createCsr, signNodeCsr } = await import("../../scheduler/auth/pki.js");
-  const { recordSigner } = await import("../../common/record-signature.js");
-  const { RecordVerifier } = await import("../../scheduler/auth/record-verifier.js");
-  const ca = await createCa("bench CA");
-  const csr = await createCsr();
-  const nodeId = "node-00c0ffee";
-  const identity = { keyPem: csr.keyPem, certPem: (await signNodeCsr(ca.certPem, ca.keyPem, csr.csrPem, nodeId)).certPem };
-  const signer = recordSigner(() => identity);
-  const verifier = new RecordVerifier(() => [new X509Certificate(ca.certPem)], { isRevoked: () => false });
-  const value = Buffer.alloc(Math.max(1, bytes), 7);
-  const key = Buffer.from(nodeId);
-  const cpu = () => {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  };
-  let c0 = cpu();
-  const headers = [];
-  for (let i = 0; i < n; i++) headers.push(signer.headers("bench.task-events", nodeId, value));
-  const signUs = (cpu() - c0) / n;
-  c0 = cpu();
-  // One at a time, so the thread pool's work lands in this process's CPU time just the same.
-  for (const h of headers) if ((await verifier.verify("bench.task-events", key, value, h)).rejected) throw new Error("bench signature refused");
-  const verifyUs = (cpu() - c0) / n;
-  return { bytes, n, signUs, verifyUs };
-}
-
-/**
- * The cost of sealing assignments records to their node's key (common/record-seal.ts): no-op
- * throughput on Kafka+Redis (secure, the default) with this build against a baseline build that
- * sends them in clear (BENCH_BASELINE_CLI=<its dist/cli/main.js>, e.g. a worktree of the commit
- * before), rounds interleaved, same run. Writes bench/results/queue-kafka-sealing.{json,md}.
- */
-async function kafkaSealingCost(baselineCli: string): Promise<never> {
-  const load0 = os.loadavg();
-  const through: Record<"sealed" | "baseline", Row[]> = { sealed: [], baseline: [] };
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const k of i % 2 ? (["baseline", "sealed"] as const) : (["sealed", "baseline"] as const)) {
-      const row = await distx("kafka+redis", "no-op", k === "baseline" ? baselineCli : undefined);
-      console.log(JSON.stringify({ build: k, ...row }));
-      through[k].push(row);
-    }
-  }
-  const load1 = os.loadavg();
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const tps = (k: "sealed" | "baseline") => med(through[k].map((r) => r.tasksPerSecond));
-  const per1k = (k: "sealed" | "baseline") => (med(through[k].map((r) => r.assignmentRecords ?? NaN)) * 1000) / (TASKS + 500);
-  const perRecord = await sealCost(4096);
-  const cpu = (k: "sealed" | "baseline", proc: string) => med(through[k].map((r) => Object.entries(r.cpuByProcess ?? {}).find(([n]) => n.startsWith(proc))?.[1] ?? NaN));
-  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(" / ");
-  const md = [
-    `# Cost of sealed assignments records (${new Date().toISOString()}, ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, Node ${process.version})`,
-    "",
-    `Load average (1 / 5 / 15 min) at start ${load(load0)}, at end ${load(load1)}: a shared machine, so the comparison is made inside one run.`,
-    "",
-    `${TASKS} no-op tasks submitted at once, Kafka + Redis, TLS + tokens (the default), one agent with 2 workers; ${ROUNDS} rounds, the two builds interleaved, median. Baseline: ${baselineCli}.`,
-    "",
-    "| build | no-op tasks/s | rounds | × baseline | CPU scheduler ms / 1k tasks | CPU agent ms / 1k tasks |",
-    "| --- | ---: | --- | ---: | ---: | ---: |",
-    ...(["baseline", "sealed"] as const).map(
-      (k) => `| ${k === "sealed" ? "sealed assignments (this build)" : "in clear (baseline build)"} | ${tps(k).toFixed(0)} | ${through[k].map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("baseline")).toFixed(3)} | ${cpu(k, "scheduler").toFixed(0)} | ${cpu(k, "agent").toFixed(0)} |`,
-    ),
-    "",
-    `Assignments records per 1,000 tasks (one dispatch round's batch each; warm-up included): sealed build ${per1k("sealed").toFixed(0)}, baseline ${per1k("baseline").toFixed(0)}.`,
-    `One record, measured in this process at the end of the run (${perRecord.bytes}-byte value, ${perRecord.n} records): seal ${perRecord.sealUs.toFixed(0)} µs (scheduler), open ${perRecord.openUs.toFixed(0)} µs (agent), CPU,`,
-    `i.e. about ${((per1k("sealed") * perRecord.sealUs) / 1000).toFixed(1)} ms of scheduler CPU and ${((per1k("sealed") * perRecord.openUs) / 1000).toFixed(1)} ms of agent CPU per 1,000 tasks.`,
-  ].join("\n");
-  console.log(md);
-  await mkdir(path.join(repoRoot(), "bench/results"), { recursive: true });
-  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-sealing.json"), JSON.stringify({ tasks: TASKS, baselineCli, loadAverage: { start: load0, end: load1 }, through, perRecord }, null, 2));
-  await writeFile(path.join(repoRoot(), "bench/results/queue-kafka-sealing.md"), md + "\n");
-  process.exit(0);
-}
-
-/** Seal and open `n` records of `bytes` with a real node certificate (CPU µs per record, each). */
-async function sealCost(bytes: number, n = 2000): Promise<{ bytes: number; n: number; sealUs: number; openUs: number }> {
-  const { createCa, createCsr, signNodeCsr } = await import("../../scheduler/auth/pki.js");
-  const { NodeKeyRing, seal, sealRecipient } = await import("../../common/record-seal.js");
-  const ca = await createCa("bench CA");
-  const csr = await createCsr();
-  const nodeId = "node-00c0ffee";
-  const identity = { keyPem: csr.keyPem, certPem: (await signNodeCsr(ca.certPem, ca.keyPem, csr.csrPem, nodeId)).certPem };
-  const to = sealRecipient(identity.certPem);
-  const ring = new NodeKeyRing(() => identity);
-  const value = Buffer.alloc(Math.max(1, bytes), 7);
-  const cpu = () => {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  };
-  let c0 = cpu();
-  const sealed = [];
-  for (let i = 0; i < n; i++) sealed.push(seal("bench.assignments", nodeId, value, to));
-  const sealUs = (cpu() - c0) / n;
-  c0 = cpu();
-  for (const r of sealed) if (ring.open("bench.assignments", nodeId, r.value, r.headers).refused) throw new Error("bench record did not open");
-  const openUs = (cpu() - c0) / n;
-  return { bytes, n, sealUs, openUs };
-}
-
 // After every declaration the TLS bench uses (a top-level await runs in place).
 if (process.env.BENCH_TLS === "1") await tlsCost();
 if (process.env.BENCH_KAFKA_SIGNING === "1") {
   if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SIGNING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
-  await kafkaSigningCost(process.env.BENCH_BASELINE_CLI);
+  await compareBuilds(signedEvents, { rounds: ROUNDS, tasks: TASKS, baselineCli: process.env.BENCH_BASELINE_CLI, run: (cli) => distx("kafka+redis", "no-op", cli) });
 }
 if (process.env.BENCH_KAFKA_SEALING === "1") {
   if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SEALING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
-  await kafkaSealingCost(process.env.BENCH_BASELINE_CLI);
+  await compareBuilds(sealedAssignments, { rounds: ROUNDS, tasks: TASKS, baselineCli: process.env.BENCH_BASELINE_CLI, run: (cli) => distx("kafka+redis", "no-op", cli) });
 }
 
 const runs: [string, () => Promise<Row>][] = [
