@@ -18,6 +18,18 @@ function presented(req: http.IncomingMessage, url: URL): { token?: string; fromQ
   return { token: cookie?.slice(COOKIE.length + 1), fromQuery: false };
 }
 
+/** Whether `token` is a live admin API token; a refusal (401 unknown/expired/revoked, 403 another role) is sent otherwise. */
+async function requireAdmin(tokens: TokenStore, token: string, res: http.ServerResponse, why: string): Promise<boolean> {
+  try {
+    const record = await verifyToken(tokens, token, "api");
+    if (record.role === "admin") return true;
+    res.writeHead(403, { "content-type": "text/plain" }).end(`token ${record.id} has role ${record.role}; ${why}\n`);
+  } catch (err) {
+    res.writeHead(401, { "content-type": "text/plain" }).end(`token refused: ${err instanceof TokenError ? err.message : "error"}\n`);
+  }
+  return false;
+}
+
 /** True when the request may see the dashboard; otherwise false, and the refusal was already sent. */
 export function dashboardGate(tokens: TokenStore) {
   return async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> => {
@@ -26,17 +38,8 @@ export function dashboardGate(tokens: TokenStore) {
       res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" }).end("the dashboard needs an API token: open /dashboard?token=<token> or send Authorization: Bearer <token>\n");
       return false;
     }
-    try {
-      // The dashboard shows every tenant's jobs and every node: admin only.
-      const record = await verifyToken(tokens, token, "api");
-      if (record.role !== "admin") {
-        res.writeHead(403, { "content-type": "text/plain" }).end(`token ${record.id} has role ${record.role}; the dashboard shows the whole cluster and needs an admin token\n`);
-        return false;
-      }
-    } catch (err) {
-      res.writeHead(401, { "content-type": "text/plain" }).end(`token refused: ${err instanceof TokenError ? err.message : "error"}\n`);
-      return false;
-    }
+    // The dashboard shows every tenant's jobs and every node: admin only.
+    if (!(await requireAdmin(tokens, token, res, "the dashboard shows the whole cluster and needs an admin token"))) return false;
     if (fromQuery) res.setHeader("set-cookie", `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`);
     return true;
   };
@@ -63,16 +66,6 @@ export function dashboardActionGate(tokens: TokenStore | undefined) {
       res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" }).end("a dashboard action needs an admin API token in the Authorization header (a cookie is not enough)\n");
       return false;
     }
-    try {
-      const record = await verifyToken(tokens, token, "api");
-      if (record.role !== "admin") {
-        res.writeHead(403, { "content-type": "text/plain" }).end(`token ${record.id} has role ${record.role}; this action needs an admin token\n`);
-        return false;
-      }
-      return true;
-    } catch (err) {
-      res.writeHead(401, { "content-type": "text/plain" }).end(`token refused: ${err instanceof TokenError ? err.message : "error"}\n`);
-      return false;
-    }
+    return requireAdmin(tokens, token, res, "this action needs an admin token");
   };
 }
