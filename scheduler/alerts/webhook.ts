@@ -28,6 +28,25 @@ export interface WebhookOptions {
   onFailure?: () => void;
 }
 
+/** The start of a response's body, for the log: a receiver may answer with an endless one. */
+async function leadingText(res: Response, maxBytes = 4096): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let have = 0;
+  try {
+    while (have < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      have += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString("utf8");
+}
+
 export class AlertWebhook {
   private readonly queue: AlertEvent[][] = [];
   private sending = false;
@@ -108,7 +127,7 @@ export class AlertWebhook {
           body,
           signal: AbortSignal.timeout(this.options.timeoutMs ?? 5000),
         });
-        const text = await res.text().catch(() => "");
+        const text = await leadingText(res).catch(() => "");
         if (res.ok) return;
         lastError = `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
         if (res.status >= 400 && res.status < 500 && res.status !== 429) break; // the receiver refuses it; retrying won't help

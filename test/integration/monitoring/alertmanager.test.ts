@@ -130,4 +130,62 @@ describe("alerts in a real Alertmanager", () => {
       await new Promise((r) => server.close(r));
     }
   }, 30_000);
+
+  it("a receiver that never answers, or answers with an endless body, costs a bounded wait and bounded memory; the next alert still gets through", async () => {
+    let mode: "hang" | "flood" | "ok" = "hang";
+    let flooded = 0;
+    const got: AlertmanagerWebhookMessage[] = [];
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        if (mode === "hang") return; // accepts, reads the request, never answers
+        if (mode === "flood") {
+          res.writeHead(500, { "content-type": "text/plain" });
+          const chunk = Buffer.alloc(1 << 20, 0x61);
+          const pump = (): void => {
+            while (!res.destroyed) {
+              flooded += chunk.length;
+              if (!res.write(chunk)) return void res.once("drain", pump);
+            }
+          };
+          pump();
+          return;
+        }
+        got.push(JSON.parse(body) as AlertmanagerWebhookMessage);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    let failures = 0;
+    const hook = new AlertWebhook({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, attempts: 2, timeoutMs: 400, backoffMs: 50, onFailure: () => failures++ }, createLogger("test", "error"));
+    try {
+      const alert = (id: string): Parameters<AlertWebhook["push"]>[0] => ({ alertId: id, name: "JobFailing", severity: "warning", state: "firing", summary: id, labels: { distx_job: id }, firedAtMs: Date.now(), resolvedAtMs: 0 });
+      let t0 = Date.now();
+      hook.push(alert("j-hang"));
+      await hook.idle();
+      expect(failures).toBe(1);
+      expect(Date.now() - t0).toBeLessThan(5000); // two attempts of 400 ms, not a wait for ever
+
+      mode = "flood";
+      t0 = Date.now();
+      hook.push(alert("j-flood"));
+      await hook.idle();
+      expect(failures).toBe(2);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      // The sender reads the start of an error body and hangs up: the receiver could not push more
+      // than socket buffers hold (8 MiB here; the sender that read it all took 100 MB in two 400 ms attempts under load).
+      expect(flooded).toBeLessThan(64 << 20);
+
+      mode = "ok";
+      hook.push(alert("j-after"));
+      await hook.idle();
+      expect(failures).toBe(2);
+      expect(got.map((m) => m.commonLabels.distx_job)).toEqual(["j-after"]);
+    } finally {
+      hook.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 30_000);
 });
