@@ -7,11 +7,13 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
+import { useOptimizingWasmTier } from "../../agent/wasm/tier.js";
 import { repoRoot } from "../../common/paths.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
 
-const SIZES: Record<string, number> = { saxpy: 1 << 20, histogram: 1 << 22 };
+// One task of each example: saxpy/histogram elements, gemm n×n×n, mandelbrot n×n pixels (maxIter 256), montecarlo_pi samples.
+const SIZES: Record<string, number> = { saxpy: 1 << 20, histogram: 1 << 22, gemm: 256, mandelbrot: 512, montecarlo_pi: 4_000_000 };
 const ROUNDS = 6;
 const PER_ROUND = 15;
 
@@ -21,6 +23,10 @@ interface Exports {
   distx_run(ptr: number, len: number): number;
 }
 
+// Every task here carries its whole input (gemm's B included): a kernel that imports the
+// shared-input functions (ABI version 2) is told the job has none.
+const noShared = { shared_input_len: () => -1, shared_input: () => { throw new Error("no shared input"); } };
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -28,6 +34,8 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
+  // TurboFan from the first call, as on an agent (agent/wasm/tier.ts): before any module is compiled.
+  useOptimizingWasmTier();
   const root = repoRoot();
   const tmp = await mkdtemp(path.join(os.tmpdir(), "distx-bench-langs-"));
   const loadBefore = os.loadavg();
@@ -51,7 +59,7 @@ async function main(): Promise<void> {
         const pages = Math.ceil((input.byteLength * 2 + 64 * 2 ** 20) / 65536);
         const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
         runners[lang] = () => {
-          const e = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("abort"); }, seed: () => 1 } }).exports as unknown as Exports;
+          const e = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("abort"); }, seed: () => 1, ...noShared } }).exports as unknown as Exports;
           const ptr = e.distx_alloc(input.byteLength);
           new Uint8Array(memory.buffer, ptr, input.byteLength).set(input);
           const t0 = performance.now();
@@ -85,7 +93,7 @@ async function main(): Promise<void> {
     [
       `## C and Rust beside AssemblyScript`,
       "",
-      `Generated ${new Date().toISOString()} by \`npm run bench:kernel-langs\` (bench/kernels/langs.ts). One thread; ${ROUNDS} alternating rounds × ${PER_ROUND} runs per language; medians of distx_run alone (fresh instance over a reused memory, as the WASM column above); outputs checked against the JS reference.`,
+      `Generated ${new Date().toISOString()} by \`npm run bench:kernel-langs\` (bench/kernels/langs.ts). One thread, V8 --no-liftoff as on an agent; ${ROUNDS} alternating rounds × ${PER_ROUND} runs per language; medians of distx_run alone (fresh instance over a reused memory, as the WASM column above); outputs checked against the JS reference.`,
       "",
       `**Machine:** ${cpu}, ${os.cpus().length} cores; node ${process.version}. **Toolchains:** ${Object.entries(tools).map(([l, t]) => `${l}: ${t}`).join("; ")}.`,
       `**Load average** (1/5/15 min) at start ${f(loadBefore)}, at end ${f(loadAfter)} on ${os.cpus().length} cores.`,
