@@ -224,10 +224,15 @@ describe("example kernels", () => {
   });
 
   for (const lang of nativeLangs) {
-    it(`saxpy (${lang}): a truncated input traps that task, naming the function`, () => {
+    it(`saxpy, gemm, mandelbrot, montecarlo_pi (${lang}): a truncated input traps that task, naming the function`, () => {
       const input = exampleKernels.saxpy!.makeTasks({ tasks: 1, size: 100 })[0]!;
       // Both checks' traps may be merged into one by LLVM (no single source line), so only the function is certain.
       expect(() => run("saxpy", input.subarray(0, 100), lang)).toThrow(/^kernel trapped: unreachable .*in distx_run$/);
+      // The other examples check their header the same way (none reads past its input).
+      const g = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 8 })[0]!;
+      expect(() => run("gemm", g.subarray(0, 40), lang)).toThrow(/^kernel trapped: unreachable/);
+      expect(() => run("mandelbrot", exampleKernels.mandelbrot!.makeTasks({ tasks: 1, size: 8 })[0]!.subarray(0, 47), lang)).toThrow(/^kernel trapped/);
+      expect(() => run("montecarlo_pi", montecarloInput(1n, 10).subarray(0, 15), lang)).toThrow(/^kernel trapped/);
     });
   }
 });
