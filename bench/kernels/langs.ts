@@ -1,25 +1,33 @@
 // C and Rust kernels beside their AssemblyScript namesakes (#16 item 7): the same inputs, the
 // same host path (a fresh instance over a reused memory; only distx_run is timed, as the WASM
-// column of bench/kernels/run.ts), the three languages in alternating rounds so load from other
-// work on a shared machine hits them alike. Ratios are C/AS and Rust/AS medians of one run.
+// column of bench/kernels/run.ts), the three languages interleaved run by run (in a rotating
+// order) so load from other work on a shared machine hits them alike. Ratios are C/AS and
+// Rust/AS medians of one run.
 // Run: npm run bench:kernel-langs (prints a markdown section; bench/results/kernels.md has the last one).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
+import { useOptimizingWasmTier } from "../../agent/wasm/tier.js";
 import { repoRoot } from "../../common/paths.js";
 import { exampleKernels } from "../../kernels/reference/index.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
 
-const SIZES: Record<string, number> = { saxpy: 1 << 20, histogram: 1 << 22 };
-const ROUNDS = 6;
-const PER_ROUND = 15;
+// One task of each example: saxpy/histogram elements, gemm n×n×n, mandelbrot n×n pixels (maxIter 256), montecarlo_pi samples.
+const SIZES: Record<string, number> = { saxpy: 1 << 20, histogram: 1 << 22, gemm: 256, mandelbrot: 512, montecarlo_pi: 4_000_000 };
+// Interleaved run by run: in blocks of 15 runs, load from other work on a shared machine moved
+// mandelbrot's C/AS ratio from 1.00 to 0.51 between two runs.
+const RUNS = 90;
 
 interface Exports {
   distx_alloc(n: number): number;
   distx_output_ptr(): number;
   distx_run(ptr: number, len: number): number;
 }
+
+// Every task here carries its whole input (gemm's B included): a kernel that imports the
+// shared-input functions (ABI version 2) is told the job has none.
+const noShared = { shared_input_len: () => -1, shared_input: () => { throw new Error("no shared input"); } };
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -28,6 +36,8 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
+  // TurboFan from the first call, as on an agent (agent/wasm/tier.ts): before any module is compiled.
+  useOptimizingWasmTier();
   const root = repoRoot();
   const tmp = await mkdtemp(path.join(os.tmpdir(), "distx-bench-langs-"));
   const loadBefore = os.loadavg();
@@ -51,7 +61,7 @@ async function main(): Promise<void> {
         const pages = Math.ceil((input.byteLength * 2 + 64 * 2 ** 20) / 65536);
         const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
         runners[lang] = () => {
-          const e = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("abort"); }, seed: () => 1 } }).exports as unknown as Exports;
+          const e = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("abort"); }, seed: () => 1, ...noShared } }).exports as unknown as Exports;
           const ptr = e.distx_alloc(input.byteLength);
           new Uint8Array(memory.buffer, ptr, input.byteLength).set(input);
           const t0 = performance.now();
@@ -63,8 +73,12 @@ async function main(): Promise<void> {
       }
       const times: Record<string, number[]> = { AssemblyScript: [], C: [], Rust: [] };
       for (const lang of Object.keys(runners)) for (let i = 0; i < 3; i++) runners[lang]!(); // warm-up (TurboFan)
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const lang of Object.keys(runners)) for (let i = 0; i < PER_ROUND; i++) times[lang]!.push(runners[lang]!());
+      const langs = Object.keys(runners);
+      for (let i = 0; i < RUNS; i++) {
+        for (let j = 0; j < langs.length; j++) {
+          const lang = langs[(i + j) % langs.length]!;
+          times[lang]!.push(runners[lang]!());
+        }
       }
       for (const lang of Object.keys(runners)) {
         const v = kernel.check(input, outputs[lang]!);
@@ -85,7 +99,7 @@ async function main(): Promise<void> {
     [
       `## C and Rust beside AssemblyScript`,
       "",
-      `Generated ${new Date().toISOString()} by \`npm run bench:kernel-langs\` (bench/kernels/langs.ts). One thread; ${ROUNDS} alternating rounds × ${PER_ROUND} runs per language; medians of distx_run alone (fresh instance over a reused memory, as the WASM column above); outputs checked against the JS reference.`,
+      `Generated ${new Date().toISOString()} by \`npm run bench:kernel-langs\` (bench/kernels/langs.ts). One thread, V8 --no-liftoff as on an agent; ${RUNS} runs per language, interleaved run by run; medians of distx_run alone (fresh instance over a reused memory, as the WASM column above); outputs checked against the JS reference.`,
       "",
       `**Machine:** ${cpu}, ${os.cpus().length} cores; node ${process.version}. **Toolchains:** ${Object.entries(tools).map(([l, t]) => `${l}: ${t}`).join("; ")}.`,
       `**Load average** (1/5/15 min) at start ${f(loadBefore)}, at end ${f(loadAfter)} on ${os.cpus().length} cores.`,

@@ -11,6 +11,7 @@ import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
+import { expandKernelSources, KernelSourcesError } from "../../kernels/toolchain/sources.js";
 import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
 
 const DEFAULT_SCHEDULER = process.env.DISTX_SCHEDULER ?? "127.0.0.1:7070";
@@ -137,13 +138,16 @@ export function registerClientCommands(program: Command): void {
   kernel
     .command("build")
     .description("compile kernels to .wasm plus a manifest (name, entry, ABI, sha256): AssemblyScript .ts, C .c (clang), Cargo project folders (rustc), gpu.js")
-    .argument("<files...>", "kernel sources: .ts, .c, a Cargo project folder (or its Cargo.toml), .gpu.js")
+    .argument("<files...>", "kernel sources: .ts, .c, a Cargo project folder (or its Cargo.toml), .gpu.js, or a folder of them (kernels/c)")
     .option("-o, --out-dir <dir>", "where to write <name>.wasm and <name>.manifest.json", "build/kernels")
     .option("--debug", "build without optimisation")
     .action(async (files: string[], opts: { outDir: string; debug?: boolean }) => {
       try {
-        for (const file of files) {
-          if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+        for (const file of files) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+        const sources = await expandKernelSources(files).catch((err: unknown) => {
+          throw err instanceof KernelSourcesError ? new UsageError(err.message) : err;
+        });
+        for (const file of sources) {
           if (isGpuKernelSource(file)) {
             // gpu.js kernels: <name>.gpu.json (the registered bytes) + <name>.manifest.json, kind gpu.
             const g = await buildGpuKernel(file, { outDir: opts.outDir });

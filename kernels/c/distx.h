@@ -15,6 +15,11 @@
 /* The host's imports: abort (AssemblyScript's signature: message, file, line, column as
  * AssemblyScript strings; 0 for "none") and log (bytes of UTF-8 text). */
 __attribute__((import_module("env"), import_name("abort"))) void distx_host_abort(int32_t, int32_t, int32_t, int32_t);
+/* ABI version 2: the job's shared inputs by index (kernels/README.md, "Shared inputs"). len is
+ * -1 when the job has no input `index`; distx_shared_input(index) copies it into memory on the
+ * first call (16-byte aligned) and traps when there is none. Imported only if a kernel calls them. */
+__attribute__((import_module("env"), import_name("shared_input_len"))) int32_t distx_shared_input_len(int32_t index);
+__attribute__((import_module("env"), import_name("shared_input"))) const void *distx_shared_input(int32_t index);
 
 extern unsigned char __heap_base;
 static uintptr_t distx_heap_top = (uintptr_t)&__heap_base;
@@ -34,7 +39,7 @@ static inline void *distx_alloc_bytes(size_t len) {
   return (void *)at;
 }
 
-DISTX_EXPORT(distx_abi_version) int32_t distx_abi_version(void) { return 1; }
+DISTX_EXPORT(distx_abi_version) int32_t distx_abi_version(void) { return 2; }
 DISTX_EXPORT(distx_alloc) void *distx_alloc(int32_t len) { return distx_alloc_bytes(len < 0 ? 0 : (size_t)len); }
 DISTX_EXPORT(distx_output_ptr) void *distx_output_ptr(void) { return (void *)distx_out_ptr; }
 

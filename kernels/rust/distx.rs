@@ -15,6 +15,26 @@ extern "C" {
 static mut HEAP_TOP: usize = 0;
 static mut OUTPUT_PTR: usize = 0;
 
+// ABI version 2: the job's shared inputs, by index (kernels/README.md, "Shared inputs").
+// Imported only if a kernel calls shared_input.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    #[link_name = "shared_input_len"]
+    fn host_shared_input_len(index: i32) -> i32;
+    #[link_name = "shared_input"]
+    fn host_shared_input(index: i32) -> *const u8;
+}
+
+/// The job's shared input `index` (copied into memory, 16-byte aligned, on the first call), or
+/// None when the job has no such input.
+pub fn shared_input(index: i32) -> Option<&'static [u8]> {
+    let len = unsafe { host_shared_input_len(index) };
+    if len < 0 {
+        return None;
+    }
+    Some(unsafe { core::slice::from_raw_parts(host_shared_input(index), len as usize) })
+}
+
 /// 16-byte-aligned bump allocator over the imported memory: a fresh instance per task makes
 /// freeing pointless. Traps when the memory cannot grow, as AssemblyScript's does.
 pub fn alloc(len: usize) -> *mut u8 {
@@ -42,7 +62,7 @@ pub fn output(len: usize) -> *mut u8 {
 
 #[no_mangle]
 pub extern "C" fn distx_abi_version() -> i32 {
-    1
+    2
 }
 
 #[no_mangle]

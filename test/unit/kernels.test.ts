@@ -29,8 +29,8 @@ const MEMORY = 256 * 1024 * 1024;
 type Lang = "assemblyscript" | "c" | "rust";
 /** The examples written in C and Rust too, and where their sources are. */
 const NATIVE: Record<Exclude<Lang, "assemblyscript">, { names: string[]; source: (name: string) => string }> = {
-  c: { names: ["saxpy", "histogram"], source: (n) => path.join(repo, "kernels/c", `${n}.c`) },
-  rust: { names: ["saxpy", "histogram"], source: (n) => path.join(repo, "kernels/rust", n) },
+  c: { names: ["gemm", "histogram", "mandelbrot", "montecarlo_pi", "saxpy"], source: (n) => path.join(repo, "kernels/c", `${n}.c`) },
+  rust: { names: ["gemm", "histogram", "mandelbrot", "montecarlo_pi", "saxpy"], source: (n) => path.join(repo, "kernels/rust", n) },
 };
 const requireLangs = process.env.DISTX_KERNEL_LANG_TESTS === "require";
 const nativeLangs = (["c", "rust"] as const).filter((l) => requireLangs || haveToolchain(l));
@@ -41,10 +41,14 @@ const titled = (name: string, lang: Lang) => (lang === "assemblyscript" ? name :
 let outDir: string;
 const modules = new Map<string, WebAssembly.Module>();
 
-function run(name: string, input: Uint8Array, lang: Lang = "assemblyscript"): Uint8Array {
+function moduleOf(name: string, lang: Lang): WebAssembly.Module {
   const module = modules.get(lang === "assemblyscript" ? name : `${lang}:${name}`);
   if (!module) throw new Error(`${titled(name, lang)} was not built`);
-  return new Uint8Array(runWasmKernel(module, input, { memoryLimitBytes: MEMORY, seed: 7 }));
+  return module;
+}
+
+function run(name: string, input: Uint8Array, lang: Lang = "assemblyscript", sharedInputs?: Uint8Array[]): Uint8Array {
+  return new Uint8Array(runWasmKernel(moduleOf(name, lang), input, { memoryLimitBytes: MEMORY, seed: 7, sharedInputs }));
 }
 
 function expectMatches(name: string, input: Uint8Array, lang: Lang = "assemblyscript"): Uint8Array {
@@ -106,30 +110,50 @@ describe("example kernels", () => {
     });
   }
 
-  it("gemm handles non-square, non-multiple-of-block shapes exactly like the reference", () => {
-    for (const [m, n, k] of [
-      [1, 1, 1],
-      [4, 8, 1],
-      [5, 9, 3],
-      [67, 13, 300],
-      [3, 70, 257],
-      [64, 64, 256],
-    ] as const) {
-      const a = fillUniform(new Float32Array(m * k), m * 1000 + k);
-      const b = fillUniform(new Float32Array(k * n), n * 7 + 1);
-      const out = expectMatches("gemm", gemmInput(m, n, k, a, b));
-      expect(out.byteLength).toBe(m * n * 4);
-    }
-  });
+  const GEMM_SHAPES = [[1, 1, 1], [4, 8, 1], [5, 9, 3], [67, 13, 300], [3, 70, 257], [64, 64, 256], [130, 17, 520]] as const;
+  const gemmShape = ([m, n, k]: readonly [number, number, number]) =>
+    gemmInput(m, n, k, fillUniform(new Float32Array(m * k), m * 1000 + k), fillUniform(new Float32Array(k * n), n * 7 + 1));
 
-  it("gemm: a wrong answer fails the check", () => {
-    const input = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 16 })[0]!;
-    const out = run("gemm", input);
-    new DataView(out.buffer).setFloat32(40, 1234, true);
-    const result = exampleKernels.gemm!.check(input, out);
-    expect(result.ok).toBe(false);
-    expect(result.detail).toMatch(/C\[0\]\[10\]/);
-  });
+  for (const lang of langsOf("gemm")) {
+    it(`${titled("gemm", lang)}: non-square, non-multiple-of-block shapes within the reference's bound`, () => {
+      for (const shape of GEMM_SHAPES) {
+        const out = expectMatches("gemm", gemmShape(shape), lang);
+        expect(out.byteLength).toBe(shape[0] * shape[1] * 4);
+      }
+    });
+
+    it(`${titled("gemm", lang)}: a wrong answer fails the check`, () => {
+      const input = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 16 })[0]!;
+      const out = run("gemm", input, lang);
+      new DataView(out.buffer).setFloat32(40, 1234, true);
+      const result = exampleKernels.gemm!.check(input, out);
+      expect(result.ok).toBe(false);
+      expect(result.detail).toMatch(/C\[0\]\[10\]/);
+    });
+
+    it(`${titled("gemm", lang)}: B as shared input 0 gives the same C as B in every task`, () => {
+      const copied = exampleKernels.gemm!.makeTasks({ tasks: 3, size: 70, seed: 5 });
+      const { inputs, shared } = exampleKernels.gemm!.shared!.makeTasks({ tasks: 3, size: 70, seed: 5 });
+      const b = shared.map((s) => s.data);
+      inputs.forEach((input, t) => expect(run("gemm", input, lang, b)).toEqual(run("gemm", copied[t]!, lang)));
+      // Flags say B is shared but the job has none: the task fails, it never reads past its input.
+      expect(() => run("gemm", inputs[0]!, lang)).toThrow();
+      expect(WebAssembly.Module.imports(moduleOf("gemm", lang)).map((i) => i.name)).toContain("shared_input");
+    });
+  }
+
+  // Same blocking, same order of additions: C and Rust give the AssemblyScript kernel's bits.
+  for (const lang of nativeLangs) {
+    it(`gemm (${lang}): bit-identical to the AssemblyScript gemm`, () => {
+      for (const shape of GEMM_SHAPES) expect(run("gemm", gemmShape(shape), lang)).toEqual(run("gemm", gemmShape(shape)));
+    });
+
+    it(`saxpy (${lang}): a kernel that reads no shared input does not import them (ABI version 2)`, () => {
+      const names = WebAssembly.Module.imports(moduleOf("saxpy", lang)).map((i) => i.name);
+      expect(names).not.toContain("shared_input");
+      expect(names).not.toContain("shared_input_len");
+    });
+  }
 
   for (const lang of langsOf("saxpy")) {
     it(`${titled("saxpy", lang)}: tails that are not a multiple of 4`, () => {
@@ -141,33 +165,38 @@ describe("example kernels", () => {
     });
   }
 
-  it("mandelbrot: exact counts on zoomed tiles, widths not a multiple of 4", () => {
-    for (const [w, h] of [[1, 1], [3, 2], [7, 5], [64, 9]] as const) {
-      expectMatches(
-        "mandelbrot",
-        mandelbrotInput({ x0: -0.75, y0: 0.1, dx: 0.0007, dy: 0.0009, width: w, height: h, maxIter: 1000 }),
-      );
-    }
-    const full = run("mandelbrot", mandelbrotInput({ x0: -2, y0: -1.5, dx: 3 / 32, dy: 3 / 32, width: 32, height: 32, maxIter: 100 }));
-    const counts = new Uint32Array(full.buffer);
-    expect(counts[16 * 32 + 21]).toBe(100); // c = -0.03 + 0i is in the set
-    expect(counts[0]).toBe(1); // c = -2 - 1.5i escapes after one step
-  });
+  for (const lang of langsOf("mandelbrot")) {
+    it(`${titled("mandelbrot", lang)}: exact counts on zoomed tiles, widths not a multiple of 4`, () => {
+      for (const [w, h] of [[1, 1], [3, 2], [7, 5], [64, 9]] as const) {
+        expectMatches(
+          "mandelbrot",
+          mandelbrotInput({ x0: -0.75, y0: 0.1, dx: 0.0007, dy: 0.0009, width: w, height: h, maxIter: 1000 }),
+          lang,
+        );
+      }
+      const full = run("mandelbrot", mandelbrotInput({ x0: -2, y0: -1.5, dx: 3 / 32, dy: 3 / 32, width: 32, height: 32, maxIter: 100 }), lang);
+      const counts = new Uint32Array(full.buffer);
+      expect(counts[16 * 32 + 21]).toBe(100); // c = -0.03 + 0i is in the set
+      expect(counts[0]).toBe(1); // c = -2 - 1.5i escapes after one step
+    });
+  }
 
-  it("montecarlo_pi: exact hit counts, deterministic, and close to pi", () => {
-    for (const [seed, samples] of [[0n, 0], [1n, 1], [42n, 1000], [0xffffffffffffffffn, 12345]] as const) {
-      const out = expectMatches("montecarlo_pi", montecarloInput(seed, samples));
-      expect(new DataView(out.buffer).getBigUint64(0, true)).toBe(BigInt(countHits(seed, samples)));
-    }
-    const input = montecarloInput(2024n, 1_000_000);
-    const a = run("montecarlo_pi", input);
-    const b = run("montecarlo_pi", input);
-    expect(a).toEqual(b);
-    const pi = (4 * Number(new DataView(a.buffer).getBigUint64(0, true))) / 1_000_000;
-    expect(Math.abs(pi - Math.PI)).toBeLessThan(0.01);
-    const line = exampleKernels.montecarlo_pi!.summarize([input], [a]);
-    expect(line).toMatch(/^pi ≈ 3\.1\d+ from 1,000,000 samples/);
-  });
+  for (const lang of langsOf("montecarlo_pi")) {
+    it(`${titled("montecarlo_pi", lang)}: exact hit counts, deterministic, and close to pi`, () => {
+      for (const [seed, samples] of [[0n, 0], [1n, 1], [42n, 1000], [0xffffffffffffffffn, 12345]] as const) {
+        const out = expectMatches("montecarlo_pi", montecarloInput(seed, samples), lang);
+        expect(new DataView(out.buffer).getBigUint64(0, true)).toBe(BigInt(countHits(seed, samples)));
+      }
+      const input = montecarloInput(2024n, 1_000_000);
+      const a = run("montecarlo_pi", input, lang);
+      const b = run("montecarlo_pi", input, lang);
+      expect(a).toEqual(b);
+      const pi = (4 * Number(new DataView(a.buffer).getBigUint64(0, true))) / 1_000_000;
+      expect(Math.abs(pi - Math.PI)).toBeLessThan(0.01);
+      const line = exampleKernels.montecarlo_pi!.summarize([input], [a]);
+      expect(line).toMatch(/^pi ≈ 3\.1\d+ from 1,000,000 samples/);
+    });
+  }
 
   for (const lang of langsOf("histogram")) {
     it(`${titled("histogram", lang)}: every shift and a short tail`, () => {
@@ -195,10 +224,15 @@ describe("example kernels", () => {
   });
 
   for (const lang of nativeLangs) {
-    it(`saxpy (${lang}): a truncated input traps that task, naming the function`, () => {
+    it(`saxpy, gemm, mandelbrot, montecarlo_pi (${lang}): a truncated input traps that task, naming the function`, () => {
       const input = exampleKernels.saxpy!.makeTasks({ tasks: 1, size: 100 })[0]!;
       // Both checks' traps may be merged into one by LLVM (no single source line), so only the function is certain.
       expect(() => run("saxpy", input.subarray(0, 100), lang)).toThrow(/^kernel trapped: unreachable .*in distx_run$/);
+      // The other examples check their header the same way (none reads past its input).
+      const g = exampleKernels.gemm!.makeTasks({ tasks: 1, size: 8 })[0]!;
+      expect(() => run("gemm", g.subarray(0, 40), lang)).toThrow(/^kernel trapped: unreachable/);
+      expect(() => run("mandelbrot", exampleKernels.mandelbrot!.makeTasks({ tasks: 1, size: 8 })[0]!.subarray(0, 47), lang)).toThrow(/^kernel trapped/);
+      expect(() => run("montecarlo_pi", montecarloInput(1n, 10).subarray(0, 15), lang)).toThrow(/^kernel trapped/);
     });
   }
 });
