@@ -7,6 +7,7 @@
 // cancel still stops exactly the right one. Large outputs are transferred, not copied.
 import { parentPort, workerData } from "node:worker_threads";
 import { KernelRunError, MemoryPool, runWasmKernel } from "../wasm/run-kernel.js";
+import { KernelLog } from "../../common/kernel-log.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
 import { epochMs, WorkerActivity, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 
@@ -71,17 +72,23 @@ function run(req: RunRequest): void {
   if (!module) {
     reply = { type: "failed", id: req.id, code: "INVALID_KERNEL", message: `worker has no module for ${req.kernelId}`, runMs: 0 };
   } else {
+    const log = req.log ? new KernelLog(req.log.maxBytes, req.log.maxLines) : undefined;
+    // Sent only when the kernel logged: most tasks carry nothing extra.
+    const logs = () => {
+      const lines = log?.lines();
+      return lines && lines.length > 0 ? { logs: lines } : {};
+    };
     try {
       const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
       const shared = req.shared?.map((s) => new Uint8Array(s.buffer, s.offset, s.length));
-      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}) });
+      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}), ...(log ? { log } : {}) });
       stretch(started);
-      reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes };
+      reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes, ...logs() };
       // Large outputs move by transfer; a small one is cheaper to copy with the message.
       if (output.byteLength >= 64 * 1024) transfer.push(output);
     } catch (err) {
       const code = err instanceof KernelRunError ? err.code : "TRAP";
-      reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started };
+      reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started, ...logs() };
     }
   }
   activity.end();

@@ -227,9 +227,9 @@ export class WorkerPool extends EventEmitter {
     this.depths.noteRun(pending.task.kernelId, msg.runMs);
     // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
-      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes });
+      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes, ...(msg.logs ? { logs: msg.logs } : {}) });
     } else {
-      this.settle(pending, new TaskFailure(msg.code, msg.message));
+      this.settle(pending, new TaskFailure(msg.code, msg.message, msg.logs));
     }
   }
 

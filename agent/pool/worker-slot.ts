@@ -147,6 +147,7 @@ export class WorkerSlot implements WorkerPipeline {
       inputLength: input.byteLength,
       memoryLimitBytes: task.memoryLimitBytes,
       seed: task.seed ?? pending.id,
+      ...(task.log ? { log: task.log } : {}),
       ...(task.shared && task.shared.length > 0 ? { shared: task.shared.map((v) => ({ buffer: v.buffer as SharedArrayBuffer, offset: v.byteOffset, length: v.byteLength })) } : {}),
     };
     // The worker keeps modules by kernel id and reads its messages in order: the first message

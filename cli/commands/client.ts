@@ -9,6 +9,7 @@ import { DistributeXClient, type Job, type TaskResult } from "../../client/index
 import { hostPort } from "../../common/config.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
+import { printLogs } from "./task-logs.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
@@ -322,6 +323,7 @@ export function registerClientCommands(program: Command): void {
       .description("show a job's per-task results")
       .argument("<job-id>")
       .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
+      .option("--logs", "also print each task's kernel log lines (env.log), prefixed by the task index")
       .option("--json", "JSON output (outputs in base64)"),
   ).action(async (jobId: string, opts) => {
     try {
@@ -345,6 +347,7 @@ export function registerClientCommands(program: Command): void {
           ]);
         }
         console.log(table.toString());
+        if (opts.logs) printLogs(results);
       }
       if (opts.outDir) await writeOutputs(opts.outDir, results);
       client.close();
