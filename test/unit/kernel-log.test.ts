@@ -172,5 +172,17 @@ describe("env.log in the sandbox", () => {
     const trapped = run(c, [2]);
     expect(trapped.error?.code).toBe("TRAP");
     expect(trapped.log.lines()).toEqual(["hello from C", "bytes \\x1b[31m"]);
+    // A C kernel that never calls distx_log does not import env.log: it runs on agents older than logging.
+    expect(WebAssembly.Module.imports(await build("trap_line.c")).map((i) => `${i.module}.${i.name}`)).not.toContain("env.log");
   }, 60_000);
+
+  it.skipIf(!requireLangs && !haveToolchain("rust"))("Rust: distx::log, kept through a trap; a Rust kernel that never logs does not import it", async () => {
+    const rust = await build("rust_log");
+    expect(run(rust, [0, 1]).log.lines()).toEqual(["hello from Rust", "bell \\x07 é"]);
+    const trapped = run(rust, [2]);
+    expect(trapped.error?.code).toBe("TRAP");
+    expect(trapped.log.lines()).toEqual(["hello from Rust", "bell \\x07 é"]);
+    const quiet = await build("rust_trap");
+    expect(WebAssembly.Module.imports(quiet).map((i) => `${i.module}.${i.name}`)).not.toContain("env.log");
+  }, 120_000);
 });
