@@ -40,6 +40,16 @@ function cutUtf8(line: string, bytes: number): string {
   return buf.subarray(0, end).toString("utf8");
 }
 
+/** Told of each line a KernelLog keeps and of what it drops (the agent mirrors a running task's log: agent/pool/log-mirror.ts). */
+export interface KernelLogSink {
+  kept(line: string): void;
+  dropped(lines: number, bytes: number): void;
+}
+
+/** The last line of a log that reached its cap. */
+export const dropMarker = (maxBytes: number, maxLines: number, lines: number, bytes: number): string =>
+  `[distx] log cap reached (${maxBytes} bytes, ${maxLines} lines per task): dropped ${lines} more line(s), ${bytes} byte(s)`;
+
 /**
  * One task's log: lines kept until `maxBytes` (UTF-8, after sanitising) or `maxLines`; the line
  * that crosses the byte cap is cut, later ones are only counted. `lines()` ends with a marker
@@ -55,6 +65,7 @@ export class KernelLog {
   constructor(
     readonly maxBytes: number = DEFAULT_KERNEL_LOG_BYTES,
     readonly maxLines: number = DEFAULT_KERNEL_LOG_LINES,
+    private readonly sink?: KernelLogSink,
   ) {}
 
   /** One env.log call: UTF-8 bytes (copied here; nothing is decoded once the log is full). */
@@ -69,8 +80,7 @@ export class KernelLog {
     const line = sanitizeLogLine(raw);
     const size = Buffer.byteLength(line);
     if (this.bytes + size <= this.maxBytes) {
-      this.kept.push(line);
-      this.bytes += size;
+      this.keep(line, size);
       return;
     }
     // The line that crosses the cap keeps what fits (a long single line is still useful); nothing after it does.
@@ -78,22 +88,30 @@ export class KernelLog {
     const room = this.maxBytes - this.bytes;
     const head = room > 0 ? cutUtf8(line, room) : "";
     if (head.length > 0) {
-      this.kept.push(head);
-      this.bytes += Buffer.byteLength(head);
-      this.droppedBytes += size - Buffer.byteLength(head);
+      const headBytes = Buffer.byteLength(head);
+      this.keep(head, headBytes);
+      this.droppedBytes += size - headBytes;
+      this.sink?.dropped(this.droppedLines, this.droppedBytes);
     } else this.drop(size);
+  }
+
+  private keep(line: string, size: number): void {
+    this.kept.push(line);
+    this.bytes += size;
+    this.sink?.kept(line);
   }
 
   private drop(bytes: number): void {
     this.full = true;
     this.droppedLines++;
     this.droppedBytes += bytes;
+    this.sink?.dropped(this.droppedLines, this.droppedBytes);
   }
 
   /** The kept lines, then the marker line when anything was dropped. */
   lines(): string[] {
     if (this.droppedBytes === 0 && this.droppedLines === 0) return this.kept.slice();
-    return [...this.kept, `[distx] log cap reached (${this.maxBytes} bytes, ${this.maxLines} lines per task): dropped ${this.droppedLines} more line(s), ${this.droppedBytes} byte(s)`];
+    return [...this.kept, dropMarker(this.maxBytes, this.maxLines, this.droppedLines, this.droppedBytes)];
   }
 }
 

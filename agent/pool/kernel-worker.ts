@@ -8,13 +8,16 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { KernelRunError, MemoryPool, runWasmKernel } from "../wasm/run-kernel.js";
 import { KernelLog } from "../../common/kernel-log.js";
+import { LogMirror } from "./log-mirror.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
 import { epochMs, WorkerActivity, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 
 useOptimizingWasmTier();
 
-const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number };
+const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number; logMirror?: SharedArrayBuffer };
 const activity = new WorkerActivity(data.activity);
+/** The running task's log, readable by the pool if this worker is stopped mid-task (a timeout). */
+const logMirror = data.logMirror ? new LogMirror(data.logMirror) : undefined;
 /** Longest a finished task's reply waits for others to go with it. */
 const replyHoldMs = data.replyHoldMs;
 
@@ -67,12 +70,13 @@ function run(req: RunRequest): void {
   if (req.module) modules.set(req.kernelId, req.module);
   const module = modules.get(req.kernelId);
   const started = performance.now();
+  logMirror?.begin(req.id);
   activity.begin(req.id, epochMs());
   let reply: RunResponse;
   if (!module) {
     reply = { type: "failed", id: req.id, code: "INVALID_KERNEL", message: `worker has no module for ${req.kernelId}`, runMs: 0 };
   } else {
-    const log = req.log ? new KernelLog(req.log.maxBytes, req.log.maxLines) : undefined;
+    const log = req.log ? new KernelLog(req.log.maxBytes, req.log.maxLines, logMirror) : undefined;
     // Sent only when the kernel logged: most tasks carry nothing extra.
     const logs = () => {
       const lines = log?.lines();

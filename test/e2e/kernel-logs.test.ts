@@ -1,7 +1,7 @@
 // Kernel logs end to end (issue #16 item 6) on a local cluster of separate processes (memory
 // backends, real gRPC over loopback): what the kernel logs comes back with each task's result
 // through the typed client and `distx result --logs`, capped by the agent's --kernel-log-bytes,
-// sanitised, and with the failure of a task that trapped after logging. `distx kernel run`
+// sanitised, and with the failure of a task that trapped, or hung until its timeout, after logging. `distx kernel run`
 // prints the lines on stderr. The same job on Kafka + Redis: backends/kernel-logs-kafka.test.ts.
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 describe("kernel logs on a local cluster", () => {
-  it("come back per task through the typed client and distx result --logs, capped, sanitised, and with a trap", async () => {
+  it("come back per task through the typed client and distx result --logs, capped, sanitised, and with a trap or a timeout", async () => {
     const { jobId, state, results } = await runLogJob(t.client);
     expectLogResults(state, results);
     await expectLogsFromCli(jobId, t.address, t.cluster.clientEnv());

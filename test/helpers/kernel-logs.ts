@@ -1,6 +1,7 @@
 // The job and the expectations of the kernel-log e2e tests (memory backends, and Kafka + Redis):
 // one task that logs three lines (an escape sequence, a newline and invalid UTF-8 among them),
-// one that logs past the agent's cap, one that logs and then traps.
+// one that logs past the agent's cap, one that logs and then traps, one that logs and then hangs
+// until its timeout stops it.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { expect } from "vitest";
@@ -16,14 +17,14 @@ export const LOG_TEST_AGENT_ARGS = ["--kernel-log-bytes", "2048"];
 export async function runLogJob(client: DistributeXClient): Promise<{ jobId: string; state: string; results: TaskResult[] }> {
   const { kernelId } = await client.registerKernel(await fixtureKernel("log"), { name: "log" });
   // No result cache: a cached result did not run, so it has no log.
-  const { job, results } = await client.run({ kernelId, inputs: [new Uint8Array([0, 5]), new Uint8Array([1]), new Uint8Array([2])], skipResultCache: true, maxAttempts: 1 });
+  const { job, results } = await client.run({ kernelId, inputs: [new Uint8Array([0, 5]), new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([4])], skipResultCache: true, maxAttempts: 1, timeoutMs: 5000 });
   return { jobId: job.jobId, state: job.state, results };
 }
 
 /** What the typed client must return for that job. */
 export function expectLogResults(state: string, results: TaskResult[]): void {
   expect(state).toBe("JOB_STATE_FAILED");
-  expect(results.map((r) => r.state)).toEqual(["TASK_STATE_SUCCEEDED", "TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED"]);
+  expect(results.map((r) => r.state)).toEqual(["TASK_STATE_SUCCEEDED", "TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_FAILED"]);
   expect(results[0]!.logs).toEqual(["hello from task 5", "forged \\x1b[2J\\x0aERROR line", "A\ufffd\ufffdB"]);
   // 2048 bytes: 40 lines of 50 bytes, the 41st cut to 48, 259 dropped (2 + 259 × 50 bytes).
   const capped = results[1]!.logs;
@@ -34,6 +35,9 @@ export function expectLogResults(state: string, results: TaskResult[]): void {
   // A trap after logging: the lines come back with the failure.
   expect(results[2]!.error?.code).toBe("TRAP");
   expect(results[2]!.logs).toEqual(["about to trap"]);
+  // A hang after logging: its worker is stopped, the lines still come back.
+  expect(results[3]!.error?.code).toBe("TIMEOUT");
+  expect(results[3]!.logs).toEqual(["spinning 1", "spinning 2", "spinning 3"]);
 }
 
 /** `distx result JOB --logs` as a user runs it; checks its lines. */
@@ -45,6 +49,7 @@ export async function expectLogsFromCli(jobId: string, address: string, env: Nod
   expect(lines).toContain("[task 1] line 000 " + "x".repeat(41));
   expect(lines).toContain("[task 1] [distx] log cap reached (2048 bytes, 100 lines per task): dropped 259 more line(s), 12952 byte(s)");
   expect(lines).toContain("[task 2] about to trap");
+  expect(lines).toContain("[task 3] spinning 3");
   expect(lines.filter((l) => l.startsWith("[task 1] "))).toHaveLength(42);
   // Nothing the kernel wrote reaches the terminal raw.
   expect(stdout).not.toMatch(/\x1b/);

@@ -144,7 +144,7 @@ describe("env.log in the sandbox", () => {
     expect(log.lines()).toEqual([]);
   });
 
-  it("through the agent's worker pool: lines come back with a result and with a failure", async () => {
+  it("through the agent's worker pool: lines come back with a result, a trap and a timeout", async () => {
     const pool = new WorkerPool({ size: 1 });
     try {
       const task = (mode: number) => ({ kernelId: "log", module: logKernel, input: new Uint8Array([mode, 9]), timeoutMs: 10_000, memoryLimitBytes: 1 << 24, log: { maxBytes: 1024, maxLines: 2 } });
@@ -157,6 +157,15 @@ describe("env.log in the sandbox", () => {
       expect(failed).toBeInstanceOf(TaskFailure);
       expect((failed as TaskFailure).code).toBe("TRAP");
       expect((failed as TaskFailure).logs).toEqual(["about to trap"]);
+      // A task stopped by its timeout: its worker is terminated, the lines come from the log mirror.
+      const hung = await pool.run({ ...task(4), timeoutMs: 300 }).promise.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((hung as TaskFailure).code).toBe("TIMEOUT");
+      expect((hung as TaskFailure).logs).toEqual(["spinning 1", "spinning 2", "[distx] log cap reached (1024 bytes, 2 lines per task): dropped 1 more line(s), 10 byte(s)"]);
+      // The next task on the fresh worker has its own log only.
+      expect((await pool.run(task(0)).promise).logs?.[0]).toBe("hello from task 9");
       // Without a cap given, nothing is kept (and nothing travels).
       const { log: _cap, ...noLog } = task(0);
       expect((await pool.run(noLog).promise).logs).toBeUndefined();
