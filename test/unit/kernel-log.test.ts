@@ -15,6 +15,8 @@ import { TaskFailure, WorkerPool } from "../../agent/pool/worker-pool.js";
 import { buildKernel } from "../../kernels/toolchain/build.js";
 import { haveToolchain } from "../../kernels/toolchain/native.js";
 import { agentConfigSchema } from "../../common/config.js";
+import { decodeUpdates, encodeUpdates, updateBytes } from "../../common/kafka-wire.js";
+import type { TaskUpdateIn } from "../../common/types.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const requireLangs = process.env.DISTX_KERNEL_LANG_TESTS === "require";
@@ -97,6 +99,12 @@ describe("the per-task cap", () => {
     expect(kept.length).toBeLessThanOrEqual(MAX_KERNEL_LOG_LINES + 2);
     expect(kept.join("").length).toBeLessThan(MAX_KERNEL_LOG_BYTES + 512);
     expect(kept.at(-1)).toMatch(/^\[distx\] log cap reached .* dropped \d+ more line/);
+  });
+
+  it("travel in task-event records (the proto's TaskUpdate.logs) and count in their size budget", () => {
+    const u: TaskUpdateIn = { jobId: "j", taskIndex: 1, attempt: 1, state: "TASK_STATE_FAILED", output: Buffer.alloc(10), logs: ["a", "é"] };
+    expect(decodeUpdates(encodeUpdates([u]))[0]!.logs).toEqual(["a", "é"]);
+    expect(updateBytes(u)).toBe(10 + (1 + 2) + (2 + 2));
   });
 
   it("is configurable on the agent, within bounds", () => {
