@@ -9,7 +9,7 @@ import { DistributeXClient, type Job, type TaskResult } from "../../client/index
 import { hostPort } from "../../common/config.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
-import { printLogs } from "./task-logs.js";
+import { printLogs, printLogsHint } from "./task-logs.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { fail, formatBytes, formatMs, parseIntOption, table as makeTable, UsageError } from "../util.js";
@@ -348,6 +348,7 @@ export function registerClientCommands(program: Command): void {
         }
         console.log(table.toString());
         if (opts.logs) printLogs(results);
+        else printLogsHint(jobId, results);
       }
       if (opts.outDir) await writeOutputs(opts.outDir, results);
       client.close();

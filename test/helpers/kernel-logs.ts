@@ -40,9 +40,13 @@ export function expectLogResults(state: string, results: TaskResult[]): void {
   expect(results[3]!.logs).toEqual(["spinning 1", "spinning 2", "spinning 3"]);
 }
 
-/** `distx result JOB --logs` as a user runs it; checks its lines. */
+/** `distx result JOB --logs` as a user runs it; checks its lines (and that without --logs it says where they are). */
 export async function expectLogsFromCli(jobId: string, address: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const { stdout } = await promisify(execFile)(process.execPath, [cliEntry(), "result", jobId, "--logs", "--scheduler", address], { env, cwd: repoRoot(), timeout: 60_000 });
+  const distx = (args: string[]) => promisify(execFile)(process.execPath, [cliEntry(), "result", jobId, ...args, "--scheduler", address], { env, cwd: repoRoot(), timeout: 60_000 });
+  const plain = (await distx([])).stdout;
+  expect(plain).toContain(`4 task(s) logged lines (0, 1, 2, 3): distx result ${jobId} --logs`);
+  expect(plain).not.toContain("[task 0]");
+  const { stdout } = await distx(["--logs"]);
   const lines = stdout.split("\n");
   expect(lines).toContain("[task 0] hello from task 5");
   expect(lines).toContain("[task 0] forged \\x1b[2J\\x0aERROR line");

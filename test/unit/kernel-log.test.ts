@@ -124,6 +124,15 @@ describe("env.log in the sandbox", () => {
     expect(WebAssembly.Module.imports(echo).map((i) => `${i.module}.${i.name}`)).not.toContain("env.log");
   });
 
+  it("a host without env.log refuses such a kernel at registration, naming the import (as an older scheduler does)", async () => {
+    // The same module with its import renamed in place (same length): what an older host's allow-list sees in env.log.
+    const bytes = Buffer.from(await readFile(path.join(outDir, "log.wasm")));
+    const at = bytes.indexOf(Buffer.from([3, ...Buffer.from("log")]));
+    expect(at).toBeGreaterThan(0);
+    bytes.write("lOg", at + 1, "latin1");
+    await expect(compileWasmKernel(bytes)).rejects.toThrow(/^kernel imports env\.lOg \(function\); distx-abi-1 allows only env\.memory, env\.abort, env\.seed, env\.shared_input, env\.shared_input_len, env\.log$/);
+  });
+
   it("returns the lines, sanitised (escape sequences, newlines and invalid UTF-8 defused)", () => {
     const { log, error } = run(logKernel, [0, 7]);
     expect(error).toBeUndefined();
