@@ -16,6 +16,7 @@ import { ModuleCache } from "./wasm/module-cache.js";
 import { taskKey } from "../common/task-key.js";
 import { MAX_SESSION_OUTPUT_BYTES } from "../common/proto.js";
 import { BlobCache, type BlobFetcher } from "./blob-cache.js";
+import { logBytes } from "../common/kernel-log.js";
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
@@ -23,9 +24,10 @@ type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number }
 const backendOf = (a: Assignment) => (a.kind === "KERNEL_KIND_GPU" ? "gpu" : "wasm");
 
 /** An output no message may carry would reset the session and come back on every retry: fail it for good instead. */
-function checkOutputSize(output: Uint8Array): void {
-  if (output.byteLength > MAX_SESSION_OUTPUT_BYTES) {
-    throw new TaskFailure("OUTPUT_TOO_LARGE", `the task's ${output.byteLength}-byte output is over the ${MAX_SESSION_OUTPUT_BYTES} bytes a result may have; not retryable: make the task's output smaller (split the task)`);
+function checkOutputSize(output: Uint8Array, logs?: string[]): void {
+  // The log is capped far below the message's headroom (MAX_KERNEL_LOG_BYTES), but counts all the same.
+  if (output.byteLength + logBytes(logs) > MAX_SESSION_OUTPUT_BYTES) {
+    throw new TaskFailure("OUTPUT_TOO_LARGE", `the task's ${output.byteLength}-byte output is over the ${MAX_SESSION_OUTPUT_BYTES} bytes a result may have; not retryable: make the task's output smaller (split the task)`, logs);
   }
 }
 
@@ -149,13 +151,14 @@ export class TaskRunner {
         timeoutMs: a.timeoutMs || 60_000,
         memoryLimitBytes: requested || this.config.memoryLimitMb * 1024 * 1024,
         seed: a.taskIndex + 1,
+        log: { maxBytes: this.config.kernelLogBytes, maxLines: this.config.kernelLogLines },
         onStart: started,
       });
       entry.handle = handle;
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
-      checkOutputSize(result.output);
-      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm" }, succeeded(result.runMs, result.waitMs));
+      checkOutputSize(result.output, result.logs);
+      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm", ...(result.logs ? { logs: result.logs } : {}) }, succeeded(result.runMs, result.waitMs));
     } catch (err) {
       if (this.running.get(key) !== entry) return;
       // Failures are classified where they happen; anything else is an internal (transient) fault.
@@ -163,7 +166,7 @@ export class TaskRunner {
       this.metrics.taskDone(a.kernelId, backendOf(a), failure.code === "CANCELLED" ? "cancelled" : "failed", 0, -1, failure.code);
       if (failure.code === "CANCELLED") update({ state: "TASK_STATE_CANCELLED", error: { code: "CANCELLED", message: failure.message } });
       else {
-        update({ state: "TASK_STATE_FAILED", error: taskErrorProto({ code: failure.code === "SHUTDOWN" ? "AGENT_LOST" : failure.code, message: failure.message }) });
+        update({ state: "TASK_STATE_FAILED", error: taskErrorProto({ code: failure.code === "SHUTDOWN" ? "AGENT_LOST" : failure.code, message: failure.message }), ...(failure.logs ? { logs: failure.logs } : {}) });
         this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
       }
     } finally {

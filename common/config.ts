@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { DEFAULT_KERNEL_LOG_BYTES, DEFAULT_KERNEL_LOG_LINES, MAX_KERNEL_LOG_BYTES, MAX_KERNEL_LOG_LINES } from "./kernel-log.js";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -224,6 +225,9 @@ export const agentConfigSchema = z
     maxMemoryLimitMb: int(1, 65_536).default(2048),
     /** Blobs fetched from the scheduler (inputs by reference, shared inputs) kept by sha256, least recently used dropped first, in MiB. */
     blobCacheMb: int(1, 1_048_576).default(1024),
+    /** What a kernel may log per task (env.log), in bytes and lines; past either, lines are dropped and counted (common/kernel-log.ts). 0 bytes: none kept. */
+    kernelLogBytes: int(0, MAX_KERNEL_LOG_BYTES).default(DEFAULT_KERNEL_LOG_BYTES),
+    kernelLogLines: int(1, MAX_KERNEL_LOG_LINES).default(DEFAULT_KERNEL_LOG_LINES),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),

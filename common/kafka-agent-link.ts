@@ -32,6 +32,8 @@ function failedInstead(updates: TaskUpdateIn[], errorType: string): TaskUpdateIn
       state: "TASK_STATE_FAILED",
       runMs: u.runMs,
       error: taskErrorProto({ code: "OUTPUT_TOO_LARGE", message: `the task's ${bytes}-byte output is over the task-events topic's record limit (the broker said ${errorType}); not retryable` }),
+      // The log is capped far below any record limit: the author still sees what the kernel said.
+      ...(u.logs && u.logs.length > 0 ? { logs: u.logs } : {}),
     };
   });
 }

@@ -2,6 +2,7 @@
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
 import { splitByBytes as splitBatch } from "./split-by-bytes.js";
+import { logBytes } from "./kernel-log.js";
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
 import type protobuf from "protobufjs";
@@ -304,7 +305,8 @@ export function splitByBytes<T>(items: T[], size: (item: T) => number, budget = 
 }
 
 export const assignmentBytes = (a: AssignmentIn): number => (a.input as Uint8Array | undefined)?.byteLength ?? 0;
-export const updateBytes = (u: TaskUpdateIn): number => (u.output as Uint8Array | undefined)?.byteLength ?? 0;
+/** An update's bulk: its output and the kernel's log lines (each capped per task: common/kernel-log.ts). */
+export const updateBytes = (u: TaskUpdateIn): number => ((u.output as Uint8Array | undefined)?.byteLength ?? 0) + logBytes(u.logs);
 
 export interface LoadSample {
   nodeId: string;

@@ -27,6 +27,11 @@ export const ALLOWED_IMPORTS: ReadonlyMap<string, WebAssembly.ImportExportKind> 
   // ABI version 2: the job's shared inputs (read only; the agent copies one in on its first read).
   ["env.shared_input", "function"],
   ["env.shared_input_len", "function"],
+  // env.log(ptr, len): one line of UTF-8 text, capped per task (common/kernel-log.ts). No ABI
+  // version of its own: the import itself says the kernel needs it, so a kernel that never logs
+  // has no such import and runs anywhere, and a host older than log refuses one that does by
+  // name, at RegisterKernel ("kernel imports env.log …"), instead of failing its tasks later.
+  ["env.log", "function"],
 ]);
 
 export class KernelAbiError extends Error {

@@ -51,3 +51,22 @@ export function output(len: i32): usize {
   outputPtr = heap.alloc(<usize>max(len, 16));
   return outputPtr;
 }
+
+// env.log: one line of text per call, returned with the task's result (`distx result --logs`)
+// and printed by `distx kernel run`. The agent keeps up to its cap per task (4 KiB and 100 lines
+// by default) and says what it dropped; control characters are escaped. The module imports
+// env.log only if the kernel calls log, so a kernel that never logs runs on any agent.
+// @ts-ignore: decorator
+@external("env", "log")
+declare function host_log(ptr: usize, len: i32): void;
+
+/** Logs one line (encoded as UTF-8). Costs an allocation for the encoding: keep it out of hot loops. */
+export function log(message: string): void {
+  const bytes = String.UTF8.encode(message);
+  host_log(changetype<usize>(bytes), bytes.byteLength);
+}
+
+/** Logs `len` bytes of UTF-8 at `ptr` as one line (no encoding; invalid bytes are shown as U+FFFD). */
+export function log_bytes(ptr: usize, len: i32): void {
+  host_log(ptr, len);
+}

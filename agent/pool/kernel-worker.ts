@@ -7,13 +7,17 @@
 // cancel still stops exactly the right one. Large outputs are transferred, not copied.
 import { parentPort, workerData } from "node:worker_threads";
 import { KernelRunError, MemoryPool, runWasmKernel } from "../wasm/run-kernel.js";
+import { KernelLog } from "../../common/kernel-log.js";
+import { LogMirror } from "./log-mirror.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
 import { epochMs, WorkerActivity, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 
 useOptimizingWasmTier();
 
-const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number };
+const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number; logMirror?: SharedArrayBuffer };
 const activity = new WorkerActivity(data.activity);
+/** The running task's log, readable by the pool if this worker is stopped mid-task (a timeout). */
+const logMirror = data.logMirror ? new LogMirror(data.logMirror) : undefined;
 /** Longest a finished task's reply waits for others to go with it. */
 const replyHoldMs = data.replyHoldMs;
 
@@ -66,22 +70,29 @@ function run(req: RunRequest): void {
   if (req.module) modules.set(req.kernelId, req.module);
   const module = modules.get(req.kernelId);
   const started = performance.now();
+  logMirror?.begin(req.id);
   activity.begin(req.id, epochMs());
   let reply: RunResponse;
   if (!module) {
     reply = { type: "failed", id: req.id, code: "INVALID_KERNEL", message: `worker has no module for ${req.kernelId}`, runMs: 0 };
   } else {
+    const log = req.log ? new KernelLog(req.log.maxBytes, req.log.maxLines, logMirror) : undefined;
+    // Sent only when the kernel logged: most tasks carry nothing extra.
+    const logs = () => {
+      const lines = log?.lines();
+      return lines && lines.length > 0 ? { logs: lines } : {};
+    };
     try {
       const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
       const shared = req.shared?.map((s) => new Uint8Array(s.buffer, s.offset, s.length));
-      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}) });
+      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}), ...(log ? { log } : {}) });
       stretch(started);
-      reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes };
+      reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes, ...logs() };
       // Large outputs move by transfer; a small one is cheaper to copy with the message.
       if (output.byteLength >= 64 * 1024) transfer.push(output);
     } catch (err) {
       const code = err instanceof KernelRunError ? err.code : "TRAP";
-      reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started };
+      reply = { type: "failed", id: req.id, code, message: (err as Error).message, runMs: performance.now() - started, ...logs() };
     }
   }
   activity.end();

@@ -15,11 +15,13 @@ export interface RunRequest {
   shared?: { buffer: SharedArrayBuffer; offset: number; length: number }[];
   memoryLimitBytes: number;
   seed: number;
+  /** The task's log cap (env.log); without it the kernel's lines are dropped. */
+  log?: { maxBytes: number; maxLines: number };
 }
 
 export type RunResponse =
-  | { type: "done"; id: number; output: ArrayBuffer; runMs: number; memoryBytes: number }
-  | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number };
+  | { type: "done"; id: number; output: ArrayBuffer; runMs: number; memoryBytes: number; logs?: string[] }
+  | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number; logs?: string[] };
 
 /** What the pool posts: one request, or several for one worker at once (run in order). */
 export type ToWorker = RunRequest | { type: "batch"; requests: RunRequest[] };

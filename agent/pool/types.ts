@@ -10,6 +10,8 @@ export class TaskFailure extends Error {
   constructor(
     readonly code: TaskFailureCode,
     message: string,
+    /** What the kernel logged before it failed (a trap after logging is when its author needs them most). */
+    readonly logs?: string[],
   ) {
     super(message);
   }
@@ -26,6 +28,8 @@ export interface PoolTask {
   timeoutMs: number;
   memoryLimitBytes: number;
   seed?: number;
+  /** The per-task cap of the kernel's log (env.log); without it its lines are dropped. */
+  log?: { maxBytes: number; maxLines: number };
   /** Called when a worker picks the task up (after `waitMs` in the queue). */
   onStart?: (waitMs: number) => void;
 }
@@ -36,6 +40,8 @@ export interface PoolResult {
   waitMs: number;
   /** WebAssembly tasks: the size their linear memory had grown to when they ended (it never shrinks: the peak). */
   memoryBytes?: number;
+  /** The kernel's log lines (sanitised, capped), when it logged. */
+  logs?: string[];
 }
 
 /** A task handed to a pool (worker threads, or GPU executors): its result, and a way to cancel it. */

@@ -148,7 +148,8 @@ export class WorkerPool extends EventEmitter {
   }
 
   private onWorkerDeath(slot: WorkerSlot, reason: string): void {
-    this.restartSlot(slot, new TaskFailure("WORKER_CRASHED", reason));
+    const target = slot.runningTask();
+    this.restartSlot(slot, new TaskFailure("WORKER_CRASHED", reason, slot.logsOf(target)), target);
   }
 
   private pumpQueued: { microtask: boolean; immediate: boolean } = { microtask: false, immediate: false };
@@ -202,7 +203,8 @@ export class WorkerPool extends EventEmitter {
       const { kernelId, timeoutMs } = running.pending.task;
       if (epochMs() - running.startedAtMs >= timeoutMs) {
         this.depths.noteRun(kernelId, timeoutMs, true);
-        this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`), running.pending);
+        // What it logged before it hung is in the log mirror (its worker, and its replies, are stopped).
+        this.restartSlot(slot, new TaskFailure("TIMEOUT", `task exceeded its timeout of ${timeoutMs} ms; its worker was stopped`, slot.logsOf(running.pending)), running.pending);
         return;
       }
     }
@@ -227,9 +229,9 @@ export class WorkerPool extends EventEmitter {
     this.depths.noteRun(pending.task.kernelId, msg.runMs);
     // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
-      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes });
+      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes, ...(msg.logs ? { logs: msg.logs } : {}) });
     } else {
-      this.settle(pending, new TaskFailure(msg.code, msg.message));
+      this.settle(pending, new TaskFailure(msg.code, msg.message, msg.logs));
     }
   }
 

@@ -9,6 +9,7 @@ import { Worker } from "node:worker_threads";
 import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 import type { WorkerPipeline } from "./pipelining.js";
 import type { PoolResult, PoolTask, TaskFailure } from "./types.js";
+import { LogMirror } from "./log-mirror.js";
 
 /** A task accepted by the pool, from run() until it is settled. */
 export interface Pending {
@@ -89,6 +90,8 @@ export class WorkerSlot implements WorkerPipeline {
   private timerDue = Infinity;
   /** Which task the worker is running now, and how many it has finished (shared with it). */
   private readonly activity = new WorkerActivity();
+  /** The running task's log lines so far (shared with it): what a timed-out task had logged. */
+  private readonly logMirror = new LogMirror();
   /**
    * Replies handled from this worker, as a wrapping 32-bit count like activity.finished: the
    * difference (see unheardCount) is how many finished tasks have not been heard of yet.
@@ -103,7 +106,7 @@ export class WorkerSlot implements WorkerPipeline {
     this.worker = new Worker(entry.source, {
       eval: entry.eval,
       resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb },
-      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs },
+      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs, logMirror: this.logMirror.buffer },
       stdout: false,
       stderr: false,
     });
@@ -118,6 +121,13 @@ export class WorkerSlot implements WorkerPipeline {
 
   get held(): number {
     return this.inFlight.length;
+  }
+
+  /** What `pending` logged so far, if it is the task this worker runs (or ran last) and it logs at all. */
+  logsOf(pending: Pending | undefined): string[] | undefined {
+    const cap = pending?.task.log;
+    const lines = pending && cap ? this.logMirror.read(pending.id, cap) : undefined;
+    return lines && lines.length > 0 ? lines : undefined;
   }
 
   get kernelsHeld(): Iterable<string> {
@@ -147,6 +157,7 @@ export class WorkerSlot implements WorkerPipeline {
       inputLength: input.byteLength,
       memoryLimitBytes: task.memoryLimitBytes,
       seed: task.seed ?? pending.id,
+      ...(task.log ? { log: task.log } : {}),
       ...(task.shared && task.shared.length > 0 ? { shared: task.shared.map((v) => ({ buffer: v.buffer as SharedArrayBuffer, offset: v.byteOffset, length: v.byteLength })) } : {}),
     };
     // The worker keeps modules by kernel id and reads its messages in order: the first message

@@ -8,6 +8,7 @@
 import { ABI_EXPORTS, ABI_VERSIONS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
 import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 import { formatLocation, trapLocation } from "../../common/kernel-srcmap.js";
+import type { KernelLog } from "../../common/kernel-log.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -31,6 +32,8 @@ export interface RunKernelOptions {
   memoryPool?: MemoryPool;
   /** The job's shared inputs, in order: what env.shared_input(i) / env.shared_input_len(i) read (ABI version 2). */
   sharedInputs?: Uint8Array[];
+  /** Where env.log(ptr, len) writes (capped and sanitised there); read it after the run, trap or not. Without one, lines are checked and dropped. */
+  log?: KernelLog;
 }
 
 export interface MemoryPoolOptions {
@@ -191,6 +194,18 @@ function runIn(
           sharedAt[index] = at;
         }
         return at;
+      },
+      /** One log line: `len` bytes of UTF-8 at `ptr`. Bytes outside the memory trap (never read past it). */
+      log(ptr: number, len: number): void {
+        // i32 arguments: wasm32 addresses are unsigned, and a negative length is a huge one.
+        const at = ptr >>> 0;
+        const n = len >>> 0;
+        const size = memory.buffer.byteLength;
+        if (at + n > size) {
+          abortMessage = `log(ptr=${at}, len=${n}): the bytes are outside the kernel's ${size}-byte memory`;
+          throw new WebAssembly.RuntimeError(abortMessage);
+        }
+        options.log?.write(new Uint8Array(memory.buffer, at, n));
       },
     },
   };

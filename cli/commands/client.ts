@@ -9,6 +9,7 @@ import { DistributeXClient, type Job, type TaskResult } from "../../client/index
 import { hostPort } from "../../common/config.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
+import { printLogs, printLogsHint } from "./task-logs.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { expandKernelSources, KernelSourcesError } from "../../kernels/toolchain/sources.js";
@@ -326,6 +327,7 @@ export function registerClientCommands(program: Command): void {
       .description("show a job's per-task results")
       .argument("<job-id>")
       .option("--out-dir <dir>", "write each task's output to <dir>/<index>.bin")
+      .option("--logs", "also print each task's kernel log lines (env.log), prefixed by the task index")
       .option("--json", "JSON output (outputs in base64)"),
   ).action(async (jobId: string, opts) => {
     try {
@@ -349,6 +351,8 @@ export function registerClientCommands(program: Command): void {
           ]);
         }
         console.log(table.toString());
+        if (opts.logs) printLogs(results);
+        else printLogsHint(jobId, results);
       }
       if (opts.outDir) await writeOutputs(opts.outDir, results);
       client.close();

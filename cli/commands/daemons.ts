@@ -114,6 +114,8 @@ export function registerDaemonCommands(program: Command): void {
     .option("--host-load-grace-ms <ms>", "how long to back off before giving unstarted tasks back (default 10000)")
     .option("--memory-limit-mb <mib>", "default kernel memory cap per task, MiB")
     .option("--max-memory-limit-mb <mib>", "largest kernel memory cap a job may ask for, MiB")
+    .option("--kernel-log-bytes <n>", "what a kernel may log per task (env.log), bytes; more is dropped and counted (default 4096, at most 32768; env DISTX_KERNEL_LOG_BYTES)")
+    .option("--kernel-log-lines <n>", "what a kernel may log per task, lines (default 100, at most 1024)")
     .option("-l, --labels <k=v,...>", "node labels for job node selectors")
     .option("--name <name>", "a name for this agent in logs")
     .option("--no-calibrate", "skip the start-up speed calibration")

@@ -99,6 +99,8 @@ export function registerKernelDevCommands(program: Command): void {
         const sandbox = await openSandbox(wasm, opts.memoryMb, opts.timeoutMs);
         try {
           const r = await sandbox.run(input, opts.seed);
+          // The kernel's log lines first, on stderr (stdout is the output alone); already sanitised.
+          for (const line of r.logs ?? []) console.error(`log: ${line}`);
           if (!r.ok) {
             console.error(`distx: the kernel failed ${r.code}: ${r.message}`);
             process.exitCode = 1;

@@ -53,4 +53,17 @@ static inline void *distx_output(int32_t len) {
 /* Fails the task (as TRAP) at this point. */
 #define distx_abort() __builtin_trap()
 
+/* Logs one line: `len` bytes of UTF-8 at `msg` (env.log). The lines come back with the task's
+ * result (`distx result --logs`, also when the task fails) and `distx kernel run` prints them; the
+ * agent keeps up to its per-task cap (4 KiB, 100 lines by default) and says what it dropped.
+ * Bytes outside the memory trap. Imported only if the kernel calls it. */
+__attribute__((import_module("env"), import_name("log"))) void distx_log(const char *msg, int32_t len);
+
+/* Logs a NUL-terminated string (no libc: counts its own length). */
+static inline void distx_log_str(const char *s) {
+  int32_t n = 0;
+  while (s[n]) n++;
+  distx_log(s, n);
+}
+
 #endif

@@ -79,3 +79,16 @@ pub extern "C" fn distx_output_ptr() -> *mut u8 {
 fn panic(_: &core::panic::PanicInfo) -> ! {
     wasm32::unreachable()
 }
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    #[link_name = "log"]
+    fn distx_host_log(ptr: *const u8, len: i32);
+}
+
+/// Logs one line (env.log). The lines come back with the task's result (`distx result --logs`,
+/// also when the task fails) and `distx kernel run` prints them; the agent keeps up to its
+/// per-task cap (4 KiB, 100 lines by default) and says what it dropped. Imported only if called.
+pub fn log(msg: &str) {
+    unsafe { distx_host_log(msg.as_ptr(), msg.len() as i32) }
+}

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { compileWasmKernel, KernelAbiError } from "../../common/kernel-abi.js";
 import { TaskFailure, WorkerPool, type PoolResult } from "../../agent/pool/worker-pool.js";
+import { DEFAULT_KERNEL_LOG_BYTES, DEFAULT_KERNEL_LOG_LINES } from "../../common/kernel-log.js";
 
 /** The agent's defaults: `memoryLimitMb` (common/config.ts) and a task's timeout when its job sets none (agent/task-runner.ts). */
 export const DEFAULT_MEMORY_MB = 256;
@@ -17,7 +18,8 @@ export interface LocalRunOptions {
   timeoutMs?: number;
 }
 
-export type LocalOutcome = ({ ok: true } & PoolResult) | { ok: false; code: string; message: string };
+/** `logs`: the kernel's env.log lines, capped as an agent with its defaults caps them (on failure too). */
+export type LocalOutcome = ({ ok: true } & PoolResult) | { ok: false; code: string; message: string; logs?: string[] };
 
 export class LocalSandbox {
   private constructor(
@@ -42,11 +44,12 @@ export class LocalSandbox {
   }
 
   async run(input: Uint8Array, seed: number): Promise<LocalOutcome> {
-    const handle = this.pool.run({ kernelId: this.kernelId, module: this.module, input, seed, timeoutMs: this.timeoutMs, memoryLimitBytes: this.memoryLimitBytes });
+    const log = { maxBytes: DEFAULT_KERNEL_LOG_BYTES, maxLines: DEFAULT_KERNEL_LOG_LINES };
+    const handle = this.pool.run({ kernelId: this.kernelId, module: this.module, input, seed, timeoutMs: this.timeoutMs, memoryLimitBytes: this.memoryLimitBytes, log });
     try {
       return { ok: true, ...(await handle.promise) };
     } catch (err) {
-      if (err instanceof TaskFailure) return { ok: false, code: err.code, message: err.message };
+      if (err instanceof TaskFailure) return { ok: false, code: err.code, message: err.message, ...(err.logs ? { logs: err.logs } : {}) };
       throw err;
     }
   }

@@ -80,6 +80,9 @@ interface ResultHeader {
   nodeId: string;
   attempt: number;
   runMs: number;
+  backend?: string;
+  /** In the JSON header: sanitised lines hold no control characters, and are bounded (≤ 33 KiB). */
+  logs?: string[];
 }
 
 export class RedisStateStore implements StateStore, SharedStoreCapability {

@@ -61,6 +61,8 @@ export interface StoredResult {
   runMs: number;
   /** What ran it: wasm, headlessgl or cpu (gpu.js). */
   backend?: string;
+  /** The kernel's log lines (sanitised and bounded on receipt: common/kernel-log.ts boundLogLines). */
+  logs?: string[];
 }
 
 /** Durable-ish state: kernels, results (recorded once per task), and job metadata snapshots. */

@@ -19,7 +19,7 @@ export interface FinalOutcome {
   error?: TaskErrorShape;
   output: Buffer;
   /** Set when the outcome comes from a node's result (first result wins, whichever attempt). */
-  from?: { nodeId: string; attempt: number; runMs: number; backend?: string };
+  from?: { nodeId: string; attempt: number; runMs: number; backend?: string; logs?: string[] };
 }
 
 export class TaskStates {
@@ -83,9 +83,10 @@ export class TaskStates {
   }
 
   /** Another attempt if the job allows one, else the task fails with `error`. */
-  async retryOrFail(job: JobRecord, task: TaskRecord, error: TaskErrorShape): Promise<void> {
+  async retryOrFail(job: JobRecord, task: TaskRecord, error: TaskErrorShape, from?: FinalOutcome["from"]): Promise<void> {
     if (task.attempt >= job.maxAttempts) {
-      await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error: { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, output: Buffer.alloc(0) });
+      // `from`: the node's failed last attempt, with what its kernel logged.
+      await this.finishTask(job, task, { state: "TASK_STATE_FAILED", error: { code: error.code, message: `${error.message} (after ${task.attempt} attempts)` }, output: Buffer.alloc(0), ...(from ? { from } : {}) });
       return;
     }
     this.requeue(job, task, false, error);
@@ -168,6 +169,7 @@ export class TaskStates {
       attempt: from?.attempt ?? task.attempt,
       runMs: from?.runMs ?? task.runMs,
       ...((from?.backend ?? task.backend) ? { backend: (from?.backend ?? task.backend)! } : {}),
+      ...(from?.logs && from.logs.length > 0 ? { logs: from.logs } : {}),
     };
     return this.durable.run("a task result", { jobId: job.id, task: task.index }, () => this.ctx.store.recordResult(job.id, result));
   }
@@ -180,7 +182,7 @@ export class TaskStates {
       state: r.state,
       output: r.output,
       ...(r.error ? { error: r.error } : {}),
-      from: { nodeId: r.nodeId, attempt: r.attempt, runMs: r.runMs, ...(r.backend ? { backend: r.backend } : {}) },
+      from: { nodeId: r.nodeId, attempt: r.attempt, runMs: r.runMs, ...(r.backend ? { backend: r.backend } : {}), ...(r.logs ? { logs: r.logs } : {}) },
     };
   }
 

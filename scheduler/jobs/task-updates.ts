@@ -3,6 +3,7 @@
 // unfinished tasks are retried elsewhere), and a client's cancel.
 import { failedPrecondition } from "../../common/errors.js";
 import { codeOf, isRetryable } from "../../common/task-errors.js";
+import { boundLogLines } from "../../common/kernel-log.js";
 import type { TaskUpdate } from "../../common/types.js";
 import { isTerminalJob, isTerminalTask, taskKeyOf, type JobRecord, type TaskErrorShape, type TaskStateName } from "../model.js";
 import type { NodeEntry } from "../registry.js";
@@ -57,12 +58,15 @@ export class TaskUpdates {
       }
       return;
     }
+    // The kernel's log, bounded and sanitised again here: the store keeps no more than any agent may send.
+    const logs = boundLogLines(u.logs);
+    const withLogs = logs.length > 0 ? { logs } : {};
     if (state === "TASK_STATE_SUCCEEDED") {
       // The first result wins even if it comes from an earlier attempt whose node we had given up on.
       await this.states.finishTask(job, task, {
         state: "TASK_STATE_SUCCEEDED",
         output: u.output,
-        from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...(u.backend ? { backend: u.backend } : {}) },
+        from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...(u.backend ? { backend: u.backend } : {}), ...withLogs },
       });
       return;
     }
@@ -79,9 +83,9 @@ export class TaskUpdates {
     }
     const error: TaskErrorShape = { code: codeOf(u.error), message: u.error?.message || "task failed" };
     if (!isRetryable(error.code)) {
-      await this.states.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs } });
+      await this.states.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...withLogs } });
     } else {
-      await this.states.retryOrFail(job, task, error);
+      await this.states.retryOrFail(job, task, error, { nodeId, attempt: u.attempt, runMs: u.runMs, ...withLogs });
     }
   }
 

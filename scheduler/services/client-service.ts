@@ -255,6 +255,7 @@ export function clientHandlers(
           attempt: r.attempt,
           runMs: r.runMs,
           backend: r.backend ?? "",
+          logs: r.logs ?? [],
         })),
       };
     }),

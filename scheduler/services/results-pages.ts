@@ -2,6 +2,7 @@
 // 4 MiB receive limit can read every result of any job.
 import { invalidArgument } from "../../common/errors.js";
 import type { StoredResult } from "../backends/types.js";
+import { logBytes } from "../../common/kernel-log.js";
 
 /** Below gRPC's default 4 MiB receive limit, with room for the message's own framing. */
 export const RESULTS_PAGE_BYTES = 3 * 1024 * 1024;
@@ -17,7 +18,7 @@ export interface ResultsPage {
 
 /** The bytes a result takes in a GetResultsResponse, near enough to keep a page under its budget. */
 function resultWireBytes(r: StoredResult): number {
-  return r.output.byteLength + r.nodeId.length + (r.error ? JSON.stringify(r.error).length : 0) + RESULT_OVERHEAD_BYTES;
+  return r.output.byteLength + r.nodeId.length + (r.error ? JSON.stringify(r.error).length : 0) + logBytes(r.logs) + RESULT_OVERHEAD_BYTES;
 }
 
 /** A page token names where the next page starts and where the requested range ends. */

@@ -8,7 +8,7 @@ import { buildKernel } from "../../kernels/toolchain/build.js";
 
 const outDir = mkdtempSync(path.join(os.tmpdir(), "distx-fixtures-"));
 
-export async function fixtureKernel(name: "trap" | "trap_line" | "trap_html" | "spin" | "hog" | "echo" | "shared_echo" | "abi_v1" | "grow_direct"): Promise<Uint8Array> {
+export async function fixtureKernel(name: "trap" | "trap_line" | "trap_html" | "spin" | "hog" | "echo" | "shared_echo" | "abi_v1" | "grow_direct" | "log"): Promise<Uint8Array> {
   const { wasmPath } = await buildKernel(path.join(repoRoot(), "test", "fixtures", "kernels", `${name}.ts`), { outDir });
   return readFile(wasmPath);
 }

@@ -101,6 +101,17 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
     expect(await store.getResults(job, 3, 5)).toHaveLength(1); // indexes 3..7
   });
 
+  it("keeps a result's kernel log lines, a failed task's too", async () => {
+    const job = `job-${randomUUID()}`;
+    const logs = ["hello é \\x1b", "[distx] log cap reached (4096 bytes, 100 lines per task): dropped 1 more line(s), 9 byte(s)"];
+    await store.recordResult(job, { ...result(0, "n", "out"), logs });
+    await store.recordResult(job, { ...result(1, "n", ""), state: "TASK_STATE_FAILED", error: { code: "TRAP", message: "kernel trapped" }, logs: ["about to trap"] });
+    await store.recordResult(job, result(2, "n", "quiet"));
+    const got = await store.getResults(job, 0, 10);
+    expect(got.map((r) => r.logs)).toEqual([logs, ["about to trap"], undefined]);
+    expect(got[1]!.error?.code).toBe("TRAP");
+  });
+
   it("keeps unfinished jobs' inputs and metadata until they finish", async () => {
     const job = `job-${randomUUID()}`;
     const inputs = [Buffer.from("x"), Buffer.alloc(0), Buffer.from([1, 2, 3])];
