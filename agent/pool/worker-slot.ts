@@ -9,6 +9,7 @@ import { Worker } from "node:worker_threads";
 import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest, type RunResponse, type ToWorker } from "./messages.js";
 import type { WorkerPipeline } from "./pipelining.js";
 import type { PoolResult, PoolTask, TaskFailure } from "./types.js";
+import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 
 /** A task accepted by the pool, from run() until it is settled. */
 export interface Pending {
@@ -70,6 +71,7 @@ export interface SlotOptions {
   maxOldGenerationSizeMb: number;
   speedFactor: number;
   replyHoldMs: number;
+  memoryPool: MemoryPoolOptions;
 }
 
 export class WorkerSlot implements WorkerPipeline {
@@ -103,7 +105,7 @@ export class WorkerSlot implements WorkerPipeline {
     this.worker = new Worker(entry.source, {
       eval: entry.eval,
       resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb },
-      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs },
+      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs, memoryPool: options.memoryPool },
       stdout: false,
       stderr: false,
     });
