@@ -51,7 +51,14 @@ class MeasuringMemoryPool extends MemoryPool {
     super.release(memory, maximumPages);
   }
 }
-const memoryPool = new MeasuringMemoryPool(data.memoryPool);
+// Zeroing a kept memory waits until the replies are posted: a large task's next one comes a
+// message round trip later, time the worker would spend idle (acquire() zeroes it if not yet).
+const memoryPool = new MeasuringMemoryPool({ ...data.memoryPool, deferZeroing: true });
+let scrubbing = false;
+const scrub = () => {
+  scrubbing = false;
+  memoryPool.scrub();
+};
 if (!parentPort) throw new Error("kernel-worker must run in a worker thread");
 const port = parentPort;
 
@@ -74,6 +81,10 @@ port.on("message", (msg: ToWorker) => {
     }
   } else run(msg);
   send();
+  if (memoryPool.dirty > 0 && !scrubbing) {
+    scrubbing = true;
+    setImmediate(scrub);
+  }
 });
 
 function run(req: RunRequest): void {

@@ -13,12 +13,20 @@ export interface MemoryPoolOptions {
   maxTotalBytes?: number;
   /** A memory bigger than this is never kept. Default 128 MiB. */
   maxBytes?: number;
+  /**
+   * Keep a given-back memory dirty and zero it later: in scrub() (a worker calls it once its
+   * replies are posted, while it waits for the next message) or, at the latest, in acquire()
+   * before anything else sees it. Default false: zeroed in release().
+   */
+  deferZeroing?: boolean;
 }
 
 interface Kept {
   memory: WebAssembly.Memory;
   maximumPages: number;
   pages: number;
+  /** Not zeroed since its last task: acquire() and scrub() zero it. */
+  dirty: boolean;
 }
 
 /** floor(log2(pages)): memories of class c have 2^c to 2^(c+1)-1 pages. */
@@ -38,6 +46,8 @@ export class MemoryPool {
   readonly maxCount: number;
   readonly maxTotalBytes: number;
   readonly maxBytes: number;
+  private readonly deferZeroing: boolean;
+  private dirtyCount = 0;
   /** Memories handed out again instead of allocated. */
   reused = 0;
   /** Memories allocated because none of the right shape was kept. */
@@ -49,6 +59,31 @@ export class MemoryPool {
     this.maxCount = bound("maxCount", options.maxCount ?? 8);
     this.maxTotalBytes = bound("maxTotalBytes", options.maxTotalBytes ?? 256 * 2 ** 20);
     this.maxBytes = bound("maxBytes", options.maxBytes ?? 128 * 2 ** 20);
+    this.deferZeroing = options.deferZeroing ?? false;
+  }
+
+  /** How many kept memories still hold their last task's bytes (deferZeroing only). */
+  get dirty(): number {
+    return this.dirtyCount;
+  }
+
+  /** Zeroes every kept memory that is still dirty; returns how many it zeroed. */
+  scrub(): number {
+    if (this.dirtyCount === 0) return 0;
+    let n = 0;
+    for (const k of this.kept) if (k.dirty) this.clean(k), n++;
+    return n;
+  }
+
+  private clean(k: Kept): void {
+    new Uint8Array(k.memory.buffer).fill(0);
+    k.dirty = false;
+    this.dirtyCount--;
+  }
+
+  private drop(k: Kept): void {
+    this.keptBytes -= k.pages * WASM_PAGE_BYTES;
+    if (k.dirty) this.dirtyCount--;
   }
 
   /** How many memories are kept now. */
@@ -70,10 +105,12 @@ export class MemoryPool {
       if (best < 0 || k.pages < this.kept[best]!.pages) best = i;
     }
     if (best >= 0) {
-      const [k] = this.kept.splice(best, 1);
-      this.keptBytes -= k!.pages * WASM_PAGE_BYTES;
+      const k = this.kept[best]!;
+      if (k.dirty) this.clean(k);
+      this.kept.splice(best, 1);
+      this.drop(k);
       this.reused++;
-      return k!.memory;
+      return k.memory;
     }
     this.created++;
     return new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages });
@@ -81,10 +118,11 @@ export class MemoryPool {
 
   /**
    * Takes back a memory a task is done with (whatever happened to the task, traps included). It
-   * is kept only if it fits the bounds, and then zeroed whole: the bytes and the size are all the
-   * state a Memory has, instantiation re-initialises the module's globals and data segments, and
-   * the kernel could have written anywhere below its size (a bump allocator's top bounds nothing a
-   * hostile kernel does), so nothing less than all of it can be trusted to be clean.
+   * is kept only if it fits the bounds, and zeroed whole (now, or with deferZeroing before it is
+   * handed out again): the bytes and the size are all the state a Memory has, instantiation
+   * re-initialises the module's globals and data segments, and the kernel could have written
+   * anywhere below its size (a bump allocator's top bounds nothing a hostile kernel does), so
+   * nothing less than all of it can be trusted to be clean.
    */
   release(memory: WebAssembly.Memory, maximumPages: number): void {
     const bytes = memory.buffer.byteLength;
@@ -93,13 +131,14 @@ export class MemoryPool {
       return;
     }
     while (this.kept.length >= this.maxCount || this.keptBytes + bytes > this.maxTotalBytes) {
-      const old = this.kept.shift()!;
-      this.keptBytes -= old.pages * WASM_PAGE_BYTES;
+      this.drop(this.kept.shift()!);
       this.dropped++;
     }
-    new Uint8Array(memory.buffer).fill(0);
-    this.kept.push({ memory, maximumPages, pages: bytes / WASM_PAGE_BYTES });
+    const k: Kept = { memory, maximumPages, pages: bytes / WASM_PAGE_BYTES, dirty: true };
+    this.kept.push(k);
     this.keptBytes += bytes;
+    this.dirtyCount++;
+    if (!this.deferZeroing) this.clean(k);
   }
 }
 

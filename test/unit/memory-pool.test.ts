@@ -5,6 +5,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { WorkerPool } from "../../agent/pool/worker-pool.js";
 import { MemoryPool } from "../../agent/wasm/memory-pool.js";
 import { KernelRunError, runWasmKernel } from "../../agent/wasm/run-kernel.js";
 import { compileWasmKernel } from "../../common/kernel-abi.js";
@@ -87,7 +88,36 @@ describe("memory pool size classes", () => {
   });
 });
 
-describe("a reused memory holds nothing of an earlier task", () => {
+describe("deferred zeroing", () => {
+  it("keeps a given-back memory dirty until scrub(), and never hands out a dirty one", () => {
+    const pool = new MemoryPool({ deferZeroing: true });
+    const [a, b] = [memory(2), memory(2)];
+    new Uint8Array(a.buffer).fill(0xee);
+    new Uint8Array(b.buffer).fill(0xee);
+    pool.release(a, 256);
+    pool.release(b, 256);
+    expect(pool.dirty).toBe(2);
+    expect(allZero(a)).toBe(false);
+    // Handed out before any scrub: zeroed on the way out.
+    const got = pool.acquire(2, 256);
+    expect(allZero(got)).toBe(true);
+    expect(pool.dirty).toBe(1);
+    expect(pool.scrub()).toBe(1);
+    expect(pool.dirty).toBe(0);
+    expect(allZero(a) && allZero(b)).toBe(true);
+    expect(pool.scrub()).toBe(0);
+  });
+
+  it("forgets a dirty memory it drops to make room", () => {
+    const pool = new MemoryPool({ deferZeroing: true, maxCount: 1 });
+    pool.release(memory(1), 256);
+    pool.release(memory(1), 256);
+    expect(pool).toMatchObject({ size: 1, dirty: 1, dropped: 1 });
+    expect(pool.scrub()).toBe(1);
+  });
+});
+
+describe.each([false, true])("a reused memory holds nothing of an earlier task (deferZeroing %s)", (deferZeroing) => {
   let scribble: WebAssembly.Module;
   let hog: WebAssembly.Module;
   beforeAll(async () => {
@@ -120,7 +150,7 @@ describe("a reused memory holds nothing of an earlier task", () => {
     ["hit its memory cap", input(0), "MEMORY_LIMIT"],
   ] as const) {
     it(`after a task that ${what}, the next one of that size class sees only zeros`, () => {
-      const pool = new MemoryPool();
+      const pool = new MemoryPool({ deferZeroing });
       const run = (bytes: Uint8Array, kernel = scribble) => runWasmKernel(kernel, bytes, { memoryLimitBytes: CAP, memoryPool: pool });
       if (expectError === undefined) expect(scan(run(first)).nonZero).toBe(0);
       else if (expectError === "MEMORY_LIMIT") {
@@ -149,4 +179,31 @@ describe("a reused memory holds nothing of an earlier task", () => {
       expect(r.scanned).toBeGreaterThan(keptBytes - 4 * MiB - PAGE);
     });
   }
+});
+
+describe("in a pool's worker (zeroing deferred to its idle time)", () => {
+  it("a task after a grown, scribbled and trapped one sees only zeros, and reports the memory it asked for", async () => {
+    const outDir = await mkdtemp(path.join(os.tmpdir(), "distx-scribble-"));
+    const { wasmPath } = await buildKernel(path.join(repoRoot(), "test", "fixtures", "kernels", "scribble.ts"), { outDir });
+    const scribble = await compileWasmKernel(await readFile(wasmPath));
+    const pool = new WorkerPool({ size: 1, memoryPool: { maxCount: 2 } });
+    try {
+      const task = (extra: number, trap: number, pad: number) => {
+        const input = new Uint8Array(8 + pad);
+        new DataView(input.buffer).setUint32(0, extra, true);
+        new DataView(input.buffer).setUint32(4, trap, true);
+        return pool.run({ kernelId: "scribble", module: scribble, input, timeoutMs: 30_000, memoryLimitBytes: 8 * MiB }).promise;
+      };
+      for (let round = 0; round < 3; round++) {
+        await expect(task(5 * MiB, 1, 0)).rejects.toThrow(/scribbled, then trapped/);
+        const r = await task(0, 0, 4 * MiB);
+        expect(new DataView(r.output.buffer, r.output.byteOffset).getUint32(0, true)).toBe(0);
+        // It was handed the bigger memory the trapped task grew, but asked for 4 MiB and a little.
+        expect(r.memoryBytes).toBe(Math.ceil((4 * MiB + 8 + 2 * PAGE) / PAGE) * PAGE);
+        expect(new DataView(r.output.buffer, r.output.byteOffset).getUint32(4, true)).toBeGreaterThan(5 * MiB - 4 * MiB);
+      }
+    } finally {
+      await pool.close();
+    }
+  });
 });
