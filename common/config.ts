@@ -224,6 +224,11 @@ export const agentConfigSchema = z
     maxMemoryLimitMb: int(1, 65_536).default(2048),
     /** Blobs fetched from the scheduler (inputs by reference, shared inputs) kept by sha256, least recently used dropped first, in MiB. */
     blobCacheMb: int(1, 1_048_576).default(1024),
+    /**
+     * Each kernel worker keeps the linear memories of its last tasks, zeroed, up to this many MiB
+     * (agent/wasm/memory-pool.ts): a reused memory saves the page faults of a fresh one. 0 keeps none.
+     */
+    memoryPoolMb: int(0, 1_048_576).default(256),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),
