@@ -2,8 +2,9 @@
 // to create but every page of it faults on first touch (bench/results/kernels.md: ~24 ms for the
 // 12 MiB a 4 MiB saxpy needs, against 0.17 ms of kernel): a warm memory of the right size saves
 // all of that. Grown memories come back too (their grown size is the point: the next task of that
-// kernel needs no memory.grow). Bounded by count and by bytes; each kept memory is zeroed when it
-// comes back, whole, so the next task cannot see anything of the last one (see release()).
+// kernel needs no memory.grow). Bounded by count and by bytes; each kept memory is zeroed whole
+// when it comes back (or, deferZeroing, before it is handed out again), so the next task cannot
+// see anything of the last one (see release()).
 import { WASM_PAGE_BYTES } from "../../common/kernel-abi.js";
 
 export interface MemoryPoolOptions {

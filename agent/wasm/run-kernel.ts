@@ -2,7 +2,7 @@
 // A fresh instance per task means no state leaks between tasks or tenants; instantiating a
 // compiled module costs tens of microseconds, far less than any real task. The linear memory
 // may come from a MemoryPool (memory-pool.ts): memories are kept by size class, grown ones too,
-// and zeroed whole when a task gives them back, which saves the page faults of a fresh memory
+// and zeroed whole before a later task gets them, which saves the page faults of a fresh memory
 // (they dominate the whole task: bench/results/kernels.md). A zeroed memory with the same cap
 // holds nothing of the last task, and instantiation re-initialises globals and data segments.
 // The copies are the two the ABI needs: the input once into linear memory, straight from the
