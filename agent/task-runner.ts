@@ -52,7 +52,7 @@ export class TaskRunner {
     // Reserved cores are the host's: fewer workers, never none.
     const cores = os.availableParallelism();
     const workers = Math.max(1, Math.min(config.workers || cores, cores - config.reserveCores));
-    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor });
+    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor, memoryPool: { maxTotalBytes: config.memoryPoolMb * 1024 * 1024 } });
     this.modules = new ModuleCache(fetchKernel);
     this.gpu = new GpuSupport(
       { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },

@@ -1,12 +1,14 @@
 // A kernel worker thread: keeps compiled modules by kernel id and runs one task at a time, in
 // the order the pool sent them (the pool may have several in flight: it pipelines tiny tasks),
-// each in a fresh instance with a capped memory (a zeroed one reused from the last tasks when it
-// is small). Replies go back several at a time (per-message costs dominate tiny tasks): at the
-// end of each message's tasks, or sooner once the oldest unsent one has waited replyHoldMs.
+// each in a fresh instance with a capped memory (a zeroed one of its size class reused from the
+// last tasks, grown ones included: memory-pool.ts). Replies go back several at a time (per-message
+// costs dominate tiny tasks): at the end of each message's tasks, or sooner once the oldest unsent
+// one has waited replyHoldMs.
 // Which task is running now is in memory shared with the pool (WorkerActivity), so a timeout or a
 // cancel still stops exactly the right one. Large outputs are transferred, not copied.
 import { parentPort, workerData } from "node:worker_threads";
-import { KernelRunError, MemoryPool, runWasmKernel } from "../wasm/run-kernel.js";
+import { MemoryPool, type MemoryPoolOptions } from "../wasm/memory-pool.js";
+import { KernelRunError, runWasmKernel } from "../wasm/run-kernel.js";
 import { KernelLog } from "../../common/kernel-log.js";
 import { LogMirror } from "./log-mirror.js";
 import { useOptimizingWasmTier } from "../wasm/tier.js";
@@ -14,7 +16,7 @@ import { epochMs, WorkerActivity, type RunRequest, type RunResponse, type ToWork
 
 useOptimizingWasmTier();
 
-const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number; logMirror?: SharedArrayBuffer };
+const data = workerData as { speedFactor?: number; activity: SharedArrayBuffer; replyHoldMs: number; logMirror?: SharedArrayBuffer; memoryPool?: MemoryPoolOptions };
 const activity = new WorkerActivity(data.activity);
 /** The running task's log, readable by the pool if this worker is stopped mid-task (a timeout). */
 const logMirror = data.logMirror ? new LogMirror(data.logMirror) : undefined;
@@ -33,15 +35,34 @@ const stretch = (started: number) => {
 };
 
 const modules = new Map<string, WebAssembly.Module>();
-/** Notes each task's memory size as run-kernel gives the memory back (linear memory only grows: its peak). */
+/**
+ * Notes the memory each task needed as run-kernel gives it back: its size if the task grew it
+ * (linear memory only grows: the peak), else what the task asked for (a reused memory may be bigger).
+ */
 class MeasuringMemoryPool extends MemoryPool {
   lastBytes = 0;
-  override release(memory: WebAssembly.Memory, initialPages: number, maximumPages: number): void {
-    this.lastBytes = memory.buffer.byteLength;
-    super.release(memory, initialPages, maximumPages);
+  private asked = 0;
+  private handed = 0;
+  override acquire(initialPages: number, maximumPages: number): WebAssembly.Memory {
+    const memory = super.acquire(initialPages, maximumPages);
+    this.asked = initialPages * 65536;
+    this.handed = memory.buffer.byteLength;
+    return memory;
+  }
+  override release(memory: WebAssembly.Memory, maximumPages: number): void {
+    const bytes = memory.buffer.byteLength;
+    this.lastBytes = bytes > this.handed ? bytes : this.asked;
+    super.release(memory, maximumPages);
   }
 }
-const memoryPool = new MeasuringMemoryPool();
+// Zeroing a kept memory waits until the replies are posted: a large task's next one comes a
+// message round trip later, time the worker would spend idle (acquire() zeroes it if not yet).
+const memoryPool = new MeasuringMemoryPool({ ...data.memoryPool, deferZeroing: true });
+let scrubbing = false;
+const scrub = () => {
+  scrubbing = false;
+  memoryPool.scrub();
+};
 if (!parentPort) throw new Error("kernel-worker must run in a worker thread");
 const port = parentPort;
 
@@ -64,6 +85,10 @@ port.on("message", (msg: ToWorker) => {
     }
   } else run(msg);
   send();
+  if (memoryPool.dirty > 0 && !scrubbing) {
+    scrubbing = true;
+    setImmediate(scrub);
+  }
 });
 
 function run(req: RunRequest): void {

@@ -1,5 +1,6 @@
 // The worker pool's public shapes and its one error type, in a module of their own: the GPU
 // side, the kernel-module cache and the scheduler link use TaskFailure too, without the pool.
+import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
 
 export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "OUTPUT_TOO_LARGE" | "INTERNAL";
@@ -38,7 +39,10 @@ export interface PoolResult {
   output: Buffer;
   runMs: number;
   waitMs: number;
-  /** WebAssembly tasks: the size their linear memory had grown to when they ended (it never shrinks: the peak). */
+  /**
+   * WebAssembly tasks: the linear memory the task needed: the size it had grown to when it ended
+   * if it grew, else the size it asked for (a reused memory may have been handed out bigger).
+   */
   memoryBytes?: number;
   /** The kernel's log lines (sanitised, capped), when it logged. */
   logs?: string[];
@@ -68,6 +72,11 @@ export interface WorkerPoolOptions {
    * (default 1 ms); it always answers once the tasks of one message are done.
    */
   replyHoldMs?: number;
+  /**
+   * Bounds of each worker's pool of reused linear memories (agent/wasm/memory-pool.ts): most
+   * memories, most bytes in all, biggest one kept. Defaults 8, 256 MiB, 128 MiB per worker.
+   */
+  memoryPool?: MemoryPoolOptions;
 }
 
 export interface PoolStats {

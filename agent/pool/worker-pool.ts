@@ -49,7 +49,7 @@ export class WorkerPool extends EventEmitter {
     const maxDepth = options.maxPipelineDepth ?? DEFAULT_MAX_PIPELINE_DEPTH;
     if (!Number.isInteger(maxDepth) || maxDepth < 1) throw new RangeError(`maxPipelineDepth must be ≥ 1, got ${maxDepth}`);
     this.depths = new KernelDepths(maxDepth);
-    this.slotOptions = { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 128, speedFactor: options.speedFactor ?? 1, replyHoldMs: options.replyHoldMs ?? 1 };
+    this.slotOptions = { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 128, speedFactor: options.speedFactor ?? 1, replyHoldMs: options.replyHoldMs ?? 1, memoryPool: options.memoryPool ?? {} };
     for (let i = 0; i < options.size; i++) this.slots.push(this.spawn());
   }
 

@@ -10,6 +10,7 @@ import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest
 import type { WorkerPipeline } from "./pipelining.js";
 import type { PoolResult, PoolTask, TaskFailure } from "./types.js";
 import { LogMirror } from "./log-mirror.js";
+import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 
 /** A task accepted by the pool, from run() until it is settled. */
 export interface Pending {
@@ -71,6 +72,7 @@ export interface SlotOptions {
   maxOldGenerationSizeMb: number;
   speedFactor: number;
   replyHoldMs: number;
+  memoryPool: MemoryPoolOptions;
 }
 
 export class WorkerSlot implements WorkerPipeline {
@@ -106,7 +108,7 @@ export class WorkerSlot implements WorkerPipeline {
     this.worker = new Worker(entry.source, {
       eval: entry.eval,
       resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb },
-      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs, logMirror: this.logMirror.buffer },
+      workerData: { speedFactor: options.speedFactor, activity: this.activity.buffer, replyHoldMs: options.replyHoldMs, logMirror: this.logMirror.buffer, memoryPool: options.memoryPool },
       stdout: false,
       stderr: false,
     });

@@ -1,14 +1,19 @@
 // Runs one task of a WebAssembly kernel in a fresh instance with a capped memory.
 // A fresh instance per task means no state leaks between tasks or tenants; instantiating a
 // compiled module costs tens of microseconds, far less than any real task. The linear memory
-// may come from a MemoryPool: a small memory that did not grow is zeroed after its task and
-// handed to a later task, which saves the allocation (and the GC of the old one) that
-// dominate tiny tasks. A zeroed memory of the same size is indistinguishable from a fresh one,
-// and instantiation re-initialises the module's globals and data segments.
+// may come from a MemoryPool (memory-pool.ts): memories are kept by size class, grown ones too,
+// and zeroed whole before a later task gets them, which saves the page faults of a fresh memory
+// (they dominate the whole task: bench/results/kernels.md). A zeroed memory with the same cap
+// holds nothing of the last task, and instantiation re-initialises globals and data segments.
+// The copies are the two the ABI needs: the input once into linear memory, straight from the
+// bytes the caller holds, and the output once into a fresh ArrayBuffer the caller can transfer.
 import { ABI_EXPORTS, ABI_VERSIONS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
 import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 import { formatLocation, trapLocation } from "../../common/kernel-srcmap.js";
 import type { KernelLog } from "../../common/kernel-log.js";
+import type { MemoryPool } from "./memory-pool.js";
+
+export { MemoryPool, type MemoryPoolOptions } from "./memory-pool.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -35,70 +40,6 @@ export interface RunKernelOptions {
   /** Where env.log(ptr, len) writes (capped and sanitised there); read it after the run, trap or not. Without one, lines are checked and dropped. */
   log?: KernelLog;
 }
-
-export interface MemoryPoolOptions {
-  /** Most memories kept per (initial, maximum) pair. Default 4. */
-  perKey?: number;
-  /** Most memories kept in all. Default 16 (each one reserves a large range of address space). */
-  total?: number;
-  /** Memories bigger than this are never kept. Default 1 MiB. */
-  maxBytes?: number;
-}
-
-/**
- * Zeroed linear memories kept for reuse, keyed by (initial pages, maximum pages). Only a memory
- * still at its initial size comes back (a grown one could not be told apart from a bigger key
- * and is usually a big one anyway), and it is zeroed before it is kept.
- */
-export class MemoryPool {
-  private readonly free = new Map<number, WebAssembly.Memory[]>();
-  private readonly perKey: number;
-  private readonly total: number;
-  private readonly maxBytes: number;
-  private kept = 0;
-  /** Memories handed out again instead of allocated. */
-  reused = 0;
-  /** Memories allocated because none of the right shape was kept. */
-  created = 0;
-
-  constructor(options: MemoryPoolOptions = {}) {
-    this.perKey = options.perKey ?? 4;
-    this.total = options.total ?? 16;
-    this.maxBytes = options.maxBytes ?? 1 << 20;
-  }
-
-  /** How many memories are kept now. */
-  get size(): number {
-    return this.kept;
-  }
-
-  acquire(initialPages: number, maximumPages: number): WebAssembly.Memory {
-    const memory = this.free.get(key(initialPages, maximumPages))?.pop();
-    if (memory) {
-      this.kept--;
-      this.reused++;
-      return memory;
-    }
-    this.created++;
-    return new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages });
-  }
-
-  /** Takes back a memory a task is done with: keeps it zeroed if it is small and did not grow, else drops it. */
-  release(memory: WebAssembly.Memory, initialPages: number, maximumPages: number): void {
-    const bytes = initialPages * WASM_PAGE_BYTES;
-    if (memory.buffer.byteLength !== bytes || bytes > this.maxBytes || this.kept >= this.total) return;
-    const k = key(initialPages, maximumPages);
-    let list = this.free.get(k);
-    if (!list) this.free.set(k, (list = []));
-    if (list.length >= this.perKey) return;
-    new Uint8Array(memory.buffer).fill(0);
-    list.push(memory);
-    this.kept++;
-  }
-}
-
-// Both page counts are at most 65536, so this is exact.
-const key = (initialPages: number, maximumPages: number) => initialPages * 65537 + maximumPages;
 
 interface KernelExports {
   distx_abi_version(): number;
@@ -139,9 +80,8 @@ export function runWasmKernel(module: WebAssembly.Module, input: Uint8Array, opt
     return runIn(module, memory, maximumPages, input, entry, options);
   } finally {
     // Given back whatever happened, traps and failed instantiations included: release() zeroes
-    // every byte and keeps only a memory still at its initial size, and the bytes and the size
-    // are all the state a Memory has, so nothing of this task can reach the next one.
-    pool?.release(memory, initialPages, maximumPages);
+    // every byte of a memory it keeps, so nothing of this task can reach the next one.
+    pool?.release(memory, maximumPages);
   }
 }
 

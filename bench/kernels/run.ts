@@ -357,7 +357,7 @@ async function main(): Promise<void> {
       machine: m,
       method: {
         wasm: "AssemblyScript -O3 --runtime stub --importMemory --enable simd; V8 --no-liftoff (verified with %IsLiftoffFunction); direct instance, fresh per repetition over one reused pre-sized memory holding the input (copied once); only the distx_run call is timed (no copies)",
-        runWasmKernel: "agent/wasm/run-kernel.ts end to end: instantiate with a fresh capped memory, copy input in, run, copy output out",
+        runWasmKernel: "agent/wasm/run-kernel.ts end to end without a memory pool: instantiate with a fresh capped memory, copy input in, run, copy output out (an agent's workers reuse memories: bench/kernels/copy-path.ts)",
         js: "kernels/reference/<name>.ts reference(input), including its output allocation",
         gcc: "bench/kernels/c/kernels.c, gcc -O2 (x86-64 baseline: SSE2, no FMA), same algorithms via GCC vector extensions, same data, clock_gettime(CLOCK_MONOTONIC)",
         gccNative: "same C at -O3 -march=native, for context only (not used in the ratios)",
@@ -374,7 +374,11 @@ async function main(): Promise<void> {
       return;
     }
     await writeFile(path.join(outDir, `kernels${suffix}.json`), JSON.stringify(report, null, 2) + "\n");
-    await writeFile(path.join(outDir, `kernels${suffix}.md`), markdown(report));
+    const mdPath = path.join(outDir, `kernels${suffix}.md`);
+    // The "Copy path" section is written by bench/kernels/copy-path.ts: keep it.
+    const old = existsSync(mdPath) ? await readFile(mdPath, "utf8") : "";
+    const copyPath = /<!-- copy-path:start -->[\s\S]*<!-- copy-path:end -->\n?/.exec(old)?.[0];
+    await writeFile(mdPath, markdown(report) + (copyPath ? `\n${copyPath}` : ""));
     console.log(`wrote bench/results/kernels${suffix}.json and .md`);
     if (!summary.allChecksOk) process.exitCode = 1;
   } finally {
@@ -468,7 +472,7 @@ function notes(kernels: KernelResult[], s: { goals: Record<string, { met: boolea
   out.push("- montecarlo_pi is a serial dependency chain on 64-bit integer ops; mandelbrot is float64 with f64x2.");
   out.push("- Plain JS gemm is the naive i-k-j loop, so JS/gcc there mostly measures the algorithm, not the language.");
   out.push(
-    "- The runWasmKernel column is what an agent pays per task: for large inputs it is dominated by creating a fresh memory, page faults and the copies in and out (histogram's 16 MiB input), not by the kernel.",
+    "- The runWasmKernel column is the whole task with a fresh memory each time (no memory pool): for large inputs it is dominated by the page faults of that memory and the copies in and out (histogram's 16 MiB input), not by the kernel. An agent's workers reuse memories: see *Copy path* below (bench/kernels/copy-path.ts).",
   );
   const slow = kernels.filter((r) => r.ratios.wasmOverGcc > 1.3).map((r) => `${r.name} (${r.ratios.wasmOverGcc.toFixed(2)})`);
   if (slow.length) out.push(`- Kernels slower than 1.3× gcc in this run: ${slow.join(", ")}.`);

@@ -18,6 +18,12 @@ describe("configuration", () => {
     expect(c.calibrate).toBe(true);
   });
 
+  it("bounds the kernel workers' memory pool: 256 MiB unless set, 0 keeps none, never negative", () => {
+    expect(loadConfig(agentConfigSchema, { section: "agent", env: {} }).memoryPoolMb).toBe(256);
+    expect(loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_MEMORY_POOL_MB: "0" } }).memoryPoolMb).toBe(0);
+    expect(() => loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_MEMORY_POOL_MB: "-1" } })).toThrow(/memoryPoolMb/);
+  });
+
   it("parses labels and booleans from env", () => {
     const c = loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_LABELS: "zone=b,tier=gpu", DISTX_CALIBRATE: "false" } });
     expect(c.labels).toEqual({ zone: "b", tier: "gpu" });
