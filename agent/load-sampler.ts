@@ -2,6 +2,11 @@
 // os.cpus() and memory from os.totalmem/freemem. On Linux the CPU figures cover only the cores
 // in the process's affinity mask (taskset, cgroup cpusets), re-read at every sample, so an
 // agent pinned to some cores reports the load on those cores — what its kernels compete with.
+// CPU time of niced processes (nice > 0, /proc/stat's "nice" column) counts as idle while the
+// agent itself runs at normal priority: such work yields to its kernels (the scheduler gives a
+// nice-19 thread about 1/70 of a core against one of ours), so it neither slows them nor is the
+// owner's foreground work to make way for. BOINC leaves low-priority processes out of its
+// "non-BOINC CPU usage" the same way. A niced agent competes with niced work, so it counts it.
 import { readFileSync } from "node:fs";
 import os from "node:os";
 
@@ -22,17 +27,27 @@ function allowedCpus(): number[] | undefined {
   }
 }
 
+/** Whether this process runs niced (its main thread's nice value; the kernel workers inherit it). */
+function agentNiced(): boolean {
+  try {
+    return os.getPriority() > 0;
+  } catch {
+    return false;
+  }
+}
+
 export class CpuSampler {
   private last = this.read();
 
   private read(): { idle: number; total: number; own: number; at: number; cores: number } {
     const cpus = os.cpus();
+    const niced = agentNiced();
     const allowed = allowedCpus()?.filter((i) => i < cpus.length) ?? cpus.map((_, i) => i);
     let idle = 0;
     let total = 0;
     for (const i of allowed) {
       const t = cpus[i]!.times;
-      idle += t.idle;
+      idle += t.idle + (niced ? 0 : t.nice);
       total += t.user + t.nice + t.sys + t.irq + t.idle;
     }
     const u = process.cpuUsage();

@@ -35,10 +35,14 @@ runner=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-run -a -s "-screen 0 1280x1024x24"); fi
 # The placement end-to-end tests measure how the scheduler reacts to CPU load, so they run on
 # their own after the rest: other test files running beside them would be load they did not plan.
+# So does the sharing test (test/e2e/sharing): it puts a CPU burner on one agent's core and asserts
+# how that agent backs off and gives its queued tasks back. The rolling upgrade (test/e2e/upgrade/
+# rolling.test.ts) runs a job of about a minute across two agent replacements: its margin is how
+# much longer the job runs than starting two agents takes, which other files' load would eat.
 # The short chaos run (test/chaos) also runs on its own: its own broker, Redis, two schedulers and
 # three agents under a nemesis are the whole machine's work for two minutes, and its checker
 # bounds how long nodes may stay DOWN.
-solo=test/e2e/placement.test.ts
+solo=(test/e2e/placement.test.ts test/e2e/sharing/host-load.test.ts test/e2e/upgrade/rolling.test.ts)
 chaos=test/chaos/chaos.test.ts
 # The size-limit tests (test/e2e/limits) assert the scheduler's RSS and drive hundreds of streams that
 # never read against HTTP/2 flow control: other files' processes beside them change both, so
@@ -48,13 +52,13 @@ limits=test/e2e/limits
 # Redis, scheduler and agents, and times how fast nodes go DOWN and come back: it too runs on its
 # own. It needs root (ip netns); as another user it skips itself and says why.
 multihost=test/e2e/multihost
-"${runner[@]}" npx vitest run --exclude "$solo" --exclude "$chaos" --exclude "$limits/**" --exclude "$multihost/**" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
+"${runner[@]}" npx vitest run "${solo[@]/#/--exclude=}" --exclude "$chaos" --exclude "$limits/**" --exclude "$multihost/**" --reporter=default --reporter=json --outputFile.json=test-output/vitest-main.json "$@" || status=$?
 if [ $# -eq 0 ]; then
   # Alone on the machine, the CPU-contention cases are reliable (DISTX_E2E_CONTENTION turns them on).
   # They use no Kafka: the SASL_SSL broker (only the secure-backend tests need it) would be one
   # more JVM taking CPU from the agents whose load they measure, so it stops first.
   bash scripts/kafka-secure.sh down >/dev/null 2>&1 || true
-  DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "$solo" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
+  DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "${solo[@]}" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
   npx vitest run "$limits" --reporter=default --reporter=json --outputFile.json=test-output/vitest-limits.json || status=$?
   npx vitest run "$multihost" --reporter=default --reporter=json --outputFile.json=test-output/vitest-multihost.json || status=$?
   DISTX_CHAOS=1 npx vitest run "$chaos" --reporter=default --reporter=json --outputFile.json=test-output/vitest-chaos.json || status=$?
