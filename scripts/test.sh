@@ -34,7 +34,8 @@ status=0
 runner=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-run -a -s "-screen 0 1280x1024x24"); fi
 # The placement end-to-end tests measure how the scheduler reacts to CPU load, so they run on
-# their own after the rest: other test files running beside them would be load they did not plan.
+# their own after the rest, one file at a time: other test files running beside them would be
+# load they did not plan.
 # So does the sharing test (test/e2e/sharing): it puts a CPU burner on one agent's core and asserts
 # how that agent backs off and gives its queued tasks back. The rolling upgrade (test/e2e/upgrade/
 # rolling.test.ts) runs a job of about a minute across two agent replacements: its margin is how
@@ -58,7 +59,7 @@ if [ $# -eq 0 ]; then
   # They use no Kafka: the SASL_SSL broker (only the secure-backend tests need it) would be one
   # more JVM taking CPU from the agents whose load they measure, so it stops first.
   bash scripts/kafka-secure.sh down >/dev/null 2>&1 || true
-  DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "${solo[@]}" --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
+  DISTX_E2E_CONTENTION=1 "${runner[@]}" npx vitest run "${solo[@]}" --no-file-parallelism --reporter=default --reporter=json --outputFile.json=test-output/vitest-solo.json || status=$?
   npx vitest run "$limits" --reporter=default --reporter=json --outputFile.json=test-output/vitest-limits.json || status=$?
   npx vitest run "$multihost" --reporter=default --reporter=json --outputFile.json=test-output/vitest-multihost.json || status=$?
   DISTX_CHAOS=1 npx vitest run "$chaos" --reporter=default --reporter=json --outputFile.json=test-output/vitest-chaos.json || status=$?
