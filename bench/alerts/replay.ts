@@ -15,6 +15,7 @@ import { PlacementController, type PredictedSaturation, type SaturationWithdrawn
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
+import { TrendDetector } from "../../scheduler/forecast/trend-detector.js";
 
 const STEP_MS = 1000;
 const THRESHOLD = 0.9;
@@ -22,7 +23,7 @@ const THRESHOLD = 0.9;
 export const PLATEAU_STEPS = Number(process.env.DISTX_BENCH_PLATEAU_STEPS ?? 1200);
 
 export interface Settings {
-  bound: "upper" | "mean";
+  bound: "upper" | "mean" | "trend";
   horizonMs: number;
 }
 
@@ -100,12 +101,15 @@ export function replay(series: number[], s: Settings): Outcome {
   let droppedAtStep = -1;
   let worstResolve = 0;
   let afterTheFact = 0;
+  // An independent detector on the same samples: when its condition fails, the controller's must withdraw.
+  const twin = s.bound === "trend" ? new TrendDetector() : undefined;
   for (let i = 0; i < series.length; i++) {
     const u = series[i]!;
     if (u >= THRESHOLD && !over) crossings.push(now);
     over = u >= THRESHOLD;
     const nRaised = raised.length;
     const nWithdrawn = withdrawn.length;
+    twin?.observe(now, u);
     registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
     for (const e of raised.slice(nRaised)) {
       if (e.scope !== "node") continue;
@@ -118,8 +122,12 @@ export function replay(series: number[], s: Settings): Outcome {
       if (droppedAtStep >= 0) worstResolve = Math.max(worstResolve, i - droppedAtStep);
       standing = undefined;
     } else if (standing && droppedAtStep < 0) {
-      const util = controller.strategy.loadModel?.(node.id)?.util;
-      if (util && util.saturationEta(THRESHOLD, s.horizonMs, s.bound) === null) droppedAtStep = i;
+      if (twin) {
+        if (u < THRESHOLD && twin.crossingAt(THRESHOLD, s.horizonMs) === null) droppedAtStep = i;
+      } else {
+        const util = controller.strategy.loadModel?.(node.id)?.util;
+        if (util && s.bound !== "trend" && util.saturationEta(THRESHOLD, s.horizonMs, s.bound) === null) droppedAtStep = i;
+      }
     }
     now += STEP_MS;
   }

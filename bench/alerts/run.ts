@@ -2,6 +2,7 @@
 //   npm run bench:alerts [-- --quick]   writes bench/results/alerts.md (not with --quick)
 // Sizes: DISTX_BENCH_SEEDS (shape seeds per part, default 2), DISTX_BENCH_TRACE_ROWS (rows of each
 // trace half, 1000), DISTX_BENCH_PLATEAU_STEPS (steps of each noisy plateau, 1200),
+// DISTX_BENCH_BOUNDS (upper,mean,trend), DISTX_BENCH_HORIZONS (seconds, 10,15,20);
 // DISTX_BENCH_DEFAULTS=0 skips the held-out table of the scheduler's default settings.
 import { writeFileSync } from "node:fs";
 import os from "node:os";
@@ -20,7 +21,10 @@ const TRACE_ROWS = Number(process.env.DISTX_BENCH_TRACE_ROWS ?? (quick ? 300 : 1
 const EVENTS = ["step", "ramp2", "ramp5", "ramp20", "ramp40"];
 const PLATEAUS = quick ? ["plateau70"] : ["plateau60", "plateau70", "plateau80"];
 const GRID: Settings[] = [];
-for (const bound of ["upper", "mean"] as const) for (const horizonMs of [10_000, 20_000]) GRID.push({ bound, horizonMs });
+/** DISTX_BENCH_BOUNDS / DISTX_BENCH_HORIZONS narrow the grid (long plateaus make each setting cost minutes). */
+const BOUNDS = (process.env.DISTX_BENCH_BOUNDS ?? "upper,mean,trend").split(",") as Settings["bound"][];
+const HORIZONS = (process.env.DISTX_BENCH_HORIZONS ?? "10,15,20").split(",").map((x) => Number(x) * 1000);
+for (const bound of BOUNDS) for (const horizonMs of HORIZONS) GRID.push({ bound, horizonMs });
 const BASELINE_WARN_AT = 0.8;
 
 interface Case {

@@ -9,6 +9,7 @@
 import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
 import { NodeLoadForecaster, type AccuracyEntry } from "../forecast/index.js";
+import { TrendDetector } from "../forecast/trend-detector.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
 import type { PlacementMetrics } from "./feasibility.js";
 import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
@@ -81,6 +82,8 @@ export class PlacementController {
   readonly strategy: PlanningStrategy<NodeEntry>;
   private readonly cluster: NodeLoadForecaster;
   private readonly alerts = new Map<string, AlertState>();
+  /** Per-series trend detectors, used when saturationBound is "trend". */
+  private readonly trends = new Map<string, TrendDetector>();
   private readonly lastTakeBack = new Map<string, number>();
   private lastTick = 0;
   readonly stats = { takenBack: 0, saturationEvents: 0 };
@@ -100,6 +103,7 @@ export class PlacementController {
       for (const key of released) this.strategy.released(key);
       this.strategy.removeNode(node.id);
       this.alerts.delete(node.id);
+      this.trends.delete(node.id);
       this.lastTakeBack.delete(node.id);
     });
     registry.on("task_released", (_node, key) => this.strategy.released(key));
@@ -143,8 +147,15 @@ export class PlacementController {
     const horizonMs = this.config.saturationHorizonMs;
     let st = this.alerts.get(id);
     if (!st) this.alerts.set(id, (st = { crossingAtMs: undefined, lastAt: Number.NEGATIVE_INFINITY, streak: 0 }));
+    const bound = this.config.saturationBound;
+    let eta: number | null;
+    if (bound === "trend") {
+      let d = this.trends.get(id);
+      if (!d) this.trends.set(id, (d = new TrendDetector()));
+      d.observe(now, last);
+      eta = last >= threshold ? now : d.crossingAt(threshold, horizonMs);
+    } else eta = f.saturationEta(threshold, horizonMs, bound);
     if (f.completedSteps < MIN_STEPS_BEFORE_ALERTS) return;
-    const eta = f.saturationEta(threshold, horizonMs, this.config.saturationBound);
     const subject = scope === "node" ? { scope, nodeId: id } : { scope };
     if (st.crossingAtMs !== undefined) {
       // A raised prediction stands while the forecast still reaches the threshold (also once the
@@ -160,15 +171,16 @@ export class PlacementController {
       st.streak = 0;
       return;
     }
-    if (++st.streak < 2) return;
+    // The trend detector's t-test is its own noise guard; a second sample would cost a step of lead.
+    if (++st.streak < (bound === "trend" ? 1 : 2)) return;
     // Within the cooldown the prediction waits (it is raised once the cooldown has passed, if it
     // still holds) rather than standing unannounced.
     if (now - st.lastAt < this.config.saturationCooldownMs) return;
     st.lastAt = now;
-    const base = f.lastStepTimeMs ?? now;
+    const base = bound === "trend" ? now : (f.lastStepTimeMs ?? now);
     const etaMs = Math.max(0, Math.round(eta - base));
     st.crossingAtMs = now + etaMs;
-    const forecast = f.forecast(horizonMs)[this.config.saturationBound];
+    const forecast = bound === "trend" ? threshold : f.forecast(horizonMs)[bound];
     const event: PredictedSaturation = {
       ...subject,
       etaMs,

@@ -1,0 +1,107 @@
+import { describe, expect, it } from "vitest";
+import { TrendDetector } from "../../scheduler/forecast/trend-detector.js";
+import { PlacementController, type PredictedSaturation, type SaturationWithdrawn } from "../../scheduler/placement/controller.js";
+import { NodeRegistry } from "../../scheduler/registry.js";
+import type { HardwareProfile } from "../../common/types.js";
+import { mulberry32 } from "../../kernels/reference/util.js";
+
+const TH = 0.9;
+const H = 20_000;
+function noisy(seed: number) {
+  const next = mulberry32(seed);
+  const u = () => next() / 4294967296;
+  return (sd: number) => sd * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** Feeds `series` at 1 s steps; returns the steps where a prediction started and the standing flag per step. */
+function feed(series: number[]) {
+  const d = new TrendDetector();
+  const starts: number[] = [];
+  const standing: boolean[] = [];
+  let up = false;
+  series.forEach((v, i) => {
+    d.observe(i * 1000, v);
+    const c = d.crossingAt(TH, H);
+    if (c !== null && !up) starts.push(i);
+    up = c !== null;
+    standing.push(up);
+  });
+  return { starts, standing };
+}
+
+describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
+  it("predicts a 20 s ramp at least 10 s before it crosses the threshold", () => {
+    const n = noisy(1);
+    const s: number[] = [];
+    for (let i = 0; i < 120; i++) s.push(0.3 + n(0.02));
+    for (let i = 1; i <= 20; i++) s.push(0.3 + 0.7 * (i / 20) + n(0.02));
+    const cross = s.findIndex((v) => v >= TH);
+    const { starts } = feed(s);
+    expect(starts.length).toBeGreaterThan(0);
+    expect(cross - starts[0]!).toBeGreaterThanOrEqual(10);
+  });
+
+  it("stays quiet on a noisy, correlated plateau at 80 %", () => {
+    const n = noisy(2);
+    const s: number[] = [];
+    let ar = 0;
+    for (let i = 0; i < 20_000; i++) {
+      ar = 0.8 * ar + n(0.03);
+      s.push(Math.min(1, Math.max(0, 0.8 + ar)));
+    }
+    // Count only predictions not followed by a real crossing within the horizon.
+    const { starts } = feed(s);
+    const falseOnes = starts.filter((a) => !s.slice(a, a + H / 1000 + 2).some((v) => v >= TH));
+    expect(falseOnes.length).toBeLessThanOrEqual(1);
+  });
+
+  it("never predicts a step after the fact", () => {
+    const s = [...Array<number>(100).fill(0.3), ...Array<number>(30).fill(0.97), ...Array<number>(30).fill(0.3)];
+    const { starts } = feed(s);
+    for (const a of starts) expect(s[a]!).toBeLessThan(TH);
+  });
+
+  it("withdraws in the step where the rise stops", () => {
+    const s: number[] = Array<number>(100).fill(0.3);
+    for (let i = 1; i <= 8; i++) s.push(0.3 + 0.04 * i);
+    const rampEnd = s.length;
+    for (let i = 0; i < 30; i++) s.push(0.3);
+    const { starts, standing } = feed(s);
+    expect(starts.length).toBe(1);
+    expect(standing[rampEnd - 1]).toBe(true);
+    expect(standing[rampEnd]).toBe(false); // the load falls back: the slope fails on that very sample
+  });
+
+  it("the controller raises and withdraws with saturationBound \"trend\" (within one step)", () => {
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+    let now = 0;
+    const raised: PredictedSaturation[] = [];
+    const withdrawn: SaturationWithdrawn[] = [];
+    new PlacementController(
+      { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
+      registry,
+      { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
+      () => now,
+    );
+    const profile = { hostname: "h", workers: 2, cpu: { model: "x", logicalCores: 2 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
+    const node = registry.register(profile);
+    registry.attachSession(node.id, () => {});
+    const beat = (u: number) => {
+      registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
+      now += 1000;
+    };
+    const n = noisy(3);
+    for (let i = 0; i < 60; i++) beat(0.3 + n(0.02));
+    expect(raised.filter((e) => e.scope === "node")).toHaveLength(0);
+    let u = 0.3;
+    while (raised.filter((e) => e.scope === "node").length === 0) {
+      expect(u).toBeLessThan(0.75);
+      beat((u += 0.04));
+    }
+    const ev = raised.find((e) => e.scope === "node")!;
+    expect(ev.etaMs).toBeGreaterThan(0);
+    expect(ev.crossingAtMs).toBe(ev.atMs + ev.etaMs);
+    beat(0.3); // the rise stops: withdrawn on this very heartbeat
+    expect(withdrawn.filter((e) => e.scope === "node")).toHaveLength(1);
+  });
+});
