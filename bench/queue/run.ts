@@ -78,6 +78,15 @@ function statCpuMs(statPath: string): number {
 /** CPU time (user + system, all threads) of one process so far, ms. */
 const processCpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/stat`);
 
+/** Write-type system calls (write, writev, sendmsg…) of one process so far: socket writes, as TLS records are written one per call. */
+function processWrites(pid: number | "self"): number {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
 const redisPort = new URL(redisUrl).port || "6379";
 
 const kafkaPort = kafka.split(",")[0]!.split(":")[1] ?? "9092";
@@ -371,10 +380,12 @@ interface ModeLatency {
   getJobP50: number;
   /** CPU ms per job (and its GetJob), by process. */
   cpu: { scheduler: number; agent: number; client: number };
+  /** Write system calls per job (and its GetJob), by process. */
+  writes: { scheduler: number; agent: number; client: number };
 }
 
 /** Both clusters at once, one job each in turn: the latency at rest of each, measured under the same load. */
-async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, ModeLatency>; pairedDiffP50: number }> {
+async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, ModeLatency>; pairedDiffP50: number; window: { startUs: number; endUs: number } }> {
   return withCluster("memory", (secure, secureKernel, secureCluster) =>
     withCluster("memory --insecure", async (insecure, insecureKernel, insecureCluster) => {
       const input = saxpyInput(1.5, new Float32Array(0), new Float32Array(0));
@@ -384,19 +395,25 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
       };
       type Sample = { job: number; submit: number; watch: number; getJob: number };
       const samples: Record<string, Sample[]> = { secure: [], insecure: [] };
-      const cpu: Record<string, { scheduler: number; agent: number; client: number }> = { secure: { scheduler: 0, agent: 0, client: 0 }, insecure: { scheduler: 0, agent: 0, client: 0 } };
+      const zero = () => ({ scheduler: 0, agent: 0, client: 0 });
+      const cpu: Record<string, { scheduler: number; agent: number; client: number }> = { secure: zero(), insecure: zero() };
+      const writes: Record<string, { scheduler: number; agent: number; client: number }> = { secure: zero(), insecure: zero() };
       const pidOf = (c: LocalCluster, name: string) => c.processes.find((p) => p.name === name || p.name.startsWith(name))!.child.pid!;
       const clientCpuMs = () => {
         const u = process.cpuUsage();
         return (u.user + u.system) / 1000;
       };
+      // The measured window on the monotonic clock (that of V8's CPU profiles, to cut out start-up).
+      const window = { startUs: 0, endUs: 0 };
       // The order inside a pair alternates too, so neither mode always runs first.
       for (let i = 0; i < SEQUENTIAL + PAIRED_WARMUP; i++) {
+        if (i === PAIRED_WARMUP) window.startUs = Number(process.hrtime.bigint() / 1000n);
         for (const k of i % 2 ? (["insecure", "secure"] as const) : (["secure", "insecure"] as const)) {
           const side = sides[k];
           const sched = pidOf(side.cluster, "scheduler");
           const agent = pidOf(side.cluster, "agent");
           const c0 = { scheduler: processCpuMs(sched), agent: processCpuMs(agent), client: clientCpuMs() };
+          const w0 = { scheduler: processWrites(sched), agent: processWrites(agent), client: processWrites("self") };
           const t0 = performance.now();
           const { jobId } = await side.client.submitJob({ kernelId: side.kernelId, inputs: [input] });
           const t1 = performance.now();
@@ -410,8 +427,12 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
           cpu[k]!.scheduler += processCpuMs(sched) - c0.scheduler;
           cpu[k]!.agent += processCpuMs(agent) - c0.agent;
           cpu[k]!.client += clientCpuMs() - c0.client;
+          writes[k]!.scheduler += processWrites(sched) - w0.scheduler;
+          writes[k]!.agent += processWrites(agent) - w0.agent;
+          writes[k]!.client += processWrites("self") - w0.client;
         }
       }
+      window.endUs = Number(process.hrtime.bigint() / 1000n);
       const p = (xs: number[], q: number) => pct([...xs].sort((a, b) => a - b), q);
       const modes: Record<string, ModeLatency> = {};
       for (const k of ["secure", "insecure"]) {
@@ -423,10 +444,11 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
           watchP50: p(xs.map((x) => x.watch), 50),
           getJobP50: p(xs.map((x) => x.getJob), 50),
           cpu: { scheduler: cpu[k]!.scheduler / xs.length, agent: cpu[k]!.agent / xs.length, client: cpu[k]!.client / xs.length },
+          writes: { scheduler: writes[k]!.scheduler / xs.length, agent: writes[k]!.agent / xs.length, client: writes[k]!.client / xs.length },
         };
       }
       const diffs = samples.secure!.map((s, i) => s.job - samples.insecure![i]!.job);
-      return { jobs: SEQUENTIAL, modes, pairedDiffP50: p(diffs, 50) };
+      return { jobs: SEQUENTIAL, modes, pairedDiffP50: p(diffs, 50), window };
     }),
   );
 }
@@ -480,6 +502,11 @@ async function tlsEchoFloor(): Promise<{ calls: number; rounds: number; plainP50
 
 // After every declaration the TLS bench uses (a top-level await runs in place).
 if (process.env.BENCH_TLS === "1") await tlsCost();
+// BENCH_TLS=latency: only the paired latency at rest (with CPU and write calls per job), printed, nothing written.
+if (process.env.BENCH_TLS === "latency") {
+  console.log(JSON.stringify(await pairedLatency(), null, 1));
+  process.exit(0);
+}
 if (process.env.BENCH_KAFKA_SIGNING === "1") {
   if (!process.env.BENCH_BASELINE_CLI) throw new Error("BENCH_KAFKA_SIGNING=1 needs BENCH_BASELINE_CLI=<a baseline build's dist/cli/main.js>");
   await compareBuilds(signedEvents, { rounds: ROUNDS, tasks: TASKS, baselineCli: process.env.BENCH_BASELINE_CLI, run: (cli) => distx("kafka+redis", "no-op", cli) });
