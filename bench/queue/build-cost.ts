@@ -97,6 +97,21 @@ async function benchIdentity(nodeId: string) {
   return { ca, identity: { keyPem: csr.keyPem, certPem: (await signNodeCsr(ca.certPem, ca.keyPem, csr.csrPem, nodeId)).certPem } };
 }
 
+/**
+ * CPU µs per record of writing `n` records of `bytes`, and of reading each back, one at a time
+ * (so work on the thread pool lands in this process's CPU time just the same).
+ */
+async function recordCost<W>(bytes: number, n: number, write: (value: Buffer) => W, read: (value: Buffer, written: W) => boolean | Promise<boolean>): Promise<RecordCost> {
+  const value = Buffer.alloc(Math.max(1, bytes), 7);
+  let c0 = cpuMs();
+  const written: W[] = [];
+  for (let i = 0; i < n; i++) written.push(write(value));
+  const writerUs = (cpuMs() - c0) / n;
+  c0 = cpuMs();
+  for (const w of written) if (!(await read(value, w))) throw new Error("a bench record did not read back");
+  return { bytes, n, writerUs, readerUs: (cpuMs() - c0) / n };
+}
+
 export const signedEvents: Feature = {
   file: "queue-kafka-signing",
   title: "Cost of signed Kafka records",
@@ -108,15 +123,12 @@ export const signedEvents: Feature = {
     const { ca, identity } = await benchIdentity(nodeId);
     const signer = recordSigner(() => identity);
     const verifier = new RecordVerifier(() => [new X509Certificate(ca.certPem)], { isRevoked: () => false });
-    const value = Buffer.alloc(Math.max(1, bytes), 7);
-    let c0 = cpuMs();
-    const headers = [];
-    for (let i = 0; i < n; i++) headers.push(signer.headers("bench.task-events", nodeId, value));
-    const writerUs = (cpuMs() - c0) / n;
-    c0 = cpuMs();
-    // One at a time, so the thread pool's work lands in this process's CPU time just the same.
-    for (const h of headers) if ((await verifier.verify("bench.task-events", Buffer.from(nodeId), value, h)).rejected) throw new Error("bench signature refused");
-    return { bytes, n, writerUs, readerUs: (cpuMs() - c0) / n };
+    return recordCost(
+      bytes,
+      n,
+      (value) => signer.headers("bench.task-events", nodeId, value),
+      async (value, headers) => !(await verifier.verify("bench.task-events", Buffer.from(nodeId), value, headers)).rejected,
+    );
   },
 };
 
@@ -131,13 +143,11 @@ export const sealedAssignments: Feature = {
     const { identity } = await benchIdentity(nodeId);
     const to = sealRecipient(identity.certPem);
     const ring = new NodeKeyRing(() => identity);
-    const value = Buffer.alloc(Math.max(1, bytes), 7);
-    let c0 = cpuMs();
-    const sealed = [];
-    for (let i = 0; i < n; i++) sealed.push(seal("bench.assignments", nodeId, value, to));
-    const writerUs = (cpuMs() - c0) / n;
-    c0 = cpuMs();
-    for (const r of sealed) if (ring.open("bench.assignments", nodeId, r.value, r.headers).refused) throw new Error("bench record did not open");
-    return { bytes, n, writerUs, readerUs: (cpuMs() - c0) / n };
+    return recordCost(
+      bytes,
+      n,
+      (value) => seal("bench.assignments", nodeId, value, to),
+      (_value, sealed) => !ring.open("bench.assignments", nodeId, sealed.value, sealed.headers).refused,
+    );
   },
 };
