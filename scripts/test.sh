@@ -36,14 +36,14 @@ if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then runner=(xvfb-ru
 # The placement end-to-end tests measure how the scheduler reacts to CPU load, so they run on
 # their own after the rest, one file at a time: other test files running beside them would be
 # load they did not plan.
-# So does the sharing test (test/e2e/sharing): it puts a CPU burner on one agent's core and asserts
-# how that agent backs off and gives its queued tasks back. The rolling upgrade (test/e2e/upgrade/
+# So do the sharing tests (test/e2e/sharing): they put a CPU burner on one agent's core and assert
+# how that agent backs off and gives its queued tasks back, and how niced work is counted. The rolling upgrade (test/e2e/upgrade/
 # rolling.test.ts) runs a job of about a minute across two agent replacements: its margin is how
 # much longer the job runs than starting two agents takes, which other files' load would eat.
 # The short chaos run (test/chaos) also runs on its own: its own broker, Redis, two schedulers and
 # three agents under a nemesis are the whole machine's work for two minutes, and its checker
 # bounds how long nodes may stay DOWN.
-solo=(test/e2e/placement.test.ts test/e2e/sharing/host-load.test.ts test/e2e/upgrade/rolling.test.ts)
+solo=(test/e2e/placement.test.ts test/e2e/sharing/host-load.test.ts test/e2e/sharing/niced-load.test.ts test/e2e/upgrade/rolling.test.ts)
 chaos=test/chaos/chaos.test.ts
 # The size-limit tests (test/e2e/limits) assert the scheduler's RSS and drive hundreds of streams that
 # never read against HTTP/2 flow control: other files' processes beside them change both, so
