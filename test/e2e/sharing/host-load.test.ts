@@ -55,6 +55,8 @@ function burner(cpu: number): ChildProcess {
 
 type Ev = { index: number; state: string; node: string; attempt: number };
 
+// Skips unless DISTX_E2E_CONTENTION=1 (scripts/test.sh sets it in the solo pass, where a CPU burner
+// disturbs no other file) and there are two cores: the polite agent and the other one need a core each.
 it.skipIf(!CONTENTION || availableParallelism() < 2)(
   "places around an agent whose host gets busy, gives its queued tasks back, and uses it again when the load goes",
   { timeout: 300_000 },

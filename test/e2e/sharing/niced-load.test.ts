@@ -31,6 +31,7 @@ function sampleCore0(nice: number): number {
   return Number(r.stdout.trim());
 }
 
+// Skips only without taskset (util-linux): the spinner and the sampler must share one pinned core.
 describe.skipIf(!haveTaskset)("host load and niced work", () => {
   it("niced work on the core is idle to an agent at normal priority, busy to a niced one; normal-priority work is busy to both", async () => {
     // Differences, not levels: other normal-priority work on core 0 reads as busy to every
