@@ -55,6 +55,37 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(falseOnes.length).toBeLessThanOrEqual(1);
   });
 
+  // Issue #14: through the controller every plateau false alert fell where the load jumps from a
+  // ~30 % warm-up to a 60-80 % wobble. A step to a new level is not a trend.
+  it("stays quiet where the load steps from a calm warm-up up to a noisy plateau", () => {
+    for (const [seed, level] of [[4, 0.6], [5, 0.7], [6, 0.8], [7, 0.8]] as const) {
+      const n = noisy(seed);
+      const s: number[] = [];
+      for (let i = 0; i < 150; i++) s.push(0.3 + n(0.02));
+      let ar = 0;
+      for (let i = 0; i < 600; i++) {
+        ar = 0.8 * ar + n(0.03);
+        s.push(Math.min(1, Math.max(0, level + ar)));
+      }
+      const { starts } = feed(s);
+      const falseOnes = starts.filter((a) => !s.slice(a, a + H / 1000 + 2).some((v) => v >= TH));
+      expect(falseOnes.filter((a) => a >= 150 && a < 170), `level ${level} seed ${seed}`).toEqual([]);
+    }
+  });
+
+  it("still predicts a 5 s ramp from a calm start (a rise spread over steps is a trend)", () => {
+    for (const seed of [8, 9, 10]) {
+      const n = noisy(seed);
+      const s: number[] = [];
+      for (let i = 0; i < 120; i++) s.push(0.3 + n(0.02));
+      for (let i = 1; i <= 5; i++) s.push(0.3 + 0.7 * (i / 5) + n(0.02));
+      const cross = s.findIndex((v) => v >= TH);
+      const { starts } = feed(s);
+      expect(starts.filter((a) => a < cross).length, `seed ${seed}`).toBeGreaterThan(0);
+      expect(cross - starts[0]!, `seed ${seed}`).toBeGreaterThanOrEqual(2);
+    }
+  });
+
   it("never predicts a step after the fact", () => {
     const s = [...Array<number>(100).fill(0.3), ...Array<number>(30).fill(0.97), ...Array<number>(30).fill(0.3)];
     const { starts } = feed(s);
