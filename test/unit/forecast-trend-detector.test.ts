@@ -4,6 +4,7 @@ import { PlacementController, type PredictedSaturation, type SaturationWithdrawn
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
+import { loadConfig, schedulerConfigSchema } from "../../common/config.js";
 
 const TH = 0.9;
 const H = 20_000;
@@ -27,6 +28,28 @@ function feed(series: number[]) {
     standing.push(up);
   });
   return { starts, standing };
+}
+
+/** A real controller with saturationBound "trend" and one node; `beat` sends a heartbeat and moves the clock 1 s. */
+function controller() {
+  const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+  let now = 0;
+  const raised: PredictedSaturation[] = [];
+  const withdrawn: SaturationWithdrawn[] = [];
+  new PlacementController(
+    { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
+    registry,
+    { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
+    () => now,
+  );
+  const profile = { hostname: "h", workers: 2, cpu: { model: "x", logicalCores: 2 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
+  const node = registry.register(profile);
+  registry.attachSession(node.id, () => {});
+  const beat = (u: number) => {
+    registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
+    now += 1000;
+  };
+  return { raised, withdrawn, beat };
 }
 
 describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
@@ -86,6 +109,18 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     }
   });
 
+  it("through the controller, a jump from a calm warm-up onto a 70 % plateau raises nothing", () => {
+    const { raised, beat } = controller();
+    const n = noisy(11);
+    for (let i = 0; i < 150; i++) beat(0.3 + n(0.02));
+    let ar = 0;
+    for (let i = 0; i < 300; i++) {
+      ar = 0.8 * ar + n(0.03);
+      beat(Math.min(0.88, Math.max(0, 0.7 + ar))); // kept below the threshold: any prediction is false
+    }
+    expect(raised.filter((e) => e.scope === "node")).toEqual([]);
+  });
+
   it("never predicts a step after the fact", () => {
     const s = [...Array<number>(100).fill(0.3), ...Array<number>(30).fill(0.97), ...Array<number>(30).fill(0.3)];
     const { starts } = feed(s);
@@ -103,24 +138,14 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(standing[rampEnd]).toBe(false); // the load falls back: the slope fails on that very sample
   });
 
+  it("is the default saturation bound; upper and mean stay available", () => {
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("trend");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "upper" } }).saturationBound).toBe("upper");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "mean" } }).saturationBound).toBe("mean");
+  });
+
   it("the controller raises and withdraws with saturationBound \"trend\" (within one step)", () => {
-    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
-    let now = 0;
-    const raised: PredictedSaturation[] = [];
-    const withdrawn: SaturationWithdrawn[] = [];
-    new PlacementController(
-      { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
-      registry,
-      { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
-      () => now,
-    );
-    const profile = { hostname: "h", workers: 2, cpu: { model: "x", logicalCores: 2 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
-    const node = registry.register(profile);
-    registry.attachSession(node.id, () => {});
-    const beat = (u: number) => {
-      registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
-      now += 1000;
-    };
+    const { raised, withdrawn, beat } = controller();
     const n = noisy(3);
     for (let i = 0; i < 60; i++) beat(0.3 + n(0.02));
     expect(raised.filter((e) => e.scope === "node")).toHaveLength(0);
