@@ -26,7 +26,7 @@ export interface TrendDetectorOptions {
   minSlope?: number;
   /** Relative step of the decaying median of |slope| per sample (default 0.02). */
   noiseAlpha?: number;
-  /** A step whose |change| exceeds this many times every other step's in the window is a level shift (default 3). */
+  /** A step whose |change| exceeds this many times every other step's in the window is a level shift (default 2). */
   jumpRatio?: number;
   /** Samples after a level shift needed before a trend is judged on them (default 2; both chosen on the training split of bench/alerts). */
   minAfterJump?: number;
@@ -53,7 +53,7 @@ export class TrendDetector {
     this.minT = options.minT ?? 6;
     this.minSlope = options.minSlope ?? 0.005;
     this.noiseAlpha = options.noiseAlpha ?? 0.02;
-    this.jumpRatio = options.jumpRatio ?? 3;
+    this.jumpRatio = options.jumpRatio ?? 2;
     this.minAfterJump = options.minAfterJump ?? 2;
     if (!Number.isInteger(this.windowSteps) || this.windowSteps < 3) throw new RangeError(`trend windowSteps must be an integer >= 3, got ${this.windowSteps}`);
     if (!(this.minT > 0)) throw new RangeError(`trend minT must be > 0, got ${this.minT}`);
