@@ -2,7 +2,8 @@
 // grid over window, minT, horizon, jumpRatio, minAfterJump on training seeds 1-4; best by worst 5 s/20 s
 // ramp lead with ≤ 1 false alert per node-day and no alert after the fact, ties broken by fewer plateau
 // false alerts, then by grid order (the smaller jumpRatio, the stricter level-shift guard, first); the
-// real traces' halves (5-min rows at 1 s, all rows) are reported, not scored; prints both parts for the best.
+// real traces' halves (5-min rows at 1 s, all rows) are reported, not scored; prints both parts for the best,
+// with and without the cut.
 //   DISTX_BENCH_PLATEAU_STEPS=86400 node dist/bench/alerts/trend-tune.js
 import { shape } from "./replay.js";
 import { TrendDetector } from "../../scheduler/forecast/trend-detector.js";
@@ -64,3 +65,5 @@ console.log("w\tminT\tH\tjump\tafter\tscore\tr5 lead/miss\tr20\tr40\tFA/day max\
 console.log(rows.join("\n"));
 console.log("BEST", JSON.stringify(best));
 for (const part of [[1, 2, 3, 4], [101, 102, 103, 104]]) console.log(part[0], JSON.stringify(run(best!.p, part)));
+// The same settings without the level-shift cut (the detector before it), for comparison.
+for (const part of [[1, 2, 3, 4], [101, 102, 103, 104]]) console.log(part[0], "no cut", JSON.stringify(run({ ...best!.p, jumpRatio: Infinity }, part)));
