@@ -4,7 +4,6 @@ import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId, sha256Hex } from "../../common/hash.js";
 import { taskErrorProto } from "../../common/task-errors.js";
-import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, SubmitJobRequest, TaskEventIn } from "../../common/types.js";
 import { submitJobStream, type SubmitLimits } from "./submit-stream.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
@@ -19,6 +18,7 @@ import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
 import { resultsPage } from "./results-pages.js";
 import { WatchOutbox } from "./watch-outbox.js";
+import { WatchEventSender } from "./watch-events.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -180,22 +180,12 @@ export function clientHandlers(
       const finalOnly = call.request.finalOnly;
       const stop = () => {
         unwatch();
-        outcomes.clear();
+        sender.stop();
       };
       // Bounded in bytes: a watcher that falls behind is told so and dropped (watch-outbox.ts).
       const outbox = new WatchOutbox(call, stop);
-      // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
-      const outcomes = new Coalescer<TaskEventIn>((items) => outbox.write({ jobId, atMs: Date.now(), tasks: { items } }));
-      const send = (ev: JobEventIn) => {
-        if (finalOnly && ev.task) {
-          if (isTerminalTask(ev.task.state as never)) outcomes.push(ev.task);
-          return;
-        }
-        outcomes.flush();
-        outbox.write(ev);
-        if (outbox.isDropped) return;
-        if (ev.job && isTerminalJob(ev.job.state as never)) finish();
-      };
+      const sender = new WatchEventSender(jobId, finalOnly, outbox, () => finish());
+      const send = (ev: JobEventIn) => sender.send(ev);
       const finish = () => {
         unwatch();
         call.end();
