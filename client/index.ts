@@ -218,11 +218,19 @@ export class DistributeXClient {
   }
 
   async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
+    const { request, shared, inline } = this.submitRequest(options);
+    if (inline) return this.call("SubmitJob", request);
+    const { tasks: _, ...header } = request;
+    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs, shared));
+  }
+
+  /** The SubmitJob request for these options, and whether it goes inline (else as SubmitJobStream). */
+  private submitRequest(options: SubmitOptions) {
     const r = options.resources ?? {};
     const request = {
       // Every attempt of this submit carries the same id: a retry can never run the job twice.
       requestId: options.requestId ?? randomUUID(),
-      unschedulable: options.unschedulable === "fail" ? "UNSCHEDULABLE_FAIL" : "UNSCHEDULABLE_WAIT",
+      unschedulable: options.unschedulable === "fail" ? ("UNSCHEDULABLE_FAIL" as const) : ("UNSCHEDULABLE_WAIT" as const),
       kernelId: options.kernelId,
       tasks: options.inputs.map((data) => ({ data })),
       priority: options.priority ?? 0,
@@ -231,14 +239,13 @@ export class DistributeXClient {
       name: options.name ?? "",
       skipResultCache: options.skipResultCache ?? false,
       resources: { cores: r.cores ?? 0, memoryBytes: String(r.memoryBytes ?? 0), gpu: r.gpu ?? false, nodeSelector: r.nodeSelector ?? {} },
-      gpuFallback: options.gpuFallback === "cpu" ? "GPU_FALLBACK_CPU" : options.gpuFallback === "reject" ? "GPU_FALLBACK_REJECT" : "GPU_FALLBACK_WAIT",
+      gpuFallback: options.gpuFallback === "cpu" ? ("GPU_FALLBACK_CPU" as const) : options.gpuFallback === "reject" ? ("GPU_FALLBACK_REJECT" as const) : ("GPU_FALLBACK_WAIT" as const),
     };
     // A big job goes as a stream of chunks: no one message (here or at the scheduler) holds it all.
     const shared = options.sharedInputs ?? [];
     const bytes = options.inputs.reduce((sum, b) => sum + b.byteLength, 0) + shared.reduce((sum, s) => sum + s.data.byteLength, 0);
-    if (bytes <= STREAM_SUBMIT_ABOVE_BYTES && options.inputs.length <= STREAM_SUBMIT_ABOVE_TASKS) return this.call("SubmitJob", { ...request, sharedInputs: shared.map((s) => ({ name: s.name, data: s.data })) });
-    const { tasks: _, ...header } = request;
-    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs, shared));
+    const inline = bytes <= STREAM_SUBMIT_ABOVE_BYTES && options.inputs.length <= STREAM_SUBMIT_ABOVE_TASKS;
+    return { request: inline ? { ...request, sharedInputs: shared.map((s) => ({ name: s.name, data: s.data })) } : request, shared, inline };
   }
 
   /** Removes this tenant's registration of a kernel (admin: `tenant`'s); FAILED_PRECONDITION while a job of it runs. */
@@ -297,7 +304,50 @@ export class DistributeXClient {
    * With finalOnly, only each task's outcome (and job snapshots) comes; outcomes the scheduler
    * sends together are yielded one event per task all the same.
    */
-  async *watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
+  watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
+    return this.followJob((resume, seen) => this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()), options, "WatchJob");
+  }
+
+  /**
+   * Submits and waits on one call (RunJob: one call and one round trip less than SubmitJob then
+   * WatchJob), with the events of a final-only watch; returns the final job. A stream that breaks
+   * goes on as a resumed WatchJob (or, before the job was named, RunJob again with the same request
+   * id, which submits nothing new). Big jobs, and schedulers without RunJob, take the two calls.
+   */
+  async runJob(options: SubmitOptions, onEvent?: (ev: JobEvent) => void): Promise<Job> {
+    const { request, inline } = this.submitRequest(options);
+    if (!inline) return this.waitForJob((await this.submitJob(options)).jobId, onEvent, { finalOnly: true });
+    let jobId = "";
+    const open = (resume: boolean, seen: Buffer) =>
+      jobId ? this.stub.WatchJob({ jobId, finalOnly: true, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()) : this.stub.RunJob(request, this.metadata());
+    try {
+      const last = await this.lastJob(this.followJob(open, { finalOnly: true }, "RunJob"), (ev) => {
+        jobId ||= ev.jobId;
+        onEvent?.(ev);
+      });
+      return last ?? (await this.getJob(jobId));
+    } catch (err) {
+      // A scheduler from before RunJob: the same request (same id) by the two calls.
+      if (!jobId && err instanceof DistributeXError && err.code === grpc.status.UNIMPLEMENTED) {
+        return this.waitForJob((await this.submitJob({ ...options, requestId: request.requestId })).jobId, onEvent, { finalOnly: true });
+      }
+      throw err;
+    }
+  }
+
+  /** Iterates a job's events to its final snapshot; that snapshot, or undefined if none came. */
+  private async lastJob(events: AsyncGenerator<JobEvent>, onEvent: (ev: JobEvent) => void): Promise<Job | undefined> {
+    let last: Job | undefined;
+    for await (const ev of events) {
+      onEvent(ev);
+      if (ev.job) last = ev.job;
+      if (last && TERMINAL_JOB_STATES.has(last.state)) return last;
+    }
+    return undefined;
+  }
+
+  /** One job's events over streams `open` makes, resumed after a break (WatchJob's and RunJob's loop). */
+  private async *followJob(open: (resume: boolean, seen: Buffer) => grpc.ClientReadableStream<unknown>, options: WatchOptions, rpc: string): AsyncGenerator<JobEvent> {
     // Outcomes seen so far: a resumed stream skips them (the server is told, and any the server
     // sends again in a race are dropped here), so each task's outcome is yielded exactly once.
     const seen = new OutcomeLedger();
@@ -312,7 +362,7 @@ export class DistributeXClient {
       // nothing is a fresh watch (else a job that ended meanwhile would replay outcomes before
       // the first snapshot this watcher ever saw).
       const resume = followedLive;
-      const stream = this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen.bitmap() : Buffer.alloc(0) }, this.metadata());
+      const stream = open(resume, seen.bitmap());
       const abort = () => stream.cancel();
       options.signal?.addEventListener("abort", abort);
       let ended = false;
@@ -346,7 +396,7 @@ export class DistributeXClient {
         const e = err as grpc.ServiceError;
         if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
         if (typeof e.code !== "number") throw err;
-        const mapped = new DistributeXError(e.code, e.details || e.message, "WatchJob");
+        const mapped = new DistributeXError(e.code, e.details || e.message, rpc);
         // RESOURCE_EXHAUSTED here: the scheduler dropped this watch for falling behind; resuming is safe.
         const fellBehind = e.code === grpc.status.RESOURCE_EXHAUSTED;
         if (!this.retry || this.closed || !(isSafeToRetry(e.code) || fellBehind) || Date.now() > until) throw mapped;
@@ -384,21 +434,14 @@ export class DistributeXClient {
 
   /** Waits for a job to end, calling `onEvent` for every event; returns the final job. */
   async waitForJob(jobId: string, onEvent?: (ev: JobEvent) => void, options: WatchOptions = {}): Promise<Job> {
-    let last: Job | undefined;
-    for await (const ev of this.watchJob(jobId, options)) {
-      onEvent?.(ev);
-      if (ev.job) last = ev.job;
-      if (last && TERMINAL_JOB_STATES.has(last.state)) return last;
-    }
     // The stream ended without a final snapshot (e.g. the scheduler went away): ask directly.
-    return this.getJob(jobId);
+    return (await this.lastJob(this.watchJob(jobId, options), (ev) => onEvent?.(ev))) ?? this.getJob(jobId);
   }
 
-  /** Submits, waits for the job to end and returns it with its results. */
+  /** Submits, waits for the job to end (runJob: events of a final-only watch) and returns it with its results. */
   async run(options: SubmitOptions, onEvent?: (ev: JobEvent) => void): Promise<{ job: Job; results: TaskResult[] }> {
-    const { jobId } = await this.submitJob(options);
-    const job = await this.waitForJob(jobId, onEvent);
-    return { job, results: await this.getResults(jobId) };
+    const job = await this.runJob(options, onEvent);
+    return { job, results: await this.getResults(job.jobId) };
   }
 
   /** Admin: a join token for new agents and the CA pin they check the scheduler against. */

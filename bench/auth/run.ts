@@ -61,9 +61,10 @@ for (const s of [secure, open]) {
   const { MemoryTokenStore } = await import("../../scheduler/auth/token-stores.js");
   const { issueToken } = await import("../../scheduler/auth/tokens.js");
   const { Revocations } = await import("../../scheduler/auth/revocations.js");
+  const { VerifiedTokens } = await import("../../scheduler/auth/authenticate.js");
   const store = MemoryTokenStore.inMemory();
   const { token } = await issueToken(store, { kind: "api", role: "admin", tenant: "default" });
-  const ctx = { insecure: false, tokens: store, revocations: Revocations.inMemory(), verified: new Map() };
+  const ctx = { insecure: false, tokens: store, revocations: Revocations.inMemory(), verified: new VerifiedTokens() };
   const guarded = guardService({ GetJob: {} } as unknown as grpc.ServiceDefinition, { GetJob: (_call: unknown, cb: (e: null, r: object) => void) => cb(null, {}) }, ctx, { authorize: () => undefined });
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${token}`);

@@ -347,17 +347,17 @@ async function tlsCost(): Promise<never> {
       (k) => `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${tps(k).toFixed(0)} | ${through[k]!.map((r) => r.tasksPerSecond.toFixed(0)).join(", ")} | ${(tps(k) / tps("insecure")).toFixed(3)} |`,
     ),
     "",
-    `Latency at rest: ${paired.jobs} one-task jobs per mode one after another (SubmitJob then WatchJob, after ${PAIRED_WARMUP} of warm-up), both clusters up and their jobs alternated; then one GetJob of the finished job (a unary RPC alone). p50 in ms; CPU in ms per job (with its GetJob), user + system of each process.`,
+    `Latency at rest: ${paired.jobs} rounds per mode one after another (after ${PAIRED_WARMUP} of warm-up), both clusters up and their rounds alternated. Each round: a one-task job by SubmitJob then WatchJob ("job"), one GetJob of it (a unary RPC alone), then the same job on one call by RunJob (what \`distx submit --wait\` and the typed client's run use). p50 in ms; CPU in ms per round, user + system of each process.`,
     "",
-    "| mode | job p50 | job p99 | SubmitJob p50 | submit → final event p50 | GetJob p50 | CPU scheduler | CPU agent | CPU client |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| mode | RunJob p50 | RunJob p99 | job p50 | job p99 | SubmitJob p50 | submit → final event p50 | GetJob p50 | CPU scheduler | CPU agent | CPU client |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...(["insecure", "secure"] as const).map(
       (k) =>
-        `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${ms(lat[k]!.jobP50)} | ${ms(lat[k]!.jobP99)} | ${ms(lat[k]!.submitP50)} | ${ms(lat[k]!.watchP50)} | ${ms(lat[k]!.getJobP50)} | ${ms(lat[k]!.cpu.scheduler)} | ${ms(lat[k]!.cpu.agent)} | ${ms(lat[k]!.cpu.client)} |`,
+        `| ${k === "secure" ? "TLS 1.3 + token (default)" : "--insecure"} | ${ms(lat[k]!.runP50)} | ${ms(lat[k]!.runP99)} | ${ms(lat[k]!.jobP50)} | ${ms(lat[k]!.jobP99)} | ${ms(lat[k]!.submitP50)} | ${ms(lat[k]!.watchP50)} | ${ms(lat[k]!.getJobP50)} | ${ms(lat[k]!.cpu.scheduler)} | ${ms(lat[k]!.cpu.agent)} | ${ms(lat[k]!.cpu.client)} |`,
     ),
-    `| secure − insecure | ${ms(lat.secure!.jobP50 - lat.insecure!.jobP50)} | ${ms(lat.secure!.jobP99 - lat.insecure!.jobP99)} | ${ms(lat.secure!.submitP50 - lat.insecure!.submitP50)} | ${ms(lat.secure!.watchP50 - lat.insecure!.watchP50)} | ${ms(lat.secure!.getJobP50 - lat.insecure!.getJobP50)} | ${ms(lat.secure!.cpu.scheduler - lat.insecure!.cpu.scheduler)} | ${ms(lat.secure!.cpu.agent - lat.insecure!.cpu.agent)} | ${ms(lat.secure!.cpu.client - lat.insecure!.cpu.client)} |`,
+    `| secure − insecure | ${ms(lat.secure!.runP50 - lat.insecure!.runP50)} | ${ms(lat.secure!.runP99 - lat.insecure!.runP99)} | ${ms(lat.secure!.jobP50 - lat.insecure!.jobP50)} | ${ms(lat.secure!.jobP99 - lat.insecure!.jobP99)} | ${ms(lat.secure!.submitP50 - lat.insecure!.submitP50)} | ${ms(lat.secure!.watchP50 - lat.insecure!.watchP50)} | ${ms(lat.secure!.getJobP50 - lat.insecure!.getJobP50)} | ${ms(lat.secure!.cpu.scheduler - lat.insecure!.cpu.scheduler)} | ${ms(lat.secure!.cpu.agent - lat.insecure!.cpu.agent)} | ${ms(lat.secure!.cpu.client - lat.insecure!.cpu.client)} |`,
     "",
-    `Median of the per-pair differences (secure job − the insecure job run right after it): ${ms(paired.pairedDiffP50)} ms.`,
+    `Median of the per-pair differences (secure − the insecure one run right after it): RunJob ${ms(paired.pairedRunDiffP50)} ms, SubmitJob + WatchJob ${ms(paired.pairedDiffP50)} ms.`,
     "",
     `TLS floor (no DistributeX code): a bare gRPC unary echo of ${ECHO_BYTES} bytes between two processes over loopback, ${floor.calls} calls per mode in ${floor.rounds} alternating rounds: p50 plain ${ms(floor.plainP50)} ms, TLS 1.3 ${ms(floor.tlsP50)} ms (+${ms(floor.tlsP50 - floor.plainP50)} ms per round trip).`,
     "",
@@ -378,6 +378,9 @@ interface ModeLatency {
   submitP50: number;
   watchP50: number;
   getJobP50: number;
+  /** The same one-task job by RunJob (one call). */
+  runP50: number;
+  runP99: number;
   /** CPU ms per job (and its GetJob), by process. */
   cpu: { scheduler: number; agent: number; client: number };
   /** Write system calls per job (and its GetJob), by process. */
@@ -385,7 +388,7 @@ interface ModeLatency {
 }
 
 /** Both clusters at once, one job each in turn: the latency at rest of each, measured under the same load. */
-async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, ModeLatency>; pairedDiffP50: number; window: { startUs: number; endUs: number } }> {
+async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, ModeLatency>; pairedDiffP50: number; pairedRunDiffP50: number; window: { startUs: number; endUs: number } }> {
   return withCluster("memory", (secure, secureKernel, secureCluster) =>
     withCluster("memory --insecure", async (insecure, insecureKernel, insecureCluster) => {
       const input = saxpyInput(1.5, new Float32Array(0), new Float32Array(0));
@@ -393,7 +396,7 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
         secure: { client: secure, kernelId: secureKernel, cluster: secureCluster },
         insecure: { client: insecure, kernelId: insecureKernel, cluster: insecureCluster },
       };
-      type Sample = { job: number; submit: number; watch: number; getJob: number };
+      type Sample = { job: number; submit: number; watch: number; getJob: number; run: number };
       const samples: Record<string, Sample[]> = { secure: [], insecure: [] };
       const zero = () => ({ scheduler: 0, agent: 0, client: 0 });
       const cpu: Record<string, { scheduler: number; agent: number; client: number }> = { secure: zero(), insecure: zero() };
@@ -421,9 +424,12 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
           const t2 = performance.now();
           await side.client.getJob(jobId);
           const t3 = performance.now();
-          if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
+          // The same job on one call (RunJob: what `distx submit --wait` and client.run use).
+          const ran = await side.client.runJob({ kernelId: side.kernelId, inputs: [input] });
+          const t4 = performance.now();
+          if (job.state !== "JOB_STATE_SUCCEEDED" || ran.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state} / ${ran.state}`);
           if (i < PAIRED_WARMUP) continue;
-          samples[k]!.push({ job: t2 - t0, submit: t1 - t0, watch: t2 - t1, getJob: t3 - t2 });
+          samples[k]!.push({ job: t2 - t0, submit: t1 - t0, watch: t2 - t1, getJob: t3 - t2, run: t4 - t3 });
           cpu[k]!.scheduler += processCpuMs(sched) - c0.scheduler;
           cpu[k]!.agent += processCpuMs(agent) - c0.agent;
           cpu[k]!.client += clientCpuMs() - c0.client;
@@ -443,12 +449,15 @@ async function pairedLatency(): Promise<{ jobs: number; modes: Record<string, Mo
           submitP50: p(xs.map((x) => x.submit), 50),
           watchP50: p(xs.map((x) => x.watch), 50),
           getJobP50: p(xs.map((x) => x.getJob), 50),
+          runP50: p(xs.map((x) => x.run), 50),
+          runP99: p(xs.map((x) => x.run), 99),
           cpu: { scheduler: cpu[k]!.scheduler / xs.length, agent: cpu[k]!.agent / xs.length, client: cpu[k]!.client / xs.length },
           writes: { scheduler: writes[k]!.scheduler / xs.length, agent: writes[k]!.agent / xs.length, client: writes[k]!.client / xs.length },
         };
       }
       const diffs = samples.secure!.map((s, i) => s.job - samples.insecure![i]!.job);
-      return { jobs: SEQUENTIAL, modes, pairedDiffP50: p(diffs, 50), window };
+      const runDiffs = samples.secure!.map((s, i) => s.run - samples.insecure![i]!.run);
+      return { jobs: SEQUENTIAL, modes, pairedDiffP50: p(diffs, 50), pairedRunDiffP50: p(runDiffs, 50), window };
     }),
   );
 }

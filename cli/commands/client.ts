@@ -80,25 +80,29 @@ function jobTable(jobs: Job[]): string {
   return [table.toString(), ...waiting].join("\n");
 }
 
-/** Submits, shows a progress bar while the job runs, and returns the final job and results. */
+/**
+ * Submits and waits on one call (RunJob), shows a progress bar while the job runs, and returns the
+ * final job and results. The bar starts at the first snapshot, which names the job.
+ */
 export async function submitAndWatch(
   client: DistributeXClient,
   options: Parameters<DistributeXClient["submitJob"]>[0],
   showProgress: boolean,
 ): Promise<{ job: Job; results: TaskResult[]; elapsedMs: number }> {
   const started = performance.now();
-  const { jobId, taskCount } = await client.submitJob(options);
-  const bar = showProgress
-    ? new cliProgress.SingleBar(
-        { format: `${jobId.slice(0, 12)}… [{bar}] {percentage}% | {value}/{total} tasks | failed {failed} | retries {retries} | {duration_formatted}`, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  bar?.start(taskCount, 0, { failed: 0, retries: 0 });
+  let bar: cliProgress.SingleBar | undefined;
   // Counted by task index: a watch replays tasks that ended before it began, and snapshots carry counts.
   const ended = new Set<number>();
   let fromSnapshot = 0;
-  const job = await client.waitForJob(jobId, (ev) => {
+  const job = await client.runJob(options, (ev) => {
+    if (!showProgress) return;
+    if (ev.job && !bar) {
+      bar = new cliProgress.SingleBar(
+        { format: `${ev.job.jobId.slice(0, 12)}… [{bar}] {percentage}% | {value}/{total} tasks | failed {failed} | retries {retries} | {duration_formatted}`, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(ev.job.taskCount, 0, { failed: 0, retries: 0 });
+    }
     if (!bar) return;
     if (ev.job) {
       const c = ev.job.counts;
@@ -108,10 +112,10 @@ export async function submitAndWatch(
       ended.add(ev.task.taskIndex);
       bar.update(Math.max(fromSnapshot, ended.size));
     }
-  }, { finalOnly: true });
-  bar?.update(taskCount);
+  });
+  bar?.update(job.taskCount);
   bar?.stop();
-  const results = await client.getResults(jobId);
+  const results = await client.getResults(job.jobId);
   return { job, results, elapsedMs: performance.now() - started };
 }
 

@@ -3,7 +3,6 @@
 // against the cluster CA by the TLS layer, then checked against the revocation list); clients by
 // the API token in `authorization: Bearer <token>` metadata (so grpcurl -H and generated clients
 // in any language work); --insecure clusters have one principal for everyone.
-import * as nodeCrypto from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { DistributeXError } from "../../common/errors.js";
@@ -28,18 +27,55 @@ export interface VerifiedToken {
   untilMs: number;
 }
 
+/**
+ * API tokens verified within the last second, keyed by the exact `authorization` header text, so
+ * that a call on the fast path costs one map lookup: no parsing and no hashing (a SHA-256 key
+ * cost ~15–20 µs a call under load, a third of what authentication added to a call with TLS).
+ * Keeping the text is no new exposure: every HTTP/2 connection's HPACK table already holds it for
+ * the connection's life, while an entry here is swept within about two seconds of its last
+ * verification. Cleared on every revoke.
+ */
+export class VerifiedTokens {
+  private readonly byHeader = new Map<string, VerifiedToken>();
+  private lastSweepMs = 0;
+
+  get size(): number {
+    return this.byHeader.size;
+  }
+
+  /** The entry for this header, if it still holds at `nowMs`. */
+  get(header: string, nowMs: number): VerifiedToken | undefined {
+    const entry = this.byHeader.get(header);
+    if (entry === undefined || entry.untilMs > nowMs) return entry;
+    this.byHeader.delete(header);
+    return undefined;
+  }
+
+  set(header: string, entry: VerifiedToken, nowMs: number): void {
+    if (nowMs - this.lastSweepMs >= VERIFIED_TTL_MS) this.sweep(nowMs);
+    if (this.byHeader.size >= MAX_VERIFIED) this.byHeader.clear();
+    this.byHeader.set(header, entry);
+  }
+
+  clear(): void {
+    this.byHeader.clear();
+  }
+
+  /** Drops expired entries, so a token's text is not kept long after its last use. */
+  private sweep(nowMs: number): void {
+    this.lastSweepMs = nowMs;
+    for (const [header, entry] of this.byHeader) if (entry.untilMs <= nowMs) this.byHeader.delete(header);
+  }
+}
+
 export interface AuthenticationContext {
   readonly insecure: boolean;
   readonly tokens: TokenStore;
   readonly revocations: Revocations;
-  /** Recently verified API tokens by sha256 of their text (never the text). Cleared on every revoke. */
-  readonly verified: Map<string, VerifiedToken>;
+  /** Recently verified API tokens (see VerifiedTokens). Cleared on every revoke. */
+  readonly verified: VerifiedTokens;
 }
 
-// One-shot hashing (Node ≥ 20.12) costs a fraction of createHash's Hash object per call; the
-// token's secret is 256 random bits, so an unkeyed SHA-256 is as good a cache key as a keyed one.
-const oneShotHash = (nodeCrypto as unknown as { hash?: (algorithm: string, data: string, encoding: "base64") => string }).hash;
-const tokenKey = (token: string): string => (oneShotHash ? oneShotHash("sha256", token, "base64") : nodeCrypto.createHash("sha256").update(token).digest("base64"));
 /** The name the authorization layer uses. */
 export type AuthContext = AuthenticationContext;
 
@@ -87,16 +123,15 @@ export function authenticateClient(metadata: grpc.Metadata, ctx: AuthenticationC
   if (typeof header !== "string" || values.length > 1 || header.length > MAX_AUTHORIZATION_CHARS) {
     throw unauthenticated("the authorization metadata must be one `Bearer <token>` value");
   }
+  // The fast path: this exact header was verified within the last second.
+  const cached = ctx.verified.get(header, nowMs);
+  if (cached) return cached.principal;
   const m = /^Bearer +(\S+)$/i.exec(header.trim());
   if (!m) throw unauthenticated("the authorization metadata must be `Bearer <token>`");
-  const token = m[1]!;
-  const key = tokenKey(token);
-  const cached = ctx.verified.get(key);
-  if (cached && cached.untilMs > nowMs) return cached.principal;
-  return verifyAndRemember(token, key, ctx, nowMs);
+  return verifyAndRemember(m[1]!, header, ctx, nowMs);
 }
 
-async function verifyAndRemember(token: string, key: string, ctx: AuthenticationContext, nowMs: number): Promise<Principal> {
+async function verifyAndRemember(token: string, header: string, ctx: AuthenticationContext, nowMs: number): Promise<Principal> {
   let record: TokenRecord;
   try {
     record = await verifyToken(ctx.tokens, token, "api", nowMs);
@@ -108,8 +143,7 @@ async function verifyAndRemember(token: string, key: string, ctx: Authentication
     throw err;
   }
   const principal: Principal = Object.freeze({ kind: "client", tokenId: record.id, role: record.role ?? "read", tenant: record.tenant });
-  if (ctx.verified.size >= MAX_VERIFIED) ctx.verified.clear();
-  ctx.verified.set(key, { record, principal, untilMs: Math.min(nowMs + VERIFIED_TTL_MS, record.expiresAtMs ?? Infinity) });
+  ctx.verified.set(header, { record, principal, untilMs: Math.min(nowMs + VERIFIED_TTL_MS, record.expiresAtMs ?? Infinity) }, nowMs);
   return principal;
 }
 

@@ -28,6 +28,7 @@ export const DISTRIBUTEX_POLICY: Readonly<Record<string, RpcPolicy>> = Object.fr
   DeleteKernel: { role: "submit", scope: "tenant" },
   SubmitJob: { role: "submit", scope: "tenant" },
   SubmitJobStream: { role: "submit", scope: "tenant" },
+  RunJob: { role: "submit", scope: "tenant" },
   WatchJob: { role: "submit", scope: "tenant" },
   GetResults: { role: "submit", scope: "tenant" },
   CancelJob: { role: "submit", scope: "tenant" },

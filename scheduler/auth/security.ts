@@ -10,7 +10,7 @@ import type { Redis } from "ioredis";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
-import { unauthenticated } from "./authenticate.js";
+import { unauthenticated, VerifiedTokens } from "./authenticate.js";
 import { caPin, ensurePki, loadPki, NODE_LIFETIME_MS, signNodeCsr, splitPem, type ClusterPki } from "./pki.js";
 import { RecordVerifier } from "./record-verifier.js";
 import { Revocations } from "./revocations.js";
@@ -75,7 +75,7 @@ export class ClusterSecurity extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
-    this.authContext = { insecure, tokens, revocations, verified: new Map() };
+    this.authContext = { insecure, tokens, revocations, verified: new VerifiedTokens() };
   }
 
   static async open(settings: SecuritySettings, log: Logger, tokens: TokenStore, redis?: Redis): Promise<ClusterSecurity> {

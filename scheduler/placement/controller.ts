@@ -13,6 +13,7 @@ import { TrendDetector } from "../forecast/trend-detector.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
 import type { PlacementMetrics } from "./feasibility.js";
 import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
+import { recordLoad } from "./load-recorder.js";
 import { CapacityPlacement, ForecastPlacement, type PlacementRequest, type PlanningStrategy } from "./strategy.js";
 
 export interface PredictedSaturation {
@@ -108,6 +109,8 @@ export class PlacementController {
     });
     registry.on("task_released", (_node, key) => this.strategy.released(key));
     registry.on("load", (node: NodeEntry, load: NodeLoad) => this.onLoad(node, load));
+    const recordFile = process.env.DISTX_LOAD_RECORD_FILE;
+    if (recordFile) recordLoad(registry, recordFile, now);
     registry.on("give_back", (node, reason) => this.giveBack(node, reason));
   }
 

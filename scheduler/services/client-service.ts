@@ -4,7 +4,6 @@ import { compileWasmKernel, KernelAbiError, WASM_ABI, ABI_EXPORTS } from "../../
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId, sha256Hex } from "../../common/hash.js";
 import { taskErrorProto } from "../../common/task-errors.js";
-import { Coalescer } from "../../common/coalescer.js";
 import type { DistributeXHandlers, JobEventIn, SubmitJobRequest, TaskEventIn } from "../../common/types.js";
 import { submitJobStream, type SubmitLimits } from "./submit-stream.js";
 import { toJobProto, type SchedulerCore } from "../core.js";
@@ -18,7 +17,7 @@ import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
 import { resultsPage } from "./results-pages.js";
-import { WatchOutbox } from "./watch-outbox.js";
+import { streamJobEvents, withReason } from "./watch-job.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
 
@@ -46,15 +45,10 @@ export function kernelInfo(k: StoredKernel) {
   };
 }
 
-/** The job as the wire shows it, with why its queued tasks wait when no node could take them. */
-function withReason(core: SchedulerCore, job: JobRecord) {
-  return { ...toJobProto(job), unschedulableReason: core.unschedulableReason(job) };
-}
-
 /** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
 export type ClientRpcHandlers = Pick<
   DistributeXHandlers,
-  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
+  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "RunJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
 >;
 
 /** A job the scope may see: its own tenant's, or any (admin). Others' look exactly like unknown ones. */
@@ -175,64 +169,18 @@ export function clientHandlers(
         call.emit("error", toServiceError(err));
         return;
       }
-      const jobId = job.id;
-      let unwatch = (): void => undefined;
-      const finalOnly = call.request.finalOnly;
-      const stop = () => {
-        unwatch();
-        outcomes.clear();
-      };
-      // Bounded in bytes: a watcher that falls behind is told so and dropped (watch-outbox.ts).
-      const outbox = new WatchOutbox(call, stop);
-      // Final-only watches get the outcomes of one turn as one message; a snapshot never overtakes them.
-      const outcomes = new Coalescer<TaskEventIn>((items) => outbox.write({ jobId, atMs: Date.now(), tasks: { items } }));
-      const send = (ev: JobEventIn) => {
-        if (finalOnly && ev.task) {
-          if (isTerminalTask(ev.task.state as never)) outcomes.push(ev.task);
-          return;
-        }
-        outcomes.flush();
-        outbox.write(ev);
-        if (outbox.isDropped) return;
-        if (ev.job && isTerminalJob(ev.job.state as never)) finish();
-      };
-      const finish = () => {
-        unwatch();
-        call.end();
-      };
-      call.on("cancelled", stop);
-      call.on("error", stop);
-      call.on("close", stop);
-      // A resumed watch (after a reconnect or failover) names the outcomes it has already seen.
-      const seen = call.request.resume ? call.request.seenOutcomes : Buffer.alloc(0);
-      const wasSeen = (i: number) => (i >> 3) < seen.length && (seen[i >> 3]! & (1 << (i & 7))) !== 0;
-      const replay = () => {
-        // Tasks that ended before this watch began are replayed once with their final state, so a
-        // watcher sees every task's outcome however late it subscribed (a small job can finish
-        // tasks between SubmitJob's reply and this call), less those a resumed watch has seen.
-        // The replay is bounded by the job's size and is not checked against the outbox bound.
-        const now = Date.now();
-        const pending: TaskEventIn[] = [];
-        for (const task of job.tasks) {
-          if (!isTerminalTask(task.state) || wasSeen(task.index)) continue;
-          const ev = { taskIndex: task.index, state: task.state, attempt: task.attempt, nodeId: task.nodeId, error: task.error ? taskErrorProto(task.error) : null, runMs: task.runMs };
-          if (finalOnly) pending.push(ev);
-          else outbox.write({ jobId, atMs: now, task: ev }, false);
-        }
-        if (pending.length > 0) outbox.write({ jobId, atMs: now, tasks: { items: pending } }, false);
-      };
-      if (isTerminalJob(job.state)) {
-        // A resumed watch of a job that ended while it was away still gets the outcomes it missed.
-        if (call.request.resume) replay();
-        outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
-        call.end();
-        return;
-      }
-      outbox.write({ jobId, atMs: Date.now(), job: withReason(core, job) }, false);
-      replay();
-      unwatch = core.watchJob(jobId, send);
+      const { finalOnly, resume, seenOutcomes } = call.request;
+      streamJobEvents(core, call, job, { finalOnly, resume, seenOutcomes });
     },
 
+    // Submit, then the final-only watch of the job on the same call (one call and one round trip
+    // less per job). A retry with the same request id submits nothing new and watches the same job.
+    RunJob: (call) => {
+      const scope = scopeOf(callerOf(call));
+      submitJob(call.request, scope)
+        .then(({ jobId }) => streamJobEvents(core, call, core.getJob(jobId, visibleTo(scope)), { finalOnly: true, resume: false, seenOutcomes: Buffer.alloc(0), outcomesOfFinished: true }))
+        .catch((err: unknown) => call.emit("error", toServiceError(err)));
+    },
     CancelJob: unary(async (req, scope) => {
       core.getJob(req.jobId, visibleTo(scope));
       return toJobProto(await core.cancel(req.jobId));

@@ -1,7 +1,8 @@
 // Defect 5: the typed client and `distx submit` must ride out a scheduler dying mid-job. Kafka +
 // Redis, an active scheduler and a standby; kill -9 the active one while a job runs. `distx submit`
 // (a real CLI process given both addresses) must finish with the job's outcome, and typed-client
-// watches (final-only and full) must see every task's outcome exactly once.
+// watches (final-only and full) and a runJob (RunJob, resumed as a watch) must see every task's
+// outcome exactly once.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -62,9 +63,19 @@ describe("client failover", () => {
     const cliDone = new Promise<number | null>((r) => cli.on("exit", r));
 
     const jobId = await until("the CLI's job", async () => (await client.listJobs(10)).find((j) => j.name === "failover")?.jobId, 30_000, 50);
+    // A typed-client runJob (RunJob: submit and watch on one call) of an inline job beside it.
+    const runInputs = saxpy.makeTasks({ tasks: 600, size: 512, seed: 6 });
+    const runOutcomes = new Map<number, number>();
+    const runClient = new DistributeXClient(addresses, { retry: { deadlineMs: 60_000 } });
+    const ran = runClient.runJob({ kernelId, inputs: runInputs, name: "failover-runjob" }, (ev) => {
+      const t = ev.task;
+      if (t && ["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"].includes(t.state)) runOutcomes.set(t.taskIndex, (runOutcomes.get(t.taskIndex) ?? 0) + 1);
+    });
     const finalOnly = collect(client, jobId, true);
     const full = collect(new DistributeXClient(addresses, { retry: { deadlineMs: 60_000 } }), jobId, false);
     await until("50 tasks done", async () => (await client.getJob(jobId)).counts!.succeeded >= 50, 60_000, 50);
+    const runJobAtKill = await until("the runJob's job", async () => (await client.listJobs(10)).find((j) => j.name === "failover-runjob"), 30_000, 50);
+    expect(runJobAtKill?.state, "the runJob's job is still running when the scheduler dies").toMatch(/PENDING|RUNNING/);
     schedulers[0]!.child.kill("SIGKILL");
 
     expect(await cliDone, out).toBe(0);
@@ -75,6 +86,13 @@ describe("client failover", () => {
       const repeated = [...seen].filter(([, n]) => n !== 1);
       expect(repeated, `${name} watch: outcomes repeated`).toEqual([]);
     }
+    const runJob = await ran;
+    expect(runJob.state).toBe("JOB_STATE_SUCCEEDED");
+    expect(runOutcomes.size, "runJob: outcomes seen").toBe(600);
+    expect([...runOutcomes].filter(([, n]) => n !== 1), "runJob: outcomes repeated").toEqual([]);
+    expect((await client.listJobs(100)).filter((j) => j.name === "failover-runjob"), "runJob: one job however many calls").toHaveLength(1);
+    for (const r of await client.getResults(runJob.jobId)) expect(saxpy.check(runInputs[r.taskIndex]!, r.output).ok, `runJob task ${r.taskIndex}`).toBe(true);
+    runClient.close();
     const results = await client.getResults(jobId);
     expect(results.length).toBe(600);
     for (const r of results) expect(saxpy.check(inputs[r.taskIndex]!, r.output).ok, `task ${r.taskIndex}`).toBe(true);
