@@ -138,9 +138,9 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(standing[rampEnd]).toBe(false); // the load falls back: the slope fails on that very sample
   });
 
-  it("is the default saturation bound; upper and mean stay available", () => {
-    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("trend");
-    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "upper" } }).saturationBound).toBe("upper");
+  it("is a saturation bound one can choose beside upper (the default) and mean", () => {
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("upper");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "trend" } }).saturationBound).toBe("trend");
     expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "mean" } }).saturationBound).toBe("mean");
   });
 
