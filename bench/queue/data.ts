@@ -4,6 +4,8 @@
 // the same run (memcpy bandwidth, loopback TCP bandwidth); and a gemm job (2048², 32 row-block
 // tasks) with B as a shared input against B copied into every task.
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:data   (writes bench/results/queue-data.{json,md})
+// One row: BENCH_DATA_ONLY=memory:32768 BENCH_DATA_MB=64 node dist/bench/queue/data.js; BENCH_DATA_NODE_ARGS go to the
+// scheduler and agent processes, e.g. BENCH_DATA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
 import { randomFillSync } from "node:crypto";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import net from "node:net";
@@ -22,6 +24,9 @@ const MiB = 1024 * 1024;
 /** Input bytes each row moves in all (BENCH_DATA_MB, default 256 MiB), split into tasks of the row's size. */
 const ROW_BYTES = Number(process.env.BENCH_DATA_MB ?? 256) * MiB;
 const SIZES = [32 * 1024, MiB, 16 * MiB];
+/** BENCH_DATA_ONLY="memory:32768" (or "kafka+redis:1048576", "bullmq:32768"): run that one row alone,
+ * print it and write no results file, to profile or compare builds one row at a time. */
+const ONLY = process.env.BENCH_DATA_ONLY;
 const GEMM_N = Number(process.env.BENCH_GEMM_N ?? 2048);
 const GEMM_TASKS = 32;
 
@@ -105,7 +110,8 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => P
   if (mode === "kafka+redis") {
     schedulerArgs.push("--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
-  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-data-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false });
+  const nodeArgs = (process.env.BENCH_DATA_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const cluster = new LocalCluster({ nodeArgs, agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-data-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false });
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
@@ -223,6 +229,15 @@ async function gemmRows(): Promise<GemmRow[]> {
 }
 
 async function main(): Promise<void> {
+  if (ONLY) {
+    const [system, sizeText] = ONLY.split(":");
+    const size = Number(sizeText);
+    if (!Number.isInteger(size) || size <= 0) throw new Error(`BENCH_DATA_ONLY=${ONLY}: want system:bytes, e.g. memory:32768`);
+    if (system === "bullmq") console.log(JSON.stringify(await bullmqRow(size)));
+    else if (system === "memory" || system === "kafka+redis") console.log(JSON.stringify(await distxRow(system, size)));
+    else throw new Error(`BENCH_DATA_ONLY=${ONLY}: system is memory, kafka+redis or bullmq`);
+    return;
+  }
   const started = new Date().toISOString();
   const load = os.loadavg();
   const memcpy = memcpyMBps();
