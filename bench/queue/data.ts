@@ -7,6 +7,7 @@
 // One row: BENCH_DATA_ONLY=memory:32768 BENCH_DATA_MB=64 node dist/bench/queue/data.js; BENCH_DATA_NODE_ARGS go to the
 // scheduler and agent processes, e.g. BENCH_DATA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
 import { randomFillSync } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -103,7 +104,24 @@ function makeInputs(bytes: number, count: number): Buffer[] {
   });
 }
 
-async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => Promise<T>): Promise<T> {
+/** CPU seconds (user + system, all threads) each process has used: this bench, and the cluster's from /proc (Linux). */
+function cpuSeconds(cluster: LocalCluster): Record<string, number> {
+  const out: Record<string, number> = {};
+  const own = process.cpuUsage();
+  out.client = (own.user + own.system) / 1e6;
+  for (const p of cluster.processes) {
+    try {
+      // Fields 14 and 15 (utime, stime) in clock ticks, counted after the ")" that ends the name.
+      const fields = readFileSync(`/proc/${p.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out[p.name] = (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // Not Linux, or the process is gone: left out.
+    }
+  }
+  return out;
+}
+
+async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, cluster: LocalCluster) => Promise<T>): Promise<T> {
   const prefix = `benchdata${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_JOB_BYTES: String(1024 * MiB) };
   const schedulerArgs = ["--drain-grace-ms", "0"];
@@ -115,7 +133,7 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => P
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
-    return await body(client);
+    return await body(client, cluster);
   } finally {
     client.close();
     await cluster.stop(2000);
@@ -123,7 +141,7 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => P
 }
 
 async function distxRow(mode: Mode, size: number): Promise<Row> {
-  return withCluster(mode, async (client) => {
+  return withCluster(mode, async (client, cluster) => {
     const { kernelId } = await client.registerKernel(await readFile(path.join(repoRoot(), "build/kernels/histogram.wasm")), { name: "histogram" });
     const tasks = Math.max(4, Math.floor(ROW_BYTES / size));
     // Warm-up: kernel fetch and compile, consumer groups.
@@ -132,11 +150,15 @@ async function distxRow(mode: Mode, size: number): Promise<Row> {
     // Inputs under the by-reference threshold travel inside the Kafka submission record (64 MiB
     // at most): the row goes as jobs of at most 32 MiB each, submitted together.
     const perJob = Math.max(1, Math.floor((32 * MiB) / size));
+    const cpu0 = cpuSeconds(cluster);
     const t0 = performance.now();
     const jobs = await Promise.all(
       Array.from({ length: Math.ceil(tasks / perJob) }, (_, j) => client.run({ kernelId, inputs: inputs.slice(j * perJob, (j + 1) * perJob), timeoutMs: 120_000 })),
     );
     const seconds = (performance.now() - t0) / 1000;
+    // CPU per task by process: robust to a busy machine where tasks/s is not (a row alone prints it).
+    const cpu1 = cpuSeconds(cluster);
+    if (ONLY) console.log(`cpu µs per task: ${Object.keys(cpu1).map((k) => `${k} ${Math.round(((cpu1[k]! - (cpu0[k] ?? 0)) * 1e6) / tasks)}`).join(", ")}`);
     for (const { job } of jobs) if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
     const job = jobs[0]!.job;
     const results = await client.getResults(job.jobId);
