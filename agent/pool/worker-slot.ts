@@ -193,6 +193,8 @@ export class WorkerSlot implements WorkerPipeline {
       req.inputOffset = at;
       at += input.byteLength;
     }
+    // The packed buffer is this message's own copy: it moves by transfer rather than being cloned again.
+    if (total > 0) transfer.push(packed.buffer);
     const msg: ToWorker = requests.length === 1 ? requests[0]! : { type: "batch", requests };
     this.worker.postMessage(msg, transfer);
     return true;

@@ -4,7 +4,10 @@
 // the same run (memcpy bandwidth, loopback TCP bandwidth); and a gemm job (2048², 32 row-block
 // tasks) with B as a shared input against B copied into every task.
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:data   (writes bench/results/queue-data.{json,md})
+// One row: BENCH_DATA_ONLY=memory:32768 BENCH_DATA_MB=64 node dist/bench/queue/data.js; BENCH_DATA_NODE_ARGS go to the
+// scheduler and agent processes, e.g. BENCH_DATA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
 import { randomFillSync } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -22,6 +25,9 @@ const MiB = 1024 * 1024;
 /** Input bytes each row moves in all (BENCH_DATA_MB, default 256 MiB), split into tasks of the row's size. */
 const ROW_BYTES = Number(process.env.BENCH_DATA_MB ?? 256) * MiB;
 const SIZES = [32 * 1024, MiB, 16 * MiB];
+/** BENCH_DATA_ONLY="memory:32768" (or "kafka+redis:1048576", "bullmq:32768"): run that one row alone,
+ * print it and write no results file, to profile or compare builds one row at a time. */
+const ONLY = process.env.BENCH_DATA_ONLY;
 const GEMM_N = Number(process.env.BENCH_GEMM_N ?? 2048);
 const GEMM_TASKS = 32;
 
@@ -98,18 +104,36 @@ function makeInputs(bytes: number, count: number): Buffer[] {
   });
 }
 
-async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => Promise<T>): Promise<T> {
+/** CPU seconds (user + system, all threads) each process has used: this bench, and the cluster's from /proc (Linux). */
+function cpuSeconds(cluster: LocalCluster): Record<string, number> {
+  const out: Record<string, number> = {};
+  const own = process.cpuUsage();
+  out.client = (own.user + own.system) / 1e6;
+  for (const p of cluster.processes) {
+    try {
+      // Fields 14 and 15 (utime, stime) in clock ticks, counted after the ")" that ends the name.
+      const fields = readFileSync(`/proc/${p.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out[p.name] = (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // Not Linux, or the process is gone: left out.
+    }
+  }
+  return out;
+}
+
+async function withCluster<T>(mode: Mode, body: (client: DistributeXClient, cluster: LocalCluster) => Promise<T>): Promise<T> {
   const prefix = `benchdata${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = { ...process.env, DISTX_RESULT_CACHE_TTL_S: "0", DISTX_MAX_JOB_BYTES: String(1024 * MiB) };
   const schedulerArgs = ["--drain-grace-ms", "0"];
   if (mode === "kafka+redis") {
     schedulerArgs.push("--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--redis-url", redisUrl, "--kafka-topic-prefix", prefix, "--redis-prefix", prefix);
   }
-  const cluster = new LocalCluster({ agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-data-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false });
+  const nodeArgs = (process.env.BENCH_DATA_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const cluster = new LocalCluster({ nodeArgs, agents: 1, workersPerAgent: 2, logs: path.join(repoRoot(), "test-output", "logs", `bench-data-${prefix}`), env, schedulerArgs, agentArgs: () => ["--no-calibrate", "--gpu", "off"], adminPorts: false });
   const address = await cluster.start();
   const client = new DistributeXClient(address);
   try {
-    return await body(client);
+    return await body(client, cluster);
   } finally {
     client.close();
     await cluster.stop(2000);
@@ -117,7 +141,7 @@ async function withCluster<T>(mode: Mode, body: (client: DistributeXClient) => P
 }
 
 async function distxRow(mode: Mode, size: number): Promise<Row> {
-  return withCluster(mode, async (client) => {
+  return withCluster(mode, async (client, cluster) => {
     const { kernelId } = await client.registerKernel(await readFile(path.join(repoRoot(), "build/kernels/histogram.wasm")), { name: "histogram" });
     const tasks = Math.max(4, Math.floor(ROW_BYTES / size));
     // Warm-up: kernel fetch and compile, consumer groups.
@@ -126,11 +150,15 @@ async function distxRow(mode: Mode, size: number): Promise<Row> {
     // Inputs under the by-reference threshold travel inside the Kafka submission record (64 MiB
     // at most): the row goes as jobs of at most 32 MiB each, submitted together.
     const perJob = Math.max(1, Math.floor((32 * MiB) / size));
+    const cpu0 = cpuSeconds(cluster);
     const t0 = performance.now();
     const jobs = await Promise.all(
       Array.from({ length: Math.ceil(tasks / perJob) }, (_, j) => client.run({ kernelId, inputs: inputs.slice(j * perJob, (j + 1) * perJob), timeoutMs: 120_000 })),
     );
     const seconds = (performance.now() - t0) / 1000;
+    // CPU per task by process: robust to a busy machine where tasks/s is not (a row alone prints it).
+    const cpu1 = cpuSeconds(cluster);
+    if (ONLY) console.log(`cpu µs per task: ${Object.keys(cpu1).map((k) => `${k} ${Math.round(((cpu1[k]! - (cpu0[k] ?? 0)) * 1e6) / tasks)}`).join(", ")}`);
     for (const { job } of jobs) if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
     const job = jobs[0]!.job;
     const results = await client.getResults(job.jobId);
@@ -223,6 +251,15 @@ async function gemmRows(): Promise<GemmRow[]> {
 }
 
 async function main(): Promise<void> {
+  if (ONLY) {
+    const [system, sizeText] = ONLY.split(":");
+    const size = Number(sizeText);
+    if (!Number.isInteger(size) || size <= 0) throw new Error(`BENCH_DATA_ONLY=${ONLY}: want system:bytes, e.g. memory:32768`);
+    if (system === "bullmq") console.log(JSON.stringify(await bullmqRow(size)));
+    else if (system === "memory" || system === "kafka+redis") console.log(JSON.stringify(await distxRow(system, size)));
+    else throw new Error(`BENCH_DATA_ONLY=${ONLY}: system is memory, kafka+redis or bullmq`);
+    return;
+  }
   const started = new Date().toISOString();
   const load = os.loadavg();
   const memcpy = memcpyMBps();
