@@ -4,6 +4,7 @@ import { PlacementController, type PredictedSaturation, type SaturationWithdrawn
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
+import { loadConfig, schedulerConfigSchema } from "../../common/config.js";
 
 const TH = 0.9;
 const H = 20_000;
@@ -27,6 +28,28 @@ function feed(series: number[]) {
     standing.push(up);
   });
   return { starts, standing };
+}
+
+/** A real controller with saturationBound "trend" and one node; `beat` sends a heartbeat and moves the clock 1 s. */
+function controller() {
+  const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
+  let now = 0;
+  const raised: PredictedSaturation[] = [];
+  const withdrawn: SaturationWithdrawn[] = [];
+  new PlacementController(
+    { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
+    registry,
+    { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
+    () => now,
+  );
+  const profile = { hostname: "h", workers: 2, cpu: { model: "x", logicalCores: 2 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
+  const node = registry.register(profile);
+  registry.attachSession(node.id, () => {});
+  const beat = (u: number) => {
+    registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
+    now += 1000;
+  };
+  return { raised, withdrawn, beat };
 }
 
 describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
@@ -55,6 +78,49 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(falseOnes.length).toBeLessThanOrEqual(1);
   });
 
+  // Issue #14: through the controller every plateau false alert fell where the load jumps from a
+  // ~30 % warm-up to a 60-80 % wobble. A step to a new level is not a trend.
+  it("stays quiet where the load steps from a calm warm-up up to a noisy plateau", () => {
+    for (const [seed, level] of [[4, 0.6], [5, 0.7], [6, 0.8], [7, 0.8]] as const) {
+      const n = noisy(seed);
+      const s: number[] = [];
+      for (let i = 0; i < 150; i++) s.push(0.3 + n(0.02));
+      let ar = 0;
+      for (let i = 0; i < 600; i++) {
+        ar = 0.8 * ar + n(0.03);
+        s.push(Math.min(1, Math.max(0, level + ar)));
+      }
+      const { starts } = feed(s);
+      const falseOnes = starts.filter((a) => !s.slice(a, a + H / 1000 + 2).some((v) => v >= TH));
+      expect(falseOnes.filter((a) => a >= 150 && a < 170), `level ${level} seed ${seed}`).toEqual([]);
+    }
+  });
+
+  it("still predicts a 5 s ramp from a calm start (a rise spread over steps is a trend)", () => {
+    for (const seed of [8, 9, 10]) {
+      const n = noisy(seed);
+      const s: number[] = [];
+      for (let i = 0; i < 120; i++) s.push(0.3 + n(0.02));
+      for (let i = 1; i <= 5; i++) s.push(0.3 + 0.7 * (i / 5) + n(0.02));
+      const cross = s.findIndex((v) => v >= TH);
+      const { starts } = feed(s);
+      expect(starts.filter((a) => a < cross).length, `seed ${seed}`).toBeGreaterThan(0);
+      expect(cross - starts[0]!, `seed ${seed}`).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it("through the controller, a jump from a calm warm-up onto a 70 % plateau raises nothing", () => {
+    const { raised, beat } = controller();
+    const n = noisy(11);
+    for (let i = 0; i < 150; i++) beat(0.3 + n(0.02));
+    let ar = 0;
+    for (let i = 0; i < 300; i++) {
+      ar = 0.8 * ar + n(0.03);
+      beat(Math.min(0.88, Math.max(0, 0.7 + ar))); // kept below the threshold: any prediction is false
+    }
+    expect(raised.filter((e) => e.scope === "node")).toEqual([]);
+  });
+
   it("never predicts a step after the fact", () => {
     const s = [...Array<number>(100).fill(0.3), ...Array<number>(30).fill(0.97), ...Array<number>(30).fill(0.3)];
     const { starts } = feed(s);
@@ -72,24 +138,14 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(standing[rampEnd]).toBe(false); // the load falls back: the slope fails on that very sample
   });
 
+  it("is a saturation bound one can choose beside upper (the default) and mean", () => {
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("upper");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "trend" } }).saturationBound).toBe("trend");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "mean" } }).saturationBound).toBe("mean");
+  });
+
   it("the controller raises and withdraws with saturationBound \"trend\" (within one step)", () => {
-    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
-    let now = 0;
-    const raised: PredictedSaturation[] = [];
-    const withdrawn: SaturationWithdrawn[] = [];
-    new PlacementController(
-      { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
-      registry,
-      { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
-      () => now,
-    );
-    const profile = { hostname: "h", workers: 2, cpu: { model: "x", logicalCores: 2 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
-    const node = registry.register(profile);
-    registry.attachSession(node.id, () => {});
-    const beat = (u: number) => {
-      registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
-      now += 1000;
-    };
+    const { raised, withdrawn, beat } = controller();
     const n = noisy(3);
     for (let i = 0; i < 60; i++) beat(0.3 + n(0.02));
     expect(raised.filter((e) => e.scope === "node")).toHaveLength(0);
