@@ -367,7 +367,9 @@ export class DistributeXClient {
       options.signal?.addEventListener("abort", abort);
       let ended = false;
       try {
-        for await (const ev of stream as AsyncIterable<JobEvent>) {
+        // Leaving this loop early (the caller stops at the final event) must not destroy the
+        // stream: it is left to end by itself (see finally).
+        for await (const ev of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<JobEvent>) {
           const tasks = ev.tasks ? ev.tasks.items : ev.task ? [ev.task] : [];
           for (const task of tasks) {
             if (!seen.admit(task)) continue;
@@ -403,7 +405,8 @@ export class DistributeXClient {
         if (e.code === grpc.status.UNAVAILABLE) this.failover();
       } finally {
         options.signal?.removeEventListener("abort", abort);
-        stream.cancel();
+        if (ended) letStreamEnd(stream);
+        else stream.cancel();
       }
       // The stream broke or ended early (the scheduler went away): resume from what was seen.
       if (!this.retry || Date.now() > until) return;
@@ -459,6 +462,22 @@ export class DistributeXClient {
     for (const s of this.stubs) s.close();
   }
 }
+
+/**
+ * After the final event the scheduler ends the stream itself, one write later. Cancelling it
+ * before its trailers arrive would send an RST_STREAM per watch, and the scheduler's HTTP/2 layer
+ * (nghttp2's rapid-reset guard) answers a client resetting more than ~33 streams a second, after
+ * a burst of 1000, with GOAWAY(INTERNAL_ERROR): every call in flight on the connection fails. So
+ * the stream is read to its end in the background, and cancelled only if it never ends.
+ */
+function letStreamEnd(stream: grpc.ClientReadableStream<unknown>): void {
+  const timer = setTimeout(() => stream.cancel(), STREAM_END_GRACE_MS);
+  timer.unref();
+  stream.on("error", () => undefined);
+  stream.once("status", () => clearTimeout(timer));
+  stream.resume();
+}
+const STREAM_END_GRACE_MS = 5_000;
 
 /**
  * The messages of one SubmitJobStream, made as they are written: the header (shared inputs named
