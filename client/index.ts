@@ -217,11 +217,16 @@ export class DistributeXClient {
     return this.call("GetKernel", { kernelId });
   }
 
-  async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
-    const { request, shared, inline } = this.submitRequest(options);
+  submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
+    return this.sendSubmit(this.submitRequest(options), options.inputs);
+  }
+
+  /** SubmitJob with a request already built (inline), or SubmitJobStream (a big job). */
+  private sendSubmit(prepared: ReturnType<DistributeXClient["submitRequest"]>, inputs: Uint8Array[]): Promise<{ jobId: string; taskCount: number }> {
+    const { request, shared, inline } = prepared;
     if (inline) return this.call("SubmitJob", request);
     const { tasks: _, ...header } = request;
-    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs, shared));
+    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, inputs, shared));
   }
 
   /** The SubmitJob request for these options, and whether it goes inline (else as SubmitJobStream). */
@@ -315,8 +320,9 @@ export class DistributeXClient {
    * id, which submits nothing new). Big jobs, and schedulers without RunJob, take the two calls.
    */
   async runJob(options: SubmitOptions, onEvent?: (ev: JobEvent) => void): Promise<Job> {
-    const { request, inline } = this.submitRequest(options);
-    if (!inline) return this.waitForJob((await this.submitJob(options)).jobId, onEvent, { finalOnly: true });
+    const prepared = this.submitRequest(options);
+    const { request, inline } = prepared;
+    if (!inline) return this.waitForJob((await this.sendSubmit(prepared, options.inputs)).jobId, onEvent, { finalOnly: true });
     let jobId = "";
     const open = (resume: boolean, seen: Buffer) =>
       jobId ? this.stub.WatchJob({ jobId, finalOnly: true, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()) : this.stub.RunJob(request, this.metadata());
@@ -329,7 +335,7 @@ export class DistributeXClient {
     } catch (err) {
       // A scheduler from before RunJob: the same request (same id) by the two calls.
       if (!jobId && err instanceof DistributeXError && err.code === grpc.status.UNIMPLEMENTED) {
-        return this.waitForJob((await this.submitJob({ ...options, requestId: request.requestId })).jobId, onEvent, { finalOnly: true });
+        return this.waitForJob((await this.sendSubmit(prepared, options.inputs)).jobId, onEvent, { finalOnly: true });
       }
       throw err;
     }
