@@ -86,6 +86,8 @@ const quotaFields = {
   queuedTasks: int(0, 1_000_000_000),
   /** Input bytes the scheduler holds for a tenant's unfinished jobs. */
   jobBytes: int(0, 2 ** 44),
+  /** Bytes of outputs stored by reference for a tenant's jobs the scheduler still keeps (finished ones too, until retired). */
+  outputBytes: int(0, 2 ** 44),
 };
 export const tenantQuotaSchema = z.object(quotaFields).partial().strict();
 
@@ -105,7 +107,13 @@ export const schedulerConfigSchema = z
      * and assignments carry only its reference; agents fetch it with FetchBlob. 0 = never.
      */
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
-    /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs). */
+    /**
+     * A task output of at least this many bytes is uploaded by the agent (UploadOutput), kept with
+     * the job's results, and the result (and its Kafka record) carries only its reference;
+     * clients read it with GetResultOutput (the typed client does so itself). 0 = never.
+     */
+    outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
+    /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
     defaultMaxAttempts: int(1, 100).default(5),
     /** Tasks an agent may hold beyond its worker count, so workers never wait on the network. */
@@ -189,6 +197,7 @@ export const schedulerConfigSchema = z
     quotaKernelBytes: quotaFields.kernelBytes.default(128 * 1024 * 1024),
     quotaQueuedTasks: quotaFields.queuedTasks.default(1_000_000),
     quotaJobBytes: quotaFields.jobBytes.default(1024 * 1024 * 1024),
+    quotaOutputBytes: quotaFields.outputBytes.default(4 * 1024 * 1024 * 1024),
     /** Overrides of the quota* defaults for named tenants (config file), e.g. {"t1": {"kernels": 10}}. */
     tenantQuotas: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant names are a-z 0-9 _ -"), tenantQuotaSchema).default({}),
     /** A kernel registration no job has used for this long is removed (its bytes too once no tenant holds it); 0 = never. */
