@@ -5,56 +5,20 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { DistributeXError } from "../common/errors.js";
-import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type Credentials } from "./credentials.js";
+import { channelFor, clientDataDir, readProfile, resolveClusterCredentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
 import { followJob, lastJob, type FollowLink, type WatchOptions } from "./job-stream.js";
+import type { ClientOptions, SubmitOptions } from "./options.js";
 import { backoffDelay, isSafeToRetry, resolveRetry, type RetryOptions } from "./retry.js";
 import { fetchResultOutputOnce } from "./result-output.js";
 import { STREAM_SUBMIT_ABOVE_BYTES, STREAM_SUBMIT_ABOVE_TASKS, submitStreamMessages } from "./submit-stream.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
-export type { RetryOptions, WatchOptions };
+export type { ClientOptions, RetryOptions, SubmitOptions, WatchOptions };
 
 /** What every call rejects with: the gRPC status, its details and the RPC (common/errors.ts, shared with the scheduler). */
 export { DistributeXError };
-
-export interface SubmitOptions {
-  kernelId: string;
-  inputs: Uint8Array[];
-  priority?: number;
-  timeoutMs?: number;
-  maxAttempts?: number;
-  name?: string;
-  /** Run every task even if an identical one has a cached result. */
-  skipResultCache?: boolean;
-  resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
-  /** GPU kernels: without a GPU agent, wait (default), run in gpu.js cpu mode, or reject at submit. */
-  gpuFallback?: "wait" | "cpu" | "reject";
-  /**
-   * Idempotency key: retries of this submit (by this client or by the caller) with the same id
-   * return the same job and never run it twice. Generated per submitJob call when not given.
-   */
-  requestId?: string;
-  /** When no node could ever take the job: wait for one (default; GetJob says why) or fail at once. */
-  unschedulable?: "wait" | "fail";
-  /**
-   * Inputs every task reads (a matrix, a lookup table, weights), in order: sent and stored once,
-   * fetched once per agent; kernels read them by index (kernels/README.md, "Shared inputs").
-   */
-  sharedInputs?: { name: string; data: Uint8Array }[];
-}
-
-export interface ClientOptions extends Credentials {
-  /** Deadline for one attempt of a unary call, ms. */
-  timeoutMs?: number;
-  /**
-   * Retries of idempotent calls (and of SubmitJob, made idempotent by its request id) and
-   * resumption of watches after UNAVAILABLE / DEADLINE_EXCEEDED, with capped exponential backoff
-   * and jitter, within `deadlineMs`; false turns it off. Defaults in client/retry.ts.
-   */
-  retry?: RetryOptions | false;
-}
 
 /** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
 const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "GetResultOutput", "ListNodes", "CancelJob", "SubmitJob"]);
