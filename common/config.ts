@@ -84,9 +84,8 @@ const quotaFields = {
   kernelBytes: int(0, 2 ** 40),
   /** Tasks of a tenant's unfinished jobs (queued, assigned or running). */
   queuedTasks: int(0, 1_000_000_000),
-  /** Input bytes the scheduler holds for a tenant's unfinished jobs. */
+  /** Input bytes the scheduler holds for a tenant's unfinished jobs; output bytes it keeps by reference for its jobs (until retired). */
   jobBytes: int(0, 2 ** 44),
-  /** Bytes of outputs stored by reference for a tenant's jobs the scheduler still keeps (finished ones too, until retired). */
   outputBytes: int(0, 2 ** 44),
 };
 export const tenantQuotaSchema = z.object(quotaFields).partial().strict();
@@ -102,16 +101,9 @@ export const schedulerConfigSchema = z
     maxTaskTimeoutMs: int(1, 86_400_000).default(3_600_000),
     maxTasksPerJob: int(1, 10_000_000).default(100_000),
     maxJobBytes: int(1, 2 ** 31).default(200 * 1024 * 1024),
-    /**
-     * A task input of at least this many bytes is stored once in the state store (by sha256)
-     * and assignments carry only its reference; agents fetch it with FetchBlob. 0 = never.
-     */
+    /** Inputs this big are stored once in the state store (by sha256); assignments carry refs, agents FetchBlob them. 0 = never. */
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
-    /**
-     * A task output of at least this many bytes is uploaded by the agent (UploadOutput), kept with
-     * the job's results, and the result (and its Kafka record) carries only its reference;
-     * clients read it with GetResultOutput (the typed client does so itself). 0 = never.
-     */
+    /** Outputs this big go by reference (agents UploadOutput; results carry refs; GetResultOutput reads them). 0 = never. */
     outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
     /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
