@@ -44,9 +44,21 @@ export function outputSettings(config: OutputConfig): OutputSettings {
 
 const tenantOf = (job: JobRecord) => job.tenant ?? DEFAULT_TENANT;
 
-/** Output bytes kept for the tenant's jobs the scheduler still holds (finished ones too). */
+/** Bytes of uploads admitted and not yet ended, by tenant: counted in the quota, so uploads at once cannot overshoot it together. */
+const uploading = new Map<string, number>();
+
+function reserve(tenant: string, bytes: number): () => void {
+  uploading.set(tenant, (uploading.get(tenant) ?? 0) + bytes);
+  return () => {
+    const left = (uploading.get(tenant) ?? 0) - bytes;
+    if (left > 0) uploading.set(tenant, left);
+    else uploading.delete(tenant);
+  };
+}
+
+/** Output bytes kept for the tenant's jobs the scheduler still holds (finished ones too), and being uploaded. */
 function outputUse(core: SchedulerCore, tenant: string): number {
-  let bytes = 0;
+  let bytes = uploading.get(tenant) ?? 0;
   for (const j of core.allJobs()) if (tenantOf(j) === tenant) bytes += j.outputBytes ?? 0;
   return bytes;
 }
@@ -54,7 +66,8 @@ function outputUse(core: SchedulerCore, tenant: string): number {
 export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
   return (call, callback) => {
     const uploadId = randomUUID();
-    receive(core, settings, call, uploadId).then(
+    const held = { release: () => {} };
+    receive(core, settings, call, uploadId, held).finally(() => held.release()).then(
       () => callback(null, {}),
       (err: unknown) => {
         if (!(err instanceof DistributeXError)) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
@@ -71,7 +84,7 @@ export function uploadOutputHandler(core: SchedulerCore, settings: OutputSetting
  * once it is written: the scheduler holds about a piece per upload), checks size and sha256,
  * and keeps it.
  */
-async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>, uploadId: string): Promise<void> {
+async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>, uploadId: string, held: { release: () => void }): Promise<void> {
   let header: OutputHeader__Output | undefined;
   let job: JobRecord | undefined;
   let size = 0;
@@ -83,6 +96,7 @@ async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc
       header = chunk.header;
       job = admit(core, settings, call, header);
       size = Number(header.ref!.sizeBytes);
+      held.release = reserve(tenantOf(job), size);
       continue;
     }
     if (chunk.part !== "data" || !chunk.data) throw invalidArgument("after the header, UploadOutput carries only data");
