@@ -170,7 +170,7 @@ export function clientHandlers(
         return;
       }
       const { finalOnly, resume, seenOutcomes } = call.request;
-      streamJobEvents(core, call, job, { finalOnly, resume, seenOutcomes });
+      streamJobEvents(core, call, job, { rpc: "WatchJob", finalOnly, resume, seenOutcomes });
     },
 
     // Submit, then the final-only watch of the job on the same call (one call and one round trip
@@ -178,7 +178,7 @@ export function clientHandlers(
     RunJob: (call) => {
       const scope = scopeOf(callerOf(call));
       submitJob(call.request, scope)
-        .then(({ jobId }) => streamJobEvents(core, call, core.getJob(jobId, visibleTo(scope)), { finalOnly: true, resume: false, seenOutcomes: Buffer.alloc(0), outcomesOfFinished: true }))
+        .then(({ jobId }) => streamJobEvents(core, call, core.getJob(jobId, visibleTo(scope)), { rpc: "RunJob", finalOnly: true, resume: false, seenOutcomes: Buffer.alloc(0), outcomesOfFinished: true }))
         .catch((err: unknown) => call.emit("error", toServiceError(err)));
     },
     CancelJob: unary(async (req, scope) => {
