@@ -11,6 +11,7 @@ import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, Tas
 import { followJob, lastJob, type FollowLink, type WatchOptions } from "./job-stream.js";
 import type { ClientOptions, SubmitOptions } from "./options.js";
 import { backoffDelay, isSafeToRetry, resolveRetry, type RetryOptions } from "./retry.js";
+import { fetchResultOutputOnce } from "./result-output.js";
 import { STREAM_SUBMIT_ABOVE_BYTES, STREAM_SUBMIT_ABOVE_TASKS, submitStreamMessages } from "./submit-stream.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
@@ -20,7 +21,7 @@ export type { ClientOptions, RetryOptions, SubmitOptions, WatchOptions };
 export { DistributeXError };
 
 /** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
-const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "ListNodes", "CancelJob", "SubmitJob"]);
+const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "GetResultOutput", "ListNodes", "CancelJob", "SubmitJob"]);
 
 export class DistributeXClient {
   /** One stub per address ("host:port[,host:port…]": an active scheduler and its standbys). */
@@ -252,7 +253,14 @@ export class DistributeXClient {
       const page = await this.call<unknown, { results: TaskResult[]; nextPageToken: string }>("GetResults", { jobId, offset: 0, limit: 0, pageToken });
       // Outputs arrive as views into the gRPC message at any byte offset; give each its own
       // buffer so callers can read it as a typed array (new Float32Array(output.buffer)).
-      for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) });
+      for (const r of page.results) {
+        // An output stored by reference is read by itself, in chunks (client/result-output.ts).
+        const ref = r.outputRef;
+        const output = ref
+          ? await this.call("GetResultOutput", { jobId, taskIndex: r.taskIndex }, () => fetchResultOutputOnce(this.stub, this.metadata(), { jobId, taskIndex: r.taskIndex }, ref, this.timeoutMs))
+          : Buffer.from(new Uint8Array(r.output).buffer);
+        out.push({ ...r, output });
+      }
       pageToken = page.nextPageToken;
     } while (pageToken);
     return out;
