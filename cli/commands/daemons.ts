@@ -50,7 +50,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--placement <policy>", "placement policy: forecast (estimated finish time) or capacity")
     .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")
     .option("--saturation-horizon-ms <ms>", "how far ahead predicted_saturation looks")
-    .option("--saturation-bound <upper|mean|trend>", "what must reach the threshold: upper (default) or mean (forecast bounds), or trend (significant short-window slope)")
+    .option("--saturation-bound <upper|mean|trend>", "what must reach the threshold: trend (default: significant short-window slope), or upper or mean (forecast bounds)")
     .option("--saturation-cooldown-ms <ms>", "at most one predicted_saturation per node per this long")
     .option("--rebalance <on|off>", "move queued tasks off nodes that fall behind their forecast")
     .option("--data-dir <dir>", "cluster data dir: PKI, tokens (env DISTX_DATA_DIR; default $DISTX_HOME or ~/.distx)")
