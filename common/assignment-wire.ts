@@ -57,7 +57,10 @@ function load(): Wire | null {
     sharedRef: t(shared, "ref", 2),
   };
   const tags = [...Object.values(out.tag), out.assignTag, out.assignsTag, out.itemsTag, out.refSha, out.refSize, out.sharedName, out.sharedRef];
-  return tags.every((tag) => tag < 0x80) ? out : null;
+  // A field added to these messages that this writer does not know would be dropped: protobufjs then.
+  const known = (type: protobuf.Type, names: string[]) => type.fieldsArray.every((f) => names.includes(f.name));
+  const complete = known(a, Object.keys(out.tag)) && known(ref, ["sha256", "sizeBytes"]) && known(shared, ["name", "ref"]) && known(batch, ["items"]);
+  return complete && tags.every((tag) => tag < 0x80) ? out : null;
 }
 
 const varintLen = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 2 ** 35 ? 5 : v < 2 ** 42 ? 6 : v < 2 ** 49 ? 7 : 8);
