@@ -2,6 +2,7 @@
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
 import { splitByBytes as splitBatch } from "./split-by-bytes.js";
+import { encodeSchedulerMessage } from "./assignment-wire.js";
 import { logBytes } from "./kernel-log.js";
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type Producer } from "kafkajs";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/proto-loader";
@@ -253,7 +254,7 @@ let session: SessionMethod | undefined;
 const sessionMethod = (): SessionMethod => (session ??= (loadContract().definition["distributex.v1.AgentService"] as ServiceDefinition)["Session"] as SessionMethod);
 
 export function encodeAssignments(items: AssignmentIn[]): Buffer {
-  return sessionMethod().responseSerialize({ assigns: { items } });
+  return encodeSchedulerMessage({ assigns: { items } }, sessionMethod().responseSerialize);
 }
 
 /** A cancel for an agent, as a record on its assignments partition: behind what it cancels. */

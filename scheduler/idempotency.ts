@@ -11,6 +11,7 @@ import { backendError } from "./backends/errors.js";
 import type { SchedulerCore, SubmitRequest } from "./core.js";
 import { isTerminalJob } from "./model.js";
 import { DEFAULT_TENANT } from "./auth/principal.js";
+import { sha256Once } from "../common/hash.js";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -24,21 +25,43 @@ function jobIdForRequest(requestId: string, tenant: string = DEFAULT_TENANT): st
   return `job-${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** sha256 over every field of the request that changes what runs (not the request id itself). */
-export function requestFingerprint(req: SubmitRequest): string {
-  const h = createHash("sha256");
+/** The fields of a request, other than its data, that change what runs (not the request id itself). */
+function smallFields(req: SubmitRequest): string {
   const n = req.needs;
   const nodeSelector = Object.entries(n.nodeSelector ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  h.update(
-    JSON.stringify([
-      req.kernelId, req.priority, req.timeoutMs, req.maxAttempts, req.name, req.skipCache ?? false,
-      req.gpuFallback ?? "GPU_FALLBACK_WAIT", req.unschedulable ?? "UNSCHEDULABLE_WAIT",
-      n.cores ?? 0, n.memoryBytes ?? 0, n.gpu ?? false, nodeSelector, req.inputs.length,
-    ]),
-  );
+  return JSON.stringify([
+    req.kernelId, req.priority, req.timeoutMs, req.maxAttempts, req.name, req.skipCache ?? false,
+    req.gpuFallback ?? "GPU_FALLBACK_WAIT", req.unschedulable ?? "UNSCHEDULABLE_WAIT",
+    n.cores ?? 0, n.memoryBytes ?? 0, n.gpu ?? false, nodeSelector, req.inputs.length,
+  ]);
+}
+
+const FINGERPRINT_V2 = "v2:";
+
+/**
+ * sha256 over every field of the request that changes what runs: the small fields, then each
+ * input's length and sha256. The inputs' digests are computed once (sha256Once) and reused for
+ * blob references and result-cache keys, so no input is hashed twice.
+ */
+export function requestFingerprint(req: SubmitRequest): string {
+  const h = createHash("sha256").update(smallFields(req));
+  for (const input of req.inputs) h.update(`${input.byteLength}:${sha256Once(input)};`);
+  for (const shared of req.sharedInputs ?? []) h.update(`shared:${JSON.stringify(shared.name)}:${shared.data.byteLength}:${sha256Once(shared.data)};`);
+  return FINGERPRINT_V2 + h.digest("hex");
+}
+
+/** The fingerprint as releases before "v2:" wrote it (over the bytes), for jobs they recorded. */
+export function legacyFingerprint(req: SubmitRequest): string {
+  const h = createHash("sha256").update(smallFields(req));
   for (const input of req.inputs) h.update(String(input.byteLength)).update(":").update(input);
   for (const shared of req.sharedInputs ?? []) h.update(`shared:${shared.name}:${shared.data.byteLength}:`).update(shared.data);
   return h.digest("hex");
+}
+
+/** Whether a recorded fingerprint is this request's (one recorded before v2 is recomputed the old way). */
+export function sameRequest(recorded: string, fingerprint: string, req: SubmitRequest): boolean {
+  if (recorded === fingerprint) return true;
+  return recorded !== "" && !recorded.startsWith(FINGERPRINT_V2) && recorded === legacyFingerprint(req);
 }
 
 export interface SubmitResult {
@@ -80,7 +103,7 @@ export class IdempotentSubmitter {
   private async once(req: SubmitRequest & { requestId: string; jobId: string }, fingerprint: string): Promise<SubmitResult> {
     const known = await this.known(req.jobId);
     if (known) {
-      if (known.fingerprint !== fingerprint) {
+      if (!sameRequest(known.fingerprint, fingerprint, req)) {
         throw alreadyExists(`request_id ${JSON.stringify(req.requestId)} was already used for job ${req.jobId} with a different request; not retryable: use a new request_id for a new job`);
       }
       return { jobId: req.jobId, taskCount: known.taskCount };

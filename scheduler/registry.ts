@@ -18,6 +18,7 @@ import type { PlacementNode } from "./placement/constraints.js";
 import type { SealRecipient } from "../common/record-seal.js";
 
 const WINDOW_TICK_MS = 100;
+const WINDOW_MAX_FACTOR = 4; // a node's window widens to at most 4 × pipelineWindowMs (in-flight input stays bounded)
 
 export type NodeStateName = "NODE_STATE_READY" | "NODE_STATE_DRAINING" | "NODE_STATE_DOWN";
 
@@ -33,6 +34,10 @@ export interface NodeEntry extends PlacementNode {
   /** Smoothed completions per second, for the pipeline window. */
   completionRate: number;
   completedAtLastTick: number;
+  /** Its pipeline window (updateWindows); whether dispatch found it full with tasks waiting since the last tick (noteFull); the rate when the window last widened. */
+  windowMs: number;
+  windowBound: boolean;
+  rateAtGrowth: number;
   /** Keys (jobId/index) of tasks placed on this node and not yet finished. */
   tasks: Set<string>;
   /** The release its agent announced. */
@@ -112,8 +117,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
    * Little's law: to keep a node busy, the tasks in flight to it must cover its completion rate
    * times the round trip. Capacity = max(base, rate × window), so a node that finishes tiny tasks
    * fast gets a deep pipeline, while slow tasks keep the small base. It grows by ×(window/round
-   * trip) per tick until the node's own speed caps the rate.
-   */
+   * trip) per tick until the node's own speed caps the rate. The window itself widens while it is the limit. */
   updateWindows(now = performance.now()): void {
     const windowMs = this.options.pipelineWindowMs ?? 0;
     const dt = now - this.lastWindowTick;
@@ -125,7 +129,17 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       node.completedAtLastTick = node.completed;
       // Rise at once (throughput is waiting on it), decay gently (one slow tick is not a trend).
       node.completionRate = rate >= node.completionRate ? rate : node.completionRate * 0.7 + rate * 0.3;
-      const capacity = windowMs > 0 ? Math.min(cap, Math.max(node.baseCapacity, Math.ceil((node.completionRate * windowMs) / 1000))) : node.baseCapacity;
+      // A fixed window settles where the round trip equals it, whatever the node could do: while the node is
+      // full with work waiting and the last widening paid off (completions rose), widen it; else narrow it back.
+      if (node.windowBound && node.completionRate > node.rateAtGrowth * 1.05) {
+        node.windowMs = Math.min(windowMs * WINDOW_MAX_FACTOR, node.windowMs * 1.5);
+        node.rateAtGrowth = node.completionRate;
+      } else if (!node.windowBound) {
+        node.windowMs = Math.max(windowMs, node.windowMs * 0.9);
+        node.rateAtGrowth = Math.min(node.rateAtGrowth, node.completionRate);
+      }
+      node.windowBound = false;
+      const capacity = windowMs > 0 ? Math.min(cap, Math.max(node.baseCapacity, Math.ceil((node.completionRate * node.windowMs) / 1000))) : node.baseCapacity;
       if (capacity === node.capacity) continue;
       const grew = capacity > node.capacity;
       node.capacity = capacity;
@@ -159,6 +173,9 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       baseCapacity: workers * (1 + this.options.prefetchPerWorker),
       completionRate: 0,
       completedAtLastTick: 0,
+      windowMs: this.options.pipelineWindowMs ?? 0,
+      windowBound: false,
+      rateAtGrowth: 0,
       assigned: 0,
       speed: profile.calibration?.opsPerSecond ? profile.calibration.opsPerSecond / 1e9 : 1,
       gpuBackend: profile.gpuBackend ?? "",
@@ -247,6 +264,9 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   sendTo(node: NodeEntry | string, msg: SchedulerMessageIn): void {
     (typeof node === "string" ? this.nodes.get(node) : node)?.send?.(msg);
   }
+
+  /** Dispatch found the node full while tasks waited: its window may be the limit (updateWindows). */
+  noteFull = (node: NodeEntry): void => void (node.windowBound = true);
 
   /** Counts a task placed on the node (placement decided; the registry keeps the count). */
   addTask(node: NodeEntry, key: string): void {

@@ -18,7 +18,7 @@ import { SchedulerCore } from "./core.js";
 import { NodeRegistry } from "./registry.js";
 import { alertHandlers } from "./alerts/grpc.js";
 import { SchedulerMonitoring } from "./monitoring.js";
-import { agentHandlers } from "./services/agent-service.js";
+import { agentHandlers, withDirectAssignments } from "./services/agent-service.js";
 import { clientHandlers } from "./services/client-service.js";
 import { adminSecurityHandlers, joinHandlers } from "./services/security-service.js";
 import { ClusterSecurity } from "./auth/security.js";
@@ -274,7 +274,7 @@ export class Scheduler {
       ),
       ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
-    this.server.addService(...rejectMalformedRequests(V1.AgentService.service, guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
+    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
   }
 
   private stopping?: Promise<void>;

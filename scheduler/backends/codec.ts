@@ -1,6 +1,7 @@
 // Compact binary framing shared by the Redis store and the Kafka bus: a list of buffers as
 // [u32 count][u32 length…][bytes…], and a JSON header followed by such a list.
 import { createHash } from "node:crypto";
+import { sha256Once } from "../../common/hash.js";
 
 export function encodeBuffers(list: readonly Uint8Array[]): Buffer {
   const head = Buffer.allocUnsafe(4 + 4 * list.length);
@@ -60,6 +61,7 @@ export function resultCacheKey(kernelId: string, seed: number, input: Uint8Array
   const h = createHash("sha256");
   const s = Buffer.allocUnsafe(4);
   s.writeUInt32BE(seed >>> 0, 0);
-  h.update(s).update(input);
+  // Over the input's digest, not its bytes: the input was hashed once already at submit (sha256Once).
+  h.update(s).update(sha256Once(input), "hex");
   return `${kernelId}:${h.digest("hex")}`;
 }

@@ -2,15 +2,16 @@
 // once in the state store under its sha256 and travels as a reference (BlobRef); agents fetch
 // it with FetchBlob (services/blob-service.ts) and cache it by hash. Assignments and the Kafka
 // records that carry them (submissions, assignments) then stay small whatever the data.
-import { sha256Hex } from "../../common/hash.js";
+import { knownSha256, sha256Once } from "../../common/hash.js";
 import type { BlobRefShape, StateStore } from "../backends/types.js";
 import type { SharedInputShape } from "../model.js";
 
 /**
  * Buffers whose sha256 is already known and checked (SubmitJobStream hashes each blob as it
- * arrives): planBlobs takes the hash from here instead of hashing the bytes a second time.
+ * arrives, the duplicate check each input): planBlobs takes the hash from here instead of hashing
+ * the bytes a second time.
  */
-export const verifiedSha256 = new WeakMap<Buffer, string>();
+export const verifiedSha256 = knownSha256;
 
 export interface BlobPlan {
   /** The tasks' inputs, empty where the input goes by reference. */
@@ -25,11 +26,9 @@ export interface BlobPlan {
 /** Decides what goes by reference and hashes it; stores nothing yet (storeBlobs does). */
 export function planBlobs(inputs: Buffer[], shared: { name: string; data: Buffer }[] | undefined, thresholdBytes: number): BlobPlan {
   const blobs = new Map<string, Buffer>();
-  // Tasks often share one buffer (a stream's blob named by many tasks): hash it once.
-  const hashed = new Map<Buffer, string>();
+  // Tasks often share one buffer (a stream's blob named by many tasks): hashed once (sha256Once).
   const refOf = (data: Buffer): BlobRefShape => {
-    let sha256 = hashed.get(data) ?? verifiedSha256.get(data);
-    if (!sha256) hashed.set(data, (sha256 = sha256Hex(data)));
+    const sha256 = sha256Once(data);
     if (!blobs.has(sha256)) blobs.set(sha256, data);
     return { sha256, sizeBytes: data.byteLength };
   };

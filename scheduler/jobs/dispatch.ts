@@ -46,7 +46,7 @@ export class Dispatcher {
         queue.removeJob(jobId);
         continue;
       }
-      if (room === 0) return;
+      if (room === 0) return this.noteFull(ready);
       // Tasks of a job are placed as one batch; what does not fit goes back to the queue's front, in order.
       const indexes = this.takePending(job, room);
       const nodes = this.placement().plan({ kernelId: job.kernelId, needs: placementNeeds(job.needs, ready) }, indexes.map((i) => taskKeyOf(job, job.tasks[i]!)));
@@ -56,6 +56,12 @@ export class Dispatcher {
         room--;
       }
     }
+    if (room === 0 && queue.size() > 0) this.noteFull(ready);
+  }
+
+  /** Every node was full with tasks still queued: the pipeline windows may be what holds them back. */
+  private noteFull(ready: NodeEntry[]): void {
+    for (const node of ready) if (node.assigned >= node.capacity) this.ctx.registry.noteFull(node);
   }
 
   /**

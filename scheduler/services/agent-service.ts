@@ -8,6 +8,8 @@ import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../../common/split-by-bytes.js";
 import { assignmentBytes } from "../../common/kafka-wire.js";
+/** The service definition to serve: the session writes assignments straight from the submitted bytes. */
+export { withDirectAssignments } from "../../common/assignment-wire.js";
 import type { AgentMessage, AgentServiceHandlers, AssignmentIn, CancellationIn, SchedulerMessageIn } from "../../common/types.js";
 import type { KafkaRouteShape } from "../../common/kafka-agent-link.js";
 

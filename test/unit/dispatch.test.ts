@@ -23,6 +23,20 @@ async function makeCore() {
 }
 
 describe("dispatch", () => {
+  it("tells the registry a node is full only when tasks are left waiting for room", async () => {
+    const { core, registry } = await makeCore();
+    const node = registry.register(profile);
+    registry.attachSession(node.id, () => {});
+    const submit = (n: number) => core.submit({ kernelId: KERNEL, inputs: Array.from({ length: n }, (_, i) => Buffer.from([i])), needs: {}, priority: 0, timeoutMs: 0, maxAttempts: 0, name: "" });
+    await submit(3); // exactly its three slots (one worker, prefetch 2)
+    await turn();
+    expect(node.assigned).toBe(3);
+    expect(node.windowBound).toBe(false);
+    await submit(2); // no room: these wait
+    await turn();
+    expect(node.windowBound).toBe(true);
+  });
+
   it("skips queued tasks that already ended and still fills the node (no stall after late results)", async () => {
     const { core, registry } = await makeCore();
     const job = await core.submit({ kernelId: KERNEL, inputs: Array.from({ length: 10 }, (_, i) => Buffer.from([i])), needs: {}, priority: 0, timeoutMs: 0, maxAttempts: 0, name: "" });

@@ -319,6 +319,32 @@ describe("pipeline window (tiny tasks)", () => {
     expect(fast.capacity).toBe(6);
   });
 
+  it("widens a node's window while it is the limit (full, tasks waiting, completions rising), up to 4×, and narrows it when it is not", () => {
+    const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2, pipelineWindowMs: 100 });
+    const n = registry.register(profile(2));
+    registry.attachSession(n.id, () => {});
+    let now = performance.now();
+    registry.updateWindows(now);
+    const tick = (completions: number, full: boolean) => {
+      completeTasks(registry, n, completions);
+      if (full) registry.noteFull(n);
+      registry.updateWindows((now += 100));
+    };
+    tick(500, false);
+    expect(n.capacity).toBe(500); // 5,000/s × 100 ms: not full, so the window stays
+    tick(600, true);
+    expect(n.windowMs).toBe(150); // full and completions rose: ×1.5
+    expect(n.capacity).toBe(900);
+    tick(600, true);
+    expect(n.windowMs).toBe(150); // full, but the widening did not pay off: held
+    for (const c of [700, 800, 900, 1000, 1100]) tick(c, true);
+    expect(n.windowMs).toBe(400); // at most 4 × pipelineWindowMs
+    expect(n.capacity).toBe(4400);
+    for (let i = 0; i < 40; i++) tick(1100, false);
+    expect(n.windowMs).toBe(100); // not the limit: back to the configured window
+    expect(n.capacity).toBe(1100);
+  });
+
   it("stays at workers × (1 + prefetch) when the window is off", () => {
     const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
     const n = registry.register(profile(4));
