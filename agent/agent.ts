@@ -69,7 +69,10 @@ export class Agent {
       replaced: (updates, instead) => this.outbox.replaced(updates, instead),
     });
     this.outbox = new UpdateOutbox((items) => this.link.sendUpdates(items));
-    this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id), (ref, into, use) => this.link.fetchBlob(ref, into, use));
+    this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id), (ref, into, use) => this.link.fetchBlob(ref, into, use), {
+      byRefBytes: () => this.link.outputByRefBytes,
+      upload: (task, data) => this.link.uploadOutput(task, data),
+    });
     this.runner.pool.on("restart", () => {
       this.metrics.workerRestarted();
       this.log.warn({ event: "worker_restarted" }, "kernel worker replaced");

@@ -3,6 +3,7 @@
 // the Kafka link, kernel and blob fetches. It knows nothing of tasks: it only carries them.
 import * as grpc from "@grpc/grpc-js";
 import { fetchBlobRetrying, fetchKernelRetrying, type FetchContext } from "./fetch-retry.js";
+import { uploadOutputRetrying, type OutputRef } from "./output-upload.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
@@ -84,6 +85,8 @@ export class SchedulerLink {
   /** Set once the agent stops: no reconnect, no renewal, no fetch retries from then on. */
   private closing = false;
   nodeId = "";
+  /** Outputs of at least this many bytes go by reference (Register's answer; 0 = inline). */
+  outputByRefBytes = 0;
 
   constructor(
     private readonly config: AgentConfig,
@@ -152,7 +155,7 @@ export class SchedulerLink {
           this.log.info({ event: "kafka_reachable", brokers: this.brokersLost.join(",") }, "the Kafka broker answers again; registering");
           this.brokersLost = undefined;
         }
-        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null }>((resolve, reject) =>
+        const reply = await new Promise<{ nodeId: string; heartbeatIntervalMs: number; kafka?: KafkaRouteShape | null; outputByRefBytes?: string }>((resolve, reject) =>
           this.client.Register(
             { profile, agentVersion: AGENT_VERSION, reservedCores: this.config.reserveCores },
             { deadline: Date.now() + 5000 },
@@ -160,6 +163,7 @@ export class SchedulerLink {
           ),
         );
         this.nodeId = reply.nodeId;
+        this.outputByRefBytes = Number(reply.outputByRefBytes ?? 0);
         this.metrics.setNodeId(reply.nodeId, AGENT_VERSION);
         await this.openKafkaLink(reply.kafka);
         this.openSession(profile, reply.heartbeatIntervalMs || 1000);
@@ -296,6 +300,11 @@ export class SchedulerLink {
   /** A blob streamed into `into`, checked, transient failures retried for a while (fetch-retry.ts). */
   fetchBlob(ref: { sha256: string; sizeBytes: number }, into: Uint8Array, use: { jobId: string; taskIndex: number }): Promise<void> {
     return fetchBlobRetrying(this.fetchContext(), ref, into, use);
+  }
+
+  /** An output streamed to the scheduler, transient failures retried for a while (output-upload.ts). */
+  uploadOutput(task: { jobId: string; taskIndex: number; attempt: number }, data: Uint8Array): Promise<OutputRef> {
+    return uploadOutputRetrying(this.fetchContext(), { ...task, nodeId: this.nodeId }, data);
   }
 
   private fetchContext(): FetchContext {

@@ -17,6 +17,13 @@ import { taskKey } from "../common/task-key.js";
 import { MAX_SESSION_OUTPUT_BYTES } from "../common/proto.js";
 import { BlobCache, type BlobFetcher } from "./blob-cache.js";
 import { logBytes } from "../common/kernel-log.js";
+import type { OutputRef } from "./output-upload.js";
+
+/** Where outputs by reference go: the scheduler's threshold (0 = never) and its UploadOutput. */
+export interface OutputUploader {
+  byRefBytes(): number;
+  upload(task: { jobId: string; taskIndex: number; attempt: number }, data: Uint8Array): Promise<OutputRef>;
+}
 
 /** One attempt this agent holds. `cancelled` stops it at the next step when no handle exists yet. */
 type RunningEntry = { handle?: PoolHandle; cancelled: boolean; attempt: number };
@@ -46,6 +53,7 @@ export class TaskRunner {
     private readonly outbox: UpdateOutbox,
     fetchKernel: (kernelId: string) => Promise<Uint8Array>,
     fetchBlob: BlobFetcher,
+    private readonly outputs?: OutputUploader,
   ) {
     this.blobs = new BlobCache(config.blobCacheMb * 1024 * 1024, fetchBlob);
     metrics.observeBlobs(() => this.blobs.snapshot());
@@ -133,7 +141,9 @@ export class TaskRunner {
         });
         if (this.running.get(key) !== entry) return;
         checkOutputSize(result.output);
-        update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
+        const sent = await this.outputOf(a, result.output);
+        if (this.running.get(key) !== entry) return;
+        update({ state: "TASK_STATE_SUCCEEDED", ...sent, runMs: result.runMs, waitMs: result.waitMs, backend: result.backend }, succeeded(result.runMs, result.waitMs));
         return;
       }
       const module = await this.modules.get(a.kernelId);
@@ -158,7 +168,9 @@ export class TaskRunner {
       const result = await handle.promise;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
       checkOutputSize(result.output, result.logs);
-      update({ state: "TASK_STATE_SUCCEEDED", output: result.output, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm", ...(result.logs ? { logs: result.logs } : {}) }, succeeded(result.runMs, result.waitMs));
+      const sent = await this.outputOf(a, result.output);
+      if (this.running.get(key) !== entry) return;
+      update({ state: "TASK_STATE_SUCCEEDED", ...sent, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm", ...(result.logs ? { logs: result.logs } : {}) }, succeeded(result.runMs, result.waitMs));
     } catch (err) {
       if (this.running.get(key) !== entry) return;
       // Failures are classified where they happen; anything else is an internal (transient) fault.
@@ -174,6 +186,14 @@ export class TaskRunner {
       this.outbox.forget(entry);
       if (this.running.get(key) === entry) this.running.delete(key);
     }
+  }
+
+  /** The update's output: inline, or (at least byRefBytes) uploaded first and named by reference. */
+  private async outputOf(a: Assignment, output: Uint8Array): Promise<{ output: Uint8Array } | { outputRef: { sha256: string; sizeBytes: string } }> {
+    const threshold = this.outputs?.byRefBytes() ?? 0;
+    if (!this.outputs || threshold <= 0 || output.byteLength < threshold) return { output };
+    const ref = await this.outputs.upload({ jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt }, output);
+    return { outputRef: { sha256: ref.sha256, sizeBytes: String(ref.sizeBytes) } };
   }
 
   /** Stops the workers and the GPU executors; what still runs fails with SHUTDOWN. */

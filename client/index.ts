@@ -1,75 +1,27 @@
 // The typed DistributeX client. Wraps the generated gRPC stubs with promises, async
 // iteration for streams, and errors that carry the gRPC status code.
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { DistributeXError } from "../common/errors.js";
-import { channelFor, clientDataDir, readProfile, resolveClusterCredentials, type Credentials } from "./credentials.js";
+import { channelFor, clientDataDir, readProfile, resolveClusterCredentials } from "./credentials.js";
 import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { Alert, DistributeXGrpcClient, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo } from "../common/types.js";
-import { TERMINAL_JOB_STATES } from "../common/types.js";
-import { backoffDelay, isSafeToRetry, OutcomeLedger, resolveRetry, type RetryOptions } from "./retry.js";
+import { followJob, lastJob, type FollowLink, type WatchOptions } from "./job-stream.js";
+import type { ClientOptions, SubmitOptions } from "./options.js";
+import { backoffDelay, isSafeToRetry, resolveRetry, type RetryOptions } from "./retry.js";
+import { fetchResultOutputOnce } from "./result-output.js";
+import { STREAM_SUBMIT_ABOVE_BYTES, STREAM_SUBMIT_ABOVE_TASKS, submitStreamMessages } from "./submit-stream.js";
 
 export type { Alert, Job, JobEvent, KernelInfo, Node, TaskResult, TokenInfo };
-export type { RetryOptions };
+export type { ClientOptions, RetryOptions, SubmitOptions, WatchOptions };
 
 /** What every call rejects with: the gRPC status, its details and the RPC (common/errors.ts, shared with the scheduler). */
 export { DistributeXError };
 
-export interface SubmitOptions {
-  kernelId: string;
-  inputs: Uint8Array[];
-  priority?: number;
-  timeoutMs?: number;
-  maxAttempts?: number;
-  name?: string;
-  /** Run every task even if an identical one has a cached result. */
-  skipResultCache?: boolean;
-  resources?: { cores?: number; memoryBytes?: number; gpu?: boolean; nodeSelector?: Record<string, string> };
-  /** GPU kernels: without a GPU agent, wait (default), run in gpu.js cpu mode, or reject at submit. */
-  gpuFallback?: "wait" | "cpu" | "reject";
-  /**
-   * Idempotency key: retries of this submit (by this client or by the caller) with the same id
-   * return the same job and never run it twice. Generated per submitJob call when not given.
-   */
-  requestId?: string;
-  /** When no node could ever take the job: wait for one (default; GetJob says why) or fail at once. */
-  unschedulable?: "wait" | "fail";
-  /**
-   * Inputs every task reads (a matrix, a lookup table, weights), in order: sent and stored once,
-   * fetched once per agent; kernels read them by index (kernels/README.md, "Shared inputs").
-   */
-  sharedInputs?: { name: string; data: Uint8Array }[];
-}
-
-export interface WatchOptions {
-  /** Only task outcomes (SUCCEEDED, FAILED, CANCELLED) and job snapshots. */
-  finalOnly?: boolean;
-  /** Stops the watch: the stream is cancelled and the iteration ends. */
-  signal?: AbortSignal;
-}
-
-export interface ClientOptions extends Credentials {
-  /** Deadline for one attempt of a unary call, ms. */
-  timeoutMs?: number;
-  /**
-   * Retries of idempotent calls (and of SubmitJob, made idempotent by its request id) and
-   * resumption of watches after UNAVAILABLE / DEADLINE_EXCEEDED, with capped exponential backoff
-   * and jitter, within `deadlineMs`; false turns it off. Defaults in client/retry.ts.
-   */
-  retry?: RetryOptions | false;
-}
-
-/** Above these a job is submitted with SubmitJobStream, in chunks of SUBMIT_CHUNK_BYTES. */
-const STREAM_SUBMIT_ABOVE_BYTES = 4 * 1024 * 1024;
-const STREAM_SUBMIT_ABOVE_TASKS = 10_000;
-const SUBMIT_CHUNK_BYTES = 1024 * 1024;
-/** In a stream, a task input this big goes as a blob in chunks (then the task names it): no message holds more than a chunk. */
-const BLOB_UPLOAD_ABOVE_BYTES = SUBMIT_CHUNK_BYTES;
-
 /** Calls that change nothing, or nothing more when repeated; SubmitJob only with a request id. */
-const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "ListNodes", "CancelJob", "SubmitJob"]);
+const IDEMPOTENT = new Set(["RegisterKernel", "GetKernel", "GetJob", "ListJobs", "GetResults", "GetResultOutput", "ListNodes", "CancelJob", "SubmitJob"]);
 
 export class DistributeXClient {
   /** One stub per address ("host:port[,host:port…]": an active scheduler and its standbys). */
@@ -79,6 +31,8 @@ export class DistributeXClient {
   private readonly retry: Required<RetryOptions> | undefined;
   private closed = false;
   private readonly token: string | undefined;
+  /** What a followed job stream needs of this client (client/job-stream.ts). */
+  private readonly link: FollowLink;
 
   constructor(
     readonly address: string,
@@ -95,6 +49,7 @@ export class DistributeXClient {
     });
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetry(options.retry);
+    this.link = { retry: this.retry, isClosed: () => this.closed, failover: () => this.failover() };
   }
 
   /** A client for the cluster of a profile dir (default $DISTX_HOME or ~/.distx): its scheduler and token. */
@@ -217,11 +172,16 @@ export class DistributeXClient {
     return this.call("GetKernel", { kernelId });
   }
 
-  async submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
-    const { request, shared, inline } = this.submitRequest(options);
+  submitJob(options: SubmitOptions): Promise<{ jobId: string; taskCount: number }> {
+    return this.sendSubmit(this.submitRequest(options), options.inputs);
+  }
+
+  /** SubmitJob with a request already built (inline), or SubmitJobStream (a big job). */
+  private sendSubmit(prepared: ReturnType<DistributeXClient["submitRequest"]>, inputs: Uint8Array[]): Promise<{ jobId: string; taskCount: number }> {
+    const { request, shared, inline } = prepared;
     if (inline) return this.call("SubmitJob", request);
     const { tasks: _, ...header } = request;
-    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, options.inputs, shared));
+    return this.call("SubmitJob", request, () => this.attemptSubmitStream({ ...header, tasks: [] }, inputs, shared));
   }
 
   /** The SubmitJob request for these options, and whether it goes inline (else as SubmitJobStream). */
@@ -293,7 +253,14 @@ export class DistributeXClient {
       const page = await this.call<unknown, { results: TaskResult[]; nextPageToken: string }>("GetResults", { jobId, offset: 0, limit: 0, pageToken });
       // Outputs arrive as views into the gRPC message at any byte offset; give each its own
       // buffer so callers can read it as a typed array (new Float32Array(output.buffer)).
-      for (const r of page.results) out.push({ ...r, output: Buffer.from(new Uint8Array(r.output).buffer) });
+      for (const r of page.results) {
+        // An output stored by reference is read by itself, in chunks (client/result-output.ts).
+        const ref = r.outputRef;
+        const output = ref
+          ? await this.call("GetResultOutput", { jobId, taskIndex: r.taskIndex }, () => fetchResultOutputOnce(this.stub, this.metadata(), { jobId, taskIndex: r.taskIndex }, ref, this.timeoutMs))
+          : Buffer.from(new Uint8Array(r.output).buffer);
+        out.push({ ...r, output });
+      }
       pageToken = page.nextPageToken;
     } while (pageToken);
     return out;
@@ -305,7 +272,7 @@ export class DistributeXClient {
    * sends together are yielded one event per task all the same.
    */
   watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
-    return this.followJob((resume, seen) => this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()), options, "WatchJob");
+    return followJob((resume, seen) => this.stub.WatchJob({ jobId, finalOnly: options.finalOnly ?? false, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()), options, "WatchJob", this.link);
   }
 
   /**
@@ -315,13 +282,14 @@ export class DistributeXClient {
    * id, which submits nothing new). Big jobs, and schedulers without RunJob, take the two calls.
    */
   async runJob(options: SubmitOptions, onEvent?: (ev: JobEvent) => void): Promise<Job> {
-    const { request, inline } = this.submitRequest(options);
-    if (!inline) return this.waitForJob((await this.submitJob(options)).jobId, onEvent, { finalOnly: true });
+    const prepared = this.submitRequest(options);
+    const { request, inline } = prepared;
+    if (!inline) return this.waitForJob((await this.sendSubmit(prepared, options.inputs)).jobId, onEvent, { finalOnly: true });
     let jobId = "";
     const open = (resume: boolean, seen: Buffer) =>
       jobId ? this.stub.WatchJob({ jobId, finalOnly: true, resume, seenOutcomes: resume ? seen : Buffer.alloc(0) }, this.metadata()) : this.stub.RunJob(request, this.metadata());
     try {
-      const last = await this.lastJob(this.followJob(open, { finalOnly: true }, "RunJob"), (ev) => {
+      const last = await lastJob(followJob(open, { finalOnly: true }, "RunJob", this.link), (ev) => {
         jobId ||= ev.jobId;
         onEvent?.(ev);
       });
@@ -329,88 +297,9 @@ export class DistributeXClient {
     } catch (err) {
       // A scheduler from before RunJob: the same request (same id) by the two calls.
       if (!jobId && err instanceof DistributeXError && err.code === grpc.status.UNIMPLEMENTED) {
-        return this.waitForJob((await this.submitJob({ ...options, requestId: request.requestId })).jobId, onEvent, { finalOnly: true });
+        return this.waitForJob((await this.sendSubmit(prepared, options.inputs)).jobId, onEvent, { finalOnly: true });
       }
       throw err;
-    }
-  }
-
-  /** Iterates a job's events to its final snapshot; that snapshot, or undefined if none came. */
-  private async lastJob(events: AsyncGenerator<JobEvent>, onEvent: (ev: JobEvent) => void): Promise<Job | undefined> {
-    let last: Job | undefined;
-    for await (const ev of events) {
-      onEvent(ev);
-      if (ev.job) last = ev.job;
-      if (last && TERMINAL_JOB_STATES.has(last.state)) return last;
-    }
-    return undefined;
-  }
-
-  /** One job's events over streams `open` makes, resumed after a break (WatchJob's and RunJob's loop). */
-  private async *followJob(open: (resume: boolean, seen: Buffer) => grpc.ClientReadableStream<unknown>, options: WatchOptions, rpc: string): AsyncGenerator<JobEvent> {
-    // Outcomes seen so far: a resumed stream skips them (the server is told, and any the server
-    // sends again in a race are dropped here), so each task's outcome is yielded exactly once.
-    const seen = new OutcomeLedger();
-    let until = Date.now() + (this.retry?.deadlineMs ?? 0);
-    let askedForMissing = false;
-    // Whether this watch saw the job unfinished: only then does it owe every outcome (a watch of
-    // a job that had already ended gets its final snapshot only).
-    let followedLive = false;
-    for (let n = 0; ; n++) {
-      if (options.signal?.aborted) return;
-      // Only a watch that saw the job running resumes; one whose earlier streams delivered
-      // nothing is a fresh watch (else a job that ended meanwhile would replay outcomes before
-      // the first snapshot this watcher ever saw).
-      const resume = followedLive;
-      const stream = open(resume, seen.bitmap());
-      const abort = () => stream.cancel();
-      options.signal?.addEventListener("abort", abort);
-      let ended = false;
-      try {
-        // Leaving this loop early (the caller stops at the final event) must not destroy the
-        // stream: it is left to end by itself (see finally).
-        for await (const ev of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<JobEvent>) {
-          const tasks = ev.tasks ? ev.tasks.items : ev.task ? [ev.task] : [];
-          for (const task of tasks) {
-            if (!seen.admit(task)) continue;
-            yield { jobId: ev.jobId, atMs: ev.atMs, task, event: "task" } satisfies JobEvent;
-          }
-          if (ev.job) {
-            if (TERMINAL_JOB_STATES.has(ev.job.state)) {
-              // The final snapshot closes the watch only once every task's outcome has been
-              // yielded; if some are missing (a stream that ended early), ask once more for them
-              // (a resumed watch of a finished job replays the outcomes it has not seen).
-              if (followedLive && seen.count < ev.job.taskCount && !askedForMissing) {
-                askedForMissing = true;
-                break;
-              }
-              ended = true;
-            } else followedLive = true;
-            yield ev;
-          }
-          // Progress: the retry budget counts from the last message received; the backoff
-          // restarts only after new outcomes (a stream that ends at once keeps backing off).
-          until = Date.now() + (this.retry?.deadlineMs ?? 0);
-          if (tasks.length > 0) n = 0;
-        }
-        if (ended || !this.retry) return;
-      } catch (err) {
-        const e = err as grpc.ServiceError;
-        if (e.code === grpc.status.CANCELLED && options.signal?.aborted) return;
-        if (typeof e.code !== "number") throw err;
-        const mapped = new DistributeXError(e.code, e.details || e.message, rpc);
-        // RESOURCE_EXHAUSTED here: the scheduler dropped this watch for falling behind; resuming is safe.
-        const fellBehind = e.code === grpc.status.RESOURCE_EXHAUSTED;
-        if (!this.retry || this.closed || !(isSafeToRetry(e.code) || fellBehind) || Date.now() > until) throw mapped;
-        if (e.code === grpc.status.UNAVAILABLE) this.failover();
-      } finally {
-        options.signal?.removeEventListener("abort", abort);
-        if (ended) letStreamEnd(stream);
-        else stream.cancel();
-      }
-      // The stream broke or ended early (the scheduler went away): resume from what was seen.
-      if (!this.retry || Date.now() > until) return;
-      await new Promise((r) => setTimeout(r, backoffDelay(this.retry!, n)));
     }
   }
 
@@ -438,7 +327,7 @@ export class DistributeXClient {
   /** Waits for a job to end, calling `onEvent` for every event; returns the final job. */
   async waitForJob(jobId: string, onEvent?: (ev: JobEvent) => void, options: WatchOptions = {}): Promise<Job> {
     // The stream ended without a final snapshot (e.g. the scheduler went away): ask directly.
-    return (await this.lastJob(this.watchJob(jobId, options), (ev) => onEvent?.(ev))) ?? this.getJob(jobId);
+    return (await lastJob(this.watchJob(jobId, options), (ev) => onEvent?.(ev))) ?? this.getJob(jobId);
   }
 
   /** Submits, waits for the job to end (runJob: events of a final-only watch) and returns it with its results. */
@@ -461,67 +350,4 @@ export class DistributeXClient {
     this.closed = true;
     for (const s of this.stubs) s.close();
   }
-}
-
-/**
- * After the final event the scheduler ends the stream itself, one write later. Cancelling it
- * before its trailers arrive would send an RST_STREAM per watch, and the scheduler's HTTP/2 layer
- * (nghttp2's rapid-reset guard) answers a client resetting more than ~33 streams a second, after
- * a burst of 1000, with GOAWAY(INTERNAL_ERROR): every call in flight on the connection fails. So
- * the stream is read to its end in the background, and cancelled only if it never ends.
- */
-function letStreamEnd(stream: grpc.ClientReadableStream<unknown>): void {
-  const timer = setTimeout(() => stream.cancel(), STREAM_END_GRACE_MS);
-  timer.unref();
-  stream.on("error", () => undefined);
-  stream.once("status", () => clearTimeout(timer));
-  stream.resume();
-}
-const STREAM_END_GRACE_MS = 5_000;
-
-/**
- * The messages of one SubmitJobStream, made as they are written: the header (shared inputs named
- * by reference), each shared input as blob chunks, then the tasks in chunks of about
- * SUBMIT_CHUNK_BYTES; a task input above BLOB_UPLOAD_ABOVE_BYTES goes as blob chunks first (once
- * per distinct input) and the task names it. So no message is bigger than about one chunk.
- */
-function* submitStreamMessages(header: Record<string, unknown>, inputs: Uint8Array[], shared: { name: string; data: Uint8Array }[]): Generator<Record<string, unknown>> {
-  const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-  const sent = new Set<string>();
-  function* blob(data: Uint8Array, sha: string): Generator<Record<string, unknown>> {
-    if (sent.has(sha)) return;
-    sent.add(sha);
-    const sizeBytes = String(data.byteLength);
-    if (data.byteLength === 0) yield { blob: { sha256: sha, sizeBytes, data: new Uint8Array(0) } };
-    for (let at = 0; at < data.byteLength; at += SUBMIT_CHUNK_BYTES) yield { blob: { sha256: sha, sizeBytes, data: data.subarray(at, at + SUBMIT_CHUNK_BYTES) } };
-  }
-  const sharedRefs = shared.map((s) => ({ name: s.name, sha: sha256(s.data), data: s.data }));
-  yield { header: { ...header, sharedInputs: sharedRefs.map((s) => ({ name: s.name, ref: { sha256: s.sha, sizeBytes: String(s.data.byteLength) } })) } };
-  for (const s of sharedRefs) yield* blob(s.data, s.sha);
-  // The same input object is hashed once (jobs often repeat one buffer).
-  const known = new Map<Uint8Array, string>();
-  let items: Record<string, unknown>[] = [];
-  let itemBytes = 0;
-  for (const data of inputs) {
-    if (data.byteLength > BLOB_UPLOAD_ABOVE_BYTES) {
-      let sha = known.get(data);
-      if (!sha) known.set(data, (sha = sha256(data)));
-      yield* blob(data, sha);
-      items.push({ ref: { sha256: sha, sizeBytes: String(data.byteLength) } });
-    } else {
-      if (itemBytes + data.byteLength > SUBMIT_CHUNK_BYTES && items.length > 0) {
-        yield { tasks: { items } };
-        items = [];
-        itemBytes = 0;
-      }
-      items.push({ data });
-      itemBytes += data.byteLength;
-    }
-    if (items.length >= 10_000) {
-      yield { tasks: { items } };
-      items = [];
-      itemBytes = 0;
-    }
-  }
-  if (items.length > 0) yield { tasks: { items } };
 }

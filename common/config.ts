@@ -84,8 +84,9 @@ const quotaFields = {
   kernelBytes: int(0, 2 ** 40),
   /** Tasks of a tenant's unfinished jobs (queued, assigned or running). */
   queuedTasks: int(0, 1_000_000_000),
-  /** Input bytes the scheduler holds for a tenant's unfinished jobs. */
+  /** Input bytes the scheduler holds for a tenant's unfinished jobs; output bytes it keeps by reference for its jobs (until retired). */
   jobBytes: int(0, 2 ** 44),
+  outputBytes: int(0, 2 ** 44),
 };
 export const tenantQuotaSchema = z.object(quotaFields).partial().strict();
 
@@ -100,12 +101,11 @@ export const schedulerConfigSchema = z
     maxTaskTimeoutMs: int(1, 86_400_000).default(3_600_000),
     maxTasksPerJob: int(1, 10_000_000).default(100_000),
     maxJobBytes: int(1, 2 ** 31).default(200 * 1024 * 1024),
-    /**
-     * A task input of at least this many bytes is stored once in the state store (by sha256)
-     * and assignments carry only its reference; agents fetch it with FetchBlob. 0 = never.
-     */
+    /** Inputs this big are stored once in the state store (by sha256); assignments carry refs, agents FetchBlob them. 0 = never. */
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
-    /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs). */
+    /** Outputs this big go by reference (agents UploadOutput; results carry refs; GetResultOutput reads them). 0 = never. */
+    outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
+    /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
     defaultMaxAttempts: int(1, 100).default(5),
     /** Tasks an agent may hold beyond its worker count, so workers never wait on the network. */
@@ -126,10 +126,10 @@ export const schedulerConfigSchema = z
     /** Predicted-saturation events fire when forecast utilisation reaches this (0..1) within the horizon. */
     saturationThreshold: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(0.9),
     saturationHorizonMs: int(100, 3_600_000).default(15_000),
-    /** "upper": forecast + p95 headroom of recent errors (earlier warning); "mean": the point forecast;
-     *  "trend": a significant short-window slope extrapolated to the threshold (scheduler/forecast/trend-detector.ts, issue #14:
-     *  far fewer false alarms on 1 s heartbeats; not yet the default: it missed the solo e2e ramp at 500 ms heartbeats). */
-    saturationBound: z.enum(["upper", "mean", "trend"]).default("upper"),
+    /** "trend" (default): a significant short-window slope extrapolated to the threshold (scheduler/forecast/trend-detector.ts,
+     *  issue #14: far fewer false alarms on heartbeats than the forecast bounds, bench/results/alerts.md);
+     *  "upper": forecast + p95 headroom of recent errors (the default before); "mean": the point forecast. */
+    saturationBound: z.enum(["upper", "mean", "trend"]).default("trend"),
     /** At most one predicted-saturation event per node (and for the cluster) per this long. */
     saturationCooldownMs: int(0, 86_400_000).default(60_000),
     /** Move queued, not-started tasks off nodes that fall behind their forecast. */
@@ -189,6 +189,7 @@ export const schedulerConfigSchema = z
     quotaKernelBytes: quotaFields.kernelBytes.default(128 * 1024 * 1024),
     quotaQueuedTasks: quotaFields.queuedTasks.default(1_000_000),
     quotaJobBytes: quotaFields.jobBytes.default(1024 * 1024 * 1024),
+    quotaOutputBytes: quotaFields.outputBytes.default(4 * 1024 * 1024 * 1024),
     /** Overrides of the quota* defaults for named tenants (config file), e.g. {"t1": {"kernels": 10}}. */
     tenantQuotas: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant names are a-z 0-9 _ -"), tenantQuotaSchema).default({}),
     /** A kernel registration no job has used for this long is removed (its bytes too once no tenant holds it); 0 = never. */

@@ -198,6 +198,11 @@ export class SchedulerCore extends EventEmitter<CoreEvents> {
     return this.table.unfinished();
   }
 
+  /** Every job the scheduler keeps, finished ones too (the outputBytes quota counts them). */
+  allJobs(): Iterable<JobRecord> {
+    return this.table.values();
+  }
+
   activeJobs(): number {
     return this.table.unfinishedCount();
   }

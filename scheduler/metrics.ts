@@ -42,6 +42,7 @@ export class SchedulerMetrics {
   readonly retries: Counter;
   readonly nodesLost: Counter;
   readonly rejectedUpdates: Counter<"reason">;
+  readonly watchesDropped: Counter<"rpc">;
   readonly resultCacheHits: Counter;
   readonly forecastErrorRatio: Gauge;
   readonly alertsFired: Counter<"alertname" | "severity">;
@@ -191,6 +192,13 @@ export class SchedulerMetrics {
       registers: [registry],
     });
     for (const reason of REJECT_REASONS) this.rejectedUpdates.inc({ reason }, 0);
+    this.watchesDropped = new Counter({
+      name: "distx_watch_streams_dropped_total",
+      help: "WatchJob and RunJob streams dropped because their reader fell behind (over the outbox bound, watch-outbox.ts); the typed client resumes them.",
+      labelNames: ["rpc"],
+      registers: [registry],
+    });
+    for (const rpc of ["WatchJob", "RunJob"]) this.watchesDropped.inc({ rpc }, 0);
     this.nodesLost = new Counter({ name: "distx_nodes_lost_total", help: "Agents declared down (missed heartbeats or closed session).", registers: [registry] });
     this.resultCacheHits = new Counter({
       name: "distx_result_cache_hits_total",
@@ -251,6 +259,7 @@ export class SchedulerMetrics {
     });
     core.on("store_write_failed", () => storeWriteFailures.inc());
     core.on("update_rejected", (reason: RejectReason) => this.rejectedUpdates.inc({ reason }));
+    core.on("watch_dropped", (rpc) => this.watchesDropped.inc({ rpc }));
   }
 
   /** Every metric name this registry exposes (with histogram series suffixes), for checks. */

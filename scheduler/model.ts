@@ -91,6 +91,8 @@ export interface JobRecord {
   tokenId?: string;
   /** Bytes of its inputs, held until it finishes (the tenant's jobBytes quota counts them). */
   inputBytes?: number;
+  /** Bytes of its outputs kept by reference (the tenant's outputBytes quota counts them while the job is kept). */
+  outputBytes?: number;
   /** Inputs every task reads, stored as blobs; a kernel reads them by index (their order). */
   sharedInputs?: SharedInputShape[];
 }

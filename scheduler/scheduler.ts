@@ -270,7 +270,7 @@ export class Scheduler {
           sendAssignments: (nodeId, items, sealTo) => bus.publishAssignments(nodeId, items, sealTo),
           sendCancel: (nodeId, cancel, sealTo) => bus.publishCancel(nodeId, cancel, sealTo),
         },
-        security,
+        security, this.config,
       ),
       ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };

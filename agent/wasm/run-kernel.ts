@@ -6,14 +6,18 @@
 // (they dominate the whole task: bench/results/kernels.md). A zeroed memory with the same cap
 // holds nothing of the last task, and instantiation re-initialises globals and data segments.
 // The copies are the two the ABI needs: the input once into linear memory, straight from the
-// bytes the caller holds, and the output once into a fresh ArrayBuffer the caller can transfer.
+// bytes the caller holds, and the output once into an ArrayBuffer of its own the caller can
+// transfer: a fresh one, or one the caller gave back to an OutputPool (output-pool.ts), which
+// saves the fresh buffer's page faults.
 import { ABI_EXPORTS, ABI_VERSIONS, WASM_PAGE_BYTES, bytesToPages } from "../../common/kernel-abi.js";
 import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 import { formatLocation, trapLocation } from "../../common/kernel-srcmap.js";
 import type { KernelLog } from "../../common/kernel-log.js";
 import type { MemoryPool } from "./memory-pool.js";
+import type { OutputPool } from "./output-pool.js";
 
 export { MemoryPool, type MemoryPoolOptions } from "./memory-pool.js";
+export { OutputPool, type OutputPoolOptions } from "./output-pool.js";
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -35,6 +39,8 @@ export interface RunKernelOptions {
   entry?: string;
   /** Where to take the task's linear memory from and give it back to; without one, each task gets a new Memory. */
   memoryPool?: MemoryPool;
+  /** Where to take the output's ArrayBuffer from (the caller gives it back when done with it); without one, a new one. */
+  outputPool?: OutputPool;
   /** The job's shared inputs, in order: what env.shared_input(i) / env.shared_input_len(i) read (ABI version 2). */
   sharedInputs?: Uint8Array[];
   /** Where env.log(ptr, len) writes (capped and sanitised there); read it after the run, trap or not. Without one, lines are checked and dropped. */
@@ -60,8 +66,8 @@ function readString(memory: WebAssembly.Memory, ptr: number): string {
 const importsMemory = new WeakMap<WebAssembly.Module, boolean>();
 
 /**
- * Runs the kernel over `input` and returns a fresh ArrayBuffer with its output
- * (fresh so it can be transferred to another thread without copying).
+ * Runs the kernel over `input` and returns an ArrayBuffer of its own with the output (its own so
+ * it can be transferred to another thread without copying): fresh, or from options.outputPool.
  */
 export function runWasmKernel(module: WebAssembly.Module, input: Uint8Array, options: RunKernelOptions): ArrayBuffer {
   const entry = options.entry ?? ABI_EXPORTS.run;
@@ -176,7 +182,11 @@ function runIn(
     if (outLen < 0 || outPtr + outLen > memory.buffer.byteLength) {
       throw new KernelRunError("TRAP", `kernel returned an output of ${outLen} bytes at ${outPtr}, outside its memory`);
     }
-    return memory.buffer.slice(outPtr, outPtr + outLen);
+    if (!options.outputPool) return memory.buffer.slice(outPtr, outPtr + outLen);
+    // Exactly outLen bytes, every one overwritten here: nothing of an earlier output stays in it.
+    const out = options.outputPool.take(outLen);
+    new Uint8Array(out).set(new Uint8Array(memory.buffer, outPtr, outLen));
+    return out;
   } catch (err) {
     if (err instanceof KernelRunError) throw err;
     const message = abortMessage ?? (err as Error).message;

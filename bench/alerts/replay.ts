@@ -15,9 +15,11 @@ import { PlacementController, type PredictedSaturation, type SaturationWithdrawn
 import { NodeRegistry } from "../../scheduler/registry.js";
 import type { HardwareProfile } from "../../common/types.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
-import { TrendDetector } from "../../scheduler/forecast/trend-detector.js";
+import { TrendDetector, trendOptionsForStep } from "../../scheduler/forecast/trend-detector.js";
 
 const STEP_MS = 1000;
+/** The heartbeat of the "fastboot" shapes (the solo e2e case's). */
+export const FAST_STEP_MS = 500;
 const THRESHOLD = 0.9;
 /** Steps of one noisy plateau (20 min of 1 s heartbeats: the replay costs about 5 ms a step on a busy 2-core machine). */
 export const PLATEAU_STEPS = Number(process.env.DISTX_BENCH_PLATEAU_STEPS ?? 1200);
@@ -55,13 +57,36 @@ export function shape(kind: string, seed: number): number[] {
   const base = 0.25 + 0.1 * r();
   const out: number[] = [];
   const warm = 120 + Math.floor(60 * r());
-  for (let i = 0; i < warm; i++) out.push(clamp01(base + noise(0.02)));
   const rise = (seconds: number) => {
     const n = Math.max(1, Math.round(seconds));
     for (let i = 1; i <= n; i++) out.push(clamp01(base + (1 - base) * (i / n) + noise(0.02)));
   };
-  const m = /^(step|ramp|plateau)(\d+)?$/.exec(kind);
+  const m = /^(step|ramp|plateau|boot|fastboot)(\d+)?$/.exec(kind);
   if (!m) throw new Error(`unknown shape ${kind}`);
+  if (m[1] === "boot") {
+    // A node's first minute (issue #14): an agent's start-up swings 0-85 % for 8 samples, then
+    // 40 calm ones, then a ramp: the noise scale must not keep the start-up in it.
+    for (let i = 0; i < 8; i++) out.push(0.85 * r()); // below the threshold: not a crossing to predict
+    for (let i = 0; i < 40; i++) out.push(clamp01(base + noise(0.02)));
+    rise(Number(m[2]));
+    for (let i = 0; i < 60; i++) out.push(clamp01(0.97 + noise(0.02)));
+    for (let i = 0; i < 90; i++) out.push(clamp01(base + noise(0.02)));
+    return out;
+  }
+  if (m[1] === "fastboot") {
+    // The same at 500 ms heartbeats (samples, not seconds; FAST_STEP_MS), the solo e2e case's
+    // layout: 4 s of start-up, a 20 s calm baseline, a ramp over n s; a 500 ms sample wobbles more
+    // (sd 0.03, as recorded in that case's calm baseline).
+    const k = 1000 / FAST_STEP_MS;
+    for (let i = 0; i < 4 * k; i++) out.push(0.85 * r());
+    for (let i = 0; i < 20 * k; i++) out.push(clamp01(base + noise(0.03)));
+    const n = Number(m[2]) * k;
+    for (let i = 1; i <= n; i++) out.push(clamp01(base + (1 - base) * (i / n) + noise(0.03)));
+    for (let i = 0; i < 60 * k; i++) out.push(clamp01(0.97 + noise(0.03)));
+    for (let i = 0; i < 90 * k; i++) out.push(clamp01(base + noise(0.03)));
+    return out;
+  }
+  for (let i = 0; i < warm; i++) out.push(clamp01(base + noise(0.02)));
   if (m[1] === "plateau") {
     // A node wobbling around a level with no trend, for `hours` of steps (false alerts only).
     const level = Number(m[2]) / 100;
@@ -102,7 +127,7 @@ export function replay(series: number[], s: Settings): Outcome {
   let worstResolve = 0;
   let afterTheFact = 0;
   // An independent detector on the same samples: when its condition fails, the controller's must withdraw.
-  const twin = s.bound === "trend" ? new TrendDetector() : undefined;
+  const twin = s.bound === "trend" ? new TrendDetector(trendOptionsForStep(STEP_MS)) : undefined;
   for (let i = 0; i < series.length; i++) {
     const u = series[i]!;
     if (u >= THRESHOLD && !over) crossings.push(now);

@@ -3,12 +3,14 @@
 // Sizes: DISTX_BENCH_SEEDS (shape seeds per part, default 2), DISTX_BENCH_TRACE_ROWS (rows of each
 // trace half, 1000), DISTX_BENCH_PLATEAU_STEPS (steps of each noisy plateau, 1200),
 // DISTX_BENCH_BOUNDS (upper,mean,trend), DISTX_BENCH_HORIZONS (seconds, 10,15,20);
-// DISTX_BENCH_DEFAULTS=0 skips the held-out table of the scheduler's default settings.
+// DISTX_BENCH_DEFAULTS=0 skips the held-out tables of the scheduler's default settings and of the
+// previous defaults (bound upper).
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { repoRoot } from "../../common/paths.js";
 import { findCsvFiles, loadTraceCsv } from "../forecast/csv.js";
+import { schedulerConfigSchema } from "../../common/config.js";
 import { PLATEAU_STEPS, replay, shape, thresholdRule, type Outcome, type Settings } from "./replay.js";
 
 const quick = process.argv.includes("--quick");
@@ -18,7 +20,7 @@ const TRAIN_SEEDS = Array.from({ length: SEEDS }, (_, i) => i + 1);
 const TEST_SEEDS = Array.from({ length: SEEDS }, (_, i) => 101 + i);
 /** Rows of each trace half replayed. */
 const TRACE_ROWS = Number(process.env.DISTX_BENCH_TRACE_ROWS ?? (quick ? 300 : 1000));
-const EVENTS = ["step", "ramp2", "ramp5", "ramp20", "ramp40"];
+const EVENTS = ["step", "ramp2", "ramp5", "ramp20", "ramp40", "boot20"];
 const PLATEAUS = quick ? ["plateau70"] : ["plateau60", "plateau70", "plateau80"];
 const GRID: Settings[] = [];
 /** DISTX_BENCH_BOUNDS / DISTX_BENCH_HORIZONS narrow the grid (long plateaus make each setting cost minutes). */
@@ -146,9 +148,15 @@ out.push("");
 out.push(table("Held-out part (seeds " + TEST_SEEDS.join(",") + ", second halves of the traces), chosen settings", run(best.s, "test"), runBaseline("test", best.s.horizonMs)));
 out.push("");
 if (process.env.DISTX_BENCH_DEFAULTS !== "0") {
-  const defaults: Settings = { bound: "upper", horizonMs: 15_000 };
-  out.push(table("Held-out part, the scheduler's defaults (bound upper, horizon 15 s)", run(defaults, "test"), runBaseline("test", defaults.horizonMs)));
-  out.push("");
+  // The scheduler's defaults, and the ones before trend became the default, on the same samples.
+  const d = schedulerConfigSchema.parse({});
+  for (const [title, s] of [
+    [`the scheduler's defaults (bound ${d.saturationBound}, horizon ${d.saturationHorizonMs / 1000} s)`, { bound: d.saturationBound, horizonMs: d.saturationHorizonMs }],
+    ["the previous defaults (bound upper, horizon 15 s)", { bound: "upper", horizonMs: 15_000 }],
+  ] as const) {
+    out.push(table(`Held-out part, ${title}`, run(s, "test"), runBaseline("test", s.horizonMs)));
+    out.push("");
+  }
 }
 out.push(`Total ${((performance.now() - t0) / 1000).toFixed(0)} s; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}.`);
 const text = out.join("\n") + "\n";

@@ -1,15 +1,15 @@
 // Client commands: kernel build/register, submit (with a progress bar), jobs, nodes, result, cancel.
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { DistributeXClient, type Job, type TaskResult } from "../../client/index.js";
+import { DistributeXClient } from "../../client/index.js";
 import { hostPort } from "../../common/config.js";
 import { builtKernelsDir } from "../../common/paths.js";
 import { shortState } from "../../common/types.js";
 import { printLogs, printLogsHint } from "./task-logs.js";
+import { jobTable, printJobOutcome, submitAndWatch, writeOutputs } from "./job-output.js";
 import { exampleKernelNames, getExampleKernel } from "../../kernels/reference/index.js";
 import { buildGpuKernel, isGpuKernelSource } from "../../kernels/gpu/build.js";
 import { expandKernelSources, KernelSourcesError } from "../../kernels/toolchain/sources.js";
@@ -58,66 +58,6 @@ export const schedulerOption = (cmd: Command, retryDeadlineMs = 5000): Command =
         ...(o.insecure ? { insecure: true } : {}),
       });
     });
-
-function jobTable(jobs: Job[]): string {
-  const table = makeTable(["job", "name", "state", "tasks", "done", "failed", "retries", "submitted", "duration"]);
-  for (const j of jobs) {
-    const end = j.finishedAtMs || Date.now();
-    table.push([
-      j.jobId,
-      j.name || "-",
-      shortState(j.state),
-      j.taskCount,
-      j.counts?.succeeded ?? 0,
-      j.counts?.failed ?? 0,
-      j.retries,
-      new Date(j.submittedAtMs).toISOString().replace("T", " ").slice(0, 19),
-      formatMs(end - j.submittedAtMs),
-    ]);
-  }
-  // Jobs that no node could take say why, under the table (Nomad style: "0/2 nodes: 2 have fewer than 4096 cores").
-  const waiting = jobs.filter((j) => j.unschedulableReason).map((j) => `${j.jobId} cannot be placed: ${j.unschedulableReason}`);
-  return [table.toString(), ...waiting].join("\n");
-}
-
-/**
- * Submits and waits on one call (RunJob), shows a progress bar while the job runs, and returns the
- * final job and results. The bar starts at the first snapshot, which names the job.
- */
-export async function submitAndWatch(
-  client: DistributeXClient,
-  options: Parameters<DistributeXClient["submitJob"]>[0],
-  showProgress: boolean,
-): Promise<{ job: Job; results: TaskResult[]; elapsedMs: number }> {
-  const started = performance.now();
-  let bar: cliProgress.SingleBar | undefined;
-  // Counted by task index: a watch replays tasks that ended before it began, and snapshots carry counts.
-  const ended = new Set<number>();
-  let fromSnapshot = 0;
-  const job = await client.runJob(options, (ev) => {
-    if (!showProgress) return;
-    if (ev.job && !bar) {
-      bar = new cliProgress.SingleBar(
-        { format: `${ev.job.jobId.slice(0, 12)}… [{bar}] {percentage}% | {value}/{total} tasks | failed {failed} | retries {retries} | {duration_formatted}`, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      );
-      bar.start(ev.job.taskCount, 0, { failed: 0, retries: 0 });
-    }
-    if (!bar) return;
-    if (ev.job) {
-      const c = ev.job.counts;
-      fromSnapshot = (c?.succeeded ?? 0) + (c?.failed ?? 0) + (c?.cancelled ?? 0);
-      bar.update(Math.max(fromSnapshot, ended.size), { failed: c?.failed ?? 0, retries: ev.job.retries });
-    } else if (ev.task && ["TASK_STATE_SUCCEEDED", "TASK_STATE_FAILED", "TASK_STATE_CANCELLED"].includes(ev.task.state)) {
-      ended.add(ev.task.taskIndex);
-      bar.update(Math.max(fromSnapshot, ended.size));
-    }
-  });
-  bar?.update(job.taskCount);
-  bar?.stop();
-  const results = await client.getResults(job.jobId);
-  return { job, results, elapsedMs: performance.now() - started };
-}
 
 function parseUnschedulable(value: string): "wait" | "fail" {
   if (value === "wait" || value === "fail") return value;
@@ -385,19 +325,4 @@ function getExampleKernelOrUsage(name: string) {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-}
-
-export function printJobOutcome(job: Job, results: TaskResult[], elapsedMs: number): void {
-  const runMs = results.reduce((s, r) => s + r.runMs, 0);
-  console.log(
-    `job ${job.jobId} ${shortState(job.state)}: ${job.counts?.succeeded ?? 0}/${job.taskCount} tasks succeeded, ${job.counts?.failed ?? 0} failed, ${job.retries} retries`,
-  );
-  console.log(`timing: ${formatMs(elapsedMs)} submit-to-results, ${formatMs(runMs)} of kernel time across tasks`);
-  if (job.firstError?.code) console.log(`first error: ${job.firstError.code}: ${job.firstError.message}`);
-}
-
-async function writeOutputs(dir: string, results: TaskResult[]): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await Promise.all(results.map((r) => writeFile(path.join(dir, `${r.taskIndex}.bin`), r.output)));
-  console.log(`wrote ${results.length} outputs to ${dir}`);
 }

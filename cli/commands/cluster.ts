@@ -8,7 +8,7 @@ import { builtKernelsDir } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { LocalCluster } from "../local-cluster.js";
 import { fail, onShutdownSignal, parseIntOption, UsageError } from "../util.js";
-import { printJobOutcome, submitAndWatch } from "./client.js";
+import { printJobOutcome, submitAndWatch } from "./job-output.js";
 
 export function registerClusterCommands(program: Command): void {
   program

@@ -31,6 +31,7 @@ export const DISTRIBUTEX_POLICY: Readonly<Record<string, RpcPolicy>> = Object.fr
   RunJob: { role: "submit", scope: "tenant" },
   WatchJob: { role: "submit", scope: "tenant" },
   GetResults: { role: "submit", scope: "tenant" },
+  GetResultOutput: { role: "submit", scope: "tenant" },
   CancelJob: { role: "submit", scope: "tenant" },
   // Nodes and alerts describe the whole cluster (other tenants' jobs and hosts).
   ListNodes: { role: "admin", scope: "cluster" },

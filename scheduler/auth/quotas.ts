@@ -15,9 +15,10 @@ export interface QuotaLimits {
   kernelBytes: number;
   queuedTasks: number;
   jobBytes: number;
+  outputBytes: number;
 }
 
-type QuotaConfig = Pick<SchedulerConfig, "quotaKernels" | "quotaKernelBytes" | "quotaQueuedTasks" | "quotaJobBytes" | "tenantQuotas" | "kernelTtlS">;
+type QuotaConfig = Pick<SchedulerConfig, "quotaKernels" | "quotaKernelBytes" | "quotaQueuedTasks" | "quotaJobBytes" | "quotaOutputBytes" | "tenantQuotas" | "kernelTtlS">;
 
 export function limitsFor(config: QuotaConfig, tenant: string): QuotaLimits {
   const own = config.tenantQuotas[tenant] ?? {};
@@ -26,12 +27,13 @@ export function limitsFor(config: QuotaConfig, tenant: string): QuotaLimits {
     kernelBytes: own.kernelBytes ?? config.quotaKernelBytes,
     queuedTasks: own.queuedTasks ?? config.quotaQueuedTasks,
     jobBytes: own.jobBytes ?? config.quotaJobBytes,
+    outputBytes: own.outputBytes ?? config.quotaOutputBytes,
   };
 }
 
 const tenantOf = (job: JobRecord): string => job.tenant ?? DEFAULT_TENANT;
 
-function exceeded(tenant: string, quota: keyof QuotaLimits, limit: number, inUse: number, adding: number, howToFree: string) {
+export function exceeded(tenant: string, quota: keyof QuotaLimits, limit: number, inUse: number, adding: number, howToFree: string) {
   return resourceExhausted(
     `tenant ${tenant}: quota ${quota} exceeded: limit ${limit}, in use ${inUse}, this request needs ${adding} more. ` +
       `Retrying will not help until the use drops (${howToFree}) or an admin raises the limit (quota${quota[0]!.toUpperCase()}${quota.slice(1)} / tenantQuotas).`,

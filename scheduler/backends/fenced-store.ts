@@ -23,6 +23,8 @@ export const UNFENCED = new Set<string>([
   "getJobInputs",
   "getJobInputRefs",
   "readBlob",
+  "getOutputRef",
+  "readOutput",
   "unfinishedJobs",
   "finishedJobs",
   "getCachedResults",

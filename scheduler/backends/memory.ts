@@ -18,6 +18,10 @@ export class MemoryStateStore implements StateStore {
   private readonly blobs = new Map<string, { data: Buffer; holders: Set<string> }>();
   private readonly blobsOfJob = new Map<string, Set<string>>();
   private blobBytes = 0;
+  /** Outputs stored by reference: job → name → ref and bytes (counted in blobBytes; they go with the job's results). */
+  private readonly outputs = new Map<string, Map<string, { ref: BlobRefShape; data: Buffer }>>();
+  /** Outputs being uploaded, in pieces (counted in blobBytes too). */
+  private readonly uploads = new Map<string, Buffer[]>();
 
   /**
    * The cache is bounded by entries and by bytes, so large outputs cannot exhaust the scheduler's
@@ -66,6 +70,42 @@ export class MemoryStateStore implements StateStore {
       }
     }
     this.blobsOfJob.delete(jobId);
+  }
+
+  async appendUpload(uploadId: string, data: Buffer): Promise<void> {
+    if (this.blobBytes + data.byteLength > this.maxBlobBytes) {
+      throw resourceExhausted(`the scheduler holds ${this.blobBytes} bytes of stored inputs and outputs; ${data.byteLength} more would pass blobStoreBytes (${this.maxBlobBytes}); retry once jobs finish or their results are dropped`);
+    }
+    let parts = this.uploads.get(uploadId);
+    if (!parts) this.uploads.set(uploadId, (parts = []));
+    parts.push(Buffer.from(data)); // its own copy: the piece's message buffer is not kept alive
+    this.blobBytes += data.byteLength;
+  }
+
+  async dropUpload(uploadId: string): Promise<void> {
+    for (const p of this.uploads.get(uploadId) ?? []) this.blobBytes -= p.byteLength;
+    this.uploads.delete(uploadId);
+  }
+
+  async putOutput(jobId: string, name: string, ref: BlobRefShape, uploadId: string): Promise<boolean> {
+    const parts = this.uploads.get(uploadId) ?? [];
+    const byName = this.outputs.get(jobId) ?? new Map<string, { ref: BlobRefShape; data: Buffer }>();
+    if (!this.inputs.has(jobId) || byName.has(name)) {
+      await this.dropUpload(uploadId);
+      return this.inputs.has(jobId);
+    }
+    this.uploads.delete(uploadId); // its bytes stay counted, now as the output's
+    byName.set(name, { ref, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) });
+    this.outputs.set(jobId, byName);
+    return true;
+  }
+
+  async getOutputRef(jobId: string, name: string): Promise<BlobRefShape | undefined> {
+    return this.outputs.get(jobId)?.get(name)?.ref;
+  }
+
+  async readOutput(jobId: string, name: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return this.outputs.get(jobId)?.get(name)?.data.subarray(offset, offset + length);
   }
 
   async putKernel(kernel: StoredKernel): Promise<{ created: boolean }> {
@@ -157,6 +197,8 @@ export class MemoryStateStore implements StateStore {
     this.inputs.delete(jobId);
     this.inputRefs.delete(jobId);
     await this.releaseBlobs(jobId);
+    for (const { data } of this.outputs.get(jobId)?.values() ?? []) this.blobBytes -= data.byteLength;
+    this.outputs.delete(jobId);
   }
 
   async putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void> {

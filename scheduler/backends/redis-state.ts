@@ -19,6 +19,9 @@
 //   P:job:<id>:blobs       set of sha256 the job holds                  deleted when the job finishes
 //   P:blob:<sha256>        a blob's bytes (input by reference, shared input)  deleted with its last holder
 //   P:blob:<sha256>:jobs   set of jobs holding it
+//   P:job:<id>:outs        hash "<task>.<attempt>" → ref JSON of outputs by reference   TTL resultTtlS once finished
+//   P:job:<id>:out:<name>  an output's bytes                                      TTL resultTtlS once finished
+//   P:upload:<id>          an output being uploaded, in pieces                    TTL 10 min, renamed into place when checked
 // (This file is longer than 350 lines because it is the one place that lays out every key of the
 // Redis state store, above; the blob scripts live in redis-blobs.ts.)
 import { Redis, type Result } from "ioredis";
@@ -27,6 +30,7 @@ import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./code
 import type { BlobRefShape, KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
 import { RedisBlobs } from "./redis-blobs.js";
+import { RedisOutputs } from "./redis-outputs.js";
 
 // Registration and deletion are scripts, so that "the bytes go with the last registration" can
 // never race a new registration into pointing at deleted bytes.
@@ -81,6 +85,7 @@ interface ResultHeader {
   attempt: number;
   runMs: number;
   backend?: string;
+  outputRef?: BlobRefShape;
   /** In the JSON header: sanitised lines hold no control characters, and are bounded (≤ 33 KiB). */
   logs?: string[];
 }
@@ -96,6 +101,8 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   private readonly cacheTtlS: number;
   /** Blobs (inputs by reference, shared inputs) and the jobs holding them: redis-blobs.ts. */
   private readonly blobs: RedisBlobs;
+  /** Outputs by reference, kept with the job's results: redis-outputs.ts. */
+  private readonly outputs: RedisOutputs;
 
   private constructor(
     readonly redis: Redis,
@@ -105,6 +112,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     this.resultTtlS = options.resultTtlS ?? 7 * 86400;
     this.cacheTtlS = options.resultCacheTtlS ?? 86400;
     this.blobs = new RedisBlobs(redis, this.p, (jobId) => this.job(jobId, "blobs"));
+    this.outputs = new RedisOutputs(redis, this.p);
   }
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
@@ -325,6 +333,26 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     return this.blobs.release(jobId);
   }
 
+  appendUpload(uploadId: string, data: Buffer): Promise<void> {
+    return this.outputs.append(uploadId, data);
+  }
+
+  dropUpload(uploadId: string): Promise<void> {
+    return this.outputs.drop(uploadId);
+  }
+
+  putOutput(jobId: string, name: string, ref: BlobRefShape, uploadId: string): Promise<boolean> {
+    return this.outputs.put(jobId, name, ref, uploadId);
+  }
+
+  getOutputRef(jobId: string, name: string): Promise<BlobRefShape | undefined> {
+    return this.outputs.ref(jobId, name);
+  }
+
+  readOutput(jobId: string, name: string, offset: number, length: number): Promise<Buffer | undefined> {
+    return this.outputs.read(jobId, name, offset, length);
+  }
+
   async unfinishedJobs(): Promise<string[]> {
     return this.redis.zrange(`${this.p}:jobs:unfinished`, 0, -1);
   }
@@ -342,6 +370,8 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       .zadd(`${this.p}:jobs:finished`, now, jobId)
       .zremrangebyscore(`${this.p}:jobs:finished`, "-inf", now - this.resultTtlS * 1000)
       .exec();
+    // After the job left the unfinished set: no output can be kept after this without the TTL.
+    await this.outputs.expire(jobId, this.resultTtlS);
     await this.releaseBlobs(jobId);
   }
 

@@ -63,7 +63,12 @@ export interface StoredResult {
   backend?: string;
   /** The kernel's log lines (sanitised and bounded on receipt: common/kernel-log.ts boundLogLines). */
   logs?: string[];
+  /** Set (and output empty) when the output is stored by reference: readOutput(job, outputName(task, attempt)). */
+  outputRef?: BlobRefShape;
 }
+
+/** Where an attempt's uploaded output is kept within its job: one name per attempt, so attempts never overwrite each other. */
+export const outputName = (taskIndex: number, attempt: number): string => `${taskIndex}.${attempt}`;
 
 /** Durable-ish state: kernels, results (recorded once per task), and job metadata snapshots. */
 export interface StateStore {
@@ -110,6 +115,25 @@ export interface StateStore {
   readBlob(sha256: string, offset: number, length: number): Promise<Buffer | undefined>;
   /** The job holds its blobs no longer: a blob no job holds is dropped. markJobFinished and deleteJob do this too. */
   releaseBlobs(jobId: string): Promise<void>;
+  /**
+   * Appends a piece of an output being uploaded (uploadId: one per UploadOutput call), so the
+   * scheduler never holds more than a piece of it. An upload never committed goes by itself
+   * (Redis: 10 minutes after its last piece) or with dropUpload. With the in-memory store,
+   * RESOURCE_EXHAUSTED when blobStoreBytes is full.
+   */
+  appendUpload(uploadId: string, data: Buffer): Promise<void>;
+  dropUpload(uploadId: string): Promise<void>;
+  /**
+   * Keeps the upload as the output `name` (outputName) of the job, with its results: it goes when
+   * they do (deleteJob; with Redis, the results' TTL once the job is finished). false, with the
+   * upload dropped, when the job is not unfinished any more. A name kept already keeps its first
+   * output (the upload is dropped; true).
+   */
+  putOutput(jobId: string, name: string, ref: BlobRefShape, uploadId: string): Promise<boolean>;
+  /** What putOutput recorded under the name, or undefined. */
+  getOutputRef(jobId: string, name: string): Promise<BlobRefShape | undefined>;
+  /** Up to `length` bytes of a kept output from `offset`; undefined when it is not (or no longer) kept. */
+  readOutput(jobId: string, name: string, offset: number, length: number): Promise<Buffer | undefined>;
   /** Ids of jobs accepted and not yet finished, oldest first (read at start to resume them). */
   unfinishedJobs(): Promise<string[]>;
   /** The job is final: drop its inputs, leave the unfinished set, let meta and results expire. */

@@ -33,6 +33,8 @@ export interface CoreEvents {
   update_rejected: [reason: RejectReason, nodeId: string];
   /** One failed attempt to write a result or a job's final state (it is retried). */
   store_write_failed: [failure: StoreWriteFailure];
+  /** A WatchJob or RunJob stream dropped for falling behind (its reader did not read; the typed client resumes). */
+  watch_dropped: [rpc: "WatchJob" | "RunJob"];
 }
 
 export type JobListener = (event: JobEventIn) => void;

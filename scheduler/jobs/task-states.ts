@@ -5,7 +5,7 @@
 // is stored), and only then does its state change in memory, in one synchronous step together
 // with its event and, if it was the last, the job's final state. So a result is never reported
 // without being kept, and a watcher sees every task's outcome before the job's final snapshot.
-import type { StoredResult } from "../backends/types.js";
+import type { BlobRefShape, StoredResult } from "../backends/types.js";
 import { resultCacheKey } from "../backends/codec.js";
 import { isTerminalJob, isTerminalTask, taskKeyOf, type JobRecord, type TaskErrorShape, type TaskRecord, type TaskStateName } from "../model.js";
 import { rememberHolder } from "../update-guard.js";
@@ -18,6 +18,8 @@ export interface FinalOutcome {
   state: TaskStateName;
   error?: TaskErrorShape;
   output: Buffer;
+  /** Set (output empty) when the output was uploaded and is kept by reference. */
+  outputRef?: BlobRefShape;
   /** Set when the outcome comes from a node's result (first result wins, whichever attempt). */
   from?: { nodeId: string; attempt: number; runMs: number; backend?: string; logs?: string[] };
 }
@@ -119,7 +121,7 @@ export class TaskStates {
       if (stored) outcome = stored;
     }
     // ── from here to the end, synchronous: the task's outcome, then (if last) the job's. ──
-    const { state, error, output, from } = outcome;
+    const { state, error, output, outputRef, from } = outcome;
     if (from) {
       const current = task.nodeId;
       if (current && current !== from.nodeId && current !== "result-cache") {
@@ -133,7 +135,8 @@ export class TaskStates {
       if (from.backend) task.backend = from.backend;
     }
     const cacheKey =
-      state === "TASK_STATE_SUCCEEDED" && recorded && settings.resultCache && !job.skipCache && task.input && task.nodeId !== "result-cache"
+      // An output by reference is kept with its job's results only, never in the cache.
+      state === "TASK_STATE_SUCCEEDED" && recorded && !outputRef && settings.resultCache && !job.skipCache && task.input && task.nodeId !== "result-cache"
         ? resultCacheKey(job.kernelId, task.index + 1, task.input)
         : undefined;
     this.setTaskState(job, task, state);
@@ -164,6 +167,7 @@ export class TaskStates {
       taskIndex: task.index,
       state: outcome.state as StoredResult["state"],
       output: outcome.output,
+      ...(outcome.outputRef ? { outputRef: outcome.outputRef } : {}),
       ...(outcome.error ? { error: outcome.error } : {}),
       nodeId: from?.nodeId ?? task.nodeId,
       attempt: from?.attempt ?? task.attempt,
@@ -181,6 +185,7 @@ export class TaskStates {
     return {
       state: r.state,
       output: r.output,
+      ...(r.outputRef ? { outputRef: r.outputRef } : {}),
       ...(r.error ? { error: r.error } : {}),
       from: { nodeId: r.nodeId, attempt: r.attempt, runMs: r.runMs, ...(r.backend ? { backend: r.backend } : {}), ...(r.logs ? { logs: r.logs } : {}) },
     };

@@ -5,6 +5,7 @@ import { failedPrecondition } from "../../common/errors.js";
 import { codeOf, isRetryable } from "../../common/task-errors.js";
 import { boundLogLines } from "../../common/kernel-log.js";
 import type { TaskUpdate } from "../../common/types.js";
+import { outputName, type BlobRefShape } from "../backends/types.js";
 import { isTerminalJob, isTerminalTask, taskKeyOf, type JobRecord, type TaskErrorShape, type TaskStateName } from "../model.js";
 import type { NodeEntry } from "../registry.js";
 import { rejectUpdate } from "../update-guard.js";
@@ -23,7 +24,8 @@ export class TaskUpdates {
     private readonly observeRun: ObserveRun,
   ) {}
 
-  async onTaskUpdate(nodeId: string, u: TaskUpdate): Promise<void> {
+  async onTaskUpdate(nodeId: string, update: TaskUpdate): Promise<void> {
+    let u = update;
     const { counters, log, registry } = this.ctx;
     const job = this.ctx.table.get(u.jobId);
     const task = job?.tasks[u.taskIndex];
@@ -32,6 +34,16 @@ export class TaskUpdates {
     if (rejected || !job || !task) {
       this.ctx.events.emit("update_rejected", rejected || "unknown_task", nodeId);
       return;
+    }
+    // An output by reference counts only once its bytes are kept, as uploaded by this attempt.
+    let outputRef: BlobRefShape | undefined;
+    if (u.state === "TASK_STATE_SUCCEEDED" && u.outputRef) {
+      outputRef = { sha256: u.outputRef.sha256, sizeBytes: Number(u.outputRef.sizeBytes) };
+      const problem = await this.checkOutput(job.id, u, outputRef);
+      if (problem) {
+        outputRef = undefined;
+        u = { ...u, state: "TASK_STATE_FAILED", outputRef: null, error: { code: "INTERNAL", message: problem, kind: "TASK_ERROR_CODE_INTERNAL", retryable: true } };
+      }
     }
     // A result for this task is being stored: decide on this update once that is settled.
     await this.states.settled(task);
@@ -66,6 +78,7 @@ export class TaskUpdates {
       await this.states.finishTask(job, task, {
         state: "TASK_STATE_SUCCEEDED",
         output: u.output,
+        ...(outputRef ? { outputRef } : {}),
         from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...(u.backend ? { backend: u.backend } : {}), ...withLogs },
       });
       return;
@@ -86,6 +99,17 @@ export class TaskUpdates {
       await this.states.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...withLogs } });
     } else {
       await this.states.retryOrFail(job, task, error, { nodeId, attempt: u.attempt, runMs: u.runMs, ...withLogs });
+    }
+  }
+
+  /** Why the update's output by reference cannot be taken (undefined: it is kept, as named). */
+  private async checkOutput(jobId: string, u: TaskUpdate, ref: BlobRefShape): Promise<string | undefined> {
+    try {
+      const kept = await this.ctx.store.getOutputRef(jobId, outputName(u.taskIndex, u.attempt));
+      if (kept && kept.sha256 === ref.sha256 && kept.sizeBytes === ref.sizeBytes) return undefined;
+      return `the result names an output (${ref.sha256.slice(0, 12)}…, ${ref.sizeBytes} bytes) that this attempt did not upload`;
+    } catch (err) {
+      return `could not check the task's uploaded output: ${(err as Error).message}`;
     }
   }
 

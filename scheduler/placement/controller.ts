@@ -9,7 +9,7 @@
 import type { SchedulerConfig } from "../../common/config.js";
 import type { NodeLoad } from "../../common/types.js";
 import { NodeLoadForecaster, type AccuracyEntry } from "../forecast/index.js";
-import { TrendDetector } from "../forecast/trend-detector.js";
+import { TrendDetector, trendOptionsForStep } from "../forecast/trend-detector.js";
 import type { NodeEntry, NodeRegistry } from "../registry.js";
 import type { PlacementMetrics } from "./feasibility.js";
 import { DEFAULT_LOAD_FORECASTER, type NodeLoadObservation } from "./load-model.js";
@@ -154,7 +154,7 @@ export class PlacementController {
     let eta: number | null;
     if (bound === "trend") {
       let d = this.trends.get(id);
-      if (!d) this.trends.set(id, (d = new TrendDetector()));
+      if (!d) this.trends.set(id, (d = new TrendDetector(trendOptionsForStep(this.config.heartbeatIntervalMs))));
       d.observe(now, last);
       eta = last >= threshold ? now : d.crossingAt(threshold, horizonMs);
     } else eta = f.saturationEta(threshold, horizonMs, bound);

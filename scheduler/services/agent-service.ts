@@ -24,6 +24,7 @@ import { kernelInfo } from "./client-service.js";
 import { permissionDenied, principalOf, unauthenticated } from "../auth/authenticate.js";
 import type { ClusterSecurity } from "../auth/security.js";
 import { fetchBlobHandler } from "./blob-service.js";
+import { outputSettings, uploadOutputHandler, type OutputConfig } from "./output-service.js";
 
 export function agentHandlers(
   core: SchedulerCore,
@@ -31,12 +32,16 @@ export function agentHandlers(
   log: Logger,
   routing?: AgentRouting,
   security?: ClusterSecurity,
-): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel" | "FetchBlob"> {
+  /** Outputs by reference (output-service.ts); none without. */
+  outputConfig?: OutputConfig,
+): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel" | "FetchBlob" | "UploadOutput"> {
   // Open sessions by node, so that removing a node closes its session at once.
   const sessions = new Map<string, (reason: string) => void>();
   security?.on("node_removed", (id: string) => sessions.get(id)?.("the node was removed by an admin"));
+  const outputs = outputConfig ? outputSettings(outputConfig) : { byRefBytes: 0, quotaBytes: () => Infinity };
   return {
     FetchBlob: fetchBlobHandler(core, log),
+    UploadOutput: uploadOutputHandler(core, outputs, log),
     Register: (call, callback) => {
       const profile = call.request.profile;
       if (!profile || !profile.cpu || profile.workers < 1) {
@@ -75,7 +80,7 @@ export function agentHandlers(
         { event: "node_registered", nodeId: node.id, agentVersion: call.request.agentVersion, reservedCores: call.request.reservedCores, host: profile.hostname, cpu: profile.cpu.model, workers: profile.workers, speed: node.speed, gpus: profile.gpus.length },
         "node registered",
       );
-      callback(null, { nodeId: node.id, heartbeatIntervalMs, kafka: routing ? routing.route(node.id) : null });
+      callback(null, { nodeId: node.id, heartbeatIntervalMs, kafka: routing ? routing.route(node.id) : null, outputByRefBytes: String(outputs.byRefBytes) });
     },
 
     Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {

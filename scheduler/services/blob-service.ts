@@ -54,7 +54,7 @@ async function serve(core: SchedulerCore, call: grpc.ServerWritableStream<FetchB
 }
 
 /** Resolves when the stream can take more, or when the caller went away. */
-function drained(call: grpc.ServerWritableStream<FetchBlobRequest__Output, BlobData>): Promise<void> {
+export function drained<Req>(call: grpc.ServerWritableStream<Req, BlobData>): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);

@@ -17,6 +17,7 @@ import type { TenantQuotas } from "../auth/quotas.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createToken, listTokens, revokeToken } from "./token-service.js";
 import { resultsPage } from "./results-pages.js";
+import { resultOutputHandler } from "./output-service.js";
 import { streamJobEvents, withReason } from "./watch-job.js";
 
 const MAX_KERNEL_BYTES = 64 * 1024 * 1024;
@@ -48,7 +49,7 @@ export function kernelInfo(k: StoredKernel) {
 /** Every DistributeX RPC but the node-security ones (services/security-service.ts). */
 export type ClientRpcHandlers = Pick<
   DistributeXHandlers,
-  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "RunJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
+  "RegisterKernel" | "GetKernel" | "DeleteKernel" | "SubmitJob" | "SubmitJobStream" | "RunJob" | "GetJob" | "ListJobs" | "WatchJob" | "CancelJob" | "GetResults" | "GetResultOutput" | "ListNodes" | "WatchAlerts" | "CreateToken" | "ListTokens" | "RevokeToken"
 >;
 
 /** A job the scope may see: its own tenant's, or any (admin). Others' look exactly like unknown ones. */
@@ -170,7 +171,7 @@ export function clientHandlers(
         return;
       }
       const { finalOnly, resume, seenOutcomes } = call.request;
-      streamJobEvents(core, call, job, { finalOnly, resume, seenOutcomes });
+      streamJobEvents(core, call, job, { rpc: "WatchJob", finalOnly, resume, seenOutcomes });
     },
 
     // Submit, then the final-only watch of the job on the same call (one call and one round trip
@@ -178,7 +179,7 @@ export function clientHandlers(
     RunJob: (call) => {
       const scope = scopeOf(callerOf(call));
       submitJob(call.request, scope)
-        .then(({ jobId }) => streamJobEvents(core, call, core.getJob(jobId, visibleTo(scope)), { finalOnly: true, resume: false, seenOutcomes: Buffer.alloc(0), outcomesOfFinished: true }))
+        .then(({ jobId }) => streamJobEvents(core, call, core.getJob(jobId, visibleTo(scope)), { rpc: "RunJob", finalOnly: true, resume: false, seenOutcomes: Buffer.alloc(0), outcomesOfFinished: true }))
         .catch((err: unknown) => call.emit("error", toServiceError(err)));
     },
     CancelJob: unary(async (req, scope) => {
@@ -204,9 +205,11 @@ export function clientHandlers(
           runMs: r.runMs,
           backend: r.backend ?? "",
           logs: r.logs ?? [],
+          outputRef: r.outputRef ? { sha256: r.outputRef.sha256, sizeBytes: String(r.outputRef.sizeBytes) } : null,
         })),
       };
     }),
+    GetResultOutput: resultOutputHandler(core, (call) => visibleTo(scopeOf(callerOf(call)))),
 
     ListNodes: unary(async (req) => ({
       nodes: core.registry

@@ -14,6 +14,8 @@ export function withReason(core: SchedulerCore, job: JobRecord) {
 }
 
 export interface JobStreamOptions {
+  /** Which call the stream answers (counted when it is dropped). */
+  rpc: "WatchJob" | "RunJob";
   /** Outcomes only, in batches (and job snapshots). */
   finalOnly: boolean;
   /** A resumed watch: `seenOutcomes` (a bitmap by task index) are not sent again. */
@@ -32,7 +34,10 @@ export function streamJobEvents(core: SchedulerCore, call: grpc.ServerWritableSt
     sender.stop();
   };
   // Bounded in bytes: a watcher that falls behind is told so and dropped (watch-outbox.ts).
-  const outbox = new WatchOutbox(call, stop);
+  const outbox = new WatchOutbox(call, () => {
+    stop();
+    core.emit("watch_dropped", opts.rpc);
+  });
   const sender = new WatchEventSender(jobId, finalOnly, outbox, () => finish());
   const send = (ev: JobEventIn) => sender.send(ev);
   const finish = () => {

@@ -1,4 +1,4 @@
-// No file in scheduler/ or agent/ grows past ~350 lines unless it says why: a file that long
+// No file of the product (scheduler/, agent/, client/, cli/, common/) grows past ~350 lines unless it says why: a file that long
 // holds more than one concern, and the next engineer cannot see them (issue #13). A file that
 // must stay whole says so in a comment holding "longer than 350 lines because".
 import { readdirSync, readFileSync } from "node:fs";
@@ -8,6 +8,8 @@ import { repoRoot } from "../../common/paths.js";
 
 const LIMIT = 360; // "about 350"
 const WHY = "longer than 350 lines because";
+// bench/ and test/ are left out: a bench or a test file reads top to bottom as one story.
+const PRODUCT_DIRS = ["scheduler", "agent", "client", "cli", "common"];
 
 function tsFiles(dir: string): string[] {
   const out: string[] = [];
@@ -20,10 +22,10 @@ function tsFiles(dir: string): string[] {
 }
 
 describe("file size", () => {
-  it(`every .ts file in scheduler/ and agent/ is at most ${LIMIT} lines, or says why`, () => {
+  it(`every .ts file in ${PRODUCT_DIRS.join("/, ")}/ is at most ${LIMIT} lines, or says why`, () => {
     const root = repoRoot();
-    const files = ["scheduler", "agent"].flatMap((d) => tsFiles(path.join(root, d)));
-    expect(files.length).toBeGreaterThan(50);
+    const files = PRODUCT_DIRS.flatMap((d) => tsFiles(path.join(root, d)));
+    expect(files.length).toBeGreaterThan(100);
     const over = files
       .map((f) => ({ f: path.relative(root, f), text: readFileSync(f, "utf8") }))
       .filter(({ text }) => text.split("\n").length > LIMIT && !text.includes(WHY))

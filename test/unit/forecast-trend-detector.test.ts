@@ -14,15 +14,15 @@ function noisy(seed: number) {
   return (sd: number) => sd * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
 }
 
-/** Feeds `series` at 1 s steps; returns the steps where a prediction started and the standing flag per step. */
-function feed(series: number[]) {
+/** Feeds `series` at `stepMs` steps (1 s unless given); returns the steps where a prediction started and the standing flag per step. */
+function feed(series: number[], stepMs = 1000, horizonMs = H) {
   const d = new TrendDetector();
   const starts: number[] = [];
   const standing: boolean[] = [];
   let up = false;
   series.forEach((v, i) => {
-    d.observe(i * 1000, v);
-    const c = d.crossingAt(TH, H);
+    d.observe(i * stepMs, v);
+    const c = d.crossingAt(TH, horizonMs);
     if (c !== null && !up) starts.push(i);
     up = c !== null;
     standing.push(up);
@@ -30,14 +30,14 @@ function feed(series: number[]) {
   return { starts, standing };
 }
 
-/** A real controller with saturationBound "trend" and one node; `beat` sends a heartbeat and moves the clock 1 s. */
-function controller() {
+/** A real controller with saturationBound "trend" and one node; `beat` sends a heartbeat and moves the clock one step (1 s unless given). */
+function controller(stepMs = 1000, horizonMs = H) {
   const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
   let now = 0;
   const raised: PredictedSaturation[] = [];
   const withdrawn: SaturationWithdrawn[] = [];
   new PlacementController(
-    { placement: "forecast", heartbeatIntervalMs: 1000, saturationThreshold: TH, saturationHorizonMs: H, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
+    { placement: "forecast", heartbeatIntervalMs: stepMs, saturationThreshold: TH, saturationHorizonMs: horizonMs, saturationBound: "trend", saturationCooldownMs: 0, rebalance: false },
     registry,
     { saturation: (e) => raised.push(e), saturationWithdrawn: (e) => withdrawn.push(e), queuedOn: () => [], takeBack: () => {} },
     () => now,
@@ -47,7 +47,7 @@ function controller() {
   registry.attachSession(node.id, () => {});
   const beat = (u: number) => {
     registry.heartbeat(node.id, { cpuUtilization: u, agentCpuUtilization: 0, memoryUsedBytes: "0", runningTasks: 0, queuedTasks: 0, gpuUtilization: -1, sampledAtMs: now }, false);
-    now += 1000;
+    now += stepMs;
   };
   return { raised, withdrawn, beat };
 }
@@ -62,6 +62,48 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     const { starts } = feed(s);
     expect(starts.length).toBeGreaterThan(0);
     expect(cross - starts[0]!).toBeGreaterThanOrEqual(10);
+  });
+
+  // Issue #14: in the solo e2e case (500 ms heartbeats, 5 s horizon) the agent's start-up burst
+  // seeded the slope scale so high that a real ramp 40 samples later still scaled below minT.
+  const BURST = [1, 0, 0.08, 0.28, 1, 0.37, 0.1, 0.06, 0.37, 1, 0.43, 0.04, 0.9, 0.76, 0.12];
+  /** A start-up burst, `calm` quiet samples, then a ramp from 5 % to 100 % over `rampSteps`. */
+  function bootRamp(seed: number, calm: number, rampSteps: number, sd: number) {
+    const n = noisy(seed);
+    const s = [...BURST];
+    for (let i = 0; i < calm; i++) s.push(Math.max(0, 0.05 + n(sd)));
+    for (let i = 1; i <= rampSteps; i++) s.push(Math.min(1, Math.max(0, 0.05 + 0.95 * (i / rampSteps) + n(sd))));
+    return { s, cross: s.findIndex((v, i) => i >= BURST.length + calm && v >= TH) };
+  }
+
+  it("predicts a 20 s ramp after a start-up CPU burst and 40 calm samples with the clean ramp's lead", () => {
+    for (const seed of [12, 13, 14]) {
+      const { s, cross } = bootRamp(seed, 40, 20, 0.02);
+      const { starts } = feed(s);
+      const before = starts.filter((a) => a >= BURST.length && a < cross);
+      expect(before.length, `seed ${seed}`).toBeGreaterThan(0);
+      expect(cross - before[0]!, `seed ${seed}`).toBeGreaterThanOrEqual(10);
+    }
+  });
+
+  // The solo e2e case's shape: 500 ms heartbeats, a 5 s horizon, a 20 s ramp (40 samples) after a
+  // 20 s baseline whose samples wobble with sd 0.03, through the real controller.
+  it("through the controller at 500 ms heartbeats, the same warns before the crossing", () => {
+    for (const seed of [15, 16, 17]) {
+      const { s, cross } = bootRamp(seed, 40, 40, 0.03);
+      const { raised, beat } = controller(500, 5_000);
+      const at: number[] = [];
+      s.forEach((u, i) => {
+        const n = raised.length;
+        beat(u);
+        if (raised.slice(n).some((e) => e.scope === "node")) at.push(i);
+      });
+      const before = at.filter((a) => a < cross);
+      expect(before.length, `seed ${seed}`).toBeGreaterThan(0);
+      // The horizon is 10 samples; half of it is the lead the e2e's poll loop can see.
+      expect(cross - before[0]!, `seed ${seed}`).toBeGreaterThanOrEqual(5);
+      expect(at.filter((a) => a < BURST.length + 40), `seed ${seed}: nothing before the ramp`).toEqual([]);
+    }
   });
 
   it("stays quiet on a noisy, correlated plateau at 80 %", () => {
@@ -138,8 +180,9 @@ describe("trend detector (predicted saturation on 1 s heartbeats)", () => {
     expect(standing[rampEnd]).toBe(false); // the load falls back: the slope fails on that very sample
   });
 
-  it("is a saturation bound one can choose beside upper (the default) and mean", () => {
-    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("upper");
+  it("is the default saturation bound; upper and mean can still be chosen", () => {
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {} }).saturationBound).toBe("trend");
+    expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "upper" } }).saturationBound).toBe("upper");
     expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "trend" } }).saturationBound).toBe("trend");
     expect(loadConfig(schedulerConfigSchema, { section: "scheduler", env: {}, flags: { saturationBound: "mean" } }).saturationBound).toBe("mean");
   });

@@ -22,7 +22,11 @@ const inputOf = (i: number) => {
 };
 
 beforeAll(async () => {
-  c = await startTestCluster("results-paged", { agents: 1 });
+  // Outputs inline (no output by reference): what is tested here is the paging of inline results.
+  c = await startTestCluster("results-paged", {
+    agents: 1,
+    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000", "--drain-grace-ms", "2000", "--output-by-ref-bytes", "0"],
+  });
   const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
   ({ jobId } = await c.client.submitJob({ kernelId, inputs: Array.from({ length: TASKS }, (_, i) => inputOf(i)) }));
   const job = await c.client.waitForJob(jobId);

@@ -43,6 +43,8 @@ const EXPECTED: Record<string, Record<Column, grpc.status>> = {
   RunJob: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   CancelJob: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   GetResults: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: OK, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
+  // The fixture job never runs (no agents): past authorization, its task has no output by reference yet.
+  GetResultOutput: { none: UNAUTH, wrongTenant: NOT_FOUND, read: DENIED, submit: NOT_FOUND, admin: NOT_FOUND, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   ListNodes: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   WatchAlerts: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
   CreateToken: { none: UNAUTH, wrongTenant: DENIED, read: DENIED, submit: DENIED, admin: OK, revoked: UNAUTH, expired: UNAUTH, agentCert: DENIED },
@@ -92,6 +94,7 @@ const REQUESTS: Record<string, () => Promise<object>> = {
   RunJob: async () => ({ kernelId, tasks: [{ data: Buffer.alloc(12) }] }),
   CancelJob: async () => ({ jobId: (await t1.submitJob({ kernelId, inputs: [Buffer.alloc(12)] })).jobId }),
   GetResults: async () => ({ jobId, offset: 0, limit: 10 }),
+  GetResultOutput: async () => ({ jobId, taskIndex: 0 }),
   ListNodes: async () => ({ includeDown: true }),
   WatchAlerts: async () => ({ includeActive: true }),
   CreateToken: async () => ({ role: "read", tenant: "t1", ttlMs: 0, description: "matrix" }),
@@ -209,7 +212,8 @@ describe("RPC × caller matrix", () => {
     if (expected === UNAUTH && column === "revoked") expect(r.details).toMatch(/token [0-9a-f]{16} was revoked/);
     if (expected === UNAUTH && column === "expired") expect(r.details).toMatch(/token [0-9a-f]{16} expired at/);
     if (expected === DENIED) expect(r.details).toMatch(new RegExp(`${rpc} needs role (submit|admin) or higher; token [0-9a-f]{16} has role (read|submit)`));
-    if (expected === NOT_FOUND) expect(r.details).toMatch(/^(no job job-|unknown kernel )/);
+    if (expected === NOT_FOUND && column === "wrongTenant") expect(r.details).toMatch(/^(no job job-|unknown kernel )/);
+    else if (expected === NOT_FOUND) expect(r.details).toMatch(/^(no job job-|unknown kernel |task 0 of job job-\S+ has no output stored by reference)/);
   });
 
   // The agent column: the certificate is verified by TLS and names a node, so the caller is that

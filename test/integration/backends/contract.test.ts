@@ -13,7 +13,7 @@ import { MemoryBus } from "../../../scheduler/backends/memory-bus.js";
 import { RedisLease } from "../../../scheduler/backends/redis-lease.js";
 import { connectRedis } from "../../../scheduler/backends/redis-connection.js";
 import { RedisStateStore } from "../../../scheduler/backends/redis-state.js";
-import type { StateStore, StoredResult } from "../../../scheduler/backends/types.js";
+import { outputName, type StateStore, type StoredResult } from "../../../scheduler/backends/types.js";
 import { testServices, uniquePrefix, until } from "../../helpers/services.js";
 
 let services: { kafka: string; redis: string };
@@ -123,6 +123,56 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
     expect(await store.unfinishedJobs()).not.toContain(job);
     expect(await store.getJobInputs(job)).toBeUndefined();
     expect(await store.getJobMeta(job)).toBe(JSON.stringify({ id: job }));
+  });
+
+  it("keeps outputs by reference with the job's results: per attempt, first upload wins, none after the job finished", async () => {
+    const job = `job-${randomUUID()}`;
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 5);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = i % 251;
+    const ref = { sha256: "b".repeat(64), sizeBytes: bytes.length };
+    // An upload comes in pieces; each putOutput commits one.
+    const uploads: string[] = [];
+    const upload = async (data: Buffer) => {
+      const id = randomUUID();
+      uploads.push(id);
+      for (let off = 0; off < data.length; off += 1024 * 1024) await store.appendUpload(id, data.subarray(off, off + 1024 * 1024));
+      return id;
+    };
+    // Not an unfinished job (never put, or finished): nothing is kept.
+    expect(await store.putOutput(job, outputName(0, 1), ref, await upload(bytes))).toBe(false);
+    await store.putJob(job, [Buffer.alloc(0), Buffer.alloc(0)], JSON.stringify({ id: job }));
+    expect(await store.putOutput(job, outputName(0, 1), ref, await upload(bytes))).toBe(true);
+    // The same attempt again (a retried upload) keeps the first; another attempt has its own.
+    expect(await store.putOutput(job, outputName(0, 1), { ...ref, sha256: "c".repeat(64) }, await upload(Buffer.from("other")))).toBe(true);
+    expect(await store.putOutput(job, outputName(0, 2), { sha256: "d".repeat(64), sizeBytes: 2 }, await upload(Buffer.from("xy")))).toBe(true);
+    expect(await store.getOutputRef(job, outputName(0, 1))).toEqual(ref);
+    expect(await store.getOutputRef(job, outputName(1, 1))).toBeUndefined();
+    const MiB = 1024 * 1024;
+    const parts: Buffer[] = [];
+    for (let off = 0; off < bytes.length; off += MiB) parts.push((await store.readOutput(job, outputName(0, 1), off, Math.min(MiB, bytes.length - off)))!);
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true);
+    expect((await store.readOutput(job, outputName(0, 2), 0, 2))!.toString()).toBe("xy");
+    await store.recordResult(job, { ...result(0, "n", ""), outputRef: ref });
+    expect((await store.getResults(job, 0, 1))[0]!.outputRef).toEqual(ref);
+    await store.markJobFinished(job);
+    // Kept after the job finished (results are), but no new one is taken.
+    expect(await store.putOutput(job, outputName(1, 1), ref, await upload(bytes))).toBe(false);
+    // An upload dropped before it was kept leaves nothing.
+    const dropped = await upload(Buffer.from("gone"));
+    await store.dropUpload(dropped);
+    expect(await store.putOutput(job, outputName(1, 1), ref, dropped)).toBe(false);
+    expect((await store.readOutput(job, outputName(0, 1), 0, 4))!.equals(bytes.subarray(0, 4))).toBe(true);
+    if (store instanceof RedisStateStore) {
+      // They expire with the results.
+      const keys = await store.redis.keys(`*:job:${job}:out*`);
+      expect(keys.length).toBe(3);
+      for (const k of keys) expect(await store.redis.ttl(k)).toBeGreaterThan(0);
+      // Uploads that lost (same attempt again, job finished) left nothing behind.
+      for (const id of uploads) expect(await store.redis.keys(`*:upload:${id}`)).toEqual([]);
+    } else {
+      await store.deleteJob(job);
+      expect(await store.readOutput(job, outputName(0, 1), 0, 4)).toBeUndefined();
+    }
   });
 
   it("trims its finished jobs to the newest N, and a later trim makes good one that never ran", async () => {

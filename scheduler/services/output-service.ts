@@ -1,0 +1,167 @@
+// Outputs by reference. AgentService.UploadOutput: an agent with an output of at least
+// outputByRefBytes streams it here in chunks; it is checked (size, sha256), counted in the
+// tenant's outputBytes quota and kept with the job's results (StateStore.putOutput), and the
+// final TaskUpdate (and its Kafka record) then carries only its reference. Only the node holding
+// that attempt of the unfinished task may upload it (the update guard's rule, applied before any
+// byte is read). DistributeX.GetResultOutput streams a kept output back to a client in chunks.
+import type * as grpc from "@grpc/grpc-js";
+import { createHash, randomUUID } from "node:crypto";
+import { DistributeXError, failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
+import { isKernelId } from "../../common/hash.js";
+import type { Logger } from "../../common/logger.js";
+import { MAX_SESSION_OUTPUT_BYTES } from "../../common/proto.js";
+import type { BlobData } from "../../generated/proto/distributex/v1/BlobData.js";
+import type { GetResultOutputRequest__Output } from "../../generated/proto/distributex/v1/GetResultOutputRequest.js";
+import type { OutputChunk__Output } from "../../generated/proto/distributex/v1/OutputChunk.js";
+import type { OutputHeader__Output } from "../../generated/proto/distributex/v1/OutputHeader.js";
+import type { UploadOutputResponse } from "../../generated/proto/distributex/v1/UploadOutputResponse.js";
+import { permissionDenied, principalOf } from "../auth/authenticate.js";
+import { DEFAULT_TENANT } from "../auth/principal.js";
+import { exceeded } from "../auth/quotas.js";
+import type { SchedulerConfig } from "../../common/config.js";
+import { outputName } from "../backends/types.js";
+import type { SchedulerCore } from "../core.js";
+import { isTerminalTask, type JobRecord } from "../model.js";
+import { rejectUpdate } from "../update-guard.js";
+import { BLOB_CHUNK_BYTES, drained } from "./blob-service.js";
+
+/** The most one UploadOutput piece may carry (agents send 1 MiB): what the scheduler holds per upload. */
+export const UPLOAD_PIECE_BYTES = 4 * 1024 * 1024;
+
+export interface OutputSettings {
+  /** Outputs of at least this many bytes go by reference (told to agents at Register); 0 = never. */
+  byRefBytes: number;
+  /** A tenant's outputBytes quota. */
+  quotaBytes(tenant: string): number;
+}
+
+/** The settings from the scheduler's configuration. */
+export type OutputConfig = Pick<SchedulerConfig, "outputByRefBytes" | "quotaOutputBytes" | "tenantQuotas">;
+
+export function outputSettings(config: OutputConfig): OutputSettings {
+  return { byRefBytes: config.outputByRefBytes, quotaBytes: (tenant) => config.tenantQuotas[tenant]?.outputBytes ?? config.quotaOutputBytes };
+}
+
+const tenantOf = (job: JobRecord) => job.tenant ?? DEFAULT_TENANT;
+
+/** Bytes of uploads admitted and not yet ended, by tenant: counted in the quota, so uploads at once cannot overshoot it together. */
+const uploading = new Map<string, number>();
+
+function reserve(tenant: string, bytes: number): () => void {
+  uploading.set(tenant, (uploading.get(tenant) ?? 0) + bytes);
+  return () => {
+    const left = (uploading.get(tenant) ?? 0) - bytes;
+    if (left > 0) uploading.set(tenant, left);
+    else uploading.delete(tenant);
+  };
+}
+
+/** Output bytes kept for the tenant's jobs the scheduler still holds (finished ones too), and being uploaded. */
+function outputUse(core: SchedulerCore, tenant: string): number {
+  let bytes = uploading.get(tenant) ?? 0;
+  for (const j of core.allJobs()) if (tenantOf(j) === tenant) bytes += j.outputBytes ?? 0;
+  return bytes;
+}
+
+export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
+  return (call, callback) => {
+    const uploadId = randomUUID();
+    const held = { release: () => {} };
+    receive(core, settings, call, uploadId, held).finally(() => held.release()).then(
+      () => callback(null, {}),
+      (err: unknown) => {
+        if (!(err instanceof DistributeXError)) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
+        callback(toServiceError(err));
+        // What was appended of it goes (Redis would also expire it).
+        core.store.dropUpload(uploadId).catch(() => undefined);
+      },
+    );
+  };
+}
+
+/**
+ * Checks the header, then appends each piece to the store as it comes (the next is read only
+ * once it is written: the scheduler holds about a piece per upload), checks size and sha256,
+ * and keeps it.
+ */
+async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>, uploadId: string, held: { release: () => void }): Promise<void> {
+  let header: OutputHeader__Output | undefined;
+  let job: JobRecord | undefined;
+  let size = 0;
+  let received = 0;
+  const hash = createHash("sha256");
+  for await (const chunk of call as AsyncIterable<OutputChunk__Output>) {
+    if (!header) {
+      if (chunk.part !== "header" || !chunk.header) throw invalidArgument("UploadOutput starts with a header");
+      header = chunk.header;
+      job = admit(core, settings, call, header);
+      size = Number(header.ref!.sizeBytes);
+      held.release = reserve(tenantOf(job), size);
+      continue;
+    }
+    if (chunk.part !== "data" || !chunk.data) throw invalidArgument("after the header, UploadOutput carries only data");
+    if (chunk.data.byteLength > UPLOAD_PIECE_BYTES) throw invalidArgument(`an UploadOutput piece has at most ${UPLOAD_PIECE_BYTES} bytes`);
+    if (received + chunk.data.byteLength > size) throw invalidArgument(`the output passes its declared size ${size}`);
+    hash.update(chunk.data);
+    received += chunk.data.byteLength;
+    await core.store.appendUpload(uploadId, chunk.data);
+  }
+  if (!header || !job) throw invalidArgument("UploadOutput carried no header");
+  const ref = { sha256: header.ref!.sha256, sizeBytes: size };
+  if (received !== size) throw invalidArgument(`the output ended after ${received} of ${size} bytes`);
+  if (hash.digest("hex") !== ref.sha256) throw invalidArgument("the output's bytes do not match its sha256");
+  const name = outputName(header.taskIndex, header.attempt);
+  // The same attempt uploading again (its first reply was lost) is kept once, and counted once.
+  const already = await core.store.getOutputRef(job.id, name);
+  if (!(await core.store.putOutput(job.id, name, ref, uploadId))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
+  if (!already) job.outputBytes = (job.outputBytes ?? 0) + size;
+}
+
+/** The job, once the caller may upload this output and it fits; throws otherwise. */
+function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: OutputHeader__Output): JobRecord {
+  if (!h.ref || !isKernelId(h.ref.sha256)) throw invalidArgument("the header's ref.sha256 must be 64 lowercase hex digits");
+  const size = Number(h.ref.sizeBytes);
+  if (!Number.isSafeInteger(size) || size <= 0 || size > MAX_SESSION_OUTPUT_BYTES) throw invalidArgument(`an output by reference has 1 to ${MAX_SESSION_OUTPUT_BYTES} bytes, not ${h.ref.sizeBytes}`);
+  const principal = principalOf(call);
+  // With node certificates the node is the certificate's; --insecure has no identity, so the header names it.
+  const nodeId = principal?.kind === "node" ? principal.nodeId : h.nodeId;
+  const job = core.peekJob(h.jobId);
+  const task = job?.tasks[h.taskIndex];
+  if (!job || !task || isTerminalTask(task.state) || rejectUpdate(task, nodeId, h.attempt) !== undefined) {
+    throw permissionDenied(`node ${nodeId || "(none)"} does not hold attempt ${h.attempt} of an unfinished task ${h.jobId}/${h.taskIndex}; not retryable`);
+  }
+  const tenant = tenantOf(job);
+  const limit = settings.quotaBytes(tenant);
+  const use = outputUse(core, tenant);
+  if (use + size > limit) throw exceeded(tenant, "outputBytes", limit, use, size, "its finished jobs' results are dropped (retainFinishedJobs, resultTtlS)");
+  return job;
+}
+
+/** GetResultOutput: a kept output, in chunks read from the store one at a time. */
+export function resultOutputHandler(
+  core: SchedulerCore,
+  visibleTo: (call: object) => (job: JobRecord) => boolean,
+): grpc.handleServerStreamingCall<GetResultOutputRequest__Output, BlobData> {
+  return (call) => {
+    void sendOutput(core, call, visibleTo(call)).catch((err: unknown) => call.emit("error", toServiceError(err)));
+  };
+}
+
+async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<GetResultOutputRequest__Output, BlobData>, visible: (job: JobRecord) => boolean): Promise<void> {
+  const { jobId, taskIndex } = call.request;
+  const job = core.getJob(jobId, visible);
+  const [r] = await core.results(job.id, taskIndex, 1);
+  if (!r || r.taskIndex !== taskIndex || !r.outputRef) throw notFound(`task ${taskIndex} of job ${jobId} has no output stored by reference (GetResults carries its output)`);
+  const size = r.outputRef.sizeBytes;
+  const name = outputName(taskIndex, r.attempt);
+  let offset = 0;
+  do {
+    if (call.cancelled) return;
+    const length = Math.min(BLOB_CHUNK_BYTES, size - offset);
+    const data = await core.store.readOutput(job.id, name, offset, length);
+    if (!data || data.byteLength !== length) throw notFound(`the output of task ${taskIndex} of job ${jobId} is no longer kept (its results expired)`);
+    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) })) await drained(call);
+    offset += length;
+  } while (offset < size);
+  call.end();
+}
