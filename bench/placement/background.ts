@@ -2,6 +2,14 @@
 // comparison of the placement bench. Each replaces the nodes' `bg` (utilisation by others on the
 // node's cores, 0..1) of the heterogeneous cluster; jobs are the same generator as the trace
 // scenario. Small deterministic noise is added so the series are not perfectly clean.
+//
+// How the background slows our kernels is the node's `yields` (sim.ts runTime, slowdownFactor in
+// scheduler/placement/load-model.ts): an agent at normal priority shares the cores thread for
+// thread with the host's load, so a 90 % background slows a full node of ours at most 1.9x and
+// a node with one of ours barely at all; an agent run niced (nice 19, as BOINC and most
+// desktop-grid agents run, and what agent/load-sampler.ts accounts for) gets only the cores
+// the host's load leaves, so the same background slows a full node of ours about 10x. The
+// scenarios below are run both ways. Neither model counts caches, memory bandwidth or SMT.
 import { Rng } from "../../scheduler/placement/strategy.js";
 import type { SimNode } from "./sim.js";
 

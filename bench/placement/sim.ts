@@ -11,6 +11,8 @@ export interface SimNode extends PlacementNode {
   workers: number;
   /** Background utilisation (0..1) at time t (ms). */
   bg: (tMs: number) => number;
+  /** The agent runs niced: the background takes the cores it wants first (slowdownFactor). */
+  yields?: boolean;
 }
 
 export interface SimJob {
@@ -115,7 +117,7 @@ export function runTime(node: SimNode, running: number, workMs: number, startMs:
   let t = startMs;
   let left = workMs;
   for (;;) {
-    const sd = slowdownFactor(node.workers, running, node.bg(t));
+    const sd = slowdownFactor(node.workers, running, node.bg(t), node.yields);
     if (left * sd <= PROGRESS_DT_MS) return t + left * sd - startMs;
     left -= PROGRESS_DT_MS / sd;
     t += PROGRESS_DT_MS;
@@ -211,11 +213,11 @@ export function simulate(policy: PlacementStrategy<SimNode>, nodes: SimNode[], j
       for (const ns of sims.values()) {
         const n = ns.node;
         const bg = n.bg(now);
-        const demand = ns.running + bg * n.workers;
-        const share = demand > n.workers ? n.workers / demand : 1;
+        // Each of our running threads gets 1/slowdown of a core.
+        const share = ns.running > 0 ? 1 / slowdownFactor(n.workers, ns.running, bg, n.yields) : 1;
         policy.observeLoad(n.id, {
           atMs: now,
-          cpuUtilization: Math.min(1, demand / n.workers),
+          cpuUtilization: Math.min(1, (ns.running * share + bg * n.workers) / n.workers),
           agentCpuUtilization: (ns.running * share) / n.workers,
           runningTasks: ns.running,
           queuedTasks: ns.queue.length,

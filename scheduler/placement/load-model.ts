@@ -24,6 +24,8 @@ export interface LoadModelOptions {
   workers: number;
   /** Use the forecast (true) or the last sample (false: "ours without forecast"). */
   useForecast: boolean;
+  /** The agent runs niced: the host's own load comes first (slowdownFactor). Default false. */
+  yields?: boolean;
   /** Horizon (ms) of the background forecast that placement uses (default 3 steps). */
   placementHorizonMs?: number;
   /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
@@ -40,11 +42,22 @@ const PATH_STEPS = [1, 2, 4, 8, 16, 32, 64] as const;
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
-/** Factor (≥ 1) by which kernels run slower when `ownThreads` of ours share `cores` with `background` (0..1) load. */
-export function slowdownFactor(cores: number, ownThreads: number, background: number): number {
+/**
+ * Factor (≥ 1) by which kernels run slower when `ownThreads` of ours share `cores` with
+ * `background` (0..1) load. Fair share (the agent at the same priority as the host's load):
+ * every runnable thread gets an equal slice. `yields` (the agent runs niced, as desktop-grid
+ * agents usually do): the host's load takes the cores it wants and ours share what is left;
+ * a nice-19 thread still gets about 1/70 of a core against a busy normal one (CFS weights 15 vs 1024).
+ */
+export function slowdownFactor(cores: number, ownThreads: number, background: number, yields = false): number {
   const c = Math.max(1, cores);
-  return Math.max(1, (Math.max(1, ownThreads) + clamp01(background) * c) / c);
+  const k = Math.max(1, ownThreads);
+  if (!yields) return Math.max(1, (k + clamp01(background) * c) / c);
+  const left = Math.max(c - clamp01(background) * c, (NICE_SHARE * k * c) / (k + c));
+  return Math.max(1, k / left);
 }
+/** Share of a core a nice-19 thread gets against a nice-0 one (CFS weights 15 / 1039). */
+const NICE_SHARE = 15 / 1039;
 
 /** Background utilisation from one sample: total minus our own share. */
 export function backgroundOf(s: NodeLoadObservation, cores: number): number {
@@ -69,6 +82,8 @@ export class NodeLoadModel {
    * placement can ask for the load a task will meet over its whole expected run (backgroundOver).
    */
   private readonly pathMean = new Float64Array(PATH_STEPS.length);
+  /** Point forecasts of the background at PATH_STEPS (cached per sample), for finishOver. */
+  private readonly pathPoint = new Float64Array(PATH_STEPS.length);
 
   constructor(private readonly options: LoadModelOptions) {
     const fo = { ...DEFAULT_LOAD_FORECASTER, ...options.forecaster, stepMs: options.stepMs };
@@ -108,6 +123,7 @@ export class NodeLoadModel {
       const v = Number.isFinite(fj) ? clamp01(fj) : prevF;
       area += ((v + prevF) / 2) * (h - prevH);
       this.pathMean[j] = area / h;
+      this.pathPoint[j] = v;
       prevH = h;
       prevF = v;
     }
@@ -134,17 +150,60 @@ export class NodeLoadModel {
 
   /** Slowdown a new task would see, on average, over the next `horizonMs` (forecast background). */
   slowdownOver(ownThreads: number, horizonMs: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs));
+    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs), this.options.yields);
+  }
+
+  /**
+   * Wall time (ms) until a task of `runMs` unloaded work finishes when it starts after
+   * `waitMs` of unloaded work per worker ahead of it, walking the forecast background path: the
+   * queue drains with every worker busy, then the task runs with `ownThreads` of ours busy, each
+   * stretch at the slowdown of the background forecast for it. Unlike the mean background over
+   * the span, this sees that a task caught by a batch for half its run loses that half's rate,
+   * which matters when the slowdown is not linear in the load (an agent that yields). Without
+   * the forecast the latest sample holds throughout: (wait + run) × slowdown, as before.
+   */
+  finishOver(ownThreads: number, waitMs: number, runMs: number): number {
+    const w = this.options.workers;
+    const y = this.options.yields;
+    if (!this.options.useForecast || this.bg.completedSteps === 0) {
+      return waitMs * slowdownFactor(w, w, this.lastBackground, y) + runMs * slowdownFactor(w, ownThreads, this.lastBackground, y);
+    }
+    const step = this.options.stepMs;
+    let t = 0;
+    let prevBg = this.lastBackground;
+    const left = [waitMs, runMs];
+    let phase = waitMs > 0 ? 0 : 1;
+    for (let j = 0; j <= PATH_STEPS.length; j++) {
+      // Segment (t, end]: the background's forecast at its middle (held after the last point).
+      const end = j < PATH_STEPS.length ? PATH_STEPS[j]! * step : Number.POSITIVE_INFINITY;
+      const bg = j < PATH_STEPS.length ? (prevBg + this.pathPoint[j]!) / 2 : prevBg;
+      for (;;) {
+        const sd = slowdownFactor(w, phase === 0 ? w : ownThreads, bg, y);
+        const need = left[phase]! * sd;
+        if (t + need <= end) {
+          t += need;
+          left[phase] = 0;
+          if (phase === 1) return t;
+          phase = 1;
+          continue;
+        }
+        left[phase] = left[phase]! - (end - t) / sd;
+        t = end;
+        break;
+      }
+      if (j < PATH_STEPS.length) prevBg = this.pathPoint[j]!;
+    }
+    return t;
   }
 
   /** Slowdown a new task would see with `ownThreads` of our tasks busy on the node. */
   slowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.background);
+    return slowdownFactor(this.options.workers, ownThreads, this.background, this.options.yields);
   }
 
   /** Slowdown measured by the latest sample (used to normalise observed run times). */
   currentSlowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground);
+    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground, this.options.yields);
   }
 
   accuracy(): { utilization: AccuracyEntry[]; background: AccuracyEntry[]; queue: AccuracyEntry[] } {

@@ -217,10 +217,10 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
     const threads = Math.min(assigned + 1, st.workers);
     // A node running behind its forecast is believed only partly: lag stretches its queue wait.
     const backlog = st.backlogMs * Math.max(1, st.lag);
-    const first = finishEstimate(run, backlog, assigned, st.workers, st.load.slowdown(threads));
-    // Forecast term: the background the task meets over its whole expected span, not just now
-    // (a node whose periodic batch or owner's load is about to start is slower than it looks).
-    return finishEstimate(run, backlog, assigned, st.workers, st.load.slowdownOver(threads, first));
+    // Forecast term: the background the task meets over its whole expected span (queue wait,
+    // then run), not just now: a node whose periodic batch or owner's load is about to start is
+    // slower than it looks (load-model.ts finishOver walks the forecast path).
+    return st.load.finishOver(threads, assigned < st.workers ? 0 : backlog / st.workers, run);
   }
 
   placeBatch(req: PlacementRequest, keys: readonly string[]): N[] {
