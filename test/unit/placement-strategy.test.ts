@@ -305,7 +305,9 @@ describe("pipeline window (tiny tasks)", () => {
     const widened: string[] = [];
     registry.on("capacity", (n: NodeEntry, key?: string) => key === undefined && widened.push(n.id));
     expect(fast.capacity).toBe(6);
-    let now = performance.now();
+    // The test's own clock: a whole number (now += 100 stays exact) ahead of the registry's start
+    // tick, so the first tick below is a clean reset (a fractional or earlier clock made 900 read 901).
+    let now = Math.ceil(performance.now()) + 1000;
     registry.updateWindows(now);
     // 500 completions in 100 ms = 5,000/s: 100 ms of it is 500 tasks.
     completeTasks(registry, fast, 500);
@@ -323,7 +325,9 @@ describe("pipeline window (tiny tasks)", () => {
     const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2, pipelineWindowMs: 100 });
     const n = registry.register(profile(2));
     registry.attachSession(n.id, () => {});
-    let now = performance.now();
+    // The test's own clock: a whole number (now += 100 stays exact) ahead of the registry's start
+    // tick, so the first tick below is a clean reset (a fractional or earlier clock made 900 read 901).
+    let now = Math.ceil(performance.now()) + 1000;
     registry.updateWindows(now);
     const tick = (completions: number, full: boolean) => {
       completeTasks(registry, n, completions);
@@ -349,7 +353,9 @@ describe("pipeline window (tiny tasks)", () => {
     const registry = new NodeRegistry({ agentTimeoutMs: 60_000, prefetchPerWorker: 2 });
     const n = registry.register(profile(4));
     registry.attachSession(n.id, () => {});
-    let now = performance.now();
+    // The test's own clock: a whole number (now += 100 stays exact) ahead of the registry's start
+    // tick, so the first tick below is a clean reset (a fractional or earlier clock made 900 read 901).
+    let now = Math.ceil(performance.now()) + 1000;
     registry.updateWindows(now);
     completeTasks(registry, n, 1000);
     registry.updateWindows((now += 100));
