@@ -91,6 +91,9 @@ export async function* followJob(open: (resume: boolean, seen: Buffer) => grpc.C
       if (e.code === grpc.status.UNAVAILABLE) link.failover();
     } finally {
       options.signal?.removeEventListener("abort", abort);
+      // The loop's iterator has let go of the stream: an error from here on (the CANCELLED that
+      // cancel() itself causes) must not be an unhandled 'error' event.
+      stream.on("error", () => undefined);
       if (ended) letStreamEnd(stream);
       else stream.cancel();
     }

@@ -51,4 +51,14 @@ describe("many short watches on one connection", () => {
     expect(watched).toBe(3000);
     expect(submitted).toBe(60);
   }, 120_000);
+
+  it("a watch left before its job ends is cancelled cleanly (no unhandled CANCELLED error)", async () => {
+    const inputs = saxpy.makeTasks({ tasks: 400, size: 4096, seed: 4 });
+    const { jobId } = await t.client.submitJob({ kernelId, inputs, skipResultCache: true });
+    for await (const ev of t.client.watchJob(jobId)) if (ev.job) break; // the first snapshot, then leave
+    // The cancel's CANCELLED arrives after the loop let go of the stream: vitest fails the run on
+    // an unhandled 'error' event, which is what this waits for.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await t.client.waitForJob(jobId, undefined, { finalOnly: true })).state).toBe("JOB_STATE_SUCCEEDED");
+  });
 });
