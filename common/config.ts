@@ -236,6 +236,8 @@ export const agentConfigSchema = z
      * (agent/wasm/memory-pool.ts): a reused memory saves the page faults of a fresh one. 0 keeps none.
      */
     memoryPoolMb: int(0, 1_048_576).default(256),
+    /** MiB of output buffers (≥ 64 KiB each) kept for later outputs, each once the scheduler has its result (agent/wasm/output-pool.ts); 0 = none. */
+    outputPoolMb: int(0, 1_048_576).default(64),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),
