@@ -1,18 +1,17 @@
-// kafkajs's produce path, made cheap for records that carry data. Profiling the 32 KiB
-// Kafka + Redis bench row showed the scheduler spending about half of its CPU inside kafkajs's
-// request encoding: every layer of a produce request (record, record batch, batch, partition,
-// topic, request, size prefix) copies the bytes of the layer below into a fresh zero-filled
-// buffer that grows by doubling, so each input byte was written ~25 times, and the record batch
-// checksum (CRC-32C) ran a byte at a time (~0.3-0.4 GB/s). Two changes, both byte-identical on
-// the wire (test/unit/kafka-fast-path.test.ts compares whole produce requests against kafkajs's
-// own encoder, and the broker checks every batch's CRC):
-//  - Encoder: bytes of ROPE_MIN_BYTES or more, and encoders of that size, are kept by reference
-//    (a list of parts) instead of copied; `buffer` joins the parts once and keeps the result.
-//    Growth allocates without zero-filling (nothing past `offset` is ever read).
-//  - CRC-32C: slicing-by-16 tables (~3-6x faster), put in place of kafkajs's module before
-//    kafkajs loads it (hence this module is imported ahead of "kafkajs" wherever that is loaded).
-// kafkajs is pinned (package.json); install() checks the shapes it relies on and leaves kafkajs
-// as it is when they differ, so a new kafkajs is only slower, never wrong.
+// kafkajs's produce path, made cheap for records that carry data. On the 32 KiB Kafka + Redis
+// bench row the scheduler spent about half of its CPU in kafkajs's request encoding: each layer
+// of a produce request (record, batch body, batch, partition, topic, request, size prefix) copied
+// the layer below into a fresh zero-filled buffer grown by doubling (each input byte written ~25
+// times), and the batch CRC-32C ran a byte at a time (~0.3-0.4 GB/s). Three changes, byte-identical
+// on the wire (test/unit/kafka-fast-path.test.ts checks against kafkajs's own code; the broker
+// checks every batch's CRC):
+//  - Encoder: bytes and encoders of ROPE_MIN_BYTES or more are kept by reference (a list of
+//    parts); `buffer` joins them once. Growth skips zero-filling (nothing past `offset` is read).
+//  - CRC-32C by slicing-by-16 tables (3-6x faster), and RecordBatch taking it over the body's
+//    parts in place: both put where kafkajs will require() them, before kafkajs loads them (so
+//    this module is imported ahead of "kafkajs" wherever that is loaded).
+// kafkajs is pinned (package.json); a layout or shape that differs leaves kafkajs as it is
+// (slower, never wrong), and fastPathActive() says what is in place.
 import { createRequire, Module } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -41,8 +40,13 @@ const CRC_TABLES = (() => {
 
 /** CRC-32C of `buf`, unsigned: what kafkajs's recordBatch/crc32C module returns. */
 export function crc32c(buf: Uint8Array): number {
+  return (crc32cUpdate(-1, buf) ^ -1) >>> 0;
+}
+
+/** The running (inverted) CRC state after `buf`; start from -1, finish with `(state ^ -1) >>> 0`. */
+function crc32cUpdate(state: number, buf: Uint8Array): number {
   const T = CRC_TABLES;
-  let crc = -1;
+  let crc = state;
   let i = 0;
   const n = buf.length;
   const end = n - (n & 15);
@@ -55,7 +59,15 @@ export function crc32c(buf: Uint8Array): number {
       T[768 + buf[i + 12]!]! ^ T[512 + buf[i + 13]!]! ^ T[256 + buf[i + 14]!]! ^ T[buf[i + 15]!]!;
   }
   for (; i < n; i++) crc = T[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ -1) >>> 0;
+  return crc;
+}
+
+/** CRC-32C of what an Encoder holds, over its parts in place (no join). */
+function crc32cOfEncoder(e: KafkaEncoder): number {
+  let state = -1;
+  for (const p of e.ropeParts ?? []) state = crc32cUpdate(state, p);
+  state = crc32cUpdate(state, e.buf.subarray(0, e.offset));
+  return (state ^ -1) >>> 0;
 }
 
 // ---- kafkajs's Encoder, by reference ----
@@ -175,7 +187,6 @@ interface Saved {
   buffer: PropertyDescriptor;
 }
 let saved: Saved | undefined;
-let crcInstalled = false;
 
 function encoderClass(): EncoderClass | undefined {
   try {
@@ -191,35 +202,131 @@ function encoderClass(): EncoderClass | undefined {
   }
 }
 
+const CRC_MODULE = "kafkajs/src/protocol/recordBatch/crc32C/index.js";
+const RECORD_BATCH_MODULE = "kafkajs/src/protocol/recordBatch/v0/index.js";
+const injected = new Map<string, unknown>();
+
 /**
- * Puts the fast CRC-32C where kafkajs will load its own, if kafkajs has not loaded it yet.
- * kafkajs reads it through require() once, when its record batch module loads.
+ * Puts `exports` where kafkajs will load `spec` from, if kafkajs has not loaded it yet: kafkajs
+ * reads these modules through require() once, when the modules that use them load.
  */
-function installCrc(): void {
-  if (crcInstalled) return;
-  let file: string;
+function inject(spec: string, make: () => unknown): void {
+  if (injected.has(spec)) return;
   try {
-    file = require.resolve("kafkajs/src/protocol/recordBatch/crc32C/index.js");
+    const file = require.resolve(spec);
+    if (require.cache[file]) return; // already loaded by kafkajs: too late, left as it is
+    const m = new Module(file);
+    m.filename = file;
+    m.loaded = true;
+    m.exports = make();
+    require.cache[file] = m;
+    injected.set(spec, m.exports);
   } catch {
-    return;
+    // Not kafkajs 2.x's layout: left as it is.
   }
-  if (require.cache[file]) return; // already loaded by kafkajs: too late, left as it is
-  const m = new Module(file);
-  m.filename = file;
-  m.loaded = true;
-  m.exports = (buffer: Buffer): number => crc32c(buffer);
-  require.cache[file] = m;
-  crcInstalled = true;
 }
 
-/** Whether kafkajs computes record batch checksums with crc32c above (for tests and the log). */
-export function fastCrcActive(): boolean {
-  try {
-    const fn = require("kafkajs/src/protocol/recordBatch/crc32C/index.js") as (b: Buffer) => number;
-    return fn.length === 1 && require.cache[require.resolve("kafkajs/src/protocol/recordBatch/crc32C/index.js")]?.exports === fn && crcInstalled;
-  } catch {
-    return false;
-  }
+/** Which parts are in place: kafkajs's own record batches and CRC are used where one is not. */
+export function fastPathActive(): { crc: boolean; recordBatch: boolean; encoder: boolean } {
+  const is = (spec: string) => {
+    try {
+      return injected.has(spec) && require(spec) === injected.get(spec);
+    } catch {
+      return false;
+    }
+  };
+  return { crc: is(CRC_MODULE), recordBatch: is(RECORD_BATCH_MODULE), encoder: saved !== undefined };
+}
+
+interface KafkaLong {
+  fromInt(n: number): unknown;
+  fromValue(v: unknown): unknown;
+}
+interface Compression {
+  Types: { None: number };
+  COMPRESSION_CODEC_MASK: number;
+  lookupCodec(type: number): { compress(e: KafkaEncoder): Promise<Buffer> };
+}
+/** The writers RecordBatch chains (each returns the encoder). */
+interface ChainEncoder extends KafkaEncoder {
+  writeInt8(n: number): ChainEncoder;
+  writeInt16(n: number): ChainEncoder;
+  writeInt32(n: number): ChainEncoder;
+  writeUInt32(n: number): ChainEncoder;
+  writeInt64(v: unknown): ChainEncoder;
+  writeArray(values: unknown[], type?: string): ChainEncoder;
+  writeBuffer(b: Buffer): ChainEncoder;
+  writeEncoder(e: KafkaEncoder): ChainEncoder;
+  writeEncoderArray(e: KafkaEncoder[]): ChainEncoder;
+}
+type EncoderCtor = new () => ChainEncoder;
+interface RecordBatchArgs {
+  compression?: number;
+  firstOffset?: unknown;
+  firstTimestamp?: number;
+  maxTimestamp?: number;
+  partitionLeaderEpoch?: number;
+  lastOffsetDelta?: number;
+  transactional?: boolean;
+  producerId?: unknown;
+  producerEpoch?: number;
+  firstSequence?: number;
+  records?: KafkaEncoder[];
+}
+
+/**
+ * kafkajs's RecordBatch (recordBatch/v0/index.js, 2.2.4), line for line, but for two joins it no
+ * longer makes: the CRC is taken over the body's parts in place (kafkajs joined the body to
+ * checksum it), and the batch goes into its length-prefixed bytes as an encoder (kafkajs joined
+ * it into one buffer first). The bytes are the same (test/unit/kafka-fast-path.test.ts).
+ */
+function recordBatchModule(): { RecordBatch: (args: RecordBatchArgs) => Promise<KafkaEncoder>; MAGIC_BYTE: number } {
+  const Long = require("kafkajs/src/utils/long.js") as KafkaLong;
+  const Encoder = require("kafkajs/src/protocol/encoder.js") as EncoderCtor;
+  const { Types, COMPRESSION_CODEC_MASK, lookupCodec } = require("kafkajs/src/protocol/message/compression/index.js") as Compression;
+  const MAGIC_BYTE = 2;
+  const TIMESTAMP_MASK = 0;
+  const TRANSACTIONAL_MASK = 16;
+  const compressRecords = async (compression: number, records: KafkaEncoder[]) => {
+    const codec = lookupCodec(compression);
+    const recordsEncoder = new Encoder();
+    recordsEncoder.writeEncoderArray(records);
+    return codec.compress(recordsEncoder);
+  };
+  const RecordBatch = async ({
+    compression = Types.None,
+    firstOffset = Long.fromInt(0),
+    firstTimestamp = Date.now(),
+    maxTimestamp = Date.now(),
+    partitionLeaderEpoch = 0,
+    lastOffsetDelta = 0,
+    transactional = false,
+    producerId = Long.fromValue(-1),
+    producerEpoch = 0,
+    firstSequence = 0,
+    records = [],
+  }: RecordBatchArgs): Promise<KafkaEncoder> => {
+    const attributes = (compression & COMPRESSION_CODEC_MASK) | TIMESTAMP_MASK | (transactional ? TRANSACTIONAL_MASK : 0);
+    const batchBody = new Encoder()
+      .writeInt16(attributes)
+      .writeInt32(lastOffsetDelta)
+      .writeInt64(firstTimestamp)
+      .writeInt64(maxTimestamp)
+      .writeInt64(producerId)
+      .writeInt16(producerEpoch)
+      .writeInt32(firstSequence);
+    if (compression === Types.None) {
+      if (records.every((v) => typeof v === typeof records[0])) batchBody.writeArray(records, typeof records[0]);
+      else batchBody.writeArray(records);
+    } else {
+      const compressed = await compressRecords(compression, records);
+      batchBody.writeInt32(records.length).writeBuffer(compressed);
+    }
+    const batch = new Encoder().writeInt32(partitionLeaderEpoch).writeInt8(MAGIC_BYTE).writeUInt32(crc32cOfEncoder(batchBody)).writeEncoder(batchBody);
+    // writeBytes(batch.buffer) is an int32 length and the bytes.
+    return new Encoder().writeInt64(firstOffset).writeInt32(batch.size()).writeEncoder(batch);
+  };
+  return { RecordBatch, MAGIC_BYTE };
 }
 
 /** Encodes by reference (see above); `false` puts kafkajs's own methods back (tests compare the two). */
@@ -242,5 +349,6 @@ export function setFastEncoder(on: boolean): boolean {
   return true;
 }
 
-installCrc();
+inject(CRC_MODULE, () => (buffer: Buffer): number => crc32c(buffer));
+inject(RECORD_BATCH_MODULE, recordBatchModule);
 setFastEncoder(true);

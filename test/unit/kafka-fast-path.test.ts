@@ -4,9 +4,10 @@
 // threshold and large) against kafkajs's own Encoder, and a round trip through the real broker,
 // which checks every record batch's CRC.
 // First, as in common/kafka-wire.ts: before kafkajs loads its CRC module.
-import { crc32c, fastCrcActive, ROPE_MIN_BYTES, setFastEncoder } from "../../common/kafka-fast-path.js";
+import { crc32c, fastPathActive, ROPE_MIN_BYTES, setFastEncoder } from "../../common/kafka-fast-path.js";
 import { randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { createRequire, Module } from "node:module";
 import { Kafka, logLevel } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { testServices, uniquePrefix } from "../helpers/services.js";
@@ -31,6 +32,12 @@ function rng(seed: number): () => number {
     s ^= s << 5;
     return (s >>> 0) / 2 ** 32;
   };
+}
+
+/** The same bytes for the same (size, seed): gzip output must compare equal. */
+function randomBytesSeeded(n: number, seed: number): Buffer {
+  const r = rng(seed * 7919 + n);
+  return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
 }
 
 const SIZES = [0, 1, 100, ROPE_MIN_BYTES - 1, ROPE_MIN_BYTES, ROPE_MIN_BYTES + 1, 32 * 1024, 300_000];
@@ -74,8 +81,8 @@ describe("kafkajs fast path", () => {
     expect(crc32c(Buffer.from("123456789"))).toBe(0xe3069283); // the CRC-32C check value
   });
 
-  it("is the CRC kafkajs's record batches use (installed before kafkajs loaded it)", () => {
-    expect(fastCrcActive()).toBe(true);
+  it("is what kafkajs's produce requests use (installed before kafkajs loaded its modules)", () => {
+    expect(fastPathActive()).toEqual({ crc: true, recordBatch: true, encoder: true });
   });
 
   it("encodes produce requests byte for byte as kafkajs's own Encoder does", async () => {
@@ -85,6 +92,45 @@ describe("kafkajs fast path", () => {
       const fast = await encodeRequest(topicData, true);
       expect(fast.length, `seed ${seed}`).toBe(slow.length);
       expect(fast.equals(slow), `seed ${seed}`).toBe(true);
+    }
+  });
+
+  it("record batches are kafkajs's own, byte for byte, uncompressed and gzipped", async () => {
+    type Batch = (args: Record<string, unknown>) => Promise<Encoded>;
+    const ours = (require("kafkajs/src/protocol/recordBatch/v0/index.js") as { RecordBatch: Batch }).RecordBatch;
+    // kafkajs's own module, compiled afresh from its file (the cached one is ours).
+    const file = require.resolve("kafkajs/src/protocol/recordBatch/v0/index.js");
+    const own = new Module(file) as Module & { _compile(src: string, file: string): void; paths: string[] };
+    own.filename = file;
+    own.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(file);
+    own._compile(readFileSync(file, "utf8"), file);
+    const theirs = (own.exports as { RecordBatch: Batch }).RecordBatch;
+    expect(theirs).not.toBe(ours);
+    const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (m: Record<string, unknown>) => Encoded;
+    for (let seed = 1; seed <= 12; seed++) {
+      const r = rng(seed);
+      for (const fast of [true, false]) {
+        setFastEncoder(fast);
+        try {
+          for (const compression of [0, 1]) {
+            const sizes = [0, 1, 2].map(() => SIZES[Math.floor(r() * SIZES.length)]!);
+            const args = () => ({
+              compression,
+              firstTimestamp: 1_700_000_000_000,
+              maxTimestamp: 1_700_000_000_009,
+              producerEpoch: 3,
+              firstSequence: seed,
+              lastOffsetDelta: 2,
+              records: [0, 1, 2].map((i) => Record({ offsetDelta: i, key: `k${i}`, value: randomBytesSeeded(sizes[i]!, seed + i), headers: {} })),
+            });
+            const a = Buffer.from((await theirs(args())).buffer);
+            const b = Buffer.from((await ours(args())).buffer);
+            expect(b.equals(a), `seed ${seed} fast ${fast} compression ${compression}`).toBe(true);
+          }
+        } finally {
+          setFastEncoder(true);
+        }
+      }
     }
   });
 
