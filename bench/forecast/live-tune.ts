@@ -62,7 +62,12 @@ const candidates: { name: string; options: LiveForecasterOptions }[] = [
 ];
 
 const recordings = files.map((f) => ({ file: f, recs: readRecording(f) }));
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+// A recording whose training part is constant (a host pinned at exactly 100 % by other work) scores
+// 0 / 0 = NaN for every candidate: it carries no information and is left out of the mean.
+const mean = (xs: number[]) => {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  return ok.length > 0 ? ok.reduce((a, b) => a + b, 0) / ok.length : Number.NaN;
+};
 const scored = candidates.map((c) => {
   const train = recordings.map(({ recs }) => {
     const split = splitTime(recs, TRAIN_FRACTION);

@@ -261,7 +261,7 @@ function splitReport(root: string, series: ReturnType<typeof loadTraceCsv>[]) {
   const chosenFile = join(root, "bench", "forecast", "chosen.json");
   const spec = loadSplit(specFile);
   const chosen = JSON.parse(readFileSync(chosenFile, "utf8")) as { chosen: { name: string; model: Record<string, unknown> } };
-  const previous = spec.candidates.find((c) => c.name === spec.baseline) ?? spec.candidates[0]!;
+  const previous = spec.candidates[0]!;
   const runs: { label: string; errors: SplitErrors[] }[] = [
     { label: `chosen on train: ${chosen.chosen.name} ${JSON.stringify(chosen.chosen.model)}`, errors: series.map((s) => scoreSplit(s, spec, chosen.chosen.model)) },
     { label: `${previous.name} ${JSON.stringify(previous.model)}`, errors: series.map((s) => scoreSplit(s, spec, previous.model)) },

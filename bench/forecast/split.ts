@@ -13,8 +13,6 @@ export interface SplitSpec {
   horizonsMinutes: number[];
   selection: string;
   candidates: { name: string; model: StepForecasterOptions }[];
-  /** Name of the candidate reported as the previous settings (default: the first). */
-  baseline?: string;
 }
 
 export function loadSplit(file: string): SplitSpec {

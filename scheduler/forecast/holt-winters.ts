@@ -18,7 +18,8 @@
  * Level shifts (`shiftK` > 0): clipping protects the level from one spike, but it also holds the
  * level back after a real step (on/off heartbeat load), and a small alpha lags on its own. So
  * `shiftRun` residuals in a row beyond `shiftK` scales on the same side are taken as a step: the
- * level is re-anchored on the mean of those observations (de-seasonalised), the trend is zeroed
+ * level is re-anchored on the latest observation (de-seasonalised; not the run's mean, which
+ * lags when the step takes a few samples, as a host going idle does), the trend is zeroed
  * (a step is not a trend) and the scale goes back to its value before the run (the step's
  * residuals are not noise). One outlier, or outliers on alternating sides, never re-anchor.
  */
@@ -40,10 +41,9 @@ export interface HoltWintersState {
   pos: number;
   /** Running mean absolute one-step residual (robust mode scale). */
   scale: number;
-  /** Current run of residuals beyond shiftK scales: side (0 = none), length, sum of de-seasonalised observations, scale before it. */
+  /** Current run of residuals beyond shiftK scales: side (0 = none), length, scale before it. */
   runSign: number;
   runLen: number;
-  runSum: number;
   runScale: number;
   /** Level shifts taken so far. */
   shifts: number;
@@ -67,7 +67,7 @@ function dampedSum(phi: number, h: number): number {
   return (phi * (1 - Math.pow(phi, h))) / (1 - phi);
 }
 
-const NO_RUN = { runSign: 0, runLen: 0, runSum: 0, runScale: 0, shifts: 0, scaleN: 0 } as const;
+const NO_RUN = { runSign: 0, runLen: 0, runScale: 0, shifts: 0, scaleN: 0 } as const;
 
 /** Initial state from the first cycle(s) of `values` (period <= 1: non-seasonal). */
 function initHoltWinters(values: ArrayLike<number>, period: number): HoltWintersState {
@@ -155,13 +155,11 @@ function trackShift(s: HoltWintersState, cfg: HoltWintersConfig, e: number, z: n
   if (side !== s.runSign) {
     s.runSign = side;
     s.runLen = 0;
-    s.runSum = 0;
     s.runScale = scaleBefore;
   }
   s.runLen++;
-  s.runSum += z;
   if (s.runLen < (cfg.shiftRun ?? 2)) return;
-  s.level = s.runSum / s.runLen;
+  s.level = z;
   s.trend = 0;
   s.scale = s.runScale;
   s.runSign = 0;

@@ -16,6 +16,9 @@ function gaussian(seed: number): () => number {
 /** The live forecaster's model settings (1 s heartbeats), Holt-Winters alone, with or without the shift rule. */
 const hwOnly = (shiftK: number) => new StepForecaster({ ...DEFAULT_LOAD_FORECASTER.model, ensemble: false, shiftK, fitHorizons: [1, 3, 6, 12] });
 
+/** With auto seasonality, as the shared 5-minute series use it. */
+const hwAuto = (shiftK: number) => new StepForecaster({ historySteps: 240, refitEverySteps: 60, minFitSteps: 12, ensemble: false, shiftK, fitHorizons: [1, 3, 6, 12] });
+
 /** Steps after the step until forecast(1) is within `tol` of the new level (Infinity if never within `max`). */
 function stepsToReach(model: StepForecaster, from: number, to: number, noise: () => number, tol: number, max = 60): number {
   for (let t = 0; t < 200; t++) model.observe(from + 0.02 * noise());
@@ -29,17 +32,19 @@ function stepsToReach(model: StepForecaster, from: number, to: number, noise: ()
 describe("Holt-Winters level shifts", () => {
   it("reaches the new level within 2 steps of a step up or down; without the rule it lags", () => {
     for (const [from, to] of [[0.15, 0.95], [0.95, 0.1], [0.4, 0.7]] as const) {
-      const withRule = stepsToReach(hwOnly(4), from, to, gaussian(7), 0.05);
-      const without = stepsToReach(hwOnly(0), from, to, gaussian(7), 0.05);
-      expect(withRule).toBeLessThanOrEqual(2);
-      // The rule is what makes the difference: the clipped update alone takes far longer.
-      expect(without).toBeGreaterThan(4);
+      for (const make of [hwOnly, hwAuto]) {
+        const withRule = stepsToReach(make(4), from, to, gaussian(7), 0.05);
+        const without = stepsToReach(make(0), from, to, gaussian(7), 0.05);
+        expect(withRule).toBeLessThanOrEqual(2);
+        // The rule is what makes the difference: the clipped update alone takes far longer.
+        expect(without).toBeGreaterThan(4);
+      }
     }
   });
 
   it("takes no shift on a noisy plateau, on isolated spikes or on alternating outliers", () => {
+    for (const model of [hwOnly(4), hwAuto(4)]) {
     const noise = gaussian(11);
-    const model = hwOnly(4);
     for (let t = 0; t < 3000; t++) {
       let y = 0.7 + 0.03 * noise();
       if (t % 97 === 50) y += 0.3; // one spike
@@ -49,6 +54,7 @@ describe("Holt-Winters level shifts", () => {
     }
     expect(model.describe().levelShifts).toBe(0);
     expect(Math.abs(model.forecast(1) - 0.7)).toBeLessThan(0.05);
+    }
   });
 
   it("a heartbeat forecaster with the rule follows an idle-to-busy step within 2 heartbeats and counts the shift", () => {
