@@ -19,7 +19,7 @@ import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
-import { DEFAULT_LOAD_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
 import { loadPlan, type LoadPhase } from "./live-load.js";
 import { LIVE_PREVIOUS_FORECASTER, readRecording, replayScore, splitTime } from "./live-replay.js";
 
@@ -117,7 +117,7 @@ try {
 const recs = readRecording(record);
 const stepMs = 1000;
 const split = splitTime(recs, 0.7);
-const current = replayScore(recs, stepMs, DEFAULT_LOAD_FORECASTER, split);
+const current = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split);
 const previous = replayScore(recs, stepMs, LIVE_PREVIOUS_FORECASTER, split);
 const last = samples.filter((s) => Number.isFinite(s.ratio)).at(-1);
 const summary = {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { StepForecaster } from "../../scheduler/forecast/model.js";
 import { NodeLoadForecaster } from "../../scheduler/forecast/node-forecaster.js";
-import { DEFAULT_LOAD_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { DEFAULT_LOAD_FORECASTER, UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
 
 function gaussian(seed: number): () => number {
@@ -13,8 +13,8 @@ function gaussian(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 
-/** The live forecaster's model settings (1 s heartbeats), Holt-Winters alone, with or without the shift rule. */
-const hwOnly = (shiftK: number) => new StepForecaster({ ...DEFAULT_LOAD_FORECASTER.model, ensemble: false, shiftK, fitHorizons: [1, 3, 6, 12] });
+/** The utilisation forecaster's model settings (1 s heartbeats, no season), Holt-Winters alone, with or without the shift rule. */
+const hwOnly = (shiftK: number) => new StepForecaster({ ...UTILIZATION_FORECASTER.model, ensemble: false, shiftK, fitHorizons: [1, 3, 6, 12] });
 
 /** With auto seasonality, as the shared 5-minute series use it. */
 const hwAuto = (shiftK: number) => new StepForecaster({ historySteps: 240, refitEverySteps: 60, minFitSteps: 12, ensemble: false, shiftK, fitHorizons: [1, 3, 6, 12] });
