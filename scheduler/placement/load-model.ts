@@ -24,8 +24,16 @@ export interface LoadModelOptions {
   workers: number;
   /** Use the forecast (true) or the last sample (false: "ours without forecast"). */
   useForecast: boolean;
-  /** The agent runs niced: the host's own load comes first (slowdownFactor). Default false. */
+  /** The agent runs niced: the host's own load comes first (slowdownFactor). Default false; per node, see NodeLoadModel.yields. */
   yields?: boolean;
+  /**
+   * Which nodes the forecast term applies to (with useForecast): "all", or only those whose
+   * agent yields ("yielding"): there the slowdown is far from linear in the load (1× while the
+   * host leaves a core free, ≈ 10× inside its batch), which is where knowing the coming load
+   * pays (docs/placement.md, issue #14); elsewhere the last sample stands, as without the forecast.
+   * The forecasters are fed either way. Default "all".
+   */
+  forecastOn?: "all" | "yielding";
   /** Horizon (ms) of the background forecast that placement uses (default 3 steps). */
   placementHorizonMs?: number;
   /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
@@ -67,6 +75,8 @@ export function backgroundOf(s: NodeLoadObservation, cores: number): number {
 }
 
 export class NodeLoadModel {
+  /** The node's agent yields to the host's load (niced sharing); the registration can change it. */
+  yields: boolean;
   readonly util: NodeLoadForecaster;
   readonly bg: NodeLoadForecaster;
   readonly queue: NodeLoadForecaster;
@@ -91,6 +101,12 @@ export class NodeLoadModel {
     this.bg = new NodeLoadForecaster(fo);
     this.queue = new NodeLoadForecaster(fo);
     this.horizonMs = options.placementHorizonMs ?? 3 * options.stepMs;
+    this.yields = options.yields ?? false;
+  }
+
+  /** Whether placement reads the forecast for this node (else the last sample), per LoadModelOptions.forecastOn. */
+  get forecastTerm(): boolean {
+    return this.options.useForecast && (this.options.forecastOn !== "yielding" || this.yields);
   }
 
   get workers(): number {
@@ -112,7 +128,7 @@ export class NodeLoadModel {
     this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
     const f = this.bg.forecast(this.horizonMs).mean;
     // Before the first step completes the forecast is NaN: use the sample.
-    this.background = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+    this.background = Number.isFinite(f) && this.forecastTerm ? clamp01(f) : this.lastBackground;
     // Trapezoid running mean along the forecast path, from the latest sample.
     let prevH = 0;
     let prevF = this.lastBackground;
@@ -134,7 +150,7 @@ export class NodeLoadModel {
    * to occupy the node). Without the forecast, or before any sample, the latest sample's.
    */
   backgroundOver(horizonMs: number): number {
-    if (!this.options.useForecast || this.bg.completedSteps === 0) return this.lastBackground;
+    if (!this.forecastTerm || this.bg.completedSteps === 0) return this.lastBackground;
     const h = horizonMs / this.options.stepMs;
     if (!(h > 0)) return this.lastBackground;
     if (h <= PATH_STEPS[0]) return this.lastBackground + (this.pathMean[0]! - this.lastBackground) * h;
@@ -150,7 +166,7 @@ export class NodeLoadModel {
 
   /** Slowdown a new task would see, on average, over the next `horizonMs` (forecast background). */
   slowdownOver(ownThreads: number, horizonMs: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs), this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs), this.yields);
   }
 
   /**
@@ -164,8 +180,8 @@ export class NodeLoadModel {
    */
   finishOver(ownThreads: number, waitMs: number, runMs: number): number {
     const w = this.options.workers;
-    const y = this.options.yields;
-    if (!this.options.useForecast || this.bg.completedSteps === 0) {
+    const y = this.yields;
+    if (!this.forecastTerm || this.bg.completedSteps === 0) {
       return waitMs * slowdownFactor(w, w, this.lastBackground, y) + runMs * slowdownFactor(w, ownThreads, this.lastBackground, y);
     }
     const step = this.options.stepMs;
@@ -198,12 +214,12 @@ export class NodeLoadModel {
 
   /** Slowdown a new task would see with `ownThreads` of our tasks busy on the node. */
   slowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.background, this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.background, this.yields);
   }
 
   /** Slowdown measured by the latest sample (used to normalise observed run times). */
   currentSlowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground, this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground, this.yields);
   }
 
   accuracy(): { utilization: AccuracyEntry[]; background: AccuracyEntry[]; queue: AccuracyEntry[] } {
