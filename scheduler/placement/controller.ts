@@ -275,7 +275,7 @@ export class PlacementController {
   /** The host's own load (background) placement assumes for the node over the next steps: its forecast, or the last sample without one. */
   hostLoadForecast(nodeId: string): number | undefined {
     const model = this.strategy.loadModel?.(nodeId);
-    return model?.lastSample ? model.background : undefined;
+    return model?.lastSample ? model.backgroundForecast : undefined;
   }
 
   accuracy(): ForecastAccuracyEntry[] {

@@ -86,6 +86,8 @@ export class NodeLoadModel {
   readonly queue: NodeLoadForecaster;
   /** Background utilisation placement assumes over the next few steps (cached). */
   background = 0;
+  /** The forecast of it, whether or not placement uses it for this node (the dashboard shows it). */
+  backgroundForecast = 0;
   /** Latest raw values. */
   lastUtil = 0;
   lastBackground = 0;
@@ -129,14 +131,15 @@ export class NodeLoadModel {
     this.util.observe(s.atMs, this.lastUtil);
     if (!this.options.useForecast) {
       // "Without forecast": only utilisation is kept (for saturation); placement uses the sample.
-      this.background = this.lastBackground;
+      this.background = this.backgroundForecast = this.lastBackground;
       return;
     }
     this.bg.observe(s.atMs, this.lastBackground);
     this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
     const f = this.bg.forecast(this.horizonMs).mean;
     // Before the first step completes the forecast is NaN: use the sample.
-    this.background = Number.isFinite(f) && this.forecastTerm ? clamp01(f) : this.lastBackground;
+    this.backgroundForecast = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+    this.background = this.forecastTerm ? this.backgroundForecast : this.lastBackground;
     // Trapezoid running mean along the forecast path, from the latest sample.
     let prevH = 0;
     let prevF = this.lastBackground;

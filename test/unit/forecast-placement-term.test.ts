@@ -124,6 +124,8 @@ describe("the forecast term, gated per node (forecastOn)", () => {
     expect(fair.finishOver(4, 0, 8 * STEP)).toBeCloseTo(8 * STEP * fair.slowdown(4));
     // ... though its forecaster learnt the batch (fed either way), as the one with "all" shows.
     expect(fair.bg.completedSteps).toBeGreaterThan(200);
+    expect(fair.background).toBeCloseTo(fair.lastBackground); // what placement uses
+    expect(fair.backgroundForecast).toBeCloseTo(fairAll.background); // the forecast still shown (dashboard)
     expect(fairAll.backgroundOver(16 * STEP)).toBeGreaterThan(0.5);
     // The niced node sees the batch coming.
     expect(niced.finishOver(4, 0, 8 * STEP)).toBeGreaterThan(14 * STEP);
