@@ -4,7 +4,7 @@
 // final TaskUpdate (and its Kafka record) then carries only its reference. Only the node holding
 // that attempt of the unfinished task may upload it (the update guard's rule, applied before any
 // byte is read). DistributeX.GetResultOutput streams a kept output back to a client in chunks.
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { createHash, randomUUID } from "node:crypto";
 import { DistributeXError, failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId } from "../../common/hash.js";
@@ -19,6 +19,7 @@ import { permissionDenied, principalOf } from "../auth/authenticate.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { exceeded } from "../auth/quotas.js";
 import type { SchedulerConfig } from "../../common/config.js";
+import { backendError } from "../backends/errors.js";
 import { outputName } from "../backends/types.js";
 import type { SchedulerCore } from "../core.js";
 import { isTerminalTask, type JobRecord } from "../model.js";
@@ -70,7 +71,8 @@ export function uploadOutputHandler(core: SchedulerCore, settings: OutputSetting
     receive(core, settings, call, uploadId, held).finally(() => held.release()).then(
       () => callback(null, {}),
       (err: unknown) => {
-        if (!(err instanceof DistributeXError)) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
+        // The store's failures are logged (the agent retries them); a refused caller is its own business.
+        if (!(err instanceof DistributeXError) || err.code === grpc.status.UNAVAILABLE) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
         callback(toServiceError(err));
         // What was appended of it goes (Redis would also expire it).
         core.store.dropUpload(uploadId).catch(() => undefined);
@@ -104,7 +106,7 @@ async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc
     if (received + chunk.data.byteLength > size) throw invalidArgument(`the output passes its declared size ${size}`);
     hash.update(chunk.data);
     received += chunk.data.byteLength;
-    await core.store.appendUpload(uploadId, chunk.data);
+    await stored(`could not store bytes ${received - chunk.data.byteLength}-${received} of the output of task ${job!.id}/${header.taskIndex}`, core.store.appendUpload(uploadId, chunk.data));
   }
   if (!header || !job) throw invalidArgument("UploadOutput carried no header");
   const ref = { sha256: header.ref!.sha256, sizeBytes: size };
@@ -112,9 +114,22 @@ async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc
   if (hash.digest("hex") !== ref.sha256) throw invalidArgument("the output's bytes do not match its sha256");
   const name = outputName(header.taskIndex, header.attempt);
   // The same attempt uploading again (its first reply was lost) is kept once, and counted once.
-  const already = await core.store.getOutputRef(job.id, name);
-  if (!(await core.store.putOutput(job.id, name, ref, uploadId))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
+  const what = `could not keep the output of task ${job.id}/${header.taskIndex}`;
+  const already = await stored(what, core.store.getOutputRef(job.id, name));
+  if (!(await stored(what, core.store.putOutput(job.id, name, ref, uploadId)))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
   if (!already) job.outputBytes = (job.outputBytes ?? 0) + size;
+}
+
+/**
+ * A store failure as a status that says whether the agent may retry: UNAVAILABLE ("retry is
+ * safe": Redis refusing writes at maxmemory, restarting, unreachable), FAILED_PRECONDITION for a
+ * refusal by configuration (ACL), the memory store's RESOURCE_EXHAUSTED as it is. Nothing of a
+ * failed upload is kept, so a retry starts it afresh.
+ */
+function stored<T>(what: string, p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw backendError(what, err);
+  });
 }
 
 /** The job, once the caller may upload this output and it fits; throws otherwise. */
