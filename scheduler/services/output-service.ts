@@ -24,6 +24,7 @@ import { outputName } from "../backends/types.js";
 import type { SchedulerCore } from "../core.js";
 import { isTerminalTask, type JobRecord } from "../model.js";
 import { rejectUpdate } from "../update-guard.js";
+import { UploadFence } from "./upload-fence.js";
 import { BLOB_CHUNK_BYTES, drained } from "./blob-service.js";
 
 /** The most one UploadOutput piece may carry (agents send 1 MiB): what the scheduler holds per upload. */
@@ -64,17 +65,18 @@ function outputUse(core: SchedulerCore, tenant: string): number {
   return bytes;
 }
 
-export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
+export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger, fence = new UploadFence()): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
   return (call, callback) => {
     const uploadId = randomUUID();
-    const held = { release: () => {} };
-    receive(core, settings, call, uploadId, held).finally(() => held.release()).then(
+    const held = { release: () => {}, unfence: () => {} };
+    receive(core, settings, fence, call, uploadId, held).finally(() => (held.release(), held.unfence())).then(
       () => callback(null, {}),
       (err: unknown) => {
         // The store's failures are logged (the agent retries them); a refused caller is its own business.
         if (!(err instanceof DistributeXError) || err.code === grpc.status.UNAVAILABLE) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
         callback(toServiceError(err));
-        // What was appended of it goes (Redis would also expire it).
+        // What was appended of it goes at once (Redis would expire it only 10 minutes on). The
+        // loop appends no more once it has failed, so this DEL comes after its last APPEND.
         core.store.dropUpload(uploadId).catch(() => undefined);
       },
     );
@@ -86,24 +88,46 @@ export function uploadOutputHandler(core: SchedulerCore, settings: OutputSetting
  * once it is written: the scheduler holds about a piece per upload), checks size and sha256,
  * and keeps it.
  */
-async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>, uploadId: string, held: { release: () => void }): Promise<void> {
+async function receive(
+  core: SchedulerCore,
+  settings: OutputSettings,
+  fence: UploadFence,
+  call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>,
+  uploadId: string,
+  held: { release: () => void; unfence: () => void },
+): Promise<void> {
   let header: OutputHeader__Output | undefined;
   let job: JobRecord | undefined;
   let size = 0;
   let received = 0;
   const hash = createHash("sha256");
-  for await (const chunk of call as AsyncIterable<OutputChunk__Output>) {
+  // The fence may end the upload while it waits for its next piece (the agent paused, or slow).
+  let ended: DistributeXError | undefined;
+  let wake = () => {};
+  const woken = new Promise<undefined>((resolve) => (wake = () => resolve(undefined)));
+  const pieces = (call as AsyncIterable<OutputChunk__Output>)[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await Promise.race([pieces.next(), woken]);
+    if (ended) throw ended;
+    if (!next || next.done) break;
+    const chunk = next.value;
     if (!header) {
       if (chunk.part !== "header" || !chunk.header) throw invalidArgument("UploadOutput starts with a header");
       header = chunk.header;
-      job = admit(core, settings, call, header);
+      const admitted = admit(core, settings, call, header);
+      job = admitted.job;
       size = Number(header.ref!.sizeBytes);
       held.release = reserve(tenantOf(job), size);
+      held.unfence = fence.add(admitted.nodeId, (err) => {
+        ended = err;
+        wake();
+      });
       continue;
     }
     if (chunk.part !== "data" || !chunk.data) throw invalidArgument("after the header, UploadOutput carries only data");
     if (chunk.data.byteLength > UPLOAD_PIECE_BYTES) throw invalidArgument(`an UploadOutput piece has at most ${UPLOAD_PIECE_BYTES} bytes`);
     if (received + chunk.data.byteLength > size) throw invalidArgument(`the output passes its declared size ${size}`);
+    stillWanted(core, job!, header);
     hash.update(chunk.data);
     received += chunk.data.byteLength;
     await stored(`could not store bytes ${received - chunk.data.byteLength}-${received} of the output of task ${job!.id}/${header.taskIndex}`, core.store.appendUpload(uploadId, chunk.data));
@@ -112,12 +136,25 @@ async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc
   const ref = { sha256: header.ref!.sha256, sizeBytes: size };
   if (received !== size) throw invalidArgument(`the output ended after ${received} of ${size} bytes`);
   if (hash.digest("hex") !== ref.sha256) throw invalidArgument("the output's bytes do not match its sha256");
+  stillWanted(core, job, header);
   const name = outputName(header.taskIndex, header.attempt);
   // The same attempt uploading again (its first reply was lost) is kept once, and counted once.
   const what = `could not keep the output of task ${job.id}/${header.taskIndex}`;
   const already = await stored(what, core.store.getOutputRef(job.id, name));
   if (!(await stored(what, core.store.putOutput(job.id, name, ref, uploadId)))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
   if (!already) job.outputBytes = (job.outputBytes ?? 0) + size;
+}
+
+/**
+ * The attempt fence, checked on every piece and before the output is kept: once the task has
+ * ended (another attempt's result was kept, or the job was cancelled or retired) the rest of an
+ * upload is refused and what came of it dropped, so a stale attempt never adds an output.
+ */
+function stillWanted(core: SchedulerCore, job: JobRecord, h: OutputHeader__Output): void {
+  const task = core.peekJob(job.id) === job ? job.tasks[h.taskIndex] : undefined;
+  if (!task || isTerminalTask(task.state)) {
+    throw failedPrecondition(`task ${job.id}/${h.taskIndex} has ended (another attempt's result was kept, or the job was cancelled); attempt ${h.attempt}'s upload was dropped; not retryable`);
+  }
 }
 
 /**
@@ -133,7 +170,7 @@ function stored<T>(what: string, p: Promise<T>): Promise<T> {
 }
 
 /** The job, once the caller may upload this output and it fits; throws otherwise. */
-function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: OutputHeader__Output): JobRecord {
+function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: OutputHeader__Output): { job: JobRecord; nodeId: string } {
   if (!h.ref || !isKernelId(h.ref.sha256)) throw invalidArgument("the header's ref.sha256 must be 64 lowercase hex digits");
   const size = Number(h.ref.sizeBytes);
   if (!Number.isSafeInteger(size) || size <= 0 || size > MAX_SESSION_OUTPUT_BYTES) throw invalidArgument(`an output by reference has 1 to ${MAX_SESSION_OUTPUT_BYTES} bytes, not ${h.ref.sizeBytes}`);
@@ -149,7 +186,7 @@ function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: O
   const limit = settings.quotaBytes(tenant);
   const use = outputUse(core, tenant);
   if (use + size > limit) throw exceeded(tenant, "outputBytes", limit, use, size, "its finished jobs' results are dropped (retainFinishedJobs, resultTtlS)");
-  return job;
+  return { job, nodeId };
 }
 
 /** GetResultOutput: a kept output, in chunks read from the store one at a time. */
