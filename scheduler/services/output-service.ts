@@ -24,6 +24,7 @@ import { outputName } from "../backends/types.js";
 import type { SchedulerCore } from "../core.js";
 import { isTerminalTask, type JobRecord } from "../model.js";
 import { rejectUpdate } from "../update-guard.js";
+import { resetServerStream, untilDeadline } from "./stream-reset.js";
 import { UploadFence } from "./upload-fence.js";
 import { BLOB_CHUNK_BYTES, drained } from "./blob-service.js";
 
@@ -189,17 +190,29 @@ function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: O
   return { job, nodeId };
 }
 
-/** GetResultOutput: a kept output, in chunks read from the store one at a time. */
+/** GetResultOutput streams open now (the distx_result_output_streams gauge): each holds about a chunk. */
+export const resultOutputStreams = { open: 0 };
+
+/**
+ * GetResultOutput: a kept output, in chunks read from the store one at a time, each only once
+ * the client took the last (flow control). A client that goes away ends it at once; one that
+ * takes nothing until its deadline, or for `stallMs` (outputStallMs), has its stream reset
+ * (RST_STREAM CANCEL: stream-reset.ts says why not a status).
+ */
 export function resultOutputHandler(
   core: SchedulerCore,
   visibleTo: (call: object) => (job: JobRecord) => boolean,
+  stallMs = 60_000,
 ): grpc.handleServerStreamingCall<GetResultOutputRequest__Output, BlobData> {
   return (call) => {
-    void sendOutput(core, call, visibleTo(call)).catch((err: unknown) => call.emit("error", toServiceError(err)));
+    resultOutputStreams.open++;
+    void sendOutput(core, call, visibleTo(call), stallMs)
+      .catch((err: unknown) => call.emit("error", toServiceError(err)))
+      .finally(() => resultOutputStreams.open--);
   };
 }
 
-async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<GetResultOutputRequest__Output, BlobData>, visible: (job: JobRecord) => boolean): Promise<void> {
+async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<GetResultOutputRequest__Output, BlobData>, visible: (job: JobRecord) => boolean, stallMs: number): Promise<void> {
   const { jobId, taskIndex } = call.request;
   const job = core.getJob(jobId, visible);
   const [r] = await core.results(job.id, taskIndex, 1);
@@ -210,9 +223,13 @@ async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<G
   do {
     if (call.cancelled) return;
     const length = Math.min(BLOB_CHUNK_BYTES, size - offset);
-    const data = await core.store.readOutput(job.id, name, offset, length);
+    const data = await stored(`could not read the output of task ${job.id}/${taskIndex}`, core.store.readOutput(job.id, name, offset, length));
     if (!data || data.byteLength !== length) throw notFound(`the output of task ${taskIndex} of job ${jobId} is no longer kept (its results expired)`);
-    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) })) await drained(call);
+    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) }) && !(await drained(call, Math.min(stallMs, untilDeadline(call))))) {
+      // A status would queue behind the chunks the client does not take: reset the stream instead.
+      if (!resetServerStream(call)) throw new DistributeXError(grpc.status.DEADLINE_EXCEEDED, `the client took no chunk of the output for ${stallMs} ms (outputStallMs)`);
+      return;
+    }
     offset += length;
   } while (offset < size);
   call.end();
