@@ -1,27 +1,24 @@
 // An agent paused (SIGSTOP) halfway through uploading a 32 MiB output (Redis state, a private
-// redis-server). The scheduler must declare it lost after agentTimeoutMs, re-run its tasks on
+// redis-server). The scheduler must declare it lost after agentTimeoutMs (3 s), re-run its tasks on
 // another agent and serve that attempt's output; the paused upload's bytes must leave Redis as
 // soon as the node is declared lost (not at the upload's 10-minute expiry, nor at the agent's
 // 120 s deadline); and once the agent is resumed (SIGCONT) its stale upload must be refused and
 // must not add, overwrite or corrupt an output.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB, readWithDefaultClient } from "../../helpers/outputs.js";
 import { privateRedis, type PrivateRedis } from "../../helpers/private-redis.js";
-import { sleep, uniquePrefix, until } from "../../helpers/services.js";
+import { sleep, until } from "../../helpers/services.js";
 
-let c: TestCluster | undefined;
+let rig: BlobRig | undefined;
 let r: PrivateRedis | undefined;
-let redis: Redis | undefined;
 let paused = 0;
 afterAll(async () => {
   if (paused) process.kill(paused, "SIGCONT");
-  await c?.stop();
-  await redis?.quit();
+  await rig?.stop();
   r?.stop();
 });
 
@@ -30,17 +27,16 @@ const SIZE = 32 * MiB + 11;
 describe("an agent paused mid-upload", () => {
   it("is declared lost, its upload dropped at once; the task's other attempt is served; its stale upload is refused when it resumes", async () => {
     r = await privateRedis();
-    redis = new Redis(r.url);
-    const prefix = uniquePrefix("outstop");
-    c = await startTestCluster(`outputs-paused-agent-${prefix}`, {
+    rig = await blobRig({
+      name: "outputs-paused-agent",
+      kafka: false,
+      redisUrl: r.url,
       agents: 1,
       workersPerAgent: 2,
       agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-      schedulerArgs: [
-        "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000", "--drain-grace-ms", "0", "--lease-ttl-ms", "20000",
-        "--state", "redis", "--redis-url", r.url, "--redis-prefix", prefix,
-      ],
+      schedulerArgs: ["--lease-ttl-ms", "20000"],
     });
+    const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     // Task 0: a 32 MiB output at once. Task 1: a small one after a long spin, so the job is still
     // unfinished when the paused agent resumes (its stale upload meets an unfinished job).
@@ -52,7 +48,7 @@ describe("an agent paused mid-upload", () => {
 
     // Catch the upload under way: stall Redis writes for a moment, stop the agent, let Redis go.
     const agentPid = c.cluster.processes.find((p) => p.name === "agent-0")!.child.pid!;
-    const uploadKey = await until("task 0's upload to start", async () => (await redis!.keys(`${prefix}:upload:*`))[0], 60_000, 2);
+    const uploadKey = await until("task 0's upload to start", async () => (await redis.keys(`${prefix}:upload:*`))[0], 60_000, 2);
     await redis.client("PAUSE", 5000, "WRITE");
     process.kill(agentPid, "SIGSTOP");
     paused = agentPid;
@@ -65,12 +61,12 @@ describe("an agent paused mid-upload", () => {
 
     const pausedNode = (await c.client.listNodes(true))[0]!.nodeId;
     c.cluster.startAgent(1, ["--no-calibrate", "--connect-timeout-ms", "0", "--workers", "2"]);
-    const lostAt = await until("agent-0 declared lost", async () => ((await c!.client.listNodes(true)).find((n) => n.nodeId === pausedNode)?.state === "NODE_STATE_DOWN" ? Date.now() : undefined), 15_000, 50);
+    const lostAt = await until("agent-0 declared lost", async () => ((await c.client.listNodes(true)).find((n) => n.nodeId === pausedNode)?.state === "NODE_STATE_DOWN" ? Date.now() : undefined), 15_000, 50);
     // The partial upload goes with the node (the agent, still paused, holds the call open).
-    await until("the paused upload to leave Redis", async () => (await redis!.exists(uploadKey)) === 0, 3000, 50);
+    await until("the paused upload to leave Redis", async () => (await redis.exists(uploadKey)) === 0, 3000, 50);
     console.log(`partial upload dropped ${Date.now() - lostAt} ms after the node was declared lost`);
 
-    const first = await until("task 0 to succeed on agent-1", async () => (await c!.client.getResults(jobId)).find((x) => x.taskIndex === 0), 60_000, 100);
+    const first = await until("task 0 to succeed on agent-1", async () => (await c.client.getResults(jobId)).find((x) => x.taskIndex === 0), 60_000, 100);
     expect(first.attempt).toBe(2);
     expect(Buffer.from(first.output).equals(big)).toBe(true);
     expect((await c.client.getJob(jobId)).state).toBe("JOB_STATE_RUNNING");

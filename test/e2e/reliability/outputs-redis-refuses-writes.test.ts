@@ -8,21 +8,18 @@
 // writes again the job ends SUCCEEDED with byte-exact outputs; the scheduler's memory stays bounded.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB, readWithDefaultClient } from "../../helpers/outputs.js";
 import { privateRedis, type PrivateRedis } from "../../helpers/private-redis.js";
 import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
-import { sleep, testServices, uniquePrefix, until } from "../../helpers/services.js";
+import { sleep, until } from "../../helpers/services.js";
 
-let c: TestCluster | undefined;
+let rig: BlobRig | undefined;
 let r: PrivateRedis | undefined;
-let redis: Redis | undefined;
 afterAll(async () => {
-  await c?.stop();
-  await redis?.quit();
+  await rig?.stop();
   r?.stop();
 });
 
@@ -40,20 +37,16 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
   it("the upload is retried, not the attempt; no half-written output is kept; the job ends with byte-exact outputs", async () => {
     r = await privateRedis();
     r.cli("config", "set", "maxmemory-policy", "noeviction");
-    redis = new Redis(r.url);
-    const prefix = uniquePrefix("outrw");
-    c = await startTestCluster(`outputs-redis-refuses-${prefix}`, {
+    rig = await blobRig({
+      name: "outputs-redis-refuses",
+      redisUrl: r.url,
       agents: 1,
       workersPerAgent: 2,
       agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-      schedulerArgs: [
-        "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
-        // Longer than the outage: a lease that cannot be renewed is another fault, not this one.
-        "--lease-ttl-ms", "20000",
-        "--bus", "kafka", "--kafka-brokers", testServices().kafka, "--kafka-topic-prefix", prefix,
-        "--state", "redis", "--redis-url", r.url, "--redis-prefix", prefix,
-      ],
+      // Longer than the outage: a lease that cannot be renewed is another fault, not this one.
+      schedulerArgs: ["--lease-ttl-ms", "20000"],
     });
+    const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     // Four outputs of 2-3 MiB (several pieces each); each task spins first, so the limit is set before any upload.
     const inputs = [3, 2, 3, 2].map((m) => {
@@ -64,7 +57,7 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
     const pid = schedulerPid(c.cluster);
     const before = procMemory(pid, "VmRSS");
     const { jobId } = await c.client.submitJob({ kernelId, inputs, skipResultCache: true, timeoutMs: 60_000, maxAttempts: 3, resources: { memoryBytes: 64 * MiB } });
-    await until("a task running", async () => ((await c!.client.getJob(jobId)).counts?.running ?? 0) >= 1, 30_000, 20);
+    await until("a task running", async () => ((await c.client.getJob(jobId)).counts?.running ?? 0) >= 1, 30_000, 20);
     expect((await c.client.getJob(jobId)).counts?.succeeded ?? 0).toBe(0);
     // Room for about half a piece more: the first piece of an upload goes in, the next is refused.
     r.cli("config", "set", "maxmemory", String(info("used_memory") + MiB / 2));
@@ -73,8 +66,8 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
     // While writes are refused, no output key holds anything but its declared size.
     const outs = `${prefix}:job:${jobId}:outs`;
     const checkKept = async () => {
-      for (const [name, json] of Object.entries(await redis!.hgetall(outs))) {
-        expect(await redis!.strlen(`${prefix}:job:${jobId}:out:${name}`), name).toBe(Number((JSON.parse(json) as { sizeBytes: number }).sizeBytes));
+      for (const [name, json] of Object.entries(await redis.hgetall(outs))) {
+        expect(await redis.strlen(`${prefix}:job:${jobId}:out:${name}`), name).toBe(Number((JSON.parse(json) as { sizeBytes: number }).sizeBytes));
       }
     };
     while (Date.now() - refusedAt < OUTAGE_MS) {
@@ -99,7 +92,7 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
     await checkKept();
     expect(await redis.hlen(outs)).toBe(inputs.length);
     // Refused uploads left nothing behind (dropped at once, not at their 10-minute expiry).
-    await until("no upload left in Redis", async () => (await redis!.keys(`${prefix}:upload:*`)).length === 0, 10_000, 100);
+    await until("no upload left in Redis", async () => (await redis.keys(`${prefix}:upload:*`)).length === 0, 10_000, 100);
 
     // The agent was told the failure was transient, and why.
     const agentLog = readFileSync(path.join(c.cluster.logDir!, "agent-0.log"), "utf8").split("\n").filter((l) => l.includes('"event":"output_upload_retry"'));

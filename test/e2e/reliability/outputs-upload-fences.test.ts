@@ -10,21 +10,21 @@ import * as grpc from "@grpc/grpc-js";
 import { createHash, randomFillSync } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
 import { secureChannel } from "../../../common/secure-channel.js";
 import type { AgentServiceGrpcClient } from "../../../common/types.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { MiB } from "../../helpers/outputs.js";
-import { testServices, uniquePrefix, until } from "../../helpers/services.js";
+import { until } from "../../helpers/services.js";
 
-let c: TestCluster;
-let redis: Redis;
+let rig: BlobRig;
+let c: BlobRig["c"];
+let redis: BlobRig["redis"];
+let prefix = "";
 let agent: AgentServiceGrpcClient & grpc.Client;
 let spin = "";
-const prefix = uniquePrefix("outfence");
 
 /** The file `name` somewhere under `dir`. */
 function findFile(dir: string, name: string): string | undefined {
@@ -40,13 +40,8 @@ function findFile(dir: string, name: string): string | undefined {
 }
 
 beforeAll(async () => {
-  redis = new Redis(testServices().redis);
-  c = await startTestCluster(`outputs-upload-fences-${prefix}`, {
-    agents: 1,
-    workersPerAgent: 1,
-    agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0", "--state", "redis", "--redis-url", testServices().redis, "--redis-prefix", prefix],
-  });
+  rig = await blobRig({ name: "outputs-upload-fences", kafka: false, agents: 1, workersPerAgent: 1, agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"] });
+  ({ c, redis, prefix } = rig);
   ({ kernelId: spin } = await c.client.registerKernel(await fixtureKernel("spin"), { name: "spin" }));
   // The real agent's identity: the scheduler sees these uploads as that node's.
   const keyFile = findFile(c.cluster.dataDir, "node.key")!;
@@ -56,8 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   agent?.close();
-  await c?.stop();
-  await redis?.quit();
+  await rig?.stop();
 });
 
 /** A job whose one task spins for ever on the agent: its attempt 1 is the agent's to upload. */
