@@ -11,13 +11,15 @@ import { DistributeXError } from "../../common/errors.js";
 import type { BlobRefShape } from "./types.js";
 
 // KEYS: the unfinished set, the job's outs hash, the upload's key, the output's key. ARGV: job id, name, ref JSON, size.
-// The upload must hold exactly its size: a piece lost in Redis (the key evicted, flushed or
-// expired mid-way, so later APPENDs started a new one) must never be kept as the output. Checked
-// before HSETNX, so a failed commit never leaves a ref without its bytes.
+// A name kept already keeps its first output. Otherwise the upload must hold exactly its size:
+// a piece lost in Redis (the key evicted, flushed or expired mid-way, so later APPENDs started a
+// new one) must never be kept as the output. Checked before HSETNX, so a failed commit never
+// leaves a ref without its bytes.
 const PUT_OUTPUT = `
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('DEL', KEYS[3]) return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then redis.call('DEL', KEYS[3]) return 1 end
 if redis.call('STRLEN', KEYS[3]) ~= tonumber(ARGV[4]) then redis.call('DEL', KEYS[3]) return 2 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then redis.call('DEL', KEYS[3]) return 1 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('RENAME', KEYS[3], KEYS[4])
 redis.call('PERSIST', KEYS[4])
 return 1`;

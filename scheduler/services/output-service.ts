@@ -103,12 +103,18 @@ async function receive(
   let received = 0;
   const hash = createHash("sha256");
   // The fence may end the upload while it waits for its next piece (the agent paused, or slow).
+  // Each wait is a promise of its own that the fence can settle: racing every piece against one
+  // long-lived promise would hang a reaction on it per piece, each holding that piece's bytes.
   let ended: DistributeXError | undefined;
-  let wake = () => {};
-  const woken = new Promise<undefined>((resolve) => (wake = () => resolve(undefined)));
+  let interrupt: (() => void) | undefined;
   const pieces = (call as AsyncIterable<OutputChunk__Output>)[Symbol.asyncIterator]();
   for (;;) {
-    const next = await Promise.race([pieces.next(), woken]);
+    if (ended) throw ended;
+    const next = await new Promise<IteratorResult<OutputChunk__Output> | undefined>((resolve, reject) => {
+      interrupt = () => resolve(undefined);
+      pieces.next().then(resolve, reject);
+    });
+    interrupt = undefined;
     if (ended) throw ended;
     if (!next || next.done) break;
     const chunk = next.value;
@@ -121,7 +127,7 @@ async function receive(
       held.release = reserve(tenantOf(job), size);
       held.unfence = fence.add(admitted.nodeId, (err) => {
         ended = err;
-        wake();
+        interrupt?.();
       });
       continue;
     }

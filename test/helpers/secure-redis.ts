@@ -21,7 +21,7 @@ export const DISTX_REDIS_COMMANDS = [
   "zadd", "zrem", "zrange", "zrangebyscore", "zremrangebyscore", "zscore", "zmscore", "scan",
   "eval", "evalsha", "multi", "exec", "discard",
   // Blobs by reference (inputs and outputs: appended in pieces, read by range) and the pruning of finished jobs.
-  "append", "getrange", "exists", "rename", "persist", "hkeys", "zremrangebyrank",
+  "append", "getrange", "exists", "rename", "persist", "hkeys", "zremrangebyrank", "strlen",
 ];
 
 export interface SecureRedis {
