@@ -5,6 +5,7 @@
 // bounded labels only: states, outcomes, alert names, and node ids (one per agent, forgotten
 // with the node) — never a job or task id.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { resultOutputStreams } from "./services/output-service.js";
 import type { SchedulerCore } from "./core.js";
 import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
 import type { NodeRegistry } from "./registry.js";
@@ -78,6 +79,14 @@ export class SchedulerMetrics {
       collect() {
         const sums = taskCounts(core);
         for (const s of TASK_STATES) this.set({ state: short(s) }, sums[s]);
+      },
+    });
+    new Gauge({
+      name: "distx_result_output_streams",
+      help: "GetResultOutput streams open (each holds about one 1 MiB chunk however slowly its client reads).",
+      registers: [registry],
+      collect() {
+        this.set(resultOutputStreams.open);
       },
     });
     new Gauge({

@@ -253,7 +253,7 @@ export class Scheduler {
     const routing = bus?.agentRouting;
     const ctx = security.context;
     const client = {
-      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
+      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config, outputStallMs: this.config.outputStallMs }),
       ...adminSecurityHandlers(security, this.core),
     };
     const submitLimits = { SubmitJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), RunJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), SubmitJobStream: (bytes: Buffer) => precheckSubmitChunkBytes(bytes, this.config) };
