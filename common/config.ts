@@ -123,8 +123,8 @@ export const schedulerConfigSchema = z
     drainGraceMs: int(0, 3_600_000).default(10_000),
     /** Finished jobs kept for `jobs` and `result` (the in-memory store). */
     retainFinishedJobs: int(1, 1_000_000).default(1000),
-    /** Placement policy: estimated finish time with forecast load, or the original free-capacity × speed score. */
-    placement: z.enum(["forecast", "capacity"]).default("forecast"),
+    /** Placement: forecast (finish time, forecast host load), finish-time (the same, last load sample), capacity (free capacity × speed). */
+    placement: z.enum(["forecast", "finish-time", "capacity"]).default("forecast"),
     /** Predicted-saturation events fire when forecast utilisation reaches this (0..1) within the horizon. */
     saturationThreshold: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(0.9),
     saturationHorizonMs: int(100, 3_600_000).default(15_000),

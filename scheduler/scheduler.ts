@@ -228,7 +228,7 @@ export class Scheduler {
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
     this.log.info(
-      { event: "listening", address: this.address, bus: this.config.bus, state: this.config.state, tls: !security.insecure, caHash: security.caHash },
+      { event: "listening", address: this.address, bus: this.config.bus, state: this.config.state, placement: this.core.placement.strategy.name, tls: !security.insecure, caHash: security.caHash },
       `scheduler listening on ${this.address}${security.insecure ? " (INSECURE)" : " (TLS 1.3)"}`,
     );
     security.startInsecureWarning();

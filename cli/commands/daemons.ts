@@ -48,7 +48,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--output-by-ref-bytes <bytes>", "task outputs of at least this size are uploaded by agents and read by reference; 0 = never (env DISTX_OUTPUT_BY_REF_BYTES)")
     .option("--output-stall-ms <ms>", "end a GetResultOutput stream whose client takes nothing for this long (env DISTX_OUTPUT_STALL_MS)")
     .option("--kernel-ttl-s <s>", "remove kernels no job has used for this long; 0 = never")
-    .option("--placement <policy>", "placement policy: forecast (estimated finish time) or capacity")
+    .option("--placement <policy>", "placement policy: forecast (estimated finish time, forecast host load), finish-time (the same without the forecast: last load sample) or capacity (env DISTX_PLACEMENT)")
     .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")
     .option("--saturation-horizon-ms <ms>", "how far ahead predicted_saturation looks")
     .option("--saturation-bound <upper|mean|trend>", "what must reach the threshold: trend (default: significant short-window slope), or upper or mean (forecast bounds)")
