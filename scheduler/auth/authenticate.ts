@@ -53,7 +53,13 @@ export class VerifiedTokens {
 
   set(header: string, entry: VerifiedToken, nowMs: number): void {
     if (nowMs - this.lastSweepMs >= VERIFIED_TTL_MS) this.sweep(nowMs);
-    if (this.byHeader.size >= MAX_VERIFIED) this.byHeader.clear();
+    if (this.byHeader.size >= MAX_VERIFIED && !this.byHeader.has(header)) {
+      // Full of live entries (more distinct tokens within a second than the bound): drop the
+      // oldest, not all, so the tokens in steady use keep their fast path.
+      this.sweep(nowMs);
+      if (this.byHeader.size >= MAX_VERIFIED) this.byHeader.delete(this.byHeader.keys().next().value!);
+    }
+    this.byHeader.delete(header); // re-inserted last: the newest entry is the last one dropped
     this.byHeader.set(header, entry);
   }
 

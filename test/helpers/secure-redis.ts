@@ -6,23 +6,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { redisAclRule } from "../../scheduler/backends/redis-commands.js";
 import { freePort, sleep } from "./services.js";
-
-/**
- * Every command the state store, the result cache and the lease send (ioredis adds INFO for its
- * ready check, CLIENT SETNAME for connectionName, EVALSHA before EVAL for defined scripts).
- * Lua scripts run with the same user's rights, so what they call is listed too.
- */
-export const DISTX_REDIS_COMMANDS = [
-  "ping", "info", "client|setname", "select", "quit",
-  "get", "set", "mget", "del", "expire", "pexpire",
-  "hset", "hsetnx", "hgetall", "hmget", "hget", "hdel", "hexists", "hlen", "hvals",
-  "sadd", "srem", "smembers", "scard",
-  "zadd", "zrem", "zrange", "zrangebyscore", "zremrangebyscore", "zscore", "zmscore", "scan",
-  "eval", "evalsha", "multi", "exec", "discard",
-  // Blobs by reference (inputs and outputs: appended in pieces, read by range) and the pruning of finished jobs.
-  "append", "getrange", "exists", "rename", "persist", "hkeys", "zremrangebyrank",
-];
 
 export interface SecureRedis {
   /** rediss://distx:<password>@127.0.0.1:<port> */
@@ -50,7 +35,7 @@ export async function startSecureRedis(prefix: string): Promise<SecureRedis> {
   const port = await freePort();
   const user = "distx";
   const password = randomBytes(18).toString("hex");
-  const acl = `${user} on >${password} ~${prefix}* resetchannels -@all ${DISTX_REDIS_COMMANDS.map((c) => `+${c}`).join(" ")}`;
+  const acl = `${user} on >${password} ${redisAclRule(prefix)}`;
   // ACL lines go in a config file: on the command line a quoted "default off" is one username.
   const conf = path.join(dir, "redis.conf");
   writeFileSync(conf, `user default off\nuser ${acl}\n`, { mode: 0o600 });

@@ -78,4 +78,19 @@ describe("verified tokens (the authentication fast path)", () => {
     expect(cache.get("Bearer b", 2_500)).toBeUndefined(); // dropped when found expired
     expect(cache.size).toBe(1);
   });
+
+  it("when full of live entries, drops the oldest one, not all: a token in steady use keeps its fast path", () => {
+    const cache = new VerifiedTokens();
+    const entry = { record: {} as never, principal: { kind: "insecure" as const }, untilMs: 10_000 };
+    cache.set("Bearer steady", entry, 1_000);
+    for (let i = 0; i < 9_999; i++) cache.set(`Bearer flood-${i}`, entry, 1_000);
+    expect(cache.size).toBe(10_000);
+    cache.set("Bearer steady", entry, 1_001); // verified again: now the newest
+    cache.set("Bearer one-more", entry, 1_002);
+    expect(cache.size).toBe(10_000);
+    expect(cache.get("Bearer steady", 1_002)).toBeDefined();
+    expect(cache.get("Bearer one-more", 1_002)).toBeDefined();
+    expect(cache.get("Bearer flood-0", 1_002)).toBeUndefined(); // the oldest went
+    expect(cache.get("Bearer flood-1", 1_002)).toBeDefined();
+  });
 });

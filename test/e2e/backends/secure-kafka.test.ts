@@ -163,9 +163,15 @@ describe("Kafka over SASL_SSL with per-role principals", () => {
     await orphanWriter.connect();
     await orphanWriter.send({ topic: topics.submissions, acks: -1, messages: [{ key: orphanId, value: encodeSubmission({ jobId: orphanId, submittedAtMs: Date.now(), request: { kernelId, tasks: orphanInputs.map((data) => ({ data })), priority: 5, skipResultCache: true } }) }] });
     await orphanWriter.disconnect();
+    // On a timeout the message says how far it got (once seen failing in CI, not reproduced):
+    // never recorded (with the rejected-record counters), or recorded and in which state.
     await until("the orphaned submission to be adopted and run", async () => {
-      const job = await client!.getJob(orphanId).catch(() => undefined);
-      return job?.state === "JOB_STATE_SUCCEEDED" ? job : undefined;
+      const job = await client!.getJob(orphanId).catch(async (err: Error) => {
+        const rejected = (await (await fetch(`${admin}/metrics`)).text()).split("\n").filter((l) => l.startsWith("distx_rejected_records_total"));
+        throw new Error(`not recorded (${err.message}); ${rejected.join("; ") || "no rejected records"}`);
+      });
+      if (job.state === "JOB_STATE_SUCCEEDED") return job;
+      throw new Error(`recorded, but ${job.state}`);
     }, 60_000, 300);
 
     // The agent principal: may write task events, may not write submissions or assignments,

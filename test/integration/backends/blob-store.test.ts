@@ -2,22 +2,30 @@
 // once per sha256 however many jobs hold them, read back in ranges, dropped with the last job
 // that holds them (markJobFinished, deleteJob or releaseBlobs), and the in-memory store bounded.
 import { createHash, randomBytes } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStateStore } from "../../../scheduler/backends/memory.js";
 import { RedisStateStore } from "../../../scheduler/backends/redis-state.js";
 import type { StateStore } from "../../../scheduler/backends/types.js";
-import { testServices, uniquePrefix } from "../../helpers/services.js";
+import { auditedRedis, type AuditedRedis } from "../../helpers/redis-audit.js";
+import { uniquePrefix } from "../../helpers/services.js";
 
 const opened: StateStore[] = [];
+// The Redis store runs on a private server under MONITOR: the blob paths' commands must be ones
+// operators grant (scheduler/backends/redis-commands.ts).
+let audit: AuditedRedis;
+beforeAll(async () => {
+  audit = await auditedRedis();
+});
 afterAll(async () => {
   for (const s of opened) await s.close();
+  await audit?.stop();
 });
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe.each([
   ["memory", async () => new MemoryStateStore()],
-  ["redis", async () => RedisStateStore.connect({ url: testServices().redis, prefix: uniquePrefix("blobs") })],
+  ["redis", async () => RedisStateStore.connect({ url: audit.url, prefix: uniquePrefix("blobs") })],
 ])("%s store: blobs", (_, open) => {
   it("stored once, read in ranges, dropped with the last holder", async () => {
     const store = await open();
@@ -61,5 +69,12 @@ describe("memory store bound", () => {
     expect(store.storedBlobBytes).toBe(0);
     await store.putBlob(sha(b), b, "job-2");
     expect(store.storedBlobBytes).toBe(800);
+  });
+});
+
+describe("Redis commands", () => {
+  it("every command the blob paths sent is one the operators' ACL grants", async () => {
+    expect(await audit.notGranted()).toEqual([]);
+    for (const c of ["set", "getrange", "exists", "eval", "sadd", "smembers", "srem"]) expect(audit.seen).toContain(c);
   });
 });

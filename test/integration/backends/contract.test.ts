@@ -14,12 +14,18 @@ import { RedisLease } from "../../../scheduler/backends/redis-lease.js";
 import { connectRedis } from "../../../scheduler/backends/redis-connection.js";
 import { RedisStateStore } from "../../../scheduler/backends/redis-state.js";
 import { outputName, type StateStore, type StoredResult } from "../../../scheduler/backends/types.js";
+import { auditedRedis, type AuditedRedis } from "../../helpers/redis-audit.js";
 import { testServices, uniquePrefix, until } from "../../helpers/services.js";
 
 let services: { kafka: string; redis: string };
-beforeAll(() => {
+// The Redis side runs on a private server under MONITOR, so the last test can check that every
+// command it sent is one operators grant (scheduler/backends/redis-commands.ts).
+let audit: AuditedRedis;
+beforeAll(async () => {
   services = testServices();
+  audit = await auditedRedis();
 });
+afterAll(async () => audit?.stop());
 
 const kernelId = "a".repeat(64);
 const result = (taskIndex: number, nodeId: string, text: string): StoredResult => ({
@@ -33,7 +39,7 @@ const result = (taskIndex: number, nodeId: string, text: string): StoredResult =
 
 const stores: [string, () => Promise<StateStore>][] = [
   ["memory", async () => new MemoryStateStore()],
-  ["redis", async () => RedisStateStore.connect({ url: services.redis, prefix: uniquePrefix("c") })],
+  ["redis", async () => RedisStateStore.connect({ url: audit.url, prefix: uniquePrefix("c") })],
 ];
 
 describe.each(stores)("StateStore contract: %s", (_name, open) => {
@@ -164,11 +170,11 @@ describe.each(stores)("StateStore contract: %s", (_name, open) => {
     expect((await store.readOutput(job, outputName(0, 1), 0, 4))!.equals(bytes.subarray(0, 4))).toBe(true);
     if (store instanceof RedisStateStore) {
       // They expire with the results.
-      const keys = await store.redis.keys(`*:job:${job}:out*`);
+      const keys = await audit.checks.keys(`*:job:${job}:out*`);
       expect(keys.length).toBe(3);
-      for (const k of keys) expect(await store.redis.ttl(k)).toBeGreaterThan(0);
+      for (const k of keys) expect(await audit.checks.ttl(k)).toBeGreaterThan(0);
       // Uploads that lost (same attempt again, job finished) left nothing behind.
-      for (const id of uploads) expect(await store.redis.keys(`*:upload:${id}`)).toEqual([]);
+      for (const id of uploads) expect(await audit.checks.keys(`*:upload:${id}`)).toEqual([]);
     } else {
       await store.deleteJob(job);
       expect(await store.readOutput(job, outputName(0, 1), 0, 4)).toBeUndefined();
@@ -340,7 +346,7 @@ describe.each(buses)("TaskBus contract: %s", (_name, open) => {
 
 describe("Redis lease", () => {
   it("one holder at a time; a standby takes over when the holder stops renewing", async () => {
-    const redis = await connectRedis(services.redis);
+    const redis = await connectRedis(audit.url);
     const key = `${uniquePrefix("l")}:leader`;
     const a = new RedisLease(redis, key, 600);
     const b = new RedisLease(redis, key, 600);
@@ -370,5 +376,14 @@ describe("Redis lease", () => {
     const t0 = Date.now();
     await expect(KafkaBus.connect({ brokers: ["127.0.0.1:1"], topicPrefix: "x", partitions: 1, assignmentPartitions: 1, connectTimeoutMs: 1500 })).rejects.toThrow(/cannot reach Kafka at 127\.0\.0\.1:1/);
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe("Redis commands", () => {
+  it("every command the store and the lease sent is one the operators' ACL grants", async () => {
+    // A failure names the commands to add to REDIS_COMMANDS (scheduler/backends/redis-commands.ts).
+    expect(await audit.notGranted()).toEqual([]);
+    // Not vacuous: the blob, output, script and lease paths ran against the audited server.
+    for (const c of ["append", "getrange", "eval", "hsetnx", "rename", "persist", "set", "zadd", "scard"]) expect(audit.seen).toContain(c);
   });
 });
