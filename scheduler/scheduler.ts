@@ -274,7 +274,7 @@ export class Scheduler {
       ),
       ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
-    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
+    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join", "RenewCertificate"]), authorize: requireNode })));
   }
 
   private stopping?: Promise<void>;
