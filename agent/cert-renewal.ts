@@ -34,7 +34,13 @@ export class CertRenewal {
       renew(this.config, id, this.link.client(), this.link.expect?.bind(this.link)).then(
         (next) => {
           this.link.renewed(next);
-          this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
+          if (id.notAfterMs <= Date.now()) {
+            // Stopped or cut off past its renewal: the scheduler took the proof of the old key.
+            this.log.warn(
+              { event: "cert_renewed_after_expiry", nodeId: next.nodeId, expiredAt: new Date(id.notAfterMs).toISOString(), notAfter: new Date(next.notAfterMs).toISOString() },
+              "the node certificate had expired (agent stopped or cut off past its renewal); renewed as the same node",
+            );
+          } else this.log.info({ event: "cert_renewed", nodeId: next.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "node certificate renewed");
           this.schedule(next);
         },
         (err: Error) => {

@@ -14,6 +14,7 @@ import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import { secureChannel, type SecureChannel } from "../common/secure-channel.js";
 import type { AgentServiceGrpcClient } from "../common/types.js";
 import { certInfo, createCsr } from "../scheduler/auth/pki.js";
+import { renewalProof } from "../common/renewal-proof.js";
 
 /** Nothing (or nothing in time) answered at the scheduler's address: worth another try. */
 class SchedulerUnreachableError extends Error {}
@@ -179,7 +180,13 @@ async function joinAt(address: string, config: AgentConfig, log: Logger): Promis
 export async function renew(config: AgentConfig, current: NodeIdentity, client: AgentServiceGrpcClient, expect?: (keyPem: string) => void): Promise<NodeIdentity> {
   const { csrPem, keyPem } = await createCsr();
   expect?.(keyPem);
-  const res = await unary<{ certificatePem: string; caPem: string }>((cb) => client.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, cb));
+  // The current certificate and a proof of its key go along every time: if it has expired (the
+  // agent was stopped past its renewal), the TLS check no longer admits it and the scheduler
+  // renews on the proof instead (common/renewal-proof.ts); clock skew cannot make us guess wrong.
+  const proof = renewalProof(current.keyPem, csrPem);
+  const res = await unary<{ certificatePem: string; caPem: string }>((cb) =>
+    client.RenewCertificate({ csrPem, expiredCertPem: current.certPem, proof }, { deadline: Date.now() + 15_000 }, cb),
+  );
   const info = certInfo(res.certificatePem);
   if (info.nodeId !== current.nodeId) throw new Error(`renewal returned a certificate for ${info.nodeId}, not ${current.nodeId}`);
   const next: NodeIdentity = { nodeId: current.nodeId, keyPem, certPem: res.certificatePem, caPem: res.caPem || current.caPem, notBeforeMs: info.notBeforeMs, notAfterMs: info.notAfterMs };

@@ -28,7 +28,7 @@ function allowedCpus(): number[] | undefined {
 }
 
 /** Whether this process runs niced (its main thread's nice value; the kernel workers inherit it). */
-function agentNiced(): boolean {
+export function agentNiced(): boolean {
   try {
     return os.getPriority() > 0;
   } catch {

@@ -6,6 +6,7 @@ import type { HardwareProfileIn } from "../common/types.js";
 import { calibrate, type CalibrationResult } from "./calibrate.js";
 import type { GpuSupport } from "./gpu/gpu-support.js";
 import type { WorkerPool } from "./pool/worker-pool.js";
+import { agentNiced } from "./load-sampler.js";
 import { buildProfile, readHost } from "./profile.js";
 
 export interface HostProfile {
@@ -17,6 +18,9 @@ export async function profileHost(config: AgentConfig, pool: WorkerPool, gpu: Gp
   const raw = await readHost();
   const calibration = config.calibrate ? await calibrate(pool) : undefined;
   const profile = buildProfile(raw, pool.size, config.labels);
+  // Read at start, as the workers inherit it: the scheduler then models the node as yielding
+  // to its host's own load (the placement load model's niced sharing).
+  profile.niced = agentNiced();
   if (calibration) profile.calibration = { kernel: calibration.kernel, opsPerSecond: calibration.opsPerSecond, wallMs: calibration.wallMs };
   await gpu.start(profile);
   return { profile, calibration };
@@ -31,6 +35,7 @@ export function describeProfile({ profile, calibration }: HostProfile, workers: 
     simd: profile.cpu?.simd,
     gpus: profile.gpus?.length ?? 0,
     workers,
+    niced: profile.niced,
     calibrationOpsPerSecond: calibration?.opsPerSecond,
   };
 }

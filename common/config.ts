@@ -105,6 +105,8 @@ export const schedulerConfigSchema = z
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
     /** Outputs this big go by reference (agents UploadOutput; results carry refs; GetResultOutput reads them). 0 = never. */
     outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
+    /** A GetResultOutput stream whose client takes no chunk for this long is ended (DEADLINE_EXCEEDED), so a reader that never reads holds nothing for ever. */
+    outputStallMs: int(100, 3_600_000).default(60_000),
     /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
     defaultMaxAttempts: int(1, 100).default(5),
@@ -121,8 +123,8 @@ export const schedulerConfigSchema = z
     drainGraceMs: int(0, 3_600_000).default(10_000),
     /** Finished jobs kept for `jobs` and `result` (the in-memory store). */
     retainFinishedJobs: int(1, 1_000_000).default(1000),
-    /** Placement policy: estimated finish time with forecast load, or the original free-capacity × speed score. */
-    placement: z.enum(["forecast", "capacity"]).default("forecast"),
+    /** Placement: forecast (finish time, forecast host load), finish-time (the same, last load sample), capacity (free capacity × speed). */
+    placement: z.enum(["forecast", "finish-time", "capacity"]).default("forecast"),
     /** Predicted-saturation events fire when forecast utilisation reaches this (0..1) within the horizon. */
     saturationThreshold: z.coerce.number({ error: "must be a number" }).gt(0, "must be > 0").max(1, "must be ≤ 1").default(0.9),
     saturationHorizonMs: int(100, 3_600_000).default(15_000),

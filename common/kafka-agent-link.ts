@@ -4,6 +4,8 @@
 // partition are skipped) and writes its
 // task updates and load samples back. Opened after Register, before the session's hello, and
 // positioned at the partition's end first, so every assignment for this node id is seen.
+// First: it must replace kafkajs's CRC module before kafkajs loads it (kafka-fast-path.ts).
+import "./kafka-fast-path.js";
 import { AssignerProtocol, type Consumer, type PartitionAssigner, type Producer, type ProducerBatch } from "kafkajs";
 import { assignmentsOf, BatchingSender, decodeSchedulerMessage, decodeUpdates, encodeUpdates, kafkaClient, replaceWhenCrashed, splitByBytes, updateBytes, type LoadSample, type OutMessage } from "./kafka-wire.js";
 import type { Assignment, Cancellation, TaskUpdateIn } from "./types.js";

@@ -1,6 +1,8 @@
 // What the scheduler and the agents agree on over Kafka: topic names, which assignments
 // partition an agent reads, message encodings, and a kafkajs client that fails fast at start
 // but rides out broker restarts afterwards.
+// First: it must replace kafkajs's CRC module before kafkajs loads it (kafka-fast-path.ts).
+import "./kafka-fast-path.js";
 import { splitByBytes as splitBatch } from "./split-by-bytes.js";
 import { encodeSchedulerMessage } from "./assignment-wire.js";
 import { logBytes } from "./kernel-log.js";

@@ -5,6 +5,7 @@
 // bounded labels only: states, outcomes, alert names, and node ids (one per agent, forgotten
 // with the node) — never a job or task id.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { resultOutputStreams } from "./services/output-service.js";
 import type { SchedulerCore } from "./core.js";
 import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
 import type { NodeRegistry } from "./registry.js";
@@ -81,6 +82,14 @@ export class SchedulerMetrics {
       },
     });
     new Gauge({
+      name: "distx_result_output_streams",
+      help: "GetResultOutput streams open (each holds about one 1 MiB chunk however slowly its client reads).",
+      registers: [registry],
+      collect() {
+        this.set(resultOutputStreams.open);
+      },
+    });
+    new Gauge({
       name: "distx_queue_depth",
       help: "Tasks waiting at the scheduler for a node.",
       registers: [registry],
@@ -123,6 +132,21 @@ export class SchedulerMetrics {
     });
     nodeGauge("distx_node_assigned_tasks", "Tasks placed on the node and not yet finished.", (id) => nodes.get(id)?.assigned);
     nodeGauge("distx_node_capacity_tasks", "Task slots the scheduler fills on the node (workers plus prefetch).", (id) => nodes.get(id)?.capacity);
+    // Which placement policy this scheduler runs (the `placement` setting as the strategy built
+    // from it names itself), and per node whether placement models its agent as yielding to the
+    // host's own load (it runs niced; load-model.ts slowdownFactor): what an operator checks
+    // after switching either.
+    new Gauge({
+      name: "distx_placement_policy",
+      help: "1 for the placement policy in use (forecast, finish-time or capacity).",
+      labelNames: ["policy"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set({ policy: core.placement.strategy.name }, 1);
+      },
+    });
+    nodeGauge("distx_node_yields_to_host", "1 when placement models the node's agent as yielding to its host's load (it runs niced), else 0.", (id) => core.placement.yieldsToHost(id));
     nodeGauge("distx_node_forecast_cpu_utilization", "Forecast CPU utilisation 0..1 of the node over the forecaster's horizon.", (id) => this.forecasts.get(id)?.cpuUtilization);
     // Predicted saturation. The timestamp is what a rule should use: it stays right between
     // scrapes and after the crossing. Both series exist only while a prediction stands.

@@ -164,6 +164,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       agentVersion,
       reservedCores,
       backingOff: "",
+      yields: profile.niced === true, // absent (an older agent): not niced
       logicalCores: profile.cpu?.logicalCores ?? workers,
       memoryBytes: Number(profile.memoryBytes),
       gpuCount: profile.gpus.length,

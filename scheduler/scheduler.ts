@@ -228,7 +228,7 @@ export class Scheduler {
     const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
     this.address = `${host}:${port}`;
     this.log.info(
-      { event: "listening", address: this.address, bus: this.config.bus, state: this.config.state, tls: !security.insecure, caHash: security.caHash },
+      { event: "listening", address: this.address, bus: this.config.bus, state: this.config.state, placement: this.core.placement.strategy.name, tls: !security.insecure, caHash: security.caHash },
       `scheduler listening on ${this.address}${security.insecure ? " (INSECURE)" : " (TLS 1.3)"}`,
     );
     security.startInsecureWarning();
@@ -253,7 +253,7 @@ export class Scheduler {
     const routing = bus?.agentRouting;
     const ctx = security.context;
     const client = {
-      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config }),
+      ...clientHandlers(this.core, alertHandlers(this.monitoring.alerts), { auth: ctx, quotas: this.quotas, limits: this.config, outputStallMs: this.config.outputStallMs }),
       ...adminSecurityHandlers(security, this.core),
     };
     const submitLimits = { SubmitJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), RunJob: (bytes: Buffer) => precheckSubmitBytes(bytes, this.config), SubmitJobStream: (bytes: Buffer) => precheckSubmitChunkBytes(bytes, this.config) };
@@ -274,7 +274,7 @@ export class Scheduler {
       ),
       ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
-    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join"]), authorize: requireNode })));
+    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join", "RenewCertificate"]), authorize: requireNode })));
   }
 
   private stopping?: Promise<void>;

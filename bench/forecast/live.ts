@@ -5,8 +5,8 @@
  *
  * Starts a scheduler and two 1-worker agents as separate processes through the CLI (as
  * bench/queue does; --kafka: Kafka bus + Redis state from DISTX_TEST_KAFKA / DISTX_TEST_REDIS),
- * drives it with bursts of montecarlo_pi jobs separated by idle gaps (seeded: burst 6–30 s at
- * one or two jobs in flight, gap 4–30 s), scrapes the scheduler's /metrics every 10 s and
+ * drives it with bursts of montecarlo_pi jobs separated by idle gaps (seeded, live-load.ts: burst
+ * 6–30 s at one or two jobs in flight, gap 4–30 s; the phases are written out), scrapes the scheduler's /metrics every 10 s and
  * prints the gauge over time. The scheduler records every heartbeat (DISTX_LOAD_RECORD_FILE);
  * at the end the recording is replayed through this build's live forecaster settings and the
  * previous ones (the baseline, same series), both scored like the gauge, whole and split 70/30
@@ -18,8 +18,9 @@ import os from "node:os";
 import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
-import { getExampleKernel, mulberry32 } from "../../kernels/reference/index.js";
-import { DEFAULT_LOAD_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { getExampleKernel } from "../../kernels/reference/index.js";
+import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { loadPlan, type LoadPhase } from "./live-load.js";
 import { LIVE_PREVIOUS_FORECASTER, readRecording, replayScore, splitTime } from "./live-replay.js";
 
 const argv = process.argv.slice(2);
@@ -66,6 +67,7 @@ const samples: { s: number; ratio: number; load1: number }[] = [];
 const t0 = Date.now();
 let jobs = 0;
 let failures = 0;
+const phases: ({ s: number } & LoadPhase)[] = [];
 try {
   const { kernelId } = await client.registerKernelFile(path.join(root, "build", "kernels", "montecarlo_pi.wasm"));
   const kernel = getExampleKernel("montecarlo_pi");
@@ -79,7 +81,7 @@ try {
       })
       .catch(() => undefined);
   }, 10_000);
-  const rand = mulberry32(seed);
+  const plan = loadPlan(seed);
   const end = t0 + seconds * 1000;
   const runJob = async () => {
     try {
@@ -95,15 +97,15 @@ try {
     }
   };
   while (Date.now() < end) {
-    const burstEnd = Math.min(end, Date.now() + (6 + rand() * 24) * 1000);
-    const inFlight = rand() < 0.5 ? 1 : 2;
+    const phase = plan.next().value as LoadPhase;
+    const burstEnd = Math.min(end, Date.now() + phase.burstS * 1000);
+    phases.push({ s: Math.round((Date.now() - t0) / 1000), ...phase });
     await Promise.all(
-      Array.from({ length: inFlight }, async () => {
+      Array.from({ length: phase.inFlight }, async () => {
         while (Date.now() < burstEnd) await runJob();
       }),
     );
-    const gap = (4 + rand() * 26) * 1000;
-    await new Promise((r) => setTimeout(r, Math.min(gap, Math.max(0, end - Date.now()))));
+    await new Promise((r) => setTimeout(r, Math.min(phase.gapS * 1000, Math.max(0, end - Date.now()))));
   }
   await new Promise((r) => setTimeout(r, 10_500));
   clearInterval(scrape);
@@ -115,7 +117,7 @@ try {
 const recs = readRecording(record);
 const stepMs = 1000;
 const split = splitTime(recs, 0.7);
-const current = replayScore(recs, stepMs, DEFAULT_LOAD_FORECASTER, split);
+const current = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split);
 const previous = replayScore(recs, stepMs, LIVE_PREVIOUS_FORECASTER, split);
 const last = samples.filter((s) => Number.isFinite(s.ratio)).at(-1);
 const summary = {
@@ -129,6 +131,7 @@ const summary = {
   record: path.relative(root, record),
   liveGaugeLast: last?.ratio ?? Number.NaN,
   liveGauge: samples,
+  phases,
   loadavg: os.loadavg(),
   replay: { current, previous },
 };

@@ -101,22 +101,28 @@ const BG_POLICIES = (["least-loaded", "ours-no-forecast", "ours-forecast"] as co
 // Two ways the host's load shares the cores with our kernels (bench/placement/background.ts):
 // "fair" (agent at normal priority, every thread an equal slice) and "niced" (agent at nice 19,
 // as desktop-grid agents run: the host's load first). The scheduler is told which (loadModel.yields).
-const SHARINGS = ["fair", "niced"] as const;
+// "mixed": half the nodes niced, half not (nodes 0, 1, 4, 5, 8, 9 …: across the loaded and the
+// quiet nodes of every scenario), each registered as it runs (PlacementNode.yields, as the live
+// scheduler learns it from HardwareProfile.niced), so the forecast term is gated per node.
+const ALL_SHARINGS = ["fair", "niced", "mixed"] as const;
+const SHARINGS = ALL_SHARINGS.filter((x) => !arg("--sharings") || arg("--sharings")!.split(",").includes(x));
+const KINDS = BACKGROUND_KINDS.filter((k) => !arg("--kinds") || arg("--kinds")!.split(",").includes(k));
+const yieldsOf = (sharing: (typeof ALL_SHARINGS)[number], i: number) => (sharing === "mixed" ? (i >> 1) % 2 === 0 : sharing === "niced");
 type BgRow = { policy: string; meanJctMs: number; p95JctMs: number; p95BySeedMs: number[]; utilisation: number };
-const bgRun = (kind: BackgroundKind, sharing: (typeof SHARINGS)[number], seedList: number[]): BgRow[] =>
+const bgRun = (kind: BackgroundKind, sharing: (typeof ALL_SHARINGS)[number], seedList: number[]): BgRow[] =>
   BG_POLICIES.map((name) => {
-    const yields = sharing === "niced";
     const rs = seedList.map((seed) => {
       const o = bgScenario(seed);
-      const pol = name === "least-loaded" ? policies[name]!() : new ForecastPlacement<SimNode>({ stepMs: STEP_MS, useForecast: name === "ours-forecast", seed: 11, loadModel: { yields } });
-      const nodes = withBackground(makeNodes(HETEROGENEOUS, o), kind, seed).map((n) => ({ ...n, yields }));
+      // Each node's sharing comes from the node (its registration), not from a strategy option.
+      const pol = name === "least-loaded" ? policies[name]!() : new ForecastPlacement<SimNode>({ stepMs: STEP_MS, useForecast: name === "ours-forecast", seed: 11 });
+      const nodes = withBackground(makeNodes(HETEROGENEOUS, o), kind, seed).map((n, i) => ({ ...n, yields: yieldsOf(sharing, i) }));
       return simulate(pol, nodes, makeJobs(o), { stepMs: STEP_MS, warmupMs: BG_WARMUP_MS });
     });
     return { policy: name, meanJctMs: avg(rs.map((r) => r.meanJctMs)), p95JctMs: avg(rs.map((r) => r.p95JctMs)), p95BySeedMs: rs.map((r) => r.p95JctMs), utilisation: avg(rs.map((r) => r.utilisation)) };
   });
 const gainOf = (rows: BgRow[]) => rows.find((r) => r.policy === "ours-forecast")!.p95JctMs / rows.find((r) => r.policy === "ours-no-forecast")!.p95JctMs - 1;
 const background = (sections.includes("background") ? SHARINGS : []).flatMap((sharing) =>
-  BACKGROUND_KINDS.map((kind) => {
+  KINDS.map((kind) => {
     const train = bgRun(kind, sharing, TRAIN_SEEDS);
     const heldOut = bgRun(kind, sharing, HELD_OUT_SEEDS);
     const line = (rs: BgRow[]) => rs.map((r) => `${r.policy} p95 ${(r.p95JctMs / 1000).toFixed(2)} s`).join(", ");
@@ -171,7 +177,7 @@ const md = [
   "",
   "## Forecastable background load (simulated, same jobs and nodes; only the background differs)",
   "",
-  "Jobs as above but tasks 10x longer (1.5-24 s of work), about 75 % utilisation; 5 min of heartbeats before the first job. periodic-batch: every other node runs a 40 s batch at 90 % of its cores every 90 s (own phase); diurnal: every node follows a compressed 160 s day, 5-85 %, phases spread; owner-ramp: one node in three ramps 5 % to 95 % over 60 s, holds 100 s, drops, every 300 s (bench/placement/background.ts). ±3 % noise on all. fair: the agent at normal priority shares the cores thread for thread with the host's load; niced: the agent at nice 19, the host's load takes the cores it wants first (slowdownFactor in scheduler/placement/load-model.ts).",
+  "Jobs as above but tasks 10x longer (1.5-24 s of work), about 75 % utilisation; 5 min of heartbeats before the first job. periodic-batch: every other node runs a 40 s batch at 90 % of its cores every 90 s (own phase); diurnal: every node follows a compressed 160 s day, 5-85 %, phases spread; owner-ramp: one node in three ramps 5 % to 95 % over 60 s, holds 100 s, drops, every 300 s (bench/placement/background.ts). ±3 % noise on all. fair: the agent at normal priority shares the cores thread for thread with the host's load; niced: the agent at nice 19, the host's load takes the cores it wants first (slowdownFactor in scheduler/placement/load-model.ts); mixed: nodes 0, 1, 4, 5, 8, 9 … niced, the others fair. Each node's sharing is the node's own (as agents register it); the forecast term applies on niced nodes only (LoadModelOptions.forecastOn, default \"yielding\").",
   "",
   `Training seeds ${TRAIN_SEEDS.join(", ")} (settings were chosen on these); held-out seeds ${HELD_OUT_SEEDS.join(", ")} (run after, unchanged). p95 JCT averaged over the seeds.`,
   "",
@@ -180,8 +186,8 @@ const md = [
   ...background.flatMap((b) =>
     (["train", "heldOut"] as const).map((split) => {
       const rs = b[split];
-      const [l, nf, f] = BG_POLICIES.map((p) => rs.find((r) => r.policy === p)!);
-      return `| ${b.kind} | ${b.sharing} | ${split === "train" ? "training" : "held-out"} | ${s(l!.p95JctMs)} | ${s(nf!.p95JctMs)} | ${s(f!.p95JctMs)} | ${(b.forecastVsNoForecastP95[split] * 100).toFixed(1)} % | ${nf!.p95BySeedMs.map((x, i) => `${s(x)} → ${s(f!.p95BySeedMs[i]!)}`).join(", ")} |`;
+      const [l, nf, f] = (["least-loaded", "ours-no-forecast", "ours-forecast"] as const).map((p) => rs.find((r) => r.policy === p));
+      return `| ${b.kind} | ${b.sharing} | ${split === "train" ? "training" : "held-out"} | ${l ? s(l.p95JctMs) : "-"} | ${s(nf!.p95JctMs)} | ${s(f!.p95JctMs)} | ${(b.forecastVsNoForecastP95[split] * 100).toFixed(1)} % | ${nf!.p95BySeedMs.map((x, i) => `${s(x)} → ${s(f!.p95BySeedMs[i]!)}`).join(", ")} |`;
     }),
   ),
   ...(trace.nf && trace.f

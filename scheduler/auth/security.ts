@@ -12,6 +12,7 @@ import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
 import { unauthenticated, VerifiedTokens } from "./authenticate.js";
 import { caPin, ensurePki, loadPki, NODE_LIFETIME_MS, signNodeCsr, splitPem, type ClusterPki } from "./pki.js";
+import { checkExpiredRenewal, type ExpiredRenewalRequest } from "./expired-renewal.js";
 import { RecordVerifier } from "./record-verifier.js";
 import { Revocations } from "./revocations.js";
 import { consumeToken, issueToken, TokenError, verifyToken, type TokenStore } from "./tokens.js";
@@ -239,6 +240,22 @@ export class ClusterSecurity extends EventEmitter {
     const cert = await this.sign(csrPem, nodeId);
     this.log.info({ event: "node_cert_renewed", nodeId, serial: cert.serial }, "node certificate renewed");
     return { certificatePem: cert.certPem, caPem: this.pki.caPem };
+  }
+
+  /**
+   * Renewal after expiry (an agent stopped or cut off past notAfter): the same node id, if the
+   * expired certificate is ours, expired less than a certificate lifetime ago, its node not
+   * removed, and the proof signed by its key (expired-renewal.ts).
+   */
+  async renewExpired(req: ExpiredRenewalRequest): Promise<{ nodeId: string; certificatePem: string; caPem: string }> {
+    if (!this.pki) throw failedPrecondition("the cluster runs with --insecure");
+    const old = checkExpiredRenewal(req, this.trustedCas, this.revocations, this.nodeCertLifetimeMs);
+    const cert = await this.sign(req.csrPem, old.nodeId);
+    this.log.warn(
+      { event: "node_cert_renewed_after_expiry", nodeId: old.nodeId, oldSerial: old.serial, expiredAt: new Date(old.notAfterMs).toISOString(), serial: cert.serial },
+      "node certificate renewed after it had expired (proof of the old key)",
+    );
+    return { nodeId: old.nodeId, certificatePem: cert.certPem, caPem: this.pki.caPem };
   }
 
   private async sign(csrPem: string, nodeId: string) {

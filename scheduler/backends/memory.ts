@@ -185,6 +185,16 @@ export class MemoryStateStore implements StateStore {
   async getResults(jobId: string, offset: number, limit: number): Promise<StoredResult[]> {
     const byTask = this.results.get(jobId);
     if (!byTask) return [];
+    if (limit < byTask.size) {
+      // A page (or one result) of a large job: look up its indexes, in order, rather than scan and
+      // sort every result the job has (the scan made reading a job's results quadratic).
+      const out: StoredResult[] = [];
+      for (let i = Math.max(0, offset); i < offset + limit; i++) {
+        const r = byTask.get(i);
+        if (r) out.push(r);
+      }
+      return out;
+    }
     return [...byTask.values()]
       .filter((r) => r.taskIndex >= offset && r.taskIndex < offset + limit)
       .sort((a, b) => a.taskIndex - b.taskIndex);

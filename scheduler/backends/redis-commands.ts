@@ -18,7 +18,7 @@ export const REDIS_COMMANDS: readonly string[] = Object.freeze([
   "zadd", "zrem", "zrange", "zrangebyscore", "zremrangebyscore", "zscore", "zmscore", "scan",
   "eval", "evalsha", "multi", "exec", "discard",
   // Blobs by reference (inputs and outputs: appended in pieces, read by range) and the pruning of finished jobs.
-  "append", "getrange", "exists", "rename", "persist", "hkeys", "zremrangebyrank",
+  "append", "getrange", "exists", "rename", "persist", "hkeys", "zremrangebyrank", "strlen",
 ]);
 
 /** Commands whose ACL rule names a subcommand (`client|setname`), so a sent command is matched on two words. */

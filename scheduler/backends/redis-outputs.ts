@@ -6,14 +6,29 @@
 // and once it finishes every output key gets the results' TTL: outputs go when results do, and
 // a late upload can never leave bytes without an expiry.
 import type { Redis } from "ioredis";
+import { status } from "@grpc/grpc-js";
+import { DistributeXError } from "../../common/errors.js";
 import type { BlobRefShape } from "./types.js";
 
-// KEYS: the unfinished set, the job's outs hash, the upload's key, the output's key. ARGV: job id, name, ref JSON.
+// KEYS: the unfinished set, the job's outs hash, the upload's key, the output's key. ARGV: job id, name, ref JSON, size.
+// A name kept already keeps its first output. Otherwise the upload must hold exactly its size:
+// a piece lost in Redis (the key evicted, flushed or expired mid-way, so later APPENDs started a
+// new one) must never be kept as the output. Checked before HSETNX, so a failed commit never
+// leaves a ref without its bytes.
 const PUT_OUTPUT = `
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('DEL', KEYS[3]) return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then redis.call('DEL', KEYS[3]) return 1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then redis.call('DEL', KEYS[3]) return 1 end
+if redis.call('STRLEN', KEYS[3]) ~= tonumber(ARGV[4]) then redis.call('DEL', KEYS[3]) return 2 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('RENAME', KEYS[3], KEYS[4])
 redis.call('PERSIST', KEYS[4])
+return 1`;
+
+// KEYS: the upload's key. ARGV: the piece, ttl in ms. One script rather than MULTI: a refused
+// APPEND (maxmemory, ACL) then fails with its own error, not an EXECABORT that hides it.
+const APPEND_PIECE = `
+redis.call('APPEND', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
 /** An upload no one commits (its scheduler died mid-way) goes by itself this long after its last piece. */
@@ -44,7 +59,7 @@ export class RedisOutputs {
   }
 
   async append(uploadId: string, data: Buffer): Promise<void> {
-    await this.redis.multi().append(this.upload(uploadId), data).pexpire(this.upload(uploadId), UPLOAD_TTL_MS).exec();
+    await this.redis.eval(APPEND_PIECE, 1, this.upload(uploadId), data, UPLOAD_TTL_MS);
   }
 
   async drop(uploadId: string): Promise<void> {
@@ -52,7 +67,9 @@ export class RedisOutputs {
   }
 
   async put(jobId: string, name: string, ref: BlobRefShape, uploadId: string): Promise<boolean> {
-    const kept = await this.redis.eval(PUT_OUTPUT, 4, `${this.prefix}:jobs:unfinished`, this.outs(jobId), this.upload(uploadId), this.key(jobId, name), jobId, name, JSON.stringify(ref));
+    const keys = [`${this.prefix}:jobs:unfinished`, this.outs(jobId), this.upload(uploadId), this.key(jobId, name)];
+    const kept = await this.redis.eval(PUT_OUTPUT, 4, ...keys, jobId, name, JSON.stringify(ref), ref.sizeBytes);
+    if (kept === 2) throw new DistributeXError(status.UNAVAILABLE, `Redis lost part of the upload of output ${name} of job ${jobId} (evicted or flushed mid-way); nothing was kept; retry is safe`);
     return kept === 1;
   }
 

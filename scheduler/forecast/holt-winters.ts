@@ -14,6 +14,14 @@
  * residual (so one spike does not drag the level and the season away).
  * With period 0 (or 1) the model is Holt's linear (damped) trend method; with
  * beta = 0 and no season it is simple exponential smoothing.
+ *
+ * Level shifts (`shiftK` > 0): clipping protects the level from one spike, but it also holds the
+ * level back after a real step (on/off heartbeat load), and a small alpha lags on its own. So
+ * `shiftRun` residuals in a row beyond `shiftK` scales on the same side are taken as a step: the
+ * level is re-anchored on the latest observation (de-seasonalised; not the run's mean, which
+ * lags when the step takes a few samples, as a host going idle does), the trend is zeroed
+ * (a step is not a trend) and the scale goes back to its value before the run (the step's
+ * residuals are not noise). One outlier, or outliers on alternating sides, never re-anchor.
  */
 
 export interface HoltWintersParams {
@@ -33,6 +41,14 @@ export interface HoltWintersState {
   pos: number;
   /** Running mean absolute one-step residual (robust mode scale). */
   scale: number;
+  /** Current run of residuals beyond shiftK scales: side (0 = none), length, scale before it. */
+  runSign: number;
+  runLen: number;
+  runScale: number;
+  /** Level shifts taken so far. */
+  shifts: number;
+  /** Residuals the scale has seen (it starts at 0; the shift rule waits for 2 / scaleAlpha of them). */
+  scaleN: number;
 }
 
 export interface HoltWintersConfig {
@@ -40,12 +56,18 @@ export interface HoltWintersConfig {
   robustK: number;
   /** Smoothing of the residual scale. */
   scaleAlpha: number;
+  /** Residuals beyond shiftK * scale, `shiftRun` in a row on one side, re-anchor the level (0 or absent disables). */
+  shiftK?: number;
+  /** Length of that run (default 2). */
+  shiftRun?: number;
 }
 
 function dampedSum(phi: number, h: number): number {
   if (phi === 1) return h;
   return (phi * (1 - Math.pow(phi, h))) / (1 - phi);
 }
+
+const NO_RUN = { runSign: 0, runLen: 0, runScale: 0, shifts: 0, scaleN: 0 } as const;
 
 /** Initial state from the first cycle(s) of `values` (period <= 1: non-seasonal). */
 function initHoltWinters(values: ArrayLike<number>, period: number): HoltWintersState {
@@ -79,10 +101,10 @@ function initHoltWinters(values: ArrayLike<number>, period: number): HoltWinters
     let scale = 0;
     for (let i = 1; i < m; i++) scale += Math.abs(values[i]! - values[i - 1]!);
     scale = m > 1 ? scale / (m - 1) : 0;
-    return { level: mean1 + trend * (m - 1) / 2, trend, season, period: m, pos: m, scale };
+    return { level: mean1 + trend * (m - 1) / 2, trend, season, period: m, pos: m, scale, ...NO_RUN };
   }
   const first = n > 0 ? values[0]! : 0;
-  return { level: first, trend: 0, season: new Float64Array(0), period: 0, pos: n > 0 ? 1 : 0, scale: 0 };
+  return { level: first, trend: 0, season: new Float64Array(0), period: 0, pos: n > 0 ? 1 : 0, scale: 0, ...NO_RUN };
 }
 
 /** Forecast h >= 1 steps ahead of the last observation. */
@@ -98,18 +120,51 @@ export function hwUpdate(s: HoltWintersState, p: HoltWintersParams, cfg: HoltWin
   const idx = m > 0 ? s.pos % m : 0;
   const sPrev = m > 0 ? s.season[idx]! : 0;
   const pred = s.level + p.phi * s.trend + sPrev;
+  const e = y - pred;
+  const shiftK = cfg.shiftK ?? 0;
+  const scaleBefore = s.scale;
   let yy = y;
   if (cfg.robustK > 0) {
-    const e = y - pred;
     const lim = cfg.robustK * s.scale;
     if (s.scale > 0 && Math.abs(e) > lim) yy = pred + Math.sign(e) * lim;
-    s.scale = (1 - cfg.scaleAlpha) * s.scale + cfg.scaleAlpha * Math.min(Math.abs(e), s.scale > 0 ? 3 * lim : Math.abs(e));
+  }
+  if (cfg.robustK > 0 || shiftK > 0) {
+    // The scale's update ignores the part of a residual beyond 3 clipping limits (shift limits without clipping).
+    const cap = 3 * (cfg.robustK > 0 ? cfg.robustK : shiftK) * s.scale;
+    s.scale = (1 - cfg.scaleAlpha) * s.scale + cfg.scaleAlpha * Math.min(Math.abs(e), s.scale > 0 ? cap : Math.abs(e));
+    s.scaleN++;
   }
   const level = p.alpha * (yy - sPrev) + (1 - p.alpha) * (s.level + p.phi * s.trend);
   s.trend = p.beta * (level - s.level) + (1 - p.beta) * p.phi * s.trend;
   s.level = level;
   if (m > 0) s.season[idx] = p.gamma * (yy - level) + (1 - p.gamma) * sPrev;
   s.pos++;
+  // Until the scale has settled (it starts at 0), every residual would look like a step.
+  if (shiftK > 0 && s.scaleN > 2 / cfg.scaleAlpha) trackShift(s, cfg, e, y - sPrev, scaleBefore, shiftK);
+}
+
+/** Level-shift rule (see the header): `e` is the one-step residual, `z` the de-seasonalised observation. */
+function trackShift(s: HoltWintersState, cfg: HoltWintersConfig, e: number, z: number, scaleBefore: number, shiftK: number): void {
+  // A flat series (scale 0, e.g. a core pinned at 100 %) counts any move as beyond the limit.
+  const side = Math.abs(e) > shiftK * scaleBefore ? Math.sign(e) : 0;
+  if (side === 0) {
+    s.runSign = 0;
+    s.runLen = 0;
+    return;
+  }
+  if (side !== s.runSign) {
+    s.runSign = side;
+    s.runLen = 0;
+    s.runScale = scaleBefore;
+  }
+  s.runLen++;
+  if (s.runLen < (cfg.shiftRun ?? 2)) return;
+  s.level = z;
+  s.trend = 0;
+  s.scale = s.runScale;
+  s.runSign = 0;
+  s.runLen = 0;
+  s.shifts++;
 }
 
 export interface FitResult {

@@ -20,6 +20,10 @@ export interface StepForecasterOptions {
   damped?: boolean;
   /** Robust update: clip residuals beyond robustK * running MAE (0 = off, default 2: chosen on the training split, bench/forecast/chosen.json). */
   robustK?: number;
+  /** Level shift: `shiftRun` one-step residuals in a row beyond shiftK x running MAE on one side re-anchor Holt-Winters' level (0 = off; holt-winters.ts). */
+  shiftK?: number;
+  /** Residuals in a row that make a level shift (default 2). */
+  shiftRun?: number;
   /** Select per horizon among Holt-Winters, naive and seasonal naive by recent accuracy (default true). */
   ensemble?: boolean;
   /** Half-life, in steps, of the ensemble's error memory (default 144). */
@@ -37,6 +41,8 @@ export interface ResolvedStepForecasterOptions {
   period: PeriodDetectionOptions;
   damped: boolean;
   robustK: number;
+  shiftK: number;
+  shiftRun: number;
   ensemble: boolean;
   selectionHalfLifeSteps: number;
   selectionMargin: number;
@@ -44,7 +50,7 @@ export interface ResolvedStepForecasterOptions {
 
 const KEYS = [
   "historySteps", "refitEverySteps", "minFitSteps", "fitHorizons", "seasonality", "period",
-  "damped", "robustK", "ensemble", "selectionHalfLifeSteps", "selectionMargin",
+  "damped", "robustK", "shiftK", "shiftRun", "ensemble", "selectionHalfLifeSteps", "selectionMargin",
 ] as const;
 
 export function resolveStepForecasterOptions(raw: unknown, owner = "model"): ResolvedStepForecasterOptions {
@@ -77,6 +83,8 @@ export function resolveStepForecasterOptions(raw: unknown, owner = "model"): Res
     period: (o.period ?? {}) as PeriodDetectionOptions,
     damped,
     robustK: o.robustK === undefined ? 2 : checkRange(`${owner}.robustK`, o.robustK, 0, 100),
+    shiftK: o.shiftK === undefined ? 0 : checkRange(`${owner}.shiftK`, o.shiftK, 0, 100),
+    shiftRun: o.shiftRun === undefined ? 2 : checkInt(`${owner}.shiftRun`, o.shiftRun, 1, 100),
     ensemble,
     selectionHalfLifeSteps:
       o.selectionHalfLifeSteps === undefined ? 144 : checkRange(`${owner}.selectionHalfLifeSteps`, o.selectionHalfLifeSteps, 1, 1e9),

@@ -43,6 +43,8 @@ export interface ModelDescription {
   params: HoltWintersParams | null;
   fitLoss: number | null;
   fits: number;
+  /** Level shifts taken by Holt-Winters on new observations (refits replaying the history not counted). */
+  levelShifts: number;
   /** Member currently answering each tracked horizon. */
   selection: { horizon: number; member: MemberName }[];
 }
@@ -53,6 +55,7 @@ export class StepForecaster {
   private count = 0; // total observations
   private sinceFit = 0;
   private fits = 0;
+  private levelShifts = 0;
   private period: number | null = null;
   private params: HoltWintersParams | null = null;
   private state: HoltWintersState | null = null;
@@ -70,7 +73,7 @@ export class StepForecaster {
   constructor(options?: StepForecasterOptions) {
     this.options = resolveStepForecasterOptions(options);
     this.hist = new Float64Array(this.options.historySteps);
-    this.cfg = { robustK: this.options.robustK, scaleAlpha: 0.05 };
+    this.cfg = { robustK: this.options.robustK, scaleAlpha: 0.05, shiftK: this.options.shiftK, shiftRun: this.options.shiftRun };
     this.grid = this.options.damped ? DEFAULT_GRID : { ...DEFAULT_GRID, phi: [1] };
     const maxH = Math.max(...this.options.fitHorizons);
     this.ring = maxH + 1;
@@ -114,7 +117,11 @@ export class StepForecaster {
     this.hist[this.count % this.hist.length] = y;
     this.count++;
     this.sinceFit++;
-    if (this.state && this.params) hwUpdate(this.state, this.params, this.cfg, y);
+    if (this.state && this.params) {
+      const shifts = this.state.shifts;
+      hwUpdate(this.state, this.params, this.cfg, y);
+      this.levelShifts += this.state.shifts - shifts;
+    }
     const n = Math.min(this.count, this.hist.length);
     if (n >= this.options.minFitSteps && (this.state === null || this.sinceFit >= this.options.refitEverySteps)) this.refit();
     if (this.options.ensemble) this.recordMembers();
@@ -296,6 +303,7 @@ export class StepForecaster {
       params: this.params ? { ...this.params } : null,
       fitLoss: this.fitLoss,
       fits: this.fits,
+      levelShifts: this.levelShifts,
       selection: this.options.fitHorizons.map((h) => ({ horizon: h, member: MEMBERS[this.selectMember(h)]! })),
     };
   }

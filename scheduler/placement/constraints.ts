@@ -28,6 +28,12 @@ export interface PlacementNode {
   state?: string;
   /** Why the node's agent backs off for its host's own load, when it does (then it is not ready). */
   backingOff?: string;
+  /**
+   * Its agent yields to the host's own load (runs niced, HardwareProfile.niced): placement's
+   * load model then uses the niced sharing model for it (load-model.ts slowdownFactor). Unset:
+   * unknown, taken as not niced.
+   */
+  yields?: boolean;
 }
 
 /**

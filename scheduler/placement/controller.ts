@@ -97,7 +97,9 @@ export class PlacementController {
     private readonly now: () => number = Date.now,
   ) {
     const stepMs = config.heartbeatIntervalMs;
-    this.strategy = config.placement === "capacity" ? new CapacityPlacement<NodeEntry>() : new ForecastPlacement<NodeEntry>({ stepMs });
+    // finish-time: the forecast strategy's score with the last load sample (useForecast false).
+    this.strategy =
+      config.placement === "capacity" ? new CapacityPlacement<NodeEntry>() : new ForecastPlacement<NodeEntry>({ stepMs, useForecast: config.placement === "forecast" });
     this.cluster = new NodeLoadForecaster({ ...DEFAULT_LOAD_FORECASTER, stepMs });
     registry.on("ready", (node: NodeEntry) => this.strategy.addNode(node, Math.max(1, node.profile.workers)));
     registry.on("down", (node, _reason, released) => {
@@ -264,10 +266,16 @@ export class PlacementController {
     return Number.isFinite(mean) ? Math.min(1, Math.max(0, mean)) : undefined;
   }
 
+  /** 1 when placement models the node's agent as yielding to its host's load (niced), 0 when not; undefined without a load model (capacity). */
+  yieldsToHost(nodeId: string): number | undefined {
+    const model = this.strategy.loadModel?.(nodeId);
+    return model ? (model.yields ? 1 : 0) : undefined;
+  }
+
   /** The host's own load (background) placement assumes for the node over the next steps: its forecast, or the last sample without one. */
   hostLoadForecast(nodeId: string): number | undefined {
     const model = this.strategy.loadModel?.(nodeId);
-    return model?.lastSample ? model.background : undefined;
+    return model?.lastSample ? model.backgroundForecast : undefined;
   }
 
   accuracy(): ForecastAccuracyEntry[] {

@@ -24,8 +24,20 @@ export interface LoadModelOptions {
   workers: number;
   /** Use the forecast (true) or the last sample (false: "ours without forecast"). */
   useForecast: boolean;
-  /** The agent runs niced: the host's own load comes first (slowdownFactor). Default false. */
+  /** The agent runs niced: the host's own load comes first (slowdownFactor). Default false; per node, see NodeLoadModel.yields. */
   yields?: boolean;
+  /**
+   * Which nodes the forecast term applies to (with useForecast): "all", or only those whose
+   * agent yields ("yielding"): there the slowdown is far from linear in the load (1× while the
+   * host leaves a core free, ≈ 10× inside its batch), which is where knowing the coming load
+   * pays (docs/placement.md, issue #14); elsewhere the last sample stands, as without the forecast.
+   * The forecasters are fed either way. Default "yielding": chosen on the bench's training seeds
+   * (bench/results/placement.md), where the term with fair sharing gained little and cost up to
+   * 3 % on one scenario, and gained on every niced one.
+   */
+  forecastOn?: "all" | "yielding";
+  /** Steps ahead at which the background path is sampled, ascending (default PATH_STEPS). */
+  pathSteps?: readonly number[];
   /** Horizon (ms) of the background forecast that placement uses (default 3 steps). */
   placementHorizonMs?: number;
   /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
@@ -37,8 +49,20 @@ export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> 
   model: { historySteps: 240, refitEverySteps: 60, minFitSteps: 12 },
 };
 
+/**
+ * The utilisation forecaster's settings (the one distx_forecast_error_ratio scores): no season and
+ * a 30-step selection memory, chosen by bench/forecast/live-tune.ts on the first 70 % of eight
+ * recorded live heartbeat series (bench/forecast/live-chosen.json: train 0.723 against 0.744 with
+ * the defaults above; last 30 % 0.760 against 0.791) and checked on a fresh run. Background and
+ * queue keep the defaults: placement's periodic background load needs the season search, and no
+ * recording covers it.
+ */
+export const UTILIZATION_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> = {
+  model: { ...DEFAULT_LOAD_FORECASTER.model, seasonality: "none", selectionHalfLifeSteps: 30 },
+};
+
 /** Steps ahead at which the background path is sampled (a task's finish is interpolated between). */
-const PATH_STEPS = [1, 2, 4, 8, 16, 32, 64] as const;
+export const PATH_STEPS: readonly number[] = [1, 2, 4, 8, 16, 32, 64];
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
@@ -67,30 +91,44 @@ export function backgroundOf(s: NodeLoadObservation, cores: number): number {
 }
 
 export class NodeLoadModel {
+  /** The node's agent yields to the host's load (niced sharing); the registration can change it. */
+  yields: boolean;
   readonly util: NodeLoadForecaster;
   readonly bg: NodeLoadForecaster;
   readonly queue: NodeLoadForecaster;
   /** Background utilisation placement assumes over the next few steps (cached). */
   background = 0;
+  /** The forecast of it, whether or not placement uses it for this node (the dashboard shows it). */
+  backgroundForecast = 0;
   /** Latest raw values. */
   lastUtil = 0;
   lastBackground = 0;
   lastSample: NodeLoadObservation | undefined;
   private readonly horizonMs: number;
   /**
-   * Mean forecast background over (now, PATH_STEPS[j] steps], cached per sample, so that
+   * Mean forecast background over (now, this.steps[j] steps], cached per sample, so that
    * placement can ask for the load a task will meet over its whole expected run (backgroundOver).
    */
-  private readonly pathMean = new Float64Array(PATH_STEPS.length);
+  private readonly pathMean: Float64Array;
   /** Point forecasts of the background at PATH_STEPS (cached per sample), for finishOver. */
-  private readonly pathPoint = new Float64Array(PATH_STEPS.length);
+  private readonly pathPoint: Float64Array;
+  private readonly steps: readonly number[];
 
   constructor(private readonly options: LoadModelOptions) {
     const fo = { ...DEFAULT_LOAD_FORECASTER, ...options.forecaster, stepMs: options.stepMs };
-    this.util = new NodeLoadForecaster(fo);
+    this.util = new NodeLoadForecaster({ ...UTILIZATION_FORECASTER, ...options.forecaster, stepMs: options.stepMs });
     this.bg = new NodeLoadForecaster(fo);
     this.queue = new NodeLoadForecaster(fo);
     this.horizonMs = options.placementHorizonMs ?? 3 * options.stepMs;
+    this.yields = options.yields ?? false;
+    this.steps = options.pathSteps ?? PATH_STEPS;
+    this.pathMean = new Float64Array(this.steps.length);
+    this.pathPoint = new Float64Array(this.steps.length);
+  }
+
+  /** Whether placement reads the forecast for this node (else the last sample), per LoadModelOptions.forecastOn. */
+  get forecastTerm(): boolean {
+    return this.options.useForecast && (this.options.forecastOn === "all" || this.yields);
   }
 
   get workers(): number {
@@ -105,20 +143,21 @@ export class NodeLoadModel {
     this.util.observe(s.atMs, this.lastUtil);
     if (!this.options.useForecast) {
       // "Without forecast": only utilisation is kept (for saturation); placement uses the sample.
-      this.background = this.lastBackground;
+      this.background = this.backgroundForecast = this.lastBackground;
       return;
     }
     this.bg.observe(s.atMs, this.lastBackground);
     this.queue.observe(s.atMs, s.queuedTasks + s.runningTasks);
     const f = this.bg.forecast(this.horizonMs).mean;
     // Before the first step completes the forecast is NaN: use the sample.
-    this.background = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+    this.backgroundForecast = Number.isFinite(f) ? clamp01(f) : this.lastBackground;
+    this.background = this.forecastTerm ? this.backgroundForecast : this.lastBackground;
     // Trapezoid running mean along the forecast path, from the latest sample.
     let prevH = 0;
     let prevF = this.lastBackground;
     let area = 0;
-    for (let j = 0; j < PATH_STEPS.length; j++) {
-      const h = PATH_STEPS[j]!;
+    for (let j = 0; j < this.steps.length; j++) {
+      const h = this.steps[j]!;
       const fj = this.bg.forecast(h * this.options.stepMs).mean;
       const v = Number.isFinite(fj) ? clamp01(fj) : prevF;
       area += ((v + prevF) / 2) * (h - prevH);
@@ -134,23 +173,23 @@ export class NodeLoadModel {
    * to occupy the node). Without the forecast, or before any sample, the latest sample's.
    */
   backgroundOver(horizonMs: number): number {
-    if (!this.options.useForecast || this.bg.completedSteps === 0) return this.lastBackground;
+    if (!this.forecastTerm || this.bg.completedSteps === 0) return this.lastBackground;
     const h = horizonMs / this.options.stepMs;
     if (!(h > 0)) return this.lastBackground;
-    if (h <= PATH_STEPS[0]) return this.lastBackground + (this.pathMean[0]! - this.lastBackground) * h;
-    for (let j = 1; j < PATH_STEPS.length; j++) {
-      const hi = PATH_STEPS[j]!;
+    if (h <= this.steps[0]!) return this.lastBackground + (this.pathMean[0]! - this.lastBackground) * h;
+    for (let j = 1; j < this.steps.length; j++) {
+      const hi = this.steps[j]!;
       if (h <= hi) {
-        const lo = PATH_STEPS[j - 1]!;
+        const lo = this.steps[j - 1]!;
         return this.pathMean[j - 1]! + ((this.pathMean[j]! - this.pathMean[j - 1]!) * (h - lo)) / (hi - lo);
       }
     }
-    return this.pathMean[PATH_STEPS.length - 1]!;
+    return this.pathMean[this.steps.length - 1]!;
   }
 
   /** Slowdown a new task would see, on average, over the next `horizonMs` (forecast background). */
   slowdownOver(ownThreads: number, horizonMs: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs), this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.backgroundOver(horizonMs), this.yields);
   }
 
   /**
@@ -164,8 +203,8 @@ export class NodeLoadModel {
    */
   finishOver(ownThreads: number, waitMs: number, runMs: number): number {
     const w = this.options.workers;
-    const y = this.options.yields;
-    if (!this.options.useForecast || this.bg.completedSteps === 0) {
+    const y = this.yields;
+    if (!this.forecastTerm || this.bg.completedSteps === 0) {
       return waitMs * slowdownFactor(w, w, this.lastBackground, y) + runMs * slowdownFactor(w, ownThreads, this.lastBackground, y);
     }
     const step = this.options.stepMs;
@@ -173,10 +212,10 @@ export class NodeLoadModel {
     let prevBg = this.lastBackground;
     const left = [waitMs, runMs];
     let phase = waitMs > 0 ? 0 : 1;
-    for (let j = 0; j <= PATH_STEPS.length; j++) {
+    for (let j = 0; j <= this.steps.length; j++) {
       // Segment (t, end]: the background's forecast at its middle (held after the last point).
-      const end = j < PATH_STEPS.length ? PATH_STEPS[j]! * step : Number.POSITIVE_INFINITY;
-      const bg = j < PATH_STEPS.length ? (prevBg + this.pathPoint[j]!) / 2 : prevBg;
+      const end = j < this.steps.length ? this.steps[j]! * step : Number.POSITIVE_INFINITY;
+      const bg = j < this.steps.length ? (prevBg + this.pathPoint[j]!) / 2 : prevBg;
       for (;;) {
         const sd = slowdownFactor(w, phase === 0 ? w : ownThreads, bg, y);
         const need = left[phase]! * sd;
@@ -191,19 +230,19 @@ export class NodeLoadModel {
         t = end;
         break;
       }
-      if (j < PATH_STEPS.length) prevBg = this.pathPoint[j]!;
+      if (j < this.steps.length) prevBg = this.pathPoint[j]!;
     }
     return t;
   }
 
   /** Slowdown a new task would see with `ownThreads` of our tasks busy on the node. */
   slowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.background, this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.background, this.yields);
   }
 
   /** Slowdown measured by the latest sample (used to normalise observed run times). */
   currentSlowdown(ownThreads: number): number {
-    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground, this.options.yields);
+    return slowdownFactor(this.options.workers, ownThreads, this.lastBackground, this.yields);
   }
 
   accuracy(): { utilization: AccuracyEntry[]; background: AccuracyEntry[]; queue: AccuracyEntry[] } {

@@ -167,6 +167,8 @@ export class ForecastPlacement<N extends PlacementNode> implements PlanningStrat
       lag: 1,
     };
     st.rt.cls = cls.key;
+    // Per node: what its registration says (HardwareProfile.niced), else the strategy's option (the bench's).
+    st.load.yields = node.yields ?? this.options.loadModel?.yields ?? false;
     this.state.set(node.id, st);
   }
 

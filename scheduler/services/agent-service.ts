@@ -27,6 +27,7 @@ import { permissionDenied, principalOf, unauthenticated } from "../auth/authenti
 import type { ClusterSecurity } from "../auth/security.js";
 import { fetchBlobHandler } from "./blob-service.js";
 import { outputSettings, uploadOutputHandler, type OutputConfig } from "./output-service.js";
+import { UploadFence } from "./upload-fence.js";
 
 export function agentHandlers(
   core: SchedulerCore,
@@ -43,7 +44,7 @@ export function agentHandlers(
   const outputs = outputConfig ? outputSettings(outputConfig) : { byRefBytes: 0, quotaBytes: () => Infinity };
   return {
     FetchBlob: fetchBlobHandler(core, log),
-    UploadOutput: uploadOutputHandler(core, outputs, log),
+    UploadOutput: uploadOutputHandler(core, outputs, log, new UploadFence(core.registry, security)),
     Register: (call, callback) => {
       const profile = call.request.profile;
       if (!profile || !profile.cpu || profile.workers < 1) {

@@ -53,15 +53,21 @@ async function serve(core: SchedulerCore, call: grpc.ServerWritableStream<FetchB
   call.end();
 }
 
-/** Resolves when the stream can take more, or when the caller went away. */
-export function drained<Req>(call: grpc.ServerWritableStream<Req, BlobData>): Promise<void> {
+/**
+ * Resolves true when the stream can take more or the caller went away, or false once `stallMs`
+ * passed first (the caller reads nothing: its flow-control window stays shut).
+ */
+export function drained<Req>(call: grpc.ServerWritableStream<Req, BlobData>, stallMs = Infinity): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      call.off("cancelled", done);
-      resolve();
+    const done = (ok: boolean) => {
+      call.off("drain", onDrain);
+      call.off("cancelled", onDrain);
+      clearTimeout(timer);
+      resolve(ok);
     };
-    call.on("drain", done);
-    call.on("cancelled", done);
+    const onDrain = () => done(true);
+    const timer = Number.isFinite(stallMs) ? setTimeout(() => done(false), stallMs) : undefined;
+    call.on("drain", onDrain);
+    call.on("cancelled", onDrain);
   });
 }

@@ -63,7 +63,7 @@ const visibleTo = (scope: Scope) => (job: JobRecord) => scope.all || (job.tenant
 export function clientHandlers(
   core: SchedulerCore,
   alerts: Pick<DistributeXHandlers, "WatchAlerts">,
-  access: { auth: AuthContext; quotas: TenantQuotas; limits: SubmitLimits },
+  access: { auth: AuthContext; quotas: TenantQuotas; limits: SubmitLimits; outputStallMs?: number },
 ): ClientRpcHandlers {
   const { auth, quotas, limits } = access;
   const submitter = new IdempotentSubmitter(core);
@@ -209,7 +209,7 @@ export function clientHandlers(
         })),
       };
     }),
-    GetResultOutput: resultOutputHandler(core, (call) => visibleTo(scopeOf(callerOf(call)))),
+    GetResultOutput: resultOutputHandler(core, (call) => visibleTo(scopeOf(callerOf(call))), access.outputStallMs),
 
     ListNodes: unary(async (req) => ({
       nodes: core.registry

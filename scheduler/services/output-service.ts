@@ -4,7 +4,7 @@
 // final TaskUpdate (and its Kafka record) then carries only its reference. Only the node holding
 // that attempt of the unfinished task may upload it (the update guard's rule, applied before any
 // byte is read). DistributeX.GetResultOutput streams a kept output back to a client in chunks.
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { createHash, randomUUID } from "node:crypto";
 import { DistributeXError, failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { isKernelId } from "../../common/hash.js";
@@ -19,10 +19,13 @@ import { permissionDenied, principalOf } from "../auth/authenticate.js";
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { exceeded } from "../auth/quotas.js";
 import type { SchedulerConfig } from "../../common/config.js";
+import { backendError } from "../backends/errors.js";
 import { outputName } from "../backends/types.js";
 import type { SchedulerCore } from "../core.js";
 import { isTerminalTask, type JobRecord } from "../model.js";
 import { rejectUpdate } from "../update-guard.js";
+import { resetServerStream, untilDeadline } from "./stream-reset.js";
+import { UploadFence } from "./upload-fence.js";
 import { BLOB_CHUNK_BYTES, drained } from "./blob-service.js";
 
 /** The most one UploadOutput piece may carry (agents send 1 MiB): what the scheduler holds per upload. */
@@ -63,16 +66,18 @@ function outputUse(core: SchedulerCore, tenant: string): number {
   return bytes;
 }
 
-export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
+export function uploadOutputHandler(core: SchedulerCore, settings: OutputSettings, log: Logger, fence = new UploadFence()): grpc.handleClientStreamingCall<OutputChunk__Output, UploadOutputResponse> {
   return (call, callback) => {
     const uploadId = randomUUID();
-    const held = { release: () => {} };
-    receive(core, settings, call, uploadId, held).finally(() => held.release()).then(
+    const held = { release: () => {}, unfence: () => {} };
+    receive(core, settings, fence, call, uploadId, held).finally(() => (held.release(), held.unfence())).then(
       () => callback(null, {}),
       (err: unknown) => {
-        if (!(err instanceof DistributeXError)) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
+        // The store's failures are logged (the agent retries them); a refused caller is its own business.
+        if (!(err instanceof DistributeXError) || err.code === grpc.status.UNAVAILABLE) log.warn({ event: "output_upload_failed", err: (err as Error).message }, "an output upload failed");
         callback(toServiceError(err));
-        // What was appended of it goes (Redis would also expire it).
+        // What was appended of it goes at once (Redis would expire it only 10 minutes on). The
+        // loop appends no more once it has failed, so this DEL comes after its last APPEND.
         core.store.dropUpload(uploadId).catch(() => undefined);
       },
     );
@@ -84,41 +89,95 @@ export function uploadOutputHandler(core: SchedulerCore, settings: OutputSetting
  * once it is written: the scheduler holds about a piece per upload), checks size and sha256,
  * and keeps it.
  */
-async function receive(core: SchedulerCore, settings: OutputSettings, call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>, uploadId: string, held: { release: () => void }): Promise<void> {
+async function receive(
+  core: SchedulerCore,
+  settings: OutputSettings,
+  fence: UploadFence,
+  call: grpc.ServerReadableStream<OutputChunk__Output, UploadOutputResponse>,
+  uploadId: string,
+  held: { release: () => void; unfence: () => void },
+): Promise<void> {
   let header: OutputHeader__Output | undefined;
   let job: JobRecord | undefined;
   let size = 0;
   let received = 0;
   const hash = createHash("sha256");
-  for await (const chunk of call as AsyncIterable<OutputChunk__Output>) {
+  // The fence may end the upload while it waits for its next piece (the agent paused, or slow).
+  // Each wait is a promise of its own that the fence can settle: racing every piece against one
+  // long-lived promise would hang a reaction on it per piece, each holding that piece's bytes.
+  let ended: DistributeXError | undefined;
+  let interrupt: (() => void) | undefined;
+  const pieces = (call as AsyncIterable<OutputChunk__Output>)[Symbol.asyncIterator]();
+  for (;;) {
+    if (ended) throw ended;
+    const next = await new Promise<IteratorResult<OutputChunk__Output> | undefined>((resolve, reject) => {
+      interrupt = () => resolve(undefined);
+      pieces.next().then(resolve, reject);
+    });
+    interrupt = undefined;
+    if (ended) throw ended;
+    if (!next || next.done) break;
+    const chunk = next.value;
     if (!header) {
       if (chunk.part !== "header" || !chunk.header) throw invalidArgument("UploadOutput starts with a header");
       header = chunk.header;
-      job = admit(core, settings, call, header);
+      const admitted = admit(core, settings, call, header);
+      job = admitted.job;
       size = Number(header.ref!.sizeBytes);
       held.release = reserve(tenantOf(job), size);
+      held.unfence = fence.add(admitted.nodeId, (err) => {
+        ended = err;
+        interrupt?.();
+      });
       continue;
     }
     if (chunk.part !== "data" || !chunk.data) throw invalidArgument("after the header, UploadOutput carries only data");
     if (chunk.data.byteLength > UPLOAD_PIECE_BYTES) throw invalidArgument(`an UploadOutput piece has at most ${UPLOAD_PIECE_BYTES} bytes`);
     if (received + chunk.data.byteLength > size) throw invalidArgument(`the output passes its declared size ${size}`);
+    stillWanted(core, job!, header);
     hash.update(chunk.data);
     received += chunk.data.byteLength;
-    await core.store.appendUpload(uploadId, chunk.data);
+    await stored(`could not store bytes ${received - chunk.data.byteLength}-${received} of the output of task ${job!.id}/${header.taskIndex}`, core.store.appendUpload(uploadId, chunk.data));
   }
   if (!header || !job) throw invalidArgument("UploadOutput carried no header");
   const ref = { sha256: header.ref!.sha256, sizeBytes: size };
   if (received !== size) throw invalidArgument(`the output ended after ${received} of ${size} bytes`);
   if (hash.digest("hex") !== ref.sha256) throw invalidArgument("the output's bytes do not match its sha256");
+  stillWanted(core, job, header);
   const name = outputName(header.taskIndex, header.attempt);
   // The same attempt uploading again (its first reply was lost) is kept once, and counted once.
-  const already = await core.store.getOutputRef(job.id, name);
-  if (!(await core.store.putOutput(job.id, name, ref, uploadId))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
+  const what = `could not keep the output of task ${job.id}/${header.taskIndex}`;
+  const already = await stored(what, core.store.getOutputRef(job.id, name));
+  if (!(await stored(what, core.store.putOutput(job.id, name, ref, uploadId)))) throw failedPrecondition(`job ${job.id} has finished; its task ${header.taskIndex} needs no output any more`);
   if (!already) job.outputBytes = (job.outputBytes ?? 0) + size;
 }
 
+/**
+ * The attempt fence, checked on every piece and before the output is kept: once the task has
+ * ended (another attempt's result was kept, or the job was cancelled or retired) the rest of an
+ * upload is refused and what came of it dropped, so a stale attempt never adds an output.
+ */
+function stillWanted(core: SchedulerCore, job: JobRecord, h: OutputHeader__Output): void {
+  const task = core.peekJob(job.id) === job ? job.tasks[h.taskIndex] : undefined;
+  if (!task || isTerminalTask(task.state)) {
+    throw failedPrecondition(`task ${job.id}/${h.taskIndex} has ended (another attempt's result was kept, or the job was cancelled); attempt ${h.attempt}'s upload was dropped; not retryable`);
+  }
+}
+
+/**
+ * A store failure as a status that says whether the agent may retry: UNAVAILABLE ("retry is
+ * safe": Redis refusing writes at maxmemory, restarting, unreachable), FAILED_PRECONDITION for a
+ * refusal by configuration (ACL), the memory store's RESOURCE_EXHAUSTED as it is. Nothing of a
+ * failed upload is kept, so a retry starts it afresh.
+ */
+function stored<T>(what: string, p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw backendError(what, err);
+  });
+}
+
 /** The job, once the caller may upload this output and it fits; throws otherwise. */
-function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: OutputHeader__Output): JobRecord {
+function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: OutputHeader__Output): { job: JobRecord; nodeId: string } {
   if (!h.ref || !isKernelId(h.ref.sha256)) throw invalidArgument("the header's ref.sha256 must be 64 lowercase hex digits");
   const size = Number(h.ref.sizeBytes);
   if (!Number.isSafeInteger(size) || size <= 0 || size > MAX_SESSION_OUTPUT_BYTES) throw invalidArgument(`an output by reference has 1 to ${MAX_SESSION_OUTPUT_BYTES} bytes, not ${h.ref.sizeBytes}`);
@@ -134,20 +193,32 @@ function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: O
   const limit = settings.quotaBytes(tenant);
   const use = outputUse(core, tenant);
   if (use + size > limit) throw exceeded(tenant, "outputBytes", limit, use, size, "its finished jobs' results are dropped (retainFinishedJobs, resultTtlS)");
-  return job;
+  return { job, nodeId };
 }
 
-/** GetResultOutput: a kept output, in chunks read from the store one at a time. */
+/** GetResultOutput streams open now (the distx_result_output_streams gauge): each holds about a chunk. */
+export const resultOutputStreams = { open: 0 };
+
+/**
+ * GetResultOutput: a kept output, in chunks read from the store one at a time, each only once
+ * the client took the last (flow control). A client that goes away ends it at once; one that
+ * takes nothing until its deadline, or for `stallMs` (outputStallMs), has its stream reset
+ * (RST_STREAM CANCEL: stream-reset.ts says why not a status).
+ */
 export function resultOutputHandler(
   core: SchedulerCore,
   visibleTo: (call: object) => (job: JobRecord) => boolean,
+  stallMs = 60_000,
 ): grpc.handleServerStreamingCall<GetResultOutputRequest__Output, BlobData> {
   return (call) => {
-    void sendOutput(core, call, visibleTo(call)).catch((err: unknown) => call.emit("error", toServiceError(err)));
+    resultOutputStreams.open++;
+    void sendOutput(core, call, visibleTo(call), stallMs)
+      .catch((err: unknown) => call.emit("error", toServiceError(err)))
+      .finally(() => resultOutputStreams.open--);
   };
 }
 
-async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<GetResultOutputRequest__Output, BlobData>, visible: (job: JobRecord) => boolean): Promise<void> {
+async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<GetResultOutputRequest__Output, BlobData>, visible: (job: JobRecord) => boolean, stallMs: number): Promise<void> {
   const { jobId, taskIndex } = call.request;
   const job = core.getJob(jobId, visible);
   const [r] = await core.results(job.id, taskIndex, 1);
@@ -158,9 +229,13 @@ async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<G
   do {
     if (call.cancelled) return;
     const length = Math.min(BLOB_CHUNK_BYTES, size - offset);
-    const data = await core.store.readOutput(job.id, name, offset, length);
+    const data = await stored(`could not read the output of task ${job.id}/${taskIndex}`, core.store.readOutput(job.id, name, offset, length));
     if (!data || data.byteLength !== length) throw notFound(`the output of task ${taskIndex} of job ${jobId} is no longer kept (its results expired)`);
-    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) })) await drained(call);
+    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) }) && !(await drained(call, Math.min(stallMs, untilDeadline(call))))) {
+      // A status would queue behind the chunks the client does not take: reset the stream instead.
+      if (!resetServerStream(call)) throw new DistributeXError(grpc.status.DEADLINE_EXCEEDED, `the client took no chunk of the output for ${stallMs} ms (outputStallMs)`);
+      return;
+    }
     offset += length;
   } while (offset < size);
   call.end();

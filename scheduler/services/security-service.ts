@@ -4,7 +4,7 @@
 import { status, type sendUnaryData } from "@grpc/grpc-js";
 import { DistributeXError, invalidArgument, toServiceError } from "../../common/errors.js";
 import type { AgentServiceHandlers, DistributeXHandlers } from "../../common/types.js";
-import { permissionDenied, principalOf } from "../auth/authenticate.js";
+import { nodePrincipal, unauthenticated } from "../auth/authenticate.js";
 import { NODE_ID_PATTERN } from "../auth/pki.js";
 import type { ClusterSecurity } from "../auth/security.js";
 import { sealRecipient, type SealRecipient } from "../../common/record-seal.js";
@@ -31,10 +31,17 @@ export function joinHandlers(security: ClusterSecurity, renewed?: (nodeId: strin
       }),
     RenewCertificate: (call, callback) =>
       answer(callback, async () => {
-        const p = principalOf(call);
-        if (p?.kind !== "node") throw permissionDenied("renewal needs the node's current certificate");
-        const res = await security.renew(p.nodeId, call.request.csrPem);
-        renewed?.(p.nodeId, sealRecipient(res.certificatePem));
+        // Open to unauthenticated calls (scheduler.ts): a node whose certificate expired while it
+        // was stopped or cut off proves its old key instead (auth/expired-renewal.ts).
+        const p = nodePrincipal(call, security.context);
+        if (p?.kind === "node") {
+          const res = await security.renew(p.nodeId, call.request.csrPem);
+          renewed?.(p.nodeId, sealRecipient(res.certificatePem));
+          return res;
+        }
+        if (!call.request.expiredCertPem) throw unauthenticated("renewal needs the node's current certificate, or its expired one and a proof of its key");
+        const { nodeId, ...res } = await security.renewExpired({ certPem: call.request.expiredCertPem, csrPem: call.request.csrPem, proof: call.request.proof });
+        renewed?.(nodeId, sealRecipient(res.certificatePem));
         return res;
       }),
   };

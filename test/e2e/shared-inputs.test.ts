@@ -14,6 +14,7 @@ import { cliEntry } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
 import { gemm } from "../../kernels/reference/gemm.js";
 import { exampleWasm } from "../helpers/fixtures.js";
+import { metricOf } from "../helpers/blob-rig.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 
 let c: TestCluster;
@@ -26,14 +27,7 @@ afterAll(async () => {
   await c?.stop();
 });
 
-async function agentMetric(name: string): Promise<number> {
-  const admin = await c.cluster.adminAddress("agent-0");
-  // A kept-alive connection the agent's server closed meanwhile fails once: ask again.
-  const scrape = () => fetch(`http://${admin}/metrics`).then((r) => r.text());
-  const text = await scrape().catch(scrape);
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : NaN;
-}
+const agentMetric = (name: string) => metricOf(c.cluster, "agent-0", name);
 
 async function runSharedGemm(size: number, tasks: number, seed: number): Promise<{ fetches: number; fetchedBytes: number; inputs: Uint8Array[]; b: Uint8Array }> {
   const { kernelId } = await c.client.registerKernel(await exampleWasm("gemm"), { name: "gemm" });

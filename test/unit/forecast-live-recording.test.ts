@@ -10,6 +10,7 @@ import { NodeRegistry } from "../../scheduler/registry.js";
 import { recordLoad, type RecordedLoad } from "../../scheduler/placement/load-recorder.js";
 import { NodeLoadForecaster, pooledErrorRatio } from "../../scheduler/forecast/index.js";
 import { readRecording, replayScore } from "../../bench/forecast/live-replay.js";
+import { loadPlan, type LoadPhase } from "../../bench/forecast/live-load.js";
 
 const profile = { hostname: "h", workers: 1, cpu: { model: "x", logicalCores: 1 }, memoryBytes: String(2 ** 33), gpus: [], kernelKinds: ["KERNEL_KIND_WASM"], labels: {} } as unknown as HardwareProfile;
 
@@ -50,5 +51,22 @@ describe("heartbeat recording for the live forecast check", () => {
     expect(score.validation).toBeGreaterThan(0);
     // Replaying only up to the split scores the training part exactly: it never reads later samples.
     expect(replayScore(recs, 1000, {}, 280_000, 280_000).all).toBeCloseTo(score.train, 12);
+  });
+});
+
+describe("the live bench's load plan (bench/forecast/live-load.ts)", () => {
+  it("alternates bursts of 6–30 s at one or two jobs with idle gaps of 4–30 s", () => {
+    for (const seed of [1, 2, 3]) {
+      const plan = loadPlan(seed);
+      const phases = Array.from({ length: 40 }, () => plan.next().value as LoadPhase);
+      for (const p of phases) {
+        expect(p.burstS).toBeGreaterThanOrEqual(6);
+        expect(p.burstS).toBeLessThanOrEqual(30);
+        expect(p.gapS).toBeGreaterThanOrEqual(4);
+        expect(p.gapS).toBeLessThanOrEqual(30);
+      }
+      // Both levels of load occur: a raw 32-bit draw used as a fraction made every burst 2 jobs and endless.
+      expect(new Set(phases.map((p) => p.inFlight))).toEqual(new Set([1, 2]));
+    }
   });
 });

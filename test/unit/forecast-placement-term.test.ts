@@ -16,7 +16,7 @@ const feed = (m: NodeLoadModel, fromStep: number, toStep: number) => {
 
 describe("placement's forecast term", () => {
   it("sees a periodic batch coming: the mean background over the next span rises before the batch starts", () => {
-    const withF = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true });
+    const withF = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true, forecastOn: "all" });
     const without = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: false });
     // 8 periods of history, ending 4 s before a batch starts (step 236; the batch starts at 240).
     feed(withF, 0, 237);
@@ -33,14 +33,14 @@ describe("placement's forecast term", () => {
   });
 
   it("sees the end of a batch coming: the mean background falls while the batch still runs", () => {
-    const m = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true });
+    const m = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true, forecastOn: "all" });
     feed(m, 0, 250); // 10 s into a batch that ends at 252
     expect(m.lastBackground).toBeCloseTo(0.9);
     expect(m.backgroundOver(16 * STEP)).toBeLessThan(0.4);
   });
 
   it("answers the latest sample before any history, and for a zero span", () => {
-    const m = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true });
+    const m = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true, forecastOn: "all" });
     expect(m.backgroundOver(10 * STEP)).toBe(0);
     feed(m, 0, 1);
     expect(m.backgroundOver(0)).toBeCloseTo(0.9);
@@ -107,6 +107,31 @@ describe("finish time along the forecast path (finishOver)", () => {
     };
     expect(pick(false)).toEqual(["a", "a", "a"]); // "a" is idle now (5 %) and faster
     expect(pick(true)).toEqual(["b", "b", "b"]);
+  });
+});
+
+describe("the forecast term, gated per node (forecastOn)", () => {
+  it("by default applies on a node whose agent yields, and on a fair one only with forecastOn: all", () => {
+    const fair = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true });
+    const niced = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true, yields: true });
+    const fairAll = new NodeLoadModel({ stepMs: STEP, workers: 4, useForecast: true, forecastOn: "all" });
+    for (const m of [fair, niced, fairAll]) feed(m, 0, 237); // the batch starts in 4 s
+    expect(fair.forecastTerm).toBe(false);
+    expect(niced.forecastTerm).toBe(true);
+    expect(fairAll.forecastTerm).toBe(true);
+    // The fair node scores as without the forecast: the latest sample over the whole span ...
+    expect(fair.backgroundOver(16 * STEP)).toBeCloseTo(fair.lastBackground);
+    expect(fair.finishOver(4, 0, 8 * STEP)).toBeCloseTo(8 * STEP * fair.slowdown(4));
+    // ... though its forecaster learnt the batch (fed either way), as the one with "all" shows.
+    expect(fair.bg.completedSteps).toBeGreaterThan(200);
+    expect(fair.background).toBeCloseTo(fair.lastBackground); // what placement uses
+    expect(fair.backgroundForecast).toBeCloseTo(fairAll.background); // the forecast still shown (dashboard)
+    expect(fairAll.backgroundOver(16 * STEP)).toBeGreaterThan(0.5);
+    // The niced node sees the batch coming.
+    expect(niced.finishOver(4, 0, 8 * STEP)).toBeGreaterThan(14 * STEP);
+    // A node that registers again niced switches to the forecast at once (its history is kept).
+    fair.yields = true;
+    expect(fair.finishOver(4, 0, 8 * STEP)).toBeGreaterThan(14 * STEP);
   });
 });
 

@@ -4,19 +4,12 @@
 // number of tasks read it. A node that does not hold the task cannot read the blob.
 import * as grpc from "@grpc/grpc-js";
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { join } from "../../../agent/identity.js";
-import { agentConfigSchema, loadConfig } from "../../../common/config.js";
-import { createLogger } from "../../../common/logger.js";
-import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
-import { secureChannel } from "../../../common/secure-channel.js";
-import type { AgentServiceGrpcClient } from "../../../common/types.js";
 import { histogram } from "../../../kernels/reference/histogram.js";
 import { exampleWasm, fixtureKernel } from "../../helpers/fixtures.js";
+import { metricOf } from "../../helpers/blob-rig.js";
 import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { rogueAgent } from "../../helpers/outputs.js";
 
 const MiB = 1024 * 1024;
 let c: TestCluster;
@@ -38,15 +31,7 @@ function randomHistogramInput(bytes: number): Buffer {
   return b;
 }
 
-/** A counter from the agent's /metrics. */
-async function agentMetric(name: string): Promise<number> {
-  const admin = await c.cluster.adminAddress("agent-0");
-  // A kept-alive connection the agent's server closed meanwhile fails once: ask again.
-  const scrape = () => fetch(`http://${admin}/metrics`).then((r) => r.text());
-  const text = await scrape().catch(scrape);
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : NaN;
-}
+const agentMetric = (name: string) => metricOf(c.cluster, "agent-0", name);
 
 describe("inputs by reference", () => {
   it("1 MiB and 16 MiB inputs: correct outputs, each distinct input fetched once by the agent", async () => {
@@ -88,16 +73,7 @@ describe("inputs by reference", () => {
     expect((await c.client.getJob(jobId)).counts?.running).toBe(1);
 
     // Another node, with a certificate of its own from a join token.
-    const { token } = await c.client.createJoinToken({ uses: 1 });
-    const caFile = c.cluster.credentialFiles().caFile;
-    const agentConfig = loadConfig(agentConfigSchema, {
-      section: "agent",
-      env: {},
-      flags: { scheduler: c.address, joinToken: token, ca: caFile, dataDir: mkdtempSync(path.join(os.tmpdir(), "distx-blob-rogue-")) },
-    });
-    const identity = await join(agentConfig, createLogger("agent", "silent"));
-    const tls = secureChannel(c.address, { ca: readFileSync(caFile), key: Buffer.from(identity.keyPem), cert: Buffer.from(identity.certPem) });
-    const rogue = new (v1().AgentService)(c.address, tls.credentials, { ...CHANNEL_OPTIONS, ...tls.options }) as unknown as AgentServiceGrpcClient & grpc.Client;
+    const rogue = await rogueAgent(c);
     const fetchAs = (req: { sha256: string; jobId: string; taskIndex: number }) =>
       new Promise<{ code: grpc.status; bytes: number }>((resolve) => {
         let bytes = 0;

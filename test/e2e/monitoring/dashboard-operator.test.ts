@@ -184,7 +184,7 @@ describe("dashboard alerts and hostile names", () => {
         hostname, platform: "linux", arch: "x64",
         cpu: { vendor: "x", model: "Test CPU", physicalCores: 8, logicalCores: 16, baseGhz: 3, simd: ["avx2"] },
         memoryBytes: String(64 * 2 ** 30), gpus: [], calibration: null, workers: 16, labels: {}, kernelKinds: ["KERNEL_KIND_WASM" as const],
-        gpuBackend: "", gpuRenderer: "", gpuCalibration: null, gpuExecutors: 0,
+        gpuBackend: "", gpuRenderer: "", gpuCalibration: null, gpuExecutors: 0, niced: false,
       });
       const long = "build-worker-eu-west-3-rack-17-slot-04.very-long-subdomain.example.internal";
       const evil = scheduler.registry.register(profile(HOSTILE));

@@ -81,7 +81,7 @@ describe("live dashboard", () => {
         cpu: { vendor: "x", model: "Test CPU", physicalCores: 8, logicalCores: 16, baseGhz: 3, simd: ["avx2"] },
         memoryBytes: String(64 * 2 ** 30), gpus: i % 10 === 0 ? [{ vendor: "nvidia", model: "Test GPU", memoryBytes: "0", memoryUsedBytes: "0", utilization: -1 }] : [],
         calibration: null, workers: 16, labels: { zone: i % 2 ? "a" : "b" }, kernelKinds: ["KERNEL_KIND_WASM"],
-        gpuBackend: "cpu", gpuRenderer: "", gpuCalibration: null, gpuExecutors: 0,
+        gpuBackend: "cpu", gpuRenderer: "", gpuCalibration: null, gpuExecutors: 0, niced: false,
       });
       scheduler.registry.attachSession(node.id, () => undefined);
       ids.push(node.id);

@@ -3,38 +3,22 @@
 // carry only their references (each record a few KiB at most), the agent fetches each distinct
 // input once over FetchBlob, and the blobs leave Redis when the job finishes.
 import { randomFillSync } from "node:crypto";
-import { Redis } from "ioredis";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { topicNames } from "../../../common/kafka-wire.js";
 import { histogram } from "../../../kernels/reference/histogram.js";
 import { exampleWasm } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
-import { sleep, testServices, uniquePrefix, until } from "../../helpers/services.js";
+import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
+import { until } from "../../helpers/services.js";
 
 const MiB = 1024 * 1024;
-let c: TestCluster;
-let redis: Redis;
-const prefix = uniquePrefix("blobref");
+let rig: BlobRig;
 
 beforeAll(async () => {
-  const services = testServices();
-  redis = new Redis(services.redis);
-  c = await startTestCluster("inputs-by-ref-kafka", {
-    agents: 1,
-    workersPerAgent: 2,
-    schedulerArgs: [
-      "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
-      "--bus", "kafka", "--state", "redis",
-      "--kafka-brokers", services.kafka, "--kafka-topic-prefix", prefix,
-      "--redis-url", services.redis, "--redis-prefix", prefix,
-    ],
-  });
+  rig = await blobRig({ name: "inputs-by-ref-kafka", agents: 1, workersPerAgent: 2 });
 }, 90_000);
 
 afterAll(async () => {
-  await c?.stop();
-  await redis?.quit();
+  await rig?.stop();
 });
 
 function randomHistogramInput(bytes: number): Buffer {
@@ -45,34 +29,9 @@ function randomHistogramInput(bytes: number): Buffer {
   return b;
 }
 
-async function agentMetric(name: string): Promise<number> {
-  const admin = await c.cluster.adminAddress("agent-0");
-  // A kept-alive connection the agent's server closed meanwhile fails once: ask again.
-  const scrape = () => fetch(`http://${admin}/metrics`).then((r) => r.text());
-  const text = await scrape().catch(scrape);
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : NaN;
-}
-
-/** The size of every record in a topic, read from the beginning until `expected` records came. */
-async function recordSizes(topic: string, expected: number): Promise<number[]> {
-  const kafka = new Kafka({ clientId: "blobref-test", brokers: [testServices().kafka], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `${prefix}-inspect-${topic}` });
-  const sizes: number[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void sizes.push(message.value?.byteLength ?? 0) });
-    await until(`${expected} records in ${topic}`, async () => sizes.length >= expected, 30_000, 100);
-    await sleep(1000); // any later records of the topic (they were all written before the job ended)
-  } finally {
-    await consumer.disconnect();
-  }
-  return sizes;
-}
-
 describe("inputs by reference on Kafka + Redis", () => {
   it("1 MiB and 16 MiB inputs: correct outputs, small records, one fetch per distinct input, blobs dropped when done", async () => {
+    const { c, redis, prefix, recordSizes, agentMetric } = rig;
     const { kernelId } = await c.client.registerKernel(await exampleWasm("histogram"), { name: "histogram" });
     const small = randomHistogramInput(1 * MiB);
     const big = randomHistogramInput(16 * MiB);

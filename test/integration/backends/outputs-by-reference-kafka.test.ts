@@ -3,16 +3,13 @@
 // job's results; every task-events record stays under 16 KiB (without this they would carry the
 // outputs: up to 4 MiB each), a default 4 MiB gRPC client reads every output, the outputs expire
 // with the results once the job is finished, and the scheduler does not hold them.
-import { Redis } from "ioredis";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { topicNames } from "../../../common/kafka-wire.js";
 import { exampleKernels, mandelbrotInput } from "../../../kernels/reference/index.js";
 import { exampleWasm, fixtureKernel } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB, readWithDefaultClient } from "../../helpers/outputs.js";
 import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
-import { sleep, testServices, uniquePrefix, until } from "../../helpers/services.js";
 
 /** The stated bound on a task-events record once outputs go by reference. */
 const EVENT_RECORD_BOUND = 16 * 1024;
@@ -23,49 +20,19 @@ const EVENT_RECORD_BOUND = 16 * 1024;
  */
 const MEMORY_BOUND = 160 * 1024 * 1024;
 
-let c: TestCluster;
-let redis: Redis;
-const prefix = uniquePrefix("outref");
+let rig: BlobRig;
 
 beforeAll(async () => {
-  const services = testServices();
-  redis = new Redis(services.redis);
-  c = await startTestCluster("outputs-by-ref-kafka", {
-    agents: 1,
-    workersPerAgent: 2,
-    schedulerArgs: [
-      "--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
-      "--bus", "kafka", "--state", "redis",
-      "--kafka-brokers", services.kafka, "--kafka-topic-prefix", prefix,
-      "--redis-url", services.redis, "--redis-prefix", prefix,
-    ],
-  });
+  rig = await blobRig({ name: "outputs-by-ref-kafka", agents: 1, workersPerAgent: 2 });
 }, 90_000);
 
 afterAll(async () => {
-  await c?.stop();
-  await redis?.quit();
+  await rig?.stop();
 });
-
-/** The size of every record in a topic, read from the beginning until `expected` records came. */
-async function recordSizes(topic: string, expected: number): Promise<number[]> {
-  const kafka = new Kafka({ clientId: "outref-test", brokers: [testServices().kafka], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `${prefix}-inspect-${topic}` });
-  const sizes: number[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void sizes.push(message.value?.byteLength ?? 0) });
-    await until(`${expected} records in ${topic}`, async () => sizes.length >= expected, 30_000, 100);
-    await sleep(1000); // any later records of the topic (they were all written before the job ended)
-  } finally {
-    await consumer.disconnect();
-  }
-  return sizes;
-}
 
 describe("outputs by reference on Kafka + Redis", () => {
   it("1-4 MiB outputs: correct bytes, small task-event records, read by a default client, expiring with the results", async () => {
+    const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     const sizes = [1, 2, 3, 4, 4, 3, 2, 1].map((m) => m * MiB + 3);
     const inputs = sizes.map(echoInput);
@@ -84,7 +51,7 @@ describe("outputs by reference on Kafka + Redis", () => {
     expect(plain.outputs.size).toBe(sizes.length);
 
     // The results' Kafka records carry references, not outputs.
-    const events = await recordSizes(topicNames(prefix).events, 1);
+    const events = await rig.recordSizes(topicNames(rig.prefix).events, 1);
     console.log(`task-events records: ${events.length}, largest ${Math.max(...events)} bytes`);
     for (const size of events) expect(size).toBeLessThan(EVENT_RECORD_BOUND);
 
@@ -96,6 +63,7 @@ describe("outputs by reference on Kafka + Redis", () => {
   }, 180_000);
 
   it("the scheduler's memory does not grow with the outputs: 256 MiB of 4 MiB outputs from 48-byte inputs", async () => {
+    const { c } = rig;
     const { kernelId } = await c.client.registerKernel(await exampleWasm("mandelbrot"), { name: "mandelbrot" });
     // 1024 x 1024 pixels per task, one iteration: 4 MiB of counts each, almost no compute.
     const inputs = Array.from({ length: 64 }, (_, i) => mandelbrotInput({ x0: -2, y0: -1.5 + i * 0.045, dx: 3 / 1024, dy: 0.045 / 1024, width: 1024, height: 1024, maxIter: 1 }));
