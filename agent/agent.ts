@@ -67,6 +67,7 @@ export class Agent {
       refused: (err) => this.fatalListener?.(err),
       delivered: (updates) => this.outbox.delivered(updates),
       replaced: (updates, instead) => this.outbox.replaced(updates, instead),
+      written: (updates) => this.outbox.released(updates),
     });
     this.outbox = new UpdateOutbox((items) => this.link.sendUpdates(items));
     this.runner = new TaskRunner(config, log, this.metrics, this.outbox, (id) => this.link.fetchKernel(id), (ref, into, use) => this.link.fetchBlob(ref, into, use), {

@@ -60,6 +60,8 @@ export class AgentMetrics {
     stat("distx_agent_tasks_running", "Tasks running in kernel workers now.", (s) => s.running);
     stat("distx_agent_tasks_queued", "Tasks accepted by the agent and waiting for a worker.", (s) => s.queued);
     stat("distx_agent_workers", "Kernel worker threads.", (s) => s.size);
+    stat("distx_agent_output_buffers_reused", "Kept output buffers sent with a later task for its output (recycled once the scheduler had their result), since start.", (s) => s.outputBuffersReused);
+    stat("distx_agent_output_pool_bytes", "Bytes of output buffers kept for later outputs now (outputPoolMb bounds it).", (s) => s.outputPoolBytes);
     stat("distx_agent_pipeline_max_in_flight", "Most tasks one kernel worker has held at once (tiny tasks are pipelined; 1 = never).", (s) => s.maxInFlight);
     const cpuGauge: Gauge = new Gauge({
       name: "distx_agent_cpu_utilization",

@@ -55,6 +55,8 @@ export interface LinkHandlers {
   delivered(updates: TaskUpdateIn[]): void;
   /** Updates sent over Kafka that the broker refused for good, and what went instead (one for one). */
   replaced(updates: TaskUpdateIn[], instead: TaskUpdateIn[]): void;
+  /** Updates sent on the session are encoded and written (or dropped): nothing here reads them any more. */
+  written(updates: TaskUpdateIn[]): void;
 }
 
 export class AgentStoppedError extends Error {
@@ -283,7 +285,12 @@ export class SchedulerLink {
     }
     // In messages of at most SESSION_MESSAGE_BUDGET_BYTES: outputs that end together never add
     // up to one message over the limit (one larger output goes alone).
-    for (const run of splitByBytes(items, updateBytes, SESSION_MESSAGE_BUDGET_BYTES)) this.session?.write(run.length === 1 ? { update: run[0]! } : { updates: { items: run } });
+    // The stream may hold a message a while before it encodes it (behind earlier writes): its
+    // bytes are read until the write's callback, which comes after the encoding, failed or not.
+    for (const run of splitByBytes(items, updateBytes, SESSION_MESSAGE_BUDGET_BYTES)) {
+      if (!this.session) this.handlers.written(run);
+      else this.session.write(run.length === 1 ? { update: run[0]! } : { updates: { items: run } }, () => this.handlers.written(run));
+    }
     return false;
   }
 

@@ -60,7 +60,12 @@ export class TaskRunner {
     // Reserved cores are the host's: fewer workers, never none.
     const cores = os.availableParallelism();
     const workers = Math.max(1, Math.min(config.workers || cores, cores - config.reserveCores));
-    this.pool = new WorkerPool({ size: workers, speedFactor: config.speedFactor, memoryPool: { maxTotalBytes: config.memoryPoolMb * 1024 * 1024 } });
+    this.pool = new WorkerPool({
+      size: workers,
+      speedFactor: config.speedFactor,
+      memoryPool: { maxTotalBytes: config.memoryPoolMb * 1024 * 1024 },
+      outputPool: { maxTotalBytes: config.outputPoolMb * 1024 * 1024 },
+    });
     this.modules = new ModuleCache(fetchKernel);
     this.gpu = new GpuSupport(
       { mode: config.gpu === "off" ? "cpu" : "auto", memoryLimitMb: config.gpuMemoryLimitMb, calibrate: config.calibrate },
@@ -110,8 +115,12 @@ export class TaskRunner {
     const key = taskKey(a.jobId, a.taskIndex);
     const entry: RunningEntry = { cancelled: false, attempt: a.attempt };
     this.running.set(key, entry);
-    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">, receipt?: UpdateReceipt) =>
-      this.outbox.send(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u }, receipt);
+    const update = (u: Omit<TaskUpdateIn, "jobId" | "taskIndex" | "attempt">, receipt?: UpdateReceipt, release?: () => void) =>
+      this.outbox.send(entry, { jobId: a.jobId, taskIndex: a.taskIndex, attempt: a.attempt, ...u }, receipt, release);
+    // Gives the output's buffer back to be recycled (PoolResult.release): in `finally` below when
+    // nothing else got the output (a reset session, a failed check, an upload by reference, done
+    // by then), else once the link holds the update no more (the outbox calls it).
+    let releaseOutput: (() => void) | undefined;
     // A success counts once its result reaches the scheduler; one refused on the way (e.g. over
     // Kafka's record limit) counts as the failure the scheduler records instead.
     const succeeded = (runMs: number, waitMs: number): UpdateReceipt => ({
@@ -166,11 +175,15 @@ export class TaskRunner {
       });
       entry.handle = handle;
       const result = await handle.promise;
+      releaseOutput = result.release;
       if (this.running.get(key) !== entry) return; // the session was reset; the scheduler re-placed it
       checkOutputSize(result.output, result.logs);
       const sent = await this.outputOf(a, result.output);
       if (this.running.get(key) !== entry) return;
-      update({ state: "TASK_STATE_SUCCEEDED", ...sent, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm", ...(result.logs ? { logs: result.logs } : {}) }, succeeded(result.runMs, result.waitMs));
+      // Inline, the update holds the output's bytes until the link is done with them; by reference, the upload is done.
+      const held = "output" in sent ? releaseOutput : undefined;
+      if (held) releaseOutput = undefined;
+      update({ state: "TASK_STATE_SUCCEEDED", ...sent, runMs: result.runMs, waitMs: result.waitMs, backend: "wasm", ...(result.logs ? { logs: result.logs } : {}) }, succeeded(result.runMs, result.waitMs), held);
     } catch (err) {
       if (this.running.get(key) !== entry) return;
       // Failures are classified where they happen; anything else is an internal (transient) fault.
@@ -182,6 +195,7 @@ export class TaskRunner {
         this.log.warn({ event: "task_failed", jobId: a.jobId, task: a.taskIndex, code: failure.code, err: failure.message }, "task failed");
       }
     } finally {
+      releaseOutput?.();
       for (const sha of pinned) this.blobs.release(sha);
       this.outbox.forget(entry);
       if (this.running.get(key) === entry) this.running.delete(key);

@@ -46,6 +46,12 @@ export class UpdateOutbox {
   private readonly updates: Coalescer<TaskUpdateIn>;
   /** Receipts of updates handed over whose fate is not known yet (weak: a closing link may never tell). */
   private readonly receipts = new WeakMap<TaskUpdateIn, UpdateReceipt>();
+  /**
+   * What to call once the link holds an update's bytes no more (its output's buffer is then
+   * recycled: PoolResult.release). Weak: an update dropped unsent (a lost session) is never
+   * released, and its buffer is simply collected — never recycled while something may read it.
+   */
+  private readonly holds = new WeakMap<TaskUpdateIn, () => void>();
 
   /**
    * `deliver` gets each turn's batch, less the RUNNING notes their own final update made moot,
@@ -55,12 +61,30 @@ export class UpdateOutbox {
   constructor(deliver: (items: TaskUpdateIn[]) => boolean) {
     this.updates = new Coalescer<TaskUpdateIn>((batch) => {
       const items = dropSupersededRunning(batch);
-      if (!deliver(items)) this.delivered(items);
+      if (!deliver(items)) this.counted(items);
     });
   }
 
-  /** These updates reached the scheduler as they are. */
+  /** These updates reached the scheduler as they are (Kafka: the broker acknowledged them; the link holds them no more). */
   delivered(updates: readonly TaskUpdateIn[]): void {
+    this.counted(updates);
+    this.released(updates);
+  }
+
+  /**
+   * The link holds these updates no more: encoded and written (the session), acknowledged or
+   * replaced (Kafka: until then a refused record is encoded again from them), or dropped.
+   */
+  released(updates: readonly TaskUpdateIn[]): void {
+    for (const u of updates) {
+      const release = this.holds.get(u);
+      if (!release) continue;
+      this.holds.delete(u);
+      release();
+    }
+  }
+
+  private counted(updates: readonly TaskUpdateIn[]): void {
     for (const u of updates) {
       const receipt = this.receipts.get(u);
       if (!receipt) continue;
@@ -79,6 +103,7 @@ export class UpdateOutbox {
       if (!sent || sent.state === "TASK_STATE_SUCCEEDED") receipt.delivered();
       else receipt.failed(sent.error?.code || "INTERNAL");
     });
+    this.released(updates);
   }
 
   /** Queues a RUNNING note; the ones still waiting after RUNNING_NOTE_DELAY_MS go out together. */
@@ -87,10 +112,14 @@ export class UpdateOutbox {
     this.runningNotesTimer ??= setTimeout(() => this.sendRunningNotes(), RUNNING_NOTE_DELAY_MS);
   }
 
-  /** A final update: it makes a RUNNING note still waiting for the same task moot. */
-  send(task: object, update: TaskUpdateIn, receipt?: UpdateReceipt): void {
+  /**
+   * A final update: it makes a RUNNING note still waiting for the same task moot. `release` is
+   * called once the link holds the update no more (see released()).
+   */
+  send(task: object, update: TaskUpdateIn, receipt?: UpdateReceipt, release?: () => void): void {
     this.runningNotes.delete(task);
     if (receipt) this.receipts.set(update, receipt);
+    if (release) this.holds.set(update, release);
     this.updates.push(update);
   }
 

@@ -233,11 +233,10 @@ export const agentConfigSchema = z
     /** What a kernel may log per task (env.log), in bytes and lines; past either, lines are dropped and counted (common/kernel-log.ts). 0 bytes: none kept. */
     kernelLogBytes: int(0, MAX_KERNEL_LOG_BYTES).default(DEFAULT_KERNEL_LOG_BYTES),
     kernelLogLines: int(1, MAX_KERNEL_LOG_LINES).default(DEFAULT_KERNEL_LOG_LINES),
-    /**
-     * Each kernel worker keeps the linear memories of its last tasks, zeroed, up to this many MiB
-     * (agent/wasm/memory-pool.ts): a reused memory saves the page faults of a fresh one. 0 keeps none.
-     */
+    /** Each kernel worker keeps the linear memories of its last tasks, zeroed, up to this many MiB (agent/wasm/memory-pool.ts): a reused memory saves the page faults of a fresh one. 0 keeps none. */
     memoryPoolMb: int(0, 1_048_576).default(256),
+    /** MiB of output buffers (≥ 64 KiB each) kept for later outputs, each once the scheduler has its result (agent/wasm/output-pool.ts); 0 = none. */
+    outputPoolMb: int(0, 1_048_576).default(64),
     labels: labels.default({}),
     name: z.string().max(200).optional(),
     calibrate: boolFromString.default(true),

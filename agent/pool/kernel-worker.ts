@@ -5,7 +5,9 @@
 // costs dominate tiny tasks): at the end of each message's tasks, or sooner once the oldest unsent
 // one has waited replyHoldMs.
 // Which task is running now is in memory shared with the pool (WorkerActivity), so a timeout or a
-// cancel still stops exactly the right one. Large outputs are transferred, not copied.
+// cancel still stops exactly the right one. Large outputs are transferred, not copied; a task
+// may come with a recycled buffer for its output (a `spare`: worker-pool.ts), which goes back,
+// transferred, as the output or unused.
 import { parentPort, workerData } from "node:worker_threads";
 import { MemoryPool, type MemoryPoolOptions } from "../wasm/memory-pool.js";
 import { KernelRunError, runWasmKernel } from "../wasm/run-kernel.js";
@@ -66,6 +68,19 @@ const scrub = () => {
 if (!parentPort) throw new Error("kernel-worker must run in a worker thread");
 const port = parentPort;
 
+/** The running task's recycled buffer: its output's if the length matches, else it goes back with the reply. */
+let spare: ArrayBuffer | undefined;
+const outputBuffers = {
+  take(length: number): ArrayBuffer {
+    const buffer = spare;
+    if (buffer && buffer.byteLength === length) {
+      spare = undefined;
+      return buffer;
+    }
+    return new ArrayBuffer(length);
+  },
+};
+
 let unsent: RunResponse[] = [];
 let transfer: ArrayBuffer[] = [];
 let oldestUnsentAt = 0;
@@ -98,6 +113,7 @@ function run(req: RunRequest): void {
   logMirror?.begin(req.id);
   activity.begin(req.id, epochMs());
   let reply: RunResponse;
+  spare = req.spare;
   if (!module) {
     reply = { type: "failed", id: req.id, code: "INVALID_KERNEL", message: `worker has no module for ${req.kernelId}`, runMs: 0 };
   } else {
@@ -110,7 +126,7 @@ function run(req: RunRequest): void {
     try {
       const input = new Uint8Array(req.input, req.inputOffset, req.inputLength);
       const shared = req.shared?.map((s) => new Uint8Array(s.buffer, s.offset, s.length));
-      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(shared ? { sharedInputs: shared } : {}), ...(log ? { log } : {}) });
+      const output = runWasmKernel(module, input, { memoryLimitBytes: req.memoryLimitBytes, seed: req.seed, memoryPool, ...(spare ? { outputPool: outputBuffers } : {}), ...(shared ? { sharedInputs: shared } : {}), ...(log ? { log } : {}) });
       stretch(started);
       reply = { type: "done", id: req.id, output, runMs: performance.now() - started, memoryBytes: memoryPool.lastBytes, ...logs() };
       // Large outputs move by transfer; a small one is cheaper to copy with the message.
@@ -121,6 +137,11 @@ function run(req: RunRequest): void {
     }
   }
   activity.end();
+  if (spare) {
+    reply.spare = spare;
+    transfer.push(spare);
+    spare = undefined;
+  }
   if (unsent.length === 0) oldestUnsentAt = performance.now();
   unsent.push(reply);
 }

@@ -17,11 +17,18 @@ export interface RunRequest {
   seed: number;
   /** The task's log cap (env.log); without it the kernel's lines are dropped. */
   log?: { maxBytes: number; maxLines: number };
+  /**
+   * A recycled buffer (transferred: the worker is its only owner) of the length this kernel's
+   * last output had: the task's output goes into it if it has that length, else it comes back
+   * unused as the reply's `spare`.
+   */
+  spare?: ArrayBuffer;
 }
 
+/** `spare`: the request's recycled buffer, back unused (transferred). */
 export type RunResponse =
-  | { type: "done"; id: number; output: ArrayBuffer; runMs: number; memoryBytes: number; logs?: string[] }
-  | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number; logs?: string[] };
+  | { type: "done"; id: number; output: ArrayBuffer; runMs: number; memoryBytes: number; logs?: string[]; spare?: ArrayBuffer }
+  | { type: "failed"; id: number; code: KernelFailureCode; message: string; runMs: number; logs?: string[]; spare?: ArrayBuffer };
 
 /** What the pool posts: one request, or several for one worker at once (run in order). */
 export type ToWorker = RunRequest | { type: "batch"; requests: RunRequest[] };

@@ -1,6 +1,7 @@
 // The worker pool's public shapes and its one error type, in a module of their own: the GPU
 // side, the kernel-module cache and the scheduler link use TaskFailure too, without the pool.
 import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
+import type { OutputPoolOptions } from "../wasm/output-pool.js";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
 
 export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "OUTPUT_TOO_LARGE" | "INTERNAL";
@@ -46,6 +47,13 @@ export interface PoolResult {
   memoryBytes?: number;
   /** The kernel's log lines (sanitised, capped), when it logged. */
   logs?: string[];
+  /**
+   * Present when the output's buffer is recycled (WorkerPoolOptions.outputPool): call it once
+   * nothing reads `output` any more, nor anything it was handed to (a message not yet encoded,
+   * an upload not yet done). From then on its bytes belong to a later task. Calling it is
+   * optional (an output never given back is collected as usual); calling it twice is harmless.
+   */
+  release?: () => void;
 }
 
 /** A task handed to a pool (worker threads, or GPU executors): its result, and a way to cancel it. */
@@ -77,6 +85,13 @@ export interface WorkerPoolOptions {
    * memories, most bytes in all, biggest one kept. Defaults 8, 256 MiB, 128 MiB per worker.
    */
   memoryPool?: MemoryPoolOptions;
+  /**
+   * Bounds of the pool's recycled output buffers (agent/wasm/output-pool.ts, on the main
+   * thread): outputs given back with PoolResult.release go, transferred with a later task of
+   * their kernel, to the worker that writes that task's output into one. maxTotalBytes 0 (or
+   * maxCount 0) turns recycling off. Default: off.
+   */
+  outputPool?: OutputPoolOptions;
 }
 
 export interface PoolStats {
@@ -100,4 +115,7 @@ export interface PoolStats {
   /** Messages posted to workers, and received from them, since the pool started (each carries one task or more). */
   messagesSent: number;
   messagesReceived: number;
+  /** Kept output buffers sent with a task for its output, since the pool started; and the bytes kept now. */
+  outputBuffersReused: number;
+  outputPoolBytes: number;
 }

@@ -12,18 +12,27 @@
 // measured yet, runs one task per worker exactly as without pipelining.
 //
 // Here: the queue, the pump (which worker gets which task), replies, timeouts, cancels and
-// restarts. One worker's books: worker-slot.ts; the depth policy: pipelining.ts; the public
+// restarts, and recycled output buffers (an output given back with PoolResult.release goes to
+// a worker with a later task of its kernel, transferred, to hold that task's output: one
+// owner at a time, and transfer detaches whatever views the last one kept). One worker's books: worker-slot.ts; the depth policy: pipelining.ts; the public
 // shapes and TaskFailure: types.ts.
 import { EventEmitter } from "node:events";
 import type { FromWorker, RunResponse } from "./messages.js";
 import { epochMs } from "./messages.js";
 import { DEFAULT_MAX_PIPELINE_DEPTH, KernelDepths, lowWater, mayTake } from "./pipelining.js";
 import { FifoQueue } from "./fifo-queue.js";
+import { OutputPool, poisonFromEnv } from "../wasm/output-pool.js";
+import { markRewritten } from "../../common/hash.js";
 import { shutdownFailure, TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type PoolTask, type WorkerPoolOptions } from "./types.js";
 import { transfers, workerEntry, WorkerSlot, type Pending, type SlotEvents, type SlotOptions } from "./worker-slot.js";
 
 export { PIPELINE_BUDGET_MS } from "./pipelining.js";
 export { TaskFailure, type PoolHandle, type PoolResult, type PoolStats, type PoolTask, type TaskFailureCode, type WorkerPoolOptions } from "./types.js";
+
+/** Output lengths the pool remembers (for the spare it sends); forgotten all at once past this. */
+const MAX_LENGTHS_REMEMBERED = 4096;
+/** Tasks of one kernel with inputs of one length mostly have outputs of one length (saxpy, gemm blocks, tiles). */
+const shapeOf = (kernelId: string, inputBytes: number): string => `${kernelId}/${inputBytes}`;
 
 export class WorkerPool extends EventEmitter {
   private readonly slots: WorkerSlot[] = [];
@@ -34,6 +43,10 @@ export class WorkerPool extends EventEmitter {
   private readonly entry = workerEntry();
   private readonly slotOptions: SlotOptions;
   private readonly depths: KernelDepths;
+  /** Recycled output buffers, on this thread; undefined when recycling is off. */
+  readonly outputs?: OutputPool;
+  /** The last recyclable output length by kernel and input length: a task of that shape is sent with a kept buffer of it. */
+  private readonly outputLengths = new Map<string, number>();
   private readonly slotEvents: SlotEvents = {
     replies: (slot, replies) => this.onReplies(slot, replies),
     error: (slot, err) => this.onWorkerDeath(slot, `worker crashed: ${err.message}`),
@@ -50,6 +63,8 @@ export class WorkerPool extends EventEmitter {
     if (!Number.isInteger(maxDepth) || maxDepth < 1) throw new RangeError(`maxPipelineDepth must be ≥ 1, got ${maxDepth}`);
     this.depths = new KernelDepths(maxDepth);
     this.slotOptions = { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 128, speedFactor: options.speedFactor ?? 1, replyHoldMs: options.replyHoldMs ?? 1, memoryPool: options.memoryPool ?? {} };
+    const out = options.outputPool;
+    if (out && out.maxTotalBytes !== 0 && out.maxCount !== 0) this.outputs = new OutputPool({ poison: poisonFromEnv(), ...out });
     for (let i = 0; i < options.size; i++) this.slots.push(this.spawn());
   }
 
@@ -65,7 +80,8 @@ export class WorkerPool extends EventEmitter {
         if (!p.settled) i === 0 ? running++ : waiting++;
       });
     }
-    return { size: this.slots.length, running, queued: this.queue.length + waiting, ...this.stats };
+    const outputs = { outputBuffersReused: this.outputs?.reused ?? 0, outputPoolBytes: this.outputs?.bytes ?? 0 };
+    return { size: this.slots.length, running, queued: this.queue.length + waiting, ...this.stats, ...outputs };
   }
 
   /**
@@ -79,7 +95,7 @@ export class WorkerPool extends EventEmitter {
   run(task: PoolTask): PoolHandle {
     let pending!: Pending;
     const promise = new Promise<PoolResult>((resolve, reject) => {
-      pending = { id: this.nextId++, task, enqueuedAt: performance.now(), startedAt: 0, resolve, reject, settled: false };
+      pending = { id: this.nextId++, task, inputBytes: task.input.byteLength, enqueuedAt: performance.now(), startedAt: 0, resolve, reject, settled: false };
     });
     if (this.closed) {
       this.settle(pending, shutdownFailure());
@@ -186,7 +202,8 @@ export class WorkerPool extends EventEmitter {
         }
         if (!best) return;
         this.queue.shift();
-        if (!best.post(next)) this.stats.pipelined++;
+        const length = this.outputs && this.outputLengths.get(shapeOf(kernelId, input.byteLength));
+        if (!best.post(next, length ? this.outputs!.takeKept(length) : undefined)) this.stats.pipelined++;
         if (best.inFlight.length > this.stats.maxInFlight) this.stats.maxInFlight = best.inFlight.length;
       }
     } finally {
@@ -225,14 +242,37 @@ export class WorkerPool extends EventEmitter {
 
   private onReply(slot: WorkerSlot, msg: RunResponse): void {
     const pending = slot.takeReply(msg);
-    if (!pending) return;
+    if (msg.spare) this.outputs?.give(msg.spare);
+    // A late reply, or one of a task cancelled while it waited behind the head (settled already):
+    // dropped, and its output, which no one else holds, recycled.
+    if (!pending || pending.settled) {
+      if (msg.type === "done") this.outputs?.give(msg.output);
+      if (pending) this.depths.noteRun(pending.task.kernelId, msg.runMs);
+      return;
+    }
     this.depths.noteRun(pending.task.kernelId, msg.runMs);
-    // A task cancelled while it waited behind the head is settled already: its reply is dropped.
     if (msg.type === "done") {
-      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes, ...(msg.logs ? { logs: msg.logs } : {}) });
+      const release = this.recycling(shapeOf(pending.task.kernelId, pending.inputBytes), msg.output);
+      this.settle(pending, undefined, { output: Buffer.from(msg.output), runMs: msg.runMs, waitMs: pending.startedAt - pending.enqueuedAt, memoryBytes: msg.memoryBytes, ...(msg.logs ? { logs: msg.logs } : {}), ...(release ? { release } : {}) });
     } else {
       this.settle(pending, new TaskFailure(msg.code, msg.message, msg.logs));
     }
+  }
+
+  /** How the owner of a new output gives its buffer back, when it is one to recycle. */
+  private recycling(shape: string, output: ArrayBuffer): (() => void) | undefined {
+    const outputs = this.outputs;
+    if (!outputs || output.byteLength < outputs.minBytes || output.byteLength > outputs.maxTotalBytes) return undefined;
+    // Before anyone has a view of it: sha256Once caches no digest of this buffer's bytes (common/hash.ts).
+    markRewritten(output);
+    if (this.outputLengths.size >= MAX_LENGTHS_REMEMBERED && !this.outputLengths.has(shape)) this.outputLengths.clear();
+    this.outputLengths.set(shape, output.byteLength);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      outputs.give(output);
+    };
   }
 
   private cancel(pending: Pending, reason: string): void {

@@ -16,6 +16,8 @@ import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 export interface Pending {
   id: number;
   task: PoolTask;
+  /** The input's length when the task came (a transferred input reads 0 bytes afterwards). */
+  inputBytes: number;
   enqueuedAt: number;
   startedAt: number;
   resolve(result: PoolResult): void;
@@ -136,8 +138,12 @@ export class WorkerSlot implements WorkerPipeline {
     return this.kernelsInFlight.keys();
   }
 
-  /** Sends the task behind those in flight (in this pump's message); returns whether the worker was idle. */
-  post(pending: Pending): boolean {
+  /**
+   * Sends the task behind those in flight (in this pump's message), with `spare`, a recycled
+   * buffer for its output, if given (transferred: the worker owns it from here); returns whether
+   * the worker was idle.
+   */
+  post(pending: Pending, spare?: ArrayBuffer): boolean {
     const { task } = pending;
     const idle = this.inFlight.length === 0;
     pending.slot = this;
@@ -167,6 +173,10 @@ export class WorkerSlot implements WorkerPipeline {
     if (!this.kernels.has(task.kernelId)) {
       req.module = task.module;
       this.kernels.add(task.kernelId);
+    }
+    if (spare) {
+      req.spare = spare;
+      this.outbox.transfer.push(spare);
     }
     this.outbox.requests.push(req);
     if (large) this.outbox.transfer.push(buffer as ArrayBuffer);

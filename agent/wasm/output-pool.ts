@@ -6,6 +6,13 @@
 // memory, written only by the copy out of linear memory, which overwrites every byte), so reuse
 // cannot carry one task's bytes into another task's kernel; and an output is handed out only
 // with exactly its own length, so nothing of an earlier output is in it either.
+//
+// The agent's worker pool keeps one on the main thread (agent/pool/worker-pool.ts): an output
+// comes back to it once the scheduler has it (task-runner.ts), and goes to a worker, transferred
+// with a later task of its kernel, to be that task's output. A buffer is thus in one thread's
+// hands at a time, and transfer detaches every view the last owner kept. Every buffer given back
+// is marked as rewritten for sha256Once (common/hash.ts): no digest of an old view is reused.
+import { markRewritten } from "../../common/hash.js";
 
 export interface OutputPoolOptions {
   /** Most buffers kept in all. Default 8. */
@@ -14,7 +21,16 @@ export interface OutputPoolOptions {
   maxTotalBytes?: number;
   /** Smallest buffer worth keeping: below it a fresh one is as cheap as a lookup. Default 64 KiB. */
   minBytes?: number;
+  /**
+   * Debugging (tests, DISTX_POISON_RELEASED_OUTPUTS=1): fill every buffer given back with this
+   * byte, so that anything still reading an output after it was given back reads poison, never
+   * a plausible result.
+   */
+  poison?: number;
 }
+
+/** The poison byte the environment asks for (DISTX_POISON_RELEASED_OUTPUTS=1), else none. */
+export const poisonFromEnv = (): number | undefined => (process.env.DISTX_POISON_RELEASED_OUTPUTS === "1" ? 0xdb : undefined);
 
 export class OutputPool {
   /** By exact byte length; each list oldest first. */
@@ -25,6 +41,7 @@ export class OutputPool {
   readonly maxCount: number;
   readonly maxTotalBytes: number;
   readonly minBytes: number;
+  readonly poison?: number;
   /** Buffers handed out again instead of allocated. */
   reused = 0;
   /** Buffers allocated because none of that length was kept. */
@@ -34,6 +51,7 @@ export class OutputPool {
     this.maxCount = bound("maxCount", options.maxCount ?? 8);
     this.maxTotalBytes = bound("maxTotalBytes", options.maxTotalBytes ?? 64 * 2 ** 20);
     this.minBytes = bound("minBytes", options.minBytes ?? 64 * 1024);
+    if (options.poison !== undefined) this.poison = options.poison;
   }
 
   get size(): number {
@@ -46,17 +64,22 @@ export class OutputPool {
 
   /** An ArrayBuffer of exactly `length` bytes whose contents the caller overwrites whole: a kept one, else a new one. */
   take(length: number): ArrayBuffer {
-    const list = this.kept.get(length);
-    const buffer = list?.pop();
-    if (buffer) {
-      if (list!.length === 0) this.kept.delete(length);
-      this.order.splice(this.order.indexOf(buffer), 1);
-      this.keptBytes -= length;
-      this.reused++;
-      return buffer;
-    }
+    const kept = this.takeKept(length);
+    if (kept) return kept;
     this.created++;
     return new ArrayBuffer(length);
+  }
+
+  /** A kept buffer of exactly `length` bytes (no longer kept once returned), or undefined when none is. */
+  takeKept(length: number): ArrayBuffer | undefined {
+    const list = this.kept.get(length);
+    const buffer = list?.pop();
+    if (!buffer) return undefined;
+    if (list!.length === 0) this.kept.delete(length);
+    this.order.splice(this.order.indexOf(buffer), 1);
+    this.keptBytes -= length;
+    this.reused++;
+    return buffer;
   }
 
   /**
@@ -65,8 +88,11 @@ export class OutputPool {
    */
   give(buffer: ArrayBuffer): void {
     const length = buffer.byteLength;
-    if (length === 0 || length < this.minBytes || length > this.maxTotalBytes || this.maxCount === 0) return;
-    if (this.kept.get(length)?.includes(buffer)) return;
+    if (length === 0 || this.kept.get(length)?.includes(buffer)) return;
+    markRewritten(buffer);
+    // Poisoned whether kept or not: a reader after the give-back sees it either way.
+    if (this.poison !== undefined) new Uint8Array(buffer).fill(this.poison);
+    if (length < this.minBytes || length > this.maxTotalBytes || this.maxCount === 0) return;
     while (this.order.length >= this.maxCount || this.keptBytes + length > this.maxTotalBytes) {
       const old = this.order.shift()!;
       const list = this.kept.get(old.byteLength)!;

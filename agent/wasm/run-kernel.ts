@@ -14,10 +14,15 @@ import { growTraps, trapOffset } from "../../common/wasm-grow-traps.js";
 import { formatLocation, trapLocation } from "../../common/kernel-srcmap.js";
 import type { KernelLog } from "../../common/kernel-log.js";
 import type { MemoryPool } from "./memory-pool.js";
-import type { OutputPool } from "./output-pool.js";
 
 export { MemoryPool, type MemoryPoolOptions } from "./memory-pool.js";
 export { OutputPool, type OutputPoolOptions } from "./output-pool.js";
+
+/** Where an output's ArrayBuffer comes from: an OutputPool, or the buffer a worker was handed with its task. */
+export interface OutputBuffers {
+  /** An ArrayBuffer of exactly `length` bytes, every one of which the caller overwrites. */
+  take(length: number): ArrayBuffer;
+}
 
 export type KernelFailureCode = "TRAP" | "MEMORY_LIMIT" | "INVALID_KERNEL";
 
@@ -40,7 +45,7 @@ export interface RunKernelOptions {
   /** Where to take the task's linear memory from and give it back to; without one, each task gets a new Memory. */
   memoryPool?: MemoryPool;
   /** Where to take the output's ArrayBuffer from (the caller gives it back when done with it); without one, a new one. */
-  outputPool?: OutputPool;
+  outputPool?: OutputBuffers;
   /** The job's shared inputs, in order: what env.shared_input(i) / env.shared_input_len(i) read (ABI version 2). */
   sharedInputs?: Uint8Array[];
   /** Where env.log(ptr, len) writes (capped and sanitised there); read it after the run, trap or not. Without one, lines are checked and dropped. */

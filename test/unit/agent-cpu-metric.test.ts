@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { AgentMetrics } from "../../agent/metrics.js";
 import type { PoolStats } from "../../agent/pool/types.js";
 
-const stats: PoolStats = { size: 1, running: 0, queued: 0, completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 1, requeued: 0, messagesSent: 0, messagesReceived: 0 };
+const stats: PoolStats = { size: 1, running: 0, queued: 0, completed: 0, failed: 0, restarts: 0, pipelined: 0, maxInFlight: 1, requeued: 0, messagesSent: 0, messagesReceived: 0, outputBuffersReused: 0, outputPoolBytes: 0 };
 const metrics = new AgentMetrics(() => stats, "0.0.0");
 afterAll(() => metrics.stop());
 

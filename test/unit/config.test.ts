@@ -24,6 +24,13 @@ describe("configuration", () => {
     expect(() => loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_MEMORY_POOL_MB: "-1" } })).toThrow(/memoryPoolMb/);
   });
 
+  it("bounds the agent's recycled output buffers: 64 MiB unless set, 0 keeps none, never negative nor fractional", () => {
+    expect(loadConfig(agentConfigSchema, { section: "agent", env: {} }).outputPoolMb).toBe(64);
+    expect(loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_OUTPUT_POOL_MB: "0" } }).outputPoolMb).toBe(0);
+    expect(() => loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_OUTPUT_POOL_MB: "-1" } })).toThrow(/outputPoolMb/);
+    expect(() => loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_OUTPUT_POOL_MB: "1.5" } })).toThrow(/outputPoolMb/);
+  });
+
   it("parses labels and booleans from env", () => {
     const c = loadConfig(agentConfigSchema, { section: "agent", env: { DISTX_LABELS: "zone=b,tier=gpu", DISTX_CALIBRATE: "false" } });
     expect(c.labels).toEqual({ zone: "b", tier: "gpu" });
