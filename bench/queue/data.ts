@@ -6,6 +6,7 @@
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:data   (writes bench/results/queue-data.{json,md})
 // One row: BENCH_DATA_ONLY=memory:32768 BENCH_DATA_MB=64 node dist/bench/queue/data.js; BENCH_DATA_NODE_ARGS go to the
 // scheduler and agent processes, e.g. BENCH_DATA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+import { keptNotes } from "./kept-notes.js";
 import { randomFillSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
@@ -302,7 +303,7 @@ async function main(): Promise<void> {
   ].join("\n");
   await mkdir(path.join(repoRoot(), "bench", "results"), { recursive: true });
   await writeFile(path.join(repoRoot(), "bench", "results", "queue-data.json"), JSON.stringify({ started, load, loadAfter, memcpyMBps: memcpy, loopbackTcpMBps: tcp, rows, gemm: gemmResults }, null, 2));
-  await writeFile(path.join(repoRoot(), "bench", "results", "queue-data.md"), md);
+  await writeFile(path.join(repoRoot(), "bench", "results", "queue-data.md"), md + (await keptNotes("bench/results/queue-data.md")));
   console.log(md);
 }
 

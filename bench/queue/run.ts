@@ -2,6 +2,7 @@
 // for no-op tasks and a small kernel, on the embedded backends and on Kafka+Redis, with BullMQ
 // on the same Redis doing the same no-op work as the same-run baseline.
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:queue   (writes bench/results/queue.{json,md})
+import { keptNotes } from "./kept-notes.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
@@ -535,14 +536,6 @@ function repeatsTable(repeats: Awaited<ReturnType<typeof pairedLatency>>[]): str
     ...rows,
     "",
   ];
-}
-
-/** Hand-written notes below the marker survive a rerun of the bench (it rewrites only what it measured). */
-async function keptNotes(relativePath: string): Promise<string> {
-  const marker = "<!-- notes: kept across reruns -->";
-  const old = await readFile(path.join(repoRoot(), relativePath), "utf8").catch(() => "");
-  const at = old.indexOf(marker);
-  return at < 0 ? `\n${marker}\n` : "\n" + old.slice(at);
 }
 
 // After every declaration the TLS bench uses (a top-level await runs in place).
