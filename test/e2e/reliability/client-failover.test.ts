@@ -10,14 +10,15 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DistributeXClient, type JobEvent } from "../../../client/index.js";
-import { cliEntry, LocalCluster, waitForListening, type ClusterProcess } from "../../../cli/local-cluster.js";
+import { cliEntry } from "../../../cli/local-cluster.js";
 import { exampleKernels } from "../../../kernels/reference/index.js";
-import { freePort, repo, testServices, uniquePrefix, until } from "../../helpers/private-redis.js";
+import { failoverRig, type FailoverRig } from "../../helpers/blob-rig.js";
+import { repo, until } from "../../helpers/private-redis.js";
 
 const saxpy = exampleKernels.saxpy!;
-let cluster: LocalCluster | undefined;
+let rig: FailoverRig | undefined;
 afterAll(async () => {
-  await cluster?.stop(3000);
+  await rig?.stop();
 });
 
 async function collect(client: DistributeXClient, jobId: string, finalOnly: boolean): Promise<Map<number, number>> {
@@ -31,22 +32,9 @@ async function collect(client: DistributeXClient, jobId: string, finalOnly: bool
 
 describe("client failover", () => {
   it("kill -9 of the active scheduler mid-job: distx submit and watches complete, every outcome exactly once", async () => {
-    const { kafka, redis } = testServices();
-    const prefix = uniquePrefix("failover");
-    const ports = [await freePort(), await freePort()];
-    cluster = new LocalCluster({ agents: 0, logs: path.join(repo, "test-output", "logs", `failover-${prefix}`) });
-    const args = [
-      "--bus", "kafka", "--state", "redis", "--kafka-brokers", kafka, "--kafka-topic-prefix", prefix, "--redis-url", redis, "--redis-prefix", prefix,
-      "--lease-ttl-ms", "2000", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0",
-    ];
-    const schedulers: ClusterProcess[] = [];
-    schedulers.push(cluster.spawnProcess("scheduler-a", ["scheduler", "--port", String(ports[0]), ...args]));
-    await waitForListening(schedulers[0]!, 30_000);
-    schedulers.push(cluster.spawnProcess("scheduler-b", ["scheduler", "--port", String(ports[1]), ...args]));
-    const addresses = ports.map((p) => `127.0.0.1:${p}`).join(",");
-    cluster.address = addresses;
+    const { cluster, schedulers, client } = (rig = await failoverRig("failover"));
+    const addresses = cluster.address;
     for (let i = 0; i < 2; i++) cluster.startAgent(i, ["--workers", "1", "--no-calibrate", "--connect-timeout-ms", "0"]);
-    const client = new DistributeXClient(addresses, { retry: { deadlineMs: 60_000 } });
     await until("2 agents ready", async () => (await client.listNodes()).filter((n) => n.state === "NODE_STATE_READY").length >= 2, 60_000);
 
     const wasm = path.join(repo, "build/kernels/saxpy.wasm");
@@ -96,6 +84,5 @@ describe("client failover", () => {
     const results = await client.getResults(jobId);
     expect(results.length).toBe(600);
     for (const r of results) expect(saxpy.check(inputs[r.taskIndex]!, r.output).ok, `task ${r.taskIndex}`).toBe(true);
-    client.close();
   }, 180_000);
 });
