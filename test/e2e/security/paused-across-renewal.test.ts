@@ -115,9 +115,18 @@ it("an agent paused past its certificate's expiry renews, comes back as the same
 
   // Its certificate expired while it was stopped: it gets a new one and registers as the same node.
   await until("the resumed node to be READY", async () => (await nodeStates()).get(victimNode) === "NODE_STATE_READY", 20_000);
+  // The scheduler marks the node READY as it answers Register; the agent's log line of that
+  // answer is written a moment later (CI once read the log in between), so wait for it.
+  const registeredAgain = new RegExp(`"event":"registered"[^\\n]*"nodeId":"${victimNode}"`);
+  const afterRenewal = () => {
+    const log = agentLog();
+    const at = log.lastIndexOf('"event":"cert_renewed_after_expiry"');
+    return at < 0 ? "" : log.slice(at);
+  };
+  await until("agent-0 to log its registration after renewing", async () => registeredAgain.test(afterRenewal()), 10_000, 50).catch(() => undefined);
   const log = agentLog();
   expect(log).toMatch(/"event":"cert_renewed_after_expiry"/);
-  expect(log.slice(log.lastIndexOf('"event":"cert_renewed_after_expiry"'))).toMatch(new RegExp(`"event":"registered"[^\\n]*"nodeId":"${victimNode}"`));
+  expect(afterRenewal()).toMatch(registeredAgain);
 
   // It takes new work: a job only it may run, whose assignments are sealed to its new key.
   const mine = example.makeTasks({ tasks: 6, size: 6 * 200_000 });
