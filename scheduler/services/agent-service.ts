@@ -43,7 +43,7 @@ export function agentHandlers(
   security?.on("node_removed", (id: string) => sessions.get(id)?.("the node was removed by an admin"));
   const outputs = outputConfig ? outputSettings(outputConfig) : { byRefBytes: 0, quotaBytes: () => Infinity };
   return {
-    FetchBlob: fetchBlobHandler(core, log),
+    FetchBlob: fetchBlobHandler(core, log, outputConfig?.outputStallMs),
     UploadOutput: uploadOutputHandler(core, outputs, log, new UploadFence(core.registry, security)),
     Register: (call, callback) => {
       const profile = call.request.profile;
