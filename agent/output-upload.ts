@@ -2,7 +2,9 @@
 // outputByRefBytes (told at Register) is streamed to it with UploadOutput in chunks of at most
 // 1 MiB (flow-controlled: at most one chunk waits in this process beyond the output itself), and
 // the final update then names it by sha256 and size. Transient failures (scheduler failing over,
-// busy, store unreachable) are retried with capped backoff; what still fails fails the attempt.
+// busy, store unreachable) are retried with capped backoff for UPLOAD_RETRY_MS; a store still
+// unavailable after that ends the attempt with OUTPUT_UNSTORED, which the scheduler places again
+// without using up an attempt (the outage is not the task's fault); anything else fails it.
 import * as grpc from "@grpc/grpc-js";
 import { createHash } from "node:crypto";
 import type { AgentServiceGrpcClient } from "../common/types.js";
@@ -58,7 +60,10 @@ export async function uploadOutputRetrying(ctx: FetchContext, target: UploadTarg
     // The tenant's outputBytes quota, or a full store: this output cannot be kept.
     if (failure.code === grpc.status.RESOURCE_EXHAUSTED) throw new TaskFailure("OUTPUT_TOO_LARGE", what);
     const transient = failure.code === grpc.status.UNAVAILABLE || failure.code === grpc.status.DEADLINE_EXCEEDED;
-    if (!transient || ctx.closing() || Date.now() + delay > until) throw new TaskFailure("INTERNAL", what);
+    if (!transient || ctx.closing()) throw new TaskFailure("INTERNAL", what);
+    // The store is still out past the window: the output is dropped here (holding it would pin
+    // the worker and its memory for as long as the outage lasts) and the task placed again.
+    if (Date.now() + delay > until) throw new TaskFailure("OUTPUT_UNSTORED", `${what} (still failing after ${UPLOAD_RETRY_MS} ms of retries; the task will run again, without using up an attempt)`);
     ctx.log.warn({ event: "output_upload_retry", jobId: target.jobId, task: target.taskIndex, err: failure.message, retryInMs: delay }, "output upload failed; retrying");
     await new Promise((r) => setTimeout(r, delay));
   }

@@ -6,7 +6,7 @@ import { fetchBlobRetrying, fetchKernelRetrying, type FetchContext } from "./fet
 import { uploadOutputRetrying, type OutputRef } from "./output-upload.js";
 import type { AgentConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
-import { CHANNEL_OPTIONS, v1 } from "../common/proto.js";
+import { AGENT_CHANNEL_OPTIONS, v1 } from "../common/proto.js";
 import type { AgentMessageIn, AgentServiceGrpcClient, Assignment, Cancellation, HardwareProfileIn, NodeLoadIn, SchedulerMessage, TaskUpdateIn } from "../common/types.js";
 import { kafkaSecurity } from "../common/backend-security.js";
 import { Backoff } from "../common/backoff.js";
@@ -82,7 +82,7 @@ export class SchedulerLink {
     const V1 = v1();
     return this.config.scheduler.split(",").map((addr) => {
       const { credentials, options } = channelTo(addr);
-      return new V1.AgentService(addr, credentials, { ...CHANNEL_OPTIONS, ...options }) as unknown as AgentServiceGrpcClient;
+      return new V1.AgentService(addr, credentials, { ...AGENT_CHANNEL_OPTIONS, ...options }) as unknown as AgentServiceGrpcClient;
     });
   }
 

@@ -105,7 +105,7 @@ export const schedulerConfigSchema = z
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
     /** Outputs this big go by reference (agents UploadOutput; results carry refs; GetResultOutput reads them). 0 = never. */
     outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
-    /** A GetResultOutput stream whose client takes no chunk for this long is ended (DEADLINE_EXCEEDED), so a reader that never reads holds nothing for ever. */
+    /** A GetResultOutput or FetchBlob stream whose reader takes no chunk for this long is reset (RST_STREAM CANCEL), so a reader that never reads holds nothing for ever. */
     outputStallMs: int(100, 3_600_000).default(60_000),
     /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),

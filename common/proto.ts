@@ -65,3 +65,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
 };
+
+/**
+ * The agent's channel to its scheduler. Assignments carry the task inputs, and with HTTP/2's
+ * default 64 KiB receive window the agent answered every ~32 KiB of them with a WINDOW_UPDATE
+ * (a frame, a write, and a wake-up on both sides: about one per 32 KiB task). A wider window
+ * lets the scheduler's batches flow; what it may have in flight to a node stays bounded by the
+ * node's capacity (scheduler/registry.ts), not by this window.
+ */
+export const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, "grpc-node.flow_control_window": 8 * 1024 * 1024 };

@@ -17,6 +17,7 @@ export const TASK_ERROR_CODES = [
   "OUTPUT_TOO_LARGE",
   "UNSCHEDULABLE",
   "INTERNAL",
+  "OUTPUT_UNSTORED",
 ] as const;
 
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

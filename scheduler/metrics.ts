@@ -6,6 +6,7 @@
 // with the node) — never a job or task id.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { resultOutputStreams } from "./services/output-service.js";
+import { blobFetchStreams } from "./services/blob-service.js";
 import type { SchedulerCore } from "./core.js";
 import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
 import type { NodeRegistry } from "./registry.js";
@@ -87,6 +88,14 @@ export class SchedulerMetrics {
       registers: [registry],
       collect() {
         this.set(resultOutputStreams.open);
+      },
+    });
+    new Gauge({
+      name: "distx_blob_fetch_streams",
+      help: "FetchBlob streams open (each holds at most two 1 MiB chunks; one whose reader takes nothing for outputStallMs is reset).",
+      registers: [registry],
+      collect() {
+        this.set(blobFetchStreams.open);
       },
     });
     new Gauge({

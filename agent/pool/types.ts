@@ -4,7 +4,7 @@ import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 import type { OutputPoolOptions } from "../wasm/output-pool.js";
 import type { KernelFailureCode } from "../wasm/run-kernel.js";
 
-export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "OUTPUT_TOO_LARGE" | "INTERNAL";
+export type TaskFailureCode = KernelFailureCode | "TIMEOUT" | "CANCELLED" | "WORKER_CRASHED" | "SHUTDOWN" | "KERNEL_FETCH_FAILED" | "OUTPUT_TOO_LARGE" | "INTERNAL" | "OUTPUT_UNSTORED";
 
 /** A task that did not succeed, classified where that happened (see common/task-errors.ts). */
 export class TaskFailure extends Error {

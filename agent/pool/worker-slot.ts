@@ -10,6 +10,7 @@ import { epochMs, unheardCount, WorkerActivity, type FromWorker, type RunRequest
 import type { WorkerPipeline } from "./pipelining.js";
 import type { PoolResult, PoolTask, TaskFailure } from "./types.js";
 import { LogMirror } from "./log-mirror.js";
+import { InputRing, type RingRegion } from "./input-ring.js";
 import type { MemoryPoolOptions } from "../wasm/memory-pool.js";
 
 /** A task accepted by the pool, from run() until it is settled. */
@@ -25,6 +26,8 @@ export interface Pending {
   /** The worker it was sent to; unset while it waits in the pool's queue. */
   slot?: WorkerSlot;
   settled: boolean;
+  /** Where its input waits in its worker's input ring, until the reply (input-ring.ts). */
+  inputRegion?: RingRegion;
 }
 
 /** Large inputs move to the worker by transfer instead of a copy when they own their buffer. */
@@ -96,6 +99,8 @@ export class WorkerSlot implements WorkerPipeline {
   private readonly activity = new WorkerActivity();
   /** The running task's log lines so far (shared with it): what a timed-out task had logged. */
   private readonly logMirror = new LogMirror();
+  /** Small inputs on their way to this worker (input-ring.ts). */
+  private readonly ring = new InputRing();
   /**
    * Replies handled from this worker, as a wrapping 32-bit count like activity.finished: the
    * difference (see unheardCount) is how many finished tasks have not been heard of yet.
@@ -155,13 +160,16 @@ export class WorkerSlot implements WorkerPipeline {
     const large = !inShared && input.byteLength >= TRANSFER_THRESHOLD_BYTES;
     // A large input moves by transfer (its own buffer when it owns one, else a copy: new
     // Uint8Array(view) copies, Buffer#slice would not); small ones are packed at flush.
-    const buffer = inShared ? (input.buffer as SharedArrayBuffer) : large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : EMPTY;
+    // A small one is copied into this worker's input ring when it fits; else packed at flush.
+    const region = inShared || large ? undefined : this.ring.put(input);
+    if (region) pending.inputRegion = region;
+    const buffer = inShared ? (input.buffer as SharedArrayBuffer) : large ? (idle && transfers(input) ? (input.buffer as ArrayBuffer) : new Uint8Array(input).buffer) : region ? this.ring.buffer! : EMPTY;
     const req: RunRequest = {
       type: "run",
       id: pending.id,
       kernelId: task.kernelId,
       input: buffer,
-      inputOffset: inShared ? input.byteOffset : 0,
+      inputOffset: inShared ? input.byteOffset : region ? region.start : 0,
       inputLength: input.byteLength,
       memoryLimitBytes: task.memoryLimitBytes,
       seed: task.seed ?? pending.id,
@@ -180,7 +188,7 @@ export class WorkerSlot implements WorkerPipeline {
     }
     this.outbox.requests.push(req);
     if (large) this.outbox.transfer.push(buffer as ArrayBuffer);
-    else if (!inShared) this.outbox.small.push({ req, input });
+    else if (!inShared && !region) this.outbox.small.push({ req, input });
     if (idle) this.startHead();
     // It may begin as soon as the tasks ahead of it finish: look no later than its timeout from now.
     else if (epochMs() + task.timeoutMs < this.timerDue) this.armTimeout();
@@ -195,7 +203,8 @@ export class WorkerSlot implements WorkerPipeline {
     // Small inputs travel packed in one buffer (one allocation and one clone per message, not per task).
     let total = 0;
     for (const { input } of small) total += input.byteLength;
-    const packed = new Uint8Array(total);
+    // Not zero-filled: every byte of it is written just below.
+    const packed = total > 0 ? new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total) : new Uint8Array(0);
     let at = 0;
     for (const { req, input } of small) {
       packed.set(input, at);
@@ -221,6 +230,9 @@ export class WorkerSlot implements WorkerPipeline {
     const index = list[0]?.id === msg.id ? 0 : list.findIndex((p) => p.id === msg.id);
     if (index < 0) return undefined; // a late reply for a task whose worker was already given up on
     const pending = list[index]!;
+    // The worker has read the input: its region may be written again.
+    if (pending.inputRegion) this.ring.release(pending.inputRegion);
+    pending.inputRegion = undefined;
     if (index === 0) list.shift();
     else list.splice(index, 1); // not expected: the worker answers in order
     markStarted(pending);
@@ -237,6 +249,8 @@ export class WorkerSlot implements WorkerPipeline {
     const list = this.inFlight;
     this.inFlight = [];
     this.kernelsInFlight.clear();
+    // The worker is being stopped, and its ring with it: a task sent again gets a region elsewhere.
+    for (const p of list) p.inputRegion = undefined;
     return list;
   }
 

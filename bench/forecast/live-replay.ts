@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { NodeLoadForecaster, pooledErrorRatio, type NodeLoadForecasterOptions, type ScoredAccuracy } from "../../scheduler/forecast/index.js";
 import type { RecordedLoad } from "../../scheduler/placement/load-recorder.js";
+import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
 
 export type LiveForecasterOptions = Omit<NodeLoadForecasterOptions, "stepMs">;
 
@@ -89,4 +90,14 @@ export function splitTime(records: readonly RecordedLoad[], fraction: number): n
 /** The live forecaster's settings before the live choice (bench/forecast/live-tune.ts): the baseline. */
 export const LIVE_PREVIOUS_FORECASTER: LiveForecasterOptions = {
   model: { historySteps: 240, refitEverySteps: 60, minFitSteps: 12 },
+};
+
+/**
+ * This build's utilisation settings with the naive gate on (scheduler/forecast/naive-gate.ts), for
+ * comparison on the same series: the gate setting that scored best among the gate candidates on
+ * the shared series' training split (bench/forecast/chosen.json). Off in the scheduler: it scored
+ * worse than no gate there and on the recordings (bench/results/forecast.md).
+ */
+export const LIVE_GATED_FORECASTER: LiveForecasterOptions = {
+  model: { ...UTILIZATION_FORECASTER.model, gateHalfLifeSteps: 144, gateEnter: 1, gateExit: 1 },
 };

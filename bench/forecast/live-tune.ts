@@ -59,6 +59,11 @@ const candidates: { name: string; options: LiveForecasterOptions }[] = [
   { name: "seasonality none + selectionHalfLifeSteps 30 + shiftK 3", options: withModel({ seasonality: "none", selectionHalfLifeSteps: 30, shiftK: 3 }) },
   { name: "seasonality none + selectionHalfLifeSteps 30 + shiftK 4", options: withModel({ seasonality: "none", selectionHalfLifeSteps: 30, shiftK: 4 }) },
   { name: "seasonality none + shiftK 3", options: withModel({ seasonality: "none", shiftK: 3 }) },
+  // The naive gate (naive-gate.ts) on top of the settings chosen before it: half-life, enter / exit.
+  ...([[30, 0.95, 1], [144, 0.95, 1], [576, 0.95, 1], [144, 1, 1], [144, 0.9, 1.05]] as const).map(([hl, enter, exit]) => ({
+    name: `seasonality none + selectionHalfLifeSteps 30 + gate ${hl} (${enter}/${exit})`,
+    options: withModel({ seasonality: "none", selectionHalfLifeSteps: 30, gateHalfLifeSteps: hl, gateEnter: enter, gateExit: exit }),
+  })),
 ];
 
 const recordings = files.map((f) => ({ file: f, recs: readRecording(f) }));

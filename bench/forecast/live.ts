@@ -10,7 +10,8 @@
  * prints the gauge over time. The scheduler records every heartbeat (DISTX_LOAD_RECORD_FILE);
  * at the end the recording is replayed through this build's live forecaster settings and the
  * previous ones (the baseline, same series), both scored like the gauge, whole and split 70/30
- * by time (bench/forecast/live-tune.ts chooses settings on the first 70 % of a recording).
+ * by time (bench/forecast/live-tune.ts chooses settings on the first 70 % of a recording), and
+ * through this build's settings with the naive gate on (LIVE_GATED_FORECASTER, same series).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -21,7 +22,7 @@ import { repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
 import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
 import { loadPlan, type LoadPhase } from "./live-load.js";
-import { LIVE_PREVIOUS_FORECASTER, readRecording, replayScore, splitTime } from "./live-replay.js";
+import { LIVE_GATED_FORECASTER, LIVE_PREVIOUS_FORECASTER, readRecording, replayScore, splitTime } from "./live-replay.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -119,6 +120,7 @@ const stepMs = 1000;
 const split = splitTime(recs, 0.7);
 const current = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split);
 const previous = replayScore(recs, stepMs, LIVE_PREVIOUS_FORECASTER, split);
+const gated = replayScore(recs, stepMs, LIVE_GATED_FORECASTER, split);
 const last = samples.filter((s) => Number.isFinite(s.ratio)).at(-1);
 const summary = {
   command: `bench/forecast/live.ts ${argv.join(" ")}`.trim(),
@@ -133,7 +135,7 @@ const summary = {
   liveGauge: samples,
   phases,
   loadavg: os.loadavg(),
-  replay: { current, previous },
+  replay: { current, previous, gated, gateSettings: LIVE_GATED_FORECASTER.model },
 };
 console.log(JSON.stringify(summary, null, 2));
 const out = opt("--out");

@@ -20,6 +20,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NodeLoadForecaster } from "../../scheduler/forecast/node-forecaster.js";
 import { ResidualAlerter, type ResidualAlerterOptions } from "../../scheduler/forecast/alerts.js";
+import { NOTES_MARKER } from "../queue/kept-notes.js";
 import { findCsvFiles, loadTraceCsv, parseTimestamp } from "./csv.js";
 import { type AlertScore, type Window, scoreAlerts } from "./score.js";
 import { type Method, type SplitErrors, loadSplit, mean, meanRatio, ratios, scoreSplit } from "./split.js";
@@ -246,8 +247,12 @@ function main(): void {
   };
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, "forecast.json"), JSON.stringify(summary, null, 2) + "\n");
+  const mdFile = join(args.out, "forecast.md");
+  // Hand-written live readings below the notes marker survive the rerun (bench/queue/kept-notes.ts).
+  const old = existsSync(mdFile) ? readFileSync(mdFile, "utf8") : "";
+  const at = old.indexOf(NOTES_MARKER);
   const md = renderMarkdown(summary, results, avgByHorizon, overall, alertTotals, sensitivity) + renderSplit(split);
-  writeFileSync(join(args.out, "forecast.md"), md);
+  writeFileSync(mdFile, md + (at < 0 ? `\n${NOTES_MARKER}\n` : "\n" + old.slice(at)));
   console.log(md);
 }
 

@@ -14,3 +14,4 @@ export type { StepForecasterOptions } from "./model-options.js";
 export { detectPeriod, autocorrelation, type PeriodDetectionOptions, type PeriodDetection } from "./period.js";
 export { ForecastOptionError } from "./options.js";
 export { pooledErrorRatio, LIVE_RATIO_MIN_COUNT, type ScoredAccuracy } from "./live-ratio.js";
+export { NaiveGate, type NaiveGateOptions } from "./naive-gate.js";

@@ -1,6 +1,7 @@
 // The StepForecaster's options and their validation (each error names its field), apart from the
 // model itself (model.ts).
 import { checkInt, checkKnownKeys, checkNumberList, checkRange, ForecastOptionError } from "./options.js";
+import { validateGateOptions } from "./naive-gate.js";
 import { type PeriodDetectionOptions, validatePeriodOptions } from "./period.js";
 
 export interface StepForecasterOptions {
@@ -30,6 +31,12 @@ export interface StepForecasterOptions {
   selectionHalfLifeSteps?: number;
   /** A challenger replaces Holt-Winters only if its recent MAE is below (1 - margin) x HW's (default 0.05). */
   selectionMargin?: number;
+  /** Naive gate (naive-gate.ts): half-life in steps of its error memory; 0 = off (default GATE_DEFAULTS). */
+  gateHalfLifeSteps?: number;
+  /** The gate opens (model answers) when the recent model / naive error ratio falls below this. */
+  gateEnter?: number;
+  /** The gate closes (last value answers) when that ratio rises above this (>= gateEnter). */
+  gateExit?: number;
 }
 
 export interface ResolvedStepForecasterOptions {
@@ -46,11 +53,18 @@ export interface ResolvedStepForecasterOptions {
   ensemble: boolean;
   selectionHalfLifeSteps: number;
   selectionMargin: number;
+  gateHalfLifeSteps: number;
+  gateEnter: number;
+  gateExit: number;
 }
+
+/** Gate off by default: no setting tried beat no gate on the training splits (docs/forecasting.md, "The model", 4). */
+export const GATE_DEFAULTS = { gateHalfLifeSteps: 0, gateEnter: 0.95, gateExit: 1 } as const;
 
 const KEYS = [
   "historySteps", "refitEverySteps", "minFitSteps", "fitHorizons", "seasonality", "period",
   "damped", "robustK", "shiftK", "shiftRun", "ensemble", "selectionHalfLifeSteps", "selectionMargin",
+  "gateHalfLifeSteps", "gateEnter", "gateExit",
 ] as const;
 
 export function resolveStepForecasterOptions(raw: unknown, owner = "model"): ResolvedStepForecasterOptions {
@@ -71,6 +85,11 @@ export function resolveStepForecasterOptions(raw: unknown, owner = "model"): Res
   const ensemble = o.ensemble === undefined ? true : o.ensemble;
   if (typeof ensemble !== "boolean") throw new ForecastOptionError(`${owner}.ensemble`, "must be a boolean");
   validatePeriodOptions(o.period, `${owner}.period`);
+  const gateHalfLifeSteps =
+    o.gateHalfLifeSteps === undefined ? GATE_DEFAULTS.gateHalfLifeSteps : checkRange(`${owner}.gateHalfLifeSteps`, o.gateHalfLifeSteps, 0, 1e9);
+  const gateEnter = o.gateEnter === undefined ? GATE_DEFAULTS.gateEnter : checkRange(`${owner}.gateEnter`, o.gateEnter, 0, 10);
+  const gateExit = o.gateExit === undefined ? GATE_DEFAULTS.gateExit : checkRange(`${owner}.gateExit`, o.gateExit, 0, 10);
+  validateGateOptions(gateEnter, gateExit, owner);
   return {
     historySteps,
     refitEverySteps: o.refitEverySteps === undefined ? 144 : checkInt(`${owner}.refitEverySteps`, o.refitEverySteps, 1),
@@ -89,5 +108,8 @@ export function resolveStepForecasterOptions(raw: unknown, owner = "model"): Res
     selectionHalfLifeSteps:
       o.selectionHalfLifeSteps === undefined ? 144 : checkRange(`${owner}.selectionHalfLifeSteps`, o.selectionHalfLifeSteps, 1, 1e9),
     selectionMargin: o.selectionMargin === undefined ? 0.05 : checkRange(`${owner}.selectionMargin`, o.selectionMargin, 0, 1),
+    gateHalfLifeSteps,
+    gateEnter,
+    gateExit,
   };
 }

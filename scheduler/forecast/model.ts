@@ -27,6 +27,7 @@ import {
 } from "./holt-winters.js";
 import { type DirectArModel, directArForecast, fitDirectAr } from "./direct-ar.js";
 import { type ResolvedStepForecasterOptions, type StepForecasterOptions, resolveStepForecasterOptions } from "./model-options.js";
+import { NaiveGate } from "./naive-gate.js";
 import { detectPeriod } from "./period.js";
 
 /** Ensemble members. */
@@ -35,6 +36,8 @@ const MEMBERS: readonly MemberName[] = ["holt-winters", "naive", "seasonal-naive
 const SEASONAL_NAIVE = MEMBERS.indexOf("seasonal-naive");
 /** Relative loss reduction a season must bring over the non-seasonal fit to be kept. */
 const SEASON_GAIN = 0.02;
+/** Decayed scored forecasts the naive gate needs before it opens or closes. */
+const GATE_MIN_WEIGHT = 10;
 /** Lags of the direct autoregression member. */
 const AR_LAGS = 12;
 
@@ -45,8 +48,10 @@ export interface ModelDescription {
   fits: number;
   /** Level shifts taken by Holt-Winters on new observations (refits replaying the history not counted). */
   levelShifts: number;
-  /** Member currently answering each tracked horizon. */
+  /** Member currently answering each tracked horizon ("naive" while the naive gate is closed there). */
   selection: { horizon: number; member: MemberName }[];
+  /** Naive gate openings and closings (0 with the gate off). */
+  gateSwitches: number;
 }
 
 export class StepForecaster {
@@ -69,6 +74,7 @@ export class StepForecaster {
   private readonly errSum: Float64Array[]; // [member][k]
   private readonly errW: Float64Array[];
   private readonly decay: number;
+  private readonly gate: NaiveGate | null;
 
   constructor(options?: StepForecasterOptions) {
     this.options = resolveStepForecasterOptions(options);
@@ -81,6 +87,11 @@ export class StepForecaster {
     this.errSum = MEMBERS.map(() => new Float64Array(this.options.fitHorizons.length));
     this.errW = MEMBERS.map(() => new Float64Array(this.options.fitHorizons.length));
     this.decay = Math.pow(0.5, 1 / this.options.selectionHalfLifeSteps);
+    const o = this.options;
+    this.gate =
+      o.gateHalfLifeSteps > 0
+        ? new NaiveGate(o.fitHorizons, { halfLifeSteps: o.gateHalfLifeSteps, enter: o.gateEnter, exit: o.gateExit, minWeight: GATE_MIN_WEIGHT })
+        : null;
   }
 
   private get maxHorizon(): number {
@@ -114,6 +125,7 @@ export class StepForecaster {
     if (!Number.isFinite(y)) throw new RangeError(`observation must be finite, got ${y}`);
     // Score the ensemble members' earlier forecasts that target this step.
     if (this.options.ensemble) this.scoreMembers(y);
+    this.gate?.observe(this.count, y);
     this.hist[this.count % this.hist.length] = y;
     this.count++;
     this.sinceFit++;
@@ -125,6 +137,8 @@ export class StepForecaster {
     const n = Math.min(this.count, this.hist.length);
     if (n >= this.options.minFitSteps && (this.state === null || this.sinceFit >= this.options.refitEverySteps)) this.refit();
     if (this.options.ensemble) this.recordMembers();
+    // The gate scores the ungated answer, so it keeps learning while it answers with naive.
+    this.gate?.record(this.count - 1, this.options.fitHorizons.map((h) => this.ungated(h)), y);
   }
 
   /** Forces a refit now (period detection + parameter fit). */
@@ -255,14 +269,24 @@ export class StepForecaster {
     }
   }
 
-  private selectMember(h: number): number {
-    if (!this.options.ensemble) return 0;
+  /** Index of the tracked horizon nearest to `h` (ties go to the longer one). */
+  private nearest(h: number): number {
     const hs = this.options.fitHorizons;
-    // Nearest tracked horizon (ties go to the longer one).
     let k = 0;
     for (let i = 1; i < hs.length; i++) {
       if (Math.abs(hs[i]! - h) <= Math.abs(hs[k]! - h)) k = i;
     }
+    return k;
+  }
+
+  /** The naive gate is closed at the tracked horizon nearest to `h`: the last value answers. */
+  private gated(h: number): boolean {
+    return this.gate !== null && !this.gate.useModel(this.nearest(h));
+  }
+
+  private selectMember(h: number): number {
+    if (!this.options.ensemble) return 0;
+    const k = this.nearest(h);
     const mae = (m: number): number => {
       const w = this.errW[m]![k]!;
       return w >= 1 ? this.errSum[m]![k]! / w : Number.POSITIVE_INFINITY;
@@ -284,13 +308,19 @@ export class StepForecaster {
 
   /** Point forecast `h` steps (integer >= 1) after the last observation; NaN before any observation. */
   forecast(h: number): number {
+    if (this.count > 0 && this.gated(h)) return this.lastValue;
+    return this.ungated(h);
+  }
+
+  /** The ensemble's answer, before the naive gate. */
+  private ungated(h: number): number {
     if (this.count === 0) return Number.NaN;
     if (!this.state || !this.params) return this.lastValue;
     const maxH = this.maxHorizon;
     if (h > maxH) {
       // Beyond the tracked horizons: continue from the selected member's forecast
       // at the longest tracked horizon along the Holt-Winters path.
-      return this.forecast(maxH) + hwForecast(this.state, this.params, h) - hwForecast(this.state, this.params, maxH);
+      return this.ungated(maxH) + hwForecast(this.state, this.params, h) - hwForecast(this.state, this.params, maxH);
     }
     const m = this.selectMember(h);
     const f = this.memberForecast(m, h);
@@ -304,7 +334,8 @@ export class StepForecaster {
       fitLoss: this.fitLoss,
       fits: this.fits,
       levelShifts: this.levelShifts,
-      selection: this.options.fitHorizons.map((h) => ({ horizon: h, member: MEMBERS[this.selectMember(h)]! })),
+      selection: this.options.fitHorizons.map((h) => ({ horizon: h, member: this.gated(h) ? "naive" : MEMBERS[this.selectMember(h)]! })),
+      gateSwitches: this.gate?.switches ?? 0,
     };
   }
 }

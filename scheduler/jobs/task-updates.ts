@@ -95,6 +95,14 @@ export class TaskUpdates {
       return;
     }
     const error: TaskErrorShape = { code: codeOf(u.error), message: u.error?.message || "task failed" };
+    if (error.code === "OUTPUT_UNSTORED") {
+      // The store would not keep the output (unavailable past the agent's retries): not the task's
+      // fault, so it runs again without using up an attempt. Each round costs the agent its retry
+      // window first, so an outage re-runs a task about once per UPLOAD_RETRY_MS, not in a spin.
+      this.ctx.log.warn({ event: "task_output_unstored", jobId: job.id, task: task.index, nodeId, attempt: u.attempt, err: error.message }, "the store would not keep a task's output; placing it again");
+      this.states.requeue(job, task, true, error);
+      return;
+    }
     if (!isRetryable(error.code)) {
       await this.states.finishTask(job, task, { state: "TASK_STATE_FAILED", error, output: Buffer.alloc(0), from: { nodeId, attempt: u.attempt, runMs: u.runMs, ...withLogs } });
     } else {

@@ -53,7 +53,8 @@ export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> 
  * The utilisation forecaster's settings (the one distx_forecast_error_ratio scores): no season and
  * a 30-step selection memory, chosen by bench/forecast/live-tune.ts on the first 70 % of eight
  * recorded live heartbeat series (bench/forecast/live-chosen.json: train 0.723 against 0.744 with
- * the defaults above; last 30 % 0.760 against 0.791) and checked on a fresh run. Background and
+ * the defaults above; last 30 % 0.760 against 0.791) and checked on a fresh run; chosen again with
+ * the naive-gate candidates and eleven recordings (0.796 against 0.819; the gate is off). Background and
  * queue keep the defaults: placement's periodic background load needs the season search, and no
  * recording covers it.
  */

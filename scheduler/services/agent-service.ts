@@ -47,7 +47,7 @@ export function agentHandlers(
   });
   const outputs = outputConfig ? outputSettings(outputConfig) : { byRefBytes: 0, quotaBytes: () => Infinity };
   return {
-    FetchBlob: fetchBlobHandler(core, log),
+    FetchBlob: fetchBlobHandler(core, log, outputConfig?.outputStallMs),
     UploadOutput: uploadOutputHandler(core, outputs, log, new UploadFence(core.registry, security)),
     Register: (call, callback) => {
       const profile = call.request.profile;

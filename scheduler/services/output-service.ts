@@ -39,7 +39,7 @@ export interface OutputSettings {
 }
 
 /** The settings from the scheduler's configuration. */
-export type OutputConfig = Pick<SchedulerConfig, "outputByRefBytes" | "quotaOutputBytes" | "tenantQuotas">;
+export type OutputConfig = Pick<SchedulerConfig, "outputByRefBytes" | "quotaOutputBytes" | "tenantQuotas" | "outputStallMs">;
 
 export function outputSettings(config: OutputConfig): OutputSettings {
   return { byRefBytes: config.outputByRefBytes, quotaBytes: (tenant) => config.tenantQuotas[tenant]?.outputBytes ?? config.quotaOutputBytes };

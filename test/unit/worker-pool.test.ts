@@ -160,6 +160,23 @@ describe("worker pool pipelining", () => {
     expect(fast.getStats()).toMatchObject({ running: 0, queued: 0 });
   });
 
+  it("gives each pipelined task its own input, through the input ring and, once it is full, packed", async () => {
+    const one = new WorkerPool({ size: 1 });
+    try {
+      // 60 KiB inputs, up to 64 deep once the kernel is measured: up to more than the 2 MiB ring holds at once.
+      const input = (i: number) => echoInput(0, new Uint8Array(60 * 1024 - 4).fill(i & 0xff).map((v, k) => (k % 251 === 0 ? (i >> 8) & 0xff : v)));
+      for (let round = 0; round < 3; round++) {
+        const inputs = Array.from({ length: 300 }, (_, i) => input(round * 300 + i));
+        const results = await Promise.all(inputs.map((b) => one.run({ kernelId: "echo", module: echo, input: b, timeoutMs: 30_000, memoryLimitBytes: MiB }).promise));
+        results.forEach((r, i) => expect(Buffer.from(r.output).equals(Buffer.from(inputs[i]!))).toBe(true));
+        // Copied, not moved: the caller's buffers are intact.
+        expect(inputs.every((b) => b.byteLength === 60 * 1024)).toBe(true);
+      }
+    } finally {
+      await one.close();
+    }
+  });
+
   it("still transfers a large input (sent only to an idle worker) among pipelined tasks", async () => {
     await warmUp();
     const small = Array.from({ length: 100 }, (_, i) => fast.run(tiny(i)));
