@@ -20,50 +20,19 @@ import { recordSigner } from "../common/record-signature.js";
 import { NodeKeyRing } from "../common/record-seal.js";
 import type { AgentMetrics } from "./metrics.js";
 import { packageVersion } from "../common/version.js";
+import { AgentRefusedError, AgentStoppedError, type LinkHandlers } from "./link-handlers.js";
 
 /** This agent's release (the package's version), announced at Register and in the session hello. */
 export const AGENT_VERSION = packageVersion();
 
-/** The scheduler refused this agent for good (FAILED_PRECONDITION: an incompatible version); retrying cannot help. */
-export class AgentRefusedError extends Error {
-  override readonly name = "AgentRefusedError";
-}
+/** How long a session moved to a renewed certificate waits for the scheduler's word before ending the old one. */
+const MOVE_ACK_WAIT_MS = 5000;
 
 type Session = grpc.ClientDuplexStream<AgentMessageIn, SchedulerMessage>;
 
 /** After this many reconnect attempts in a row, a retry is logged at most once per RETRY_LOG_EVERY_MS. */
 const RETRIES_LOGGED_IN_FULL = 5;
 const RETRY_LOG_EVERY_MS = 30_000;
-
-/** What the link hands to the agent, and asks of it. */
-export interface LinkHandlers {
-  assign(a: Assignment): void;
-  cancel(c: Cancellation): void;
-  /** Time for a heartbeat (at once when a session opens, then every interval the scheduler asked for). */
-  heartbeat(): void;
-  /** Registered and the session is open (at start, and after each reconnect). */
-  connected(): void;
-  /** The scheduler refused this agent for good (after a reconnect; at start connect() throws it). */
-  refused(err: AgentRefusedError): void;
-  /**
-   * The session ended while the link was not closing: the scheduler re-places whatever this node
-   * held, and the link is reconnecting. `updatesDeliverable` says whether updates still queued
-   * can go (over Kafka they can; on the session they cannot).
-   */
-  sessionLost(reason: string, updatesDeliverable: boolean): void;
-  /** Updates sent over Kafka that the broker acknowledged. */
-  delivered(updates: TaskUpdateIn[]): void;
-  /** Updates sent over Kafka that the broker refused for good, and what went instead (one for one). */
-  replaced(updates: TaskUpdateIn[], instead: TaskUpdateIn[]): void;
-  /** Updates sent on the session are encoded and written (or dropped): nothing here reads them any more. */
-  written(updates: TaskUpdateIn[]): void;
-}
-
-export class AgentStoppedError extends Error {
-  constructor() {
-    super("agent stopped");
-  }
-}
 
 export class SchedulerLink {
   /** One client per configured scheduler (active + standbys); `current` is the one in use. */
@@ -98,7 +67,7 @@ export class SchedulerLink {
   ) {
     this.renewal = new CertRenewal(config, log, {
       client: () => this.client,
-      renewed: (next) => this.useIdentity(next), // new calls only; the open session keeps its connection
+      renewed: (next) => this.moveToIdentity(next),
       expect: (keyPem) => this.keys.expect(keyPem), // the scheduler seals to the new key as soon as it issues the certificate
     });
     // Secure clusters: the clients are made in setUpIdentity(), once the node certificate is at hand.
@@ -120,6 +89,36 @@ export class SchedulerLink {
   private useIdentity(identity: NodeIdentity): void {
     this.identity = identity;
     this.clients = this.makeClients((addr) => mtlsChannel(addr, identity));
+  }
+
+  /**
+   * After a renewal: new channels with the new certificate, and the session moved onto one. The
+   * scheduler ends a session when the certificate that opened it expires, so it must not stay on
+   * the old connection. No Register: the node keeps its tasks; the old session is half-closed
+   * after the new one is opened, so what was written on it is still read, and it keeps
+   * delivering what the scheduler sent on it until the scheduler ends it.
+   */
+  private moveToIdentity(next: NodeIdentity): void {
+    const oldClients = this.clients;
+    this.useIdentity(next);
+    const old = this.session;
+    const closeOld = () => setImmediate(() => oldClients.forEach((c) => c.close()));
+    if (!old || !this.sessionArgs || this.closing) return void closeOld();
+    this.openSession(this.sessionArgs.profile, this.sessionArgs.heartbeatIntervalMs);
+    old.on("status", closeOld);
+    // The old one ends only once the scheduler has taken the new one (its response headers, sent
+    // on the hello): ended first, it would leave the node without a session, and DOWN. Bounded,
+    // for a scheduler that does not send them; the old certificate has a third of its life left.
+    let endOld: (() => void) | undefined = () => {
+      endOld = undefined;
+      clearTimeout(fallback);
+      old.end();
+      this.log.info({ event: "session_moved", nodeId: this.nodeId, notAfter: new Date(next.notAfterMs).toISOString() }, "session moved to a connection with the renewed certificate");
+    };
+    const fallback = setTimeout(() => endOld?.(), MOVE_ACK_WAIT_MS);
+    fallback.unref();
+    this.session!.once("metadata", () => endOld?.());
+    this.session!.once("status", () => endOld?.());
   }
 
   private get client(): AgentServiceGrpcClient {
@@ -227,7 +226,12 @@ export class SchedulerLink {
     this.log.info({ event: "kafka_link", topic: route.assignmentsTopic, partition: route.assignmentsPartition }, "reading assignments from Kafka");
   }
 
+  /** What the open session was opened with, to open its successor after a renewal. */
+  private sessionArgs?: { profile: HardwareProfileIn; heartbeatIntervalMs: number };
+
   private openSession(profile: HardwareProfileIn, heartbeatIntervalMs: number): void {
+    this.sessionArgs = { profile, heartbeatIntervalMs };
+    clearInterval(this.heartbeatTimer);
     const session = this.client.Session();
     this.session = session;
     session.write({ hello: { nodeId: this.nodeId, agentVersion: AGENT_VERSION } });

@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { DistributeXError } from "../../common/errors.js";
+import { notAfterMsOf, rejectedCertificateReason } from "./peer-tls.js";
 import { nodeIdFromSubjectAltName } from "./pki.js";
 import type { Principal } from "./principal.js";
 import type { Revocations } from "./revocations.js";
@@ -97,17 +98,28 @@ export const permissionDenied = (msg: string) => new DistributeXError(grpc.statu
 /**
  * The node principal of a call that presented a certificate issued by the cluster CA for a node
  * identity; undefined when it presented none (or one without a node identity). Throws
- * UNAUTHENTICATED for a revoked certificate.
+ * UNAUTHENTICATED for a revoked certificate, and for one that expired since its connection's TLS
+ * handshake: TLS checks expiry only then, and an HTTP/2 connection outlives a certificate.
+ * `expired: "ignore"` answers undefined for an expired one instead (RenewCertificate: the proof path).
  */
-export function nodePrincipal(call: AuthenticatedCall, ctx: AuthenticationContext): Principal | undefined {
+export function nodePrincipal(call: AuthenticatedCall, ctx: AuthenticationContext, nowMs = Date.now(), expired: "refuse" | "ignore" = "refuse"): Principal | undefined {
   // grpc-js fills sslPeerCertificate only when the TLS layer verified the chain against our CA.
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   if (!cert || !cert.subjectaltname) return undefined;
   const nodeId = nodeIdFromSubjectAltName(cert.subjectaltname);
   if (!nodeId) return undefined;
   if (ctx.revocations.isRevoked(nodeId, cert.serialNumber)) throw unauthenticated(`the certificate of node ${nodeId} was revoked (the node was removed): join again with a new join token`);
-  return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase(), certDer: cert.raw };
+  const certNotAfterMs = notAfterMsOf(cert);
+  if (!(nowMs < certNotAfterMs)) {
+    if (expired === "ignore") return undefined;
+    throw unauthenticated(expiredMessage(nodeId, certNotAfterMs));
+  }
+  return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase(), certDer: cert.raw, certNotAfterMs };
 }
+
+/** What a node is told when the certificate its connection was opened with has expired. */
+export const expiredMessage = (nodeId: string, notAfterMs: number): string =>
+  `the node certificate of ${nodeId} expired at ${new Date(notAfterMs).toISOString()}; reconnect with the renewed certificate`;
 
 /**
  * The caller's principal. Synchronous when it can be (--insecure, a node certificate, a token
@@ -118,6 +130,11 @@ export function authenticate(call: AuthenticatedCall, ctx: AuthenticationContext
   if (ctx.insecure) return INSECURE_PRINCIPAL;
   const node = nodePrincipal(call, ctx);
   if (node) return node;
+  if (call.metadata.get("authorization").length === 0) {
+    // No token either: a certificate that was presented but not accepted says why, not "no credentials".
+    const why = rejectedCertificateReason(call, call.getAuthContext?.()?.sslPeerCertificate);
+    if (why) throw unauthenticated(why);
+  }
   return authenticateClient(call.metadata, ctx);
 }
 

@@ -12,8 +12,11 @@ export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export type Principal =
   | { readonly kind: "client"; readonly tokenId: string; readonly role: Role; readonly tenant: string }
-  /** `certDer`: the certificate presented (its key seals the node's Kafka assignments). */
-  | { readonly kind: "node"; readonly nodeId: string; readonly certSerial: string; readonly certDer?: Buffer }
+  /**
+   * `certDer`: the certificate presented (its key seals the node's Kafka assignments);
+   * `certNotAfterMs`: when it expires (a session it opened ends then: agent-service.ts).
+   */
+  | { readonly kind: "node"; readonly nodeId: string; readonly certSerial: string; readonly certDer?: Buffer; readonly certNotAfterMs?: number }
   /** A cluster started with --insecure: no identity at all, everything allowed, as in tenant "default". */
   | { readonly kind: "insecure" };
 

@@ -1,11 +1,12 @@
 // The agent-facing gRPC service (distributex.v1.AgentService).
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument, notFound, toServiceError } from "../../common/errors.js";
 import { sealRecipient, type SealRecipient } from "../../common/record-seal.js";
 import { agentVersionProblem, packageVersion } from "../../common/version.js";
 import { isKernelId } from "../../common/hash.js";
 import type { Logger } from "../../common/logger.js";
 import { Coalescer } from "../../common/coalescer.js";
+import { callAt } from "../../common/call-at.js";
 import { SESSION_MESSAGE_BUDGET_BYTES, splitByBytes } from "../../common/split-by-bytes.js";
 import { assignmentBytes } from "../../common/kafka-wire.js";
 /** The service definition to serve: the session writes assignments straight from the submitted bytes. */
@@ -23,7 +24,7 @@ export interface AgentRouting {
 }
 import type { SchedulerCore } from "../core.js";
 import { kernelInfo } from "./client-service.js";
-import { permissionDenied, principalOf, unauthenticated } from "../auth/authenticate.js";
+import { expiredMessage, permissionDenied, principalOf, unauthenticated } from "../auth/authenticate.js";
 import type { ClusterSecurity } from "../auth/security.js";
 import { fetchBlobHandler } from "./blob-service.js";
 import { outputSettings, uploadOutputHandler, type OutputConfig } from "./output-service.js";
@@ -38,9 +39,12 @@ export function agentHandlers(
   /** Outputs by reference (output-service.ts); none without. */
   outputConfig?: OutputConfig,
 ): Pick<AgentServiceHandlers, "Register" | "Session" | "FetchKernel" | "FetchBlob" | "UploadOutput"> {
-  // Open sessions by node, so that removing a node closes its session at once.
-  const sessions = new Map<string, (reason: string) => void>();
-  security?.on("node_removed", (id: string) => sessions.get(id)?.("the node was removed by an admin"));
+  // Open sessions by node, so that removing a node closes them at once: usually one, two while an
+  // agent moves its session to a renewed certificate (the old one until the agent ends it).
+  const sessions = new Map<string, Set<(reason: string) => void>>();
+  security?.on("node_removed", (id: string) => {
+    for (const drop of [...(sessions.get(id) ?? [])]) drop("the node was removed by an admin");
+  });
   const outputs = outputConfig ? outputSettings(outputConfig) : { byRefBytes: 0, quotaBytes: () => Infinity };
   return {
     FetchBlob: fetchBlobHandler(core, log, outputConfig?.outputStallMs),
@@ -88,10 +92,16 @@ export function agentHandlers(
 
     Session: (call: grpc.ServerDuplexStream<AgentMessage, SchedulerMessageIn>) => {
       let nodeId = "";
-      let attached: object | undefined;
+      let attached: { send?: unknown } | undefined;
+      let ownSend: unknown;
+      let drop: ((reason: string) => void) | undefined;
+      let expiry: { cancel(): void } | undefined;
       const closed = (reason: string) => {
-        // Only the entry this session attached to: the node may have registered again since.
-        if (nodeId && core.registry.get(nodeId) === attached) core.registry.sessionClosed(nodeId, reason);
+        expiry?.cancel();
+        if (drop) sessions.get(nodeId)?.delete(drop);
+        // Only the entry this session attached to, and only while it is still the node's session:
+        // the node may have registered again, or moved to a session on its renewed certificate.
+        if (nodeId && core.registry.get(nodeId) === attached && attached?.send === ownSend) core.registry.sessionClosed(nodeId, reason);
         nodeId = "";
       };
       call.on("data", (msg: AgentMessage) => {
@@ -133,6 +143,11 @@ export function agentHandlers(
               else call.write(m);
             }
           };
+          // The same node's session on this entry (not a new Register): the agent moves to its renewed
+          // certificate. The old session gets nothing new from here on, but stays open until the
+          // agent ends it, so that the updates it wrote there before moving are all read.
+          const previous = core.registry.get(id);
+          const moving = previous !== undefined && previous.state !== "NODE_STATE_DOWN" && previous.send !== undefined && principal?.kind === "node";
           const node = core.registry.attachSession(id, send);
           if (!node) {
             call.emit("error", toServiceError(notFound(`unknown or expired node ${msg.hello.nodeId}: register again`)));
@@ -140,13 +155,22 @@ export function agentHandlers(
           }
           nodeId = node.id;
           attached = node;
+          ownSend = send;
+          // The agent's sign that this session is the node's now: one moving to a renewed
+          // certificate ends its old session only then (agent/scheduler-link.ts).
+          call.sendMetadata(new grpc.Metadata());
           if (principal?.kind === "node") {
-            sessions.get(id)?.("another session of the same node opened");
-            const drop = (reason: string) => {
-              if (sessions.get(id) === drop) sessions.delete(id);
+            if (!moving) for (const other of [...(sessions.get(id) ?? [])]) other("another session of the same node opened");
+            const own = (reason: string) => {
+              sessions.get(id)?.delete(own);
+              assigns.clear();
               call.emit("error", toServiceError(unauthenticated(reason)));
             };
-            sessions.set(id, drop);
+            drop = own;
+            sessions.set(id, (sessions.get(id) ?? new Set()).add(own));
+            // The certificate this session was opened with is its credential for as long as it lasts.
+            const notAfterMs = principal.certNotAfterMs ?? Infinity;
+            if (Number.isFinite(notAfterMs)) expiry = callAt(notAfterMs, () => own(expiredMessage(id, notAfterMs)));
           }
           return;
         }
@@ -165,7 +189,6 @@ export function agentHandlers(
         }
       });
       call.on("end", () => {
-        if (sessions.get(nodeId)) sessions.delete(nodeId);
         closed("session closed by the agent");
         call.end();
       });

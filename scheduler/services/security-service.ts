@@ -33,7 +33,8 @@ export function joinHandlers(security: ClusterSecurity, renewed?: (nodeId: strin
       answer(callback, async () => {
         // Open to unauthenticated calls (scheduler.ts): a node whose certificate expired while it
         // was stopped or cut off proves its old key instead (auth/expired-renewal.ts).
-        const p = nodePrincipal(call, security.context);
+        // A certificate that expired on a still-open connection goes the proof path, as on a new one.
+        const p = nodePrincipal(call, security.context, Date.now(), "ignore");
         if (p?.kind === "node") {
           const res = await security.renew(p.nodeId, call.request.csrPem);
           renewed?.(p.nodeId, sealRecipient(res.certificatePem));
