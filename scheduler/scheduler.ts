@@ -186,7 +186,7 @@ export class Scheduler {
       const warned = new Map<string, number>();
       await bus.consume(
         {
-          submission: (rec) => this.core.adopt(rec),
+          submission: (rec) => this.core.adopt(rec), holds: (jobId) => this.core.peekJob(jobId) !== undefined,
           rejected: (topic, reason) => this.core.emit("record_rejected", topic, reason),
           ...(verifier && {
             verify: (topic, key, value, headers) => verifier.verify(topic, key, value, headers),

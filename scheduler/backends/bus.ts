@@ -52,6 +52,8 @@ export interface BusHandlers {
    * before the value is decoded. Absent (--insecure): the node id is the record's key, believed.
    */
   verify?: VerifyRecord;
+  /** Whether the scheduler holds this job now: its own submission, read back, is then not decoded (own-submissions.ts). */
+  holds?(jobId: string): boolean;
   /** A task-event record refused by `verify`: nothing in it was decoded or applied. */
   eventRejected?(reason: RecordRejectReason, claimedNodeId: string): void;
 }

@@ -4,10 +4,9 @@
 //                                     (assignments, and cancels behind the assignments they cancel)
 //   <p>.task-events   key node id     task state changes and results, agent → scheduler
 //   <p>.node-load     key node id     load samples, a real-time stream
-// The scheduler consumes submissions, events and load in one consumer group and commits an
-// offset only after the handler for that record (and every earlier one) has resolved. With a
-// state store, each active scheduler consumes in a group of its own that starts at its
-// predecessor's offsets (takeOverOffsets): a failover does not wait out a dead member's session.
+// The scheduler consumes submissions, events and load in one consumer group and commits an offset only after the handler for that
+// record (and every earlier one) has resolved. With a state store, each active scheduler consumes in a group of its own that
+// starts at its predecessor's offsets (takeOverOffsets): a failover does not wait out a dead member's session.
 import { randomUUID } from "node:crypto";
 import type { Consumer, Kafka } from "kafkajs";
 import type { KafkaSecurity } from "../../common/backend-security.js";
@@ -38,6 +37,7 @@ import { resourceExhausted } from "../../common/errors.js";
 import type { SealRecipient } from "../../common/record-seal.js";
 import { assignmentsRecord } from "./sealed-assignments.js";
 import { ensureTopics, replicationFor, retryWhileTopicsSettle } from "./kafka-topics.js";
+import { OwnSubmissions } from "./own-submissions.js";
 import { fromJobSubmission, toJobSubmission, type BusHandlers, type ConsumerGroupHandoff, type SubmissionRecord, type TaskBus } from "./bus.js";
 
 export interface KafkaBusOptions {
@@ -71,6 +71,7 @@ export class KafkaBus implements TaskBus {
   readonly topics: KafkaTopics;
   private consumer?: Consumer;
   private closed = false;
+  private readonly own = new OwnSubmissions(); // what this process appended: not decoded when read back
 
   private constructor(
     private readonly kafka: Kafka,
@@ -123,7 +124,7 @@ export class KafkaBus implements TaskBus {
       // Over the topic's max.message.bytes the broker would refuse it after long retries: say so now.
       throw resourceExhausted(`the job's inputs take ${value.length} bytes; with --bus kafka one submission is limited to ${MAX_SUBMISSION_BYTES} bytes; not retryable: split the job`);
     }
-    await this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value });
+    await this.own.append(rec.jobId, value.length, () => this.sender.sendNow({ topic: this.topics.submissions, key: rec.jobId, value }));
   }
 
   publishCancel(nodeId: string, cancel: CancellationIn, sealTo?: SealRecipient): void {
@@ -218,7 +219,7 @@ export class KafkaBus implements TaskBus {
         if (batch.topic === this.topics.submissions) {
           for (const m of msgs) {
             if (!isRunning() || isStale()) return;
-            if (m.value) {
+            if (m.value && !this.own.readBack(m.key, m.value, handlers.holds)) {
               let rec: SubmissionRecord | undefined;
               if (m.value.length > MAX_SUBMISSION_BYTES) {
                 // Larger than appendSubmission ever writes: not ours; never decoded.

@@ -24,9 +24,10 @@
 //   P:upload:<id>          an output being uploaded, in pieces                    TTL 10 min, renamed into place when checked
 // (This file is longer than 350 lines because it is the one place that lays out every key of the
 // Redis state store, above; the blob scripts live in redis-blobs.ts.)
-import { Redis, type Result } from "ioredis";
+import { Redis } from "ioredis";
 import { connectRedis } from "./redis-connection.js";
-import { decodeBuffers, decodeFramed, encodeBuffers, encodeFramed } from "./codec.js";
+import { decodeBuffers, decodeFramed } from "./codec.js";
+import { PreparedScript, type PreparedArg } from "./redis-prepared.js";
 import type { BlobRefShape, KernelRegistration, SharedStoreCapability, StateStore, StoredKernel, StoredResult } from "./types.js";
 import type { ConsumerGroupHandoff } from "./bus.js";
 import { RedisBlobs } from "./redis-blobs.js";
@@ -59,12 +60,16 @@ if not old then return 0 end
 if tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
 return 1`;
 
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    /** HSETNX of field/value pairs into one hash; 1 per pair that was set, 0 per pair already there. */
-    distxHsetnxMany(key: string, ...fieldsAndValues: (string | Buffer)[]): Result<number[], Context>;
-  }
-}
+// putJob: inputs, refs (when any: "" is never a JSON array), meta, then the unfinished set.
+const PUT_JOB = new PreparedScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+return 1`);
+
+// HSETNX of field/value pairs into one hash; 1 per pair that was set, 0 per pair already there.
+const HSETNX_MANY = new PreparedScript("local won = {} for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return won");
 
 export interface RedisStateOptions {
   url: string;
@@ -117,10 +122,6 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
 
   static async connect(options: RedisStateOptions): Promise<RedisStateStore> {
     const redis = await connectRedis(options.url, options.connectTimeoutMs ?? 5000, "distx-state", options.caFile);
-    redis.defineCommand("distxHsetnxMany", {
-      numberOfKeys: 1,
-      lua: "local won = {} for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return won",
-    });
     return new RedisStateStore(redis, options);
   }
 
@@ -236,7 +237,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
    * call per job: HSETNX for each, so each is still recorded exactly once, at a fraction of
    * the per-command cost.
    */
-  private pendingResults = new Map<string, { fields: (string | Buffer)[]; settle: ((won: boolean) => void)[]; fail: ((err: Error) => void)[] }>();
+  private pendingResults = new Map<string, { fields: PreparedArg[]; settle: ((won: boolean) => void)[]; fail: ((err: Error) => void)[] }>();
   private resultsFlushQueued = false;
 
   recordResult(jobId: string, result: StoredResult): Promise<boolean> {
@@ -246,7 +247,8 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
       batch = { fields: [], settle: [], fail: [] };
       this.pendingResults.set(jobId, batch);
     }
-    batch.fields.push(String(result.taskIndex), encodeFramed(header, [output]));
+    // Framed as encodeFramed frames it, straight into the command's bytes (redis-prepared.ts).
+    batch.fields.push(String(result.taskIndex), { json: JSON.stringify(header), framed: [output] });
     const done = new Promise<boolean>((resolve, reject) => {
       batch.settle.push(resolve);
       batch.fail.push(reject);
@@ -263,10 +265,7 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
     const batches = this.pendingResults;
     this.pendingResults = new Map();
     for (const [jobId, batch] of batches) {
-      const key = this.job(jobId, "results");
-      const call: Promise<number[]> =
-        batch.settle.length === 1 ? this.redis.hsetnx(key, batch.fields[0]!, batch.fields[1]!).then((won) => [won]) : this.redis.distxHsetnxMany(key, ...batch.fields);
-      call.then(
+      (HSETNX_MANY.run(this.redis, [this.job(jobId, "results")], batch.fields) as Promise<number[]>).then(
         (won) => batch.settle.forEach((resolve, i) => resolve(won[i] === 1)),
         (err: Error) => batch.fail.forEach((reject) => reject(err)),
       );
@@ -301,14 +300,11 @@ export class RedisStateStore implements StateStore, SharedStoreCapability {
   }
 
   async putJob(jobId: string, inputs: Buffer[], meta: string, inputRefs?: (BlobRefShape | null)[]): Promise<void> {
-    // One transaction, one round trip: a job is never seen with metadata and no inputs (adopt()
-    // would skip it as recorded, and restore() could not resume it).
-    const tx = this.redis.multi().set(this.job(jobId, "inputs"), encodeBuffers(inputs));
-    if (inputRefs) tx.set(this.job(jobId, "refs"), JSON.stringify(inputRefs));
-    await tx
-      .set(this.job(jobId, "meta"), meta)
-      .zadd(`${this.p}:jobs:unfinished`, Date.now(), jobId)
-      .exec();
+    // One script, one round trip: a job is never seen with metadata and no inputs (adopt() would
+    // skip it as recorded, and restore() could not resume it). The inputs are framed as
+    // encodeBuffers frames them, copied once into the command's bytes (redis-prepared.ts).
+    const keys = [this.job(jobId, "inputs"), this.job(jobId, "refs"), this.job(jobId, "meta"), `${this.p}:jobs:unfinished`];
+    await PUT_JOB.run(this.redis, keys, [{ framed: inputs }, inputRefs ? JSON.stringify(inputRefs) : "", meta, String(Date.now()), jobId]);
   }
 
   async getJobInputs(jobId: string): Promise<Buffer[] | undefined> {
