@@ -1,5 +1,7 @@
 // Loads the wire contract from proto/ at run time. The TypeScript types come from
 // proto-loader-gen-types (npm run gen:proto) so the .proto stays the single source of truth.
+import { FLOW_WINDOW_BYTES } from "./flow-window.js";
+export { listenWithWideWindows } from "./flow-window.js";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
@@ -64,6 +66,8 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // whose scheduler failed over came back up to ~30 s after the new one was listening.
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
+  // Bulk data in ~1 MiB messages: HTTP/2 windows wider than the default 64 KiB (flow-window.ts).
+  "grpc-node.flow_control_window": FLOW_WINDOW_BYTES,
 };
 
 /**

@@ -7,7 +7,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-
 import type { SchedulerConfig } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import type { NodeLoad } from "../common/types.js";
-import { CHANNEL_OPTIONS, loadContract, v1 } from "../common/proto.js";
+import { CHANNEL_OPTIONS, loadContract, v1, listenWithWideWindows } from "../common/proto.js";
 import { MemoryStateStore, MemoryTaskQueue } from "./backends/memory.js";
 import type { StateStore, TaskQueue } from "./backends/types.js";
 import type { TaskBus } from "./backends/bus.js";
@@ -215,11 +215,9 @@ export class Scheduler {
       }, Math.max(500, this.config.heartbeatIntervalMs));
       this.nodeCacheTimer.unref();
     }
-    const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${this.config.host}:${this.config.port}`, security.serverCredentials(), (err, p) =>
-        err ? reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`)) : resolve(p),
-      ),
-    );
+    const port = await listenWithWideWindows(this.server, `${this.config.host}:${this.config.port}`, security.serverCredentials()).catch((err: Error) => {
+      throw new Error(`cannot listen on ${this.config.host}:${this.config.port}: ${err.message}`);
+    });
     this.abandonIfStopping();
     this.registry.start();
     this.quotas.start();

@@ -7,6 +7,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes, X509Certificate } from "node:crypto";
 import type { Redis } from "ioredis";
+import { SERVER_HTTP2_SETTINGS } from "../../common/flow-window.js";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { AuthenticationContext } from "./authenticate.js";
@@ -34,7 +35,7 @@ export interface SecuritySettings {
  */
 class Tls13ServerCredentials extends grpc.ServerCredentials {
   constructor(pki: ClusterPki) {
-    super({ requestCert: true, rejectUnauthorized: false }, Tls13ServerCredentials.contextOptions(pki));
+    super({ requestCert: true, rejectUnauthorized: false, ...SERVER_HTTP2_SETTINGS }, Tls13ServerCredentials.contextOptions(pki));
   }
 
   /** Client certificates from any CA of ca.crt verify (both, during a CA rotation). */

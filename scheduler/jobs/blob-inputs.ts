@@ -44,12 +44,17 @@ export function planBlobs(inputs: Buffer[], shared: { name: string; data: Buffer
 
 const EMPTY = Buffer.alloc(0);
 
+/** What a stored slice may keep alive beyond its own bytes (uncounted by the blob store bound). */
+const SLICE_SLACK_BYTES = 4096;
+
 /** Stores the plan's blobs as held by the job; on failure, the holds already taken are released. */
 export async function storeBlobs(store: StateStore, jobId: string, blobs: Map<string, Buffer>): Promise<void> {
   try {
     for (const [sha256, data] of blobs) {
-      // A slice of a larger request buffer would keep all of it alive: store bytes of its own.
-      const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Buffer.from(data);
+      // A slice of a larger request buffer would keep all of it alive: store bytes of its own,
+      // unless the slice is nearly all of it (a streamed task message of one input: a few bytes
+      // of framing), where a copy would cost a pass over the input to save those bytes.
+      const own = data.buffer.byteLength - data.byteLength <= SLICE_SLACK_BYTES ? data : Buffer.from(data);
       await store.putBlob(sha256, own, jobId);
     }
   } catch (err) {

@@ -1,8 +1,9 @@
 // The agent's blob cache (agent/blob-cache.ts): one fetch per blob however many tasks ask at
 // once, bounded in bytes with the least recently used unpinned blob dropped first, a blob in
-// use never dropped, and a failed fetch not remembered.
+// use never dropped, a failed fetch not remembered, and the memory of a blob left idle reused by
+// the next fetch of its size.
 import { describe, expect, it } from "vitest";
-import { BlobCache, type BlobFetcher } from "../../agent/blob-cache.js";
+import { BlobCache, RECYCLE_IDLE_MS, type BlobFetcher } from "../../agent/blob-cache.js";
 
 const use = { jobId: "job-1", taskIndex: 0 };
 const ref = (sha: string, size: number) => ({ sha256: sha.padEnd(64, "0"), sizeBytes: String(size) });
@@ -67,5 +68,32 @@ describe("agent blob cache", () => {
     expect((await cache.acquire(ref("d", 10), use))[0]).toBe(13);
     expect(f.calls.length).toBe(2);
     expect(cache.snapshot()).toMatchObject({ fetches: 1, entries: 1 });
+  });
+
+  it("a fetch reuses the memory of a same-size blob idle for RECYCLE_IDLE_MS, never one in use or idle less long", async () => {
+    const f = filler();
+    let clock = 0;
+    const cache = new BlobCache(1 << 20, f.fetch, () => clock);
+    const sha = (c: string) => ref(c, 0).sha256;
+    const a = await cache.acquire(ref("a", 100), use);
+    const b = await cache.acquire(ref("b", 100), use);
+    cache.release(sha("a"));
+    clock += RECYCLE_IDLE_MS - 1;
+    // a is idle, but not long enough; b is pinned: fresh memory, both kept.
+    const c = await cache.acquire(ref("c", 100), use);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(c.buffer).not.toBe(b.buffer);
+    expect(cache.snapshot()).toMatchObject({ recycled: 0, entries: 3 });
+    clock += 1;
+    // Another size never takes a's memory; the same size does, with its own bytes, and a is gone.
+    const e = await cache.acquire(ref("e", 50), use);
+    expect(e.buffer).not.toBe(a.buffer);
+    const d = await cache.acquire(ref("d", 100), use);
+    expect(d.buffer).toBe(a.buffer);
+    expect([...d].every((v) => v === 13)).toBe(true);
+    expect(b[0]).toBe(11);
+    expect(cache.snapshot()).toMatchObject({ recycled: 1, entries: 4, bytes: 350 });
+    await cache.acquire(ref("a", 100), use);
+    expect(f.calls.map((x) => x[0])).toEqual(["a", "b", "c", "e", "d", "a"]);
   });
 });
