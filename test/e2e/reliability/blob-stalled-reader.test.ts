@@ -14,10 +14,11 @@ import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
 import type { AgentServiceGrpcClient } from "../../../common/types.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
 import { metricOf } from "../../helpers/blob-rig.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import type { TestCluster } from "../../helpers/cluster.js";
 import { echoInput, MiB } from "../../helpers/outputs.js";
 import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 import { sleep, until } from "../../helpers/services.js";
+import { grpcFrame, stalledReaderCluster } from "../../helpers/stalled-streams.js";
 
 const STALL_MS = 15_000;
 const SIZE = 16 * MiB;
@@ -26,13 +27,7 @@ const MEMORY_BOUND = 48 * MiB;
 
 let c: TestCluster;
 beforeAll(async () => {
-  c = await startTestCluster("blob-stalled-reader", {
-    agents: 1,
-    workersPerAgent: 1,
-    insecure: true,
-    agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0", "--output-stall-ms", String(STALL_MS)],
-  });
+  c = await stalledReaderCluster("blob-stalled-reader", STALL_MS);
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
@@ -44,10 +39,7 @@ const agentClient = () => new (v1().AgentService)(c.address, grpc.credentials.cr
 /** The FetchBlobRequest {sha256 = 1, job_id = 2, task_index = 3} as one gRPC message frame. */
 function requestFrame(sha256: string, jobId: string, taskIndex: number): Buffer {
   const field = (tag: number, v: string) => Buffer.concat([Buffer.from([tag, Buffer.byteLength(v)]), Buffer.from(v)]);
-  const body = Buffer.concat([field(0x0a, sha256), field(0x12, jobId), Buffer.from([0x18, taskIndex])]);
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.byteLength, 1);
-  return Buffer.concat([head, body]);
+  return grpcFrame(Buffer.concat([field(0x0a, sha256), field(0x12, jobId), Buffer.from([0x18, taskIndex])]));
 }
 
 /**

@@ -8,34 +8,22 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB, readWithDefaultClient } from "../../helpers/outputs.js";
-import { privateRedis, type PrivateRedis } from "../../helpers/private-redis.js";
+import { outageRig, type OutageRig } from "../../helpers/redis-outage.js";
 import { sleep, until } from "../../helpers/services.js";
 
-let rig: BlobRig | undefined;
-let r: PrivateRedis | undefined;
+let rig: OutageRig | undefined;
 let paused = 0;
 afterAll(async () => {
   if (paused) process.kill(paused, "SIGCONT");
   await rig?.stop();
-  r?.stop();
 });
 
 const SIZE = 32 * MiB + 11;
 
 describe("an agent paused mid-upload", () => {
   it("is declared lost, its upload dropped at once; the task's other attempt is served; its stale upload is refused when it resumes", async () => {
-    r = await privateRedis();
-    rig = await blobRig({
-      name: "outputs-paused-agent",
-      kafka: false,
-      redisUrl: r.url,
-      agents: 1,
-      workersPerAgent: 2,
-      agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-      schedulerArgs: ["--lease-ttl-ms", "20000"],
-    });
+    rig = await outageRig("outputs-paused-agent", { kafka: false });
     const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     // Task 0: a 32 MiB output at once. Task 1: a small one after a long spin, so the job is still

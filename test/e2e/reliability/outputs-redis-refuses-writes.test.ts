@@ -10,42 +10,23 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB, readWithDefaultClient } from "../../helpers/outputs.js";
-import { privateRedis, type PrivateRedis } from "../../helpers/private-redis.js";
+import { outageRig, type OutageRig } from "../../helpers/redis-outage.js";
 import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 import { sleep, until } from "../../helpers/services.js";
 
-let rig: BlobRig | undefined;
-let r: PrivateRedis | undefined;
+let rig: OutageRig | undefined;
 afterAll(async () => {
   await rig?.stop();
-  r?.stop();
 });
 
 const OUTAGE_MS = 4000;
 /** Scheduler RSS growth allowed: the 8 MiB of inputs and outputs passing through, a piece per upload, and garbage not yet collected. */
 const MEMORY_BOUND = 96 * MiB;
 
-const info = (field: string) => {
-  const m = new RegExp(`^${field}:(\\d+)`, "m").exec(r!.cli("info", "all"));
-  return m ? Number(m[1]) : 0;
-};
-const oomErrors = () => Number(/^errorstat_OOM:count=(\d+)/m.exec(r!.cli("info", "errorstats"))?.[1] ?? 0);
-
 describe("outputs by reference while Redis refuses writes mid-upload (kafka + redis)", () => {
   it("the upload is retried, not the attempt; no half-written output is kept; the job ends with byte-exact outputs", async () => {
-    r = await privateRedis();
-    r.cli("config", "set", "maxmemory-policy", "noeviction");
-    rig = await blobRig({
-      name: "outputs-redis-refuses",
-      redisUrl: r.url,
-      agents: 1,
-      workersPerAgent: 2,
-      agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-      // Longer than the outage: a lease that cannot be renewed is another fault, not this one.
-      schedulerArgs: ["--lease-ttl-ms", "20000"],
-    });
+    rig = await outageRig("outputs-redis-refuses");
     const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     // Four outputs of 2-3 MiB (several pieces each); each task spins first, so the limit is set before any upload.
@@ -60,22 +41,15 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
     await until("a task running", async () => ((await c.client.getJob(jobId)).counts?.running ?? 0) >= 1, 30_000, 20);
     expect((await c.client.getJob(jobId)).counts?.succeeded ?? 0).toBe(0);
     // Room for about half a piece more: the first piece of an upload goes in, the next is refused.
-    r.cli("config", "set", "maxmemory", String(info("used_memory") + MiB / 2));
-    await until("Redis to refuse a write", async () => oomErrors() > 0, 30_000, 10);
-    const refusedAt = Date.now();
+    const refusedAt = await rig.refuseWritesAfter(MiB / 2);
     // While writes are refused, no output key holds anything but its declared size.
     const outs = `${prefix}:job:${jobId}:outs`;
-    const checkKept = async () => {
-      for (const [name, json] of Object.entries(await redis.hgetall(outs))) {
-        expect(await redis.strlen(`${prefix}:job:${jobId}:out:${name}`), name).toBe(Number((JSON.parse(json) as { sizeBytes: number }).sizeBytes));
-      }
-    };
     while (Date.now() - refusedAt < OUTAGE_MS) {
-      await checkKept();
+      await rig.expectOutputsWhole(jobId);
       await sleep(200);
     }
-    r.cli("config", "set", "maxmemory", "0");
-    console.log(`Redis refused ${oomErrors()} writes in ${OUTAGE_MS} ms`);
+    rig.acceptWrites();
+    console.log(`Redis refused ${rig.oomErrors()} writes in ${OUTAGE_MS} ms`);
 
     const job = await c.client.waitForJob(jobId);
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
@@ -89,7 +63,7 @@ describe("outputs by reference while Redis refuses writes mid-upload (kafka + re
     const plain = await readWithDefaultClient(c, jobId);
     expect(plain.byRef).toBe(inputs.length);
     for (const [i, out] of plain.outputs) expect(out.equals(inputs[i]!), `task ${i}`).toBe(true);
-    await checkKept();
+    await rig.expectOutputsWhole(jobId);
     expect(await redis.hlen(outs)).toBe(inputs.length);
     // Refused uploads left nothing behind (dropped at once, not at their 10-minute expiry).
     await until("no upload left in Redis", async () => (await redis.keys(`${prefix}:upload:*`)).length === 0, 10_000, 100);

@@ -8,10 +8,12 @@ import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exampleKernels, mandelbrotInput } from "../../../kernels/reference/index.js";
 import { exampleWasm } from "../../helpers/fixtures.js";
-import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
+import { metricOf } from "../../helpers/blob-rig.js";
+import type { TestCluster } from "../../helpers/cluster.js";
 import { MiB, readWithDefaultClient } from "../../helpers/outputs.js";
 import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 import { sleep, until } from "../../helpers/services.js";
+import { grpcFrame, stalledReaderCluster } from "../../helpers/stalled-streams.js";
 
 const STALL_MS = 15_000;
 const SIZE = 4096 * 4080 * 4;
@@ -20,31 +22,18 @@ const MEMORY_BOUND = 48 * MiB;
 
 let c: TestCluster;
 beforeAll(async () => {
-  c = await startTestCluster("outputs-stalled-reader", {
-    agents: 1,
-    workersPerAgent: 1,
-    insecure: true,
-    agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "3000", "--drain-grace-ms", "0", "--output-stall-ms", String(STALL_MS)],
-  });
+  c = await stalledReaderCluster("outputs-stalled-reader", STALL_MS);
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
 });
 
-async function openStreams(): Promise<number> {
-  const text = await (await fetch(`http://${await c.cluster.adminAddress("scheduler")}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("distx_result_output_streams "));
-  return line ? Number(line.split(" ")[1]) : Number.NaN;
-}
+const openStreams = () => metricOf(c.cluster, "scheduler", "distx_result_output_streams");
 
 /** The GetResultOutputRequest {job_id = 1, task_index = 2} as one gRPC message frame. */
 function requestFrame(jobId: string, taskIndex: number): Buffer {
   const id = Buffer.from(jobId);
-  const body = Buffer.concat([Buffer.from([0x0a, id.byteLength]), id, Buffer.from([0x10, taskIndex])]);
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.byteLength, 1);
-  return Buffer.concat([head, body]);
+  return grpcFrame(Buffer.concat([Buffer.from([0x0a, id.byteLength]), id, Buffer.from([0x10, taskIndex])]));
 }
 
 /** A GetResultOutput call whose response is never read. */

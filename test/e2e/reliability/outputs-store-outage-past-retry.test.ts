@@ -9,37 +9,22 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../../helpers/fixtures.js";
-import { blobRig, type BlobRig } from "../../helpers/blob-rig.js";
 import { echoInput, MiB } from "../../helpers/outputs.js";
-import { privateRedis, type PrivateRedis } from "../../helpers/private-redis.js";
+import { outageRig, type OutageRig } from "../../helpers/redis-outage.js";
 import { sleep, until } from "../../helpers/services.js";
 
-let rig: BlobRig | undefined;
-let r: PrivateRedis | undefined;
+let rig: OutageRig | undefined;
 afterAll(async () => {
   await rig?.stop();
-  r?.stop();
 });
 
 /** Longer than the agent's retry window, long enough for two attempts to give up in a row. */
 const OUTAGE_MS = 25_000;
 
-const usedMemory = () => Number(/^used_memory:(\d+)/m.exec(r!.cli("info", "memory"))?.[1] ?? 0);
-const oomErrors = () => Number(/^errorstat_OOM:count=(\d+)/m.exec(r!.cli("info", "errorstats"))?.[1] ?? 0);
-
 describe("outputs by reference while Redis refuses writes for longer than the agent's retry window", () => {
   it("no task is lost or succeeds without its output; the job finishes once Redis is back, with byte-exact outputs", async () => {
-    r = await privateRedis();
-    r.cli("config", "set", "maxmemory-policy", "noeviction");
-    rig = await blobRig({
-      name: "outputs-outage-long",
-      redisUrl: r.url,
-      agents: 1,
-      workersPerAgent: 2,
-      agentArgs: () => ["--no-calibrate", "--connect-timeout-ms", "0"],
-      // As in outputs-redis-refuses-writes (renewals are PEXPIRE, which Redis takes at maxmemory).
-      schedulerArgs: ["--lease-ttl-ms", "20000"],
-    });
+    // The rig's lease outlives the outage (renewals are PEXPIRE, which Redis takes at maxmemory).
+    rig = await outageRig("outputs-outage-long");
     const { c, redis, prefix } = rig;
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     const inputs = [3, 2].map((m) => {
@@ -51,24 +36,17 @@ describe("outputs by reference while Redis refuses writes for longer than the ag
     // on each window would fail.
     const { jobId } = await c.client.submitJob({ kernelId, inputs, skipResultCache: true, timeoutMs: 120_000, maxAttempts: 2, resources: { memoryBytes: 64 * MiB } });
     await until("a task running", async () => ((await c.client.getJob(jobId)).counts?.running ?? 0) >= 1, 30_000, 20);
-    r.cli("config", "set", "maxmemory", String(usedMemory() + 64 * 1024));
-    await until("Redis to refuse a write", async () => oomErrors() > 0, 30_000, 10);
-    const refusedAt = Date.now();
+    const refusedAt = await rig.refuseWritesAfter(64 * 1024);
     const outs = `${prefix}:job:${jobId}:outs`;
-    const checkKept = async () => {
-      for (const [name, json] of Object.entries(await redis.hgetall(outs))) {
-        expect(await redis.strlen(`${prefix}:job:${jobId}:out:${name}`), name).toBe(Number((JSON.parse(json) as { sizeBytes: number }).sizeBytes));
-      }
-    };
     while (Date.now() - refusedAt < OUTAGE_MS) {
-      await checkKept();
+      await rig.expectOutputsWhole(jobId);
       // Nothing succeeds without its output while no output can be kept.
       expect((await c.client.getJob(jobId)).counts?.succeeded ?? 0).toBe(0);
       await sleep(500);
     }
-    r.cli("config", "set", "maxmemory", "0");
+    rig.acceptWrites();
     const backAt = Date.now();
-    console.log(`Redis refused ${oomErrors()} writes in ${OUTAGE_MS} ms`);
+    console.log(`Redis refused ${rig.oomErrors()} writes in ${OUTAGE_MS} ms`);
 
     const job = await c.client.waitForJob(jobId);
     console.log(`job ${job.state} ${Date.now() - backAt} ms after Redis took writes again`);
@@ -88,7 +66,7 @@ describe("outputs by reference while Redis refuses writes for longer than the ag
     expect(unstored.length).toBeGreaterThanOrEqual(inputs.length);
     expect(unstored[0]).toMatch(/OOM/);
     expect(unstored[0]).toMatch(/without using up an attempt/);
-    await checkKept();
+    await rig.expectOutputsWhole(jobId);
     expect(await redis.hlen(outs)).toBeGreaterThanOrEqual(inputs.length);
     await until("no upload left in Redis", async () => (await redis.keys(`${prefix}:upload:*`)).length === 0, 10_000, 100);
   }, 180_000);
