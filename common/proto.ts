@@ -66,8 +66,10 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // whose scheduler failed over came back up to ~30 s after the new one was listening.
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
-  // Bulk data in ~1 MiB messages: HTTP/2 windows wider than the default 64 KiB (flow-window.ts).
-  "grpc-node.flow_control_window": FLOW_WINDOW_BYTES,
+  // The typed client's receive window stays HTTP/2's 64 KiB: a client that stops reading a watch
+  // or RunJob stream must fill it soon, so that the scheduler's bounded outbox notices and drops
+  // the stream (the client resumes as a watch), instead of the scheduler's HTTP/2 session queueing
+  // up to a wide window of frames per connection for a reader that is asleep.
 };
 
 /**
@@ -77,4 +79,4 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
  * lets the scheduler's batches flow; what it may have in flight to a node stays bounded by the
  * node's capacity (scheduler/registry.ts), not by this window.
  */
-export const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, "grpc-node.flow_control_window": 8 * 1024 * 1024 };
+export const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, "grpc-node.flow_control_window": 2 * FLOW_WINDOW_BYTES };
