@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { NodeLoadForecaster, pooledErrorRatio, type NodeLoadForecasterOptions, type ScoredAccuracy } from "../../scheduler/forecast/index.js";
 import type { RecordedLoad } from "../../scheduler/placement/load-recorder.js";
-import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { UTILIZATION_FORECASTER, type NodeLoadObservation, type UtilizationInputs } from "../../scheduler/placement/load-model.js";
 
 export type LiveForecasterOptions = Omit<NodeLoadForecasterOptions, "stepMs">;
 
@@ -29,6 +29,8 @@ export interface ReplayScore {
   train: number;
   validation: number;
   scored: number;
+  /** The scored entries behind each ratio (nodes × horizons), for pooling over recordings. */
+  entries: { all: ScoredAccuracy[]; train: ScoredAccuracy[]; validation: ScoredAccuracy[] };
 }
 
 const sums = (f: NodeLoadForecaster): ScoredAccuracy[] => f.accuracy().map((a) => ({ count: a.count, modelMae: a.modelMae, naiveMae: a.naiveMae }));
@@ -38,8 +40,27 @@ const sums = (f: NodeLoadForecaster): ScoredAccuracy[] => f.accuracy().map((a) =
  * forecaster with `options`. `splitAt` (ms, the scheduler's clock): forecasts scored once a
  * sample at or after it has arrived count as validation; the train part never depends on them.
  */
-/** `stopAt` (exclusive): samples from then on are not replayed at all (live-tune.ts: the training part only). */
-export function replayScore(records: readonly RecordedLoad[], stepMs: number, options: LiveForecasterOptions, splitAt: number, stopAt = Number.POSITIVE_INFINITY): ReplayScore {
+/** The observation placement's load model gets from a recorded heartbeat. */
+export const observationOf = (r: RecordedLoad): NodeLoadObservation => ({
+  atMs: r.t,
+  cpuUtilization: r.cpu,
+  agentCpuUtilization: r.agentCpu,
+  runningTasks: r.running,
+  queuedTasks: r.queued,
+});
+
+/**
+ * `stopAt` (exclusive): samples from then on are not replayed at all (live-tune.ts: the training part only).
+ * `inputs`: the exogenous inputs given with each sample, as NodeLoadModel gives them (null: none).
+ */
+export function replayScore(
+  records: readonly RecordedLoad[],
+  stepMs: number,
+  options: LiveForecasterOptions,
+  splitAt: number,
+  stopAt = Number.POSITIVE_INFINITY,
+  inputs: UtilizationInputs | null = null,
+): ReplayScore {
   const byNode = new Map<string, RecordedLoad[]>();
   for (const r of records) {
     if (r.t >= stopAt) continue;
@@ -55,7 +76,7 @@ export function replayScore(records: readonly RecordedLoad[], stepMs: number, op
     let atSplit: ScoredAccuracy[] | undefined;
     for (const r of list) {
       if (atSplit === undefined && r.t >= splitAt) atSplit = sums(f);
-      f.observe(r.t, Math.min(1, Math.max(0, r.cpu)));
+      f.observe(r.t, Math.min(1, Math.max(0, r.cpu)), inputs?.(observationOf(r)));
     }
     const end = sums(f);
     atSplit ??= end;
@@ -73,7 +94,7 @@ export function replayScore(records: readonly RecordedLoad[], stepMs: number, op
       );
     }
   }
-  return { all: pooledErrorRatio(all), train: pooledErrorRatio(train), validation: pooledErrorRatio(validation), scored: all.reduce((n, e) => n + e.count, 0) };
+  return { all: pooledErrorRatio(all), train: pooledErrorRatio(train), validation: pooledErrorRatio(validation), scored: all.reduce((n, e) => n + e.count, 0), entries: { all, train, validation } };
 }
 
 /** The time (scheduler clock) at `fraction` of the recording's span. */

@@ -9,15 +9,24 @@
  * forecaster is judged by and shrugs off isolated spikes. Expressing every
  * term relative to the last value makes "no change" (the naive forecast) the
  * all-zero model that the ridge shrinks towards.
+ *
+ * With exogenous inputs (ARX: what the scheduler knows besides the series, e.g. a node's running
+ * and queued tasks), their values at t are further terms b_j x_j[t], taken as they come: a zero
+ * coefficient is still "no change".
  */
 
 export interface DirectArModel {
   horizon: number;
   lags: number;
   period: number;
-  /** Coefficients: [c, a_1..a_{lags-1}, b?]. */
+  /** Exogenous inputs used (0: plain AR). */
+  exogenous: number;
+  /** Coefficients: [c, a_1..a_{lags-1}, b?, x_1..x_exogenous]. */
   coef: Float64Array;
 }
+
+/** Exogenous inputs by absolute index (same indexing as the series): the vector known at step i. */
+export type ExogenousAt = (i: number) => ArrayLike<number>;
 
 /** Value accessor by absolute index; `first` is the oldest index available. */
 interface Series {
@@ -25,7 +34,7 @@ interface Series {
   first: number;
 }
 
-function features(y: Series, t: number, h: number, lags: number, period: number, out: Float64Array): boolean {
+function features(y: Series, t: number, h: number, lags: number, period: number, out: Float64Array, exog?: ExogenousAt): boolean {
   if (t - (lags - 1) < y.first) return false;
   const last = y.at(t);
   out[0] = 1;
@@ -35,6 +44,15 @@ function features(y: Series, t: number, h: number, lags: number, period: number,
     const idx = t + h - back;
     if (idx < y.first) return false;
     out[lags] = y.at(idx) - last;
+  }
+  if (exog) {
+    const x = exog(t);
+    const base = lags + (period > 0 ? 1 : 0);
+    for (let j = 0; j < x.length; j++) {
+      // Steps without the inputs (NaN) are neither fitted nor forecast from.
+      if (!Number.isFinite(x[j]!)) return false;
+      out[base + j] = x[j]!;
+    }
   }
   return true;
 }
@@ -76,18 +94,20 @@ export function fitDirectAr(
   horizon: number,
   lags: number,
   period: number,
-  opts: { ridge?: number; iterations?: number } = {},
+  opts: { ridge?: number; iterations?: number; exogenous?: { at: ExogenousAt; width: number } } = {},
 ): DirectArModel | null {
   const ridge = opts.ridge ?? 0.05;
   const iterations = opts.iterations ?? 6;
-  const d = lags + (period > 0 ? 1 : 0);
+  const ex = opts.exogenous;
+  const width = ex?.width ?? 0;
+  const d = lags + (period > 0 ? 1 : 0) + width;
   const n = y.length;
   const rowsX: Float64Array[] = [];
   const rowsY: number[] = [];
   const x = new Float64Array(d);
   const series: Series = { at: (i) => y[i]!, first: 0 };
   for (let t = 0; t + horizon < n; t++) {
-    if (!features(series, t, horizon, lags, period, x)) continue;
+    if (!features(series, t, horizon, lags, period, x, ex?.at)) continue;
     rowsX.push(Float64Array.from(x));
     rowsY.push(y[t + horizon]! - y[t]!);
   }
@@ -127,18 +147,41 @@ export function fitDirectAr(
       w[r] = 1 / Math.max(Math.abs(rowsY[r]! - pred), eps);
     }
   }
-  return coef ? { horizon, lags, period, coef } : null;
+  return coef ? { horizon, lags, period, exogenous: width, coef } : null;
 }
 
 /**
  * Forecast of y[t+h] from the model, t being the newest index; `at(i)` reads
  * absolute index i >= first. NaN if the history is too short.
  */
-export function directArForecast(model: DirectArModel, at: (i: number) => number, first: number, t: number): number {
+export function directArForecast(model: DirectArModel, at: (i: number) => number, first: number, t: number, exog?: ExogenousAt): number {
   const d = model.coef.length;
   const x = new Float64Array(d);
-  if (!features({ at, first }, t, model.horizon, model.lags, model.period, x)) return Number.NaN;
+  if (model.exogenous > 0 && !exog) return Number.NaN;
+  if (!features({ at, first }, t, model.horizon, model.lags, model.period, x, model.exogenous > 0 ? exog : undefined)) return Number.NaN;
   let s = 0;
   for (let i = 0; i < d; i++) s += model.coef[i]! * x[i]!;
   return at(t) + s;
+}
+
+/**
+ * Forecast at any horizon from models fitted at some: the exact one, else linear interpolation
+ * between the nearest fitted horizons (h = 0 is the last value); held after the longest.
+ */
+export function interpolatedForecast(models: readonly DirectArModel[], h: number, at: (i: number) => number, first: number, t: number, exog?: ExogenousAt): number {
+  if (models.length === 0) return Number.NaN;
+  const exact = models.find((m) => m.horizon === h);
+  if (exact) return directArForecast(exact, at, first, t, exog);
+  let lo: DirectArModel | null = null;
+  let hi: DirectArModel | null = null;
+  for (const m of models) {
+    if (m.horizon < h && (!lo || m.horizon > lo.horizon)) lo = m;
+    if (m.horizon > h && (!hi || m.horizon < hi.horizon)) hi = m;
+  }
+  const fLo = lo ? directArForecast(lo, at, first, t, exog) : at(t);
+  const hLo = lo ? lo.horizon : 0;
+  if (!hi) return fLo;
+  const fHi = directArForecast(hi, at, first, t, exog);
+  const w = (h - hLo) / (hi.horizon - hLo);
+  return fLo + w * (fHi - fLo);
 }

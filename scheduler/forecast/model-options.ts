@@ -37,6 +37,14 @@ export interface StepForecasterOptions {
   gateEnter?: number;
   /** The gate closes (last value answers) when that ratio rises above this (>= gateEnter). */
   gateExit?: number;
+  /** Lags of the exogenous ARX member (arx-member.ts), which answers only when observations come with inputs; 0 = off (default 4). */
+  arxLags?: number;
+  /**
+   * What the ARX member regresses on: the inputs ("levels"), their change since the previous step
+   * ("changes": zero at a steady state, like the relative lags, so the ridge leaves them alone), or
+   * both (default "levels").
+   */
+  arxInputs?: ArxInputs;
 }
 
 export interface ResolvedStepForecasterOptions {
@@ -56,7 +64,11 @@ export interface ResolvedStepForecasterOptions {
   gateHalfLifeSteps: number;
   gateEnter: number;
   gateExit: number;
+  arxLags: number;
+  arxInputs: ArxInputs;
 }
+
+export type ArxInputs = "levels" | "changes" | "both";
 
 /** Gate off by default: no setting tried beat no gate on the training splits (docs/forecasting.md, "The model", 4). */
 export const GATE_DEFAULTS = { gateHalfLifeSteps: 0, gateEnter: 0.95, gateExit: 1 } as const;
@@ -64,8 +76,13 @@ export const GATE_DEFAULTS = { gateHalfLifeSteps: 0, gateEnter: 0.95, gateExit: 
 const KEYS = [
   "historySteps", "refitEverySteps", "minFitSteps", "fitHorizons", "seasonality", "period",
   "damped", "robustK", "shiftK", "shiftRun", "ensemble", "selectionHalfLifeSteps", "selectionMargin",
-  "gateHalfLifeSteps", "gateEnter", "gateExit",
+  "gateHalfLifeSteps", "gateEnter", "gateExit", "arxLags", "arxInputs",
 ] as const;
+
+function checkArxInputs(field: string, v: unknown): ArxInputs {
+  if (v !== "levels" && v !== "changes" && v !== "both") throw new ForecastOptionError(field, `must be "levels", "changes" or "both", got ${JSON.stringify(v)}`);
+  return v;
+}
 
 export function resolveStepForecasterOptions(raw: unknown, owner = "model"): ResolvedStepForecasterOptions {
   const o = checkKnownKeys(owner, raw, KEYS);
@@ -111,5 +128,7 @@ export function resolveStepForecasterOptions(raw: unknown, owner = "model"): Res
     gateHalfLifeSteps,
     gateEnter,
     gateExit,
+    arxLags: o.arxLags === undefined ? 4 : checkInt(`${owner}.arxLags`, o.arxLags, 0, historySteps),
+    arxInputs: o.arxInputs === undefined ? "levels" : checkArxInputs(`${owner}.arxInputs`, o.arxInputs),
   };
 }

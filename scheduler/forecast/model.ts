@@ -13,7 +13,9 @@
  * of every member at every tracked horizon, and answers each horizon with the
  * member that has been most accurate recently at that horizon (Holt-Winters
  * unless another member is clearly better). This protects the forecaster on
- * series where smoothing does not pay (e.g. on/off bursty load).
+ * series where smoothing does not pay (e.g. on/off bursty load). Inputs passed with each
+ * observation (exogenous: what the owner knows besides the series) feed one more member, a
+ * direct ARX (arx-member.ts); without them it never answers.
  */
 import {
   DEFAULT_GRID,
@@ -25,14 +27,15 @@ import {
   hwForecast,
   hwUpdate,
 } from "./holt-winters.js";
-import { type DirectArModel, directArForecast, fitDirectAr } from "./direct-ar.js";
+import { ExogenousMember } from "./arx-member.js";
+import { type DirectArModel, fitDirectAr, interpolatedForecast } from "./direct-ar.js";
 import { type ResolvedStepForecasterOptions, type StepForecasterOptions, resolveStepForecasterOptions } from "./model-options.js";
 import { NaiveGate } from "./naive-gate.js";
 import { detectPeriod } from "./period.js";
 
 /** Ensemble members. */
-export type MemberName = "holt-winters" | "naive" | "seasonal-naive" | "hw-naive-mean" | "direct-ar";
-const MEMBERS: readonly MemberName[] = ["holt-winters", "naive", "seasonal-naive", "hw-naive-mean", "direct-ar"];
+export type MemberName = "holt-winters" | "naive" | "seasonal-naive" | "hw-naive-mean" | "direct-ar" | "direct-arx";
+const MEMBERS: readonly MemberName[] = ["holt-winters", "naive", "seasonal-naive", "hw-naive-mean", "direct-ar", "direct-arx"];
 const SEASONAL_NAIVE = MEMBERS.indexOf("seasonal-naive");
 /** Relative loss reduction a season must bring over the non-seasonal fit to be kept. */
 const SEASON_GAIN = 0.02;
@@ -66,6 +69,7 @@ export class StepForecaster {
   private state: HoltWintersState | null = null;
   private fitLoss: number | null = null;
   private ar: DirectArModel[] = [];
+  private readonly arx: ExogenousMember;
   private readonly cfg: HoltWintersConfig;
   private readonly grid: FitGrid;
   // Ensemble bookkeeping: pending[m][k][origin % ring] and EW error sums.
@@ -88,6 +92,7 @@ export class StepForecaster {
     this.errW = MEMBERS.map(() => new Float64Array(this.options.fitHorizons.length));
     this.decay = Math.pow(0.5, 1 / this.options.selectionHalfLifeSteps);
     const o = this.options;
+    this.arx = new ExogenousMember(o.arxLags, o.historySteps, o.arxInputs);
     this.gate =
       o.gateHalfLifeSteps > 0
         ? new NaiveGate(o.fitHorizons, { halfLifeSteps: o.gateHalfLifeSteps, enter: o.gateEnter, exit: o.gateExit, minWeight: GATE_MIN_WEIGHT })
@@ -121,12 +126,14 @@ export class StepForecaster {
     return out;
   }
 
-  observe(y: number): void {
+  /** Adds the next step's value, with the exogenous inputs known at that step if the owner has any. */
+  observe(y: number, exogenous?: ArrayLike<number>): void {
     if (!Number.isFinite(y)) throw new RangeError(`observation must be finite, got ${y}`);
     // Score the ensemble members' earlier forecasts that target this step.
     if (this.options.ensemble) this.scoreMembers(y);
     this.gate?.observe(this.count, y);
     this.hist[this.count % this.hist.length] = y;
+    this.arx.push(this.count, exogenous);
     this.count++;
     this.sinceFit++;
     if (this.state && this.params) {
@@ -184,6 +191,7 @@ export class StepForecaster {
         const m = fitDirectAr(h, hz, AR_LAGS, period ?? 0);
         if (m) this.ar.push(m);
       }
+      this.arx.refit(h, this.count - h.length, o.fitHorizons);
     }
     this.fitLoss = fit.loss;
     // The fitted state's season is indexed by position in `h`; re-anchor to absolute indices.
@@ -212,6 +220,7 @@ export class StepForecaster {
     if (m === 1) return last;
     if (m === 3) return this.state && this.params ? (hwForecast(this.state, this.params, h) + last) / 2 : last;
     if (m === 4) return this.arForecast(h);
+    if (m === 5) return this.arx.forecast(h, (i) => this.at(i), Math.max(0, this.count - this.hist.length), this.count - 1);
     const p = this.period;
     if (p === null) return Number.NaN;
     const back = p * Math.ceil(h / p); // same phase, at or before now
@@ -222,24 +231,8 @@ export class StepForecaster {
 
   /** Direct AR forecast; between fitted horizons, linear interpolation (h = 0 is the last value). */
   private arForecast(h: number): number {
-    if (this.ar.length === 0) return Number.NaN;
     const first = Math.max(0, this.count - this.hist.length);
-    const at = (i: number): number => this.at(i);
-    const t = this.count - 1;
-    const exact = this.ar.find((m) => m.horizon === h);
-    if (exact) return directArForecast(exact, at, first, t);
-    let lo: DirectArModel | null = null;
-    let hi: DirectArModel | null = null;
-    for (const m of this.ar) {
-      if (m.horizon < h && (!lo || m.horizon > lo.horizon)) lo = m;
-      if (m.horizon > h && (!hi || m.horizon < hi.horizon)) hi = m;
-    }
-    const fLo = lo ? directArForecast(lo, at, first, t) : this.lastValue;
-    const hLo = lo ? lo.horizon : 0;
-    if (!hi) return fLo;
-    const fHi = directArForecast(hi, at, first, t);
-    const w = (h - hLo) / (hi.horizon - hLo);
-    return fLo + w * (fHi - fLo);
+    return interpolatedForecast(this.ar, h, (i) => this.at(i), first, this.count - 1);
   }
 
   private recordMembers(): void {

@@ -14,6 +14,8 @@
  *   histogram (one per tracked horizon) - an Autopilot/VPA-style safety margin
  *   calibrated to how wrong this node's forecasts have recently been.
  * - accuracy() reports online MASE-style ratios per tracked horizon.
+ * - Inputs given with a sample (exogenous, e.g. the node's task counts) are resampled the same
+ *   way and feed the model's ARX member; interpolated steps have none.
  */
 import { OnlineAccuracy } from "./accuracy.js";
 import { DecayingHistogram } from "./decaying-histogram.js";
@@ -93,6 +95,8 @@ export class NodeLoadForecaster {
   private openIdx = -1;
   private openSum = 0;
   private openCount = 0;
+  private openExog: Float64Array | null = null;
+  private openExogCount = 0;
   private lastIdx = -1; // last completed step index (absolute, grid)
   private lastValue = Number.NaN;
   private steps = 0; // completed steps fed to the accuracy tracker (grid index space)
@@ -133,8 +137,8 @@ export class NodeLoadForecaster {
     this.pendingOrigin = new Float64Array(this.ring).fill(Number.NaN);
   }
 
-  /** Adds a sample. Out-of-order samples (older than the newest) are dropped and counted. */
-  observe(tMs: number, value: number): void {
+  /** Adds a sample (with the inputs known with it, if any). Out-of-order samples (older than the newest) are dropped and counted. */
+  observe(tMs: number, value: number, exogenous?: ArrayLike<number>): void {
     if (!Number.isFinite(tMs)) throw new RangeError(`sample time must be finite, got ${tMs}`);
     if (!Number.isFinite(value)) throw new RangeError(`sample value must be finite, got ${value}`);
     if (tMs < this.lastSampleT) {
@@ -152,15 +156,23 @@ export class NodeLoadForecaster {
       this.openIdx = idx;
       this.openSum = 0;
       this.openCount = 0;
+      this.openExog = null;
+      this.openExogCount = 0;
     }
     this.openSum += value;
     this.openCount++;
+    if (exogenous !== undefined) {
+      this.openExog ??= new Float64Array(exogenous.length);
+      for (let j = 0; j < this.openExog.length; j++) this.openExog[j] = this.openExog[j]! + (exogenous[j] ?? Number.NaN);
+      this.openExogCount++;
+    }
     if (Math.abs(pos - idx) < 1e-9) this.closeOpen(); // exactly at the step's end
   }
 
   private closeOpen(): void {
     const idx = this.openIdx;
     const v = this.openSum / this.openCount;
+    const x = this.openExog?.map((e) => e / this.openExogCount);
     this.openIdx = -1;
     if (this.lastIdx >= 0 && idx - this.lastIdx > 1) {
       const gap = idx - this.lastIdx - 1;
@@ -170,7 +182,7 @@ export class NodeLoadForecaster {
         for (let g = 1; g <= gap; g++) this.completeStep(this.lastValue + ((v - this.lastValue) * g) / (gap + 1));
       }
     }
-    this.completeStep(v);
+    this.completeStep(v, x);
     this.lastIdx = idx;
   }
 
@@ -181,7 +193,7 @@ export class NodeLoadForecaster {
     this.resets++;
   }
 
-  private completeStep(y: number): void {
+  private completeStep(y: number, exogenous?: ArrayLike<number>): void {
     const t = this.steps;
     const tMs = t * this.stepMs;
     this.acc.observe(t, y);
@@ -193,7 +205,7 @@ export class NodeLoadForecaster {
       this.residuals[k]!.add(y - this.pending[k]![slot]!, tMs);
     }
     this.values.add(y, tMs);
-    this.model.observe(y);
+    this.model.observe(y, exogenous);
     this.lastValue = y;
     const f = this.horizonSteps.map((h) => this.model.forecast(h));
     this.acc.record(t, f, y);

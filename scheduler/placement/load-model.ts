@@ -40,6 +40,12 @@ export interface LoadModelOptions {
   pathSteps?: readonly number[];
   /** Horizon (ms) of the background forecast that placement uses (default 3 steps). */
   placementHorizonMs?: number;
+  /**
+   * Inputs given to the utilisation forecaster with each sample, for its ARX member (default
+   * none: no input set tried beat the forecaster without them on the recordings' training parts,
+   * bench/forecast/live-exog.json; UTILIZATION_INPUTS is the set to start from).
+   */
+  utilizationInputs?: UtilizationInputs | null;
   /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
   forecaster?: Omit<NodeLoadForecasterOptions, "stepMs">;
 }
@@ -60,6 +66,19 @@ export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> 
  */
 export const UTILIZATION_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> = {
   model: { ...DEFAULT_LOAD_FORECASTER.model, seasonality: "none", selectionHalfLifeSteps: 30 },
+};
+
+/**
+ * Inputs for the utilisation forecaster's ARX member (scheduler/forecast/arx-member.ts): what the
+ * scheduler knows that last-value does not. A queue means the node stays busy; nothing running or
+ * queued with the agent's own share high means that share is about to vanish. Not fed by default
+ * (LoadModelOptions.utilizationInputs): on the recordings it did not beat the forecaster without it.
+ */
+export type UtilizationInputs = (s: NodeLoadObservation) => number[];
+export const UTILIZATION_INPUTS: UtilizationInputs = (s) => {
+  const own = Math.max(0, s.agentCpuUtilization);
+  const idle = s.runningTasks + s.queuedTasks === 0 ? 1 : 0;
+  return [s.runningTasks, s.queuedTasks, own, idle * own];
 };
 
 /** Steps ahead at which the background path is sampled (a task's finish is interpolated between). */
@@ -114,6 +133,7 @@ export class NodeLoadModel {
   /** Point forecasts of the background at PATH_STEPS (cached per sample), for finishOver. */
   private readonly pathPoint: Float64Array;
   private readonly steps: readonly number[];
+  private readonly inputs: UtilizationInputs | null;
 
   constructor(private readonly options: LoadModelOptions) {
     const fo = { ...DEFAULT_LOAD_FORECASTER, ...options.forecaster, stepMs: options.stepMs };
@@ -123,6 +143,7 @@ export class NodeLoadModel {
     this.horizonMs = options.placementHorizonMs ?? 3 * options.stepMs;
     this.yields = options.yields ?? false;
     this.steps = options.pathSteps ?? PATH_STEPS;
+    this.inputs = options.utilizationInputs ?? null;
     this.pathMean = new Float64Array(this.steps.length);
     this.pathPoint = new Float64Array(this.steps.length);
   }
@@ -141,7 +162,7 @@ export class NodeLoadModel {
     this.lastSample = s;
     this.lastUtil = clamp01(s.cpuUtilization);
     this.lastBackground = backgroundOf(s, this.options.workers);
-    this.util.observe(s.atMs, this.lastUtil);
+    this.util.observe(s.atMs, this.lastUtil, this.inputs?.(s));
     if (!this.options.useForecast) {
       // "Without forecast": only utilisation is kept (for saturation); placement uses the sample.
       this.background = this.backgroundForecast = this.lastBackground;
