@@ -6,7 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { DistributeXError } from "../../common/errors.js";
-import { notAfterMsOf, rejectedCertificateReason } from "./peer-tls.js";
+import { notAfterMsOf, peerTlsSocket, rejectedCertificateReason } from "./peer-tls.js";
 import { nodeIdFromSubjectAltName } from "./pki.js";
 import type { Principal } from "./principal.js";
 import type { Revocations } from "./revocations.js";
@@ -95,6 +95,46 @@ export interface AuthenticatedCall {
 export const unauthenticated = (msg: string) => new DistributeXError(grpc.status.UNAUTHENTICATED, msg);
 export const permissionDenied = (msg: string) => new DistributeXError(grpc.status.PERMISSION_DENIED, msg);
 
+type NodePrincipal = Extract<Principal, { kind: "node" }>;
+
+/** A verified node certificate as every call on its connection needs it: the principal, the serial as the revocation list takes it, and its expiry. */
+interface NodeCertificate {
+  readonly principal: NodePrincipal;
+  readonly serialNumber: string;
+  readonly notAfterMs: number;
+}
+
+/**
+ * Node certificates by connection (its TLS socket), read once: grpc-js builds the peer certificate
+ * anew on every getAuthContext (getPeerCertificate: every field, the DER copied), and its expiry
+ * was parsed from text on every call (~0.5 ms a FetchBlob call). A connection's certificate cannot
+ * change (TLS 1.3 only: no renegotiation); revocation and expiry are still checked on every call.
+ * null: the connection has no verified node certificate. Weak keys: gone with the connection.
+ */
+const certificatesByConnection = new WeakMap<object, NodeCertificate | null>();
+
+function nodeCertificateOf(cert: PeerCertificate | undefined): NodeCertificate | null {
+  // grpc-js fills sslPeerCertificate only when the TLS layer verified the chain against our CA.
+  if (!cert || !cert.subjectaltname) return null;
+  const nodeId = nodeIdFromSubjectAltName(cert.subjectaltname);
+  if (!nodeId) return null;
+  const notAfterMs = notAfterMsOf(cert);
+  const principal: NodePrincipal = Object.freeze({ kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase(), certDer: cert.raw, certNotAfterMs: notAfterMs });
+  return { principal, serialNumber: cert.serialNumber, notAfterMs };
+}
+
+/** The call's verified node certificate: once per connection where its socket is reachable, else read from the call. */
+function nodeCertificate(call: AuthenticatedCall): NodeCertificate | null {
+  const socket = peerTlsSocket(call);
+  if (!socket) return nodeCertificateOf(call.getAuthContext?.()?.sslPeerCertificate);
+  let known = certificatesByConnection.get(socket);
+  if (known === undefined) {
+    known = nodeCertificateOf(call.getAuthContext?.()?.sslPeerCertificate);
+    certificatesByConnection.set(socket, known);
+  }
+  return known;
+}
+
 /**
  * The node principal of a call that presented a certificate issued by the cluster CA for a node
  * identity; undefined when it presented none (or one without a node identity). Throws
@@ -103,18 +143,15 @@ export const permissionDenied = (msg: string) => new DistributeXError(grpc.statu
  * `expired: "ignore"` answers undefined for an expired one instead (RenewCertificate: the proof path).
  */
 export function nodePrincipal(call: AuthenticatedCall, ctx: AuthenticationContext, nowMs = Date.now(), expired: "refuse" | "ignore" = "refuse"): Principal | undefined {
-  // grpc-js fills sslPeerCertificate only when the TLS layer verified the chain against our CA.
-  const cert = call.getAuthContext?.()?.sslPeerCertificate;
-  if (!cert || !cert.subjectaltname) return undefined;
-  const nodeId = nodeIdFromSubjectAltName(cert.subjectaltname);
-  if (!nodeId) return undefined;
+  const cert = nodeCertificate(call);
+  if (!cert) return undefined;
+  const { nodeId } = cert.principal;
   if (ctx.revocations.isRevoked(nodeId, cert.serialNumber)) throw unauthenticated(`the certificate of node ${nodeId} was revoked (the node was removed): join again with a new join token`);
-  const certNotAfterMs = notAfterMsOf(cert);
-  if (!(nowMs < certNotAfterMs)) {
+  if (!(nowMs < cert.notAfterMs)) {
     if (expired === "ignore") return undefined;
-    throw unauthenticated(expiredMessage(nodeId, certNotAfterMs));
+    throw unauthenticated(expiredMessage(nodeId, cert.notAfterMs));
   }
-  return { kind: "node", nodeId, certSerial: cert.serialNumber.toLowerCase(), certDer: cert.raw, certNotAfterMs };
+  return cert.principal;
 }
 
 /** What a node is told when the certificate its connection was opened with has expired. */

@@ -24,9 +24,8 @@ import { outputName } from "../backends/types.js";
 import type { SchedulerCore } from "../core.js";
 import { isTerminalTask, type JobRecord } from "../model.js";
 import { rejectUpdate } from "../update-guard.js";
-import { resetServerStream, untilDeadline } from "./stream-reset.js";
+import { sendChunks } from "./chunk-stream.js";
 import { UploadFence } from "./upload-fence.js";
-import { BLOB_CHUNK_BYTES, drained } from "./blob-service.js";
 
 /** The most one UploadOutput piece may carry (agents send 1 MiB): what the scheduler holds per upload. */
 export const UPLOAD_PIECE_BYTES = 4 * 1024 * 1024;
@@ -196,14 +195,14 @@ function admit(core: SchedulerCore, settings: OutputSettings, call: object, h: O
   return { job, nodeId };
 }
 
-/** GetResultOutput streams open now (the distx_result_output_streams gauge): each holds about a chunk. */
+/** GetResultOutput streams open now (the distx_result_output_streams gauge): each holds at most two chunks. */
 export const resultOutputStreams = { open: 0 };
 
 /**
- * GetResultOutput: a kept output, in chunks read from the store one at a time, each only once
- * the client took the last (flow control). A client that goes away ends it at once; one that
- * takes nothing until its deadline, or for `stallMs` (outputStallMs), has its stream reset
- * (RST_STREAM CANCEL: stream-reset.ts says why not a status).
+ * GetResultOutput: a kept output, in chunks read from the store one at a time, bounded as
+ * chunk-stream.ts says: at most two chunks held per stream, a client that goes away ends it at
+ * once, one that takes no chunk until its deadline or for `stallMs` (outputStallMs) has its
+ * stream reset (RST_STREAM CANCEL: stream-reset.ts says why not a status).
  */
 export function resultOutputHandler(
   core: SchedulerCore,
@@ -223,20 +222,15 @@ async function sendOutput(core: SchedulerCore, call: grpc.ServerWritableStream<G
   const job = core.getJob(jobId, visible);
   const [r] = await core.results(job.id, taskIndex, 1);
   if (!r || r.taskIndex !== taskIndex || !r.outputRef) throw notFound(`task ${taskIndex} of job ${jobId} has no output stored by reference (GetResults carries its output)`);
-  const size = r.outputRef.sizeBytes;
   const name = outputName(taskIndex, r.attempt);
-  let offset = 0;
-  do {
-    if (call.cancelled) return;
-    const length = Math.min(BLOB_CHUNK_BYTES, size - offset);
-    const data = await stored(`could not read the output of task ${job.id}/${taskIndex}`, core.store.readOutput(job.id, name, offset, length));
-    if (!data || data.byteLength !== length) throw notFound(`the output of task ${taskIndex} of job ${jobId} is no longer kept (its results expired)`);
-    if (!call.write({ offset: String(offset), data, sizeBytes: String(size) }) && !(await drained(call, Math.min(stallMs, untilDeadline(call))))) {
-      // A status would queue behind the chunks the client does not take: reset the stream instead.
-      if (!resetServerStream(call)) throw new DistributeXError(grpc.status.DEADLINE_EXCEEDED, `the client took no chunk of the output for ${stallMs} ms (outputStallMs)`);
-      return;
-    }
-    offset += length;
-  } while (offset < size);
-  call.end();
+  await sendChunks(call, {
+    size: r.outputRef.sizeBytes,
+    what: `the output of task ${jobId}/${taskIndex}`,
+    stallMs,
+    read: async (offset, length) => {
+      const data = await stored(`could not read the output of task ${job.id}/${taskIndex}`, core.store.readOutput(job.id, name, offset, length));
+      if (!data || data.byteLength !== length) throw notFound(`the output of task ${taskIndex} of job ${jobId} is no longer kept (its results expired)`);
+      return data;
+    },
+  });
 }

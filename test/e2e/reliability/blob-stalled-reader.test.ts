@@ -8,33 +8,22 @@
 import * as grpc from "@grpc/grpc-js";
 import { createHash } from "node:crypto";
 import http2 from "node:http2";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { fetchBlobOnce } from "../../../agent/blob-fetch.js";
 import { CHANNEL_OPTIONS, v1 } from "../../../common/proto.js";
 import type { AgentServiceGrpcClient } from "../../../common/types.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
 import { metricOf } from "../../helpers/blob-rig.js";
-import type { TestCluster } from "../../helpers/cluster.js";
 import { echoInput, MiB } from "../../helpers/outputs.js";
-import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
+import { mib } from "../../helpers/rss.js";
 import { sleep, until } from "../../helpers/services.js";
-import { grpcFrame, stalledReaderCluster } from "../../helpers/stalled-streams.js";
+import { grpcFrame, MEMORY_BOUND, readerSessions, schedulerMemory, STALL_MS, useStalledReaderCluster } from "../../helpers/stalled-streams.js";
 
-const STALL_MS = 15_000;
 const SIZE = 16 * MiB;
-/** Scheduler RSS growth allowed while 6 readers of a 16 MiB blob stall: a few chunks each, and garbage. */
-const MEMORY_BOUND = 48 * MiB;
 
-let c: TestCluster;
-beforeAll(async () => {
-  c = await stalledReaderCluster("blob-stalled-reader", STALL_MS);
-}, 90_000);
-afterAll(async () => {
-  await c?.stop();
-});
-
-const openStreams = () => metricOf(c.cluster, "scheduler", "distx_blob_fetch_streams");
-const agentClient = () => new (v1().AgentService)(c.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient & grpc.Client;
+const cluster = useStalledReaderCluster({ name: "blob-stalled-reader" });
+const openStreams = () => metricOf(cluster().cluster, "scheduler", "distx_blob_fetch_streams");
+const agentClient = () => new (v1().AgentService)(cluster().address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceGrpcClient & grpc.Client;
 
 /** The FetchBlobRequest {sha256 = 1, job_id = 2, task_index = 3} as one gRPC message frame. */
 function requestFrame(sha256: string, jobId: string, taskIndex: number): Buffer {
@@ -58,6 +47,7 @@ function stalledFetch(session: http2.ClientHttp2Session, req: { sha256: string; 
 
 describe("FetchBlob readers that never read", () => {
   it("hold a chunk each; released when they go away or after outputStallMs; a real agent fetches the same blob meanwhile", async () => {
+    const c = cluster();
     const { kernelId: spin } = await c.client.registerKernel(await fixtureKernel("spin"), { name: "spin" });
     const { kernelId: echo } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     const input = echoInput(SIZE);
@@ -69,21 +59,15 @@ describe("FetchBlob readers that never read", () => {
     expect(await openStreams()).toBe(0);
     const { jobId } = await c.client.submitJob({ kernelId: echo, inputs: [input], timeoutMs: 120_000, skipResultCache: true, resources: { memoryBytes: 96 * MiB } });
     // From here (the input stored): what the readers cost, and the agent's own fetch.
-    const pid = schedulerPid(c.cluster);
-    const before = procMemory(pid, "VmRSS");
-    const hwmBefore = procMemory(pid, "VmHWM");
-    const stays = http2.connect(`http://${c.address}`);
-    const leaves = http2.connect(`http://${c.address}`);
-    stays.on("error", () => undefined);
-    leaves.on("error", () => undefined);
+    const { rss: before, peak: hwmBefore } = schedulerMemory(c);
+    const { stays, leaves } = readerSessions(c.address);
     const req = { sha256, jobId, taskIndex: 0 };
     const stalled = Array.from({ length: 4 }, () => stalledFetch(stays, req));
     const departed = Array.from({ length: 2 }, () => stalledFetch(leaves, req));
     const openedAt = Date.now();
     await until("6 blob streams open (and the agent's fetch done)", async () => (await openStreams()) === 6 && (await metricOf(c.cluster, "agent-0", "distx_agent_blob_fetches_total")) === 1, 10_000, 100);
     await sleep(1000);
-    const rss = procMemory(pid, "VmRSS");
-    const peak = procMemory(pid, "VmHWM");
+    const { rss, peak } = schedulerMemory(c);
     console.log(`scheduler RSS ${mib(before)} before (peak ${mib(hwmBefore)}), ${mib(rss)} with 6 stalled readers of a 16 MiB blob (peak ${mib(peak)})`);
     expect(Math.max(rss, peak) - Math.max(before, hwmBefore)).toBeLessThan(MEMORY_BOUND);
     // Still open: each holds its chunk (a stream that took the whole blob into its buffers would have ended).

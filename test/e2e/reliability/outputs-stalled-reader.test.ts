@@ -5,74 +5,37 @@
 // released: at its client's deadline (grpc-timeout), when its client goes away (the connection
 // closed), and otherwise after outputStallMs (reset: RST_STREAM CANCEL).
 import http2 from "node:http2";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exampleKernels, mandelbrotInput } from "../../../kernels/reference/index.js";
-import { exampleWasm } from "../../helpers/fixtures.js";
+import { describe, expect, it } from "vitest";
+import { exampleKernels } from "../../../kernels/reference/index.js";
 import { metricOf } from "../../helpers/blob-rig.js";
-import type { TestCluster } from "../../helpers/cluster.js";
 import { MiB, readWithDefaultClient } from "../../helpers/outputs.js";
-import { mib, procMemory, schedulerPid } from "../../helpers/rss.js";
+import { mib } from "../../helpers/rss.js";
 import { sleep, until } from "../../helpers/services.js";
-import { grpcFrame, stalledReaderCluster } from "../../helpers/stalled-streams.js";
+import { largeOutputJob, MEMORY_BOUND, readerSessions, schedulerMemory, STALL_MS, stalledResultOutput, useStalledReaderCluster } from "../../helpers/stalled-streams.js";
 
-const STALL_MS = 15_000;
 const SIZE = 4096 * 4080 * 4;
-/** Scheduler RSS growth allowed while 9 streams of a 64 MiB output stall: a few chunks each, and garbage. */
-const MEMORY_BOUND = 48 * MiB;
 
-let c: TestCluster;
-beforeAll(async () => {
-  c = await stalledReaderCluster("outputs-stalled-reader", STALL_MS);
-}, 90_000);
-afterAll(async () => {
-  await c?.stop();
-});
-
-const openStreams = () => metricOf(c.cluster, "scheduler", "distx_result_output_streams");
-
-/** The GetResultOutputRequest {job_id = 1, task_index = 2} as one gRPC message frame. */
-function requestFrame(jobId: string, taskIndex: number): Buffer {
-  const id = Buffer.from(jobId);
-  return grpcFrame(Buffer.concat([Buffer.from([0x0a, id.byteLength]), id, Buffer.from([0x10, taskIndex])]));
-}
-
-/** A GetResultOutput call whose response is never read. */
-function stalledCall(session: http2.ClientHttp2Session, jobId: string, timeout?: string) {
-  const stream = session.request({
-    ":method": "POST", ":path": "/distributex.v1.DistributeX/GetResultOutput", "content-type": "application/grpc", te: "trailers",
-    ...(timeout ? { "grpc-timeout": timeout } : {}),
-  });
-  stream.on("error", () => undefined);
-  stream.pause();
-  stream.end(requestFrame(jobId, 0));
-  return { stream };
-}
+const cluster = useStalledReaderCluster({ name: "outputs-stalled-reader" });
+const openStreams = () => metricOf(cluster().cluster, "scheduler", "distx_result_output_streams");
 
 describe("clients that never read a 64 MiB output", () => {
   it("hold a chunk each, not the output; others read it meanwhile; released at their deadline, when they go away, or after outputStallMs", async () => {
-    const { kernelId } = await c.client.registerKernel(await exampleWasm("mandelbrot"), { name: "mandelbrot" });
+    const c = cluster();
     // 4096 x 4080 pixels, one iteration: 63.75 MiB of counts (just under a result's most) from a 48-byte input.
-    const input = mandelbrotInput({ x0: -2, y0: -1.5, dx: 3 / 4096, dy: 3 / 4080, width: 4096, height: 4080, maxIter: 1 });
-    const { job } = await c.client.run({ kernelId, inputs: [input], timeoutMs: 60_000, skipResultCache: true, resources: { memoryBytes: 192 * MiB } });
+    const { job, input } = await largeOutputJob(c, 4096, 4080, 192 * MiB);
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
 
-    const pid = schedulerPid(c.cluster);
-    const before = procMemory(pid, "VmRSS");
-    const hwmBefore = procMemory(pid, "VmHWM");
-    const stays = http2.connect(`http://${c.address}`);
-    const leaves = http2.connect(`http://${c.address}`);
-    stays.on("error", () => undefined);
-    leaves.on("error", () => undefined);
+    const { rss: before, peak: hwmBefore } = schedulerMemory(c);
+    const { stays, leaves } = readerSessions(c.address);
     const stalled = [
-      ...Array.from({ length: 4 }, () => stalledCall(stays, job.jobId)),
-      ...Array.from({ length: 4 }, () => stalledCall(leaves, job.jobId)),
+      ...Array.from({ length: 4 }, () => stalledResultOutput(stays, job.jobId)),
+      ...Array.from({ length: 4 }, () => stalledResultOutput(leaves, job.jobId)),
     ];
-    const withDeadline = stalledCall(stays, job.jobId, "2S");
+    const withDeadline = stalledResultOutput(stays, job.jobId, "2S");
     const openedAt = Date.now();
     await until("9 streams open", async () => (await openStreams()) === 9, 10_000, 100);
     await sleep(1000);
-    const rss = procMemory(pid, "VmRSS");
-    const peak = procMemory(pid, "VmHWM");
+    const { rss, peak } = schedulerMemory(c);
     console.log(`scheduler RSS ${mib(before)} before (peak so far ${mib(hwmBefore)}), ${mib(rss)} with 9 stalled streams of a 64 MiB output (peak ${mib(peak)})`);
     expect(Math.max(rss, peak) - Math.max(before, hwmBefore)).toBeLessThan(MEMORY_BOUND);
 
