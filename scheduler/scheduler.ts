@@ -24,76 +24,14 @@ import { adminSecurityHandlers, joinHandlers } from "./services/security-service
 import { ClusterSecurity } from "./auth/security.js";
 import { ensureAdminToken } from "./auth/bootstrap.js";
 import { toServiceError } from "../common/errors.js";
-import { precheckSubmitBytes, precheckSubmitChunkBytes, refusedMessage } from "./submit-precheck.js";
+import { precheckSubmitBytes, precheckSubmitChunkBytes } from "./submit-precheck.js";
+import { rejectMalformedRequests } from "./services/malformed-requests.js";
 import { distributeXAuthorizer, guardService, requireNode } from "./auth/policy.js";
 import { TenantQuotas } from "./auth/quotas.js";
 import { openTokenStore } from "./auth/token-stores.js";
 import type { TokenStore } from "./auth/tokens.js";
 import { isLoopbackHost } from "./auth/dashboard-auth.js";
-
-const MALFORMED = Symbol("malformed request");
-
-/**
- * grpc-js answers a request it cannot decode with INTERNAL. The fault is the caller's, so decode
- * failures of unary requests are turned into INVALID_ARGUMENT with the decoder's message.
- */
-function rejectMalformedRequests(
-  service: grpc.ServiceDefinition,
-  handlers: grpc.UntypedServiceImplementation,
-  /** Checks of a method's raw request bytes before they are decoded; a throw is the answer. */
-  prechecks: Record<string, (bytes: Buffer) => void> = {},
-): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
-  const wrappedService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  const wrappedHandlers: grpc.UntypedServiceImplementation = {};
-  for (const [name, def] of Object.entries(service)) {
-    const handler = handlers[name];
-    const precheck = prechecks[name];
-    if (def.requestStream && handler && precheck) {
-      // Each streamed message is checked before it is decoded; a refused one reaches the handler
-      // as a marker (submit-precheck.ts refusalOf), which answers with its status.
-      wrappedService[name] = {
-        ...def,
-        requestDeserialize: (bytes: Buffer) => {
-          try {
-            precheck(bytes);
-          } catch (err) {
-            return refusedMessage(toServiceError(err));
-          }
-          return def.requestDeserialize(bytes);
-        },
-      };
-      wrappedHandlers[name] = handler;
-      continue;
-    }
-    if (def.requestStream || !handler) {
-      wrappedService[name] = def;
-      if (handler) wrappedHandlers[name] = handler;
-      continue;
-    }
-    wrappedService[name] = {
-      ...def,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          precheck?.(bytes);
-        } catch (err) {
-          return { [MALFORMED]: toServiceError(err) };
-        }
-        try {
-          return def.requestDeserialize(bytes);
-        } catch (err) {
-          return { [MALFORMED]: { code: grpc.status.INVALID_ARGUMENT, details: `malformed ${name} request: ${(err as Error).message}` } };
-        }
-      },
-    };
-    wrappedHandlers[name] = ((call: grpc.ServerUnaryCall<Record<symbol, { code: grpc.status; details: string }>, unknown>, callbackOrUndefined?: grpc.sendUnaryData<unknown>) => {
-      const error = call.request?.[MALFORMED];
-      if (error === undefined) return (handler as (...a: unknown[]) => void)(call, callbackOrUndefined);
-      if (callbackOrUndefined) callbackOrUndefined(error);
-      else (call as unknown as grpc.ServerWritableStream<unknown, unknown>).emit("error", error);
-    }) as grpc.UntypedHandleCall;
-  }
-  return [wrappedService as grpc.ServiceDefinition, wrappedHandlers];
-}
+import { PreAuthGate } from "./auth/pre-auth.js";
 
 export const SERVICE_NAMES = ["distributex.v1.DistributeX", "distributex.v1.AgentService"] as const;
 
@@ -103,6 +41,8 @@ export class Scheduler {
   /** Metrics, alerts, admin HTTP and dashboard; the forecaster reports through it. */
   readonly monitoring: SchedulerMonitoring;
   private readonly server: grpc.Server;
+  /** Refuses calls without valid credentials before their bodies are read (auth/pre-auth.ts). */
+  private readonly preAuth = new PreAuthGate();
   private readonly health: HealthImplementation;
   private readonly bus: TaskBus | undefined;
   private readonly lease: Lease | undefined;
@@ -134,7 +74,7 @@ export class Scheduler {
     this.core.acceptsJobs = () => this.lifecycle.acceptsJobs;
     this.monitoring.notReady = () => this.lifecycle.notReady();
     this.core.resultCache = config.resultCacheTtlS > 0;
-    this.server = new grpc.Server(CHANNEL_OPTIONS);
+    this.server = new grpc.Server({ ...CHANNEL_OPTIONS, interceptors: [this.preAuth.interceptor] });
     // The two contract services are added at start(), once the security setup (async) is open.
     this.quotas = new TenantQuotas(config, this.core, log);
     // Reflection describes our contract and the standard health service, so tools see both.
@@ -258,6 +198,7 @@ export class Scheduler {
     this.server.addService(
       ...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) }), submitLimits),
     );
+    this.preAuth.guard(ctx, V1.DistributeX.service);
     const agent = {
       ...agentHandlers(
         this.core,
@@ -272,7 +213,9 @@ export class Scheduler {
       ),
       ...joinHandlers(security, (nodeId, key) => this.registry.setSealKey(nodeId, key)),
     };
-    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open: new Set(["Join", "RenewCertificate"]), authorize: requireNode })));
+    const open = new Set(["Join", "RenewCertificate"]);
+    this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open, authorize: requireNode })));
+    this.preAuth.guard(ctx, V1.AgentService.service, open);
   }
 
   private stopping?: Promise<void>;

@@ -139,14 +139,18 @@ describe("bad input", () => {
   });
 
   it("answers a request that is not valid protobuf with a status, not a crash", async () => {
-    // The cluster's own CA and admin token (secure by default), as the typed client gets them.
+    // The cluster's own CA (secure by default) and its admin token: a caller without credentials
+    // is refused before its body is read (test/e2e/security/unauthenticated-body.test.ts).
     const raw = new grpc.Client(t.address, channelCredentials(resolveCredentials(t.address)));
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${t.adminToken}`);
     const err = await new Promise<grpc.ServiceError>((resolve) =>
       raw.makeUnaryRequest(
         "/distributex.v1.DistributeX/SubmitJob",
         (b: Buffer) => b,
         (b: Buffer) => b,
         Buffer.from([0x12, 0x64, 0x01, 0x02]), // field 2 (tasks) claims 100 bytes; 2 follow
+        md,
         (e) => resolve(e!),
       ),
     );

@@ -1,0 +1,76 @@
+// Authentication before the body. grpc-js calls a handler only once the whole request message
+// is in, so a check made there (policy.ts guardService) comes after the scheduler has buffered
+// up to the message limit (64 MiB) per stream, for anyone who can open a TLS connection. This
+// server interceptor checks the credentials in a call's headers as they arrive and refuses the
+// call before its body is read (grpc-js reads a call's messages only after its metadata passed
+// the interceptors). The handler's guard still authenticates and authorizes: that second check
+// hits the verified-token cache or reads the connection's certificate, both in the same tick.
+// Methods that run without credentials (Join and RenewCertificate carry theirs in the request;
+// health and reflection) take small messages only.
+import * as grpc from "@grpc/grpc-js";
+import { toServiceError } from "../../common/errors.js";
+import { authenticate, type AuthenticationContext } from "./authenticate.js";
+
+/** The largest request message a method open to anyone accepts (a join request is about 1 KiB). */
+export const OPEN_MESSAGE_BYTES = 64 * 1024;
+
+export class PreAuthGate {
+  private ctx: AuthenticationContext | undefined;
+  private readonly guarded = new Set<string>();
+
+  /** Callers of this service's methods, but those named `open`, must authenticate from their headers. */
+  guard(ctx: AuthenticationContext, service: grpc.ServiceDefinition, open: ReadonlySet<string> = new Set()): void {
+    this.ctx = ctx;
+    for (const [name, def] of Object.entries(service)) if (!open.has(name)) this.guarded.add(def.path);
+  }
+
+  readonly interceptor: grpc.ServerInterceptor = (method, call) => {
+    const ctx = this.ctx;
+    if (!ctx || !this.guarded.has(method.path)) {
+      limitRequestBytes(call, OPEN_MESSAGE_BYTES);
+      return new grpc.ServerInterceptingCall(call);
+    }
+    const refuse = (err: unknown): void => {
+      const { code, details, metadata } = toServiceError(err);
+      call.sendStatus({ code, details, metadata: metadata ?? null });
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            let who: ReturnType<typeof authenticate>;
+            try {
+              // `call` is how peer-tls.ts reaches the TLS socket for a refused certificate's reason.
+              const caller = { metadata, getAuthContext: () => call.getAuthContext(), call };
+              who = authenticate(caller, ctx);
+            } catch (err) {
+              refuse(err);
+              return;
+            }
+            if (who instanceof Promise) who.then(() => pass(metadata), refuse);
+            else pass(metadata);
+          },
+        }),
+    });
+  };
+}
+
+/**
+ * Lowers the size limit of one call's request messages. grpc-js has one limit per server
+ * (grpc.max_receive_message_length), checked from a message's length prefix before it is
+ * buffered; the per-call decoder and its limit are internals (the call under the interceptors,
+ * grpc-js 1.10+). If an upgrade moves them the server-wide limit still holds, and
+ * test/e2e/security/unauthenticated-body.test.ts fails.
+ */
+function limitRequestBytes(call: grpc.ServerInterceptingCallInterface, bytes: number): void {
+  let c: unknown = call;
+  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
+    const decoder = (c as { decoder?: { maxReadMessageLength?: unknown } }).decoder;
+    if (decoder && typeof decoder.maxReadMessageLength === "number" && "maxReceiveMessageSize" in c) {
+      decoder.maxReadMessageLength = bytes;
+      (c as { maxReceiveMessageSize: number }).maxReceiveMessageSize = bytes;
+      return;
+    }
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+}
