@@ -198,7 +198,7 @@ export class Scheduler {
     this.server.addService(
       ...rejectMalformedRequests(V1.DistributeX.service, guardService(V1.DistributeX.service, client, ctx, { authorize: distributeXAuthorizer(V1.DistributeX.service) }), submitLimits),
     );
-    this.preAuth.guard(ctx, V1.DistributeX.service);
+    this.preAuth.guard(ctx, V1.DistributeX.service, distributeXAuthorizer(V1.DistributeX.service));
     const agent = {
       ...agentHandlers(
         this.core,
@@ -215,7 +215,7 @@ export class Scheduler {
     };
     const open = new Set(["Join", "RenewCertificate"]);
     this.server.addService(...rejectMalformedRequests(withDirectAssignments(V1.AgentService.service), guardService(V1.AgentService.service, agent, ctx, { open, authorize: requireNode })));
-    this.preAuth.guard(ctx, V1.AgentService.service, open);
+    this.preAuth.guard(ctx, V1.AgentService.service, requireNode, open);
   }
 
   private stopping?: Promise<void>;

@@ -5,28 +5,36 @@
 // call before its body is read (grpc-js reads a call's messages only after its metadata passed
 // the interceptors). The handler's guard still authenticates and authorizes: that second check
 // hits the verified-token cache or reads the connection's certificate, both in the same tick.
+// A caller whose role may not call the method (a read-only token on SubmitJob) is refused here
+// too, before its body: authorization per RPC needs only the principal and the method's name.
 // Methods that run without credentials (Join and RenewCertificate carry theirs in the request;
 // health and reflection) take small messages only.
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "../../common/errors.js";
 import { authenticate, type AuthenticationContext } from "./authenticate.js";
+import type { Principal } from "./principal.js";
+
+/** Who may call a method of a service (policy.ts's authorizers); throws PERMISSION_DENIED. */
+type Authorize = (rpc: string, who: Principal) => void;
 
 /** The largest request message a method open to anyone accepts (a join request is about 1 KiB). */
 export const OPEN_MESSAGE_BYTES = 64 * 1024;
 
 export class PreAuthGate {
   private ctx: AuthenticationContext | undefined;
-  private readonly guarded = new Set<string>();
+  /** Guarded method path → its name and who may call it. */
+  private readonly guarded = new Map<string, { rpc: string; authorize: Authorize }>();
 
-  /** Callers of this service's methods, but those named `open`, must authenticate from their headers. */
-  guard(ctx: AuthenticationContext, service: grpc.ServiceDefinition, open: ReadonlySet<string> = new Set()): void {
+  /** Callers of this service's methods, but those named `open`, must authenticate and be authorized from their headers. */
+  guard(ctx: AuthenticationContext, service: grpc.ServiceDefinition, authorize: Authorize, open: ReadonlySet<string> = new Set()): void {
     this.ctx = ctx;
-    for (const [name, def] of Object.entries(service)) if (!open.has(name)) this.guarded.add(def.path);
+    for (const [rpc, def] of Object.entries(service)) if (!open.has(rpc)) this.guarded.set(def.path, { rpc, authorize });
   }
 
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
     const ctx = this.ctx;
-    if (!ctx || !this.guarded.has(method.path)) {
+    const guard = this.guarded.get(method.path);
+    if (!ctx || !guard) {
       limitRequestBytes(call, OPEN_MESSAGE_BYTES);
       return new grpc.ServerInterceptingCall(call);
     }
@@ -47,8 +55,17 @@ export class PreAuthGate {
               refuse(err);
               return;
             }
-            if (who instanceof Promise) who.then(() => pass(metadata), refuse);
-            else pass(metadata);
+            const admit = (principal: Principal): void => {
+              try {
+                guard.authorize(guard.rpc, principal);
+              } catch (err) {
+                refuse(err);
+                return;
+              }
+              pass(metadata);
+            };
+            if (who instanceof Promise) who.then(admit, refuse);
+            else admit(who);
           },
         }),
     });

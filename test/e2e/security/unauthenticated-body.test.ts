@@ -2,9 +2,9 @@
 // Authentication used to run in the handler, which grpc-js calls only once the whole request
 // message is in: anyone who could open a TLS connection could have the scheduler buffer up to the
 // 64 MiB message limit per stream, on as many streams as it liked, before being refused. Now the
-// credentials in the call's headers are checked first (scheduler/auth/pre-auth.ts) and a refused
-// call's body is never read; the methods that must run without credentials (Join,
-// RenewCertificate, health, reflection) take small messages only.
+// credentials in the call's headers are checked first (scheduler/auth/pre-auth.ts), with the
+// caller's role against the method, and a refused call's body is never read; the methods that
+// must run without credentials (Join, RenewCertificate, health, reflection) take small messages only.
 import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,6 +56,21 @@ describe("requests without valid credentials", () => {
     const peak = procMemory(pid, "VmHWM");
     console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)} (8 unauthenticated 48 MiB requests)`);
     // 384 MiB were sent; what the connection's flow-control windows admit is all that may arrive.
+    expect(peak - before).toBeLessThan(40 * MiB);
+  }, 90_000);
+
+  it("a caller whose role may not call the method is refused from its headers too", async () => {
+    const read = (await c.client.createToken({ role: "read", tenant: "default", description: "read only" })).token;
+    const pid = schedulerPid(c.cluster);
+    const before = procMemory(pid, "VmHWM");
+    const body = Buffer.alloc(48 * MiB, 1);
+    const answers = await Promise.all([0, 1, 2, 3].map(() => call("/distributex.v1.DistributeX/SubmitJob", body, `Bearer ${read}`)));
+    for (const e of answers) {
+      expect(e?.code, e?.details).toBe(grpc.status.PERMISSION_DENIED);
+      expect(e?.details).toMatch(/SubmitJob/);
+    }
+    const peak = procMemory(pid, "VmHWM");
+    console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)} (4 read-only 48 MiB SubmitJobs)`);
     expect(peak - before).toBeLessThan(40 * MiB);
   }, 90_000);
 
