@@ -6,6 +6,8 @@
 // Run: eval "$(scripts/test-services.sh)" && npm run bench:data   (writes bench/results/queue-data.{json,md})
 // One row: BENCH_DATA_ONLY=memory:32768 BENCH_DATA_MB=64 node dist/bench/queue/data.js; BENCH_DATA_NODE_ARGS go to the
 // scheduler and agent processes, e.g. BENCH_DATA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+// BENCH_DATA_ROUNDS=n runs a DistributeX row n times on the same cluster and reports the last (CPU per task
+// printed for each): the first round of fresh daemons includes their JIT warm-up.
 import { keptNotes } from "./kept-notes.js";
 import { randomFillSync } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -29,6 +31,7 @@ const SIZES = [32 * 1024, MiB, 16 * MiB];
 /** BENCH_DATA_ONLY="memory:32768" (or "kafka+redis:1048576", "bullmq:32768"): run that one row alone,
  * print it and write no results file, to profile or compare builds one row at a time. */
 const ONLY = process.env.BENCH_DATA_ONLY;
+const ROUNDS = Math.max(1, Number(process.env.BENCH_DATA_ROUNDS ?? 1));
 const GEMM_N = Number(process.env.BENCH_GEMM_N ?? 2048);
 const GEMM_TASKS = 32;
 
@@ -151,15 +154,20 @@ async function distxRow(mode: Mode, size: number): Promise<Row> {
     // Inputs under the by-reference threshold travel inside the Kafka submission record (64 MiB
     // at most): the row goes as jobs of at most 32 MiB each, submitted together.
     const perJob = Math.max(1, Math.floor((32 * MiB) / size));
-    const cpu0 = cpuSeconds(cluster);
-    const t0 = performance.now();
-    const jobs = await Promise.all(
-      Array.from({ length: Math.ceil(tasks / perJob) }, (_, j) => client.run({ kernelId, inputs: inputs.slice(j * perJob, (j + 1) * perJob), timeoutMs: 120_000 })),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    // CPU per task by process: robust to a busy machine where tasks/s is not (a row alone prints it).
-    const cpu1 = cpuSeconds(cluster);
-    if (ONLY) console.log(`cpu µs per task: ${Object.keys(cpu1).map((k) => `${k} ${Math.round(((cpu1[k]! - (cpu0[k] ?? 0)) * 1e6) / tasks)}`).join(", ")}`);
+    let jobs: Awaited<ReturnType<DistributeXClient["run"]>>[] = [];
+    let seconds = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      const cpu0 = cpuSeconds(cluster);
+      const t0 = performance.now();
+      jobs = await Promise.all(
+        Array.from({ length: Math.ceil(tasks / perJob) }, (_, j) => client.run({ kernelId, inputs: inputs.slice(j * perJob, (j + 1) * perJob), timeoutMs: 120_000 })),
+      );
+      seconds = (performance.now() - t0) / 1000;
+      // CPU per task by process: robust to a busy machine where tasks/s is not (a row alone prints it).
+      const cpu1 = cpuSeconds(cluster);
+      const label = ROUNDS > 1 ? `round ${round}: ` : "";
+      if (ONLY) console.log(`${label}cpu µs per task: ${Object.keys(cpu1).map((k) => `${k} ${Math.round(((cpu1[k]! - (cpu0[k] ?? 0)) * 1e6) / tasks)}`).join(", ")}`);
+    }
     for (const { job } of jobs) if (job.state !== "JOB_STATE_SUCCEEDED") throw new Error(`bench job ended ${job.state}`);
     const job = jobs[0]!.job;
     const results = await client.getResults(job.jobId);

@@ -1,6 +1,8 @@
 // CPU per task of the agent's worker pool alone: 8,192 histogram tasks of 32 KiB (inputs as slices
-// of 1 MiB buffers, as the session decodes them), 2 workers, CPU of the whole process (worker
-// threads included). Run: nice -n 19 node dist/bench/queue/pool-cpu.js   (compare builds alternating)
+// of 1 MiB buffers, as the session decodes them: BENCH_POOL_GAP bytes apart, default 61, about an
+// assignment's other fields, so they sit at every alignment as decoded ones do; 0 = packed
+// end to end), 2 workers, CPU of the whole process (worker threads included).
+// Run: nice -n 19 node dist/bench/queue/pool-cpu.js   (compare builds alternating)
 import { randomFillSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -10,14 +12,16 @@ import { repoRoot } from "../../common/paths.js";
 
 const SIZE = 32 * 1024;
 const TASKS = 8192;
+const GAP = Number(process.env.BENCH_POOL_GAP ?? 61);
 
 function inputs(n: number): Buffer[] {
   const out: Buffer[] = [];
   for (let j = 0; j < n; j += 32) {
     const k = Math.min(32, n - j);
-    const msg = randomFillSync(Buffer.allocUnsafe(k * SIZE));
+    const msg = randomFillSync(Buffer.allocUnsafe(k * (SIZE + GAP)));
     for (let i = 0; i < k; i++) {
-      const b = msg.subarray(i * SIZE, (i + 1) * SIZE);
+      const at = i * (SIZE + GAP) + GAP;
+      const b = msg.subarray(at, at + SIZE);
       b.writeUInt32LE((SIZE - 8) / 4, 0);
       b.writeUInt32LE(24, 4);
       out.push(b);

@@ -65,6 +65,19 @@ describe("input ring", () => {
     }
   });
 
+  it("starts every region at a multiple of 8 and copies an input that sits at any offset", () => {
+    const ring = new InputRing(1000);
+    // Views at every alignment of one buffer, as inputs decoded from one session message are.
+    const source = new Uint8Array(400).map((_, i) => (i * 7 + 3) & 0xff);
+    for (let off = 0; off < 16; off++) {
+      const input = source.subarray(off, off + 21 + off);
+      const region = ring.put(input)!;
+      expect(region.start % 8).toBe(0);
+      expect([...new Uint8Array(ring.buffer!, region.start, input.byteLength)]).toEqual([...input]);
+      ring.release(region);
+    }
+  });
+
   it("takes no empty input and none larger than the ring", () => {
     const ring = new InputRing(100);
     expect(ring.put(new Uint8Array(0))).toBeUndefined();
