@@ -107,6 +107,8 @@ export const schedulerConfigSchema = z
     outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
     /** A GetResultOutput or FetchBlob stream whose reader takes no chunk for this long is reset (RST_STREAM CANCEL), so a reader that never reads holds nothing for ever. */
     outputStallMs: int(100, 3_600_000).default(60_000),
+    /** Bytes of request messages that may be arriving at once, over all calls; a large message beyond it is refused unread (retryable). */
+    maxInboundBytes: int(64 * 1024 * 1024, 2 ** 40).default(1024 * 1024 * 1024),
     /** With the in-memory state store: the most bytes of stored blobs (inputs by reference, shared inputs, outputs by reference). */
     blobStoreBytes: int(1, 2 ** 44).default(2 * 1024 * 1024 * 1024),
     defaultMaxAttempts: int(1, 100).default(5),

@@ -7,6 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { resultOutputStreams } from "./services/output-service.js";
 import { blobFetchStreams } from "./services/blob-service.js";
+import { inboundRequests } from "./services/inbound-budget.js";
 import type { SchedulerCore } from "./core.js";
 import type { JobRecord, TaskRecord, TaskStateName } from "./model.js";
 import type { NodeRegistry } from "./registry.js";
@@ -96,6 +97,23 @@ export class SchedulerMetrics {
       registers: [registry],
       collect() {
         this.set(blobFetchStreams.open);
+      },
+    });
+    new Gauge({
+      name: "distx_inbound_request_bytes",
+      help: "Bytes of request messages still arriving (bounded by maxInboundBytes).",
+      registers: [registry],
+      collect() {
+        this.set(inboundRequests.heldBytes);
+      },
+    });
+    new Counter({
+      name: "distx_inbound_requests_refused_total",
+      help: "Request messages refused unread because maxInboundBytes of requests were already arriving (the caller may retry).",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(inboundRequests.refused);
       },
     });
     new Gauge({

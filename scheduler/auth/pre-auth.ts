@@ -11,6 +11,7 @@
 // health and reflection) take small messages only.
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "../../common/errors.js";
+import { baseCallOf } from "../services/inbound-budget.js";
 import { authenticate, type AuthenticationContext } from "./authenticate.js";
 import type { Principal } from "./principal.js";
 
@@ -75,19 +76,13 @@ export class PreAuthGate {
 /**
  * Lowers the size limit of one call's request messages. grpc-js has one limit per server
  * (grpc.max_receive_message_length), checked from a message's length prefix before it is
- * buffered; the per-call decoder and its limit are internals (the call under the interceptors,
- * grpc-js 1.10+). If an upgrade moves them the server-wide limit still holds, and
+ * buffered; the per-call decoder and its limit are internals (inbound-budget.ts baseCallOf). If
+ * an upgrade moves them the server-wide limit still holds, and
  * test/e2e/security/unauthenticated-body.test.ts fails.
  */
 function limitRequestBytes(call: grpc.ServerInterceptingCallInterface, bytes: number): void {
-  let c: unknown = call;
-  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
-    const decoder = (c as { decoder?: { maxReadMessageLength?: unknown } }).decoder;
-    if (decoder && typeof decoder.maxReadMessageLength === "number" && "maxReceiveMessageSize" in c) {
-      decoder.maxReadMessageLength = bytes;
-      (c as { maxReceiveMessageSize: number }).maxReceiveMessageSize = bytes;
-      return;
-    }
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
+  const base = baseCallOf(call);
+  if (!base) return;
+  base.decoder.maxReadMessageLength = bytes;
+  base.maxReceiveMessageSize = bytes;
 }

@@ -1,0 +1,104 @@
+// Request bytes held while messages arrive, bounded across all calls. grpc-js buffers each
+// request message whole before anything sees it (up to the 64 MiB message limit), per stream,
+// on as many streams as callers open: twenty authenticated callers sending large requests at once
+// could hold over a gigabyte before any handler ran. This budget counts, over all calls, the
+// whole size of every message under way, from its length prefix (read before its body): a
+// message larger than a small allowance that would take the total over the budget is refused
+// there, unread (RESOURCE_EXHAUSTED, saying a retry is safe); the ones let in can always complete.
+// Small messages (sessions, heartbeats, chunks of streamed uploads) stay under the allowance and
+// always go through.
+//
+// grpc-js has no hook between a stream's data and its message decoder; the decoder is reached
+// through internals (the call under the interceptors, grpc-js 1.10+), as stream-reset.ts does.
+// If an upgrade moves them, nothing is counted and test/e2e/limits/inbound-budget.test.ts fails.
+import * as grpc from "@grpc/grpc-js";
+
+/** grpc-js's StreamDecoder, as far as this file reads and wraps it. */
+interface RequestDecoder {
+  maxReadMessageLength: number;
+  readState: number;
+  readMessageSize: number;
+  readMessageRemaining: number;
+  write(data: Buffer): Buffer[];
+}
+/** The call under the interceptors: its decoder, its limit and its HTTP/2 stream. */
+interface BaseCall {
+  decoder: RequestDecoder;
+  maxReceiveMessageSize: number;
+  stream: { once(event: "close", listener: () => void): unknown };
+}
+
+const READING_MESSAGE = 2;
+
+/** The call under the interceptors, if grpc-js's internals are where this file expects them. */
+export function baseCallOf(call: grpc.ServerInterceptingCallInterface): BaseCall | undefined {
+  let c: unknown = call;
+  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
+    const decoder = (c as { decoder?: Partial<RequestDecoder> }).decoder;
+    if (decoder && typeof decoder.write === "function" && typeof decoder.readState === "number" && "maxReceiveMessageSize" in c && "stream" in c) return c as BaseCall;
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+const MiB = 1024 * 1024;
+
+/** What the metrics read, over every budget in this process (one per scheduler). */
+export const inboundRequests = { heldBytes: 0, refused: 0 };
+
+export class InboundBudget {
+  /** Whole sizes of the request messages under way, over all calls. */
+  private held = 0;
+
+  constructor(
+    readonly capacityBytes: number,
+    /** A message no larger than this is never refused (sessions, heartbeats, streamed chunks). */
+    readonly allowanceBytes = 2 * MiB,
+  ) {}
+
+  readonly interceptor: grpc.ServerInterceptor = (_method, call) => {
+    const base = baseCallOf(call);
+    if (base) this.track(base);
+    return new grpc.ServerInterceptingCall(call);
+  };
+
+  private track(base: BaseCall): void {
+    const decoder = base.decoder;
+    const write = decoder.write.bind(decoder);
+    /** The whole size of the message this call has under way, as counted in `held`. */
+    let mine = 0;
+    decoder.write = (data: Buffer): Buffer[] => {
+      const wasReading = decoder.readState === READING_MESSAGE;
+      const messages = write(data);
+      const reading = decoder.readState === READING_MESSAGE;
+      // Still part-way through the message already counted: nothing changes.
+      if (wasReading && reading && messages.length === 0) return messages;
+      this.take(-mine);
+      mine = 0;
+      if (!reading) return messages;
+      // A new message's length prefix was just read (its first bytes at most are held): count
+      // its whole size now, first come first served, so the ones let in can always complete.
+      const size = decoder.readMessageSize;
+      if (size > this.allowanceBytes && this.held + size > this.capacityBytes) {
+        inboundRequests.refused++;
+        // grpc-js answers a decoder error with RESOURCE_EXHAUSTED and this message.
+        throw new Error(
+          `the scheduler is already receiving ${Math.round(this.held / MiB)} MiB of requests (maxInboundBytes ${Math.round(this.capacityBytes / MiB)} MiB): ` +
+            `this message of ${Math.round(size / MiB)} MiB was refused unread; retrying it is safe`,
+        );
+      }
+      mine = size;
+      this.take(size);
+      return messages;
+    };
+    base.stream.once("close", () => {
+      this.take(-mine);
+      mine = 0;
+    });
+  }
+
+  private take(bytes: number): void {
+    this.held += bytes;
+    inboundRequests.heldBytes += bytes;
+  }
+}
