@@ -4,7 +4,7 @@
 // could hold over a gigabyte before any handler ran. This budget counts, over all calls, the
 // whole size of every message under way, from its length prefix (read before its body): a
 // message larger than a small allowance that would take the total over the budget is refused
-// there, unread (RESOURCE_EXHAUSTED, saying a retry is safe); the ones let in can always complete.
+// there, unread (UNAVAILABLE, saying a retry is safe); the ones let in can always complete.
 // Small messages (sessions, heartbeats, chunks of streamed uploads) stay under the allowance and
 // always go through.
 //
@@ -58,11 +58,11 @@ export class InboundBudget {
 
   readonly interceptor: grpc.ServerInterceptor = (_method, call) => {
     const base = baseCallOf(call);
-    if (base) this.track(base);
+    if (base) this.track(base, (details) => call.sendStatus({ code: grpc.status.UNAVAILABLE, details }));
     return new grpc.ServerInterceptingCall(call);
   };
 
-  private track(base: BaseCall): void {
+  private track(base: BaseCall, refuse: (details: string) => void): void {
     const decoder = base.decoder;
     const write = decoder.write.bind(decoder);
     /** The whole size of the message this call has under way, as counted in `held`. */
@@ -81,11 +81,13 @@ export class InboundBudget {
       const size = decoder.readMessageSize;
       if (size > this.allowanceBytes && this.held + size > this.capacityBytes) {
         inboundRequests.refused++;
-        // grpc-js answers a decoder error with RESOURCE_EXHAUSTED and this message.
-        throw new Error(
+        // UNAVAILABLE, not RESOURCE_EXHAUSTED: the condition passes, and clients (ours included)
+        // retry UNAVAILABLE with backoff. The call ends here; grpc-js drops its further frames.
+        refuse(
           `the scheduler is already receiving ${Math.round(this.held / MiB)} MiB of requests (maxInboundBytes ${Math.round(this.capacityBytes / MiB)} MiB): ` +
             `this message of ${Math.round(size / MiB)} MiB was refused unread; retrying it is safe`,
         );
+        return [];
       }
       mine = size;
       this.take(size);

@@ -2,10 +2,11 @@
 // whole before a handler sees it, so concurrent large messages used to add up without bound
 // (six 40 MiB SubmitJobs at once on one connection: peak RSS +438 MiB). The scheduler's maxInboundBytes bounds the
 // bytes of messages still arriving over all calls (scheduler/services/inbound-budget.ts): a large
-// message beyond it is refused unread with RESOURCE_EXHAUSTED and a message saying a retry is
+// message beyond it is refused unread with UNAVAILABLE and a message saying a retry is
 // safe, while small messages (the agents' sessions) always go through.
 import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
+import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL_OPTIONS } from "../../../common/proto.js";
 import { secureChannel } from "../../../common/secure-channel.js";
@@ -55,7 +56,7 @@ describe("request bytes arriving at once", () => {
       ),
     );
     const peak = procMemory(pid, "VmHWM");
-    const refused = answers.filter((e) => e?.code === grpc.status.RESOURCE_EXHAUSTED);
+    const refused = answers.filter((e) => e?.code === grpc.status.UNAVAILABLE);
     const read = answers.filter((e) => e?.code === grpc.status.INVALID_ARGUMENT);
     console.log(`scheduler peak RSS ${mib(before)} → ${mib(peak)}; ${read.length} read, ${refused.length} refused of six 40 MiB requests`);
     expect(refused.length + read.length).toBe(6);
@@ -70,6 +71,52 @@ describe("request bytes arriving at once", () => {
     // Everything is given back once the calls are over.
     expect(await metric("distx_inbound_request_bytes")).toBe(0);
     expect(await metric("distx_inbound_requests_refused_total")).toBe(refused.length);
+  }, 90_000);
+
+  it("a caller that claims the budget and stalls holds no memory for it; the typed client's refused submit is retried and lands once", async () => {
+    const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
+    // Raw HTTP/2 callers announce two 48 MiB messages (the whole budget), send 1 KiB of each, and stop.
+    const session = http2.connect(`https://${c.address}`, { ca: readFileSync(c.cluster.credentialFiles().caFile) });
+    session.on("error", () => undefined);
+    const stalled = [0, 1].map(() => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/distributex.v1.DistributeX/SubmitJob",
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${c.adminToken}`,
+      });
+      stream.on("error", () => undefined);
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(48 * MiB, 1);
+      stream.write(Buffer.concat([prefix, Buffer.alloc(1024)]));
+      return stream;
+    });
+    await expect.poll(() => metric("distx_inbound_request_bytes"), { timeout: 10_000 }).toBe(96 * MiB);
+    const rssWhileClaimed = procMemory(schedulerPid(c.cluster), "VmRSS");
+    const refusedBefore = await metric("distx_inbound_requests_refused_total");
+    // An inline submit of 3 MiB (96 tasks of 32 KiB): over the allowance, beyond what is left.
+    const inputs = Array.from({ length: 96 }, (_, i) => {
+      const b = Buffer.alloc(32 * 1024); // echo: the first u32 is a spin count (0), output = input
+      b.writeUInt32LE(i, 4);
+      return b;
+    });
+    const submitted = c.client.submitJob({ kernelId, inputs });
+    await expect.poll(() => metric("distx_inbound_requests_refused_total"), { timeout: 10_000 }).toBeGreaterThan(refusedBefore);
+    // The claims were counted, not held: what arrived of them is 2 KiB.
+    expect(procMemory(schedulerPid(c.cluster), "VmRSS") - rssWhileClaimed).toBeLessThan(32 * MiB);
+    for (const stream of stalled) stream.close(http2.constants.NGHTTP2_CANCEL); // the stallers go away: their claims are given back
+    const { jobId, taskCount } = await submitted;
+    expect(taskCount).toBe(96);
+    const job = await c.client.waitForJob(jobId);
+    expect(job.state).toBe("JOB_STATE_SUCCEEDED");
+    const results = await c.client.getResults(jobId);
+    expect(results.map((r) => r.taskIndex).sort((a, b) => a - b)).toEqual(inputs.map((_, i) => i));
+    for (const r of results) expect(Buffer.from(r.output).equals(inputs[r.taskIndex]!)).toBe(true);
+    // One job, though the submit was sent more than once.
+    expect((await c.client.listJobs()).filter((j) => j.taskCount === 96)).toHaveLength(1);
+    session.close();
+    await expect.poll(() => metric("distx_inbound_request_bytes"), { timeout: 10_000 }).toBe(0);
   }, 90_000);
 
   it("leaves the cluster serving: the agent's session stayed up and a job runs", async () => {
