@@ -105,7 +105,7 @@ export const schedulerConfigSchema = z
     inputByRefBytes: int(0, 2 ** 31).default(64 * 1024),
     /** Outputs this big go by reference (agents UploadOutput; results carry refs; GetResultOutput reads them). 0 = never. */
     outputByRefBytes: int(0, 2 ** 31).default(256 * 1024),
-    /** A GetResultOutput or FetchBlob stream whose reader takes no chunk for this long is reset (RST_STREAM CANCEL), so a reader that never reads holds nothing for ever. */
+    /** A GetResultOutput or FetchBlob stream whose reader takes no chunk for this long is reset (RST_STREAM CANCEL), so a reader that never reads holds nothing for ever; so is a call whose large request message stops arriving (inbound-budget.ts). */
     outputStallMs: int(100, 3_600_000).default(60_000),
     /** Bytes of request messages that may be arriving at once, over all calls; a large message beyond it is refused unread (retryable). */
     maxInboundBytes: int(64 * 1024 * 1024, 2 ** 40).default(1024 * 1024 * 1024),
@@ -296,8 +296,7 @@ export interface LoadConfigOptions {
 
 /** Settings renamed, old name → new name: the old name still works, with a deprecation message. */
 const RENAMED_SETTINGS: Readonly<Record<LoadConfigOptions["section"], Readonly<Record<string, string>>>> = {
-  // "queue" selected the bus; the ready queue is in memory whatever it said.
-  scheduler: { queue: "bus" },
+  scheduler: { queue: "bus" }, // "queue" selected the bus; the ready queue is in memory whatever it said
   agent: {},
 };
 

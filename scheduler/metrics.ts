@@ -101,10 +101,19 @@ export class SchedulerMetrics {
     });
     new Gauge({
       name: "distx_inbound_request_bytes",
-      help: "Bytes of request messages still arriving (bounded by maxInboundBytes).",
+      help: "Whole sizes of the request messages over 2 MiB under way (bounded by maxInboundBytes).",
       registers: [registry],
       collect() {
         this.set(inboundRequests.heldBytes);
+      },
+    });
+    new Counter({
+      name: "distx_inbound_requests_stalled_total",
+      help: "Request messages over 2 MiB whose bytes stopped coming for outputStallMs: dropped unused, their calls ended.",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(inboundRequests.stalled);
       },
     });
     new Counter({

@@ -75,7 +75,7 @@ export class Scheduler {
     this.core.acceptsJobs = () => this.lifecycle.acceptsJobs;
     this.monitoring.notReady = () => this.lifecycle.notReady();
     this.core.resultCache = config.resultCacheTtlS > 0;
-    this.server = new grpc.Server({ ...CHANNEL_OPTIONS, interceptors: [new InboundBudget(config.maxInboundBytes).interceptor, this.preAuth.interceptor] });
+    this.server = new grpc.Server({ ...CHANNEL_OPTIONS, interceptors: [new InboundBudget(config.maxInboundBytes, config.outputStallMs).interceptor, this.preAuth.interceptor] });
     // The two contract services are added at start(), once the security setup (async) is open.
     this.quotas = new TenantQuotas(config, this.core, log);
     // Reflection describes our contract and the standard health service, so tools see both.

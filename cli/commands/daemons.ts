@@ -47,7 +47,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--quota-output-bytes <bytes>", "bytes of outputs by reference kept for a tenant's jobs")
     .option("--output-by-ref-bytes <bytes>", "task outputs of at least this size are uploaded by agents and read by reference; 0 = never (env DISTX_OUTPUT_BY_REF_BYTES)")
     .option("--max-inbound-bytes <bytes>", "request bytes that may be arriving at once; a large message beyond it is refused, retryable (env DISTX_MAX_INBOUND_BYTES)")
-    .option("--output-stall-ms <ms>", "end a GetResultOutput stream whose client takes nothing for this long (env DISTX_OUTPUT_STALL_MS)")
+    .option("--output-stall-ms <ms>", "end a GetResultOutput/FetchBlob stream whose client takes nothing, or a call whose large request stops arriving, for this long (env DISTX_OUTPUT_STALL_MS)")
     .option("--kernel-ttl-s <s>", "remove kernels no job has used for this long; 0 = never")
     .option("--placement <policy>", "placement policy: forecast (estimated finish time, forecast host load), finish-time (the same without the forecast: last load sample) or capacity (env DISTX_PLACEMENT)")
     .option("--saturation-threshold <u>", "utilisation (0..1) that counts as saturated for predicted_saturation events")

@@ -15,13 +15,15 @@ import { fixtureKernel } from "../../helpers/fixtures.js";
 import { MiB, mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 
 const BUDGET = 96 * MiB;
+/** A large request message whose bytes stop coming for this long gives its claim back. */
+const STALL_MS = 4000;
 let c: TestCluster;
 let raw: grpc.Client;
 
 beforeAll(async () => {
   c = await startTestCluster("inbound-budget", {
     agents: 1,
-    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000", "--drain-grace-ms", "2000", "--max-inbound-bytes", String(BUDGET)],
+    schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000", "--drain-grace-ms", "2000", "--max-inbound-bytes", String(BUDGET), "--output-stall-ms", String(STALL_MS)],
   });
   const tls = secureChannel(c.address, { ca: readFileSync(c.cluster.credentialFiles().caFile) });
   raw = new grpc.Client(c.address, tls.credentials, { ...CHANNEL_OPTIONS, ...tls.options, "grpc.max_send_message_length": -1 });
@@ -73,11 +75,13 @@ describe("request bytes arriving at once", () => {
     expect(await metric("distx_inbound_requests_refused_total")).toBe(refused.length);
   }, 90_000);
 
-  it("a caller that claims the budget and stalls holds no memory for it; the typed client's refused submit is retried and lands once", async () => {
+  it("a caller that claims the budget and stalls holds no memory for it, and loses the claim after the stall time; the typed client's refused submit is retried and lands once", async () => {
     const { kernelId } = await c.client.registerKernel(await fixtureKernel("echo"), { name: "echo" });
     // Raw HTTP/2 callers announce two 48 MiB messages (the whole budget), send 1 KiB of each, and stop.
     const session = http2.connect(`https://${c.address}`, { ca: readFileSync(c.cluster.credentialFiles().caFile) });
     session.on("error", () => undefined);
+    let endedAt: number | undefined;
+    const claimedAt = Date.now();
     const stalled = [0, 1].map(() => {
       const stream = session.request({
         ":method": "POST",
@@ -87,6 +91,7 @@ describe("request bytes arriving at once", () => {
         authorization: `Bearer ${c.adminToken}`,
       });
       stream.on("error", () => undefined);
+      stream.on("close", () => void (endedAt ??= Date.now()));
       const prefix = Buffer.alloc(5);
       prefix.writeUInt32BE(48 * MiB, 1);
       stream.write(Buffer.concat([prefix, Buffer.alloc(1024)]));
@@ -105,8 +110,12 @@ describe("request bytes arriving at once", () => {
     await expect.poll(() => metric("distx_inbound_requests_refused_total"), { timeout: 10_000 }).toBeGreaterThan(refusedBefore);
     // The claims were counted, not held: what arrived of them is 2 KiB.
     expect(procMemory(schedulerPid(c.cluster), "VmRSS") - rssWhileClaimed).toBeLessThan(32 * MiB);
-    for (const stream of stalled) stream.close(http2.constants.NGHTTP2_CANCEL); // the stallers go away: their claims are given back
+    // The stallers stay silent: after the stall time the scheduler ends their calls and takes the
+    // claims back, and the submit, retried with backoff meanwhile, gets in.
     const { jobId, taskCount } = await submitted;
+    expect(await metric("distx_inbound_requests_stalled_total")).toBe(2);
+    expect(stalled.every((s) => s.closed)).toBe(true);
+    expect(endedAt! - claimedAt).toBeGreaterThanOrEqual(STALL_MS - 500);
     expect(taskCount).toBe(96);
     const job = await c.client.waitForJob(jobId);
     expect(job.state).toBe("JOB_STATE_SUCCEEDED");
