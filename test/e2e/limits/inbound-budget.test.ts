@@ -8,10 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHANNEL_OPTIONS } from "../../../common/proto.js";
-import { secureChannel } from "../../../common/secure-channel.js";
 import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
+import { rawClient, rawUnary } from "../../helpers/raw-grpc.js";
 import { MiB, mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 
 const BUDGET = 96 * MiB;
@@ -25,8 +24,7 @@ beforeAll(async () => {
     agents: 1,
     schedulerArgs: ["--heartbeat-interval-ms", "200", "--agent-timeout-ms", "2000", "--drain-grace-ms", "2000", "--max-inbound-bytes", String(BUDGET), "--output-stall-ms", String(STALL_MS)],
   });
-  const tls = secureChannel(c.address, { ca: readFileSync(c.cluster.credentialFiles().caFile) });
-  raw = new grpc.Client(c.address, tls.credentials, { ...CHANNEL_OPTIONS, ...tls.options, "grpc.max_send_message_length": -1 });
+  raw = rawClient(c);
 }, 60_000);
 
 afterAll(async () => {
@@ -45,18 +43,9 @@ describe("request bytes arriving at once", () => {
   it("are bounded by maxInboundBytes: large messages beyond it are refused unread, retryably", async () => {
     const pid = schedulerPid(c.cluster);
     const before = procMemory(pid, "VmHWM");
-    const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${c.adminToken}`);
     // Not a valid SubmitJobRequest: one that is let in is answered INVALID_ARGUMENT once decoded.
     const body = Buffer.alloc(40 * MiB, 1);
-    const answers = await Promise.all(
-      [0, 1, 2, 3, 4, 5].map(
-        () =>
-          new Promise<grpc.ServiceError | null>((resolve) =>
-            raw.makeUnaryRequest("/distributex.v1.DistributeX/SubmitJob", (b: Buffer) => b, (b: Buffer) => b, body, md, { deadline: Date.now() + 60_000 }, (e) => resolve(e)),
-          ),
-      ),
-    );
+    const answers = await Promise.all([0, 1, 2, 3, 4, 5].map(() => rawUnary(raw, "/distributex.v1.DistributeX/SubmitJob", body, `Bearer ${c.adminToken}`)));
     const peak = procMemory(pid, "VmHWM");
     const refused = answers.filter((e) => e?.code === grpc.status.UNAVAILABLE);
     const read = answers.filter((e) => e?.code === grpc.status.INVALID_ARGUMENT);

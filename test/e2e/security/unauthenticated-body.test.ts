@@ -6,12 +6,10 @@
 // caller's role against the method, and a refused call's body is never read; the methods that
 // must run without credentials (Join, RenewCertificate, health, reflection) take small messages only.
 import * as grpc from "@grpc/grpc-js";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHANNEL_OPTIONS } from "../../../common/proto.js";
-import { secureChannel } from "../../../common/secure-channel.js";
 import { startTestCluster, type TestCluster } from "../../helpers/cluster.js";
 import { fixtureKernel } from "../../helpers/fixtures.js";
+import { rawClient, rawUnary } from "../../helpers/raw-grpc.js";
 import { MiB, mib, procMemory, schedulerPid } from "../../helpers/rss.js";
 
 let c: TestCluster;
@@ -19,9 +17,7 @@ let raw: grpc.Client;
 
 beforeAll(async () => {
   c = await startTestCluster("unauthenticated-body", { agents: 1, workersPerAgent: 1 });
-  const tls = secureChannel(c.address, { ca: readFileSync(c.cluster.credentialFiles().caFile) });
-  // This client may send as much as it likes: only the server's handling is under test.
-  raw = new grpc.Client(c.address, tls.credentials, { ...CHANNEL_OPTIONS, ...tls.options, "grpc.max_send_message_length": -1 });
+  raw = rawClient(c);
 }, 60_000);
 
 afterAll(async () => {
@@ -29,14 +25,7 @@ afterAll(async () => {
   await c?.stop();
 });
 
-/** One unary call with a raw body; resolves with its status (never throws). */
-function call(method: string, body: Buffer, authorization?: string): Promise<grpc.ServiceError | null> {
-  const md = new grpc.Metadata();
-  if (authorization !== undefined) md.set("authorization", authorization);
-  return new Promise((resolve) =>
-    raw.makeUnaryRequest(method, (b: Buffer) => b, (b: Buffer) => b, body, md, { deadline: Date.now() + 60_000 }, (e) => resolve(e)),
-  );
-}
+const call = (method: string, body: Buffer, authorization?: string) => rawUnary(raw, method, body, authorization);
 
 describe("requests without valid credentials", () => {
   it("are refused from their headers: the scheduler never holds their bodies", async () => {
