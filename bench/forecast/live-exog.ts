@@ -3,6 +3,7 @@
  * forecast a node's utilisation? Issue #14: the exogenous ARX member (scheduler/forecast/arx-member.ts).
  *
  *   npx tsx bench/forecast/live-exog.ts bench/forecast/recordings/*.ndjson [--out FILE.json]
+ *   npx tsx bench/forecast/live-exog.ts TRAIN.ndjson... --validate HELD.ndjson [--validate ...] [--out FILE.json]
  *
  * The discipline of live-tune.ts: each recording is split at 70 % of its span; every candidate
  * (ARX lags × input set, on top of the utilisation forecaster's settings) is replayed over the
@@ -10,6 +11,9 @@
  * mean training ratio is the choice. Then the held-out part (last 30 %) is scored for the current
  * settings (no inputs), the choice and the best candidate with inputs: per recording, their mean,
  * and pooled over all recordings (total model error / total naive error, the gauge's pooling).
+ * With --validate: whole recordings instead of a split. Every candidate is replayed over each
+ * training recording whole (the gauge at its end), the lowest mean is the choice, and every
+ * candidate is then scored whole on the --validate recordings, which took no part in the choice.
  */
 import { writeFileSync } from "node:fs";
 import { relative, resolve } from "node:path";
@@ -21,8 +25,10 @@ import { readRecording, replayScore, splitTime, type LiveForecasterOptions } fro
 
 const argv = process.argv.slice(2);
 const outIdx = argv.indexOf("--out");
-const files = argv.filter((a, i) => !a.startsWith("--") && (outIdx < 0 || i !== outIdx + 1));
-if (files.length === 0) throw new Error("usage: live-exog.ts RECORDING.ndjson [...] [--out FILE]");
+const valued = new Set(argv.flatMap((a, i) => (a === "--out" || a === "--validate" ? [i + 1] : [])));
+const files = argv.filter((a, i) => !a.startsWith("--") && !valued.has(i));
+const validateFiles = argv.flatMap((a, i) => (a === "--validate" && argv[i + 1] ? [argv[i + 1]!] : []));
+if (files.length === 0) throw new Error("usage: live-exog.ts RECORDING.ndjson [...] [--validate HELD.ndjson ...] [--out FILE]");
 const TRAIN_FRACTION = 0.7;
 const root = repoRoot();
 
@@ -52,6 +58,7 @@ const INPUT_SETS: Record<string, UtilizationInputs> = {
 };
 const model = UTILIZATION_FORECASTER.model!;
 const candidates: { name: string; options: LiveForecasterOptions; inputs: UtilizationInputs | null }[] = [
+  // The scheduler's settings without inputs (its default until the pinned runs of 2026-11-29).
   { name: "current (no inputs)", options: UTILIZATION_FORECASTER, inputs: null },
 ];
 for (const [setName, inputs] of Object.entries(INPUT_SETS)) {
@@ -78,6 +85,13 @@ const mean = (xs: number[]) => {
   const ok = xs.filter((x) => Number.isFinite(x));
   return ok.length > 0 ? ok.reduce((a, b) => a + b, 0) / ok.length : Number.NaN;
 };
+if (validateFiles.length > 0) {
+  // Before the split replays below, which this mode does not use.
+  wholeRuns();
+  await new Promise<void>((done) => process.stdout.write("", () => done())); // flushed before exit (a pipe writes async)
+  process.exit(0);
+}
+
 const trainOf = (c: (typeof candidates)[number]) => recordings.map((r) => replayScore(r.recs, 1000, c.options, r.split, r.split, c.inputs));
 const scored = candidates.map((c) => {
   const runs = trainOf(c);
@@ -128,6 +142,32 @@ function signal(recs: readonly RecordedLoad[]) {
   }
   const avg = (k: number) => (ends.length > 0 ? ends.reduce((a, e) => a + e[k]!, 0) / ends.length : Number.NaN);
   return { burstEnds: ends.length, ownShareBefore: avg(0), change1: avg(1), change3: avg(2), ownWorkVsNaive: naive > 0 ? ownWork / naive : Number.NaN };
+}
+
+/** --validate: choose on whole training recordings, score every candidate whole on the held-out ones. */
+function wholeRuns(): void {
+  const held = validateFiles.map((f) => ({ file: relative(root, resolve(f)), recs: readRecording(f) }));
+  const whole = (recs: readonly RecordedLoad[], c: (typeof candidates)[number]) => replayScore(recs, 1000, c.options, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, c.inputs).all;
+  const rows = candidates.map((c) => {
+    const train = recordings.map((r) => whole(r.recs, c));
+    const validation = held.map((r) => whole(r.recs, c));
+    console.error(`${c.name}: train ${train.map((x) => x.toFixed(4)).join(" ")} | validation ${validation.map((x) => x.toFixed(4)).join(" ")}`);
+    return { name: c.name, options: c.options, train, trainMean: mean(train), validation, validationMean: mean(validation) };
+  });
+  let chosen = rows[0]!;
+  for (const r of rows) if (r.trainMean < chosen.trainMean) chosen = r;
+  const result = {
+    comment: "Written by bench/forecast/live-exog.ts --validate: each candidate replayed over whole recordings; chosen on the training recordings' mean whole-run ratio, then scored on the held-out recordings.",
+    generatedAt: new Date().toISOString(),
+    training: recordings.map((r) => r.file),
+    validation: held.map((r) => r.file),
+    current: rows[0],
+    chosen,
+    candidates: rows,
+    signal: [...recordings, ...held].map((r) => ({ file: r.file, ...signal(r.recs) })),
+  };
+  if (outIdx >= 0) writeFileSync(resolve(argv[outIdx + 1]!), JSON.stringify(result, null, 2) + "\n");
+  console.log(JSON.stringify({ ...result, candidates: undefined }, null, 2));
 }
 
 const report = (c: (typeof scored)[number]) => ({ name: c.name, options: c.options, train: { perRecording: c.perRecording, mean: c.train, pooled: c.trainPooled }, heldOut: heldOut(c) });

@@ -1,26 +1,31 @@
 /**
  * The live distx_forecast_error_ratio on a real local cluster under bursty load.
  *
- *   npm run bench:forecast-live -- [--seconds 360] [--seed 1] [--kafka] [--record FILE] [--out FILE]
+ *   npm run bench:forecast-live -- [--seconds 360] [--seed 1] [--kafka] [--pin-agents] [--record FILE] [--out FILE]
  *
  * Starts a scheduler and two 1-worker agents as separate processes through the CLI (as
  * bench/queue does; --kafka: Kafka bus + Redis state from DISTX_TEST_KAFKA / DISTX_TEST_REDIS),
  * drives it with bursts of montecarlo_pi jobs separated by idle gaps (seeded, live-load.ts: burst
  * 6–30 s at one or two jobs in flight, gap 4–30 s; the phases are written out), scrapes the scheduler's /metrics every 10 s and
  * prints the gauge over time. The scheduler records every heartbeat (DISTX_LOAD_RECORD_FILE);
- * at the end the recording is replayed through this build's live forecaster settings and the
- * previous ones (the baseline, same series), both scored like the gauge, whole and split 70/30
+ * at the end the recording is replayed through this build's live forecaster settings (fed the
+ * heartbeat inputs, as the scheduler does), the same without inputs, and the previous ones (the
+ * baseline, same series), each scored like the gauge, whole and split 70/30
  * by time (bench/forecast/live-tune.ts chooses settings on the first 70 % of a recording), and
  * through this build's settings with the naive gate on (LIVE_GATED_FORECASTER, same series).
+ * --pin-agents: agent i (all its threads) is pinned to core i as soon as the cluster is up
+ * (taskset -a, as test/e2e/placement.test.ts does), so each node's utilisation is its own core,
+ * as with one agent per host; the scheduler and this process stay unpinned. Written to the JSON.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { DistributeXClient } from "../../client/index.js";
 import { LocalCluster } from "../../cli/local-cluster.js";
 import { repoRoot } from "../../common/paths.js";
 import { getExampleKernel } from "../../kernels/reference/index.js";
-import { UTILIZATION_FORECASTER } from "../../scheduler/placement/load-model.js";
+import { UTILIZATION_FORECASTER, UTILIZATION_INPUTS } from "../../scheduler/placement/load-model.js";
 import { loadPlan, type LoadPhase } from "./live-load.js";
 import { LIVE_GATED_FORECASTER, LIVE_PREVIOUS_FORECASTER, readRecording, replayScore, splitTime } from "./live-replay.js";
 
@@ -32,6 +37,8 @@ const opt = (name: string) => {
 const seconds = Number(opt("--seconds") ?? 360);
 const seed = Number(opt("--seed") ?? 1);
 const kafka = argv.includes("--kafka");
+const pinAgents = argv.includes("--pin-agents");
+if (pinAgents && os.availableParallelism() < 2) throw new Error("--pin-agents needs a core per agent (2)");
 const size = Number(opt("--size") ?? 300_000_000);
 const root = repoRoot();
 const record = path.resolve(opt("--record") ?? path.join(root, "test-output", `forecast-live-${Date.now()}.ndjson`));
@@ -61,7 +68,24 @@ const ratioOf = (text: string): number => {
   return m ? Number(m[1]) : Number.NaN;
 };
 
+/** Pins every thread of `pid` to `core` (threads started later inherit it); returns each thread's allowed CPUs, as read back. */
+function pin(pid: number, core: number): string[] {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", String(core), String(pid)], { stdio: "ignore" });
+  if (r.status !== 0) throw new Error(`taskset could not pin pid ${pid} to core ${core}`);
+  const lists = readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"))?.[1] ?? "?");
+  return [...new Set(lists)];
+}
+
 const address = await cluster.start();
+const pinned = pinAgents
+  ? cluster.processes
+      .filter((p) => p.name.startsWith("agent-"))
+      .map((p) => {
+        const core = Number(p.name.slice("agent-".length));
+        return { agent: p.name, pid: p.child.pid!, core, threadsAllowed: pin(p.child.pid!, core) };
+      })
+  : null;
+if (pinned) console.error(`pinned: ${pinned.map((p) => `${p.agent}→core ${p.core} (threads on ${p.threadsAllowed.join("/")})`).join(", ")}`);
 const admin = await cluster.adminAddress("scheduler");
 const client = new DistributeXClient(address);
 const samples: { s: number; ratio: number; load1: number }[] = [];
@@ -118,15 +142,19 @@ try {
 const recs = readRecording(record);
 const stepMs = 1000;
 const split = splitTime(recs, 0.7);
-const current = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split);
+// As the scheduler's load model does: the utilisation forecaster is fed UTILIZATION_INPUTS.
+const current = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split, Number.POSITIVE_INFINITY, UTILIZATION_INPUTS);
+const withoutInputs = replayScore(recs, stepMs, UTILIZATION_FORECASTER, split);
 const previous = replayScore(recs, stepMs, LIVE_PREVIOUS_FORECASTER, split);
-const gated = replayScore(recs, stepMs, LIVE_GATED_FORECASTER, split);
+const gated = replayScore(recs, stepMs, LIVE_GATED_FORECASTER, split, Number.POSITIVE_INFINITY, UTILIZATION_INPUTS);
 const last = samples.filter((s) => Number.isFinite(s.ratio)).at(-1);
 const summary = {
   command: `bench/forecast/live.ts ${argv.join(" ")}`.trim(),
   seconds,
   seed,
   bus: kafka ? "kafka+redis" : "memory",
+  // null: agents unpinned (each reports the whole host's CPU); else agent i on core i.
+  pinned,
   jobs,
   failures,
   heartbeats: recs.length,
@@ -135,7 +163,7 @@ const summary = {
   liveGauge: samples,
   phases,
   loadavg: os.loadavg(),
-  replay: { current, previous, gated, gateSettings: LIVE_GATED_FORECASTER.model },
+  replay: { current, withoutInputs, previous, gated, gateSettings: LIVE_GATED_FORECASTER.model },
 };
 console.log(JSON.stringify(summary, null, 2));
 const out = opt("--out");

@@ -42,8 +42,9 @@ export interface LoadModelOptions {
   placementHorizonMs?: number;
   /**
    * Inputs given to the utilisation forecaster with each sample, for its ARX member (default
-   * none: no input set tried beat the forecaster without them on the recordings' training parts,
-   * bench/forecast/live-exog.json; UTILIZATION_INPUTS is the set to start from).
+   * UTILIZATION_INPUTS; null: none). Chosen on a pinned live recording (one agent per core, the
+   * shape of one agent per host) and held on a second (bench/forecast/live-exog-pinned-whole.json);
+   * on whole-host series (agents without affinity) it hardly moves the ratio (bench/results/forecast.md).
    */
   utilizationInputs?: UtilizationInputs | null;
   /** Forecaster options; the defaults keep a 4-minute history at 1 s steps (cheap enough per node). */
@@ -65,14 +66,17 @@ export const DEFAULT_LOAD_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> 
  * recording covers it.
  */
 export const UTILIZATION_FORECASTER: Omit<NodeLoadForecasterOptions, "stepMs"> = {
-  model: { ...DEFAULT_LOAD_FORECASTER.model, seasonality: "none", selectionHalfLifeSteps: 30 },
+  // arxLags 1: the ARX member fed UTILIZATION_INPUTS, chosen on a pinned recording (live-exog.ts
+  // --validate: seed 71 whole 0.941 against 0.980 without inputs; held-out seed 72 0.978 against 1.039).
+  model: { ...DEFAULT_LOAD_FORECASTER.model, seasonality: "none", selectionHalfLifeSteps: 30, arxLags: 1 },
 };
 
 /**
  * Inputs for the utilisation forecaster's ARX member (scheduler/forecast/arx-member.ts): what the
  * scheduler knows that last-value does not. A queue means the node stays busy; nothing running or
- * queued with the agent's own share high means that share is about to vanish. Not fed by default
- * (LoadModelOptions.utilizationInputs): on the recordings it did not beat the forecaster without it.
+ * queued with the agent's own share high means that share is about to vanish. Fed by default
+ * (LoadModelOptions.utilizationInputs): it pays where a node's series is its own cores (pinned
+ * recordings), and is within ±0.01 on bursty whole-host ones.
  */
 export type UtilizationInputs = (s: NodeLoadObservation) => number[];
 export const UTILIZATION_INPUTS: UtilizationInputs = (s) => {
@@ -143,7 +147,7 @@ export class NodeLoadModel {
     this.horizonMs = options.placementHorizonMs ?? 3 * options.stepMs;
     this.yields = options.yields ?? false;
     this.steps = options.pathSteps ?? PATH_STEPS;
-    this.inputs = options.utilizationInputs ?? null;
+    this.inputs = options.utilizationInputs === undefined ? UTILIZATION_INPUTS : options.utilizationInputs;
     this.pathMean = new Float64Array(this.steps.length);
     this.pathPoint = new Float64Array(this.steps.length);
   }

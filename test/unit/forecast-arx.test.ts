@@ -4,7 +4,7 @@
 // forecasters, the shared-series bench).
 import { describe, expect, it } from "vitest";
 import { NodeLoadForecaster, pooledErrorRatio } from "../../scheduler/forecast/index.js";
-import { NodeLoadModel, UTILIZATION_INPUTS } from "../../scheduler/placement/load-model.js";
+import { NodeLoadModel, UTILIZATION_FORECASTER, UTILIZATION_INPUTS } from "../../scheduler/placement/load-model.js";
 import { replayScore } from "../../bench/forecast/live-replay.js";
 import type { RecordedLoad } from "../../scheduler/placement/load-recorder.js";
 import { mulberry32 } from "../../kernels/reference/util.js";
@@ -78,18 +78,20 @@ describe("exogenous ARX member", () => {
     }).toThrow(RangeError);
   });
 
-  it("is fed by the load model only when asked, and replays to the same pooled ratio as the model's", () => {
+  it("is fed UTILIZATION_INPUTS by the load model unless told not to, and replays to the same pooled ratio as the model's", () => {
     const recs: RecordedLoad[] = [];
     const { y, on } = bursts(400, 9);
     y.forEach((cpu, t) => recs.push({ t: 1000 * t, node: "a", cpu, agentCpu: on[t] ? 0.3 : 0, running: on[t] ? 1 : 0, queued: on[t + 1] ? 1 : 0 }));
     const observe = (m: NodeLoadModel) =>
       recs.forEach((r) => m.observe({ atMs: r.t, cpuUtilization: r.cpu, agentCpuUtilization: r.agentCpu, runningTasks: r.running, queuedTasks: r.queued }));
-    const fed = new NodeLoadModel({ stepMs: 1000, workers: 1, useForecast: true, utilizationInputs: UTILIZATION_INPUTS });
-    const plain = new NodeLoadModel({ stepMs: 1000, workers: 1, useForecast: true });
+    const fed = new NodeLoadModel({ stepMs: 1000, workers: 1, useForecast: true });
+    const plain = new NodeLoadModel({ stepMs: 1000, workers: 1, useForecast: true, utilizationInputs: null });
     observe(fed);
     observe(plain);
-    expect(replayScore(recs, 1000, { model: { ...model } }, 280_000, Infinity, UTILIZATION_INPUTS).all).toBeCloseTo(pooledErrorRatio(fed.util.accuracy()), 12);
-    expect(replayScore(recs, 1000, { model: { ...model } }, 280_000).all).toBeCloseTo(pooledErrorRatio(plain.util.accuracy()), 12);
+    expect(replayScore(recs, 1000, UTILIZATION_FORECASTER, 280_000, Infinity, UTILIZATION_INPUTS).all).toBeCloseTo(pooledErrorRatio(fed.util.accuracy()), 12);
+    expect(replayScore(recs, 1000, UTILIZATION_FORECASTER, 280_000).all).toBeCloseTo(pooledErrorRatio(plain.util.accuracy()), 12);
+    // Fed by default, not by the caller: the forecasts differ.
+    expect(pooledErrorRatio(fed.util.accuracy())).not.toBe(pooledErrorRatio(plain.util.accuracy()));
     // Background and queue forecasters never get inputs: the same either way.
     expect(fed.bg.accuracy()).toEqual(plain.bg.accuracy());
     expect(fed.queue.accuracy()).toEqual(plain.queue.accuracy());
