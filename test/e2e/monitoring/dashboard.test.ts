@@ -46,7 +46,9 @@ describe("live dashboard", () => {
       await page.evaluate(() => ((window as unknown as { __mark: number }).__mark = 42));
 
       const { kernelId } = await client.registerKernelFile(path.join(builtKernelsDir(), "montecarlo_pi.wasm"));
-      const inputs = getExampleKernel("montecarlo_pi").makeTasks({ tasks: 6, size: 600_000_000 });
+      // Long enough (about 5 s) to be seen running by a page that renders late: with 6e8 samples
+      // one CI run finished the job in 1.0 s, before its busy Chromium ever showed it running.
+      const inputs = getExampleKernel("montecarlo_pi").makeTasks({ tasks: 6, size: 3_000_000_000 });
       const { jobId } = await client.submitJob({ kernelId, inputs, name: "dashboard-job" });
       const row = page.locator(`tr[data-job="${jobId}"]`);
       await page.waitForSelector(`tr[data-job="${jobId}"][data-state="running"]`, { timeout: 15_000 });
