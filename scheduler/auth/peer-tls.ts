@@ -6,17 +6,14 @@
 // if an upgrade moves it, the diagnosis is simply absent (the plain "no credentials" answer), and
 // test/e2e/security/cert-expiry.test.ts fails.
 import { TLSSocket, type PeerCertificate } from "node:tls";
+import { findInCallChain } from "../services/call-chain.js";
 import { nodeIdFromSubjectAltName } from "./pki.js";
 
 /** The TLS socket under a grpc-js server call, or undefined (plaintext, or internals moved). */
 export function peerTlsSocket(call: object): TLSSocket | undefined {
-  let c: unknown = (call as { call?: unknown }).call;
-  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
-    const socket = (c as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
-    if (socket !== undefined) return socket instanceof TLSSocket ? socket : undefined;
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
-  return undefined;
+  // The first link with a session socket decides: a plaintext one means no TLS socket at all.
+  const socket = findInCallChain((call as { call?: unknown }).call, (c) => (c as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket ?? undefined);
+  return socket instanceof TLSSocket ? socket : undefined;
 }
 
 /** The OpenSSL verify code (Node keeps it as a string there, though its types say Error). */

@@ -13,6 +13,7 @@
 // If an upgrade moves them, nothing is counted and test/e2e/limits/inbound-budget.test.ts fails.
 import * as grpc from "@grpc/grpc-js";
 import { constants as h2 } from "node:http2";
+import { findInCallChain } from "./call-chain.js";
 
 /** grpc-js's StreamDecoder, as far as this file reads and wraps it. */
 interface RequestDecoder {
@@ -33,13 +34,10 @@ const READING_MESSAGE = 2;
 
 /** The call under the interceptors, if grpc-js's internals are where this file expects them. */
 export function baseCallOf(call: grpc.ServerInterceptingCallInterface): BaseCall | undefined {
-  let c: unknown = call;
-  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
+  return findInCallChain(call, (c) => {
     const decoder = (c as { decoder?: Partial<RequestDecoder> }).decoder;
-    if (decoder && typeof decoder.write === "function" && typeof decoder.readState === "number" && "maxReceiveMessageSize" in c && "stream" in c) return c as BaseCall;
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
-  return undefined;
+    return decoder && typeof decoder.write === "function" && typeof decoder.readState === "number" && "maxReceiveMessageSize" in c && "stream" in c ? (c as BaseCall) : undefined;
+  });
 }
 
 const MiB = 1024 * 1024;

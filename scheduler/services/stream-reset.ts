@@ -7,6 +7,7 @@
 // internals (server call → interceptors' nextCall → .stream, grpc-js 1.10+); the tests that stall
 // a reader (outputs-stalled-reader) fail if an upgrade moves it.
 import { constants } from "node:http2";
+import { findInCallChain } from "./call-chain.js";
 
 interface ResettableStream {
   close(code: number): void;
@@ -19,16 +20,13 @@ function isResettable(s: unknown): s is ResettableStream {
 
 /** Resets the HTTP/2 stream under a grpc-js server call (RST_STREAM CANCEL); false if it was not found. */
 export function resetServerStream(call: object): boolean {
-  let c: unknown = (call as { call?: unknown }).call;
-  for (let depth = 0; depth < 8 && typeof c === "object" && c !== null; depth++) {
-    const stream = (c as { stream?: unknown }).stream;
-    if (isResettable(stream)) {
-      if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
-      return true;
-    }
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
-  return false;
+  const stream = findInCallChain((call as { call?: unknown }).call, (c) => {
+    const s = (c as { stream?: unknown }).stream;
+    return isResettable(s) ? s : undefined;
+  });
+  if (!stream) return false;
+  if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+  return true;
 }
 
 /** Milliseconds until the call's deadline (Infinity without one). */
